@@ -1,0 +1,236 @@
+//! identitystore: users in the Identity Center directory.
+
+use aws_sdk_identitystore::types::{AlternateIdentifier, Email, Name, UniqueAttribute};
+use aws_smithy_types::Document;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::action::{Action, Plan, Verdict};
+use crate::aws::parse_duration;
+use crate::context::{Context, Event};
+use crate::error::{PluginError, aws};
+use crate::poll::{Status, until_done};
+
+/// The user's id, or None when no user has this name.
+pub async fn user_id(
+    ctx: &Context,
+    region: Option<&str>,
+    store: &str,
+    user_name: &str,
+) -> Result<Option<String>, PluginError> {
+    let attr = UniqueAttribute::builder()
+        .attribute_path("userName")
+        .attribute_value(Document::String(user_name.to_string()))
+        .build()
+        .map_err(|e| PluginError::Other(e.to_string()))?;
+    let res = ctx
+        .identitystore(region)
+        .await?
+        .get_user_id()
+        .identity_store_id(store)
+        .alternate_identifier(AlternateIdentifier::UniqueAttribute(attr))
+        .send()
+        .await;
+    match res {
+        Ok(out) => Ok(Some(out.user_id().to_string())),
+        Err(e) => {
+            let e = aws("identitystore:GetUserId", e);
+            if e.code() == Some("ResourceNotFoundException") {
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnsureUserParams {
+    /// The identity store id (`d-xxxxxxxxxx`, from `sso-admin.find-instance`).
+    pub identity_store_id: String,
+    /// Sign-in name of the user.
+    pub user_name: String,
+    /// Name shown in the portal.
+    pub display_name: String,
+    /// First name.
+    pub given_name: String,
+    /// Last name.
+    pub family_name: String,
+    /// Work email address.
+    pub email: String,
+    /// The Identity Center home region (default: the configured region).
+    #[serde(default)]
+    pub region: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct User {
+    /// The user's id in the identity store.
+    pub user_id: String,
+    /// True when this run created the user.
+    pub created: bool,
+}
+
+pub struct EnsureUser;
+
+impl Action for EnsureUser {
+    type Params = EnsureUserParams;
+    type Outputs = User;
+    const NAME: &'static str = "identitystore.ensure-user";
+    const SUMMARY: &'static str =
+        "Creates a user in the Identity Center directory unless one with this user name exists.";
+    const MUTATES: bool = true;
+
+    fn cli(p: &Value) -> Vec<String> {
+        let s = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        vec![
+            format!(
+                "aws identitystore get-user-id --identity-store-id STORE_ID --alternate-identifier '{{\"UniqueAttribute\":{{\"AttributePath\":\"userName\",\"AttributeValue\":\"{}\"}}}}'",
+                s("user_name")
+            ),
+            format!(
+                "aws identitystore create-user --identity-store-id STORE_ID --user-name {} --display-name '{}' --name GivenName='{}',FamilyName='{}' --emails Value={},Type=work,Primary=true",
+                s("user_name"),
+                s("display_name"),
+                s("given_name"),
+                s("family_name"),
+                s("email")
+            ),
+        ]
+    }
+
+    async fn plan(ctx: &Context, p: &EnsureUserParams) -> Result<Plan, PluginError> {
+        Ok(
+            match user_id(ctx, p.region.as_deref(), &p.identity_store_id, &p.user_name).await? {
+                Some(id) => Plan::one(Verdict::Exists, format!("user {} ({id})", p.user_name)),
+                None => Plan::one(Verdict::WouldCreate, format!("user {} <{}>", p.user_name, p.email)),
+            },
+        )
+    }
+
+    async fn apply(ctx: &Context, p: EnsureUserParams) -> Result<User, PluginError> {
+        let region = p.region.as_deref();
+        if let Some(id) = user_id(ctx, region, &p.identity_store_id, &p.user_name).await? {
+            return Ok(User {
+                user_id: id,
+                created: false,
+            });
+        }
+        ctx.emit(Event::Intent {
+            call: "identitystore:CreateUser".into(),
+            target: p.user_name.clone(),
+        });
+        let res = ctx
+            .identitystore(region)
+            .await?
+            .create_user()
+            .identity_store_id(&p.identity_store_id)
+            .user_name(&p.user_name)
+            .display_name(&p.display_name)
+            .name(
+                Name::builder()
+                    .given_name(&p.given_name)
+                    .family_name(&p.family_name)
+                    .build(),
+            )
+            .emails(Email::builder().value(&p.email).r#type("work").primary(true).build())
+            .send()
+            .await;
+        match res {
+            Ok(out) => {
+                ctx.emit(Event::Requested {
+                    call: "identitystore:CreateUser".into(),
+                    target: p.user_name.clone(),
+                    request_id: None,
+                });
+                Ok(User {
+                    user_id: out.user_id().to_string(),
+                    created: true,
+                })
+            }
+            Err(e) => {
+                let e = aws("identitystore:CreateUser", e);
+                if e.code() == Some("ConflictException") {
+                    if let Some(id) = user_id(ctx, region, &p.identity_store_id, &p.user_name).await? {
+                        return Ok(User {
+                            user_id: id,
+                            created: false,
+                        });
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+fn thirty_minutes() -> String {
+    "30m".into()
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaitForUserParams {
+    /// The identity store id (`d-xxxxxxxxxx`).
+    pub identity_store_id: String,
+    /// The user name as it will appear after the sync.
+    pub user_name: String,
+    /// How long to wait for the sync, e.g. `30m`.
+    #[serde(default = "thirty_minutes")]
+    pub timeout: String,
+    /// The Identity Center home region (default: the configured region).
+    #[serde(default)]
+    pub region: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SyncedUser {
+    /// The user's id in the identity store.
+    pub user_id: String,
+}
+
+pub struct WaitForUser;
+
+impl Action for WaitForUser {
+    type Params = WaitForUserParams;
+    type Outputs = SyncedUser;
+    const NAME: &'static str = "identitystore.wait-for-user";
+    const SUMMARY: &'static str =
+        "Waits until a user synced from Active Directory or an external IdP appears in the identity store.";
+    const MUTATES: bool = false;
+
+    fn cli(_: &Value) -> Vec<String> {
+        vec!["aws identitystore get-user-id --identity-store-id STORE_ID --alternate-identifier ...".into()]
+    }
+
+    async fn plan(ctx: &Context, p: &WaitForUserParams) -> Result<Plan, PluginError> {
+        Ok(
+            match user_id(ctx, p.region.as_deref(), &p.identity_store_id, &p.user_name).await? {
+                Some(id) => Plan::one(Verdict::Exists, format!("user {} ({id})", p.user_name)),
+                None => Plan::one(Verdict::Check, format!("wait for {} to be synced", p.user_name)),
+            },
+        )
+    }
+
+    async fn apply(ctx: &Context, p: WaitForUserParams) -> Result<SyncedUser, PluginError> {
+        let limit = parse_duration(&p.timeout).ok_or_else(|| PluginError::Params {
+            action: Self::NAME,
+            message: format!("timeout `{}` is not a duration like 30m", p.timeout),
+        })?;
+        let deadline = std::time::Instant::now() + limit;
+        let ctx = ctx.with_deadline(Some(ctx.deadline.map_or(deadline, |d| d.min(deadline))));
+        let what = format!("user {} to be synced", p.user_name);
+        let user_id = until_done(&ctx, &what, None, || async {
+            Ok(
+                match user_id(&ctx, p.region.as_deref(), &p.identity_store_id, &p.user_name).await? {
+                    Some(id) => Status::Done(id),
+                    None => Status::Pending("not synced yet".into()),
+                },
+            )
+        })
+        .await?;
+        Ok(SyncedUser { user_id })
+    }
+}

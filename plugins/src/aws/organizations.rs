@@ -1,0 +1,546 @@
+//! organizations: the organization itself, the management account, member accounts.
+
+use aws_sdk_organizations::types::{CreateAccountState, CreateAccountStatus, OrganizationFeatureSet};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::action::{Action, Plan, Verdict};
+use crate::aws::sts::{NoParams, caller};
+use crate::context::{Context, Event};
+use crate::error::{PluginError, aws};
+use crate::poll::{Status, until_done};
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Organization {
+    /// The organization id (`o-...`).
+    pub id: String,
+    /// The management account's id.
+    pub management_account_id: String,
+    /// `ALL` or `CONSOLIDATED_BILLING`.
+    pub feature_set: String,
+    /// True when this run created the organization.
+    pub created: bool,
+}
+
+/// The organization the caller belongs to, or None when it is in none.
+pub async fn describe(ctx: &Context) -> Result<Option<Organization>, PluginError> {
+    match ctx.organizations().await?.describe_organization().send().await {
+        Ok(out) => Ok(out.organization().map(|o| Organization {
+            id: o.id().unwrap_or_default().to_string(),
+            management_account_id: o.master_account_id().unwrap_or_default().to_string(),
+            feature_set: o.feature_set().map(|f| f.as_str().to_string()).unwrap_or_default(),
+            created: false,
+        })),
+        Err(e) => {
+            let e = aws("organizations:DescribeOrganization", e);
+            if e.code() == Some("AWSOrganizationsNotInUseException") {
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
+pub enum FeatureSet {
+    #[serde(rename = "ALL")]
+    All,
+    #[serde(rename = "CONSOLIDATED_BILLING")]
+    ConsolidatedBilling,
+}
+
+impl FeatureSet {
+    fn as_str(self) -> &'static str {
+        match self {
+            FeatureSet::All => "ALL",
+            FeatureSet::ConsolidatedBilling => "CONSOLIDATED_BILLING",
+        }
+    }
+}
+
+fn all() -> FeatureSet {
+    FeatureSet::All
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnsureOrganizationParams {
+    /// `ALL` (needed for IAM Identity Center) or `CONSOLIDATED_BILLING`.
+    #[serde(default = "all")]
+    pub feature_set: FeatureSet,
+}
+
+pub struct EnsureOrganization;
+
+impl Action for EnsureOrganization {
+    type Params = EnsureOrganizationParams;
+    type Outputs = Organization;
+    const NAME: &'static str = "organizations.ensure-organization";
+    const SUMMARY: &'static str = "Creates the AWS organization (all features) unless the account already manages one.";
+    const MUTATES: bool = true;
+
+    fn cli(_: &Value) -> Vec<String> {
+        vec![
+            "aws organizations describe-organization".into(),
+            "aws organizations create-organization --feature-set ALL".into(),
+        ]
+    }
+
+    async fn plan(ctx: &Context, p: &EnsureOrganizationParams) -> Result<Plan, PluginError> {
+        Ok(match describe(ctx).await? {
+            Some(o) if p.feature_set == FeatureSet::All && o.feature_set != "ALL" => Plan::one(
+                Verdict::WouldChange,
+                format!("organization {} needs all features enabled", o.id),
+            ),
+            Some(o) => Plan::one(Verdict::Exists, format!("organization {} ({})", o.id, o.feature_set)),
+            None => Plan::one(
+                Verdict::WouldCreate,
+                format!("organization with feature set {}", p.feature_set.as_str()),
+            ),
+        })
+    }
+
+    async fn apply(ctx: &Context, p: EnsureOrganizationParams) -> Result<Organization, PluginError> {
+        if let Some(o) = describe(ctx).await? {
+            if p.feature_set == FeatureSet::All && o.feature_set != "ALL" {
+                return Err(PluginError::Check {
+                    message: format!("organization {} has only consolidated billing; IAM Identity Center needs all features", o.id),
+                    hint: Some("in the Organizations console choose Settings > Enable all features; every member account must accept the handshake".into()),
+                });
+            }
+            return Ok(o);
+        }
+        let client = ctx.organizations().await?;
+        ctx.emit(Event::Intent {
+            call: "organizations:CreateOrganization".into(),
+            target: p.feature_set.as_str().into(),
+        });
+        let out = client
+            .create_organization()
+            .feature_set(OrganizationFeatureSet::from(p.feature_set.as_str()))
+            .send()
+            .await;
+        match out {
+            Ok(out) => {
+                ctx.emit(Event::Requested {
+                    call: "organizations:CreateOrganization".into(),
+                    target: p.feature_set.as_str().into(),
+                    request_id: None,
+                });
+                let o = out.organization();
+                Ok(Organization {
+                    id: o.and_then(|o| o.id()).unwrap_or_default().to_string(),
+                    management_account_id: o.and_then(|o| o.master_account_id()).unwrap_or_default().to_string(),
+                    feature_set: o
+                        .and_then(|o| o.feature_set())
+                        .map(|f| f.as_str().to_string())
+                        .unwrap_or_default(),
+                    created: true,
+                })
+            }
+            Err(e) => {
+                let e = aws("organizations:CreateOrganization", e);
+                // Someone made it between our look and our create: take theirs.
+                if e.code() == Some("AlreadyInOrganizationException") {
+                    if let Some(o) = describe(ctx).await? {
+                        return Ok(o);
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ManagementCheck {
+    /// The caller's account.
+    pub account_id: String,
+    /// The organization's management account.
+    pub management_account_id: String,
+}
+
+pub struct CheckManagementAccount;
+
+impl Action for CheckManagementAccount {
+    type Params = NoParams;
+    type Outputs = ManagementCheck;
+    const NAME: &'static str = "organizations.check-management-account";
+    const SUMMARY: &'static str =
+        "Checks that the caller is the organization's management account; fails from a member account.";
+    const MUTATES: bool = false;
+
+    fn cli(_: &Value) -> Vec<String> {
+        vec![
+            "aws sts get-caller-identity --query Account".into(),
+            "aws organizations describe-organization --query Organization.MasterAccountId".into(),
+        ]
+    }
+
+    async fn plan(_ctx: &Context, _p: &NoParams) -> Result<Plan, PluginError> {
+        Ok(Plan::one(Verdict::Check, "caller is the management account"))
+    }
+
+    async fn apply(ctx: &Context, _p: NoParams) -> Result<ManagementCheck, PluginError> {
+        let me = caller(ctx).await?;
+        let Some(org) = describe(ctx).await? else {
+            return Err(PluginError::Check {
+                message: format!("account {} is not in an organization", me.account_id),
+                hint: Some("create the organization first (Part 2), or sign in to the management account".into()),
+            });
+        };
+        if org.management_account_id != me.account_id {
+            return Err(PluginError::Check {
+                message: format!(
+                    "account {} is a member of organization {}; its management account is {}",
+                    me.account_id, org.id, org.management_account_id
+                ),
+                hint: Some("sign in to the management account and run again".into()),
+            });
+        }
+        Ok(ManagementCheck {
+            account_id: me.account_id,
+            management_account_id: org.management_account_id,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct AccountSummary {
+    /// Account id.
+    pub id: String,
+    /// Account name.
+    pub name: String,
+    /// Root user email.
+    pub email: String,
+    /// ACTIVE, SUSPENDED or PENDING_CLOSURE.
+    pub status: String,
+}
+
+/// Every account of the organization, all pages.
+pub async fn all_accounts(ctx: &Context) -> Result<Vec<AccountSummary>, PluginError> {
+    let client = ctx.organizations().await?;
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = client
+            .list_accounts()
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|e| aws("organizations:ListAccounts", e))?;
+        for a in page.accounts() {
+            #[allow(deprecated)]
+            let status = a.status().map(|s| s.as_str().to_string()).unwrap_or_default();
+            out.push(AccountSummary {
+                id: a.id().unwrap_or_default().to_string(),
+                name: a.name().unwrap_or_default().to_string(),
+                email: a.email().unwrap_or_default().to_string(),
+                status,
+            });
+        }
+        match page.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => return Ok(out),
+        }
+    }
+}
+
+/// Account creations still in progress, all pages.
+async fn in_progress(ctx: &Context) -> Result<Vec<CreateAccountStatus>, PluginError> {
+    let client = ctx.organizations().await?;
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = client
+            .list_create_account_status()
+            .states(CreateAccountState::InProgress)
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|e| aws("organizations:ListCreateAccountStatus", e))?;
+        out.extend(page.create_account_statuses().iter().cloned());
+        match page.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => return Ok(out),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnsureAccountParams {
+    /// Account name (at most 50 characters), e.g. `acme-payments-prod`.
+    pub name: String,
+    /// Root user email of the new account; must be unused in AWS.
+    pub email: String,
+    /// A regular expression the whole name must match (the naming standard).
+    #[serde(default)]
+    pub naming_pattern: Option<String>,
+    /// Role created in the new account for the management account (default OrganizationAccountAccessRole).
+    #[serde(default)]
+    pub role_name: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct EnsuredAccount {
+    /// The member account's id.
+    pub account_id: String,
+    /// The CreateAccount request id, when this run (or an interrupted one) created it.
+    pub create_request_id: Option<String>,
+    /// True when this run created the account.
+    pub created: bool,
+}
+
+pub struct EnsureAccount;
+
+fn check_name(p: &EnsureAccountParams) -> Result<(), PluginError> {
+    if p.name.is_empty() || p.name.chars().count() > 50 || p.name.chars().any(|c| c.is_control()) {
+        return Err(PluginError::Check {
+            message: format!("account name `{}` must be 1 to 50 printable characters", p.name),
+            hint: None,
+        });
+    }
+    if let Some(pat) = &p.naming_pattern {
+        let re = regex::Regex::new(&format!("^(?:{pat})$")).map_err(|e| PluginError::Params {
+            action: EnsureAccount::NAME,
+            message: format!("naming_pattern: {e}"),
+        })?;
+        if !re.is_match(&p.name) {
+            return Err(PluginError::Check {
+                message: format!("account name `{}` does not follow the naming standard `{pat}`", p.name),
+                hint: Some("use organization-purpose-environment, e.g. acme-payments-prod".into()),
+            });
+        }
+    }
+    if !p.email.contains('@') {
+        return Err(PluginError::Check {
+            message: format!("`{}` is not an email address", p.email),
+            hint: None,
+        });
+    }
+    Ok(())
+}
+
+fn failure_hint(reason: &str) -> Option<String> {
+    Some(
+        match reason {
+            "EMAIL_ALREADY_EXISTS" => {
+                "another AWS account uses this email; choose a new address (a distribution list alias works)"
+            }
+            "ACCOUNT_LIMIT_EXCEEDED" => {
+                "the organization reached its account quota; request an increase in Service Quotas"
+            }
+            "CONCURRENT_ACCOUNT_MODIFICATION" => "another account operation was running; run the step again",
+            "INVALID_EMAIL" => "the email address was refused; check it",
+            _ => return None,
+        }
+        .to_string(),
+    )
+}
+
+/// Polls one CreateAccount request to its end.
+pub async fn wait_for_account(ctx: &Context, request_id: &str, name: &str) -> Result<String, PluginError> {
+    let client = ctx.organizations().await?;
+    let what = format!("creation of account {name}");
+    until_done(ctx, &what, Some(request_id), || {
+        let client = client.clone();
+        async move {
+            let out = client
+                .describe_create_account_status()
+                .create_account_request_id(request_id)
+                .send()
+                .await
+                .map_err(|e| aws("organizations:DescribeCreateAccountStatus", e))?;
+            let st = out.create_account_status();
+            Ok(match st.and_then(|s| s.state()) {
+                Some(CreateAccountState::Succeeded) => {
+                    Status::Done(st.and_then(|s| s.account_id()).unwrap_or_default().to_string())
+                }
+                Some(CreateAccountState::Failed) => Status::Failed(
+                    st.and_then(|s| s.failure_reason())
+                        .map(|r| r.as_str().to_string())
+                        .unwrap_or_else(|| "no reason given".into()),
+                ),
+                other => Status::Pending(
+                    other
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_else(|| "unknown".into()),
+                ),
+            })
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        PluginError::Failed {
+            what,
+            reason,
+            request_id,
+            ..
+        } => PluginError::Failed {
+            hint: failure_hint(&reason),
+            what,
+            reason,
+            request_id,
+        },
+        e => e,
+    })
+}
+
+impl Action for EnsureAccount {
+    type Params = EnsureAccountParams;
+    type Outputs = EnsuredAccount;
+    const NAME: &'static str = "organizations.ensure-account";
+    const SUMMARY: &'static str =
+        "Creates a member account unless one with this email exists; waits for CreateAccount to finish.";
+    const MUTATES: bool = true;
+
+    fn cli(p: &Value) -> Vec<String> {
+        vec![
+            "aws organizations list-accounts".into(),
+            format!(
+                "aws organizations create-account --account-name {} --email {}",
+                p.get("name").and_then(Value::as_str).unwrap_or("NAME"),
+                p.get("email").and_then(Value::as_str).unwrap_or("EMAIL")
+            ),
+            "aws organizations describe-create-account-status --create-account-request-id CAR_ID".into(),
+        ]
+    }
+
+    async fn plan(ctx: &Context, p: &EnsureAccountParams) -> Result<Plan, PluginError> {
+        check_name(p)?;
+        let accounts = all_accounts(ctx).await?;
+        Ok(match accounts.iter().find(|a| a.email.eq_ignore_ascii_case(&p.email)) {
+            Some(a) => Plan::one(
+                Verdict::Exists,
+                format!("account {} ({}) for {}", a.id, a.name, a.email),
+            ),
+            None => Plan::one(Verdict::WouldCreate, format!("account {} for {}", p.name, p.email)),
+        })
+    }
+
+    async fn apply(ctx: &Context, p: EnsureAccountParams) -> Result<EnsuredAccount, PluginError> {
+        check_name(&p)?;
+        let accounts = all_accounts(ctx).await?;
+        if let Some(a) = accounts.iter().find(|a| a.email.eq_ignore_ascii_case(&p.email)) {
+            return Ok(EnsuredAccount {
+                account_id: a.id.clone(),
+                create_request_id: None,
+                created: false,
+            });
+        }
+        // An interrupted run may have asked already: follow that request instead of asking twice.
+        let pending = in_progress(ctx).await?;
+        if let Some(req) = pending
+            .iter()
+            .find(|s| s.account_name() == Some(p.name.as_str()))
+            .and_then(|s| s.id())
+        {
+            let account_id = wait_for_account(ctx, req, &p.name).await?;
+            return Ok(EnsuredAccount {
+                account_id,
+                create_request_id: Some(req.to_string()),
+                created: true,
+            });
+        }
+        let target = format!("{} <{}>", p.name, p.email);
+        ctx.emit(Event::Intent {
+            call: "organizations:CreateAccount".into(),
+            target: target.clone(),
+        });
+        let out = ctx
+            .organizations()
+            .await?
+            .create_account()
+            .account_name(&p.name)
+            .email(&p.email)
+            .set_role_name(p.role_name.clone())
+            .send()
+            .await
+            .map_err(|e| aws("organizations:CreateAccount", e))?;
+        let st = out.create_account_status();
+        let req = st.and_then(|s| s.id()).unwrap_or_default().to_string();
+        ctx.emit(Event::Requested {
+            call: "organizations:CreateAccount".into(),
+            target,
+            request_id: Some(req.clone()),
+        });
+        let account_id = match (st.and_then(|s| s.state()), st.and_then(|s| s.account_id())) {
+            // Already final in the answer: no need to ask again.
+            (Some(CreateAccountState::Succeeded), Some(id)) => id.to_string(),
+            (Some(CreateAccountState::Failed), _) => {
+                let reason = st
+                    .and_then(|s| s.failure_reason())
+                    .map(|r| r.as_str().to_string())
+                    .unwrap_or_default();
+                return Err(PluginError::Failed {
+                    what: format!("creation of account {}", p.name),
+                    hint: failure_hint(&reason),
+                    reason,
+                    request_id: Some(req),
+                });
+            }
+            _ => wait_for_account(ctx, &req, &p.name).await?,
+        };
+        Ok(EnsuredAccount {
+            account_id,
+            create_request_id: Some(req),
+            created: true,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListAccountsParams {
+    /// Keep only accounts whose whole name matches this regular expression.
+    #[serde(default)]
+    pub name_pattern: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct AccountList {
+    /// The accounts: id, name, email, status.
+    pub accounts: Vec<AccountSummary>,
+    /// Their ids, for `account_ids` of an assignment.
+    pub ids: Vec<String>,
+}
+
+pub struct ListAccounts;
+
+impl Action for ListAccounts {
+    type Params = ListAccountsParams;
+    type Outputs = AccountList;
+    const NAME: &'static str = "organizations.list-accounts";
+    const SUMMARY: &'static str = "Lists the organization's accounts (all pages), optionally filtered by name.";
+    const MUTATES: bool = false;
+
+    fn cli(_: &Value) -> Vec<String> {
+        vec!["aws organizations list-accounts".into()]
+    }
+
+    async fn plan(_ctx: &Context, _p: &ListAccountsParams) -> Result<Plan, PluginError> {
+        Ok(Plan::one(Verdict::Check, "list accounts"))
+    }
+
+    async fn apply(ctx: &Context, p: ListAccountsParams) -> Result<AccountList, PluginError> {
+        let re = match &p.name_pattern {
+            Some(pat) => Some(
+                regex::Regex::new(&format!("^(?:{pat})$")).map_err(|e| PluginError::Params {
+                    action: Self::NAME,
+                    message: format!("name_pattern: {e}"),
+                })?,
+            ),
+            None => None,
+        };
+        let accounts: Vec<AccountSummary> = all_accounts(ctx)
+            .await?
+            .into_iter()
+            .filter(|a| re.as_ref().is_none_or(|r| r.is_match(&a.name)))
+            .collect();
+        let ids = accounts.iter().map(|a| a.id.clone()).collect();
+        Ok(AccountList { accounts, ids })
+    }
+}

@@ -1,0 +1,674 @@
+//! sso-admin: the Identity Center instance, permission sets, account assignments.
+
+use std::collections::HashSet;
+
+use aws_sdk_ssoadmin::types::{PrincipalType as SdkPrincipal, StatusValues, TargetType};
+use futures::StreamExt;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::action::{Action, Plan, Verdict};
+use crate::context::{Context, Event};
+use crate::error::{PluginError, aws};
+use crate::poll::{Status, until_done};
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FindInstanceParams {
+    /// The Identity Center home region (default: the configured region).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Keep polling until a person has enabled Identity Center in the console (up to the step's timeout).
+    #[serde(default)]
+    pub wait: bool,
+    /// The access portal URL when a custom alias replaced the default `d-xxxxxxxxxx` one.
+    #[serde(default)]
+    pub portal_url: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Instance {
+    /// The Identity Center instance ARN.
+    pub instance_arn: String,
+    /// The identity store id (`d-xxxxxxxxxx`).
+    pub identity_store_id: String,
+    /// The home region the instance was found in.
+    pub region: String,
+    /// The AWS access portal sign-in URL.
+    pub portal_url: String,
+}
+
+pub struct FindInstance;
+
+async fn first_instance(ctx: &Context, region: Option<&str>) -> Result<Option<(String, String)>, PluginError> {
+    let out = ctx
+        .sso_admin(region)
+        .await?
+        .list_instances()
+        .send()
+        .await
+        .map_err(|e| aws("sso-admin:ListInstances", e))?;
+    Ok(out.instances().iter().find_map(|i| {
+        let active = i.status().is_none_or(|s| s.as_str() == "ACTIVE");
+        match (i.instance_arn(), i.identity_store_id()) {
+            (Some(a), Some(d)) if active => Some((a.to_string(), d.to_string())),
+            _ => None,
+        }
+    }))
+}
+
+impl Action for FindInstance {
+    type Params = FindInstanceParams;
+    type Outputs = Instance;
+    const NAME: &'static str = "sso-admin.find-instance";
+    const SUMMARY: &'static str =
+        "Finds the IAM Identity Center instance and its access portal URL; can wait while a person enables it.";
+    const MUTATES: bool = false;
+
+    fn cli(_: &Value) -> Vec<String> {
+        vec!["aws sso-admin list-instances".into()]
+    }
+
+    async fn plan(ctx: &Context, p: &FindInstanceParams) -> Result<Plan, PluginError> {
+        Ok(match first_instance(ctx, p.region.as_deref()).await? {
+            Some((arn, _)) => Plan::one(Verdict::Exists, format!("Identity Center instance {arn}")),
+            None => Plan::one(
+                Verdict::Check,
+                "Identity Center is not enabled yet; a person enables it in the console",
+            ),
+        })
+    }
+
+    async fn apply(ctx: &Context, p: FindInstanceParams) -> Result<Instance, PluginError> {
+        let region = match &p.region {
+            Some(r) => r.clone(),
+            None => ctx.region().await?,
+        };
+        let found = if p.wait {
+            until_done(ctx, "IAM Identity Center to be enabled", None, || async {
+                Ok(match first_instance(ctx, Some(&region)).await? {
+                    Some(x) => Status::Done(x),
+                    None => Status::Pending("not enabled".into()),
+                })
+            })
+            .await?
+        } else {
+            first_instance(ctx, Some(&region)).await?.ok_or_else(|| PluginError::Check {
+                message: format!("IAM Identity Center is not enabled in {region}"),
+                hint: Some("open the IAM Identity Center console in your home region and choose Enable (organization instance)".into()),
+            })?
+        };
+        let (instance_arn, identity_store_id) = found;
+        Ok(Instance {
+            portal_url: p
+                .portal_url
+                .unwrap_or_else(|| format!("https://{identity_store_id}.awsapps.com/start")),
+            instance_arn,
+            identity_store_id,
+            region,
+        })
+    }
+}
+
+fn pt1h() -> String {
+    "PT1H".to_string()
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionSetParams {
+    /// The Identity Center instance ARN (from `sso-admin.find-instance`).
+    pub instance_arn: String,
+    /// Permission set name, e.g. `AdministratorAccess`.
+    pub name: String,
+    /// Session length as an ISO-8601 duration.
+    #[serde(default = "pt1h")]
+    pub session_duration: String,
+    /// AWS managed policies to attach, by name (`AdministratorAccess`) or ARN.
+    #[serde(default)]
+    pub managed_policies: Vec<String>,
+    /// Shown in the console.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The Identity Center home region (default: the configured region).
+    #[serde(default)]
+    pub region: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PermissionSet {
+    /// The permission set ARN.
+    pub arn: String,
+    /// True when this run created it.
+    pub created: bool,
+    /// Policy ARNs this run attached.
+    pub attached: Vec<String>,
+}
+
+pub struct EnsurePermissionSet;
+
+fn policy_arn(p: &str) -> String {
+    if p.starts_with("arn:") {
+        p.to_string()
+    } else {
+        format!("arn:aws:iam::aws:policy/{p}")
+    }
+}
+
+async fn find_permission_set(
+    client: &aws_sdk_ssoadmin::Client,
+    instance_arn: &str,
+    name: &str,
+) -> Result<Option<(String, Option<String>)>, PluginError> {
+    let mut token = None;
+    loop {
+        let page = client
+            .list_permission_sets()
+            .instance_arn(instance_arn)
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|e| aws("sso-admin:ListPermissionSets", e))?;
+        for arn in page.permission_sets() {
+            let d = client
+                .describe_permission_set()
+                .instance_arn(instance_arn)
+                .permission_set_arn(arn)
+                .send()
+                .await
+                .map_err(|e| aws("sso-admin:DescribePermissionSet", e))?;
+            if let Some(ps) = d.permission_set() {
+                if ps.name() == Some(name) {
+                    return Ok(Some((arn.clone(), ps.session_duration().map(String::from))));
+                }
+            }
+        }
+        match page.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => return Ok(None),
+        }
+    }
+}
+
+async fn attached_policies(
+    client: &aws_sdk_ssoadmin::Client,
+    instance_arn: &str,
+    ps: &str,
+) -> Result<HashSet<String>, PluginError> {
+    let mut out = HashSet::new();
+    let mut token = None;
+    loop {
+        let page = client
+            .list_managed_policies_in_permission_set()
+            .instance_arn(instance_arn)
+            .permission_set_arn(ps)
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|e| aws("sso-admin:ListManagedPoliciesInPermissionSet", e))?;
+        out.extend(
+            page.attached_managed_policies()
+                .iter()
+                .filter_map(|p| p.arn().map(String::from)),
+        );
+        match page.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => return Ok(out),
+        }
+    }
+}
+
+impl Action for EnsurePermissionSet {
+    type Params = PermissionSetParams;
+    type Outputs = PermissionSet;
+    const NAME: &'static str = "sso-admin.ensure-permission-set";
+    const SUMMARY: &'static str =
+        "Creates a permission set unless one of that name exists, and attaches the managed policies it lacks.";
+    const MUTATES: bool = true;
+
+    fn cli(p: &Value) -> Vec<String> {
+        let name = p.get("name").and_then(Value::as_str).unwrap_or("NAME");
+        let mut v = vec![format!(
+            "aws sso-admin create-permission-set --instance-arn INSTANCE_ARN --name {name} --session-duration {}",
+            p.get("session_duration").and_then(Value::as_str).unwrap_or("PT1H")
+        )];
+        for pol in p
+            .get("managed_policies")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            v.push(format!(
+                "aws sso-admin attach-managed-policy-to-permission-set --instance-arn INSTANCE_ARN --permission-set-arn PS_ARN --managed-policy-arn {}",
+                policy_arn(pol)
+            ));
+        }
+        v
+    }
+
+    async fn plan(ctx: &Context, p: &PermissionSetParams) -> Result<Plan, PluginError> {
+        let client = ctx.sso_admin(p.region.as_deref()).await?;
+        let mut plan = Plan::default();
+        match find_permission_set(&client, &p.instance_arn, &p.name).await? {
+            Some((arn, duration)) => {
+                plan.push(Verdict::Exists, format!("permission set {} ({arn})", p.name));
+                if duration.as_deref() != Some(p.session_duration.as_str()) {
+                    plan.push(
+                        Verdict::WouldChange,
+                        format!("session duration to {}", p.session_duration),
+                    );
+                }
+                let have = attached_policies(&client, &p.instance_arn, &arn).await?;
+                for pol in &p.managed_policies {
+                    let a = policy_arn(pol);
+                    let v = if have.contains(&a) {
+                        Verdict::Exists
+                    } else {
+                        Verdict::WouldCreate
+                    };
+                    plan.push(v, format!("managed policy {a}"));
+                }
+            }
+            None => {
+                plan.push(
+                    Verdict::WouldCreate,
+                    format!("permission set {} ({})", p.name, p.session_duration),
+                );
+                for pol in &p.managed_policies {
+                    plan.push(Verdict::WouldCreate, format!("managed policy {}", policy_arn(pol)));
+                }
+            }
+        }
+        Ok(plan)
+    }
+
+    async fn apply(ctx: &Context, p: PermissionSetParams) -> Result<PermissionSet, PluginError> {
+        let client = ctx.sso_admin(p.region.as_deref()).await?;
+        let mut created = false;
+        let arn = match find_permission_set(&client, &p.instance_arn, &p.name).await? {
+            Some((arn, duration)) => {
+                if duration.as_deref() != Some(p.session_duration.as_str()) {
+                    client
+                        .update_permission_set()
+                        .instance_arn(&p.instance_arn)
+                        .permission_set_arn(&arn)
+                        .session_duration(&p.session_duration)
+                        .send()
+                        .await
+                        .map_err(|e| aws("sso-admin:UpdatePermissionSet", e))?;
+                }
+                arn
+            }
+            None => {
+                ctx.emit(Event::Intent {
+                    call: "sso-admin:CreatePermissionSet".into(),
+                    target: p.name.clone(),
+                });
+                let res = client
+                    .create_permission_set()
+                    .instance_arn(&p.instance_arn)
+                    .name(&p.name)
+                    .session_duration(&p.session_duration)
+                    .set_description(p.description.clone())
+                    .send()
+                    .await;
+                match res {
+                    Ok(out) => {
+                        created = true;
+                        let arn = out
+                            .permission_set()
+                            .and_then(|ps| ps.permission_set_arn())
+                            .unwrap_or_default()
+                            .to_string();
+                        ctx.emit(Event::Requested {
+                            call: "sso-admin:CreatePermissionSet".into(),
+                            target: p.name.clone(),
+                            request_id: None,
+                        });
+                        arn
+                    }
+                    Err(e) => {
+                        let e = aws("sso-admin:CreatePermissionSet", e);
+                        // A permission set of that name appeared meanwhile: use it.
+                        if e.code() != Some("ConflictException") {
+                            return Err(e);
+                        }
+                        find_permission_set(&client, &p.instance_arn, &p.name)
+                            .await?
+                            .map(|(arn, _)| arn)
+                            .ok_or(e)?
+                    }
+                }
+            }
+        };
+        let have = attached_policies(&client, &p.instance_arn, &arn).await?;
+        let mut attached = Vec::new();
+        for pol in &p.managed_policies {
+            let a = policy_arn(pol);
+            if have.contains(&a) {
+                continue;
+            }
+            let res = client
+                .attach_managed_policy_to_permission_set()
+                .instance_arn(&p.instance_arn)
+                .permission_set_arn(&arn)
+                .managed_policy_arn(&a)
+                .send()
+                .await;
+            match res {
+                Ok(_) => attached.push(a),
+                Err(e) => {
+                    let e = aws("sso-admin:AttachManagedPolicyToPermissionSet", e);
+                    if e.code() != Some("ConflictException") {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(PermissionSet { arn, created, attached })
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
+pub enum PrincipalType {
+    #[serde(rename = "USER")]
+    User,
+    #[serde(rename = "GROUP")]
+    Group,
+}
+
+impl PrincipalType {
+    fn sdk(self) -> SdkPrincipal {
+        match self {
+            PrincipalType::User => SdkPrincipal::User,
+            PrincipalType::Group => SdkPrincipal::Group,
+        }
+    }
+}
+
+fn eight() -> usize {
+    8
+}
+
+fn user() -> PrincipalType {
+    PrincipalType::User
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignmentParams {
+    /// The Identity Center instance ARN.
+    pub instance_arn: String,
+    /// The permission set to assign.
+    pub permission_set_arn: String,
+    /// `USER` or `GROUP`.
+    #[serde(default = "user")]
+    pub principal_type: PrincipalType,
+    /// The user or group id in the identity store.
+    pub principal_id: String,
+    /// One account to assign in.
+    #[serde(default)]
+    pub account_id: Option<String>,
+    /// Many accounts to assign in; created concurrently.
+    #[serde(default)]
+    pub account_ids: Option<Vec<String>>,
+    /// At most this many assignments are in flight at once.
+    #[serde(default = "eight")]
+    pub max_in_flight: usize,
+    /// The Identity Center home region (default: the configured region).
+    #[serde(default)]
+    pub region: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct AssignmentResult {
+    /// The account.
+    pub account_id: String,
+    /// `exists`, `created` or `failed: REASON`.
+    pub status: String,
+    /// The creation request id, when one was made.
+    pub request_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Assignments {
+    /// One entry per account.
+    pub assignments: Vec<AssignmentResult>,
+    /// How many this run created.
+    pub created: usize,
+}
+
+pub struct EnsureAssignment;
+
+fn accounts_of(p: &AssignmentParams) -> Result<Vec<String>, PluginError> {
+    let mut v: Vec<String> = p.account_id.iter().cloned().collect();
+    v.extend(p.account_ids.iter().flatten().cloned());
+    let mut seen = HashSet::new();
+    v.retain(|a| seen.insert(a.clone()));
+    if v.is_empty() {
+        return Err(PluginError::Params {
+            action: EnsureAssignment::NAME,
+            message: "give `account_id` or `account_ids`".into(),
+        });
+    }
+    Ok(v)
+}
+
+/// Accounts in which the principal already holds the permission set: one paginated read.
+async fn assigned_accounts(
+    client: &aws_sdk_ssoadmin::Client,
+    p: &AssignmentParams,
+) -> Result<HashSet<String>, PluginError> {
+    let mut out = HashSet::new();
+    let mut token = None;
+    loop {
+        let page = client
+            .list_account_assignments_for_principal()
+            .instance_arn(&p.instance_arn)
+            .principal_id(&p.principal_id)
+            .principal_type(p.principal_type.sdk())
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|e| aws("sso-admin:ListAccountAssignmentsForPrincipal", e))?;
+        out.extend(
+            page.account_assignments()
+                .iter()
+                .filter(|a| a.permission_set_arn() == Some(p.permission_set_arn.as_str()))
+                .filter_map(|a| a.account_id().map(String::from)),
+        );
+        match page.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => return Ok(out),
+        }
+    }
+}
+
+async fn assign_one(
+    ctx: &Context,
+    client: &aws_sdk_ssoadmin::Client,
+    p: &AssignmentParams,
+    account: String,
+) -> AssignmentResult {
+    let target = format!("{} {} in {account}", p.principal_type.sdk().as_str(), p.principal_id);
+    ctx.emit(Event::Intent {
+        call: "sso-admin:CreateAccountAssignment".into(),
+        target: target.clone(),
+    });
+    let mut attempt = 0u32;
+    let created = loop {
+        let res = client
+            .create_account_assignment()
+            .instance_arn(&p.instance_arn)
+            .permission_set_arn(&p.permission_set_arn)
+            .principal_type(p.principal_type.sdk())
+            .principal_id(&p.principal_id)
+            .target_type(TargetType::AwsAccount)
+            .target_id(&account)
+            .send()
+            .await;
+        match res {
+            Ok(out) => break out,
+            Err(e) => {
+                let e = aws("sso-admin:CreateAccountAssignment", e);
+                // Another operation on the permission set is running: wait and ask again.
+                if (e.code() == Some("ConflictException") || e.is_transient()) && attempt < 8 {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt))).await;
+                    continue;
+                }
+                return AssignmentResult {
+                    account_id: account,
+                    status: format!("failed: {e}"),
+                    request_id: None,
+                };
+            }
+        }
+    };
+    let st = created.account_assignment_creation_status();
+    let req = st.and_then(|s| s.request_id()).map(String::from);
+    ctx.emit(Event::Requested {
+        call: "sso-admin:CreateAccountAssignment".into(),
+        target,
+        request_id: req.clone(),
+    });
+    let outcome = match st.and_then(|s| s.status()) {
+        Some(StatusValues::Succeeded) => Ok(()),
+        Some(StatusValues::Failed) => Err(st
+            .and_then(|s| s.failure_reason())
+            .unwrap_or("no reason given")
+            .to_string()),
+        _ => match &req {
+            Some(r) => wait_for_assignment(ctx, client, &p.instance_arn, r, &account)
+                .await
+                .map_err(|e| match e {
+                    PluginError::Failed { reason, .. } => reason,
+                    e => e.to_string(),
+                }),
+            None => Err("AWS returned no request id to follow".into()),
+        },
+    };
+    AssignmentResult {
+        account_id: account,
+        status: match outcome {
+            Ok(()) => "created".into(),
+            Err(reason) => format!("failed: {reason}"),
+        },
+        request_id: req,
+    }
+}
+
+/// Polls one CreateAccountAssignment request to SUCCEEDED or FAILED.
+pub async fn wait_for_assignment(
+    ctx: &Context,
+    client: &aws_sdk_ssoadmin::Client,
+    instance_arn: &str,
+    request_id: &str,
+    account: &str,
+) -> Result<(), PluginError> {
+    until_done(
+        ctx,
+        &format!("assignment in account {account}"),
+        Some(request_id),
+        || async {
+            let out = client
+                .describe_account_assignment_creation_status()
+                .instance_arn(instance_arn)
+                .account_assignment_creation_request_id(request_id)
+                .send()
+                .await
+                .map_err(|e| aws("sso-admin:DescribeAccountAssignmentCreationStatus", e))?;
+            let st = out.account_assignment_creation_status();
+            Ok(match st.and_then(|s| s.status()) {
+                Some(StatusValues::Succeeded) => Status::Done(()),
+                Some(StatusValues::Failed) => Status::Failed(
+                    st.and_then(|s| s.failure_reason())
+                        .unwrap_or("no reason given")
+                        .to_string(),
+                ),
+                other => Status::Pending(
+                    other
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_else(|| "unknown".into()),
+                ),
+            })
+        },
+    )
+    .await
+}
+
+impl Action for EnsureAssignment {
+    type Params = AssignmentParams;
+    type Outputs = Assignments;
+    const NAME: &'static str = "sso-admin.ensure-assignment";
+    const SUMMARY: &'static str = "Assigns a permission set to a user or group in one or many accounts, skipping existing assignments, and waits for each.";
+    const MUTATES: bool = true;
+
+    fn cli(p: &Value) -> Vec<String> {
+        vec![
+            "aws sso-admin list-account-assignments-for-principal --instance-arn INSTANCE_ARN --principal-id PRINCIPAL_ID --principal-type USER".into(),
+            format!(
+                "aws sso-admin create-account-assignment --instance-arn INSTANCE_ARN --permission-set-arn PS_ARN --principal-type {} --principal-id PRINCIPAL_ID --target-type AWS_ACCOUNT --target-id ACCOUNT_ID",
+                p.get("principal_type").and_then(Value::as_str).unwrap_or("USER")
+            ),
+            "aws sso-admin describe-account-assignment-creation-status --instance-arn INSTANCE_ARN --account-assignment-creation-request-id REQUEST_ID".into(),
+        ]
+    }
+
+    async fn plan(ctx: &Context, p: &AssignmentParams) -> Result<Plan, PluginError> {
+        let accounts = accounts_of(p)?;
+        let client = ctx.sso_admin(p.region.as_deref()).await?;
+        let have = assigned_accounts(&client, p).await?;
+        let mut plan = Plan::default();
+        for a in accounts {
+            let v = if have.contains(&a) {
+                Verdict::Exists
+            } else {
+                Verdict::WouldCreate
+            };
+            plan.push(v, format!("assignment in account {a}"));
+        }
+        Ok(plan)
+    }
+
+    async fn apply(ctx: &Context, p: AssignmentParams) -> Result<Assignments, PluginError> {
+        let accounts = accounts_of(&p)?;
+        let client = ctx.sso_admin(p.region.as_deref()).await?;
+        let have = assigned_accounts(&client, &p).await?;
+        let (exists, missing): (Vec<String>, Vec<String>) = accounts.into_iter().partition(|a| have.contains(a));
+        let mut results: Vec<AssignmentResult> = exists
+            .into_iter()
+            .map(|a| AssignmentResult {
+                account_id: a,
+                status: "exists".into(),
+                request_id: None,
+            })
+            .collect();
+        let made: Vec<AssignmentResult> = futures::stream::iter(missing)
+            .map(|a| assign_one(ctx, &client, &p, a))
+            .buffer_unordered(p.max_in_flight.max(1))
+            .collect()
+            .await;
+        let created = made.iter().filter(|r| r.status == "created").count();
+        results.extend(made);
+        let failed: Vec<&AssignmentResult> = results.iter().filter(|r| r.status.starts_with("failed")).collect();
+        if !failed.is_empty() {
+            let list: Vec<String> = failed
+                .iter()
+                .map(|r| format!("{}: {}", r.account_id, r.status))
+                .collect();
+            return Err(PluginError::Failed {
+                what: format!("{} of {} assignments", failed.len(), results.len()),
+                reason: list.join("; "),
+                request_id: failed.first().and_then(|r| r.request_id.clone()),
+                hint: Some("the others are done; run the step again to retry only the failed ones".into()),
+            });
+        }
+        Ok(Assignments {
+            assignments: results,
+            created,
+        })
+    }
+}

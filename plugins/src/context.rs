@@ -1,0 +1,237 @@
+//! What an action runs with: AWS settings and clients, where to put hand-over files, how long to
+//! poll, and where to report progress.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use serde::Serialize;
+use tokio::sync::OnceCell;
+
+use crate::error::PluginError;
+
+/// The AWS options of the command line (`--profile`, `--region`, `--endpoint-url`, retries).
+#[derive(Debug, Clone, Default)]
+pub struct AwsOptions {
+    pub profile: Option<String>,
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+    /// Total attempts per call, first included (the SDK's standard retry).
+    pub max_attempts: Option<u32>,
+    /// Fixed credentials (access key, secret) instead of the default chain: the rehearsal's.
+    pub static_credentials: Option<(String, String)>,
+}
+
+/// How asynchronous AWS operations are polled.
+#[derive(Debug, Clone, Copy)]
+pub struct PollSettings {
+    pub initial: Duration,
+    pub cap: Duration,
+    /// Used when the step has no `timeout=`.
+    pub default_deadline: Duration,
+}
+
+impl Default for PollSettings {
+    fn default() -> Self {
+        PollSettings {
+            initial: Duration::from_millis(250),
+            cap: Duration::from_secs(5),
+            default_deadline: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// What an action tells the runner while it works. The runner journals the ones that matter
+/// for resuming (intents and request ids) and shows the rest.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    /// About to make a mutating call.
+    Intent {
+        call: String,
+        target: String,
+    },
+    /// A mutating call answered; `request_id` identifies the asynchronous operation, if any.
+    Requested {
+        call: String,
+        target: String,
+        request_id: Option<String>,
+    },
+    /// Still waiting on an asynchronous operation.
+    Polling {
+        what: String,
+        status: String,
+        request_id: Option<String>,
+    },
+    /// Something the operator should read (a hand-over, a link).
+    Note {
+        message: String,
+    },
+    Warning {
+        message: String,
+    },
+}
+
+pub trait Events: Send + Sync {
+    fn event(&self, event: Event);
+}
+
+/// Discards events; for plans and tests.
+pub struct NoEvents;
+
+impl Events for NoEvents {
+    fn event(&self, _event: Event) {}
+}
+
+struct Shared {
+    aws: AwsOptions,
+    sdk: OnceCell<SdkConfig>,
+    state_dir: PathBuf,
+    poll: PollSettings,
+}
+
+/// Cheap to clone; per-call settings (deadline, events) are set on the clone.
+#[derive(Clone)]
+pub struct Context {
+    shared: Arc<Shared>,
+    pub events: Arc<dyn Events>,
+    pub deadline: Option<Instant>,
+}
+
+impl Context {
+    pub fn new(aws: AwsOptions, state_dir: impl Into<PathBuf>, poll: PollSettings) -> Self {
+        Context {
+            shared: Arc::new(Shared {
+                aws,
+                sdk: OnceCell::new(),
+                state_dir: state_dir.into(),
+                poll,
+            }),
+            events: Arc::new(NoEvents),
+            deadline: None,
+        }
+    }
+
+    pub fn with_events(&self, events: Arc<dyn Events>) -> Self {
+        Context { events, ..self.clone() }
+    }
+
+    pub fn with_deadline(&self, deadline: Option<Instant>) -> Self {
+        Context {
+            deadline,
+            ..self.clone()
+        }
+    }
+
+    pub fn emit(&self, event: Event) {
+        self.events.event(event);
+    }
+
+    pub fn state_dir(&self) -> &std::path::Path {
+        &self.shared.state_dir
+    }
+
+    pub fn poll_settings(&self) -> PollSettings {
+        self.shared.poll
+    }
+
+    pub fn aws_options(&self) -> &AwsOptions {
+        &self.shared.aws
+    }
+
+    /// The shared SDK configuration, loaded once (profile, region, endpoint, retries).
+    pub async fn sdk(&self) -> Result<&SdkConfig, PluginError> {
+        self.shared
+            .sdk
+            .get_or_try_init(|| async {
+                let o = &self.shared.aws;
+                let mut loader = aws_config::defaults(BehaviorVersion::latest());
+                if let Some(p) = &o.profile {
+                    loader = loader.profile_name(p);
+                }
+                if let Some(r) = &o.region {
+                    loader = loader.region(Region::new(r.clone()));
+                }
+                if let Some(e) = &o.endpoint_url {
+                    loader = loader.endpoint_url(e);
+                }
+                if let Some((key, secret)) = &o.static_credentials {
+                    loader = loader.credentials_provider(aws_sdk_sts::config::Credentials::new(
+                        key.clone(),
+                        secret.clone(),
+                        None,
+                        None,
+                        "runbook-rehearsal",
+                    ));
+                }
+                let attempts = o.max_attempts.unwrap_or(5).max(1);
+                loader = loader.retry_config(
+                    RetryConfig::standard()
+                        .with_max_attempts(attempts)
+                        .with_initial_backoff(Duration::from_millis(100)),
+                );
+                let cfg = loader.load().await;
+                if cfg.credentials_provider().is_none() {
+                    return Err(PluginError::Config("no AWS credentials found".into()));
+                }
+                Ok(cfg)
+            })
+            .await
+    }
+
+    /// The region from the profile or `--region`, or us-east-1.
+    pub async fn region(&self) -> Result<String, PluginError> {
+        Ok(self
+            .sdk()
+            .await?
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "us-east-1".to_string()))
+    }
+
+    pub async fn sts(&self) -> Result<aws_sdk_sts::Client, PluginError> {
+        Ok(aws_sdk_sts::Client::new(self.sdk().await?))
+    }
+
+    pub async fn iam(&self) -> Result<aws_sdk_iam::Client, PluginError> {
+        let conf = aws_sdk_iam::config::Builder::from(self.sdk().await?)
+            .region(Region::new("us-east-1"))
+            .build();
+        Ok(aws_sdk_iam::Client::from_conf(conf))
+    }
+
+    /// Organizations is global and answers in us-east-1.
+    pub async fn organizations(&self) -> Result<aws_sdk_organizations::Client, PluginError> {
+        let conf = aws_sdk_organizations::config::Builder::from(self.sdk().await?)
+            .region(Region::new("us-east-1"))
+            .build();
+        Ok(aws_sdk_organizations::Client::from_conf(conf))
+    }
+
+    /// The Support API answers in us-east-1 only.
+    pub async fn support(&self) -> Result<aws_sdk_support::Client, PluginError> {
+        let conf = aws_sdk_support::config::Builder::from(self.sdk().await?)
+            .region(Region::new("us-east-1"))
+            .build();
+        Ok(aws_sdk_support::Client::from_conf(conf))
+    }
+
+    /// sso-admin in the Identity Center home region (default: the configured region).
+    pub async fn sso_admin(&self, region: Option<&str>) -> Result<aws_sdk_ssoadmin::Client, PluginError> {
+        let mut b = aws_sdk_ssoadmin::config::Builder::from(self.sdk().await?);
+        if let Some(r) = region {
+            b = b.region(Region::new(r.to_string()));
+        }
+        Ok(aws_sdk_ssoadmin::Client::from_conf(b.build()))
+    }
+
+    pub async fn identitystore(&self, region: Option<&str>) -> Result<aws_sdk_identitystore::Client, PluginError> {
+        let mut b = aws_sdk_identitystore::config::Builder::from(self.sdk().await?);
+        if let Some(r) = region {
+            b = b.region(Region::new(r.to_string()));
+        }
+        Ok(aws_sdk_identitystore::Client::from_conf(b.build()))
+    }
+}

@@ -1,0 +1,171 @@
+//! What can go wrong in a plugin action, said so that the operator knows what to do next.
+
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use aws_types::request_id::RequestId;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("{action}: invalid parameters: {message}")]
+    Params { action: &'static str, message: String },
+
+    #[error("unknown action `{0}`")]
+    UnknownAction(String),
+
+    /// An AWS call answered with an error (or never answered).
+    #[error("{call} failed: {code}: {message}{}", request_id.as_ref().map(|r| format!(" (request id {r})")).unwrap_or_default())]
+    Aws {
+        call: &'static str,
+        code: String,
+        message: String,
+        request_id: Option<String>,
+    },
+
+    /// A read-only check found the account not as the runbook needs it.
+    #[error("{message}")]
+    Check { message: String, hint: Option<String> },
+
+    /// An asynchronous operation ended in FAILED.
+    #[error("{what} failed: {reason}{}", request_id.as_ref().map(|r| format!(" (request {r})")).unwrap_or_default())]
+    Failed {
+        what: String,
+        reason: String,
+        request_id: Option<String>,
+        hint: Option<String>,
+    },
+
+    /// An asynchronous operation was still running at the step's deadline.
+    #[error("timed out after {waited_secs}s waiting for {what} (last status {status}{}); run the step again to resume polling", request_id.as_ref().map(|r| format!(", request {r}")).unwrap_or_default())]
+    Timeout {
+        what: String,
+        status: String,
+        waited_secs: u64,
+        request_id: Option<String>,
+    },
+
+    #[error("AWS configuration: {0}")]
+    Config(String),
+
+    #[error("{0}")]
+    Other(String),
+}
+
+impl PluginError {
+    /// What the operator can do about it, when we know.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            PluginError::Check { hint, .. } | PluginError::Failed { hint, .. } => hint.clone(),
+            PluginError::Aws { code, .. } => aws_hint(code).map(String::from),
+            PluginError::Timeout { .. } => {
+                Some("AWS is still working on it; run the step again later and it will pick up the same request".into())
+            }
+            _ => None,
+        }
+    }
+
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            PluginError::Aws { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// Throttling or a server-side fault: worth another try.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PluginError::Aws { code, .. } => is_transient_code(code),
+            _ => false,
+        }
+    }
+
+    pub fn is_throttling(&self) -> bool {
+        matches!(self, PluginError::Aws { code, .. } if is_throttling_code(code))
+    }
+}
+
+pub fn is_throttling_code(code: &str) -> bool {
+    matches!(
+        code,
+        "ThrottlingException" | "Throttling" | "TooManyRequestsException" | "RequestLimitExceeded" | "TooManyRequests"
+    )
+}
+
+pub fn is_transient_code(code: &str) -> bool {
+    is_throttling_code(code)
+        || matches!(
+            code,
+            "InternalServerException"
+                | "InternalFailure"
+                | "ServiceUnavailable"
+                | "ServiceUnavailableException"
+                | "HttpStatus500"
+                | "HttpStatus502"
+                | "HttpStatus503"
+                | "HttpStatus504"
+                | "DispatchFailure"
+                | "TimeoutError"
+                | "ConcurrentModificationException"
+        )
+}
+
+fn aws_hint(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "AccessDeniedException" | "AccessDenied" => {
+            "the caller lacks permission for this call; run as the management account with administrator access"
+        }
+        "AWSOrganizationsNotInUseException" => {
+            "this account is not in an organization; run the organization step first"
+        }
+        "SubscriptionRequiredException" => {
+            "the account's support plan has no Support API (Basic plan); use the console link"
+        }
+        "ExpiredToken" | "ExpiredTokenException" | "InvalidClientTokenId" | "UnrecognizedClientException" => {
+            "the credentials are expired or invalid; sign in again (e.g. `aws sso login`)"
+        }
+        "DispatchFailure" => "the request never reached AWS; check the network and the endpoint URL",
+        c if is_throttling_code(c) => "AWS is throttling requests; wait a minute and run again",
+        _ => return None,
+    })
+}
+
+/// Builds a [`PluginError::Aws`] from an SDK error, keeping the code, message and request id.
+pub fn aws<E, R>(call: &'static str, err: SdkError<E, R>) -> PluginError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+    SdkError<E, R>: ProvideErrorMetadata + RequestId,
+{
+    let request_id = err.request_id().map(String::from);
+    let (code, message) = match &err {
+        SdkError::ServiceError(s) => {
+            let e = s.err();
+            let code = e.code().map(String::from).unwrap_or_else(|| http_code(s.raw()));
+            let message = e
+                .message()
+                .map(String::from)
+                .unwrap_or_else(|| DisplayErrorContext(&err).to_string());
+            (code, message)
+        }
+        SdkError::DispatchFailure(_) => ("DispatchFailure".to_string(), DisplayErrorContext(&err).to_string()),
+        SdkError::TimeoutError(_) => ("TimeoutError".to_string(), "the request timed out".to_string()),
+        SdkError::ResponseError(_) => ("ResponseError".to_string(), DisplayErrorContext(&err).to_string()),
+        _ => ("Unknown".to_string(), DisplayErrorContext(&err).to_string()),
+    };
+    PluginError::Aws {
+        call,
+        code,
+        message: message.lines().next().unwrap_or("").to_string(),
+        request_id,
+    }
+}
+
+fn http_code<R: std::fmt::Debug>(raw: &R) -> String {
+    // The raw response type differs by client; its Debug output carries the status.
+    let dbg = format!("{raw:?}");
+    dbg.split("status: StatusCode(")
+        .nth(1)
+        .and_then(|s| s.get(..3))
+        .map(|s| format!("HttpStatus{s}"))
+        .unwrap_or_else(|| "Unknown".to_string())
+}

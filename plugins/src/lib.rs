@@ -1,0 +1,19 @@
+//! What a runbook step can do. Each action has a name (`sso-admin.ensure-permission-set`), a typed
+//! parameter struct, typed outputs, a read-only `plan` and an idempotent `apply`. The [`Registry`]
+//! is the single list that dispatch, `runbook check` and the book's plugin reference all read.
+//!
+//! Plugins know nothing of Markdown, prompts or state files: they take parameters and a
+//! [`Context`], report what they are doing through [`Events`], and return outputs.
+
+pub mod action;
+pub mod aws;
+pub mod context;
+pub mod error;
+pub mod net;
+pub mod poll;
+pub mod registry;
+
+pub use action::{Action, ActionInfo, DynAction, FieldSpec, Plan, PlanItem, Verdict};
+pub use context::{AwsOptions, Context, Event, Events, PollSettings};
+pub use error::PluginError;
+pub use registry::Registry;

@@ -1,0 +1,542 @@
+//! `runbook check`: everything that can be known about a runbook without touching AWS.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use rhai::{Dynamic, Engine, Scope};
+use runbook_plugins::{FieldSpec, Registry};
+use toml::de::{DeTable, DeValue};
+
+use crate::diagnostic::Diagnostic;
+use crate::interp::{self, Ref};
+use crate::manual;
+use crate::model::{Executor, Runbook, Step};
+use crate::parser::{self, BodyMap};
+use crate::sandbox;
+use crate::source::{Source, Span};
+
+/// Parses and checks one runbook.
+pub fn check(source: &Source, registry: &Registry) -> (Runbook, Vec<Diagnostic>) {
+    let (runbook, mut diags) = parser::parse(source);
+    let mut cx = Checker {
+        source,
+        registry,
+        runbook: &runbook,
+        engine: sandbox::checking_engine(),
+        diags: &mut diags,
+        step_index: runbook
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (interp::step_key(&s.id), i))
+            .collect(),
+    };
+    cx.check_settings();
+    for (i, step) in runbook.steps.iter().enumerate() {
+        cx.check_step(i, step);
+    }
+    crate::diagnostic::sort(&mut diags);
+    (runbook, diags)
+}
+
+/// The closest word within two edits, for "did you mean".
+pub fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (edit_distance(word, c), *c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 4) && *d > 0)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// What a later step can read of an earlier one.
+enum Outputs {
+    Known(Vec<String>),
+    Any,
+}
+
+struct Checker<'a> {
+    source: &'a Source,
+    registry: &'a Registry,
+    runbook: &'a Runbook,
+    engine: Engine,
+    diags: &'a mut Vec<Diagnostic>,
+    step_index: HashMap<String, usize>,
+}
+
+impl Checker<'_> {
+    fn error(&mut self, span: Span, msg: impl Into<String>) {
+        self.diags.push(Diagnostic::error(self.source, span, msg));
+    }
+
+    fn check_settings(&mut self) {
+        let Some(guard) = self.runbook.settings.guard.clone() else {
+            return;
+        };
+        let span = self.runbook.settings.span.unwrap_or_default();
+        if let Some(acct) = &guard.account {
+            let ok = acct == "management"
+                || acct == "any"
+                || acct.contains("${")
+                || (acct.len() == 12 && acct.chars().all(|c| c.is_ascii_digit()));
+            if !ok {
+                self.error(
+                    span,
+                    format!("guard account `{acct}` must be `management`, `any` or a 12-digit account id"),
+                );
+            }
+        }
+        for value in [guard.account, guard.region].into_iter().flatten() {
+            self.check_string(&value, span, None, usize::MAX, false);
+        }
+    }
+
+    fn check_step(&mut self, index: usize, step: &Step) {
+        let has_item = step.attrs.for_each.is_some();
+        self.check_attrs(index, step);
+        match &step.executor {
+            Executor::Aws { action } | Executor::Net { action } => {
+                let name = step.executor.action().unwrap_or_default();
+                if self.registry.get(&name).is_none() {
+                    let names = self.registry.names();
+                    let prefix = if step.executor.word() == "net" { "net." } else { "" };
+                    let span = action_span(step, action);
+                    let mut d = Diagnostic::error(
+                        self.source,
+                        span,
+                        format!("unknown {} action `{action}`", step.executor.word()),
+                    );
+                    let shown: Vec<&str> = names
+                        .iter()
+                        .filter(|n| n.starts_with("net.") == (prefix == "net."))
+                        .map(|n| n.strip_prefix(prefix).unwrap_or(n))
+                        .collect();
+                    d = match closest(action, &shown) {
+                        Some(c) => d.with_help(format!("did you mean `{c}`?")),
+                        None => d.with_help(format!("actions are: {}", shown.join(", "))),
+                    };
+                    self.diags.push(d);
+                    self.check_toml_body(index, step, None, has_item);
+                } else {
+                    self.check_toml_body(index, step, Some(&name), has_item);
+                }
+            }
+            Executor::Manual => self.check_manual(index, step, has_item),
+            Executor::Rhai => self.check_rhai(index, step, has_item),
+        }
+    }
+
+    fn check_attrs(&mut self, index: usize, step: &Step) {
+        let a = &step.attrs;
+        // Both are evaluated once, before any fan-out: neither sees `item`.
+        for attr in [&a.if_, &a.for_each].into_iter().flatten() {
+            self.check_expression(&attr.value, attr.span, index, false);
+        }
+        if let Some(t) = &a.timeout {
+            if runbook_plugins::aws::parse_duration(&t.value).is_none_or(|d| d.is_zero()) {
+                self.diags.push(
+                    Diagnostic::error(self.source, t.span, format!("timeout `{}` is not a duration", t.value))
+                        .with_help("write e.g. `90s`, `10m`, `1h30m`"),
+                );
+            }
+        }
+        if let Some(r) = &a.retries {
+            if r.value.parse::<u32>().map_or(true, |n| n > 100) {
+                self.error(
+                    r.span,
+                    format!("retries `{}` must be a whole number from 0 to 100", r.value),
+                );
+            }
+        }
+        if let Some(f) = &a.on_failure {
+            self.check_on_failure(&f.value, f.span);
+        }
+    }
+
+    fn check_on_failure(&mut self, target: &str, span: Span) {
+        if let Some(id) = target.strip_prefix('#') {
+            if self.runbook.step(id).is_none() && !self.runbook.sections.iter().any(|s| s.slug == id) {
+                self.error(
+                    span,
+                    format!("on-failure names `#{id}`, which is no step or section of this runbook"),
+                );
+            }
+            return;
+        }
+        let (file, _anchor) = target.split_once('#').unwrap_or((target, ""));
+        match crate::paths::resolve_within(Path::new(&self.runbook.path), file) {
+            Ok(p) if p.is_file() => {}
+            Ok(p) => self.error(
+                span,
+                format!("on-failure names `{file}`, but {} does not exist", p.display()),
+            ),
+            Err(why) => self.error(span, format!("on-failure path `{file}` {why}")),
+        }
+    }
+
+    /// Compiles an `if=` or `for-each=` expression and checks the names it reads.
+    fn check_expression(&mut self, code: &str, span: Span, index: usize, item: bool) {
+        let scope = scope(item);
+        if let Err(e) = self.engine.compile_expression_with_scope(&scope, code) {
+            let col = e.1.position().unwrap_or(1);
+            let at = (span.start + col.saturating_sub(1)).min(span.end);
+            self.error(Span::new(at, at + 1), format!("expression does not compile: {}", e.0));
+            return;
+        }
+        self.check_refs(code, span.start, span.end, index);
+    }
+
+    /// Checks `${...}` in a string value located at `span` (`exact_at` is the file offset of the
+    /// string's first character when the string is written verbatim, so columns can be exact).
+    fn check_string(&mut self, value: &str, span: Span, exact_at: Option<usize>, index: usize, item: bool) {
+        let locate = |r: std::ops::Range<usize>| match exact_at {
+            Some(at) => Span::new(at + r.start, at + r.end),
+            None => span,
+        };
+        let pieces = match interp::pieces(value) {
+            Ok(p) => p,
+            Err(e) => {
+                let at = locate(e.at..e.at + 2);
+                self.error(at, e.message);
+                return;
+            }
+        };
+        for p in pieces {
+            if let interp::Piece::Expr { code, span: r } = p {
+                let scope = scope(item);
+                let at = locate(r.clone());
+                if let Err(e) = self.engine.compile_expression_with_scope(&scope, &code) {
+                    self.error(at, format!("`${{{}}}` does not compile: {}", code.trim(), e.0));
+                    continue;
+                }
+                self.check_refs(&code, at.start, at.end, index);
+            }
+        }
+    }
+
+    /// `inputs.X` must be declared; `steps.X.Y` must name an earlier step and one of its outputs.
+    fn check_refs(&mut self, code: &str, base: usize, end: usize, index: usize) {
+        for r in interp::refs(code) {
+            match r {
+                Ref::Input { name, span } => {
+                    if !self.runbook.settings.inputs.contains_key(&name) {
+                        let names: Vec<&str> = self.runbook.settings.inputs.keys().map(String::as_str).collect();
+                        let at = sub_span(base, end, span);
+                        let mut d = Diagnostic::error(self.source, at, format!("unknown input `{name}`"));
+                        d = match closest(&name, &names) {
+                            Some(c) => d.with_help(format!("did you mean `{c}`?")),
+                            None if names.is_empty() => {
+                                d.with_help("declare it under [inputs.NAME] in the `runbook` block")
+                            }
+                            None => d.with_help(format!("inputs are: {}", names.join(", "))),
+                        };
+                        self.diags.push(d);
+                    }
+                }
+                Ref::Step { id, field, span } => {
+                    let at = sub_span(base, end, span);
+                    let key = interp::step_key(&id);
+                    match self.step_index.get(&key).copied() {
+                        None => {
+                            let ids: Vec<String> = self.runbook.steps[..index.min(self.runbook.steps.len())]
+                                .iter()
+                                .map(|s| interp::step_key(&s.id))
+                                .collect();
+                            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+                            let mut d = Diagnostic::error(self.source, at, format!("no step `{id}` in this runbook"));
+                            if let Some(c) = closest(&key, &refs) {
+                                d = d.with_help(format!("did you mean `steps.{c}`?"));
+                            }
+                            self.diags.push(d);
+                        }
+                        Some(i) if i >= index => {
+                            self.diags.push(
+                                Diagnostic::error(
+                                    self.source,
+                                    at,
+                                    format!("step `{id}` does not come before this one"),
+                                )
+                                .with_help("a step can read the outputs of earlier steps only"),
+                            );
+                        }
+                        Some(i) => {
+                            let Some(field) = field else { continue };
+                            if let Outputs::Known(known) = self.outputs_of(&self.runbook.steps[i]) {
+                                if !known.contains(&field) {
+                                    let refs: Vec<&str> = known.iter().map(String::as_str).collect();
+                                    let mut d = Diagnostic::error(
+                                        self.source,
+                                        at,
+                                        format!("step `{}` has no output `{field}`", self.runbook.steps[i].id),
+                                    );
+                                    d = match closest(&field, &refs) {
+                                        Some(c) => d.with_help(format!("did you mean `{c}`?")),
+                                        None => d.with_help(format!("its outputs are: {}", known.join(", "))),
+                                    };
+                                    self.diags.push(d);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn outputs_of(&self, step: &Step) -> Outputs {
+        let mut known = match &step.executor {
+            Executor::Aws { .. } | Executor::Net { .. } => {
+                match step.executor.action().and_then(|a| self.registry.get(&a)) {
+                    Some(a) => a.info().outputs.iter().map(|f| f.name.clone()).collect(),
+                    None => return Outputs::Any,
+                }
+            }
+            Executor::Manual => {
+                let mut sink = Vec::new();
+                match manual::parse(self.source, step, &mut sink) {
+                    Some(m) => {
+                        let mut v: Vec<String> = m.ask.into_iter().map(|(n, _)| n).collect();
+                        v.push("confirmed".into());
+                        v
+                    }
+                    None => return Outputs::Any,
+                }
+            }
+            Executor::Rhai => return Outputs::Any,
+        };
+        if step.attrs.for_each.is_some() {
+            // A fan-out's outputs are a list of the item outputs, plus the items themselves.
+            known = vec!["items".into(), "results".into()];
+        }
+        Outputs::Known(known)
+    }
+
+    fn check_toml_body(&mut self, index: usize, step: &Step, action: Option<&str>, item: bool) {
+        let map = step.body_map();
+        let table = match DeTable::parse(&step.body) {
+            Ok(t) => t,
+            Err(e) => {
+                let span = e.span().map_or(step.info_span, |r| map.span(r));
+                self.error(span, format!("invalid TOML: {}", e.message().trim()));
+                return;
+            }
+        };
+        let table = table.into_inner();
+        if let Some(name) = action {
+            let Some(info) = self.registry.get(name).map(|a| a.info().clone()) else {
+                return;
+            };
+            let names: Vec<&str> = info.params.iter().map(|p| p.name.as_str()).collect();
+            for (key, value) in table.iter() {
+                let kspan = map.span(key.span());
+                match info.param(key.get_ref()) {
+                    None => {
+                        let mut d = Diagnostic::error(
+                            self.source,
+                            kspan,
+                            format!("unknown parameter `{}` for `{name}`", key.get_ref()),
+                        );
+                        d = match closest(key.get_ref(), &names) {
+                            Some(c) => d.with_help(format!("did you mean `{c}`?")),
+                            None if names.is_empty() => d.with_help(format!("`{name}` takes no parameters")),
+                            None => d.with_help(format!("parameters are: {}", names.join(", "))),
+                        };
+                        self.diags.push(d);
+                    }
+                    Some(spec) => self.check_type(spec, value.get_ref(), map.span(value.span())),
+                }
+            }
+            for p in info.params.iter().filter(|p| p.required) {
+                if !table.keys().any(|k| k.get_ref() == p.name.as_str()) {
+                    self.diags.push(
+                        Diagnostic::error(
+                            self.source,
+                            step.info_span,
+                            format!("`{name}` needs parameter `{}`", p.name),
+                        )
+                        .with_help(format!("{}: {}", p.name, p.doc)),
+                    );
+                }
+            }
+        }
+        self.check_values(&table, &map, index, item);
+    }
+
+    fn check_type(&mut self, spec: &FieldSpec, value: &DeValue<'_>, span: Span) {
+        let kind = match value {
+            DeValue::String(s) => {
+                if interp::pieces(s).is_ok_and(|p| interp::whole_expr(&p).is_some()) {
+                    return; // typed at run time
+                }
+                if !spec.choices.is_empty() && !spec.choices.iter().any(|c| c == s.as_ref()) && !s.contains("${") {
+                    self.error(
+                        span,
+                        format!("`{}` must be one of {}, not `{s}`", spec.name, spec.choices.join(", ")),
+                    );
+                    return;
+                }
+                "string"
+            }
+            DeValue::Integer(_) => "integer",
+            DeValue::Float(_) => "number",
+            DeValue::Boolean(_) => "boolean",
+            DeValue::Datetime(_) => "string",
+            DeValue::Array(_) => "array",
+            DeValue::Table(_) => "object",
+        };
+        let ok = spec
+            .json_types
+            .iter()
+            .any(|t| t == kind || (t == "number" && kind == "integer"));
+        if !ok {
+            self.error(
+                span,
+                format!("`{}` must be {}, not {}", spec.name, spec.ty, article(kind)),
+            );
+        }
+    }
+
+    /// Every string in a TOML body: its `${...}` expressions must compile and name known things.
+    fn check_values(&mut self, table: &DeTable<'_>, map: &BodyMap<'_>, index: usize, item: bool) {
+        for value in table.values() {
+            self.check_value(value.get_ref(), value.span(), map, index, item);
+        }
+    }
+
+    fn check_value(
+        &mut self,
+        value: &DeValue<'_>,
+        range: std::ops::Range<usize>,
+        map: &BodyMap<'_>,
+        index: usize,
+        item: bool,
+    ) {
+        match value {
+            DeValue::String(s) => {
+                let span = map.span(range.clone());
+                let raw = map.body.get(range.clone()).unwrap_or("");
+                // Exact columns when the string is written as-is between its quotes.
+                let exact = ["\"\"\"", "'''", "\"", "'"]
+                    .iter()
+                    .find(|q| raw.starts_with(**q) && raw.get(q.len()..q.len() + s.len()) == Some(s.as_ref()))
+                    .map(|q| map.offset(range.start + q.len()));
+                self.check_string(s, span, exact, index, item);
+            }
+            DeValue::Array(items) => {
+                for v in items {
+                    self.check_value(v.get_ref(), v.span(), map, index, item);
+                }
+            }
+            DeValue::Table(t) => self.check_values(t, map, index, item),
+            _ => {}
+        }
+    }
+
+    fn check_manual(&mut self, index: usize, step: &Step, item: bool) {
+        let Some(m) = manual::parse(self.source, step, self.diags) else {
+            return;
+        };
+        let span = step.info_span;
+        for text in [&m.confirm, &m.instructions].into_iter().flatten() {
+            self.check_string(text, span, None, index, item);
+        }
+        if let Some(v) = &m.verify {
+            let vspan = m.verify_span.unwrap_or(span);
+            match manual::verify_action(v) {
+                Err(msg) => self.error(vspan, msg),
+                Ok(name) => match self.registry.get(&name) {
+                    None => self.error(vspan, format!("`verify` names unknown action `{name}`")),
+                    Some(a) if a.info().mutates => self.error(
+                        vspan,
+                        format!("`verify` must be a read-only check, and `{name}` changes things"),
+                    ),
+                    Some(a) if a.info().params.iter().any(|p| p.required) => self.error(
+                        vspan,
+                        format!("`verify` action `{name}` needs parameters; use an `aws` step after this one"),
+                    ),
+                    Some(_) => {}
+                },
+            }
+        }
+        for (name, input) in &m.ask {
+            if !parser::is_identifier(name) {
+                self.error(input.span, format!("question name `{name}` is not an identifier"));
+            }
+        }
+    }
+
+    fn check_rhai(&mut self, index: usize, step: &Step, item: bool) {
+        let scope = scope(item);
+        match self.engine.compile_with_scope(&scope, &step.body) {
+            Err(e) => {
+                let pos = e.1;
+                let span = match (pos.line(), pos.position()) {
+                    (Some(l), c) => step.body_line_col(l, c.unwrap_or(1)),
+                    _ => step.info_span,
+                };
+                self.error(span, format!("Rhai: {}", e.0));
+            }
+            Ok(_) => {
+                let map = step.body_map();
+                for r in interp::refs(&step.body) {
+                    let (Ref::Input { span, .. } | Ref::Step { span, .. }) = &r;
+                    let at = map.span(span.clone());
+                    self.check_refs(&step.body[span.clone()], at.start, at.end, index);
+                }
+            }
+        }
+    }
+}
+
+fn action_span(step: &Step, action: &str) -> Span {
+    // The action is the second word of the info string.
+    let start = step.info_span.start + step.executor.word().len() + 1;
+    Span::new(start, start + action.len())
+}
+
+fn sub_span(base: usize, end: usize, r: std::ops::Range<usize>) -> Span {
+    Span::new((base + r.start).min(end), (base + r.end).min(end))
+}
+
+fn article(kind: &str) -> String {
+    match kind {
+        "integer" | "array" | "object" => format!("an {kind}"),
+        _ => format!("a {kind}"),
+    }
+}
+
+/// The names an expression may read.
+fn scope(item: bool) -> Scope<'static> {
+    let mut s = Scope::new();
+    s.push("inputs", rhai::Map::new());
+    s.push("steps", rhai::Map::new());
+    s.push("run", rhai::Map::new());
+    if item {
+        s.push("item", Dynamic::UNIT);
+    }
+    s
+}
+
+/// The steps of a checked runbook keyed by id, for tools.
+pub fn step_ids(runbook: &Runbook) -> BTreeMap<String, usize> {
+    runbook
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.clone(), i))
+        .collect()
+}

@@ -1,0 +1,166 @@
+//! The command line: clap definitions, with help that teaches each subcommand by example.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "runbook",
+    version,
+    about = "Literate runbooks: one Markdown file that is both the documentation and the automation",
+    long_about = "Literate runbooks: one Markdown file that is both the documentation and the automation.\n\n\
+Prose explains; fenced step blocks (```manual, ```rhai, ```aws SERVICE.ACTION, ```net ACTION) act.\n\
+`runbook run` walks an operator through them, journaling every step so that a run can stop, crash\n\
+or hand over and continue later with nothing lost and nothing done twice.",
+    after_help = "Examples:\n  runbook check runbooks/\n  runbook rehearse runbooks/part-2-identity-center.md --answers answers.toml\n  runbook run runbooks/part-2-identity-center.md --profile mgmt --region eu-west-1\n\nExit codes: 0 done, 1 a step failed, 2 usage or runbook error, 3 waiting for a person, 130 interrupted."
+)]
+pub struct Cli {
+    /// When to color output (NO_COLOR is honoured under `auto`).
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse and analyse runbooks without touching AWS.
+    #[command(
+        after_help = "Examples:\n  runbook check runbooks/\n  runbook check --json runbooks/part-1-new-account.md\n\nChecks TOML bodies, plugin parameters, step ids, ${...} references, Rhai code, attributes and\ninput patterns. Errors name file:line:col. Exit 0 when clean (warnings allowed), 2 on any error."
+    )]
+    Check {
+        /// Runbook files, or directories searched for *.md.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Print diagnostics as JSON (one array) on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Show runbooks: title, inputs and steps.
+    #[command(after_help = "Examples:\n  runbook list\n  runbook list --json runbooks/ | jq '.[].steps[].id'")]
+    List {
+        /// Runbook files or directories [default: runbooks/].
+        paths: Vec<PathBuf>,
+        /// Print the parsed model as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Say what a run would do: every AWS step's read-only plan, nothing changed.
+    #[command(
+        after_help = "Example:\n  runbook plan runbooks/part-2-identity-center.md --profile mgmt --input admin_user=alice"
+    )]
+    Plan(PlanArgs),
+
+    /// Execute a runbook step by step, resuming where the last run stopped.
+    #[command(
+        after_help = "Examples:\n  runbook run runbooks/part-2-identity-center.md\n  runbook run runbooks/part-2-identity-center.md --step\n  runbook run FILE --answers answers.toml --yes        # non-interactive; exit 3 at a question with no answer\n  runbook run FILE --from create-user                  # run again from a step\n\nAnswers file (TOML):\n  [inputs]\n  admin_user = \"alice\"\n  [steps.enable-identity-center]\n  confirm = true"
+    )]
+    Run(RunArgs),
+
+    /// Run against a local AWS emulator (moto) that runbook starts itself: no AWS account needed.
+    #[command(
+        after_help = "Example:\n  runbook rehearse runbooks/part-2-identity-center.md --answers runbooks/rehearsal/part-2.toml --yes\n\nThe emulator is moto server, installed into a virtualenv under the state directory the first\ntime (Python 3 needed), started on a free loopback port and stopped on exit."
+    )]
+    Rehearse(RunArgs),
+
+    /// Show where the last run of a runbook stands, step by step.
+    #[command(after_help = "Example:\n  runbook status runbooks/part-2-identity-center.md")]
+    Status {
+        file: PathBuf,
+        #[arg(long, default_value = ".runbook", env = "RUNBOOK_STATE_DIR")]
+        state_dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Build the documentation site from book/ and runbooks/.
+    Render {
+        #[arg(long, default_value = "book")]
+        book: PathBuf,
+        #[arg(long, default_value = "site")]
+        out: PathBuf,
+    },
+
+    /// Print shell completions.
+    #[command(after_help = "Example:\n  runbook completions bash > /etc/bash_completion.d/runbook")]
+    Completions { shell: clap_complete::Shell },
+}
+
+/// How to reach AWS; read by aws-config like the AWS CLI does.
+#[derive(Debug, Clone, Args, Default)]
+pub struct AwsArgs {
+    /// Named profile from ~/.aws/config (SSO profiles work).
+    #[arg(long, env = "AWS_PROFILE")]
+    pub profile: Option<String>,
+    /// Region (the Identity Center home region for sso-admin and identitystore).
+    #[arg(long, env = "AWS_REGION")]
+    pub region: Option<String>,
+    /// Send every AWS call here instead (an emulator, a proxy).
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+    /// Attempts per AWS call, the first included (standard retry with backoff).
+    #[arg(long, env = "AWS_MAX_ATTEMPTS")]
+    pub max_attempts: Option<u32>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PlanArgs {
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// An input value, `name=value` (repeatable).
+    #[arg(long = "input", value_name = "NAME=VALUE")]
+    pub inputs: Vec<String>,
+    /// Answers file (TOML) with [inputs] and [steps.ID].
+    #[arg(long)]
+    pub answers: Option<PathBuf>,
+    #[arg(long, default_value = ".runbook", env = "RUNBOOK_STATE_DIR")]
+    pub state_dir: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// An input value, `name=value` (repeatable).
+    #[arg(long = "input", value_name = "NAME=VALUE")]
+    pub inputs: Vec<String>,
+    /// Answers file (TOML) with [inputs] and [steps.ID] for a non-interactive run.
+    #[arg(long)]
+    pub answers: Option<PathBuf>,
+    /// Confirm manual steps that ask nothing.
+    #[arg(long)]
+    pub yes: bool,
+    /// Before every step, show what it will do and ask: run, skip or quit.
+    #[arg(long)]
+    pub step: bool,
+    /// Where the journal lives.
+    #[arg(long, default_value = ".runbook", env = "RUNBOOK_STATE_DIR")]
+    pub state_dir: PathBuf,
+    /// Start at this step (earlier steps keep their recorded outputs).
+    #[arg(long, value_name = "ID")]
+    pub from: Option<String>,
+    /// Run only this step.
+    #[arg(long, value_name = "ID")]
+    pub only: Option<String>,
+    /// Forget the journal and start over.
+    #[arg(long)]
+    pub restart: bool,
+    /// At most this many items of a fan-out run at once.
+    #[arg(long, default_value_t = 8)]
+    pub max_in_flight: usize,
+}

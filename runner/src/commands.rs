@@ -1,0 +1,152 @@
+//! The subcommands, each a function from parsed arguments to an exit code.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::CommandFactory;
+use runbook_plugins::Registry;
+
+use crate::cli::{Cli, ColorChoice, Command};
+use crate::diagnostic::{self, Diagnostic};
+use crate::exit::Exit;
+use crate::model::Runbook;
+use crate::{analyzer, load};
+
+pub fn dispatch(cli: Cli) -> Exit {
+    let color = use_color(cli.color);
+    match cli.command {
+        Command::Check { paths, json } => check(&paths, json, color),
+        Command::List { paths, json } => list(&paths, json, color),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "runbook", &mut std::io::stdout());
+            Exit::Done
+        }
+        Command::Run(args) => runtime(|| crate::run::run(args, color, false)),
+        Command::Rehearse(args) => runtime(|| crate::run::run(args, color, true)),
+        Command::Plan(args) => runtime(|| crate::run::plan(args, color)),
+        Command::Status { file, state_dir, json } => crate::run::status(&file, &state_dir, json, color),
+        Command::Render { .. } => {
+            eprintln!("runbook: render is not implemented yet");
+            Exit::Usage
+        }
+    }
+}
+
+fn runtime<F, Fut>(f: F) -> Exit
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Exit>,
+{
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt.block_on(f()),
+        Err(e) => {
+            eprintln!("runbook: cannot start the async runtime: {e}");
+            Exit::StepFailed
+        }
+    }
+}
+
+fn use_color(choice: ColorChoice) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && console::Term::stderr().is_term()
+        }
+    }
+}
+
+/// Prints diagnostics to stderr (text) and says whether any was an error.
+pub fn report(diags: &[Diagnostic], color: bool) -> bool {
+    let mut err = std::io::stderr().lock();
+    for d in diags {
+        let _ = write!(err, "{}", d.render(color));
+    }
+    diags.iter().any(Diagnostic::is_error)
+}
+
+/// Loads and checks every runbook under the given paths.
+pub fn analyse(paths: &[PathBuf]) -> (Vec<Runbook>, Vec<Diagnostic>) {
+    let registry = Registry::builtin();
+    let (files, mut diags) = load::collect(paths);
+    let mut books = Vec::new();
+    for f in files {
+        match load::read(&f) {
+            Ok(src) => {
+                let (rb, d) = analyzer::check(&src, &registry);
+                diags.extend(d);
+                books.push(rb);
+            }
+            Err(d) => diags.push(d),
+        }
+    }
+    diagnostic::sort(&mut diags);
+    (books, diags)
+}
+
+fn check(paths: &[PathBuf], json: bool, color: bool) -> Exit {
+    let (books, diags) = analyse(paths);
+    let errors = diags.iter().filter(|d| d.is_error()).count();
+    let warnings = diags.len() - errors;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&diags).unwrap_or_else(|_| "[]".into())
+        );
+    } else {
+        report(&diags, color);
+        let steps: usize = books.iter().map(|b| b.steps.len()).sum();
+        eprintln!(
+            "checked {} runbook{} ({} step{}): {} error{}, {} warning{}",
+            books.len(),
+            plural(books.len()),
+            steps,
+            plural(steps),
+            errors,
+            plural(errors),
+            warnings,
+            plural(warnings)
+        );
+    }
+    if errors > 0 { Exit::Usage } else { Exit::Done }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn list(paths: &[PathBuf], json: bool, color: bool) -> Exit {
+    let paths = if paths.is_empty() {
+        vec![PathBuf::from("runbooks")]
+    } else {
+        paths.to_vec()
+    };
+    let (books, diags) = analyse(&paths);
+    let errors: Vec<Diagnostic> = diags.into_iter().filter(|d| d.is_error()).collect();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&books).unwrap_or_else(|_| "[]".into())
+        );
+    } else {
+        let mut out = std::io::stdout().lock();
+        for b in &books {
+            let _ = writeln!(out, "{}  {}", b.path, b.title);
+            if !b.settings.inputs.is_empty() {
+                let names: Vec<&str> = b.settings.inputs.keys().map(String::as_str).collect();
+                let _ = writeln!(out, "  inputs: {}", names.join(", "));
+            }
+            for s in &b.steps {
+                let what = s.executor.action().unwrap_or_else(|| s.executor.word().to_string());
+                let what = if s.executor.word() == "aws" || s.executor.word() == "net" {
+                    format!("{} {}", s.executor.word(), what.trim_start_matches("net."))
+                } else {
+                    what
+                };
+                let _ = writeln!(out, "  {:>5}  {:<32} {}", s.line, s.id, what);
+            }
+        }
+    }
+    report(&errors, color);
+    if errors.is_empty() { Exit::Done } else { Exit::Usage }
+}

@@ -1,0 +1,22 @@
+//! Exit codes, as DESIGN.md lists them.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Done,
+    StepFailed,
+    Usage,
+    WaitingForPerson,
+    Interrupted,
+}
+
+impl Exit {
+    pub fn code(self) -> i32 {
+        match self {
+            Exit::Done => 0,
+            Exit::StepFailed => 1,
+            Exit::Usage => 2,
+            Exit::WaitingForPerson => 3,
+            Exit::Interrupted => 130,
+        }
+    }
+}

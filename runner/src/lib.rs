@@ -1,0 +1,52 @@
+//! runbook: literate runbooks. One Markdown file is both the documentation an operator reads and
+//! the automation they run. This crate reads runbooks (parser, model, analyzer), runs them
+//! (executor, journal, prompts, progress) and renders them; `runbook-plugins` does the AWS work.
+
+pub mod analyzer;
+pub mod cli;
+pub mod commands;
+pub mod diagnostic;
+pub mod emulator;
+pub mod eval;
+pub mod exec;
+pub mod exit;
+pub mod inputs;
+pub mod interp;
+pub mod journal;
+pub mod load;
+pub mod manual;
+pub mod model;
+pub mod parser;
+pub mod paths;
+pub mod prompt;
+pub mod prose;
+pub mod redact;
+pub mod run;
+pub mod sandbox;
+pub mod source;
+pub mod ui;
+
+use std::ffi::OsString;
+
+use clap::Parser as _;
+
+pub use exit::Exit;
+
+/// Runs the command line and returns the process exit code. Callable more than once (tests).
+pub fn run<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match cli::Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+                _ => Exit::Usage.code(),
+            };
+        }
+    };
+    commands::dispatch(cli).code()
+}

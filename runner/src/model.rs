@@ -1,0 +1,191 @@
+//! The parsed runbook: what the analyzer checks, the executor runs and the renderer shows.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::source::Span;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Runbook {
+    pub path: String,
+    pub title: String,
+    pub settings: Settings,
+    pub sections: Vec<Section>,
+    pub steps: Vec<Step>,
+}
+
+impl Runbook {
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+
+    pub fn section_of(&self, step: &Step) -> Option<&Section> {
+        step.section.and_then(|i| self.sections.get(i))
+    }
+}
+
+/// The `runbook` block's settings.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Settings {
+    /// Where the block is, when there is one.
+    pub span: Option<Span>,
+    pub title: Option<String>,
+    pub inputs: BTreeMap<String, Input>,
+    pub guard: Option<Guard>,
+}
+
+/// A value the runbook asks for before it starts (`[inputs.NAME]`), or a question a manual step
+/// asks (`[ask.NAME]`): the same fields either way.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Input {
+    /// What the person is asked.
+    #[serde(default)]
+    pub prompt: Option<String>,
+    /// Taken when nothing else supplies a value.
+    #[serde(default)]
+    pub default: Option<String>,
+    /// A regular expression the whole value must match.
+    #[serde(default)]
+    pub pattern: Option<String>,
+    /// The only values accepted.
+    #[serde(default)]
+    pub choices: Option<Vec<String>>,
+    /// Never echoed, logged, stored in clear or rendered.
+    #[serde(default)]
+    pub secret: bool,
+    /// Shown under the prompt and on the site.
+    #[serde(default)]
+    pub help: Option<String>,
+    #[serde(skip_deserializing)]
+    pub span: Span,
+}
+
+/// Who the runbook must be run as; checked before every mutating step.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Guard {
+    /// `management`, `any`, or a 12-digit account id (may be `${...}`).
+    #[serde(default)]
+    pub account: Option<String>,
+    /// Region the runbook must run in (may be `${...}`).
+    #[serde(default)]
+    pub region: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Section {
+    pub level: u8,
+    pub title: String,
+    pub slug: String,
+    /// The heading's span.
+    pub span: Span,
+    /// The section's Markdown, without its heading and without step blocks.
+    pub prose: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Executor {
+    Manual,
+    Rhai,
+    Aws { action: String },
+    Net { action: String },
+}
+
+impl Executor {
+    pub fn word(&self) -> &'static str {
+        match self {
+            Executor::Manual => "manual",
+            Executor::Rhai => "rhai",
+            Executor::Aws { .. } => "aws",
+            Executor::Net { .. } => "net",
+        }
+    }
+
+    /// The plugin registry's name for the action, for `aws` and `net` steps.
+    pub fn action(&self) -> Option<String> {
+        match self {
+            Executor::Aws { action } => Some(action.clone()),
+            Executor::Net { action } => Some(format!("net.{action}")),
+            _ => None,
+        }
+    }
+}
+
+/// One `key=value` word of a step's info string.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Attr {
+    pub value: String,
+    /// The value's span (inside quotes, when quoted).
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Attributes {
+    pub id: Option<Attr>,
+    #[serde(rename = "if")]
+    pub if_: Option<Attr>,
+    pub timeout: Option<Attr>,
+    pub retries: Option<Attr>,
+    pub on_failure: Option<Attr>,
+    pub for_each: Option<Attr>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub id: String,
+    pub executor: Executor,
+    pub attrs: Attributes,
+    /// The block's text between its fences.
+    pub body: String,
+    /// Where each line of `body` starts in the file, so errors in a body point at the Markdown.
+    #[serde(skip)]
+    pub body_lines: Vec<usize>,
+    /// The whole fenced block, fences included.
+    pub span: Span,
+    /// The info string.
+    pub info_span: Span,
+    /// 1-based line of the opening fence.
+    pub line: usize,
+    /// Index into `Runbook::sections` of the section the step sits in.
+    pub section: Option<usize>,
+}
+
+impl Step {
+    /// Maps offsets in `body` back to the Markdown file.
+    pub fn body_map(&self) -> crate::parser::BodyMap<'_> {
+        crate::parser::BodyMap {
+            body: &self.body,
+            lines: &self.body_lines,
+        }
+    }
+
+    /// Maps a span in `body` to a span in the file.
+    pub fn body_span(&self, span: Span) -> Span {
+        self.body_map().span(span.start..span.end)
+    }
+
+    /// Maps a 1-based line and column in `body` (as Rhai reports them) to a file span.
+    pub fn body_line_col(&self, line: usize, col: usize) -> Span {
+        let mut off = 0;
+        for (i, l) in self.body.split_inclusive('\n').enumerate() {
+            if i + 1 == line {
+                let within: usize = l.chars().take(col.saturating_sub(1)).map(char::len_utf8).sum();
+                let at = self.body_map().offset(off + within);
+                return Span::new(at, at + 1);
+            }
+            off += l.len();
+        }
+        let at = self.body_map().offset(self.body.len());
+        Span::new(at, at)
+    }
+
+    pub fn is_mutating(&self, mutating_action: impl Fn(&str) -> bool) -> bool {
+        match self.executor.action() {
+            Some(a) => mutating_action(&a),
+            None => false,
+        }
+    }
+}

@@ -1,0 +1,689 @@
+//! Markdown to [`Runbook`]: headings become sections, fenced blocks whose info string starts with
+//! an executor word become steps, the `runbook` block becomes settings. Everything keeps its span.
+
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Range;
+
+use pulldown_cmark::{CodeBlockKind, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
+use serde::Deserialize;
+
+use crate::diagnostic::Diagnostic;
+use crate::model::{Attr, Attributes, Executor, Guard, Input, Runbook, Section, Settings, Step};
+use crate::source::{Source, Span};
+
+/// The pulldown-cmark options every reader of a runbook uses (the renderer too).
+pub fn markdown_options() -> Options {
+    Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS
+}
+
+/// Executor words: the first word of a step block's info string.
+pub const EXECUTORS: [&str; 4] = ["manual", "rhai", "aws", "net"];
+
+/// A fenced block as pulldown-cmark reported it.
+struct Fenced {
+    info: String,
+    range: Range<usize>,
+    /// (file range, text) of each piece of content.
+    texts: Vec<(Range<usize>, String)>,
+}
+
+struct Heading {
+    level: u8,
+    range: Range<usize>,
+    text: String,
+}
+
+/// Parses a runbook. Problems are returned as diagnostics beside the best model that could be
+/// built, so `check` reports all of them at once.
+pub fn parse(source: &Source) -> (Runbook, Vec<Diagnostic>) {
+    let mut diags = Vec::new();
+    let mut headings: Vec<Heading> = Vec::new();
+    let mut blocks: Vec<Fenced> = Vec::new();
+    let mut heading: Option<Heading> = None;
+    let mut block: Option<Fenced> = None;
+
+    for (event, range) in Parser::new_ext(&source.text, markdown_options()).into_offset_iter() {
+        match event {
+            Event::Start(Tag::Heading { level, .. }) => {
+                heading = Some(Heading {
+                    level: heading_level(level),
+                    range,
+                    text: String::new(),
+                })
+            }
+            Event::End(TagEnd::Heading(_)) => headings.extend(heading.take()),
+            Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(info))) => {
+                block = Some(Fenced {
+                    info: info.to_string(),
+                    range,
+                    texts: Vec::new(),
+                })
+            }
+            Event::End(TagEnd::CodeBlock) => blocks.extend(block.take()),
+            Event::Text(t) | Event::Code(t) => {
+                if let Some(b) = block.as_mut() {
+                    b.texts.push((range, t.to_string()));
+                } else if let Some(h) = heading.as_mut() {
+                    h.text.push_str(&t);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    let mut settings = Settings::default();
+    let mut machine_spans: Vec<Span> = Vec::new();
+    let mut steps: Vec<Step> = Vec::new();
+    for b in &blocks {
+        let info_span = info_span(source, b);
+        let word = b.info.split_whitespace().next().unwrap_or("");
+        let span = Span::new(b.range.start, b.range.end);
+        if word == "runbook" {
+            machine_spans.push(span);
+            if settings.span.is_some() {
+                diags.push(
+                    Diagnostic::error(source, info_span, "a second `runbook` block")
+                        .with_help("a runbook has at most one settings block; merge them"),
+                );
+                continue;
+            }
+            let (body, body_lines) = body_of(source, b);
+            settings = parse_settings(source, &body, &body_lines, span, &mut diags);
+        } else if EXECUTORS.contains(&word) {
+            machine_spans.push(span);
+            let (body, body_lines) = body_of(source, b);
+            if let Some(step) = parse_step(source, &b.info, info_span, span, body, body_lines, &mut diags) {
+                steps.push(step);
+            }
+        } else if let Some(d) = near_miss(source, &b.info, info_span) {
+            diags.push(d);
+        }
+    }
+
+    let sections = build_sections(source, &headings, &machine_spans);
+    assign_sections_and_ids(source, &sections, &mut steps, &mut diags);
+
+    let title = settings
+        .title
+        .clone()
+        .or_else(|| {
+            let top = headings.iter().map(|h| h.level).min()?;
+            headings
+                .iter()
+                .find(|h| h.level == top)
+                .map(|h| h.text.trim().to_string())
+        })
+        .unwrap_or_else(|| {
+            source
+                .path()
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
+
+    let runbook = Runbook {
+        path: source.path().display().to_string(),
+        title,
+        settings,
+        sections,
+        steps,
+    };
+    (runbook, diags)
+}
+
+fn heading_level(level: HeadingLevel) -> u8 {
+    match level {
+        HeadingLevel::H1 => 1,
+        HeadingLevel::H2 => 2,
+        HeadingLevel::H3 => 3,
+        HeadingLevel::H4 => 4,
+        HeadingLevel::H5 => 5,
+        HeadingLevel::H6 => 6,
+    }
+}
+
+/// The info string's span on the opening fence line. pulldown-cmark gives the info string
+/// unescaped; where that differs from the source the whole rest of the fence line is used.
+fn info_span(source: &Source, b: &Fenced) -> Span {
+    let text = &source.text;
+    let line_end = text[b.range.start..]
+        .find('\n')
+        .map_or(text.len(), |i| b.range.start + i);
+    let line = &text[b.range.start..line_end];
+    let fence_at = line.find(['`', '~']).unwrap_or(0);
+    let fence_char = line[fence_at..].chars().next().unwrap_or('`');
+    let after_fence = fence_at + line[fence_at..].len() - line[fence_at..].trim_start_matches(fence_char).len();
+    let rest = &line[after_fence..];
+    let lead = rest.len() - rest.trim_start().len();
+    let start = b.range.start + after_fence + lead;
+    let end = b.range.start + line.trim_end().len().max(after_fence + lead);
+    Span::new(start, end)
+}
+
+/// A block's body text and the file offset at which each of its lines starts.
+fn body_of(source: &Source, b: &Fenced) -> (String, Vec<usize>) {
+    let mut body = String::new();
+    let mut lines = Vec::new();
+    for (range, text) in &b.texts {
+        let verbatim = source.text.get(range.clone()) == Some(text.as_str());
+        let mut at = 0;
+        for piece in text.split_inclusive('\n') {
+            lines.push(if verbatim { range.start + at } else { range.start });
+            at += piece.len();
+        }
+        body.push_str(text);
+    }
+    if lines.is_empty() {
+        // An empty body: point at the line after the opening fence.
+        let after = source.text[b.range.start..]
+            .find('\n')
+            .map_or(b.range.end, |i| b.range.start + i + 1);
+        lines.push(after.min(b.range.end));
+    }
+    (body, lines)
+}
+
+/// A step's body as its own little source: maps body offsets back to the Markdown file.
+pub struct BodyMap<'a> {
+    pub body: &'a str,
+    pub lines: &'a [usize],
+}
+
+impl BodyMap<'_> {
+    pub fn offset(&self, offset: usize) -> usize {
+        let mut start = 0;
+        for (i, line) in self.body.split_inclusive('\n').enumerate() {
+            if offset < start + line.len() || i + 1 >= self.lines.len() {
+                return self.lines.get(i).copied().unwrap_or(0) + (offset - start).min(line.len());
+            }
+            start += line.len();
+        }
+        self.lines.last().copied().unwrap_or(0)
+    }
+
+    pub fn span(&self, span: Range<usize>) -> Span {
+        let start = self.offset(span.start);
+        Span::new(start, self.offset(span.end).max(start))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    title: Option<String>,
+    #[serde(default)]
+    inputs: BTreeMap<String, toml::Spanned<RawInput>>,
+    guard: Option<Guard>,
+}
+
+/// `[inputs.NAME]` and `[ask.NAME]` as written, with the spans `check` needs.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawInput {
+    prompt: Option<String>,
+    default: Option<String>,
+    pattern: Option<toml::Spanned<String>>,
+    choices: Option<Vec<String>>,
+    #[serde(default)]
+    secret: bool,
+    help: Option<String>,
+}
+
+impl RawInput {
+    /// Converts to the model, checking the pattern and the default against it.
+    pub(crate) fn into_input(
+        self,
+        name: &str,
+        span: Span,
+        map: &BodyMap<'_>,
+        source: &Source,
+        diags: &mut Vec<Diagnostic>,
+    ) -> Input {
+        let pattern = self.pattern.map(|p| {
+            let pspan = map.span(p.span());
+            let value = p.into_inner();
+            if let Err(e) = anchored(&value) {
+                diags.push(Diagnostic::error(
+                    source,
+                    pspan,
+                    format!("invalid pattern for `{name}`: {}", first_line(&e.to_string())),
+                ));
+            }
+            value
+        });
+        if let (Some(choices), Some(default)) = (&self.choices, &self.default) {
+            if !choices.contains(default) {
+                diags.push(Diagnostic::error(
+                    source,
+                    span,
+                    format!("default `{default}` of `{name}` is not one of its choices"),
+                ));
+            }
+        }
+        if self.secret && self.default.is_some() {
+            diags.push(
+                Diagnostic::warning(
+                    source,
+                    span,
+                    format!("secret `{name}` has a default written in the runbook"),
+                )
+                .with_help("a secret in a Markdown file is not secret; supply it at run time"),
+            );
+        }
+        Input {
+            prompt: self.prompt,
+            default: self.default,
+            pattern,
+            choices: self.choices,
+            secret: self.secret,
+            help: self.help,
+            span,
+        }
+    }
+}
+
+/// Compiles an input pattern so that it must match the whole value.
+pub fn anchored(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    regex::Regex::new(&format!("^(?:{pattern})$"))
+}
+
+pub(crate) fn first_line(s: &str) -> String {
+    let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    // regex and toml errors put the useful sentence last.
+    lines.last().copied().unwrap_or(s).to_string()
+}
+
+/// Turns a toml error into a diagnostic located in the Markdown file.
+pub(crate) fn toml_error(source: &Source, map: &BodyMap<'_>, fallback: Span, e: &toml::de::Error) -> Diagnostic {
+    let span = e.span().map_or(fallback, |r| map.span(r));
+    Diagnostic::error(source, span, format!("invalid TOML: {}", e.message().trim()))
+}
+
+fn parse_settings(source: &Source, body: &str, lines: &[usize], span: Span, diags: &mut Vec<Diagnostic>) -> Settings {
+    let map = BodyMap { body, lines };
+    let raw: RawSettings = match toml::from_str(body) {
+        Ok(raw) => raw,
+        Err(e) => {
+            diags.push(toml_error(source, &map, span, &e));
+            return Settings {
+                span: Some(span),
+                ..Settings::default()
+            };
+        }
+    };
+    let inputs = raw
+        .inputs
+        .into_iter()
+        .map(|(name, spanned)| {
+            let ispan = map.span(spanned.span());
+            if !is_identifier(&name) {
+                diags.push(
+                    Diagnostic::error(source, ispan, format!("input name `{name}` is not an identifier"))
+                        .with_help("use letters, digits and `_` so that `${inputs.NAME}` can name it"),
+                );
+            }
+            let input = spanned.into_inner().into_input(&name, ispan, &map, source, diags);
+            (name, input)
+        })
+        .collect();
+    Settings {
+        span: Some(span),
+        title: raw.title,
+        inputs,
+        guard: raw.guard,
+    }
+}
+
+pub(crate) fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Splits an info string into words with their spans; quotes group, as in HTML attributes.
+fn words(source: &Source, info_span: Span, diags: &mut Vec<Diagnostic>) -> Vec<(String, Option<Attr>, Span)> {
+    let text = &source.text[info_span.start..info_span.end];
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && !bytes[i].is_ascii_whitespace() && bytes[i] != b'=' {
+            i += 1;
+        }
+        let key = text[start..i].to_string();
+        if i < bytes.len() && bytes[i] == b'=' {
+            i += 1;
+            let (value, vstart, vend);
+            if i < bytes.len() && (bytes[i] == b'\'' || bytes[i] == b'"') {
+                let quote = bytes[i];
+                let open = i;
+                i += 1;
+                vstart = i;
+                match bytes[i..].iter().position(|&b| b == quote) {
+                    Some(n) => {
+                        vend = i + n;
+                        i = vend + 1;
+                    }
+                    None => {
+                        diags.push(
+                            Diagnostic::error(
+                                source,
+                                Span::new(open, open + 1).shifted(info_span.start),
+                                format!("quoted value of `{key}` is never closed"),
+                            )
+                            .with_help(format!("close it with {}", quote as char)),
+                        );
+                        vend = bytes.len();
+                        i = bytes.len();
+                    }
+                }
+                value = text[vstart..vend].to_string();
+            } else {
+                vstart = i;
+                while i < bytes.len() && !bytes[i].is_ascii_whitespace() {
+                    i += 1;
+                }
+                vend = i;
+                value = text[vstart..vend].to_string();
+            }
+            let attr = Attr {
+                value,
+                span: Span::new(vstart, vend).shifted(info_span.start),
+            };
+            out.push((key, Some(attr), Span::new(start, i).shifted(info_span.start)));
+        } else {
+            out.push((key, None, Span::new(start, i).shifted(info_span.start)));
+        }
+    }
+    out
+}
+
+pub const ATTRIBUTES: [&str; 6] = ["id", "if", "timeout", "retries", "on-failure", "for-each"];
+
+fn parse_step(
+    source: &Source,
+    info: &str,
+    info_span: Span,
+    span: Span,
+    body: String,
+    body_lines: Vec<usize>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Step> {
+    let words = words(source, info_span, diags);
+    let mut iter = words.into_iter();
+    let (word, _, word_span) = iter.next()?;
+    let executor = match word.as_str() {
+        "manual" => Executor::Manual,
+        "rhai" => Executor::Rhai,
+        "aws" | "net" => {
+            let action = match iter.clone().next() {
+                Some((name, None, _)) => {
+                    iter.next();
+                    name
+                }
+                _ => {
+                    diags.push(
+                        Diagnostic::error(source, word_span, format!("`{word}` step without an action")).with_help(
+                            if word == "aws" {
+                                "write the action after the executor, e.g. ```aws sts.whoami"
+                            } else {
+                                "write the action after the executor, e.g. ```net check-reachable"
+                            },
+                        ),
+                    );
+                    return None;
+                }
+            };
+            if word == "aws" {
+                Executor::Aws { action }
+            } else {
+                Executor::Net { action }
+            }
+        }
+        _ => {
+            let _ = info;
+            return None;
+        }
+    };
+    let mut attrs = Attributes::default();
+    for (key, value, wspan) in iter {
+        let Some(value) = value else {
+            diags.push(
+                Diagnostic::error(source, wspan, format!("`{key}` is not a `key=value` attribute"))
+                    .with_help(format!("attributes are {}", ATTRIBUTES.join(", "))),
+            );
+            continue;
+        };
+        let slot = match key.as_str() {
+            "id" => &mut attrs.id,
+            "if" => &mut attrs.if_,
+            "timeout" => &mut attrs.timeout,
+            "retries" => &mut attrs.retries,
+            "on-failure" => &mut attrs.on_failure,
+            "for-each" => &mut attrs.for_each,
+            _ => {
+                let mut d = Diagnostic::error(source, wspan, format!("unknown attribute `{key}`"));
+                d = match crate::analyzer::closest(&key, &ATTRIBUTES) {
+                    Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                    None => d.with_help(format!("attributes are {}", ATTRIBUTES.join(", "))),
+                };
+                diags.push(d);
+                continue;
+            }
+        };
+        if slot.is_some() {
+            diags.push(Diagnostic::error(
+                source,
+                wspan,
+                format!("attribute `{key}` given twice"),
+            ));
+        }
+        *slot = Some(value);
+    }
+    let (line, _) = source.line_col(span.start);
+    Some(Step {
+        id: String::new(),
+        executor,
+        attrs,
+        body,
+        body_lines,
+        span,
+        info_span,
+        line,
+        section: None,
+    })
+}
+
+fn build_sections(source: &Source, headings: &[Heading], machine: &[Span]) -> Vec<Section> {
+    headings
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let start = h.range.end;
+            let end = headings.get(i + 1).map_or(source.text.len(), |n| n.range.start);
+            let mut prose = String::new();
+            let mut at = start;
+            for m in machine.iter().filter(|m| m.start >= start && m.end <= end) {
+                prose.push_str(&source.text[at..m.start]);
+                at = m.end;
+            }
+            prose.push_str(&source.text[at..end]);
+            Section {
+                level: h.level,
+                title: h.text.trim().to_string(),
+                slug: slug(&h.text),
+                span: Span::new(h.range.start, h.range.end),
+                prose: prose.trim().to_string(),
+            }
+        })
+        .collect()
+}
+
+/// GitHub-style heading slug: lowercase, words joined by `-`, punctuation dropped.
+pub fn slug(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.trim().chars() {
+        if c.is_alphanumeric() {
+            out.extend(c.to_lowercase());
+        } else if (c == ' ' || c == '-' || c == '_') && !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    out.trim_end_matches('-').to_string()
+}
+
+fn assign_sections_and_ids(source: &Source, sections: &[Section], steps: &mut [Step], diags: &mut Vec<Diagnostic>) {
+    let explicit: HashSet<String> = steps
+        .iter()
+        .filter_map(|s| s.attrs.id.as_ref().map(|a| a.value.clone()))
+        .collect();
+    let mut used: HashSet<String> = HashSet::new();
+    let mut first_by_id: BTreeMap<String, Span> = BTreeMap::new();
+    for step in steps.iter_mut() {
+        step.section = sections.iter().rposition(|s| s.span.start < step.span.start);
+        match &step.attrs.id {
+            Some(id) => {
+                if !valid_id(&id.value) {
+                    diags.push(
+                        Diagnostic::error(source, id.span, format!("step id `{}` is not a valid id", id.value))
+                            .with_help("use letters, digits, `-` and `_`, starting with a letter"),
+                    );
+                }
+                if let Some(first) = first_by_id.get(&id.value) {
+                    let (l, c) = source.line_col(first.start);
+                    diags.push(Diagnostic::error(
+                        source,
+                        id.span,
+                        format!("duplicate step id `{}` (first used at {l}:{c})", id.value),
+                    ));
+                } else {
+                    first_by_id.insert(id.value.clone(), id.span);
+                }
+                step.id = id.value.clone();
+            }
+            None => {
+                let base = step
+                    .section
+                    .map(|i| sections[i].slug.clone())
+                    .filter(|s| !s.is_empty() && s.starts_with(|c: char| c.is_ascii_alphabetic()))
+                    .map(|s| if s.is_ascii() { s } else { ascii_slug(&s) })
+                    .unwrap_or_else(|| "step".to_string());
+                let mut id = base.clone();
+                let mut n = 1;
+                while used.contains(&id) || explicit.contains(&id) {
+                    n += 1;
+                    id = format!("{base}-{n}");
+                }
+                step.id = id;
+            }
+        }
+        used.insert(step.id.clone());
+    }
+}
+
+fn ascii_slug(s: &str) -> String {
+    let out: String = s.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+    if out.is_empty() { "step".into() } else { out }
+}
+
+fn valid_id(id: &str) -> bool {
+    id.starts_with(|c: char| c.is_ascii_alphabetic())
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Warns about a fenced block that looks like a step but will be shown as plain code.
+fn near_miss(source: &Source, info: &str, info_span: Span) -> Option<Diagnostic> {
+    let word = info.split_whitespace().next()?;
+    let lower = word.to_ascii_lowercase();
+    // Ordinary languages that sit one edit away from an executor word.
+    const LANGUAGES: [&str; 8] = ["awk", "nix", "nim", "rust", "json", "text", "ini", "ant"];
+    if LANGUAGES.contains(&lower.as_str()) {
+        return None;
+    }
+    let hit = EXECUTORS.iter().find(|e| {
+        if lower == **e {
+            return true; // wrong case: `Manual`, `AWS`
+        }
+        let d = crate::analyzer::edit_distance(&lower, e);
+        d == 1 || (d == 2 && e.len() >= 6)
+    })?;
+    let second = info.split_whitespace().nth(1).unwrap_or("");
+    let looks_like_action = second.contains('.') && !second.contains('=');
+    if lower.len() < 3 && !looks_like_action {
+        return None;
+    }
+    let span = Span::new(info_span.start, info_span.start + word.len());
+    Some(
+        Diagnostic::warning(
+            source,
+            span,
+            format!("`{word}` is not an executor; this block will not run"),
+        )
+        .with_help(format!("did you mean `{hit}`?")),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> (Runbook, Vec<Diagnostic>) {
+        parse(&Source::new("t.md", text))
+    }
+
+    #[test]
+    fn steps_take_heading_slugs_numbered_when_repeated() {
+        let (rb, d) = parse_str(
+            "# Title\n\n## Create the user\n\n```manual\n```\n\n```manual\n```\n\n## Next\n```rhai id=x\n#{}\n```\n",
+        );
+        assert!(d.is_empty(), "{d:?}");
+        let ids: Vec<_> = rb.steps.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["create-the-user", "create-the-user-2", "x"]);
+        assert_eq!(rb.title, "Title");
+        assert_eq!(rb.sections[1].title, "Create the user");
+    }
+
+    #[test]
+    fn ordinary_blocks_are_not_steps() {
+        let (rb, d) = parse_str("```bash\nrm -rf /\n```\n```\nplain\n```\n    indented\n");
+        assert!(rb.steps.is_empty());
+        assert!(d.is_empty());
+    }
+
+    #[test]
+    fn quoted_attributes_keep_spaces_and_spans() {
+        let text = "```aws sts.whoami if='inputs.x == \"y z\"' retries=3\n```\n";
+        let (rb, d) = parse_str(text);
+        assert!(d.is_empty(), "{d:?}");
+        let s = &rb.steps[0];
+        let cond = s.attrs.if_.as_ref().expect("if attribute");
+        assert_eq!(cond.value, "inputs.x == \"y z\"");
+        assert_eq!(&text[cond.span.start..cond.span.end], cond.value);
+        assert_eq!(s.attrs.retries.as_ref().map(|a| a.value.as_str()), Some("3"));
+    }
+
+    #[test]
+    fn body_lines_map_into_the_file_inside_a_list() {
+        let text = "- item\n\n  ```rhai\n  let a = 1;\n  a\n  ```\n";
+        let (rb, _) = parse_str(text);
+        let s = &rb.steps[0];
+        assert_eq!(s.body, "let a = 1;\na\n");
+        let off = s.body_map().offset(11); // the `a` on the body's second line
+        assert_eq!(&text[off..off + 1], "a");
+        assert_eq!(Source::new("t", text).line_col(off), (5, 3));
+    }
+
+    #[test]
+    fn slugs_follow_github() {
+        assert_eq!(
+            slug("Step 3: Create an AWS Organization!"),
+            "step-3-create-an-aws-organization"
+        );
+        assert_eq!(slug("  IAM -- roles "), "iam-roles");
+    }
+}

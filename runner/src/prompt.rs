@@ -1,0 +1,76 @@
+//! Asking a person: confirmations, values with validation and re-prompting, secrets unechoed.
+
+use std::io::IsTerminal;
+
+use dialoguer::theme::ColorfulTheme;
+use dialoguer::{Confirm, Input as Line, Password, Select};
+
+use crate::inputs::validate;
+use crate::model::Input;
+
+/// Whether a person can be asked: stdin and stderr are terminals.
+pub fn interactive() -> bool {
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+pub fn confirm(question: &str) -> std::io::Result<bool> {
+    Confirm::with_theme(&ColorfulTheme::default())
+        .with_prompt(question)
+        .default(false)
+        .interact()
+        .map_err(std::io::Error::other)
+}
+
+/// Asks for one value until it passes the input's checks.
+pub fn ask(name: &str, input: &Input) -> std::io::Result<String> {
+    let theme = ColorfulTheme::default();
+    let prompt = input.prompt.clone().unwrap_or_else(|| name.to_string());
+    if let Some(help) = &input.help {
+        eprintln!("  {help}");
+    }
+    if input.secret {
+        loop {
+            let v = Password::with_theme(&theme)
+                .with_prompt(&prompt)
+                .interact()
+                .map_err(std::io::Error::other)?;
+            match validate(name, input, &v) {
+                Ok(()) => return Ok(v),
+                Err(e) => eprintln!("  {e}"),
+            }
+        }
+    }
+    if let Some(choices) = &input.choices {
+        let default = input
+            .default
+            .as_ref()
+            .and_then(|d| choices.iter().position(|c| c == d))
+            .unwrap_or(0);
+        let i = Select::with_theme(&theme)
+            .with_prompt(&prompt)
+            .items(choices)
+            .default(default)
+            .interact()
+            .map_err(std::io::Error::other)?;
+        return Ok(choices[i].clone());
+    }
+    let mut line = Line::<String>::with_theme(&theme).with_prompt(&prompt);
+    if let Some(d) = &input.default {
+        line = line.default(d.clone());
+    }
+    let name = name.to_string();
+    let spec = input.clone();
+    line.validate_with(move |v: &String| validate(&name, &spec, v))
+        .interact_text()
+        .map_err(std::io::Error::other)
+}
+
+/// Asks run / skip / quit before a step (`run --step`).
+pub fn run_skip_quit(step: &str) -> std::io::Result<usize> {
+    Select::with_theme(&ColorfulTheme::default())
+        .with_prompt(format!("Step {step}"))
+        .items(["run", "skip", "quit (the journal is saved)"])
+        .default(0)
+        .interact()
+        .map_err(std::io::Error::other)
+}

@@ -1,0 +1,118 @@
+//! The Rhai engine every script, condition and interpolation runs in: no modules, no `eval`, no
+//! file or network access, explicit limits, a deadline, and `print` routed to the step log.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rhai::packages::{Package, StandardPackage};
+use rhai::{Dynamic, Engine, EvalAltResult};
+
+/// Limits for one evaluation. Debug and release builds of Rhai default differently, so every
+/// limit is set here.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_operations: u64,
+    pub max_call_levels: usize,
+    pub max_expr_depth: usize,
+    pub max_string_size: usize,
+    pub max_array_size: usize,
+    pub max_map_size: usize,
+    pub deadline: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_operations: 5_000_000,
+            max_call_levels: 48,
+            max_expr_depth: 64,
+            max_string_size: 1 << 20,
+            max_array_size: 100_000,
+            max_map_size: 10_000,
+            deadline: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Where a script's `print`, `debug`, `warn` go.
+pub type Log = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// The reason on_progress stopped a script; shown to the operator.
+pub const DEADLINE_TOKEN: &str = "runbook: script deadline reached";
+pub const INTERRUPT_TOKEN: &str = "runbook: interrupted";
+
+/// A sandboxed engine. `interrupted` is polled between operations (Ctrl-C).
+pub fn engine(limits: Limits, log: Option<Log>, interrupted: Option<Arc<std::sync::atomic::AtomicBool>>) -> Engine {
+    let mut e = Engine::new_raw();
+    e.register_global_module(StandardPackage::new().as_shared_module());
+    e.set_max_operations(limits.max_operations);
+    e.set_max_call_levels(limits.max_call_levels);
+    e.set_max_expr_depths(limits.max_expr_depth, limits.max_expr_depth);
+    e.set_max_string_size(limits.max_string_size);
+    e.set_max_array_size(limits.max_array_size);
+    e.set_max_map_size(limits.max_map_size);
+    e.set_max_variables(1_000);
+    e.set_max_functions(1_000);
+    e.disable_symbol("eval");
+    let started = Instant::now();
+    e.on_progress(move |_ops| {
+        if interrupted
+            .as_ref()
+            .is_some_and(|f| f.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            return Some(Dynamic::from(INTERRUPT_TOKEN));
+        }
+        (started.elapsed() > limits.deadline).then(|| Dynamic::from(DEADLINE_TOKEN))
+    });
+    let print_log = log.clone();
+    e.on_print(move |s| {
+        if let Some(l) = &print_log {
+            l(s)
+        }
+    });
+    e.on_debug(move |s, _, _| {
+        if let Some(l) = &log {
+            l(s)
+        }
+    });
+    e
+}
+
+/// An engine for `check`: unknown variables are compile errors.
+pub fn checking_engine() -> Engine {
+    let mut e = engine(Limits::default(), None, None);
+    e.set_strict_variables(true);
+    e
+}
+
+/// Says what went wrong in words an operator understands.
+pub fn describe(err: &EvalAltResult, limits: &Limits) -> String {
+    match err {
+        EvalAltResult::ErrorTerminated(token, _) => {
+            if token.clone().into_string().ok().as_deref() == Some(INTERRUPT_TOKEN) {
+                "interrupted".to_string()
+            } else {
+                format!("the script ran past its {}s deadline", limits.deadline.as_secs())
+            }
+        }
+        EvalAltResult::ErrorTooManyOperations(_) => {
+            format!(
+                "the script ran more than {} operations (an endless loop?)",
+                limits.max_operations
+            )
+        }
+        EvalAltResult::ErrorStackOverflow(_) => {
+            format!("the script recursed deeper than {} calls", limits.max_call_levels)
+        }
+        EvalAltResult::ErrorDataTooLarge(what, _) => format!("the script built too large a value ({what})"),
+        EvalAltResult::ErrorRuntime(v, _) => v.to_string(),
+        other => {
+            let s = other.to_string();
+            // Drop Rhai's own "(line N, position M)": we point at the Markdown line instead.
+            match s.rfind(" (line ") {
+                Some(i) => s[..i].to_string(),
+                None => s,
+            }
+        }
+    }
+}
