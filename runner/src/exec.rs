@@ -980,7 +980,10 @@ fn collect_answers(
                     .ui
                     .suspend(|| crate::prompt::ask(name, input))
                     .map_err(prompt_error)?,
-                None => return Err(StepError::Waiting(need())),
+                None => match &input.default {
+                    Some(d) => d.clone(),
+                    None => return Err(StepError::Waiting(need())),
+                },
             };
             inputs::validate(name, input, &v).map_err(|e| StepError::failed(format!("answers file: {e}")))?;
             if input.secret {
