@@ -451,8 +451,9 @@ impl Checker<'_> {
             return;
         };
         let span = step.info_span;
-        for text in [&m.confirm, &m.instructions].into_iter().flatten() {
-            self.check_string(text, span, None, index, item);
+        // Walk the body again with spans, so `${...}` errors point into the string.
+        if let Ok(table) = DeTable::parse(&step.body) {
+            self.check_values(table.get_ref(), &step.body_map(), index, item);
         }
         if let Some(v) = &m.verify {
             let vspan = m.verify_span.unwrap_or(span);

@@ -290,7 +290,8 @@ pub fn anchored(pattern: &str) -> Result<regex::Regex, regex::Error> {
 pub(crate) fn first_line(s: &str) -> String {
     let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     // regex and toml errors put the useful sentence last.
-    lines.last().copied().unwrap_or(s).to_string()
+    let last = lines.last().copied().unwrap_or(s);
+    last.strip_prefix("error: ").unwrap_or(last).to_string()
 }
 
 /// Turns a toml error into a diagnostic located in the Markdown file.

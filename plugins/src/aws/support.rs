@@ -33,7 +33,7 @@ fn customer_service() -> String {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnsureCaseParams {
-    /// Case subject; an open case with the same subject is reused, never duplicated.
+    /// Case subject; a case with the same subject (open or resolved) is reused, never duplicated.
     pub subject: String,
     /// The case text.
     pub body: String,
@@ -83,7 +83,8 @@ async fn find_case(ctx: &Context, p: &EnsureCaseParams) -> Result<Option<(String
     loop {
         let page = client
             .describe_cases()
-            .include_resolved_cases(false)
+            // A resolved case with the same subject still counts: a re-run must not reopen it.
+            .include_resolved_cases(true)
             .language(&p.language)
             .set_next_token(token.take())
             .send()

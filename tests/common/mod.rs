@@ -1,0 +1,276 @@
+//! The test harness: a builder that runs the real `runbook` binary in a scratch directory, and a
+//! moto server (the AWS emulator) on a loopback port per test, installed into `.venv` when missing.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs the real binary: `Test::new().file("r.md", TEXT).args(["check", "r.md"]).run()`.
+pub struct Test {
+    pub dir: tempfile::TempDir,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    stdin: String,
+}
+
+impl Default for Test {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Test {
+    pub fn new() -> Test {
+        Test {
+            dir: tempfile::tempdir().expect("tempdir"),
+            args: Vec::new(),
+            env: Vec::new(),
+            stdin: String::new(),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn file(self, name: &str, contents: impl AsRef<[u8]>) -> Test {
+        let p = self.path(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(p, contents).expect("write fixture");
+        self
+    }
+
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, args: I) -> Test {
+        self.args = args.into_iter().map(|s| s.as_ref().to_string()).collect();
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Test {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    /// Points every AWS call at an emulator (or a proxy in front of it).
+    pub fn aws(self, endpoint: &str) -> Test {
+        self.env("AWS_ENDPOINT_URL", endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing-secret-key-never-printed")
+            .env("AWS_REGION", "us-east-1")
+            .env("RUNBOOK_POLL_INITIAL_MS", "20")
+            .env("RUNBOOK_POLL_CAP_MS", "100")
+    }
+
+    pub fn stdin(mut self, s: &str) -> Test {
+        self.stdin = s.to_string();
+        self
+    }
+
+    pub fn run(&self) -> Output {
+        self.run_args(&self.args)
+    }
+
+    pub fn run_args(&self, args: &[String]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_runbook"));
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_ENDPOINT_URL")
+            .env_remove("RUNBOOK_STATE_DIR")
+            .env("NO_COLOR", "1")
+            .env("HOME", self.dir.path())
+            .env("USER", "tester")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn runbook");
+        if let Some(mut stdin) = child.stdin.take() {
+            use std::io::Write;
+            let _ = stdin.write_all(self.stdin.as_bytes());
+        }
+        let out = child.wait_with_output().expect("wait");
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Every byte runbook wrote under the scratch directory, for secret greps.
+    pub fn written(&self) -> String {
+        fn walk(p: &Path, out: &mut String) {
+            let Ok(rd) = std::fs::read_dir(p) else { return };
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    if p.file_name().is_some_and(|n| n == "venv") {
+                        continue;
+                    }
+                    walk(&p, out);
+                } else if let Ok(b) = std::fs::read(&p) {
+                    out.push_str(&String::from_utf8_lossy(&b));
+                }
+            }
+        }
+        let mut s = String::new();
+        walk(self.dir.path(), &mut s);
+        s
+    }
+}
+
+/// The moto server binary, installing it into `<repo>/.venv` on first use (under a lock, since
+/// test binaries run in parallel).
+pub fn moto_server() -> PathBuf {
+    if let Some(p) = std::env::var_os("RUNBOOK_MOTO_SERVER") {
+        return PathBuf::from(p);
+    }
+    let venv = repo().join(".venv");
+    let bin = venv.join("bin").join("moto_server");
+    if bin.exists() {
+        return bin;
+    }
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(repo().join(".venv.lock"))
+        .expect("lock file");
+    fs4::fs_std::FileExt::lock_exclusive(&lock).expect("lock");
+    if !bin.exists() {
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3")
+            .success();
+        assert!(ok, "python3 -m venv failed");
+        let ok = Command::new(venv.join("bin").join("pip"))
+            .args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "moto[server]==5.2.5",
+            ])
+            .status()
+            .expect("pip")
+            .success();
+        assert!(ok, "pip install moto failed");
+    }
+    bin
+}
+
+/// A moto server of the test's own on a free loopback port; killed when dropped.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+    pub port: u16,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let bin = moto_server();
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .expect("bind")
+                .local_addr()
+                .expect("addr")
+                .port();
+            let mut child = Command::new(&bin)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start moto");
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_secs(30) {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if http_get(port, "/moto-api/")
+                    .is_some_and(|r| r.starts_with("HTTP/1.1 200") || r.starts_with("HTTP/1.0 200"))
+                {
+                    return Moto {
+                        child,
+                        endpoint: format!("http://127.0.0.1:{port}"),
+                        port,
+                    };
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("moto server did not start");
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    Some(buf)
+}
+
+/// An SDK context on the emulator, for counting what the runs created.
+pub fn sdk(endpoint: &str) -> runbook_plugins::Context {
+    runbook_plugins::Context::new(
+        runbook_plugins::AwsOptions {
+            profile: None,
+            region: Some("us-east-1".into()),
+            endpoint_url: Some(endpoint.into()),
+            max_attempts: Some(1),
+            static_credentials: Some(("testing".into(), "testing".into())),
+        },
+        std::env::temp_dir(),
+        Default::default(),
+    )
+}
+
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}

@@ -1,0 +1,432 @@
+//! `runbook run` end to end against the moto server: the bundled runbooks create exactly what
+//! they should, once; runs stop for a person and resume; edits re-run only what changed; secrets
+//! stay out of everything written; Rhai scripts stay in their sandbox.
+
+mod common;
+
+use common::{Moto, Test, block_on, repo, sdk};
+
+fn runbook(name: &str) -> String {
+    repo().join("runbooks").join(name).display().to_string()
+}
+
+const PART2_ANSWERS: &str = r#"
+[inputs]
+home_region = "us-east-1"
+identity_source = "identity-center-directory"
+admin_user = "cloud.admin"
+admin_email = "cloud-admins@example.com"
+
+[steps.enable-identity-center]
+confirm = true
+[steps.verify-organization-email]
+confirm = true
+[steps.set-password]
+confirm = true
+[steps.identity-center-mfa]
+confirm = true
+[steps.portal-sign-in]
+confirm = true
+[steps.sign-out-root]
+confirm = true
+"#;
+
+/// (permission sets named AdministratorAccess, their session durations and policies, users
+/// named cloud.admin, assignments of the set in the management account)
+fn part2_counts(endpoint: &str) -> (usize, Vec<String>, usize, usize) {
+    block_on(async {
+        let ctx = sdk(endpoint);
+        let sso = ctx.sso_admin(None).await.expect("client");
+        let inst = sso.list_instances().send().await.expect("instances");
+        let i = &inst.instances()[0];
+        let arn = i.instance_arn().expect("arn").to_string();
+        let store = i.identity_store_id().expect("store").to_string();
+        let sets = sso
+            .list_permission_sets()
+            .instance_arn(&arn)
+            .send()
+            .await
+            .expect("sets");
+        let mut admin_sets = 0;
+        let mut details = Vec::new();
+        let mut ps_arn = String::new();
+        for ps in sets.permission_sets() {
+            let d = sso
+                .describe_permission_set()
+                .instance_arn(&arn)
+                .permission_set_arn(ps)
+                .send()
+                .await
+                .expect("describe");
+            let d = d.permission_set().expect("ps");
+            if d.name() == Some("AdministratorAccess") {
+                admin_sets += 1;
+                ps_arn = ps.clone();
+                details.push(d.session_duration().unwrap_or_default().to_string());
+                let pols = sso
+                    .list_managed_policies_in_permission_set()
+                    .instance_arn(&arn)
+                    .permission_set_arn(ps)
+                    .send()
+                    .await
+                    .expect("policies");
+                for p in pols.attached_managed_policies() {
+                    details.push(p.name().unwrap_or_default().to_string());
+                }
+            }
+        }
+        let ids = ctx.identitystore(None).await.expect("client");
+        let users = ids.list_users().identity_store_id(&store).send().await.expect("users");
+        let admins = users
+            .users()
+            .iter()
+            .filter(|u| u.user_name() == Some("cloud.admin"))
+            .count();
+        let assignments = if ps_arn.is_empty() {
+            0
+        } else {
+            sso.list_account_assignments()
+                .instance_arn(&arn)
+                .account_id("123456789012")
+                .permission_set_arn(&ps_arn)
+                .send()
+                .await
+                .expect("assignments")
+                .account_assignments()
+                .len()
+        };
+        (admin_sets, details, admins, assignments)
+    })
+}
+
+#[test]
+fn part_2_creates_one_of_each_and_a_second_run_creates_nothing() {
+    let moto = Moto::start();
+    let t = Test::new()
+        .file("answers.toml", PART2_ANSWERS)
+        .aws(&moto.endpoint)
+        .args([
+            "run",
+            &runbook("part-2-identity-center.md"),
+            "--answers",
+            "answers.toml",
+        ]);
+    let first = t.run();
+    assert_eq!(first.code, 0, "{first:?}");
+    assert!(first.stdout.contains("https://d-"), "portal URL shown: {first:?}");
+    assert!(first.stdout.contains(".awsapps.com/start"), "{first:?}");
+    assert!(first.stdout.contains("AdministratorAccess/cloud.admin"), "{first:?}");
+    assert_eq!(
+        part2_counts(&moto.endpoint),
+        (1, vec!["PT1H".into(), "AdministratorAccess".into()], 1, 1)
+    );
+
+    let second = t.run();
+    assert_eq!(second.code, 0, "{second:?}");
+    assert!(second.stdout.contains("13 already done"), "{second:?}");
+    // Even with the journal forgotten, every step looks before it acts.
+    let third = t.run_args(&[
+        "run".into(),
+        runbook("part-2-identity-center.md"),
+        "--answers".into(),
+        "answers.toml".into(),
+        "--restart".into(),
+    ]);
+    assert_eq!(third.code, 0, "{third:?}");
+    assert!(third.stdout.contains("created=false"), "{third:?}");
+    assert!(!third.all().contains("CreateUser"), "{third:?}");
+    assert_eq!(
+        part2_counts(&moto.endpoint),
+        (1, vec!["PT1H".into(), "AdministratorAccess".into()], 1, 1)
+    );
+    assert!(!t.written().contains("testing-secret-key-never-printed"));
+    assert!(!first.all().contains("testing-secret-key-never-printed"));
+}
+
+#[test]
+fn stops_for_a_person_with_exit_3_then_resumes_with_answers() {
+    let moto = Moto::start();
+    let t = Test::new().aws(&moto.endpoint).file("answers.toml", PART2_ANSWERS);
+    let args = |extra: &[&str]| {
+        let mut v = vec!["run".to_string(), runbook("part-2-identity-center.md")];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let stopped = t.run_args(&args(&[
+        "--input",
+        "admin_user=cloud.admin",
+        "--input",
+        "admin_email=cloud-admins@example.com",
+    ]));
+    assert_eq!(stopped.code, 3, "{stopped:?}");
+    assert!(
+        stopped.stderr.contains(
+            "waiting for a person at step `enable-identity-center`: answer in the answers file under [steps.enable-identity-center]: confirm = true"
+        ),
+        "{stopped:?}"
+    );
+    let status = t.run_args(&["status".into(), runbook("part-2-identity-center.md")]);
+    assert!(
+        status.stdout.contains("enable-identity-center           waiting"),
+        "{status:?}"
+    );
+
+    let resumed = t.run_args(&args(&["--answers", "answers.toml"]));
+    assert_eq!(resumed.code, 0, "{resumed:?}");
+    assert!(resumed.stdout.contains("✓ organization  already done"), "{resumed:?}");
+    assert!(resumed.stdout.contains("finished in"), "{resumed:?}");
+    let transcript = t.written();
+    assert!(transcript.contains(r#""event":"confirmed""#), "confirmation journaled");
+    assert!(transcript.contains(r#""via":"answers-file""#));
+    assert_eq!(part2_counts(&moto.endpoint).0, 1);
+}
+
+const THREE_STEPS: &str = "# Edits\n\n```rhai id=one\n#{ n: 1 }\n```\n\n```rhai id=two\n#{ n: steps.one.n + 1 }\n```\n\n```rhai id=three\n#{ n: 3 }\n```\n";
+
+#[test]
+fn an_edited_step_runs_again_and_the_others_do_not() {
+    let t = Test::new().file("r.md", THREE_STEPS).args(["run", "r.md"]);
+    let out = t.run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("3 ran, 0 already done"), "{out:?}");
+    std::fs::write(
+        t.path("r.md"),
+        THREE_STEPS.replace("steps.one.n + 1", "steps.one.n + 10"),
+    )
+    .expect("edit");
+    let out = t.run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("two changed since it last ran"), "{out:?}");
+    assert!(out.stdout.contains("1 ran, 2 already done"), "{out:?}");
+    assert!(out.stdout.contains("n=11"), "{out:?}");
+}
+
+#[test]
+fn a_secret_input_never_reaches_output_state_or_transcript() {
+    let secret = "Sup3r-S3cret-Value-42";
+    let text = "# Secret\n\n```runbook\n[inputs.token]\nsecret = true\n```\n\n## Use it\n\n```rhai id=use\nprint(\"token is \" + inputs.token);\n#{ echoed: inputs.token, len: inputs.token.len() }\n```\n\n```manual id=show\ninstructions = \"Paste ${inputs.token} into the console\"\n```\n";
+    let t = Test::new().file("r.md", text);
+    let out = t.run_args(&[
+        "run".into(),
+        "r.md".into(),
+        "--input".into(),
+        format!("token={secret}"),
+        "--yes".into(),
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("token is ********"), "{out:?}");
+    assert!(!out.all().contains(secret), "{out:?}");
+    let written = t.written();
+    assert!(
+        written.contains("transcript") || written.contains("\"event\""),
+        "something was journaled"
+    );
+    assert!(!written.contains(secret), "secret found in the state directory");
+}
+
+#[test]
+fn rhai_scripts_are_stopped_by_their_limits() {
+    let cases = [
+        ("loop { }", "operations"),
+        ("fn f(n) { f(n + 1) } f(0)", "recursed deeper"),
+        ("let s = \"x\"; loop { s += s; }", "too large"),
+    ];
+    for (script, expect) in cases {
+        let text = format!("# Limits\n\n```rhai id=bad\n{script}\n```\n");
+        let out = Test::new().file("r.md", text).args(["run", "r.md"]).run();
+        assert_eq!(out.code, 1, "{script}: {out:?}");
+        assert!(out.stderr.contains(expect), "{script}: {out:?}");
+        assert!(out.stderr.contains("r.md:3:1: error: step `bad` failed"), "{out:?}");
+    }
+}
+
+#[test]
+fn rhai_cannot_import_eval_or_touch_files() {
+    for (script, expect) in [
+        ("import \"os\" as os;", "Rhai:"),
+        ("eval(\"1\")", "Rhai:"),
+        ("open(\"/etc/passwd\")", "Rhai:"),
+    ] {
+        let text = format!("# Sandbox\n\n```rhai id=bad\n{script}\n```\n");
+        let out = Test::new().file("r.md", text).args(["run", "r.md"]).run();
+        assert_ne!(out.code, 0, "{script}: {out:?}");
+        assert!(
+            out.stderr.contains(expect) || out.stderr.contains("not found"),
+            "{script}: {out:?}"
+        );
+    }
+}
+
+#[test]
+fn multiple_accounts_creates_n_accounts_and_n_assignments_once() {
+    let moto = Moto::start();
+    let t = Test::new().file("answers.toml", PART2_ANSWERS).aws(&moto.endpoint);
+    let p2 = t.run_args(&[
+        "run".into(),
+        runbook("part-2-identity-center.md"),
+        "--answers".into(),
+        "answers.toml".into(),
+    ]);
+    assert_eq!(p2.code, 0, "{p2:?}");
+    let args: Vec<String> = [
+        "run",
+        &runbook("multiple-accounts.md"),
+        "--input",
+        "account_names=acme-pay-prod, acme-pay-dev,acme-log-audit",
+        "--input",
+        "admin_user=cloud.admin",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let out = t.run_args(&args);
+    assert_eq!(out.code, 0, "{out:?}");
+    let count = || {
+        block_on(async {
+            let ctx = sdk(&moto.endpoint);
+            let accounts = runbook_plugins::aws::organizations::all_accounts(&ctx)
+                .await
+                .expect("accounts");
+            let named: Vec<String> = accounts
+                .iter()
+                .filter(|a| a.name.starts_with("acme-"))
+                .map(|a| a.email.clone())
+                .collect();
+            named
+        })
+    };
+    let mut emails = count();
+    emails.sort();
+    assert_eq!(
+        emails,
+        [
+            "aws+acme-log-audit@example.com",
+            "aws+acme-pay-dev@example.com",
+            "aws+acme-pay-prod@example.com"
+        ]
+    );
+    assert!(out.stdout.contains("created=3"), "{out:?}");
+    let again = t.run_args(&[args.clone(), vec!["--restart".into()]].concat());
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(!again.all().contains("CreateAccount "), "{again:?}");
+    assert!(again.stdout.contains("created=0"), "{again:?}");
+    assert_eq!(count().len(), 3);
+    // A name off the standard is refused before anything is created.
+    let bad = t.run_args(&[
+        "run".into(),
+        runbook("multiple-accounts.md"),
+        "--input".into(),
+        "account_names=Payments".into(),
+        "--input".into(),
+        "admin_user=cloud.admin".into(),
+        "--restart".into(),
+    ]);
+    assert_eq!(bad.code, 1, "{bad:?}");
+    assert!(bad.stderr.contains("does not follow the naming standard"), "{bad:?}");
+    assert_eq!(count().len(), 3);
+}
+
+fn cases_with(endpoint: &str, subject_part: &str) -> Vec<(String, String)> {
+    block_on(async {
+        let ctx = sdk(endpoint);
+        let s = ctx.support().await.expect("client");
+        let out = s
+            .describe_cases()
+            .include_resolved_cases(true)
+            .send()
+            .await
+            .expect("cases");
+        out.cases()
+            .iter()
+            .filter(|c| c.subject().unwrap_or("").contains(subject_part))
+            .map(|c| {
+                (
+                    c.service_code().unwrap_or("").to_string(),
+                    c.category_code().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    })
+}
+
+#[test]
+fn each_troubleshooting_runbook_opens_exactly_one_activation_case() {
+    let moto = Moto::start();
+    let answers = r#"
+[inputs]
+account_email = "it.admins@example.com"
+[steps.checks]
+confirm = true
+phone = "+1 206 555 0100"
+[steps.availability]
+confirm = true
+reachable = "weekdays 09:00-17:00 UTC"
+"#;
+    let failed = r#"
+[inputs]
+account_email = "it.admins@example.com"
+[steps.sign-in]
+confirm = true
+phone = "+1 206 555 0100"
+reachable = "today 14:00 UTC"
+"#;
+    let stuck = r#"
+[inputs]
+account_email = "it.admins@example.com"
+[steps.email-and-browser]
+confirm = true
+reachable = "tomorrow morning UTC"
+"#;
+    for (file, ans, subject) in [
+        (
+            "troubleshooting/no-verification-call.md",
+            answers,
+            "verification call not received",
+        ),
+        ("troubleshooting/failed-attempts.md", failed, "maximum number of failed"),
+        (
+            "troubleshooting/not-activated.md",
+            stuck,
+            "not activated after 24 hours",
+        ),
+    ] {
+        let t = Test::new().file("a.toml", ans).aws(&moto.endpoint);
+        let args = vec![
+            "run".to_string(),
+            runbook(file),
+            "--answers".into(),
+            "a.toml".into(),
+            "--yes".into(),
+        ];
+        let out = t.run_args(&args);
+        assert_eq!(out.code, 0, "{file}: {out:?}");
+        assert_eq!(
+            cases_with(&moto.endpoint, subject),
+            [("customer-account".to_string(), "activation".to_string())]
+        );
+        let again = t.run_args(&[args.clone(), vec!["--restart".into()]].concat());
+        assert_eq!(again.code, 0, "{file}: {again:?}");
+        assert!(again.stdout.contains("created=false"), "{again:?}");
+        assert_eq!(cases_with(&moto.endpoint, subject).len(), 1, "{file}: no second case");
+    }
+}
+
+#[test]
+fn bad_answers_and_inputs_are_usage_errors() {
+    let t = Test::new()
+        .file("r.md", THREE_STEPS)
+        .file("bad.toml", "[steps.nope]\nconfirm = true\n");
+    let out = t.run_args(&["run".into(), "r.md".into(), "--answers".into(), "bad.toml".into()]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("answers file names step `nope`"), "{out:?}");
+    let out = t.run_args(&["run".into(), "r.md".into(), "--input".into(), "who=me".into()]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("unknown input `who` (this runbook takes none)"),
+        "{out:?}"
+    );
+    std::fs::write(t.path("bad.toml"), "[inputz]\n").expect("write");
+    let out = t.run_args(&["run".into(), "r.md".into(), "--answers".into(), "bad.toml".into()]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("bad.toml:1:2: unknown field `inputz`"), "{out:?}");
+}
