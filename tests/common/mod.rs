@@ -2,6 +2,8 @@
 //! moto server (the AWS emulator) on a loopback port per test, installed into `.venv` when missing.
 #![allow(dead_code)]
 
+pub mod fault_proxy;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

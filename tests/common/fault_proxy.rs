@@ -1,0 +1,401 @@
+//! Our fault proxy: a loopback HTTP proxy in front of moto that injects what moto never does:
+//! throttling, 500/503, IN_PROGRESS statuses before SUCCEEDED or FAILED, operations that never
+//! finish, SubscriptionRequiredException from Support, ConflictException for a duplicate
+//! permission set name, and a fixed delay per request (a model of real round trips).
+//!
+//! Faults that stop a request are injected before it reaches moto, so the request never
+//! happened upstream, exactly as a throttled request does not happen at AWS.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    /// Percent of JSON-protocol requests answered with ThrottlingException.
+    pub throttle_pct: u32,
+    /// Percent answered with HTTP 500 or 503 (alternating).
+    pub server_error_pct: u32,
+    /// Async operations (account creation, assignment creation) read as IN_PROGRESS this many times.
+    pub in_progress_reads: u32,
+    /// Then they end FAILED with this reason instead of SUCCEEDED.
+    pub fail_with: Option<String>,
+    /// They stay IN_PROGRESS for ever.
+    pub never_finish: bool,
+    /// Every Support API call answers SubscriptionRequiredException (the Basic plan).
+    pub subscription_required: bool,
+    /// CreatePermissionSet with a name already created answers ConflictException.
+    pub conflict_on_duplicate_permission_set: bool,
+    /// The next ListPermissionSets answers an empty list (another creator racing ours).
+    pub hide_permission_sets_once: bool,
+    /// Added before each request is forwarded.
+    pub delay: Duration,
+    pub seed: u64,
+}
+
+#[derive(Default)]
+struct State {
+    rules: Rules,
+    rng: u64,
+    /// Requests seen per operation (`CreateAccount`, `DescribeCreateAccountStatus`, ...).
+    calls: HashMap<String, usize>,
+    /// Faults injected per kind.
+    injected: HashMap<String, usize>,
+    /// Reads of each async request id.
+    reads: HashMap<String, u32>,
+    permission_sets: HashSet<String>,
+    alternate: bool,
+}
+
+impl State {
+    fn roll(&mut self, pct: u32) -> bool {
+        if pct == 0 {
+            return false;
+        }
+        // xorshift64*: deterministic from the seed.
+        let mut x = self.rng.max(1);
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) % 100 < u64::from(pct)
+    }
+}
+
+#[derive(Clone)]
+pub struct FaultProxy {
+    pub endpoint: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl FaultProxy {
+    pub fn start(upstream: &str, rules: Rules) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let port = listener.local_addr().expect("addr").port();
+        let state = Arc::new(Mutex::new(State {
+            rng: rules.seed ^ 0x9E37_79B9_7F4A_7C15,
+            rules,
+            ..State::default()
+        }));
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let st = state.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let st = st.clone();
+                let up = upstream.clone();
+                std::thread::spawn(move || {
+                    let _ = serve(conn, &up, &st);
+                });
+            }
+        });
+        FaultProxy {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            state,
+        }
+    }
+
+    pub fn set_rules(&self, rules: Rules) {
+        if let Ok(mut s) = self.state.lock() {
+            s.rules = rules;
+        }
+    }
+
+    pub fn calls(&self, op: &str) -> usize {
+        self.state
+            .lock()
+            .map(|s| s.calls.get(op).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    /// Requests of `op` that a fault stopped before they reached moto.
+    pub fn injected_on(&self, op: &str) -> usize {
+        self.injected(&format!("on:{op}"))
+    }
+
+    pub fn injected(&self, kind: &str) -> usize {
+        self.state
+            .lock()
+            .map(|s| s.injected.get(kind).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+}
+
+struct Request {
+    head: Vec<String>,
+    body: Vec<u8>,
+}
+
+fn read_request(r: &mut BufReader<TcpStream>) -> std::io::Result<Option<Request>> {
+    let mut head = Vec::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        let line = line.trim_end_matches(['\r', '\n']).to_string();
+        if line.is_empty() {
+            break;
+        }
+        head.push(line);
+    }
+    let len = header(&head, "content-length")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    r.read_exact(&mut body)?;
+    Ok(Some(Request { head, body }))
+}
+
+fn header<'a>(head: &'a [String], name: &str) -> Option<&'a str> {
+    head.iter().skip(1).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// The operation name: from X-Amz-Target (JSON protocol) or Action= (query protocol).
+fn operation(req: &Request) -> (String, bool) {
+    if let Some(t) = header(&req.head, "x-amz-target") {
+        return (t.rsplit('.').next().unwrap_or(t).to_string(), true);
+    }
+    let body = String::from_utf8_lossy(&req.body);
+    let action = body
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("Action="))
+        .unwrap_or("unknown")
+        .to_string();
+    (action, false)
+}
+
+fn respond(conn: &mut TcpStream, status: &str, headers: &[(&str, String)], body: &[u8]) -> std::io::Result<()> {
+    let mut out = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    out.push_str("\r\n");
+    conn.write_all(out.as_bytes())?;
+    conn.write_all(body)?;
+    conn.flush()
+}
+
+fn json_error(conn: &mut TcpStream, status: &str, code: &str, message: &str) -> std::io::Result<()> {
+    let body = serde_json::json!({ "__type": code, "message": message }).to_string();
+    respond(
+        conn,
+        status,
+        &[
+            ("Content-Type", "application/x-amz-json-1.1".into()),
+            ("x-amzn-ErrorType", code.into()),
+            ("x-amzn-RequestId", "fault-proxy".into()),
+        ],
+        body.as_bytes(),
+    )
+}
+
+fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Result<()> {
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut conn = conn;
+    while let Some(req) = read_request(&mut reader)? {
+        let (op, json) = operation(&req);
+        let target = header(&req.head, "x-amz-target").unwrap_or("").to_string();
+        let (fault, delay) = {
+            let mut s = state.lock().map_err(|_| std::io::Error::other("poisoned"))?;
+            *s.calls.entry(op.clone()).or_default() += 1;
+            let delay = s.rules.delay;
+            let (throttle, server_error) = (s.rules.throttle_pct, s.rules.server_error_pct);
+            let mut fault = None;
+            if s.rules.subscription_required && target.starts_with("AWSSupport_") {
+                fault = Some("subscription");
+            } else if json && s.roll(throttle) {
+                fault = Some("throttle");
+            } else if json && s.roll(server_error) {
+                s.alternate = !s.alternate;
+                fault = Some(if s.alternate { "500" } else { "503" });
+            } else if op == "CreatePermissionSet" && s.rules.conflict_on_duplicate_permission_set {
+                let name = serde_json::from_slice::<Value>(&req.body)
+                    .ok()
+                    .and_then(|v| v["Name"].as_str().map(String::from));
+                if let Some(n) = name {
+                    if !s.permission_sets.insert(n) {
+                        fault = Some("conflict");
+                    }
+                }
+            }
+            if let Some(f) = fault {
+                *s.injected.entry(f.to_string()).or_default() += 1;
+                *s.injected.entry(format!("on:{op}")).or_default() += 1;
+            }
+            (fault, delay)
+        };
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
+        match fault {
+            Some("subscription") => {
+                json_error(
+                    &mut conn,
+                    "400 Bad Request",
+                    "SubscriptionRequiredException",
+                    "AWS Premium Support Subscription is required to use this service.",
+                )?;
+                continue;
+            }
+            Some("throttle") => {
+                json_error(&mut conn, "400 Bad Request", "ThrottlingException", "Rate exceeded")?;
+                continue;
+            }
+            Some("500") => {
+                json_error(
+                    &mut conn,
+                    "500 Internal Server Error",
+                    "InternalServerException",
+                    "injected by the fault proxy",
+                )?;
+                continue;
+            }
+            Some("503") => {
+                json_error(
+                    &mut conn,
+                    "503 Service Unavailable",
+                    "ServiceUnavailableException",
+                    "injected by the fault proxy",
+                )?;
+                continue;
+            }
+            Some("conflict") => {
+                json_error(
+                    &mut conn,
+                    "400 Bad Request",
+                    "ConflictException",
+                    "A permission set with this name already exists",
+                )?;
+                continue;
+            }
+            _ => {}
+        }
+        let (status, headers, body) = forward(upstream, &req)?;
+        let body = rewrite(&op, body, state);
+        let headers: Vec<(&str, String)> = headers
+            .iter()
+            .filter(|(k, _)| {
+                !k.eq_ignore_ascii_case("content-length")
+                    && !k.eq_ignore_ascii_case("transfer-encoding")
+                    && !k.eq_ignore_ascii_case("connection")
+            })
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        respond(&mut conn, &status, &headers, &body)?;
+    }
+    Ok(())
+}
+
+type Response = (String, Vec<(String, String)>, Vec<u8>);
+
+fn forward(upstream: &str, req: &Request) -> std::io::Result<Response> {
+    let mut up = TcpStream::connect(upstream)?;
+    up.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut out = String::new();
+    out.push_str(&req.head[0]);
+    out.push_str("\r\n");
+    for h in req.head.iter().skip(1) {
+        if h.to_ascii_lowercase().starts_with("connection:") {
+            continue;
+        }
+        out.push_str(h);
+        out.push_str("\r\n");
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    up.write_all(out.as_bytes())?;
+    up.write_all(&req.body)?;
+    let mut raw = Vec::new();
+    up.read_to_end(&mut raw)?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no header end"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut body = raw[split + 4..].to_vec();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap_or("HTTP/1.1 502 Bad Gateway")
+        .splitn(2, ' ')
+        .nth(1)
+        .unwrap_or("502 Bad Gateway")
+        .to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect();
+    if headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"))
+    {
+        body = dechunk(&body);
+    }
+    Ok((status, headers, body))
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..i]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = i + 2;
+        out.extend_from_slice(&b[start..(start + size).min(b.len())]);
+        b = &b[(start + size + 2).min(b.len())..];
+    }
+    out
+}
+
+/// Turns moto's instant SUCCEEDED into IN_PROGRESS (K reads), then SUCCEEDED or FAILED.
+fn rewrite(op: &str, body: Vec<u8>, state: &Mutex<State>) -> Vec<u8> {
+    if op == "ListPermissionSets" {
+        let hide = state
+            .lock()
+            .map(|mut s| std::mem::take(&mut s.rules.hide_permission_sets_once))
+            .unwrap_or(false);
+        if hide {
+            return br#"{"PermissionSets": []}"#.to_vec();
+        }
+    }
+    let (obj, field, id_field) = match op {
+        "CreateAccount" | "DescribeCreateAccountStatus" => ("CreateAccountStatus", "State", "Id"),
+        "CreateAccountAssignment" | "DescribeAccountAssignmentCreationStatus" => {
+            ("AccountAssignmentCreationStatus", "Status", "RequestId")
+        }
+        _ => return body,
+    };
+    let Ok(mut v) = serde_json::from_slice::<Value>(&body) else {
+        return body;
+    };
+    let Some(st) = v.get_mut(obj).and_then(Value::as_object_mut) else {
+        return body;
+    };
+    let id = st.get(id_field).and_then(Value::as_str).unwrap_or("").to_string();
+    let Ok(mut s) = state.lock() else { return body };
+    let reads = {
+        let r = s.reads.entry(id).or_default();
+        *r += 1;
+        *r
+    };
+    let rules = s.rules.clone();
+    drop(s);
+    if rules.never_finish || reads <= rules.in_progress_reads {
+        st.insert(field.into(), Value::from("IN_PROGRESS"));
+        st.remove("AccountId");
+    } else if let Some(reason) = &rules.fail_with {
+        st.insert(field.into(), Value::from("FAILED"));
+        st.insert("FailureReason".into(), Value::from(reason.clone()));
+        st.remove("AccountId");
+    }
+    serde_json::to_vec(&v).unwrap_or(body)
+}

@@ -1,0 +1,305 @@
+//! What moto is too kind to do, through our fault proxy: asynchronous operations that take time,
+//! fail, or never finish; throttling and server errors; the Basic support plan.
+
+mod common;
+
+use std::time::Duration;
+
+use common::fault_proxy::{FaultProxy, Rules};
+use common::{Moto, Test, block_on, sdk};
+
+const ONE_ACCOUNT: &str = r#"# One account
+
+```aws organizations.ensure-organization id=org
+```
+
+```aws organizations.ensure-account id=acct timeout=20s
+name = "acme-payments-prod"
+email = "aws+payments-prod@example.com"
+```
+"#;
+
+fn accounts(endpoint: &str) -> usize {
+    block_on(async {
+        let ctx = sdk(endpoint);
+        runbook_plugins::aws::organizations::all_accounts(&ctx)
+            .await
+            .expect("accounts")
+            .iter()
+            .filter(|a| a.name.starts_with("acme-"))
+            .count()
+    })
+}
+
+#[test]
+fn account_creation_is_polled_through_in_progress_to_succeeded() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            in_progress_reads: 3,
+            ..Rules::default()
+        },
+    );
+    let out = Test::new()
+        .file("r.md", ONE_ACCOUNT)
+        .aws(&proxy.endpoint)
+        .args(["run", "r.md"])
+        .run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(proxy.calls("CreateAccount"), 1);
+    assert!(
+        proxy.calls("DescribeCreateAccountStatus") >= 3,
+        "polled {}",
+        proxy.calls("DescribeCreateAccountStatus")
+    );
+    assert!(out.stdout.contains("created=true"), "{out:?}");
+    assert_eq!(accounts(&moto.endpoint), 1);
+}
+
+#[test]
+fn a_failed_creation_surfaces_aws_reason_and_what_to_do() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            in_progress_reads: 1,
+            fail_with: Some("EMAIL_ALREADY_EXISTS".into()),
+            ..Rules::default()
+        },
+    );
+    let out = Test::new()
+        .file("r.md", ONE_ACCOUNT)
+        .aws(&proxy.endpoint)
+        .args(["run", "r.md"])
+        .run();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("r.md:6:1: error: step `acct` failed: creation of account acme-payments-prod failed: EMAIL_ALREADY_EXISTS (request car-"), "{out:?}");
+    assert!(
+        out.stderr.contains("help: another AWS account uses this email"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_creation_past_the_deadline_times_out_and_a_rerun_does_not_create_again() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            never_finish: true,
+            ..Rules::default()
+        },
+    );
+    let text = ONE_ACCOUNT.replace("timeout=20s", "timeout=2s");
+    let t = Test::new()
+        .file("r.md", text)
+        .aws(&proxy.endpoint)
+        .args(["run", "r.md"]);
+    let out = t.run();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("timed out after"), "{out:?}");
+    assert!(out.stderr.contains("request car-"), "the request id is named: {out:?}");
+    assert!(out.stderr.contains("run the step again to resume polling"), "{out:?}");
+    proxy.set_rules(Rules::default());
+    let again = t.run();
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(proxy.calls("CreateAccount"), 1, "no second CreateAccount");
+    assert_eq!(accounts(&moto.endpoint), 1);
+}
+
+const ASSIGNMENT: &str = r#"# Assign
+
+```aws sso-admin.find-instance id=ic
+```
+
+```aws identitystore.ensure-user id=user
+identity_store_id = "${steps.ic.identity_store_id}"
+user_name = "ops"
+display_name = "Ops"
+given_name = "O"
+family_name = "Ps"
+email = "ops@example.com"
+```
+
+```aws sso-admin.ensure-permission-set id=ps
+instance_arn = "${steps.ic.instance_arn}"
+name = "AdministratorAccess"
+managed_policies = ["AdministratorAccess"]
+```
+
+```aws sso-admin.ensure-assignment id=assign timeout=20s
+instance_arn = "${steps.ic.instance_arn}"
+permission_set_arn = "${steps.ps.arn}"
+principal_id = "${steps.user.user_id}"
+account_id = "123456789012"
+```
+"#;
+
+#[test]
+fn an_assignment_is_polled_to_succeeded() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            in_progress_reads: 2,
+            ..Rules::default()
+        },
+    );
+    let out = Test::new()
+        .file("r.md", ASSIGNMENT)
+        .aws(&proxy.endpoint)
+        .args(["run", "r.md"])
+        .run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(proxy.calls("CreateAccountAssignment"), 1);
+    assert!(proxy.calls("DescribeAccountAssignmentCreationStatus") >= 2);
+}
+
+#[test]
+fn a_failed_assignment_says_why_and_exits_1() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            in_progress_reads: 1,
+            fail_with: Some("Received a 404 status error: No such principal".into()),
+            ..Rules::default()
+        },
+    );
+    let out = Test::new()
+        .file("r.md", ASSIGNMENT)
+        .aws(&proxy.endpoint)
+        .args(["run", "r.md"])
+        .run();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("No such principal"), "{out:?}");
+}
+
+#[test]
+fn throttling_and_server_errors_still_complete_without_duplicates() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            throttle_pct: 20,
+            server_error_pct: 10,
+            in_progress_reads: 1,
+            seed: 7,
+            ..Rules::default()
+        },
+    );
+    let text = r#"# Many
+
+```aws organizations.ensure-organization id=org
+```
+
+```aws organizations.ensure-account id=accts for-each='["acme-a-prod", "acme-b-prod", "acme-c-prod", "acme-d-prod", "acme-e-prod"]' timeout=60s
+name = "${item}"
+email = "aws+${item}@example.com"
+```
+"#;
+    let out = Test::new()
+        .file("r.md", text)
+        .aws(&proxy.endpoint)
+        .env("AWS_MAX_ATTEMPTS", "12")
+        .args(["run", "r.md"])
+        .run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(proxy.injected("throttle") > 0, "throttling was injected");
+    assert!(proxy.injected("500") + proxy.injected("503") > 0, "5xx was injected");
+    assert_eq!(accounts(&moto.endpoint), 5, "exactly one of each");
+    assert_eq!(proxy.calls("CreateAccount") - proxy.injected_on("CreateAccount"), 5);
+    assert!(out.stdout.contains("accts: 5 done, 0 failed, of 5"), "{out:?}");
+}
+
+#[test]
+fn on_the_basic_plan_the_support_case_is_handed_over() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            subscription_required: true,
+            ..Rules::default()
+        },
+    );
+    let answers = "[inputs]\naccount_email = \"it.admins@example.com\"\n[steps.email-and-browser]\nconfirm = true\nreachable = \"Monday 10:00 UTC\"\n";
+    let t = Test::new().file("a.toml", answers).aws(&proxy.endpoint);
+    let out = t.run_args(&[
+        "run".into(),
+        common::repo()
+            .join("runbooks/troubleshooting/not-activated.md")
+            .display()
+            .to_string(),
+        "--answers".into(),
+        "a.toml".into(),
+        "--yes".into(),
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let link = "https://console.aws.amazon.com/support/home#/case/create?issueType=customer-service&serviceCode=customer-account&categoryCode=activation";
+    assert!(out.stdout.contains(link), "{out:?}");
+    assert!(out.stdout.contains("handed_over=true"), "{out:?}");
+    let handover = find(t.dir.path(), "support-case-").expect("hand-over file");
+    let text = std::fs::read_to_string(handover).expect("read");
+    assert!(text.contains(link));
+    assert!(text.contains("Account activation: not activated after 24 hours (it.admins@example.com)"));
+    assert!(text.contains("You can reach me at Monday 10:00 UTC."));
+    assert_eq!(proxy.calls("CreateCase"), 0);
+    std::thread::sleep(Duration::from_millis(10));
+}
+
+#[test]
+fn a_permission_set_created_meanwhile_is_taken_not_duplicated() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            conflict_on_duplicate_permission_set: true,
+            ..Rules::default()
+        },
+    );
+    let t = Test::new()
+        .file("r.md", ASSIGNMENT)
+        .aws(&proxy.endpoint)
+        .args(["run", "r.md"]);
+    assert_eq!(t.run().code, 0);
+    // The second run does not see the set when it looks (someone else's creation racing ours),
+    // so it asks to create it, gets ConflictException, and takes the existing one.
+    proxy.set_rules(Rules {
+        conflict_on_duplicate_permission_set: true,
+        hide_permission_sets_once: true,
+        ..Rules::default()
+    });
+    let again = t.run_args(&["run".into(), "r.md".into(), "--restart".into()]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(proxy.injected("conflict"), 1);
+    assert_eq!(proxy.calls("CreatePermissionSet"), 2);
+    let sets = block_on(async {
+        let ctx = sdk(&moto.endpoint);
+        let sso = ctx.sso_admin(None).await.expect("client");
+        let inst = sso.list_instances().send().await.expect("instances");
+        let arn = inst.instances()[0].instance_arn().expect("arn").to_string();
+        sso.list_permission_sets()
+            .instance_arn(arn)
+            .send()
+            .await
+            .expect("sets")
+            .permission_sets()
+            .len()
+    });
+    assert_eq!(sets, 1, "still one permission set");
+}
+
+fn find(dir: &std::path::Path, prefix: &str) -> Option<std::path::PathBuf> {
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            if let Some(f) = find(&p, prefix) {
+                return Some(f);
+            }
+        } else if p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(prefix)) {
+            return Some(p);
+        }
+    }
+    None
+}
