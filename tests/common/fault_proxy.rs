@@ -323,9 +323,8 @@ fn forward(upstream: &str, req: &Request) -> std::io::Result<Response> {
     let status = lines
         .next()
         .unwrap_or("HTTP/1.1 502 Bad Gateway")
-        .splitn(2, ' ')
-        .nth(1)
-        .unwrap_or("502 Bad Gateway")
+        .split_once(' ')
+        .map_or("502 Bad Gateway", |(_, s)| s)
         .to_string();
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| {
