@@ -73,7 +73,7 @@ struct Checker<'a> {
     source: &'a Source,
     registry: &'a Registry,
     runbook: &'a Runbook,
-    engine: Engine,
+    engine: &'static Engine,
     diags: &'a mut Vec<Diagnostic>,
     step_index: HashMap<String, usize>,
 }

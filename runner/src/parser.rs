@@ -242,7 +242,8 @@ impl RawInput {
         let pattern = self.pattern.map(|p| {
             let pspan = map.span(p.span());
             let value = p.into_inner();
-            if let Err(e) = anchored(&value) {
+            // Syntax only: compiling the automaton is the costly part and only a run needs it.
+            if let Err(e) = regex_syntax::Parser::new().parse(&value) {
                 diags.push(Diagnostic::error(
                     source,
                     pspan,

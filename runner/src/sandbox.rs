@@ -41,10 +41,18 @@ pub type Log = Arc<dyn Fn(&str) + Send + Sync>;
 pub const DEADLINE_TOKEN: &str = "runbook: script deadline reached";
 pub const INTERRUPT_TOKEN: &str = "runbook: interrupted";
 
+/// Building the standard package registers hundreds of functions; do it once per process.
+fn standard_package() -> rhai::Shared<rhai::Module> {
+    static PACKAGE: std::sync::OnceLock<rhai::Shared<rhai::Module>> = std::sync::OnceLock::new();
+    PACKAGE
+        .get_or_init(|| StandardPackage::new().as_shared_module())
+        .clone()
+}
+
 /// A sandboxed engine. `interrupted` is polled between operations (Ctrl-C).
 pub fn engine(limits: Limits, log: Option<Log>, interrupted: Option<Arc<std::sync::atomic::AtomicBool>>) -> Engine {
     let mut e = Engine::new_raw();
-    e.register_global_module(StandardPackage::new().as_shared_module());
+    e.register_global_module(standard_package());
     e.set_max_operations(limits.max_operations);
     e.set_max_call_levels(limits.max_call_levels);
     e.set_max_expr_depths(limits.max_expr_depth, limits.max_expr_depth);
@@ -78,11 +86,15 @@ pub fn engine(limits: Limits, log: Option<Log>, interrupted: Option<Arc<std::syn
     e
 }
 
-/// An engine for `check`: unknown variables are compile errors.
-pub fn checking_engine() -> Engine {
-    let mut e = engine(Limits::default(), None, None);
-    e.set_strict_variables(true);
-    e
+/// The engine for `check`: unknown variables are compile errors. It only compiles, so one
+/// engine serves the whole process.
+pub fn checking_engine() -> &'static Engine {
+    static ENGINE: std::sync::OnceLock<Engine> = std::sync::OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let mut e = engine(Limits::default(), None, None);
+        e.set_strict_variables(true);
+        e
+    })
 }
 
 /// Says what went wrong in words an operator understands.

@@ -1,0 +1,69 @@
+//! A person at a terminal: the real binary in a pseudo-terminal answers prompts, gets re-asked
+//! after a value that does not match, confirms a manual step, and the transcript records it.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::Test;
+use expectrl::{Eof, Session};
+
+const RUNBOOK: &str = r#"# At the keyboard
+
+```runbook
+[inputs.user]
+prompt = "User name"
+pattern = "[a-z]+"
+```
+
+## Press the button
+
+Find the **green** button on the console and press it.
+
+```manual id=press
+confirm = "Did you press it?"
+[ask.code]
+prompt = "Code shown on the screen"
+pattern = "[0-9]{4}"
+```
+"#;
+
+#[test]
+fn a_person_answers_is_reasked_and_confirms() {
+    let t = Test::new().file("r.md", RUNBOOK);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runbook"));
+    cmd.args(["run", "r.md"])
+        .current_dir(t.dir.path())
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm")
+        .env("USER", "pat")
+        .env_remove("RUNBOOK_STATE_DIR");
+    let mut p = Session::spawn(cmd).expect("spawn in a pty");
+    p.set_expect_timeout(Some(Duration::from_secs(20)));
+    p.expect("User name").expect("asks for the input");
+    p.send("Bad Name\r").expect("type");
+    p.expect("does not match the pattern").expect("says why");
+    p.send("alice\r").expect("type");
+    p.expect("Find the green button").expect("shows the section's prose");
+    p.expect("Did you press it?").expect("asks to confirm");
+    p.send("y").expect("confirm");
+    p.expect("Code shown on the screen").expect("asks the question");
+    p.send("12\r").expect("type");
+    p.expect("does not match the pattern").expect("re-asks");
+    p.send("1234\r").expect("type");
+    p.expect("finished in").expect("finishes");
+    p.expect(Eof).expect("exits");
+
+    let written = t.written();
+    let confirmed = written
+        .lines()
+        .find(|l| l.contains(r#""event":"confirmed""#))
+        .expect("the confirmation is in the transcript");
+    let v: serde_json::Value = serde_json::from_str(confirmed).expect("json line");
+    assert_eq!(v["step"], "press");
+    assert_eq!(v["via"], "terminal");
+    assert_eq!(v["who"]["os_user"], "pat");
+    assert_eq!(v["answers"]["code"], "1234");
+    assert!(v["ts"].as_str().is_some_and(|s| s.ends_with('Z')));
+}
