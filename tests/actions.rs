@@ -1,0 +1,187 @@
+//! Each built-in action against moto through the real binary, and `plan`, which reads but never
+//! changes anything.
+
+mod common;
+
+use std::io::{Read, Write};
+
+use common::{Moto, Test, block_on, sdk};
+
+fn run(t: &Test, text: &str) -> common::Output {
+    std::fs::write(t.path("r.md"), text).expect("write");
+    t.run_args(&["run".into(), "r.md".into(), "--restart".into()])
+}
+
+#[test]
+fn iam_checks() {
+    let moto = Moto::start();
+    let t = Test::new().aws(&moto.endpoint);
+    // moto reports AccountMFAEnabled = 0: the check must fail and say why.
+    let out = run(&t, "# MFA\n\n```aws iam.check-root-mfa id=mfa\n```\n");
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("MFA is not active for the root user (AccountMFAEnabled = 0)"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains("help: sign in as root, open Security credentials"),
+        "{out:?}"
+    );
+    let out = run(&t, "# Quota\n\n```aws iam.check-role-quota id=q\nmin_free = 10\n```\n");
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("quota=1000"), "{out:?}");
+    let out = run(
+        &t,
+        "# Quota\n\n```aws iam.check-role-quota id=q\nmin_free = 5000\n```\n",
+    );
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("IAM roles left"), "{out:?}");
+}
+
+#[test]
+fn organization_checks_and_listing() {
+    let moto = Moto::start();
+    let t = Test::new().aws(&moto.endpoint);
+    let out = run(&t, "# M\n\n```aws organizations.check-management-account id=m\n```\n");
+    assert_eq!(out.code, 1, "no organization yet: {out:?}");
+    assert!(out.stderr.contains("is not in an organization"), "{out:?}");
+    let text = r#"# Org
+
+```aws organizations.ensure-organization id=org
+```
+
+```aws organizations.check-management-account id=m
+```
+
+```aws organizations.ensure-account id=a
+name = "acme-audit-prod"
+email = "aws+audit@example.com"
+```
+
+```aws organizations.list-accounts id=l
+name_pattern = "acme-.*"
+```
+
+```rhai id=show
+print("ids: " + steps.l.ids.len());
+#{ n: steps.l.ids.len() }
+```
+"#;
+    let out = run(&t, text);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("management_account_id=123456789012"), "{out:?}");
+    assert!(out.stdout.contains("n=1"), "{out:?}");
+}
+
+#[test]
+fn identity_store_wait_times_out_with_a_clear_message() {
+    let moto = Moto::start();
+    let t = Test::new().aws(&moto.endpoint);
+    let text = r#"# Wait
+
+```aws sso-admin.find-instance id=ic
+```
+
+```aws identitystore.wait-for-user id=w
+identity_store_id = "${steps.ic.identity_store_id}"
+user_name = "nobody"
+timeout = "1s"
+```
+"#;
+    let out = run(&t, text);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("timed out after 1s waiting for user nobody to be synced"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn support_case_status_reads_the_case() {
+    let moto = Moto::start();
+    let t = Test::new().aws(&moto.endpoint);
+    let text = r#"# Case
+
+```aws support.ensure-case id=c
+subject = "Activation help"
+body = "Please activate."
+```
+
+```aws support.case-status id=s
+case_id = "${steps.c.case_id}"
+```
+"#;
+    let out = run(&t, text);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("✓ s"), "{out:?}");
+}
+
+#[test]
+fn net_reachability_reports_each_url() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for mut c in listener.incoming().flatten() {
+            let mut buf = [0u8; 1024];
+            let _ = c.read(&mut buf);
+            let _ = c.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let t = Test::new();
+    let text = format!(
+        "# Net\n\n```net check-reachable id=n\nurls = [\"http://127.0.0.1:{port}/start\", \"http://127.0.0.1:{closed}/login\"]\ntimeout = \"3s\"\n```\n"
+    );
+    let out = run(&t, &text);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("1 of 2 URLs unreachable"), "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "http://127.0.0.1:{closed}/login: connecting to 127.0.0.1:{closed} failed"
+        )),
+        "{out:?}"
+    );
+    let out = run(
+        &t,
+        &text.replace("timeout = \"3s\"", "timeout = \"3s\"\nrequire_all = false"),
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("failed=1"), "{out:?}");
+}
+
+#[test]
+fn plan_reads_and_changes_nothing() {
+    let moto = Moto::start();
+    let t = Test::new().aws(&moto.endpoint);
+    let text = r#"# Plan
+
+```aws organizations.ensure-organization id=org
+```
+
+```aws sso-admin.find-instance id=ic
+```
+
+```manual id=person
+confirm = "ok?"
+```
+"#;
+    std::fs::write(t.path("r.md"), text).expect("write");
+    let out = t.run_args(&["plan".into(), "r.md".into(), "--json".into()]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let rows: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(rows[0]["verdict"], "would-create", "{rows}");
+    assert_eq!(rows[1]["verdict"], "exists");
+    assert_eq!(rows[2]["verdict"], "person");
+    let org = block_on(async {
+        runbook_plugins::aws::organizations::describe(&sdk(&moto.endpoint))
+            .await
+            .expect("describe")
+    });
+    assert!(org.is_none(), "plan created an organization");
+}
