@@ -57,7 +57,7 @@ fn a_fan_out_killed_halfway_resumes_and_creates_each_account_once() {
     let before = transcript();
     let done_before = before.matches("\"item-finished\"").count();
     assert!(
-        done_before >= 30 && done_before < 100,
+        (30..100).contains(&done_before),
         "killed after {done_before} items"
     );
     // Whatever the kill cut, every complete line is JSON; at most the last is partial.
