@@ -56,10 +56,7 @@ fn a_fan_out_killed_halfway_resumes_and_creates_each_account_once() {
     let _ = child.wait();
     let before = transcript();
     let done_before = before.matches("\"item-finished\"").count();
-    assert!(
-        (30..100).contains(&done_before),
-        "killed after {done_before} items"
-    );
+    assert!((30..100).contains(&done_before), "killed after {done_before} items");
     // Whatever the kill cut, every complete line is JSON; at most the last is partial.
     let lines: Vec<&str> = before.lines().collect();
     for l in &lines[..lines.len().saturating_sub(1)] {

@@ -14,6 +14,6 @@ pub mod poll;
 pub mod registry;
 
 pub use action::{Action, ActionInfo, DynAction, FieldSpec, Plan, PlanItem, Verdict};
-pub use context::{AwsOptions, Context, Event, Events, PollSettings};
+pub use context::{AwsOptions, Context, Event, Events, Memo, PollSettings};
 pub use error::PluginError;
 pub use registry::Registry;

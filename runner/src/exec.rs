@@ -172,6 +172,15 @@ impl Shared {
     }
 
     fn context_for(self: &Arc<Self>, step: &Step, item: Option<String>) -> Context {
+        self.context_with(step, item, None)
+    }
+
+    fn context_with(
+        self: &Arc<Self>,
+        step: &Step,
+        item: Option<String>,
+        memo: Option<Arc<runbook_plugins::Memo>>,
+    ) -> Context {
         let deadline = step
             .attrs
             .timeout
@@ -185,6 +194,7 @@ impl Shared {
                 item,
             }))
             .with_deadline(deadline)
+            .with_memo(memo)
     }
 
     async fn identity(&self) -> Result<&Identity, StepError> {
@@ -748,7 +758,7 @@ async fn run_with_retries(shared: &Arc<Shared>, step: &Step, env: &Env, hash: &s
 
 async fn run_step(shared: &Arc<Shared>, step: &Step, env: &Env, hash: &str) -> Result<Value, StepError> {
     let Some(list) = &step.attrs.for_each else {
-        return run_once(shared, step, env, None, None).await;
+        return run_once(shared, step, env, None, None, None).await;
     };
     let engine = sandbox::engine(Limits::default(), None, Some(shared.interrupted.clone()));
     let items = match env.eval(&engine, &list.value, None).map(|d| eval::to_json(&d)) {
@@ -801,12 +811,16 @@ async fn fan_out(
         ));
     }
     let limit = shared.opts.max_in_flight.max(1);
+    let memo = Some(Arc::new(runbook_plugins::Memo::default()));
     let mut failures = Vec::new();
     let mut stream = futures::stream::iter(todo)
-        .map(|(i, item)| async move {
-            let key = item_key(&item);
-            let r = run_once(shared, step, env, Some(&item), Some(key.clone())).await;
-            (i, key, r)
+        .map(|(i, item)| {
+            let memo = memo.clone();
+            async move {
+                let key = item_key(&item);
+                let r = run_once(shared, step, env, Some(&item), Some(key.clone()), memo).await;
+                (i, key, r)
+            }
         })
         .buffer_unordered(limit);
     while let Some((i, key, r)) = stream.next().await {
@@ -858,6 +872,7 @@ async fn run_once(
     env: &Env,
     item: Option<&Value>,
     key: Option<String>,
+    memo: Option<Arc<runbook_plugins::Memo>>,
 ) -> Result<Value, StepError> {
     match &step.executor {
         Executor::Aws { .. } | Executor::Net { .. } => {
@@ -873,7 +888,7 @@ async fn run_once(
             if action.info().mutates {
                 shared.guard(env).await?;
             }
-            let ctx = shared.context_for(step, key);
+            let ctx = shared.context_with(step, key, memo);
             Ok(action.apply(&ctx, params).await?)
         }
         Executor::Manual => run_manual(shared, step, env, item).await,

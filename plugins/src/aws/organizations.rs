@@ -423,7 +423,8 @@ impl Action for EnsureAccount {
 
     async fn apply(ctx: &Context, p: EnsureAccountParams) -> Result<EnsuredAccount, PluginError> {
         check_name(&p)?;
-        let accounts = all_accounts(ctx).await?;
+        // In a fan-out the organization's accounts are listed once, for all items.
+        let accounts = ctx.memo("organizations:ListAccounts", || all_accounts(ctx)).await?;
         if let Some(a) = accounts.iter().find(|a| a.email.eq_ignore_ascii_case(&p.email)) {
             return Ok(EnsuredAccount {
                 account_id: a.id.clone(),
@@ -432,7 +433,9 @@ impl Action for EnsureAccount {
             });
         }
         // An interrupted run may have asked already: follow that request instead of asking twice.
-        let pending = in_progress(ctx).await?;
+        let pending = ctx
+            .memo("organizations:ListCreateAccountStatus", || in_progress(ctx))
+            .await?;
         if let Some(req) = pending
             .iter()
             .find(|s| s.account_name() == Some(p.name.as_str()))
