@@ -84,12 +84,23 @@ pub enum Command {
         json: bool,
     },
 
-    /// Build the documentation site from book/ and runbooks/.
+    /// Build the documentation site from book/ and runbooks/ (mdBook, built in).
+    #[command(
+        after_help = "Examples:\n  runbook render                       # book/ + runbooks/ -> site/\n  runbook render --out /tmp/site --serve 127.0.0.1:3000\n\nEvery runbook becomes a chapter, in the order runbooks/README.md links them; step blocks\nbecome cards (who acts, parameters, the equivalent AWS CLI); the CLI and plugin references are\ngenerated. A line `<!-- runbooks -->` in book/src/SUMMARY.md marks where the runbooks go.\nRunbooks with errors are refused (exit 2): `runbook check` names them. Secret values never\nappear on the site."
+    )]
     Render {
+        /// The book: book.toml and src/ with SUMMARY.md.
         #[arg(long, default_value = "book")]
         book: PathBuf,
+        /// The runbooks to include as chapters.
+        #[arg(long, default_value = "runbooks")]
+        runbooks: PathBuf,
+        /// Where the site is written.
         #[arg(long, default_value = "site")]
         out: PathBuf,
+        /// After building, serve the site on this loopback address (port 0 picks a free one).
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:3000")]
+        serve: Option<String>,
     },
 
     /// Print shell completions.

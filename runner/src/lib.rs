@@ -21,6 +21,7 @@ pub mod paths;
 pub mod prompt;
 pub mod prose;
 pub mod redact;
+pub mod render;
 pub mod run;
 pub mod sandbox;
 pub mod source;

@@ -1,0 +1,465 @@
+//! The mdBook preprocessor that turns a runbook chapter's step blocks into cards.
+//!
+//! Every fenced step block is replaced by one HTML block (no blank line inside, so CommonMark
+//! keeps it whole): an executor badge, the action and what it checks or changes, a parameters
+//! table, the AWS CLI equivalent, and the `if=`, `for-each=` and `on-failure=` attributes. Manual
+//! steps become a checklist item with their questions; the `runbook` block becomes an inputs
+//! table. Secret values are never written: a secret default shows as "(secret)".
+
+use std::fmt::Write as _;
+
+use mdbook_driver::book::{Book, BookItem, Chapter};
+use mdbook_preprocessor::{Preprocessor, PreprocessorContext};
+use runbook_plugins::Registry;
+use serde_json::Value;
+
+use crate::analyzer;
+use crate::manual;
+use crate::model::{Executor, Input, Runbook, Step};
+use crate::source::Source;
+
+pub struct StepCards {
+    dir: String,
+    registry: Registry,
+}
+
+impl StepCards {
+    /// Cards for chapters under `dir` (inside the book's src/).
+    pub fn new(dir: &str) -> Self {
+        StepCards {
+            dir: dir.to_string(),
+            registry: Registry::builtin(),
+        }
+    }
+}
+
+impl Preprocessor for StepCards {
+    fn name(&self) -> &str {
+        "runbook-cards"
+    }
+
+    fn run(&self, _ctx: &PreprocessorContext, mut book: Book) -> mdbook_driver::errors::Result<Book> {
+        book.for_each_mut(|item| {
+            if let BookItem::Chapter(ch) = item {
+                self.chapter(ch);
+            }
+        });
+        Ok(book)
+    }
+}
+
+impl StepCards {
+    fn chapter(&self, ch: &mut Chapter) {
+        let Some(path) = ch.source_path.as_ref() else { return };
+        let Ok(rel) = path.strip_prefix(&self.dir) else { return };
+        let shown = format!("{}/{}", self.dir, super::slash(rel));
+        let source = Source::new(&shown, std::mem::take(&mut ch.content));
+        let (rb, _) = analyzer::check(&source, &self.registry);
+        ch.content = cards(
+            &source,
+            &rb,
+            &self.registry,
+            rel.file_name().is_some_and(|n| n == "README.md"),
+        );
+    }
+}
+
+/// The chapter's Markdown with step blocks and the settings block replaced.
+pub fn cards(source: &Source, rb: &Runbook, registry: &Registry, is_index: bool) -> String {
+    let text = &source.text;
+    let mut blocks: Vec<(usize, usize, String)> = Vec::new();
+    if let Some(span) = rb.settings.span {
+        blocks.push((span.start, span.end, inputs_table(rb)));
+    }
+    for step in &rb.steps {
+        blocks.push((step.span.start, step.span.end, card(source, step, registry)));
+    }
+    blocks.sort_by_key(|b| b.0);
+
+    let mut out = String::with_capacity(text.len() * 2);
+    let mut at = 0;
+    let title_end = if is_index || rb.steps.is_empty() {
+        None
+    } else {
+        first_heading_end(text)
+    };
+    if let Some(end) = title_end {
+        out.push_str(&text[..end]);
+        out.push_str(&run_this(&source.path().display().to_string()));
+        at = end;
+    }
+    for (start, end, html) in blocks {
+        if start < at {
+            continue;
+        }
+        out.push_str(&text[at..start]);
+        out.push_str("\n\n");
+        out.push_str(&html);
+        out.push_str("\n\n");
+        at = end;
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+/// The byte offset just past the first line when it is an ATX `# ` heading.
+fn first_heading_end(text: &str) -> Option<usize> {
+    let trimmed = text.trim_start();
+    if !trimmed.starts_with("# ") {
+        return None;
+    }
+    let start = text.len() - trimmed.len();
+    Some(start + trimmed.find('\n').map_or(trimmed.len(), |i| i + 1))
+}
+
+fn run_this(path: &str) -> String {
+    format!(
+        "\n<div class=\"rb-run-this\"><strong>Run this</strong>\
+<pre><code class=\"language-bash\">runbook run {p}</code></pre>\
+<span>Try it first without an AWS account: <code>runbook rehearse {p}</code></span></div>\n\n",
+        p = esc(path)
+    )
+}
+
+pub fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            // A blank line would end the HTML block; no value needs one.
+            '\n' => o.push_str("&#10;"),
+            _ => o.push(c),
+        }
+    }
+    o
+}
+
+/// Turns `x` in already-escaped text into <code>x</code> (doc lines use Markdown backticks).
+fn code_spans(escaped: &str) -> String {
+    let parts: Vec<&str> = escaped.split('`').collect();
+    if parts.len() % 2 == 0 {
+        return escaped.to_string();
+    }
+    let mut o = String::new();
+    for (i, p) in parts.iter().enumerate() {
+        if i % 2 == 1 {
+            let _ = write!(o, "<code>{p}</code>");
+        } else {
+            o.push_str(p);
+        }
+    }
+    o
+}
+
+fn input_row(name: &str, i: &Input) -> String {
+    let default = match (&i.default, i.secret) {
+        (_, true) => "<em>(secret, never shown)</em>".to_string(),
+        (Some(d), false) if d.is_empty() => "<em>(empty)</em>".into(),
+        (Some(d), false) => format!("<code>{}</code>", esc(d)),
+        (None, false) => "<em>required</em>".into(),
+    };
+    let mut rule = String::new();
+    if let Some(c) = &i.choices {
+        rule = format!(
+            "one of {}",
+            c.iter()
+                .map(|c| format!("<code>{}</code>", esc(c)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    } else if let Some(p) = &i.pattern {
+        rule = format!("matches <code>{}</code>", esc(p));
+    }
+    let mut what = i.prompt.as_deref().map(esc).unwrap_or_default();
+    if let Some(h) = &i.help {
+        let _ = write!(what, "<br><small>{}</small>", code_spans(&esc(h)));
+    }
+    format!(
+        "<tr><td><code>{}</code></td><td>{what}</td><td>{default}</td><td>{rule}</td></tr>",
+        esc(name)
+    )
+}
+
+fn inputs_table(rb: &Runbook) -> String {
+    let mut o = String::from("<div class=\"rb-inputs\"><strong>Inputs</strong>");
+    if rb.settings.inputs.is_empty() {
+        o.push_str("<p>This runbook asks for no inputs.</p>");
+    } else {
+        o.push_str(
+            "<table><thead><tr><th>input</th><th>asked as</th><th>default</th><th>accepted</th></tr></thead><tbody>",
+        );
+        for (name, i) in &rb.settings.inputs {
+            o.push_str(&input_row(name, i));
+        }
+        o.push_str("</tbody></table>");
+    }
+    if let Some(g) = &rb.settings.guard {
+        let mut parts = Vec::new();
+        if let Some(a) = &g.account {
+            parts.push(format!("account <code>{}</code>", esc(a)));
+        }
+        if let Some(r) = &g.region {
+            parts.push(format!("region <code>{}</code>", esc(r)));
+        }
+        if !parts.is_empty() {
+            let _ = write!(
+                o,
+                "<p>Before each step that changes AWS, the runbook checks it runs as {}.</p>",
+                parts.join(" in ")
+            );
+        }
+    }
+    o.push_str("</div>");
+    o
+}
+
+/// `troubleshooting/x.md` as the page mdBook writes for it.
+fn page_link(target: &str) -> String {
+    let (path, frag) = target.split_once('#').map_or((target, None), |(p, f)| (p, Some(f)));
+    let page = match path.strip_suffix("README.md") {
+        Some(dir) => format!("{dir}index.html"),
+        None => path
+            .strip_suffix(".md")
+            .map_or(path.to_string(), |p| format!("{p}.html")),
+    };
+    match frag {
+        Some(f) => format!("{page}#{f}"),
+        None => page,
+    }
+}
+
+fn card(source: &Source, step: &Step, registry: &Registry) -> String {
+    let (kind, badge) = match &step.executor {
+        Executor::Manual => ("person", "person"),
+        Executor::Rhai => ("script", "script"),
+        Executor::Aws { action } | Executor::Net { action } => {
+            let name = step.executor.action().unwrap_or_else(|| action.clone());
+            if registry.get(&name).is_some_and(|a| a.info().mutates) {
+                ("aws", "AWS")
+            } else {
+                ("check", "check")
+            }
+        }
+    };
+    let mut o = String::new();
+    let _ = write!(
+        o,
+        "<div class=\"rb-step rb-{kind}\" id=\"step-{id}\"><div class=\"rb-step-head\"><span class=\"rb-badge rb-badge-{kind}\">{badge}</span> ",
+        id = esc(&step.id)
+    );
+    match step.executor.action() {
+        Some(a) => {
+            let _ = write!(
+                o,
+                "<code class=\"rb-action\">{} {}</code>",
+                step.executor.word(),
+                esc(a.trim_start_matches("net."))
+            );
+        }
+        None => {
+            let _ = write!(
+                o,
+                "<span class=\"rb-action\">{}</span>",
+                if kind == "person" {
+                    "a person does this"
+                } else {
+                    "Rhai script"
+                }
+            );
+        }
+    }
+    let _ = write!(o, " <a class=\"rb-id\" href=\"#step-{0}\">{0}</a></div>", esc(&step.id));
+
+    if let Some(a) = &step.attrs.if_ {
+        let _ = write!(
+            o,
+            "<p class=\"rb-attr\">Runs only if <code>{}</code>.</p>",
+            esc(&a.value)
+        );
+    }
+    if let Some(a) = &step.attrs.for_each {
+        let _ = write!(
+            o,
+            "<p class=\"rb-attr\">Once for each <code>item</code> of <code>{}</code>.</p>",
+            esc(&a.value)
+        );
+    }
+    match &step.executor {
+        Executor::Manual => manual_body(&mut o, source, step),
+        Executor::Rhai => {
+            let _ = write!(
+                o,
+                "<pre><code class=\"language-rust\">{}</code></pre>",
+                esc(step.body.trim_end())
+            );
+        }
+        Executor::Aws { .. } | Executor::Net { .. } => action_body(&mut o, step, registry),
+    }
+    if let Some(t) = &step.attrs.timeout {
+        let _ = write!(o, "<p class=\"rb-attr\">Gives up after {}.</p>", esc(&t.value));
+    }
+    if let Some(a) = &step.attrs.on_failure {
+        let _ = write!(
+            o,
+            "<p class=\"rb-attr rb-on-failure\">If this step fails, continue with <a href=\"{}\">{}</a>.</p>",
+            esc(&page_link(&a.value)),
+            esc(&a.value)
+        );
+    }
+    o.push_str("</div>");
+    o
+}
+
+fn action_body(o: &mut String, step: &Step, registry: &Registry) {
+    let Some(name) = step.executor.action() else { return };
+    let Some(action) = registry.get(&name) else { return };
+    let info = action.info();
+    let _ = write!(
+        o,
+        "<p class=\"rb-summary\">{} <em>{}</em></p>",
+        esc(info.summary),
+        if info.mutates {
+            "Changes AWS only where something is missing."
+        } else {
+            "Read-only."
+        }
+    );
+    let params = crate::eval::toml_body(&step.body).unwrap_or(Value::Null);
+    if let Some(map) = params.as_object().filter(|m| !m.is_empty()) {
+        o.push_str("<table class=\"rb-params\"><thead><tr><th>parameter</th><th>value</th><th>meaning</th></tr></thead><tbody>");
+        for (k, v) in map {
+            let doc = info.param(k).map(|f| f.doc.as_str()).unwrap_or("");
+            let shown = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let _ = write!(
+                o,
+                "<tr><td><code>{}</code></td><td><code>{}</code></td><td>{}</td></tr>",
+                esc(k),
+                esc(&shown),
+                code_spans(&esc(doc))
+            );
+        }
+        o.push_str("</tbody></table>");
+    }
+    let cli = action.cli(&placeholders(&params));
+    if !cli.is_empty() {
+        let label = if step.executor.word() == "aws" {
+            "Equivalent AWS CLI"
+        } else {
+            "By hand"
+        };
+        let _ = write!(
+            o,
+            "<details class=\"rb-cli\"><summary>{label}</summary><pre><code class=\"language-bash\">{}</code></pre></details>",
+            esc(&cli.join("\n"))
+        );
+    }
+}
+
+/// Parameter values for the CLI lines: `${inputs.admin_user}` becomes `ADMIN_USER`, so the
+/// command reads as a template to fill in.
+fn placeholders(v: &Value) -> Value {
+    match v {
+        Value::String(s) if s.contains("${") => Value::String(placeholder_text(s)),
+        Value::Array(a) => Value::Array(a.iter().map(placeholders).collect()),
+        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), placeholders(v))).collect()),
+        other => other.clone(),
+    }
+}
+
+fn placeholder_text(s: &str) -> String {
+    let Ok(pieces) = crate::interp::pieces(s) else {
+        return "VALUE".into();
+    };
+    let mut out = String::new();
+    for p in pieces {
+        match p {
+            crate::interp::Piece::Lit(t) => out.push_str(&t),
+            crate::interp::Piece::Expr { code, .. } => {
+                let code = code.trim();
+                let simple = code.chars().all(|c| c.is_alphanumeric() || c == '.' || c == '_');
+                let last = code.rsplit('.').next().unwrap_or("value");
+                out.push_str(&if simple { last.to_uppercase() } else { "VALUE".into() });
+            }
+        }
+    }
+    out
+}
+
+fn manual_body(o: &mut String, source: &Source, step: &Step) {
+    let mut diags = Vec::new();
+    let Some(m) = manual::parse(source, step, &mut diags) else {
+        return;
+    };
+    if let Some(i) = &m.instructions {
+        let _ = write!(o, "<p class=\"rb-instructions\">{}</p>", esc(i));
+    }
+    let confirm = m.confirm.as_deref().unwrap_or("Done?");
+    let _ = write!(
+        o,
+        "<ul class=\"rb-checklist\"><li><label><input type=\"checkbox\"> {}</label></li></ul>",
+        esc(confirm)
+    );
+    if !m.ask.is_empty() {
+        o.push_str("<table class=\"rb-ask\"><thead><tr><th>answer</th><th>asked as</th><th>default</th><th>accepted</th></tr></thead><tbody>");
+        for (name, i) in &m.ask {
+            o.push_str(&input_row(name, i));
+        }
+        o.push_str("</tbody></table>");
+    }
+    if let Some(v) = &m.verify {
+        let _ = write!(
+            o,
+            "<p class=\"rb-attr\">Then the runbook checks: <code>{}</code>.</p>",
+            esc(v)
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_name_the_value_to_fill_in() {
+        assert_eq!(placeholder_text("${inputs.admin_user}"), "ADMIN_USER");
+        assert_eq!(placeholder_text("${steps.ic.identity_store_id}"), "IDENTITY_STORE_ID");
+        assert_eq!(placeholder_text("a-${ x + 1 }"), "a-VALUE");
+    }
+
+    #[test]
+    fn links_point_at_pages() {
+        assert_eq!(
+            page_link("troubleshooting/not-activated.md"),
+            "troubleshooting/not-activated.html"
+        );
+        assert_eq!(page_link("README.md#x"), "index.html#x");
+        assert_eq!(code_spans("a `b` c"), "a <code>b</code> c");
+        assert_eq!(code_spans("odd ` tick"), "odd ` tick");
+    }
+
+    #[test]
+    fn cards_replace_steps_and_hide_secret_defaults() {
+        let md = "# T\n\nProse.\n\n```runbook\n[inputs.pw]\nsecret = true\ndefault = \"hunter2-secret\"\n```\n\n\
+```manual id=m\nconfirm = \"Did it?\"\n[ask.code]\nsecret = true\ndefault = \"otp-99\"\n```\n\n\
+```aws sts.whoami id=who\n```\n\n```text\nkept\n```\n";
+        let source = Source::new("runbooks/t.md", md);
+        let registry = Registry::builtin();
+        let (rb, _) = analyzer::check(&source, &registry);
+        let out = cards(&source, &rb, &registry, false);
+        assert!(!out.contains("hunter2-secret") && !out.contains("otp-99"), "{out}");
+        assert_eq!(out.matches("class=\"rb-step ").count(), 2, "{out}");
+        assert!(out.contains("```text\nkept\n```"), "{out}");
+        assert!(out.contains("runbook run runbooks/t.md"), "{out}");
+        assert!(out.contains("aws sts get-caller-identity"), "{out}");
+        for block in out.split("\n\n").filter(|b| b.starts_with("<div")) {
+            assert!(!block.contains("\n\n"), "a card must be one HTML block: {block}");
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! Reference pages generated from the code: the CLI from clap, the plugins from the registry.
+//! Neither is written by hand, so neither can drift.
+
+use std::fmt::Write as _;
+
+use clap::CommandFactory;
+use runbook_plugins::Registry;
+use serde_json::Value;
+
+use crate::cli::Cli;
+
+/// One section per subcommand, each with its full `--help`.
+pub fn cli_reference() -> String {
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mut o = String::from(
+        "# Command-line reference\n\nGenerated from `runbook --help`; every subcommand's help follows.\n\n```text\n",
+    );
+    let _ = writeln!(o, "{}\n```\n", cmd.render_long_help().to_string().trim_end());
+    for sub in cmd.get_subcommands_mut() {
+        if sub.get_name() == "help" {
+            continue;
+        }
+        let name = sub.get_name().to_string();
+        let help = sub.render_long_help().to_string();
+        let _ = writeln!(o, "## runbook {name}\n\n```text\n{}\n```\n", help.trim_end());
+    }
+    o
+}
+
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// Every registered action: what it does, its parameters and outputs, and the AWS CLI it replaces.
+pub fn plugin_reference(registry: &Registry) -> String {
+    let mut o = String::from(
+        "# Plugin reference\n\nGenerated from the plugin registry. A step names an action after its executor word \
+(```` ```aws organizations.ensure-account ````, ```` ```net check-reachable ````) and sets its parameters \
+as TOML in the block's body. Any string value may use `${...}`; a later step reads an action's outputs as \
+`${steps.ID.FIELD}`.\n\n",
+    );
+    for a in registry.iter() {
+        let info = a.info();
+        let (word, name) = match info.name.strip_prefix("net.") {
+            Some(n) => ("net", n),
+            None => ("aws", info.name),
+        };
+        let _ = writeln!(o, "## {}\n\n`{word} {name}`: {}\n", info.name, info.summary);
+        let _ = writeln!(
+            o,
+            "{}\n",
+            if info.mutates {
+                "**Changes AWS** (the runbook's guard is checked first; it creates only what is missing)."
+            } else {
+                "**Read-only.**"
+            }
+        );
+        if info.params.is_empty() {
+            o.push_str("No parameters.\n\n");
+        } else {
+            o.push_str("| parameter | type | required / default | meaning |\n|---|---|---|---|\n");
+            for f in &info.params {
+                let req = match (&f.default, f.required) {
+                    (Some(d), _) => format!("default `{}`", d_text(d)),
+                    (None, true) => "required".into(),
+                    (None, false) => "optional".into(),
+                };
+                let _ = writeln!(o, "| `{}` | {} | {} | {} |", f.name, cell(&f.ty), req, cell(&f.doc));
+            }
+            o.push('\n');
+        }
+        if !info.outputs.is_empty() {
+            o.push_str("| output | type | meaning |\n|---|---|---|\n");
+            for f in &info.outputs {
+                let _ = writeln!(o, "| `{}` | {} | {} |", f.name, cell(&f.ty), cell(&f.doc));
+            }
+            o.push('\n');
+        }
+        let cli = a.cli(&Value::Object(Default::default()));
+        if !cli.is_empty() {
+            let _ = writeln!(o, "By hand:\n\n```bash\n{}\n```\n", cli.join("\n"));
+        }
+    }
+    o
+}
+
+fn d_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
