@@ -6,7 +6,9 @@
 //! steps become a checklist item with their questions; the `runbook` block becomes an inputs
 //! table. Secret values are never written: a secret default shows as "(secret)".
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use mdbook_driver::book::{Book, BookItem, Chapter};
 use mdbook_preprocessor::{Preprocessor, PreprocessorContext};
@@ -19,18 +21,13 @@ use crate::model::{Executor, Input, Runbook, Step};
 use crate::source::Source;
 
 pub struct StepCards {
-    dir: String,
-    registry: Registry,
-}
-
-impl StepCards {
-    /// Cards for chapters under `dir` (inside the book's src/).
-    pub fn new(dir: &str) -> Self {
-        StepCards {
-            dir: dir.to_string(),
-            registry: Registry::builtin(),
-        }
-    }
+    /// Chapters under this directory of the book's src/ are runbooks.
+    pub dir: String,
+    /// How the runbooks directory is named in the "run this" command.
+    pub shown_dir: String,
+    pub registry: Arc<Registry>,
+    /// Runbooks as `check` already read them, by path under `dir`.
+    pub parsed: HashMap<String, (Source, Runbook)>,
 }
 
 impl Preprocessor for StepCards {
@@ -52,20 +49,27 @@ impl StepCards {
     fn chapter(&self, ch: &mut Chapter) {
         let Some(path) = ch.source_path.as_ref() else { return };
         let Ok(rel) = path.strip_prefix(&self.dir) else { return };
-        let shown = format!("{}/{}", self.dir, super::slash(rel));
-        let source = Source::new(&shown, std::mem::take(&mut ch.content));
-        let (rb, _) = analyzer::check(&source, &self.registry);
-        ch.content = cards(
-            &source,
-            &rb,
-            &self.registry,
-            rel.file_name().is_some_and(|n| n == "README.md"),
-        );
+        let rel_s = super::slash(rel);
+        let shown = if self.shown_dir.is_empty() {
+            rel_s.clone()
+        } else {
+            format!("{}/{rel_s}", self.shown_dir.trim_end_matches('/'))
+        };
+        let is_index = rel.file_name().is_some_and(|n| n == "README.md");
+        // Reuse what `check` read unless a preprocessor before us changed the text.
+        ch.content = match self.parsed.get(&rel_s) {
+            Some((source, rb)) if source.text == ch.content => cards(source, &shown, rb, &self.registry, is_index),
+            _ => {
+                let source = Source::new(&shown, std::mem::take(&mut ch.content));
+                let (rb, _) = analyzer::check(&source, &self.registry);
+                cards(&source, &shown, &rb, &self.registry, is_index)
+            }
+        };
     }
 }
 
 /// The chapter's Markdown with step blocks and the settings block replaced.
-pub fn cards(source: &Source, rb: &Runbook, registry: &Registry, is_index: bool) -> String {
+pub fn cards(source: &Source, shown: &str, rb: &Runbook, registry: &Registry, is_index: bool) -> String {
     let text = &source.text;
     let mut blocks: Vec<(usize, usize, String)> = Vec::new();
     if let Some(span) = rb.settings.span {
@@ -85,7 +89,7 @@ pub fn cards(source: &Source, rb: &Runbook, registry: &Registry, is_index: bool)
     };
     if let Some(end) = title_end {
         out.push_str(&text[..end]);
-        out.push_str(&run_this(&source.path().display().to_string()));
+        out.push_str(&run_this(shown));
         at = end;
     }
     for (start, end, html) in blocks {
@@ -452,7 +456,7 @@ mod tests {
         let source = Source::new("runbooks/t.md", md);
         let registry = Registry::builtin();
         let (rb, _) = analyzer::check(&source, &registry);
-        let out = cards(&source, &rb, &registry, false);
+        let out = cards(&source, "runbooks/t.md", &rb, &registry, false);
         assert!(!out.contains("hunter2-secret") && !out.contains("otp-99"), "{out}");
         assert_eq!(out.matches("class=\"rb-step ").count(), 2, "{out}");
         assert!(out.contains("```text\nkept\n```"), "{out}");

@@ -9,8 +9,9 @@ pub mod cards;
 pub mod reference;
 pub mod serve;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use mdbook_driver::MDBook;
 use mdbook_driver::config::Config;
@@ -18,6 +19,8 @@ use pulldown_cmark::{Event, Parser, Tag};
 use runbook_plugins::Registry;
 
 use crate::diagnostic::Diagnostic;
+use crate::model::Runbook;
+use crate::source::Source;
 use crate::{analyzer, load};
 
 /// The line in book/src/SUMMARY.md that the runbook chapters replace.
@@ -51,6 +54,10 @@ pub struct Staged {
     dir: tempfile::TempDir,
     /// Runbook chapters, in index order: (path under src/, title).
     pub runbooks: Vec<(String, String)>,
+    /// What `check` read, by path under the runbooks directory: the cards reuse it.
+    parsed: HashMap<String, (Source, Runbook)>,
+    registry: Arc<Registry>,
+    shown_dir: String,
 }
 
 impl Staged {
@@ -62,7 +69,7 @@ impl Staged {
 /// Copies book/ and runbooks/ into a staging directory and writes the generated pages.
 /// Refuses runbooks that do not pass `check`: the site documents what can be run.
 pub fn stage(book: &Path, runbooks: &Path) -> Result<Staged, RenderError> {
-    let registry = Registry::builtin();
+    let registry = Arc::new(Registry::builtin());
     let dir = tempfile::Builder::new()
         .prefix("runbook-render-")
         .tempdir()
@@ -75,12 +82,14 @@ pub fn stage(book: &Path, runbooks: &Path) -> Result<Staged, RenderError> {
     // Check every runbook; collect titles.
     let (files, mut diags) = load::collect(&[runbooks.to_path_buf()]);
     let mut titles = Vec::new();
+    let mut parsed = HashMap::new();
     for f in &files {
         let source = load::read(f).map_err(|d| RenderError::Runbooks(runbooks.display().to_string(), vec![d]))?;
         let (rb, d) = analyzer::check(&source, &registry);
         diags.extend(d.into_iter().filter(Diagnostic::is_error));
-        let rel = f.strip_prefix(runbooks).unwrap_or(f);
-        titles.push((slash(rel), rb.title));
+        let rel = slash(f.strip_prefix(runbooks).unwrap_or(f));
+        titles.push((rel.clone(), rb.title.clone()));
+        parsed.insert(rel, (source, rb));
     }
     if diags.iter().any(Diagnostic::is_error) {
         return Err(RenderError::Runbooks(runbooks.display().to_string(), diags));
@@ -98,7 +107,22 @@ pub fn stage(book: &Path, runbooks: &Path) -> Result<Staged, RenderError> {
     let summary = std::fs::read_to_string(&summary_path).map_err(io(&summary_path))?;
     let summary = with_runbooks(&summary, &ordered);
     std::fs::write(&summary_path, summary).map_err(io(&summary_path))?;
-    Ok(Staged { dir, runbooks: ordered })
+    Ok(Staged {
+        dir,
+        runbooks: ordered,
+        parsed,
+        registry,
+        // The command on each page is run from the repository: a relative path stays as given,
+        // an absolute one (a build machine's) becomes its last component.
+        shown_dir: if runbooks.is_absolute() {
+            runbooks
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        } else {
+            slash(runbooks)
+        },
+    })
 }
 
 /// Builds the staged book into `out`. With `cards` false it is plain mdBook (the bench's peer).
@@ -113,7 +137,12 @@ pub fn build(staged: &Staged, out: &Path, cards: bool) -> Result<(), RenderError
     config.build.create_missing = false;
     let mut md = MDBook::load_with_config(staged.root(), config).map_err(book_error)?;
     if cards {
-        md.with_preprocessor(cards::StepCards::new(RUNBOOKS_DIR));
+        md.with_preprocessor(cards::StepCards {
+            dir: RUNBOOKS_DIR.into(),
+            shown_dir: staged.shown_dir.clone(),
+            registry: staged.registry.clone(),
+            parsed: staged.parsed.clone(),
+        });
     }
     md.build().map_err(book_error)
 }
