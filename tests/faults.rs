@@ -210,7 +210,9 @@ email = "aws+${item}@example.com"
     assert!(proxy.injected("500") + proxy.injected("503") > 0, "5xx was injected");
     assert_eq!(accounts(&moto.endpoint), 5, "exactly one of each");
     assert_eq!(proxy.calls("CreateAccount") - proxy.injected_on("CreateAccount"), 5);
-    assert!(out.stdout.contains("accts: 5 done, 0 failed, of 5"), "{out:?}");
+    assert!(out.stdout.contains("accts summary"), "{out:?}");
+    assert!(out.stdout.contains("    done now               5\n"), "{out:?}");
+    assert!(out.stdout.contains("    failed                 0\n"), "{out:?}");
 }
 
 #[test]
@@ -302,4 +304,148 @@ fn find(dir: &std::path::Path, prefix: &str) -> Option<std::path::PathBuf> {
         }
     }
     None
+}
+
+/// Issue 7: 50 accounts, then an assignment in each, with 20% of all requests throttled.
+#[test]
+fn fifty_assignments_under_throttling_each_once_and_the_summary_adds_up() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            throttle_pct: 20,
+            seed: 50,
+            ..Rules::default()
+        },
+    );
+    let text = r#"# Fifty
+
+```rhai id=names
+let v = [];
+for i in 0..50 { v.push(`acme-n${i}-prod`); }
+#{ names: v }
+```
+
+```aws organizations.ensure-organization id=org
+```
+
+```aws organizations.ensure-account id=accts for-each="steps.names.names" timeout=120s
+name = "${item}"
+email = "aws+${item}@example.com"
+```
+"#
+    .to_string()
+        + &ASSIGNMENT
+            .replace("# Assign\n", "")
+            .replace(
+                "```aws sso-admin.ensure-assignment id=assign timeout=20s",
+                "```aws sso-admin.ensure-assignment id=assign for-each='steps.accts.results.map(|r| r.account_id)' timeout=120s",
+            )
+            .replace("account_id = \"123456789012\"", "account_id = \"${item}\"");
+    let out = Test::new()
+        .file("r.md", &text)
+        .aws(&proxy.endpoint)
+        .env("AWS_MAX_ATTEMPTS", "15")
+        .args(["run", "r.md"])
+        .run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(accounts(&moto.endpoint), 50);
+
+    let upstream = |op: &str| proxy.calls(op) - proxy.injected_on(op);
+    assert!(
+        proxy.injected_on("CreateAccountAssignment") > 0,
+        "assignments were throttled"
+    );
+    assert_eq!(upstream("CreateAccountAssignment"), 50, "each assignment made once");
+    assert_eq!(
+        upstream("ListAccountAssignmentsForPrincipal"),
+        1,
+        "existing read once per fan-out"
+    );
+    let assigned: Vec<String> = block_on(async {
+        let ctx = sdk(&moto.endpoint);
+        let c = ctx.sso_admin(None).await.expect("client");
+        let ic = c.list_instances().send().await.expect("instances");
+        let arn = ic.instances()[0].instance_arn().expect("arn").to_string();
+        let store = ic.instances()[0].identity_store_id().expect("store").to_string();
+        let ids = ctx.identitystore(None).await.expect("client");
+        let users = ids.list_users().identity_store_id(&store).send().await.expect("users");
+        let uid = users.users()[0].user_id().to_string();
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let page = c
+                .list_account_assignments_for_principal()
+                .instance_arn(&arn)
+                .principal_id(&uid)
+                .principal_type(aws_sdk_ssoadmin::types::PrincipalType::User)
+                .set_next_token(token)
+                .send()
+                .await
+                .expect("assignments");
+            out.extend(
+                page.account_assignments()
+                    .iter()
+                    .filter_map(|a| a.account_id().map(String::from)),
+            );
+            token = page.next_token().map(String::from);
+            if token.is_none() {
+                return out;
+            }
+        }
+    });
+    let distinct: std::collections::BTreeSet<&String> = assigned.iter().collect();
+    assert_eq!(
+        (assigned.len(), distinct.len()),
+        (50, 50),
+        "all 50 assigned, none twice"
+    );
+
+    // The summary table counts right, throttles included: every throttle the proxy injected on
+    // the assignment calls was seen by the fan-out.
+    let summary = out
+        .stdout
+        .split("assign summary")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{out:?}"));
+    let row = |name: &str| -> String {
+        summary
+            .lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .map(|l| l.trim_start()[name.len()..].trim().to_string())
+            .unwrap_or_else(|| panic!("no {name} row in {summary}"))
+    };
+    assert_eq!(row("items"), "50");
+    assert_eq!(row("done now"), "50");
+    assert_eq!(row("failed"), "0");
+    assert_eq!(row("waiting"), "0");
+    let throttled: usize = row("throttled responses").parse().expect("a number");
+    let injected = proxy.injected_on("CreateAccountAssignment")
+        + proxy.injected_on("DescribeAccountAssignmentCreationStatus")
+        + proxy.injected_on("ListAccountAssignmentsForPrincipal");
+    assert_eq!(throttled, injected, "{summary}");
+    assert!(row("concurrency").contains("halved"), "concurrency shrank: {summary}");
+}
+
+/// CreateAccount has no idempotency token. When AWS created the account but the answer was lost
+/// (a 5xx after the fact), retrying blindly would create a second account: look first.
+#[test]
+fn a_lost_create_account_answer_does_not_create_twice() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            lose_answer_once: Some("CreateAccount".into()),
+            ..Rules::default()
+        },
+    );
+    let out = Test::new()
+        .file("r.md", ONE_ACCOUNT)
+        .aws(&proxy.endpoint)
+        .args(["run", "r.md"])
+        .run();
+    assert_eq!(proxy.injected("lost-answer"), 1);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(proxy.calls("CreateAccount"), 1, "not asked twice");
+    assert_eq!(accounts(&moto.endpoint), 1, "exactly one account");
 }

@@ -14,6 +14,7 @@ use serde::Serialize;
 use tokio::sync::OnceCell;
 
 use crate::error::PluginError;
+use crate::pressure::{Pressure, ThrottleWatch};
 
 /// The AWS options of the command line (`--profile`, `--region`, `--endpoint-url`, retries).
 #[derive(Debug, Clone, Default)]
@@ -93,6 +94,7 @@ struct Shared {
     sdk: OnceCell<SdkConfig>,
     state_dir: PathBuf,
     poll: PollSettings,
+    pressure: Arc<Pressure>,
 }
 
 type Cell = Arc<OnceCell<Arc<dyn Any + Send + Sync>>>;
@@ -129,6 +131,7 @@ impl Context {
                 sdk: OnceCell::new(),
                 state_dir: state_dir.into(),
                 poll,
+                pressure: Arc::default(),
             }),
             events: Arc::new(NoEvents),
             deadline: None,
@@ -188,6 +191,15 @@ impl Context {
         &self.shared.aws
     }
 
+    /// Throttling seen by every client of this context, and the fan-out limit it shrinks.
+    pub fn pressure(&self) -> &Arc<Pressure> {
+        &self.shared.pressure
+    }
+
+    fn watch(&self) -> ThrottleWatch {
+        ThrottleWatch(self.shared.pressure.clone())
+    }
+
     /// The shared SDK configuration, loaded once (profile, region, endpoint, retries).
     pub async fn sdk(&self) -> Result<&SdkConfig, PluginError> {
         self.shared
@@ -241,12 +253,16 @@ impl Context {
     }
 
     pub async fn sts(&self) -> Result<aws_sdk_sts::Client, PluginError> {
-        Ok(aws_sdk_sts::Client::new(self.sdk().await?))
+        let conf = aws_sdk_sts::config::Builder::from(self.sdk().await?)
+            .interceptor(self.watch())
+            .build();
+        Ok(aws_sdk_sts::Client::from_conf(conf))
     }
 
     pub async fn iam(&self) -> Result<aws_sdk_iam::Client, PluginError> {
         let conf = aws_sdk_iam::config::Builder::from(self.sdk().await?)
             .region(Region::new("us-east-1"))
+            .interceptor(self.watch())
             .build();
         Ok(aws_sdk_iam::Client::from_conf(conf))
     }
@@ -255,6 +271,7 @@ impl Context {
     pub async fn organizations(&self) -> Result<aws_sdk_organizations::Client, PluginError> {
         let conf = aws_sdk_organizations::config::Builder::from(self.sdk().await?)
             .region(Region::new("us-east-1"))
+            .interceptor(self.watch())
             .build();
         Ok(aws_sdk_organizations::Client::from_conf(conf))
     }
@@ -263,13 +280,14 @@ impl Context {
     pub async fn support(&self) -> Result<aws_sdk_support::Client, PluginError> {
         let conf = aws_sdk_support::config::Builder::from(self.sdk().await?)
             .region(Region::new("us-east-1"))
+            .interceptor(self.watch())
             .build();
         Ok(aws_sdk_support::Client::from_conf(conf))
     }
 
     /// sso-admin in the Identity Center home region (default: the configured region).
     pub async fn sso_admin(&self, region: Option<&str>) -> Result<aws_sdk_ssoadmin::Client, PluginError> {
-        let mut b = aws_sdk_ssoadmin::config::Builder::from(self.sdk().await?);
+        let mut b = aws_sdk_ssoadmin::config::Builder::from(self.sdk().await?).interceptor(self.watch());
         if let Some(r) = region {
             b = b.region(Region::new(r.to_string()));
         }
@@ -277,7 +295,7 @@ impl Context {
     }
 
     pub async fn identitystore(&self, region: Option<&str>) -> Result<aws_sdk_identitystore::Client, PluginError> {
-        let mut b = aws_sdk_identitystore::config::Builder::from(self.sdk().await?);
+        let mut b = aws_sdk_identitystore::config::Builder::from(self.sdk().await?).interceptor(self.watch());
         if let Some(r) = region {
             b = b.region(Region::new(r.to_string()));
         }

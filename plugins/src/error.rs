@@ -84,11 +84,29 @@ impl PluginError {
     }
 }
 
+/// Error codes AWS services use for throttling (the SDKs' list, plus `TooManyRequests`).
+const THROTTLING_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "TooManyRequests",
+    "ProvisionedThroughputExceededException",
+    "TransactionInProgressException",
+    "RequestLimitExceeded",
+    "BandwidthLimitExceeded",
+    "RequestThrottled",
+    "SlowDown",
+    "PriorRequestNotComplete",
+    "EC2ThrottledException",
+];
+
+/// Whether an error code (also as `namespace#Code` or `Code:detail`) means "slow down".
 pub fn is_throttling_code(code: &str) -> bool {
-    matches!(
-        code,
-        "ThrottlingException" | "Throttling" | "TooManyRequestsException" | "RequestLimitExceeded" | "TooManyRequests"
-    )
+    let code = code.rsplit('#').next().unwrap_or(code);
+    let code = code.split(':').next().unwrap_or(code).trim();
+    THROTTLING_CODES.contains(&code)
 }
 
 pub fn is_transient_code(code: &str) -> bool {

@@ -11,9 +11,11 @@ pub mod context;
 pub mod error;
 pub mod net;
 pub mod poll;
+pub mod pressure;
 pub mod registry;
 
 pub use action::{Action, ActionInfo, DynAction, FieldSpec, Plan, PlanItem, Verdict};
 pub use context::{AwsOptions, Context, Event, Events, Memo, PollSettings};
 pub use error::PluginError;
+pub use pressure::{AdaptiveLimit, Pressure};
 pub use registry::Registry;

@@ -778,6 +778,64 @@ fn item_key(item: &Value) -> String {
 
 /// Runs a step once per item, at most `--max-in-flight` at a time. Each finished item is
 /// journaled as it finishes, so a re-run retries only what failed or never finished.
+/// What a fan-out did, printed as a table at its end and journaled.
+struct FanoutSummary<'a> {
+    step: &'a str,
+    total: usize,
+    already: usize,
+    done_now: usize,
+    failed: usize,
+    throttled: u64,
+    limit: usize,
+    lowest: usize,
+    now: usize,
+    halved: u32,
+    seconds: f64,
+}
+
+impl FanoutSummary<'_> {
+    fn table(&self) -> String {
+        let concurrency = if self.halved == 0 {
+            format!("{} (never throttled down)", self.limit)
+        } else {
+            format!(
+                "{} -> lowest {} -> {} (halved {} time{})",
+                self.limit,
+                self.lowest,
+                self.now,
+                self.halved,
+                if self.halved == 1 { "" } else { "s" }
+            )
+        };
+        let rows = [
+            ("items", self.total.to_string()),
+            ("done before this run", self.already.to_string()),
+            ("done now", self.done_now.to_string()),
+            ("failed", self.failed.to_string()),
+            (
+                "waiting",
+                (self.total - self.already - self.done_now - self.failed).to_string(),
+            ),
+            ("throttled responses", self.throttled.to_string()),
+            ("concurrency", concurrency),
+            ("time", format!("{:.1}s", self.seconds)),
+        ];
+        let mut o = format!("  {} summary\n", self.step);
+        for (k, v) in rows {
+            o.push_str(&format!("    {k:<22} {v}\n"));
+        }
+        o
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "step": self.step, "items": self.total, "already": self.already, "done": self.done_now,
+            "failed": self.failed, "throttled": self.throttled, "max_in_flight": self.limit,
+            "lowest_in_flight": self.lowest, "halved": self.halved, "seconds": self.seconds,
+        })
+    }
+}
+
 async fn fan_out(
     shared: &Arc<Shared>,
     step: &Step,
@@ -812,46 +870,75 @@ async fn fan_out(
     }
     let limit = shared.opts.max_in_flight.max(1);
     let memo = Some(Arc::new(runbook_plugins::Memo::default()));
+    // AIMD under the --max-in-flight ceiling: throttles seen by any client halve it, finished
+    // items grow it back.
+    let pressure = shared.ctx.pressure().clone();
+    let adaptive = pressure.adaptive(limit);
+    let throttled_before = pressure.throttled();
+    let started = Instant::now();
+    let already = items.len() - todo.len();
     let mut failures = Vec::new();
     let mut stream = futures::stream::iter(todo)
         .map(|(i, item)| {
             let memo = memo.clone();
+            let adaptive = &adaptive;
             async move {
+                let _permit = adaptive.acquire().await;
                 let key = item_key(&item);
                 let r = run_once(shared, step, env, Some(&item), Some(key.clone()), memo).await;
+                if r.is_ok() {
+                    adaptive.succeeded();
+                }
                 (i, key, r)
             }
         })
         .buffer_unordered(limit);
-    while let Some((i, key, r)) = stream.next().await {
-        match r {
-            Ok(out) => {
-                shared.record(
-                    "item-finished",
-                    json!({ "step": step.id, "hash": hash, "item_key": key, "outputs": out }),
-                    true,
-                )?;
-                bar.item_finished(true, &shared.ui);
-                results[i] = Some(out);
+    let outcome = async {
+        while let Some((i, key, r)) = stream.next().await {
+            match r {
+                Ok(out) => {
+                    shared.record(
+                        "item-finished",
+                        json!({ "step": step.id, "hash": hash, "item_key": key, "outputs": out }),
+                        true,
+                    )?;
+                    bar.item_finished(true, &shared.ui);
+                    results[i] = Some(out);
+                }
+                Err(StepError::Failed { message, .. }) => {
+                    let _ = shared.record(
+                        "item-failed",
+                        json!({ "step": step.id, "item_key": key, "error": message }),
+                        true,
+                    );
+                    bar.item_finished(false, &shared.ui);
+                    failures.push(format!("{key}: {message}"));
+                }
+                Err(other) => return Err(other),
             }
-            Err(StepError::Failed { message, .. }) => {
-                let _ = shared.record(
-                    "item-failed",
-                    json!({ "step": step.id, "item_key": key, "error": message }),
-                    true,
-                );
-                bar.item_finished(false, &shared.ui);
-                failures.push(format!("{key}: {message}"));
-            }
-            Err(other) => return Err(other),
         }
+        Ok(())
     }
+    .await;
+    drop(stream);
+    outcome?;
     let (ok, failed) = bar.finish();
-    shared.ui.line(&format!(
-        "  {}: {ok} done, {failed} failed, of {}",
-        step.id,
-        items.len()
-    ));
+    let (now, lowest, halved) = adaptive.stats();
+    let summary = FanoutSummary {
+        step: &step.id,
+        total: items.len(),
+        already,
+        done_now: ok as usize - already.min(ok as usize),
+        failed: failed as usize,
+        throttled: pressure.throttled() - throttled_before,
+        limit,
+        lowest,
+        now,
+        halved,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    shared.ui.block(&summary.table());
+    let _ = shared.record("fanout-summary", summary.json(), false);
     if !failures.is_empty() {
         return Err(StepError::Failed {
             message: format!(

@@ -32,6 +32,9 @@ pub struct Rules {
     pub conflict_on_duplicate_permission_set: bool,
     /// The next ListPermissionSets answers an empty list (another creator racing ours).
     pub hide_permission_sets_once: bool,
+    /// The first request of this operation reaches moto, but its answer is replaced by a 500:
+    /// the call happened and the client cannot know.
+    pub lose_answer_once: Option<String>,
     /// Added before each request is forwarded.
     pub delay: Duration,
     pub seed: u64,
@@ -49,6 +52,12 @@ struct State {
     reads: HashMap<String, u32>,
     permission_sets: HashSet<String>,
     alternate: bool,
+    /// Requests moto answered.
+    forwarded: usize,
+    /// SIGKILL this process once moto has answered this many requests, before the answer is
+    /// passed on: the call happened and the caller never journaled it.
+    kill: Option<(u32, usize)>,
+    killed: bool,
 }
 
 impl State {
@@ -102,6 +111,25 @@ impl FaultProxy {
         if let Ok(mut s) = self.state.lock() {
             s.rules = rules;
         }
+    }
+
+    /// SIGKILLs `pid` right after moto answers the `nth` forwarded request (1-based), before the
+    /// answer reaches the caller.
+    pub fn arm_kill(&self, pid: u32, nth: usize) {
+        if let Ok(mut s) = self.state.lock() {
+            s.kill = Some((pid, s.forwarded + nth));
+            s.killed = false;
+        }
+    }
+
+    /// Whether the armed kill happened.
+    pub fn killed(&self) -> bool {
+        self.state.lock().map(|s| s.killed).unwrap_or(false)
+    }
+
+    /// Requests moto has answered so far.
+    pub fn forwarded(&self) -> usize {
+        self.state.lock().map(|s| s.forwarded).unwrap_or(0)
     }
 
     pub fn calls(&self, op: &str) -> usize {
@@ -278,6 +306,39 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
             _ => {}
         }
         let (status, headers, body) = forward(upstream, &req)?;
+        let (kill, lose) = {
+            let mut s = state.lock().map_err(|_| std::io::Error::other("poisoned"))?;
+            s.forwarded += 1;
+            let kill = match s.kill {
+                Some((pid, at)) if s.forwarded == at => {
+                    s.kill = None;
+                    s.killed = true;
+                    Some(pid)
+                }
+                _ => None,
+            };
+            let lose = s.rules.lose_answer_once.as_deref() == Some(op.as_str());
+            if lose {
+                s.rules.lose_answer_once = None;
+                *s.injected.entry("lost-answer".into()).or_default() += 1;
+            }
+            (kill, lose)
+        };
+        if let Some(pid) = kill {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            return Ok(());
+        }
+        if lose {
+            json_error(
+                &mut conn,
+                "500 Internal Server Error",
+                "InternalServerException",
+                "the answer was lost after the request was served",
+            )?;
+            continue;
+        }
         let body = rewrite(&op, body, state);
         let headers: Vec<(&str, String)> = headers
             .iter()

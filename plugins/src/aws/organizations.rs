@@ -453,16 +453,25 @@ impl Action for EnsureAccount {
             call: "organizations:CreateAccount".into(),
             target: target.clone(),
         });
-        let out = ctx
-            .organizations()
-            .await?
-            .create_account()
-            .account_name(&p.name)
-            .email(&p.email)
-            .set_role_name(p.role_name.clone())
-            .send()
-            .await
-            .map_err(|e| aws("organizations:CreateAccount", e))?;
+        let out = match create_account(ctx, &p).await? {
+            Created::Answer(out) => out,
+            Created::Found(found) => {
+                let (account_id, request) = match found {
+                    Landed::Account(id) => (id, None),
+                    Landed::Request(req) => (wait_for_account(ctx, &req, &p.name).await?, Some(req)),
+                };
+                ctx.emit(Event::Requested {
+                    call: "organizations:CreateAccount".into(),
+                    target,
+                    request_id: request.clone(),
+                });
+                return Ok(EnsuredAccount {
+                    account_id,
+                    create_request_id: request,
+                    created: true,
+                });
+            }
+        };
         let st = out.create_account_status();
         let req = st.and_then(|s| s.id()).unwrap_or_default().to_string();
         ctx.emit(Event::Requested {
@@ -492,6 +501,101 @@ impl Action for EnsureAccount {
             create_request_id: Some(req),
             created: true,
         })
+    }
+}
+
+enum Created {
+    /// AWS answered CreateAccount.
+    Answer(aws_sdk_organizations::operation::create_account::CreateAccountOutput),
+    /// An answer was lost, and looking showed the call had landed.
+    Found(Landed),
+}
+
+enum Landed {
+    Account(String),
+    Request(String),
+}
+
+/// CreateAccount has no idempotency token, so the SDK must not retry it blindly: an answer lost
+/// after AWS acted (a 5xx, a reset connection, a timeout) would create a second account. Retries
+/// happen here instead. A throttle means AWS did nothing, so it is simply retried; any other
+/// transient error is followed by a look (ListAccounts, ListCreateAccountStatus) before asking again.
+async fn create_account(ctx: &Context, p: &EnsureAccountParams) -> Result<Created, PluginError> {
+    let client = ctx.organizations().await?;
+    let attempts = ctx.aws_options().max_attempts.unwrap_or(5).max(1);
+    let mut backoff = std::time::Duration::from_millis(100);
+    let mut attempt = 1;
+    loop {
+        let sent = client
+            .create_account()
+            .account_name(&p.name)
+            .email(&p.email)
+            .set_role_name(p.role_name.clone())
+            .customize()
+            .config_override(
+                aws_sdk_organizations::config::Builder::default()
+                    .retry_config(aws_config::retry::RetryConfig::disabled()),
+            )
+            .send()
+            .await;
+        let err = match sent {
+            Ok(out) => return Ok(Created::Answer(out)),
+            Err(e) => aws("organizations:CreateAccount", e),
+        };
+        if !err.is_transient() || attempt >= attempts {
+            return Err(err);
+        }
+        if !err.is_throttling()
+            && let Some(found) = landed(ctx, p).await?
+        {
+            ctx.emit(Event::Warning {
+                message: format!(
+                    "CreateAccount for {} answered {}, but the account was being created: following it",
+                    p.name,
+                    err.code().unwrap_or("an error")
+                ),
+            });
+            return Ok(Created::Found(found));
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+        attempt += 1;
+    }
+}
+
+/// Whether a CreateAccount for this account already landed: the account exists (by email), or a
+/// creation request for its name is in progress or just succeeded.
+async fn landed(ctx: &Context, p: &EnsureAccountParams) -> Result<Option<Landed>, PluginError> {
+    if let Some(a) = all_accounts(ctx)
+        .await?
+        .iter()
+        .find(|a| a.email.eq_ignore_ascii_case(&p.email))
+    {
+        return Ok(Some(Landed::Account(a.id.clone())));
+    }
+    let client = ctx.organizations().await?;
+    let mut token: Option<String> = None;
+    loop {
+        let page = client
+            .list_create_account_status()
+            .states(CreateAccountState::InProgress)
+            .states(CreateAccountState::Succeeded)
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|e| aws("organizations:ListCreateAccountStatus", e))?;
+        if let Some(id) = page
+            .create_account_statuses()
+            .iter()
+            .find(|s| s.account_name() == Some(p.name.as_str()))
+            .and_then(|s| s.id())
+        {
+            return Ok(Some(Landed::Request(id.to_string())));
+        }
+        match page.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => return Ok(None),
+        }
     }
 }
 

@@ -636,7 +636,12 @@ impl Action for EnsureAssignment {
     async fn apply(ctx: &Context, p: AssignmentParams) -> Result<Assignments, PluginError> {
         let accounts = accounts_of(&p)?;
         let client = ctx.sso_admin(p.region.as_deref()).await?;
-        let have = assigned_accounts(&client, &p).await?;
+        // Read once per fan-out: the items of a `for-each=` share this listing.
+        let key = format!(
+            "sso-admin:ListAccountAssignmentsForPrincipal {} {} {}",
+            p.instance_arn, p.principal_id, p.permission_set_arn
+        );
+        let have = ctx.memo(&key, || assigned_accounts(&client, &p)).await?;
         let (exists, missing): (Vec<String>, Vec<String>) = accounts.into_iter().partition(|a| have.contains(a));
         let mut results: Vec<AssignmentResult> = exists
             .into_iter()
@@ -646,8 +651,18 @@ impl Action for EnsureAssignment {
                 request_id: None,
             })
             .collect();
+        // Adaptive under max_in_flight: a throttle anywhere halves it, finished ones grow it.
+        let limit = ctx.pressure().adaptive(p.max_in_flight);
         let made: Vec<AssignmentResult> = futures::stream::iter(missing)
-            .map(|a| assign_one(ctx, &client, &p, a))
+            .map(|a| {
+                let (limit, client, p) = (&limit, &client, &p);
+                async move {
+                    let _permit = limit.acquire().await;
+                    let r = assign_one(ctx, client, p, a).await;
+                    limit.succeeded();
+                    r
+                }
+            })
             .buffer_unordered(p.max_in_flight.max(1))
             .collect()
             .await;
