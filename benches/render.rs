@@ -19,11 +19,12 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let rounds: usize = std::env::var("ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(15);
     let out = tempfile::tempdir().expect("tempdir");
-    let (mut ours, mut plain) = (Vec::new(), Vec::new());
+    let (mut ours, mut plain, mut staging) = (Vec::new(), Vec::new(), Vec::new());
     // One warm-up build of each, not counted.
     for round in 0..=rounds {
         let t = Instant::now();
         let staged = render::stage(&root.join("book"), &root.join("runbooks")).expect("stage");
+        let s = t.elapsed().as_secs_f64();
         render::build(&staged, &out.path().join("ours"), true).expect("render");
         let a = t.elapsed().as_secs_f64();
         // The peer gets the same staging for free: only mdBook's own build is timed.
@@ -34,10 +35,15 @@ fn main() {
         if round > 0 {
             ours.push(a);
             plain.push(b);
+            staging.push(s);
         }
     }
     let (o, p) = (median(ours), median(plain));
     println!("runbook render (stage + cards + build)  {:8.1} ms", o * 1e3);
+    println!(
+        "  of which staging (copy, check, references) {:4.1} ms",
+        median(staging) * 1e3
+    );
     println!("plain mdBook build of the same book     {:8.1} ms", p * 1e3);
     println!(
         "ratio render/plain                      {:8.2}   (target <= 1.10)",

@@ -122,6 +122,12 @@ impl FaultProxy {
         }
     }
 
+    pub fn disarm_kill(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            s.kill = None;
+        }
+    }
+
     /// Whether the armed kill happened.
     pub fn killed(&self) -> bool {
         self.state.lock().map(|s| s.killed).unwrap_or(false)

@@ -237,6 +237,26 @@ impl Moto {
     }
 }
 
+impl Moto {
+    /// Forgets every resource: the emulator as if just started.
+    pub fn reset(&self) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect moto");
+        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        write!(
+            s,
+            "POST /moto-api/reset HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .expect("reset");
+        let mut buf = String::new();
+        let _ = s.read_to_string(&mut buf);
+        assert!(
+            buf.starts_with("HTTP/1.1 200") || buf.starts_with("HTTP/1.0 200"),
+            "reset: {buf}"
+        );
+    }
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -81,11 +81,36 @@ pub fn stage(book: &Path, runbooks: &Path) -> Result<Staged, RenderError> {
 
     // Check every runbook; collect titles.
     let (files, mut diags) = load::collect(&[runbooks.to_path_buf()]);
+    // Check the runbooks on every core: this is most of what render adds to mdBook's own build.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(files.len().max(1));
+    let chunk = files.len().div_ceil(threads).max(1);
+    let checked: Vec<Result<(Source, Runbook, Vec<Diagnostic>), Diagnostic>> = std::thread::scope(|s| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                let registry = &registry;
+                s.spawn(move || {
+                    part.iter()
+                        .map(|f| {
+                            let source = load::read(f)?;
+                            let (rb, d) = analyzer::check(&source, registry);
+                            Ok((source, rb, d))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
     let mut titles = Vec::new();
     let mut parsed = HashMap::new();
-    for f in &files {
-        let source = load::read(f).map_err(|d| RenderError::Runbooks(runbooks.display().to_string(), vec![d]))?;
-        let (rb, d) = analyzer::check(&source, &registry);
+    for (f, r) in files.iter().zip(checked) {
+        let (source, rb, d) = r.map_err(|d| RenderError::Runbooks(runbooks.display().to_string(), vec![d]))?;
         diags.extend(d.into_iter().filter(Diagnostic::is_error));
         let rel = slash(f.strip_prefix(runbooks).unwrap_or(f));
         titles.push((rel.clone(), rb.title.clone()));

@@ -1,0 +1,298 @@
+//! Crash safety at many points. A runbook with AWS steps, two fan-outs and a manual step is
+//! SIGKILLed right after moto answered its Nth request and before that answer reached runbook —
+//! the call happened, the journal cannot know — then resumed. After every kill: the state file
+//! parses, the transcript is valid JSON lines, and once resumed the emulator holds exactly one of
+//! each resource.
+//!
+//! The kill points come from a seed the test prints. `RUNBOOK_KILL_SEED` and
+//! `RUNBOOK_KILL_POINTS` (default 50) replay or widen a run.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use common::fault_proxy::{FaultProxy, Rules};
+use common::{Moto, Test, block_on, sdk};
+
+const ACCOUNTS: usize = 10;
+
+const SCENARIO: &str = r#"# Crash scenario
+
+```rhai id=names
+let v = [];
+for i in 0..10 { v.push(`acme-k${i}-prod`); }
+#{ names: v }
+```
+
+```aws organizations.ensure-organization id=org
+```
+
+```aws organizations.ensure-account id=accts for-each="steps.names.names" timeout=60s
+name = "${item}"
+email = "aws+${item}@example.com"
+```
+
+```aws sso-admin.find-instance id=ic
+```
+
+```manual id=approve
+confirm = "Approved by the change board?"
+[ask.ticket]
+prompt = "Change ticket"
+pattern = "CHG-[0-9]+"
+```
+
+```aws identitystore.ensure-user id=user
+identity_store_id = "${steps.ic.identity_store_id}"
+user_name = "ops"
+display_name = "Ops"
+given_name = "O"
+family_name = "Ps"
+email = "ops@example.com"
+```
+
+```aws sso-admin.ensure-permission-set id=ps
+instance_arn = "${steps.ic.instance_arn}"
+name = "AdministratorAccess"
+managed_policies = ["AdministratorAccess"]
+```
+
+```aws sso-admin.ensure-assignment id=assign for-each='steps.accts.results.map(|r| r.account_id)' timeout=60s
+instance_arn = "${steps.ic.instance_arn}"
+permission_set_arn = "${steps.ps.arn}"
+principal_id = "${steps.user.user_id}"
+account_id = "${item}"
+```
+"#;
+
+const ANSWERS: &str = "[steps.approve]\nconfirm = true\nticket = \"CHG-1042\"\n";
+
+struct Rig {
+    moto: Moto,
+    proxy: FaultProxy,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let moto = Moto::start();
+        // Every asynchronous creation reads IN_PROGRESS once first: polling is a kill point too.
+        let proxy = FaultProxy::start(
+            &moto.endpoint,
+            Rules {
+                in_progress_reads: 1,
+                ..Rules::default()
+            },
+        );
+        Rig { moto, proxy }
+    }
+
+    fn command(&self, t: &Test) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_runbook"));
+        cmd.args(["run", "r.md", "--answers", "answers.toml", "--max-in-flight", "3"])
+            .current_dir(t.dir.path())
+            .env("NO_COLOR", "1")
+            .env("HOME", t.dir.path())
+            .env("AWS_ENDPOINT_URL", &self.proxy.endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("RUNBOOK_POLL_INITIAL_MS", "20")
+            .env("RUNBOOK_POLL_CAP_MS", "100")
+            .env_remove("AWS_PROFILE")
+            .env_remove("RUNBOOK_STATE_DIR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    /// One clean run: how many requests moto answers for the whole scenario.
+    fn requests_in_a_clean_run(&self) -> usize {
+        self.moto.reset();
+        let t = scenario();
+        let before = self.proxy.forwarded();
+        let out = self.command(&t).output().expect("run");
+        assert!(
+            out.status.success(),
+            "clean run: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.proxy.forwarded() - before
+    }
+
+    /// Kills the run after moto's `nth` answer, checks the journal, resumes, checks AWS.
+    /// Returns false when the run ended before the kill point.
+    fn kill_and_resume(&self, nth: usize) -> bool {
+        self.moto.reset();
+        let t = scenario();
+        let mut child = self.command(&t).spawn().expect("spawn");
+        self.proxy.arm_kill(child.id(), nth);
+        let status = child.wait().expect("wait");
+        if !self.proxy.killed() {
+            assert!(
+                status.success(),
+                "kill point {nth}: the unkilled run failed: {status:?}"
+            );
+            return false;
+        }
+        assert!(
+            status.code().is_none(),
+            "kill point {nth}: killed by a signal, not {status:?}"
+        );
+        check_journal(&t.path(".runbook"), nth);
+        self.proxy.disarm_kill();
+        let out = self.command(&t).output().expect("resume");
+        assert!(
+            out.status.success(),
+            "kill point {nth}: resume failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        check_exactly_one_of_each(&self.moto.endpoint, nth);
+        true
+    }
+}
+
+fn scenario() -> Test {
+    Test::new().file("r.md", SCENARIO).file("answers.toml", ANSWERS)
+}
+
+fn check_journal(state: &Path, nth: usize) {
+    let Ok(dirs) = std::fs::read_dir(state) else { return };
+    for d in dirs.flatten() {
+        let dir = d.path();
+        if let Ok(text) = std::fs::read_to_string(dir.join("state.json")) {
+            serde_json::from_str::<serde_json::Value>(&text)
+                .unwrap_or_else(|e| panic!("kill point {nth}: state.json does not parse: {e}\n{text}"));
+        }
+        if let Ok(text) = std::fs::read_to_string(dir.join("transcript.jsonl")) {
+            // A valid JSON-lines prefix: every line that ends in a newline parses.
+            let complete = text.rsplit_once('\n').map_or("", |(head, _)| head);
+            for (i, line) in complete.lines().enumerate() {
+                serde_json::from_str::<serde_json::Value>(line)
+                    .unwrap_or_else(|e| panic!("kill point {nth}: transcript line {}: {e}: {line}", i + 1));
+            }
+        }
+    }
+}
+
+fn check_exactly_one_of_each(endpoint: &str, nth: usize) {
+    block_on(async {
+        let ctx = sdk(endpoint);
+        let accounts: Vec<_> = runbook_plugins::aws::organizations::all_accounts(&ctx)
+            .await
+            .expect("accounts")
+            .into_iter()
+            .filter(|a| a.name.starts_with("acme-"))
+            .collect();
+        let emails: BTreeSet<&str> = accounts.iter().map(|a| a.email.as_str()).collect();
+        assert_eq!(
+            (accounts.len(), emails.len()),
+            (ACCOUNTS, ACCOUNTS),
+            "kill point {nth}: accounts {accounts:?}"
+        );
+
+        let sso = ctx.sso_admin(None).await.expect("client");
+        let ic = sso.list_instances().send().await.expect("instances");
+        let arn = ic.instances()[0].instance_arn().expect("arn").to_string();
+        let store = ic.instances()[0].identity_store_id().expect("store").to_string();
+        let ids = ctx.identitystore(None).await.expect("client");
+        let users = ids.list_users().identity_store_id(&store).send().await.expect("users");
+        assert_eq!(users.users().len(), 1, "kill point {nth}: users");
+        let sets = sso
+            .list_permission_sets()
+            .instance_arn(&arn)
+            .send()
+            .await
+            .expect("sets");
+        assert_eq!(sets.permission_sets().len(), 1, "kill point {nth}: permission sets");
+        let uid = users.users()[0].user_id().to_string();
+        let got = sso
+            .list_account_assignments_for_principal()
+            .instance_arn(&arn)
+            .principal_id(&uid)
+            .principal_type(aws_sdk_ssoadmin::types::PrincipalType::User)
+            .max_results(100)
+            .send()
+            .await
+            .expect("assignments");
+        let assigned: Vec<&str> = got
+            .account_assignments()
+            .iter()
+            .filter_map(|a| a.account_id())
+            .collect();
+        let distinct: BTreeSet<&&str> = assigned.iter().collect();
+        assert_eq!(
+            (assigned.len(), distinct.len()),
+            (ACCOUNTS, ACCOUNTS),
+            "kill point {nth}: assignments {assigned:?}"
+        );
+    });
+}
+
+fn xorshift(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
+}
+
+#[test]
+fn killed_at_many_points_the_run_resumes_to_exactly_one_of_each() {
+    let seed: u64 = std::env::var("RUNBOOK_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20_261_128);
+    let wanted: usize = std::env::var("RUNBOOK_KILL_POINTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50);
+    eprintln!("kill points: seed {seed} (RUNBOOK_KILL_SEED={seed} replays this run), {wanted} points");
+
+    let first = Rig::new();
+    let total = first.requests_in_a_clean_run();
+    assert!(total > 40, "the scenario makes {total} requests");
+    // Points spread over the run: one per stratum, at a seeded place inside it. The last tenth
+    // is left out, since concurrency lets the request count of a run vary a little.
+    let span = (total * 9 / 10).max(2);
+    let mut rng = seed.max(1);
+    let points: Vec<usize> = (0..wanted)
+        .map(|i| {
+            let lo = 1 + i * (span - 1) / wanted;
+            let hi = (1 + (i + 1) * (span - 1) / wanted).max(lo + 1);
+            lo + (xorshift(&mut rng) as usize) % (hi - lo)
+        })
+        .collect();
+    eprintln!("a clean run makes {total} requests; killing after answers {points:?}");
+
+    let queue = Arc::new(Mutex::new(points));
+    let survived = Arc::new(AtomicUsize::new(0));
+    let missed = Arc::new(Mutex::new(Vec::new()));
+    let mut rigs = vec![first];
+    rigs.push(Rig::new());
+    std::thread::scope(|s| {
+        for rig in &rigs {
+            let (queue, survived, missed) = (queue.clone(), survived.clone(), missed.clone());
+            s.spawn(move || {
+                loop {
+                    let Some(nth) = queue.lock().ok().and_then(|mut q| q.pop()) else {
+                        return;
+                    };
+                    if rig.kill_and_resume(nth) {
+                        survived.fetch_add(1, Ordering::Relaxed);
+                    } else if let Ok(mut m) = missed.lock() {
+                        m.push(nth);
+                    }
+                }
+            });
+        }
+    });
+    let survived = survived.load(Ordering::Relaxed);
+    let missed = missed.lock().map(|m| m.clone()).unwrap_or_default();
+    eprintln!("kill points survived: {survived}; runs that ended before their point: {missed:?}");
+    assert_eq!(survived, wanted, "kill points not reached: {missed:?}");
+}
