@@ -49,6 +49,9 @@ fn book_error(e: mdbook_driver::errors::Error) -> RenderError {
     RenderError::Book(format!("{e:#}"))
 }
 
+/// One runbook as `check` read it, with its diagnostics.
+type Checked = (Source, Runbook, Vec<Diagnostic>);
+
 /// A book ready for mdBook: book/ and the runbooks copied into a temporary directory.
 pub struct Staged {
     dir: tempfile::TempDir,
@@ -86,7 +89,7 @@ pub fn stage(book: &Path, runbooks: &Path) -> Result<Staged, RenderError> {
         .map_or(1, usize::from)
         .min(files.len().max(1));
     let chunk = files.len().div_ceil(threads).max(1);
-    let checked: Vec<Result<(Source, Runbook, Vec<Diagnostic>), Diagnostic>> = std::thread::scope(|s| {
+    let checked: Vec<Result<Checked, Diagnostic>> = std::thread::scope(|s| {
         let handles: Vec<_> = files
             .chunks(chunk)
             .map(|part| {
