@@ -336,6 +336,13 @@ pub async fn run(source: Source, runbook: Runbook, ctx: Context, opts: RunOption
     let dir = journal::dir_for(&opts.state_dir, Path::new(&runbook.path));
     let journal = match Journal::open(&dir, &runbook.path, opts.restart, redactor.clone()) {
         Ok(j) => j,
+        Err(e @ journal::JournalError::Io { .. }) => {
+            eprintln!(
+                "runbook: cannot keep the journal in {}: {e}\n  nothing was run; free some space or choose another --state-dir (RUNBOOK_STATE_DIR)",
+                dir.display()
+            );
+            return Exit::Usage;
+        }
         Err(e) => {
             eprintln!("runbook: {e}");
             return Exit::Usage;

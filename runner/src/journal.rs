@@ -14,6 +14,22 @@ use sha2::{Digest, Sha256};
 
 use crate::redact::Redactor;
 
+/// Room a run must find in the state directory before it starts (a fan-out over a thousand
+/// items journals a few hundred KiB).
+const HEADROOM: usize = 1 << 20;
+
+/// Writes and syncs [`HEADROOM`] bytes, then removes them.
+fn probe_space(dir: &Path) -> Result<(), JournalError> {
+    let path = dir.join(".space-probe");
+    let result = (|| {
+        let mut f = File::create(&path)?;
+        f.write_all(&vec![0u8; HEADROOM])?;
+        f.sync_all()
+    })();
+    let _ = std::fs::remove_file(&path);
+    result.map_err(|e| io(&path, e))
+}
+
 /// The state file format this build writes and reads.
 pub const STATE_VERSION: u32 = 1;
 
@@ -202,8 +218,10 @@ impl Journal {
             _lock: lock,
             redactor,
         };
-        // Prove the directory is writable before anything acts.
+        // Prove the directory is writable, with room for the journal, before anything acts: a
+        // run that cannot journal must stop before its first call, not after.
         j.save()?;
+        probe_space(dir)?;
         Ok(j)
     }
 

@@ -1,0 +1,97 @@
+//! A state directory that cannot hold the journal (read-only, full, not a directory) stops the
+//! run with a clear error before it makes a single AWS call.
+//!
+//! Read-only and full file systems are real: small tmpfs mounts (the tests run as root, as CI
+//! does; root ignores permission bits, so a chmod would prove nothing).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::fault_proxy::{FaultProxy, Rules};
+use common::{Moto, Test};
+
+const ONE_ACCOUNT: &str = "# One\n\n```aws organizations.ensure-organization id=org\n```\n\n\
+```aws organizations.ensure-account id=acct\nname = \"acme-one-prod\"\nemail = \"aws+one@example.com\"\n```\n";
+
+/// A tmpfs mounted for the test, unmounted when dropped.
+struct Mount(PathBuf);
+
+impl Mount {
+    fn tmpfs(at: &Path, options: &str) -> Mount {
+        std::fs::create_dir_all(at).expect("mount point");
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(at)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "this test mounts a small tmpfs and needs root with mount rights (CI has them): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Mount(at.to_path_buf())
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+fn run_with_state_dir(state: &Path) -> (common::Output, usize) {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(&moto.endpoint, Rules::default());
+    let t = Test::new().file("r.md", ONE_ACCOUNT).aws(&proxy.endpoint);
+    let out = t.run_args(&[
+        "run".into(),
+        "r.md".into(),
+        "--state-dir".into(),
+        state.display().to_string(),
+    ]);
+    (out, proxy.forwarded())
+}
+
+#[test]
+fn a_read_only_state_dir_stops_the_run_before_any_call() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let _m = Mount::tmpfs(&scratch.path().join("ro"), "ro,size=1m");
+    let (out, calls) = run_with_state_dir(&scratch.path().join("ro"));
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("cannot keep the journal in"), "{}", out.stderr);
+    assert!(out.stderr.to_lowercase().contains("read-only"), "{}", out.stderr);
+    assert!(out.stderr.contains("nothing was run"), "{}", out.stderr);
+    assert_eq!(calls, 0, "no AWS call was made");
+}
+
+#[test]
+fn a_full_state_dir_stops_the_run_before_any_call() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let dir = scratch.path().join("full");
+    let _m = Mount::tmpfs(&dir, "size=512k");
+    // Leave some room, but less than a journal needs: the small state file fits, the run would
+    // not.
+    std::fs::write(dir.join("filler"), vec![0u8; 400 * 1024]).expect("fill");
+    let (out, calls) = run_with_state_dir(&dir);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("cannot keep the journal in"), "{}", out.stderr);
+    assert!(out.stderr.to_lowercase().contains("no space"), "{}", out.stderr);
+    assert_eq!(calls, 0, "no AWS call was made");
+    assert!(!dir.join("r-").exists());
+}
+
+#[test]
+fn a_state_dir_under_a_file_is_a_clear_usage_error() {
+    let t = Test::new().file("r.md", ONE_ACCOUNT).file("not-a-dir", "x");
+    let out = t.run_args(&[
+        "run".into(),
+        "r.md".into(),
+        "--state-dir".into(),
+        "not-a-dir/state".into(),
+    ]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("not-a-dir/state"), "{}", out.stderr);
+    assert!(out.stderr.to_lowercase().contains("not a directory"), "{}", out.stderr);
+}
