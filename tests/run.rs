@@ -257,6 +257,37 @@ fn rhai_cannot_import_eval_or_touch_files() {
     }
 }
 
+/// `${...}` is one Rhai expression under the same limits as scripts: statements, loops, closures
+/// with bodies, `eval` and `import` are refused before the run starts (exit 2, located); what is an
+/// expression still cannot open files or grow without bound (the step fails, exit 1).
+#[test]
+fn interpolation_is_an_expression_and_nothing_more() {
+    let case = |expr: &str| {
+        let text = format!("# T\n\n```manual id=m\ninstructions = \"${{ {expr} }}\"\n```\n");
+        Test::new().file("r.md", text).args(["run", "r.md", "--yes"]).run()
+    };
+    for refused in [
+        "loop { }",
+        "eval(\\\"1\\\")",
+        "import \\\"x\\\" as y; 1",
+        "[1,2].map(|x| { let a = 0; while true { a += 1; } a })",
+    ] {
+        let out = case(refused);
+        assert_eq!(out.code, 2, "{refused}: {out:?}");
+        assert!(out.stderr.contains("r.md:4:"), "{refused}: located: {out:?}");
+        assert!(!out.stdout.contains("▶ m"), "{refused}: nothing ran: {out:?}");
+    }
+    for (limited, why) in [
+        ("open(\\\"/etc/passwd\\\")", "Function not found: open"),
+        ("\\\"a\\\".pad(1000000000, \\\"b\\\")", "too large a value"),
+        ("[1].pad(100000000, 0).len()", "too large a value"),
+    ] {
+        let out = case(limited);
+        assert_eq!(out.code, 1, "{limited}: {out:?}");
+        assert!(out.stderr.contains(why), "{limited}: {out:?}");
+    }
+}
+
 #[test]
 fn multiple_accounts_creates_n_accounts_and_n_assignments_once() {
     let moto = Moto::start();
