@@ -2,6 +2,7 @@
 three contenders doing the same work from the same starting state."""
 
 import argparse
+import shutil
 import asyncio
 import json
 import os
@@ -260,16 +261,49 @@ def round_(runbook, moto, endpoint, n, sub, work, label):
     return rows
 
 
+def journal_bytes(work):
+    total = 0
+    for root, _, files in os.walk(os.path.join(work, "state")):
+        for f in files:
+            if root.split(os.sep)[-1].startswith("fanout"):
+                total += os.path.getsize(os.path.join(root, f))
+    return total
+
+
+def scaling(runbook, moto, work, sizes):
+    """runbook alone at several N, straight to moto: per-item wall time and journal bytes."""
+    print("\njournal at scale (runbook run, straight to moto; accounts + assignments per item)")
+    print(f"  {'N':>6} {'wall s':>8} {'ms/item':>8} {'journal KB':>11} {'bytes/item':>11} {'peak RSS MB':>12}")
+    for n in sizes:
+        reset(moto)
+        shutil.rmtree(os.path.join(work, "state"), ignore_errors=True)
+        setup(runbook, moto, work)
+        names = json.dumps([f"bench-s{i:04d}-prod" for i in range(n)])
+        path = os.path.join(work, "fanout.md")
+        with open(path, "w") as f:
+            f.write(FANOUT.replace("NAMES", names))
+        wall, rss = timed([runbook, "run", path, "--restart", "--state-dir", os.path.join(work, "state")],
+                          env_for(moto), work)
+        jb = journal_bytes(work)
+        print(f"  {n:>6} {wall:>8.1f} {wall * 1000 / n:>8.2f} {jb / 1024:>11.0f} {jb / n:>11.0f} {rss / 1024:>12.1f}")
+        sys.stdout.flush()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runbook", required=True)
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--subset", type=int, default=20)
     ap.add_argument("--delay-ms", type=int, default=50)
+    ap.add_argument("--scaling", action="store_true",
+                    help="only runbook, at N = 200 and N = 1000: per-item cost of the journal and peak RSS")
     args = ap.parse_args()
     moto_proc, moto = start_moto()
     try:
         with tempfile.TemporaryDirectory() as work:
+            if args.scaling:
+                scaling(args.runbook, moto, work, [200, 1000])
+                return
             round_(args.runbook, moto, moto, args.n, args.subset, work, "straight to moto")
             proxy = DelayProxy(moto, args.delay_ms / 1000)
             round_(args.runbook, moto, proxy.url, args.n, args.subset, work, f"through a {args.delay_ms} ms delay proxy")
