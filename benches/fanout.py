@@ -273,7 +273,8 @@ def journal_bytes(work):
 def scaling(runbook, moto, work, sizes):
     """runbook alone at several N, straight to moto: per-item wall time and journal bytes."""
     print("\njournal at scale (runbook run, straight to moto; accounts + assignments per item)")
-    print(f"  {'N':>6} {'wall s':>8} {'ms/item':>8} {'journal KB':>11} {'bytes/item':>11} {'peak RSS MB':>12}")
+    print("  (boto3 ms/item: the same work from a sequential script with no journal, for moto's own growth)")
+    print(f"  {'N':>6} {'wall s':>8} {'ms/item':>8} {'journal KB':>11} {'bytes/item':>11} {'peak RSS MB':>12} {'boto3 ms/item':>14}")
     for n in sizes:
         reset(moto)
         shutil.rmtree(os.path.join(work, "state"), ignore_errors=True)
@@ -285,7 +286,13 @@ def scaling(runbook, moto, work, sizes):
         wall, rss = timed([runbook, "run", path, "--restart", "--state-dir", os.path.join(work, "state")],
                           env_for(moto), work)
         jb = journal_bytes(work)
-        print(f"  {n:>6} {wall:>8.1f} {wall * 1000 / n:>8.2f} {jb / 1024:>11.0f} {jb / n:>11.0f} {rss / 1024:>12.1f}")
+        reset(moto)
+        inst, ps, user = setup(runbook, moto, work)
+        script = os.path.join(work, "b.py")
+        open(script, "w").write(BOTO3)
+        b, _ = timed([os.path.join(VENV_BIN, "python"), script, str(n), inst, ps, user], env_for(moto), work)
+        print(f"  {n:>6} {wall:>8.1f} {wall * 1000 / n:>8.2f} {jb / 1024:>11.0f} {jb / n:>11.0f} {rss / 1024:>12.1f}"
+              f" {b * 1000 / n:>14.2f}")
         sys.stdout.flush()
 
 
