@@ -449,3 +449,48 @@ fn a_lost_create_account_answer_does_not_create_twice() {
     assert_eq!(proxy.calls("CreateAccount"), 1, "not asked twice");
     assert_eq!(accounts(&moto.endpoint), 1, "exactly one account");
 }
+
+/// Connections closed without an answer, and answers slower than the attempt timeout (after
+/// moto acted): the SDK gives up on the attempt and retries, the non-idempotent CreateAccount
+/// looks before asking again, and nothing exists twice.
+#[test]
+fn resets_and_answers_past_the_attempt_timeout_still_give_one_of_each() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            reset_pct: 20,
+            slow_answers: 3,
+            slow_by: Duration::from_secs(30),
+            seed: 5,
+            ..Rules::default()
+        },
+    );
+    let text = r#"# Many
+
+```aws organizations.ensure-organization id=org
+```
+
+```aws organizations.ensure-account id=accts for-each='["acme-a-prod", "acme-b-prod", "acme-c-prod", "acme-d-prod", "acme-e-prod"]' timeout=60s
+name = "${item}"
+email = "aws+${item}@example.com"
+```
+"#;
+    let started = std::time::Instant::now();
+    let out = Test::new()
+        .file("r.md", text)
+        .aws(&proxy.endpoint)
+        .env("AWS_MAX_ATTEMPTS", "12")
+        .args(["run", "r.md", "--attempt-timeout", "500ms"])
+        .run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(proxy.injected("reset") > 0, "connections were reset");
+    assert_eq!(proxy.injected("slow"), 3, "answers were held back");
+    // Not a speed target: a held answer comes after 30 s, so a run that waited for one instead of
+    // abandoning the attempt could not have finished sooner.
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "attempts were abandoned at the timeout"
+    );
+    assert_eq!(accounts(&moto.endpoint), 5, "exactly one of each");
+}

@@ -24,6 +24,8 @@ pub struct AwsOptions {
     pub endpoint_url: Option<String>,
     /// Total attempts per call, first included (the SDK's standard retry).
     pub max_attempts: Option<u32>,
+    /// How long one attempt of a call may take before it is abandoned and retried.
+    pub attempt_timeout: Option<Duration>,
     /// Fixed credentials (access key, secret) instead of the default chain: the rehearsal's.
     pub static_credentials: Option<(String, String)>,
 }
@@ -232,6 +234,13 @@ impl Context {
                     RetryConfig::standard()
                         .with_max_attempts(attempts)
                         .with_initial_backoff(Duration::from_millis(100)),
+                );
+                // Without a timeout a silent connection would hang the step until its deadline.
+                loader = loader.timeout_config(
+                    aws_config::timeout::TimeoutConfig::builder()
+                        .connect_timeout(Duration::from_secs(10))
+                        .operation_attempt_timeout(o.attempt_timeout.unwrap_or(Duration::from_secs(60)))
+                        .build(),
                 );
                 let cfg = loader.load().await;
                 if cfg.credentials_provider().is_none() {

@@ -109,7 +109,7 @@ pub enum Command {
 }
 
 /// How to reach AWS; read by aws-config like the AWS CLI does.
-#[derive(Debug, Clone, Args, Default)]
+#[derive(Debug, Clone, Args)]
 pub struct AwsArgs {
     /// Named profile from ~/.aws/config (SSO profiles work).
     #[arg(long, env = "AWS_PROFILE")]
@@ -123,6 +123,14 @@ pub struct AwsArgs {
     /// Attempts per AWS call, the first included (standard retry with backoff).
     #[arg(long, env = "AWS_MAX_ATTEMPTS")]
     pub max_attempts: Option<u32>,
+    /// One attempt of an AWS call gives up after this long and is retried (`30s`, `2m`).
+    #[arg(long, env = "RUNBOOK_ATTEMPT_TIMEOUT", value_name = "DURATION", default_value = "60s",
+          value_parser = parse_duration)]
+    pub attempt_timeout: std::time::Duration,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    runbook_plugins::aws::parse_duration(s).ok_or_else(|| format!("`{s}` is not a duration such as 500ms, 30s or 2m"))
 }
 
 #[derive(Debug, Clone, Args)]

@@ -52,6 +52,7 @@ fn aws_options(a: &AwsArgs) -> AwsOptions {
         region: a.region.clone(),
         endpoint_url: a.endpoint_url.clone(),
         max_attempts: a.max_attempts,
+        attempt_timeout: Some(a.attempt_timeout),
         static_credentials: None,
     }
 }
@@ -76,6 +77,7 @@ pub async fn run(args: RunArgs, color: bool, rehearsal: bool) -> Exit {
                     region: Some(args.aws.region.clone().unwrap_or_else(|| "us-east-1".into())),
                     endpoint_url: Some(e.endpoint.clone()),
                     max_attempts: Some(args.aws.max_attempts.unwrap_or(2)),
+                    attempt_timeout: Some(args.aws.attempt_timeout),
                     static_credentials: Some(("testing".into(), "testing".into())),
                 };
                 emulator = Some(e);

@@ -32,6 +32,13 @@ pub struct Rules {
     pub conflict_on_duplicate_permission_set: bool,
     /// The next ListPermissionSets answers an empty list (another creator racing ours).
     pub hide_permission_sets_once: bool,
+    /// Percent of JSON-protocol requests whose connection is closed without an answer (before
+    /// they reach moto).
+    pub reset_pct: u32,
+    /// This many answers (after moto acted) are held back by `slow_by`: past the client's
+    /// attempt timeout, the call happened and the caller gave up on it.
+    pub slow_answers: u32,
+    pub slow_by: Duration,
     /// The first request of this operation reaches moto, but its answer is replaced by a 500:
     /// the call happened and the client cannot know.
     pub lose_answer_once: Option<String>,
@@ -58,6 +65,7 @@ struct State {
     /// passed on: the call happened and the caller never journaled it.
     kill: Option<(u32, usize)>,
     killed: bool,
+    slowed: u32,
 }
 
 impl State {
@@ -240,12 +248,14 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
             let mut s = state.lock().map_err(|_| std::io::Error::other("poisoned"))?;
             *s.calls.entry(op.clone()).or_default() += 1;
             let delay = s.rules.delay;
-            let (throttle, server_error) = (s.rules.throttle_pct, s.rules.server_error_pct);
+            let (throttle, server_error, reset) = (s.rules.throttle_pct, s.rules.server_error_pct, s.rules.reset_pct);
             let mut fault = None;
             if s.rules.subscription_required && target.starts_with("AWSSupport_") {
                 fault = Some("subscription");
             } else if json && s.roll(throttle) {
                 fault = Some("throttle");
+            } else if json && s.roll(reset) {
+                fault = Some("reset");
             } else if json && s.roll(server_error) {
                 s.alternate = !s.alternate;
                 fault = Some(if s.alternate { "500" } else { "503" });
@@ -269,6 +279,7 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
             std::thread::sleep(delay);
         }
         match fault {
+            Some("reset") => return Ok(()),
             Some("subscription") => {
                 json_error(
                     &mut conn,
@@ -312,7 +323,7 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
             _ => {}
         }
         let (status, headers, body) = forward(upstream, &req)?;
-        let (kill, lose) = {
+        let (kill, lose, slow) = {
             let mut s = state.lock().map_err(|_| std::io::Error::other("poisoned"))?;
             s.forwarded += 1;
             let kill = match s.kill {
@@ -323,13 +334,23 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
                 }
                 _ => None,
             };
+            let slow = if json && s.slowed < s.rules.slow_answers {
+                s.slowed += 1;
+                *s.injected.entry("slow".into()).or_default() += 1;
+                s.rules.slow_by
+            } else {
+                Duration::ZERO
+            };
             let lose = s.rules.lose_answer_once.as_deref() == Some(op.as_str());
             if lose {
                 s.rules.lose_answer_once = None;
                 *s.injected.entry("lost-answer".into()).or_default() += 1;
             }
-            (kill, lose)
+            (kill, lose, slow)
         };
+        if !slow.is_zero() {
+            std::thread::sleep(slow);
+        }
         if let Some(pid) = kill {
             let _ = std::process::Command::new("kill")
                 .args(["-KILL", &pid.to_string()])

@@ -282,6 +282,7 @@ pub fn sdk(endpoint: &str) -> runbook_plugins::Context {
             region: Some("us-east-1".into()),
             endpoint_url: Some(endpoint.into()),
             max_attempts: Some(1),
+            attempt_timeout: None,
             static_credentials: Some(("testing".into(), "testing".into())),
         },
         std::env::temp_dir(),

@@ -7,33 +7,39 @@ pub mod sso_admin;
 pub mod sts;
 pub mod support;
 
-/// `"10m"`, `"90s"`, `"2h"`, `"1h30m"`, or bare seconds.
+/// `"10m"`, `"90s"`, `"2h"`, `"1h30m"`, `"500ms"`, or bare seconds.
 pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
     let s = s.trim();
     if let Ok(n) = s.parse::<u64>() {
         return Some(std::time::Duration::from_secs(n));
     }
-    let mut total = 0u64;
+    let mut millis = 0u64;
     let mut num = String::new();
-    for c in s.chars() {
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
         if c.is_ascii_digit() {
             num.push(c);
             continue;
         }
         let n: u64 = num.parse().ok()?;
         num.clear();
-        total += n * match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86400,
+        let unit = match c {
+            'm' if chars.peek() == Some(&'s') => {
+                chars.next();
+                1
+            }
+            's' => 1_000,
+            'm' => 60_000,
+            'h' => 3_600_000,
+            'd' => 86_400_000,
             _ => return None,
         };
+        millis = millis.checked_add(n.checked_mul(unit)?)?;
     }
     if !num.is_empty() {
         return None;
     }
-    (total > 0 || s == "0s").then(|| std::time::Duration::from_secs(total))
+    (millis > 0 || s == "0s").then(|| std::time::Duration::from_millis(millis))
 }
 
 #[cfg(test)]
@@ -43,6 +49,9 @@ mod tests {
 
     #[test]
     fn durations() {
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("99999999999999999d"), None);
         assert_eq!(parse_duration("10m"), Some(Duration::from_secs(600)));
         assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
         assert_eq!(parse_duration("45"), Some(Duration::from_secs(45)));
