@@ -494,3 +494,32 @@ email = "aws+${item}@example.com"
     );
     assert_eq!(accounts(&moto.endpoint), 5, "exactly one of each");
 }
+
+/// Two items of one fan-out naming the same email: one account, and the other item fails saying
+/// why (the listing of existing accounts is a snapshot, so both would otherwise create).
+#[test]
+fn two_items_with_one_email_create_one_account_and_say_why() {
+    let moto = Moto::start();
+    let text = r#"# Twins
+
+```aws organizations.ensure-organization id=org
+```
+
+```aws organizations.ensure-account id=accts for-each='["acme-twin-prod", "acme-twin-dev"]' timeout=60s
+name = "${item}"
+email = "aws+twins@example.com"
+```
+"#;
+    let out = Test::new()
+        .file("r.md", text)
+        .aws(&moto.endpoint)
+        .args(["run", "r.md"])
+        .run();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("another item of this fan-out creates an account for aws+twins@example.com"),
+        "{out:?}"
+    );
+    assert_eq!(accounts(&moto.endpoint), 1);
+}

@@ -432,6 +432,25 @@ impl Action for EnsureAccount {
                 created: false,
             });
         }
+        // Two items of one fan-out must not both create an account for the same email (the
+        // listing above is a snapshot taken before either created it).
+        let claimed = ctx
+            .memo("organizations:emails-claimed-in-this-fan-out", || async {
+                Ok(std::sync::Mutex::new(std::collections::HashSet::<String>::new()))
+            })
+            .await?;
+        let first_claim = claimed
+            .lock()
+            .map(|mut set| set.insert(p.email.to_ascii_lowercase()))
+            .unwrap_or(true);
+        if !first_claim {
+            return Err(PluginError::Failed {
+                what: format!("account {}", p.name),
+                reason: format!("another item of this fan-out creates an account for {}", p.email),
+                request_id: None,
+                hint: Some("every account needs its own root email; fix the list, then run again".into()),
+            });
+        }
         // An interrupted run may have asked already: follow that request instead of asking twice.
         let pending = ctx
             .memo("organizations:ListCreateAccountStatus", || in_progress(ctx))
