@@ -49,9 +49,6 @@ fn book_error(e: mdbook_driver::errors::Error) -> RenderError {
     RenderError::Book(format!("{e:#}"))
 }
 
-/// One runbook as `check` read it, with its diagnostics.
-type Checked = (Source, Runbook, Vec<Diagnostic>);
-
 /// A book ready for mdBook: book/ and the runbooks copied into a temporary directory.
 pub struct Staged {
     dir: tempfile::TempDir,
@@ -70,7 +67,6 @@ impl Staged {
 }
 
 /// Copies book/ and runbooks/ into a staging directory and writes the generated pages.
-/// Refuses runbooks that do not pass `check`: the site documents what can be run.
 pub fn stage(book: &Path, runbooks: &Path) -> Result<Staged, RenderError> {
     let registry = Arc::new(Registry::builtin());
     let dir = tempfile::Builder::new()
@@ -82,45 +78,20 @@ pub fn stage(book: &Path, runbooks: &Path) -> Result<Staged, RenderError> {
     let rb_dir = src.join(RUNBOOKS_DIR);
     copy_tree(runbooks, &rb_dir, &|p| p.extension().is_some_and(|e| e == "md"))?;
 
-    // Check every runbook; collect titles.
-    let (files, mut diags) = load::collect(&[runbooks.to_path_buf()]);
-    // Check the runbooks on every core: this is most of what render adds to mdBook's own build.
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(files.len().max(1));
-    let chunk = files.len().div_ceil(threads).max(1);
-    let checked: Vec<Result<Checked, Diagnostic>> = std::thread::scope(|s| {
-        let handles: Vec<_> = files
-            .chunks(chunk)
-            .map(|part| {
-                let registry = &registry;
-                s.spawn(move || {
-                    part.iter()
-                        .map(|f| {
-                            let source = load::read(f)?;
-                            let (rb, d) = analyzer::check(&source, registry);
-                            Ok((source, rb, d))
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    });
+    // Parse every runbook (titles for the summary, models for the cards); `check` runs later,
+    // beside mdBook's build (see `render`).
+    let (files, diags) = load::collect(&[runbooks.to_path_buf()]);
+    if diags.iter().any(Diagnostic::is_error) {
+        return Err(RenderError::Runbooks(runbooks.display().to_string(), diags));
+    }
     let mut titles = Vec::new();
     let mut parsed = HashMap::new();
-    for (f, r) in files.iter().zip(checked) {
-        let (source, rb, d) = r.map_err(|d| RenderError::Runbooks(runbooks.display().to_string(), vec![d]))?;
-        diags.extend(d.into_iter().filter(Diagnostic::is_error));
+    for f in &files {
+        let source = load::read(f).map_err(|d| RenderError::Runbooks(runbooks.display().to_string(), vec![d]))?;
+        let (rb, _) = crate::parser::parse(&source);
         let rel = slash(f.strip_prefix(runbooks).unwrap_or(f));
         titles.push((rel.clone(), rb.title.clone()));
         parsed.insert(rel, (source, rb));
-    }
-    if diags.iter().any(Diagnostic::is_error) {
-        return Err(RenderError::Runbooks(runbooks.display().to_string(), diags));
     }
     let ordered = index_order(runbooks, titles)?;
 
@@ -175,11 +146,52 @@ pub fn build(staged: &Staged, out: &Path, cards: bool) -> Result<(), RenderError
     md.build().map_err(book_error)
 }
 
-/// `runbook render`: stage and build.
+/// `runbook render`: stage, then build while `check` runs on another core. Runbooks that do not
+/// pass `check` are refused (the site documents what can be run): the site is built beside `out`
+/// and moved into place only when they do, so a refused render leaves nothing half-built.
 pub fn render(book: &Path, runbooks: &Path, out: &Path) -> Result<Staged, RenderError> {
     let staged = stage(book, runbooks)?;
-    build(&staged, out, true)?;
+    let out = absolute(out);
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "site".into());
+    let building = out.with_file_name(format!(".{name}.building-{}", std::process::id()));
+    let (errors, built) = std::thread::scope(|s| {
+        let check = s.spawn(|| staged.check());
+        let built = build(&staged, &building, true);
+        (check.join().unwrap_or_else(|p| std::panic::resume_unwind(p)), built)
+    });
+    let done = built.and_then(|()| {
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(RenderError::Runbooks(runbooks.display().to_string(), errors))
+        }
+    });
+    if let Err(e) = done {
+        let _ = std::fs::remove_dir_all(&building);
+        return Err(e);
+    }
+    if out.exists() {
+        std::fs::remove_dir_all(&out).map_err(io(&out))?;
+    }
+    std::fs::rename(&building, &out).map_err(io(&out))?;
     Ok(staged)
+}
+
+impl Staged {
+    /// `check` over every staged runbook: the errors, sorted.
+    pub fn check(&self) -> Vec<Diagnostic> {
+        let mut errors: Vec<Diagnostic> = self
+            .parsed
+            .values()
+            .flat_map(|(source, _)| analyzer::check(source, &self.registry).1)
+            .filter(Diagnostic::is_error)
+            .collect();
+        crate::diagnostic::sort(&mut errors);
+        errors
+    }
 }
 
 fn absolute(p: &Path) -> PathBuf {
