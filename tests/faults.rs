@@ -362,38 +362,7 @@ email = "aws+${item}@example.com"
         1,
         "existing read once per fan-out"
     );
-    let assigned: Vec<String> = block_on(async {
-        let ctx = sdk(&moto.endpoint);
-        let c = ctx.sso_admin(None).await.expect("client");
-        let ic = c.list_instances().send().await.expect("instances");
-        let arn = ic.instances()[0].instance_arn().expect("arn").to_string();
-        let store = ic.instances()[0].identity_store_id().expect("store").to_string();
-        let ids = ctx.identitystore(None).await.expect("client");
-        let users = ids.list_users().identity_store_id(&store).send().await.expect("users");
-        let uid = users.users()[0].user_id().to_string();
-        let mut out = Vec::new();
-        let mut token = None;
-        loop {
-            let page = c
-                .list_account_assignments_for_principal()
-                .instance_arn(&arn)
-                .principal_id(&uid)
-                .principal_type(aws_sdk_ssoadmin::types::PrincipalType::User)
-                .set_next_token(token)
-                .send()
-                .await
-                .expect("assignments");
-            out.extend(
-                page.account_assignments()
-                    .iter()
-                    .filter_map(|a| a.account_id().map(String::from)),
-            );
-            token = page.next_token().map(String::from);
-            if token.is_none() {
-                return out;
-            }
-        }
-    });
+    let assigned = common::identity_center(&moto.endpoint).assigned;
     let distinct: std::collections::BTreeSet<&String> = assigned.iter().collect();
     assert_eq!(
         (assigned.len(), distinct.len()),

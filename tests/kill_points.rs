@@ -195,43 +195,17 @@ fn check_exactly_one_of_each(endpoint: &str, nth: usize) {
             (ACCOUNTS, ACCOUNTS),
             "kill point {nth}: accounts {accounts:?}"
         );
-
-        let sso = ctx.sso_admin(None).await.expect("client");
-        let ic = sso.list_instances().send().await.expect("instances");
-        let arn = ic.instances()[0].instance_arn().expect("arn").to_string();
-        let store = ic.instances()[0].identity_store_id().expect("store").to_string();
-        let ids = ctx.identitystore(None).await.expect("client");
-        let users = ids.list_users().identity_store_id(&store).send().await.expect("users");
-        assert_eq!(users.users().len(), 1, "kill point {nth}: users");
-        let sets = sso
-            .list_permission_sets()
-            .instance_arn(&arn)
-            .send()
-            .await
-            .expect("sets");
-        assert_eq!(sets.permission_sets().len(), 1, "kill point {nth}: permission sets");
-        let uid = users.users()[0].user_id().to_string();
-        let got = sso
-            .list_account_assignments_for_principal()
-            .instance_arn(&arn)
-            .principal_id(&uid)
-            .principal_type(aws_sdk_ssoadmin::types::PrincipalType::User)
-            .max_results(100)
-            .send()
-            .await
-            .expect("assignments");
-        let assigned: Vec<&str> = got
-            .account_assignments()
-            .iter()
-            .filter_map(|a| a.account_id())
-            .collect();
-        let distinct: BTreeSet<&&str> = assigned.iter().collect();
-        assert_eq!(
-            (assigned.len(), distinct.len()),
-            (ACCOUNTS, ACCOUNTS),
-            "kill point {nth}: assignments {assigned:?}"
-        );
     });
+    let ic = common::identity_center(endpoint);
+    assert_eq!(ic.users, 1, "kill point {nth}: users");
+    assert_eq!(ic.permission_sets, 1, "kill point {nth}: permission sets");
+    let distinct: BTreeSet<&String> = ic.assigned.iter().collect();
+    assert_eq!(
+        (ic.assigned.len(), distinct.len()),
+        (ACCOUNTS, ACCOUNTS),
+        "kill point {nth}: assignments {:?}",
+        ic.assigned
+    );
 }
 
 fn xorshift(x: &mut u64) -> u64 {

@@ -290,6 +290,61 @@ pub fn sdk(endpoint: &str) -> runbook_plugins::Context {
     )
 }
 
+/// The emulator's Identity Center as a test counts it: its users, its permission sets, and the
+/// accounts the first user is assigned in (one entry per assignment, all pages).
+pub struct IdentityCenter {
+    pub users: usize,
+    pub permission_sets: usize,
+    pub assigned: Vec<String>,
+}
+
+pub fn identity_center(endpoint: &str) -> IdentityCenter {
+    block_on(async {
+        let ctx = sdk(endpoint);
+        let sso = ctx.sso_admin(None).await.expect("client");
+        let ic = sso.list_instances().send().await.expect("instances");
+        let arn = ic.instances()[0].instance_arn().expect("arn").to_string();
+        let store = ic.instances()[0].identity_store_id().expect("store").to_string();
+        let ids = ctx.identitystore(None).await.expect("client");
+        let users = ids.list_users().identity_store_id(&store).send().await.expect("users");
+        let sets = sso
+            .list_permission_sets()
+            .instance_arn(&arn)
+            .send()
+            .await
+            .expect("sets");
+        let mut assigned = Vec::new();
+        if let Some(user) = users.users().first() {
+            let mut token = None;
+            loop {
+                let page = sso
+                    .list_account_assignments_for_principal()
+                    .instance_arn(&arn)
+                    .principal_id(user.user_id())
+                    .principal_type(aws_sdk_ssoadmin::types::PrincipalType::User)
+                    .set_next_token(token)
+                    .send()
+                    .await
+                    .expect("assignments");
+                assigned.extend(
+                    page.account_assignments()
+                        .iter()
+                        .filter_map(|a| a.account_id().map(String::from)),
+                );
+                token = page.next_token().map(String::from);
+                if token.is_none() {
+                    break;
+                }
+            }
+        }
+        IdentityCenter {
+            users: users.users().len(),
+            permission_sets: sets.permission_sets().len(),
+            assigned,
+        }
+    })
+}
+
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
