@@ -225,6 +225,15 @@ def setup(runbook, endpoint, work):
     return ids["instance"], ids["ps"], ids["user"]
 
 
+def boto3_run(runbook, moto, endpoint, n, work):
+    """The sequential boto3 script on a fresh emulator: (wall, rss)."""
+    reset(moto)
+    inst, ps, user = setup(runbook, endpoint, work)
+    script = os.path.join(work, "b.py")
+    open(script, "w").write(BOTO3)
+    return timed([os.path.join(VENV_BIN, "python"), script, str(n), inst, ps, user], env_for(endpoint), work)
+
+
 def round_(runbook, moto, endpoint, n, sub, work, label):
     rows = {}
     # (a) runbook
@@ -236,11 +245,7 @@ def round_(runbook, moto, endpoint, n, sub, work, label):
         f.write(FANOUT.replace("NAMES", names))
     rows["runbook"] = timed([runbook, "run", path, "--restart", "--state-dir", os.path.join(work, "state")], env_for(endpoint), work)
     # (b) boto3, sequential, checking each request's status
-    reset(moto)
-    inst, ps, user = setup(runbook, endpoint, work)
-    script = os.path.join(work, "b.py")
-    open(script, "w").write(BOTO3)
-    rows["boto3"] = timed([os.path.join(VENV_BIN, "python"), script, str(n), inst, ps, user], env_for(endpoint), work)
+    rows["boto3"] = boto3_run(runbook, moto, endpoint, n, work)
     # (c) aws-cli loop on a subset, scaled
     reset(moto)
     inst, ps, user = setup(runbook, endpoint, work)
@@ -286,11 +291,7 @@ def scaling(runbook, moto, work, sizes):
         wall, rss = timed([runbook, "run", path, "--restart", "--state-dir", os.path.join(work, "state")],
                           env_for(moto), work)
         jb = journal_bytes(work)
-        reset(moto)
-        inst, ps, user = setup(runbook, moto, work)
-        script = os.path.join(work, "b.py")
-        open(script, "w").write(BOTO3)
-        b, _ = timed([os.path.join(VENV_BIN, "python"), script, str(n), inst, ps, user], env_for(moto), work)
+        b, _ = boto3_run(runbook, moto, moto, n, work)
         print(f"  {n:>6} {wall:>8.1f} {wall * 1000 / n:>8.2f} {jb / 1024:>11.0f} {jb / n:>11.0f} {rss / 1024:>12.1f}"
               f" {b * 1000 / n:>14.2f}")
         sys.stdout.flush()

@@ -249,14 +249,18 @@ pub async fn all_accounts(ctx: &Context) -> Result<Vec<AccountSummary>, PluginEr
 }
 
 /// Account creations still in progress, all pages.
-async fn in_progress(ctx: &Context) -> Result<Vec<CreateAccountStatus>, PluginError> {
+/// Account creation requests in the given states, all pages.
+async fn create_statuses(
+    ctx: &Context,
+    states: &[CreateAccountState],
+) -> Result<Vec<CreateAccountStatus>, PluginError> {
     let client = ctx.organizations().await?;
     let mut out = Vec::new();
     let mut token: Option<String> = None;
     loop {
         let page = client
             .list_create_account_status()
-            .states(CreateAccountState::InProgress)
+            .set_states(Some(states.to_vec()))
             .set_next_token(token.take())
             .send()
             .await
@@ -267,6 +271,10 @@ async fn in_progress(ctx: &Context) -> Result<Vec<CreateAccountStatus>, PluginEr
             _ => return Ok(out),
         }
     }
+}
+
+async fn in_progress(ctx: &Context) -> Result<Vec<CreateAccountStatus>, PluginError> {
+    create_statuses(ctx, &[CreateAccountState::InProgress]).await
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -592,30 +600,12 @@ async fn landed(ctx: &Context, p: &EnsureAccountParams) -> Result<Option<Landed>
     {
         return Ok(Some(Landed::Account(a.id.clone())));
     }
-    let client = ctx.organizations().await?;
-    let mut token: Option<String> = None;
-    loop {
-        let page = client
-            .list_create_account_status()
-            .states(CreateAccountState::InProgress)
-            .states(CreateAccountState::Succeeded)
-            .set_next_token(token.take())
-            .send()
-            .await
-            .map_err(|e| aws("organizations:ListCreateAccountStatus", e))?;
-        if let Some(id) = page
-            .create_account_statuses()
-            .iter()
-            .find(|s| s.account_name() == Some(p.name.as_str()))
-            .and_then(|s| s.id())
-        {
-            return Ok(Some(Landed::Request(id.to_string())));
-        }
-        match page.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => return Ok(None),
-        }
-    }
+    let statuses = create_statuses(ctx, &[CreateAccountState::InProgress, CreateAccountState::Succeeded]).await?;
+    Ok(statuses
+        .iter()
+        .find(|s| s.account_name() == Some(p.name.as_str()))
+        .and_then(|s| s.id())
+        .map(|id| Landed::Request(id.to_string())))
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
