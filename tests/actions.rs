@@ -174,7 +174,8 @@ confirm = "ok?"
     std::fs::write(t.path("r.md"), text).expect("write");
     let out = t.run_args(&["plan".into(), "r.md".into(), "--json".into()]);
     assert_eq!(out.code, 0, "{out:?}");
-    let rows: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let plan: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let rows = &plan["steps"];
     assert_eq!(rows[0]["verdict"], "would-create", "{rows}");
     assert_eq!(rows[1]["verdict"], "exists");
     assert_eq!(rows[2]["verdict"], "person");

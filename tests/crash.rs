@@ -40,15 +40,7 @@ fn a_fan_out_killed_halfway_resumes_and_creates_each_account_once() {
     let mut child = cmd.spawn().expect("spawn");
     // Kill once a good part of the items are journaled.
     let start = Instant::now();
-    let transcript = || {
-        let mut found = String::new();
-        if let Ok(rd) = std::fs::read_dir(t.path(".runbook")) {
-            for e in rd.flatten() {
-                found = std::fs::read_to_string(e.path().join("transcript.jsonl")).unwrap_or_default();
-            }
-        }
-        found
-    };
+    let transcript = || common::transcripts(&t.path(".runbook"));
     while transcript().matches("item-finished").count() < 30 && start.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(20));
     }

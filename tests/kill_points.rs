@@ -162,9 +162,13 @@ fn scenario() -> Test {
 }
 
 fn check_journal(state: &Path, nth: usize) {
-    let Ok(dirs) = std::fs::read_dir(state) else { return };
-    for d in dirs.flatten() {
-        let dir = d.path();
+    let dirs = common::run_dirs(state);
+    assert!(
+        !dirs.is_empty(),
+        "kill point {nth}: no journal under {}",
+        state.display()
+    );
+    for dir in dirs {
         if let Ok(text) = std::fs::read_to_string(dir.join("state.json")) {
             serde_json::from_str::<serde_json::Value>(&text)
                 .unwrap_or_else(|e| panic!("kill point {nth}: state.json does not parse: {e}\n{text}"));

@@ -80,16 +80,23 @@ pub enum Event {
     },
 }
 
+/// Where events go. Recording can fail (a full disk): an [`Event::Intent`] that could not be made
+/// durable is an error, and the action must not make the call it announces.
 pub trait Events: Send + Sync {
-    fn event(&self, event: Event);
+    fn event(&self, event: Event) -> Result<(), PluginError>;
 }
 
 /// Discards events; for plans and tests.
 pub struct NoEvents;
 
 impl Events for NoEvents {
-    fn event(&self, _event: Event) {}
+    fn event(&self, _event: Event) -> Result<(), PluginError> {
+        Ok(())
+    }
 }
+
+/// Masks secret values in text an action writes outside the journal (a hand-over file).
+pub type Redact = Arc<dyn Fn(&str) -> String + Send + Sync>;
 
 struct Shared {
     aws: AwsOptions,
@@ -123,6 +130,9 @@ pub struct Context {
     pub events: Arc<dyn Events>,
     pub deadline: Option<Instant>,
     memo: Option<Arc<Memo>>,
+    redact: Option<Redact>,
+    /// Where this run keeps its files (hand-overs), when it is not the shared directory.
+    run_dir: Option<Arc<PathBuf>>,
 }
 
 impl Context {
@@ -138,6 +148,32 @@ impl Context {
             events: Arc::new(NoEvents),
             deadline: None,
             memo: None,
+            redact: None,
+            run_dir: None,
+        }
+    }
+
+    /// The directory of one run: hand-over files are written there.
+    pub fn with_state_dir(&self, dir: PathBuf) -> Self {
+        Context {
+            run_dir: Some(Arc::new(dir)),
+            ..self.clone()
+        }
+    }
+
+    /// Secrets known to the runner are masked in what [`Context::redact`] returns.
+    pub fn with_redact(&self, redact: Redact) -> Self {
+        Context {
+            redact: Some(redact),
+            ..self.clone()
+        }
+    }
+
+    /// `text` with every secret the runner knows masked: for anything an action writes itself.
+    pub fn redact(&self, text: &str) -> String {
+        match &self.redact {
+            Some(r) => r(text),
+            None => text.to_string(),
         }
     }
 
@@ -177,12 +213,17 @@ impl Context {
         }
     }
 
-    pub fn emit(&self, event: Event) {
-        self.events.event(event);
+    /// Reports an event. An intent is durable when this returns `Ok`; on `Err` the action stops
+    /// before the call.
+    pub fn emit(&self, event: Event) -> Result<(), PluginError> {
+        self.events.event(event)
     }
 
     pub fn state_dir(&self) -> &std::path::Path {
-        &self.shared.state_dir
+        match &self.run_dir {
+            Some(d) => d,
+            None => &self.shared.state_dir,
+        }
     }
 
     pub fn poll_settings(&self) -> PollSettings {

@@ -47,6 +47,10 @@ pub enum PluginError {
     #[error("AWS configuration: {0}")]
     Config(String),
 
+    /// The journal could not record what the action was about to do; nothing was sent.
+    #[error("journal: {0}")]
+    Journal(String),
+
     #[error("{0}")]
     Other(String),
 }

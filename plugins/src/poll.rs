@@ -49,7 +49,7 @@ where
             what: what.to_string(),
             status: last.clone(),
             request_id: request_id.map(String::from),
-        });
+        })?;
         let now = Instant::now();
         if now >= deadline {
             return Err(PluginError::Timeout {

@@ -74,12 +74,31 @@ pub enum Command {
     )]
     Rehearse(RunArgs),
 
-    /// Show where the last run of a runbook stands, step by step.
-    #[command(after_help = "Example:\n  runbook status runbooks/part-2-identity-center.md")]
+    /// Show where a run of a runbook stands, step by step (the latest run unless --run).
+    #[command(
+        after_help = "Examples:\n  runbook status runbooks/part-2-identity-center.md\n  runbook status runbooks/part-2-identity-center.md --run admin_user=bob\n\nRuns and rehearsals of a runbook are listed by `runbook runs FILE`."
+    )]
     Status {
         file: PathBuf,
         #[arg(long, default_value = ".runbook", env = "RUNBOOK_STATE_DIR")]
         state_dir: PathBuf,
+        /// Which run (see `runbook runs FILE`); default: the most recently updated.
+        #[arg(long, value_name = "NAME")]
+        run: Option<String>,
+        /// Print the status as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// List the runs of a runbook (each `--run NAME` or key-input value, and each rehearsal).
+    #[command(
+        after_help = "Example:\n  runbook runs runbooks/part-2-identity-center.md\n\nA runbook can be run many times with different inputs; each run keeps its own journal.\nName a run with `run --run NAME`, or mark inputs `key = true` in the runbook block so that\ntheir values name it."
+    )]
+    Runs {
+        file: PathBuf,
+        #[arg(long, default_value = ".runbook", env = "RUNBOOK_STATE_DIR")]
+        state_dir: PathBuf,
+        /// Print the runs as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -146,6 +165,10 @@ pub struct PlanArgs {
     pub answers: Option<PathBuf>,
     #[arg(long, default_value = ".runbook", env = "RUNBOOK_STATE_DIR")]
     pub state_dir: PathBuf,
+    /// Plan against this run's journal (see `runbook runs FILE`).
+    #[arg(long, value_name = "NAME")]
+    pub run: Option<String>,
+    /// Print the plan as JSON: one object per step (step, executor, action, verdict, details).
     #[arg(long)]
     pub json: bool,
 }
@@ -179,6 +202,10 @@ pub struct RunArgs {
     /// Forget the journal and start over.
     #[arg(long)]
     pub restart: bool,
+    /// Name this run: each name keeps its own journal, so one runbook can be run for many
+    /// inputs (default: the values of the inputs marked `key = true`, else `default`).
+    #[arg(long, value_name = "NAME")]
+    pub run: Option<String>,
     /// At most this many items of a fan-out run at once.
     #[arg(long, default_value_t = 8)]
     pub max_in_flight: usize,

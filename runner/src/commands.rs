@@ -24,7 +24,13 @@ pub fn dispatch(cli: Cli) -> Exit {
         Command::Run(args) => runtime(|| crate::run::run(args, color, false)),
         Command::Rehearse(args) => runtime(|| crate::run::run(args, color, true)),
         Command::Plan(args) => runtime(|| crate::run::plan(args, color)),
-        Command::Status { file, state_dir, json } => crate::run::status(&file, &state_dir, json, color),
+        Command::Status {
+            file,
+            state_dir,
+            run,
+            json,
+        } => crate::run::status(&file, &state_dir, run.as_deref(), json, color),
+        Command::Runs { file, state_dir, json } => crate::run::runs(&file, &state_dir, json, color),
         Command::Render {
             book,
             runbooks,
@@ -91,10 +97,8 @@ fn check(paths: &[PathBuf], json: bool, color: bool) -> Exit {
     let errors = diags.iter().filter(|d| d.is_error()).count();
     let warnings = diags.len() - errors;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&diags).unwrap_or_else(|_| "[]".into())
-        );
+        // A closed pipe is not an error (`runbook check --json | head`).
+        let _ = crate::ui::print_out(&serde_json::to_string_pretty(&diags).unwrap_or_else(|_| "[]".into()));
     } else {
         report(&diags, color);
         let steps: usize = books.iter().map(|b| b.steps.len()).sum();
@@ -123,13 +127,18 @@ fn list(paths: &[PathBuf], json: bool, color: bool) -> Exit {
     } else {
         paths.to_vec()
     };
-    let (books, diags) = analyse(&paths);
+    let (mut books, diags) = analyse(&paths);
     let errors: Vec<Diagnostic> = diags.into_iter().filter(|d| d.is_error()).collect();
+    // A secret's default is written in the runbook (check warns), but never printed.
+    for b in &mut books {
+        for i in b.settings.inputs.values_mut().filter(|i| i.secret) {
+            if i.default.is_some() {
+                i.default = Some(crate::redact::MASK.into());
+            }
+        }
+    }
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&books).unwrap_or_else(|_| "[]".into())
-        );
+        let _ = crate::ui::print_out(&serde_json::to_string_pretty(&books).unwrap_or_else(|_| "[]".into()));
     } else {
         let mut out = std::io::stdout().lock();
         for b in &books {

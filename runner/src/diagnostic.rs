@@ -105,17 +105,18 @@ impl Diagnostic {
             Severity::Warning => ("warning", "1;33"),
         };
         let mut out = String::new();
+        // Paths, messages and source lines come from files: no escape sequence of theirs acts.
+        let clean = crate::ui::sanitize;
+        let (path, message) = (clean(&self.path), clean(&self.message));
         if self.line == 0 {
-            let _ = writeln!(out, "{}: {}: {}", self.path, paint(code, label), self.message);
+            let _ = writeln!(out, "{path}: {}: {message}", paint(code, label));
         } else {
             let _ = writeln!(
                 out,
-                "{}:{}:{}: {}: {}",
-                self.path,
+                "{path}:{}:{}: {}: {message}",
                 self.line,
                 self.col,
                 paint(code, label),
-                self.message
             );
             if !self.source_line.is_empty() {
                 let gutter = self.line.to_string();
@@ -133,12 +134,12 @@ impl Diagnostic {
                     .map(|c| if c == '\t' { '\t' } else { ' ' })
                     .collect();
                 let _ = writeln!(out, "{pad} |");
-                let _ = writeln!(out, "{gutter} | {}", self.source_line);
+                let _ = writeln!(out, "{gutter} | {}", clean(&self.source_line));
                 let _ = writeln!(out, "{pad} | {lead}{}", paint(code, &"^".repeat(width)));
             }
         }
         if let Some(help) = &self.help {
-            let _ = writeln!(out, "  = help: {help}");
+            let _ = writeln!(out, "  = help: {}", clean(help));
         }
         out
     }

@@ -1,17 +1,29 @@
 //! Evaluating what a runbook computes: `if=` and `for-each=` expressions, `${...}` in bodies, and
 //! the scope (`inputs`, `steps`, `run`, `item`) they see.
 
+use std::collections::BTreeSet;
+
 use rhai::{Dynamic, Engine, Scope};
 use serde_json::Value;
 
 use crate::interp::{self, Piece};
+use crate::redact::Redactor;
 
 /// The values expressions can read.
+///
+/// Secrets are in scope only for code that names them (`inputs.pw`, `steps.ask_pin`), so what
+/// code reads of a secret is known before it runs; whatever such code computes is remembered by
+/// the redactor as secret too.
 #[derive(Debug, Clone, Default)]
 pub struct Env {
     pub inputs: serde_json::Map<String, Value>,
     pub steps: serde_json::Map<String, Value>,
     pub run: serde_json::Map<String, Value>,
+    /// Inputs marked `secret`.
+    pub secret_inputs: BTreeSet<String>,
+    /// Steps (by expression key) whose outputs hold secrets.
+    pub secret_steps: BTreeSet<String>,
+    pub redactor: Redactor,
 }
 
 fn dynamic(v: &Value) -> Dynamic {
@@ -32,10 +44,58 @@ impl Env {
         self.steps.insert(key, outputs);
     }
 
-    pub fn scope(&self, item: Option<&Value>) -> Scope<'static> {
+    /// Records a step whose outputs hold secrets.
+    pub fn set_secret_step(&mut self, id: &str, outputs: Value) {
+        self.secret_steps.insert(interp::step_key(id));
+        self.secret_steps.insert(id.to_string());
+        self.set_step(id, outputs);
+    }
+
+    /// The secret inputs and secret steps `code` names.
+    fn secrets_named(&self, code: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+        let (mut inputs, mut steps) = (BTreeSet::new(), BTreeSet::new());
+        if self.secret_inputs.is_empty() && self.secret_steps.is_empty() {
+            return (inputs, steps);
+        }
+        for r in interp::refs(code) {
+            match r {
+                interp::Ref::Input { name, .. } if self.secret_inputs.contains(&name) => {
+                    inputs.insert(name);
+                }
+                interp::Ref::Step { id, .. } if self.secret_steps.contains(&interp::step_key(&id)) => {
+                    steps.insert(interp::step_key(&id));
+                    steps.insert(id);
+                }
+                _ => {}
+            }
+        }
+        (inputs, steps)
+    }
+
+    /// Whether `code` reads a secret (and so everything it computes is secret).
+    pub fn reads_secret(&self, code: &str) -> bool {
+        let (i, s) = self.secrets_named(code);
+        !i.is_empty() || !s.is_empty()
+    }
+
+    /// The scope `code` runs in: every value, except the secrets it does not name.
+    pub fn scope_for(&self, code: &str, item: Option<&Value>) -> Scope<'static> {
+        let (named_inputs, named_steps) = self.secrets_named(code);
+        let inputs: serde_json::Map<String, Value> = self
+            .inputs
+            .iter()
+            .filter(|(k, _)| !self.secret_inputs.contains(*k) || named_inputs.contains(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let steps: serde_json::Map<String, Value> = self
+            .steps
+            .iter()
+            .filter(|(k, _)| !self.secret_steps.contains(*k) || named_steps.contains(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let mut s = Scope::new();
-        s.push_constant("inputs", dynamic(&Value::Object(self.inputs.clone())));
-        s.push_constant("steps", dynamic(&Value::Object(self.steps.clone())));
+        s.push_constant("inputs", dynamic(&Value::Object(inputs)));
+        s.push_constant("steps", dynamic(&Value::Object(steps)));
         s.push_constant("run", dynamic(&Value::Object(self.run.clone())));
         if let Some(item) = item {
             s.push_constant("item", dynamic(item));
@@ -43,11 +103,61 @@ impl Env {
         s
     }
 
+    /// What a script reads, as JSON: part of a script step's identity. When every use of
+    /// `inputs` and `steps` is a plain reference (`inputs.x`, `steps.y.z`), only the values
+    /// referenced count; otherwise (`inputs[k]`, `for x in steps`) the whole scope does.
+    pub fn scope_json(&self, code: &str, item: Option<&Value>) -> Value {
+        let refs = interp::refs(code);
+        let uses = code
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| *w == "inputs" || *w == "steps")
+            .count();
+        let run: std::collections::BTreeMap<_, _> = self
+            .run
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "id" | "started"))
+            .collect();
+        if uses > refs.len() {
+            let (named_inputs, named_steps) = self.secrets_named(code);
+            let keep =
+                |set: &BTreeSet<String>, named: &BTreeSet<String>, k: &String| !set.contains(k) || named.contains(k);
+            return serde_json::json!({
+                "inputs": self.inputs.iter().filter(|(k, _)| keep(&self.secret_inputs, &named_inputs, k)).collect::<std::collections::BTreeMap<_, _>>(),
+                "steps": self.steps.iter().filter(|(k, _)| keep(&self.secret_steps, &named_steps, k)).collect::<std::collections::BTreeMap<_, _>>(),
+                "run": run,
+                "item": item,
+            });
+        }
+        let mut read = std::collections::BTreeMap::new();
+        for r in refs {
+            match r {
+                interp::Ref::Input { name, .. } => {
+                    read.insert(
+                        format!("inputs.{name}"),
+                        self.inputs.get(&name).cloned().unwrap_or(Value::Null),
+                    );
+                }
+                interp::Ref::Step { id, .. } => {
+                    let key = interp::step_key(&id);
+                    read.insert(
+                        format!("steps.{key}"),
+                        self.steps.get(&key).cloned().unwrap_or(Value::Null),
+                    );
+                }
+            }
+        }
+        serde_json::json!({ "read": read, "run": run, "item": item })
+    }
+
     pub fn eval(&self, engine: &Engine, code: &str, item: Option<&Value>) -> Result<Dynamic, String> {
-        let mut scope = self.scope(item);
-        engine
+        let mut scope = self.scope_for(code, item);
+        let d = engine
             .eval_expression_with_scope::<Dynamic>(&mut scope, code)
-            .map_err(|e| crate::sandbox::describe(&e, &crate::sandbox::Limits::default()))
+            .map_err(|e| crate::sandbox::describe(&e, &crate::sandbox::Limits::default()))?;
+        if self.reads_secret(code) {
+            self.redactor.add_derived(&to_json(&d));
+        }
+        Ok(d)
     }
 
     /// A string with `${...}`: exactly one expression keeps its type, anything else is text.
@@ -95,29 +205,6 @@ impl Env {
             ),
             other => other.clone(),
         })
-    }
-
-    /// The values a piece of code refers to, for the step hash.
-    pub fn referenced(&self, code: &str) -> Value {
-        let mut out = serde_json::Map::new();
-        for r in interp::refs(code) {
-            match r {
-                interp::Ref::Input { name, .. } => {
-                    out.insert(
-                        format!("inputs.{name}"),
-                        self.inputs.get(&name).cloned().unwrap_or(Value::Null),
-                    );
-                }
-                interp::Ref::Step { id, .. } => {
-                    let key = interp::step_key(&id);
-                    out.insert(
-                        format!("steps.{key}"),
-                        self.steps.get(&key).cloned().unwrap_or(Value::Null),
-                    );
-                }
-            }
-        }
-        Value::Object(out)
     }
 }
 

@@ -103,3 +103,144 @@ pub fn validate(name: &str, input: &Input, value: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Where input values come from, in the order they are tried: `--input`, `RUNBOOK_INPUT_<NAME>`,
+/// the answers file, the run's last value (never for secrets), a person (when one can be asked),
+/// the default.
+pub struct Sources<'a> {
+    pub flags: &'a BTreeMap<String, String>,
+    pub answers: &'a Answers,
+    pub stored: &'a BTreeMap<String, serde_json::Value>,
+}
+
+/// The environment variable that can carry an input (`admin_user` -> `RUNBOOK_INPUT_ADMIN_USER`).
+pub fn env_var(name: &str) -> String {
+    let upper: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("RUNBOOK_INPUT_{upper}")
+}
+
+/// What to do with an input nothing supplies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenMissing {
+    /// Ask the person at the terminal, else take the default, else wait (exit 3).
+    Ask,
+    /// Take the default, else leave it out (`plan`).
+    Leave,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(
+        "waiting for a person: input `{0}` has no value; give --input {0}=VALUE, {var}=VALUE, or [inputs] {0} = \"...\" in the answers file",
+        var = env_var(.0)
+    )]
+    Waiting(String),
+    #[error("input `{0}`: {1}")]
+    Prompt(String, std::io::Error),
+}
+
+/// Resolved input values. Secrets are held as [`Secret`] and never formatted in clear.
+#[derive(Debug, Default)]
+pub struct Resolved {
+    pub values: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, Secret>,
+    /// Inputs left without a value (only with [`WhenMissing::Leave`]).
+    pub missing: Vec<String>,
+}
+
+use crate::redact::Secret;
+
+/// Checks that every input the flags and the answers file name is declared.
+pub fn check_known(
+    declared: &BTreeMap<String, Input>,
+    flags: &BTreeMap<String, String>,
+    answers: &Answers,
+) -> Result<(), InputError> {
+    let known: Vec<&str> = declared.keys().map(String::as_str).collect();
+    for (name, src) in flags
+        .keys()
+        .map(|k| (k, "--input"))
+        .chain(answers.inputs.keys().map(|k| (k, "answers file")))
+    {
+        if !declared.contains_key(name) {
+            return Err(InputError::Unknown {
+                source_: src.into(),
+                name: name.clone(),
+                known: known.join(", "),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Resolves the named inputs (all, when `only` is `None`) in the order the runbook declares them.
+pub fn resolve(
+    declared: &BTreeMap<String, Input>,
+    only: Option<&[String]>,
+    src: &Sources<'_>,
+    when_missing: WhenMissing,
+    ask: &dyn Fn(&str, &Input) -> std::io::Result<String>,
+) -> Result<Resolved, ResolveError> {
+    let mut ordered: Vec<(&String, &Input)> = declared
+        .iter()
+        .filter(|(n, _)| only.is_none_or(|o| o.contains(n)))
+        .collect();
+    ordered.sort_by_key(|(_, i)| i.span.start);
+    let mut out = Resolved::default();
+    for (name, input) in ordered {
+        let given = if let Some(v) = src.flags.get(name) {
+            Some((v.clone(), "--input".to_string()))
+        } else if let Some(v) = std::env::var(env_var(name)).ok().filter(|v| !v.is_empty()) {
+            Some((v, env_var(name)))
+        } else if let Some(v) = src.answers.inputs.get(name) {
+            match Answers::text(v) {
+                Some(t) => Some((t, "answers file".to_string())),
+                None => {
+                    return Err(InputError::Invalid {
+                        source_: "answers file".into(),
+                        message: format!("input `{name}` must be a string"),
+                    }
+                    .into());
+                }
+            }
+        } else if let Some(serde_json::Value::String(v)) = src.stored.get(name).filter(|_| !input.secret) {
+            Some((v.clone(), "the last run".to_string()))
+        } else {
+            None
+        };
+        let value = match given {
+            Some((v, from)) => {
+                validate(name, input, &v).map_err(|message| InputError::Invalid { source_: from, message })?;
+                v
+            }
+            None if when_missing == WhenMissing::Ask && crate::prompt::interactive() => {
+                ask(name, input).map_err(|e| ResolveError::Prompt(name.clone(), e))?
+            }
+            None => match &input.default {
+                Some(d) => d.clone(),
+                None if when_missing == WhenMissing::Leave => {
+                    out.missing.push(name.clone());
+                    continue;
+                }
+                None => return Err(ResolveError::Waiting(name.clone())),
+            },
+        };
+        if input.secret {
+            out.secrets.insert(name.clone(), Secret::new(value));
+        } else {
+            out.values.insert(name.clone(), value);
+        }
+    }
+    Ok(out)
+}

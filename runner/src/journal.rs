@@ -1,15 +1,21 @@
 //! The journal of a runbook's runs: a state file replaced atomically (temp file, fsync, rename)
-//! and an append-only JSON-lines transcript, one directory per runbook, guarded by a lock file.
+//! and an append-only JSON-lines transcript of typed [`Entry`]s, one directory per run, guarded by
+//! a lock file.
+//!
+//! Layout: `STATE/<runbook-stem>-<hash of path>/` holds `key` (the random key of the step
+//! digests) and `runs/<NAME>/` per run instance (`state.json`, `transcript.jsonl`, `lock`,
+//! hand-over files). Nothing here follows a symlink: the directories are refused when they are
+//! one, and every file is opened with `O_NOFOLLOW` or replaced by rename.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use fs4::fs_std::FileExt;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::redact::Redactor;
@@ -18,20 +24,15 @@ use crate::redact::Redactor;
 /// items journals a few hundred KiB).
 const HEADROOM: usize = 1 << 20;
 
-/// Writes and syncs [`HEADROOM`] bytes, then removes them.
-fn probe_space(dir: &Path) -> Result<(), JournalError> {
-    let path = dir.join(".space-probe");
-    let result = (|| {
-        let mut f = File::create(&path)?;
-        f.write_all(&vec![0u8; HEADROOM])?;
-        f.sync_all()
-    })();
-    let _ = std::fs::remove_file(&path);
-    result.map_err(|e| io(&path, e))
-}
+/// Deepest value the journal writes. serde_json reads back at most 128 levels; values are
+/// bounded well below that at their source (scripts), this is the last line.
+pub const MAX_DEPTH: usize = 64;
 
 /// The state file format this build writes and reads.
-pub const STATE_VERSION: u32 = 1;
+pub const STATE_VERSION: u32 = 2;
+
+/// The run name used when neither `--run` nor a key input names one.
+pub const DEFAULT_RUN: &str = "default";
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -45,9 +46,18 @@ pub enum JournalError {
     Corrupt { path: PathBuf, message: String },
     #[error("another run of this runbook is in progress ({holder}); wait for it to finish or stop it")]
     Locked { holder: String },
+    #[error("{path}: is a symbolic link; runbook never follows links in its state directory (remove it)")]
+    Symlink { path: PathBuf },
+    #[error("{path}: a value nested deeper than {MAX_DEPTH} levels cannot be journaled")]
+    TooDeep { path: PathBuf },
 }
 
 fn io(path: &Path, e: std::io::Error) -> JournalError {
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        return JournalError::Symlink {
+            path: path.to_path_buf(),
+        };
+    }
     JournalError::Io {
         path: path.to_path_buf(),
         message: crate::load::io_message(&e),
@@ -67,7 +77,7 @@ pub enum StepStatus {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepState {
     pub status: StepStatus,
-    /// Hash of the step's source and resolved inputs when it last finished.
+    /// The step's identity (a keyed digest of what it resolved to) when it last ran.
     pub hash: String,
     #[serde(default)]
     pub outputs: Value,
@@ -77,18 +87,45 @@ pub struct StepState {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting_for: Option<String>,
+    /// The outputs hold secrets, stored masked: the step runs (or asks) again on resume, since
+    /// a mask is never a value.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub secret: bool,
+}
+
+impl StepState {
+    pub fn new(status: StepStatus, hash: impl Into<String>) -> StepState {
+        StepState {
+            status,
+            hash: hash.into(),
+            outputs: Value::Null,
+            started: None,
+            finished: None,
+            error: None,
+            waiting_for: None,
+            secret: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct State {
     pub version: u32,
     pub runbook: String,
+    /// The run instance's name (`--run`, a key input's value, or `default`).
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub rehearsal: bool,
     pub run_id: String,
     pub started: String,
     pub updated: String,
-    /// Input values (secrets are never stored).
+    /// Input values; secrets are never stored (see `secret_inputs`).
     #[serde(default)]
     pub inputs: BTreeMap<String, Value>,
+    /// Keyed digests of secret inputs, so that a change can be reported without the value.
+    #[serde(default)]
+    pub secret_inputs: BTreeMap<String, String>,
     #[serde(default)]
     pub steps: BTreeMap<String, StepState>,
     /// Set when the run ended: done, failed, waiting, interrupted.
@@ -96,46 +133,137 @@ pub struct State {
     pub outcome: Option<String>,
 }
 
+/// One line of the transcript. Every write and every read goes through this type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Entry {
+    RunStarted {
+        runbook: String,
+        name: String,
+        user: String,
+        rehearsal: bool,
+    },
+    /// Inputs that differ from the previous run (secrets as "changed", never a value).
+    InputsChanged {
+        changes: Vec<String>,
+    },
+    StepStarted {
+        step: String,
+        hash: String,
+    },
+    StepSkipped {
+        step: String,
+        reason: String,
+    },
+    StepFinished {
+        step: String,
+        hash: String,
+        outputs: Value,
+    },
+    StepFailed {
+        step: String,
+        error: String,
+    },
+    Waiting {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        input: Option<String>,
+        #[serde(rename = "for", default, skip_serializing_if = "Option::is_none")]
+        for_: Option<String>,
+    },
+    Confirmed {
+        step: String,
+        question: String,
+        who: Value,
+        via: String,
+        answers: Value,
+    },
+    /// About to make a mutating call: fsynced before the call is sent.
+    Intent {
+        step: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        item_key: Option<String>,
+        call: String,
+        target: String,
+    },
+    Requested {
+        step: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        item_key: Option<String>,
+        call: String,
+        target: String,
+        request_id: Option<String>,
+    },
+    Note {
+        step: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        item_key: Option<String>,
+        message: String,
+    },
+    Warning {
+        step: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        item_key: Option<String>,
+        message: String,
+    },
+    ItemFinished {
+        step: String,
+        hash: String,
+        item_key: String,
+        outputs: Value,
+    },
+    ItemFailed {
+        step: String,
+        item_key: String,
+        error: String,
+    },
+    FanoutSummary {
+        step: String,
+        summary: Value,
+    },
+    Log {
+        step: String,
+        message: String,
+    },
+    Interrupted {
+        step: String,
+    },
+    RunFinished {
+        outcome: String,
+    },
+}
+
+impl Entry {
+    /// Whether the line must be on disk before the tool goes on (intents before their call,
+    /// results before the next step relies on them).
+    fn durable(&self) -> bool {
+        !matches!(
+            self,
+            Entry::StepStarted { .. }
+                | Entry::StepSkipped { .. }
+                | Entry::Note { .. }
+                | Entry::Warning { .. }
+                | Entry::Log { .. }
+                | Entry::FanoutSummary { .. }
+        )
+    }
+}
+
+/// A transcript line: when, which run, and the entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Line {
+    pub ts: String,
+    pub run: String,
+    #[serde(flatten)]
+    pub entry: Entry,
+}
+
 pub fn now() -> String {
-    humantime_rfc3339(SystemTime::now())
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
-fn humantime_rfc3339(t: SystemTime) -> String {
-    // RFC 3339 in UTC with seconds, without a date crate.
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let millis = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.subsec_millis())
-        .unwrap_or(0);
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-/// Howard Hinnant's days-to-civil algorithm.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = (z - era * 146_097) as u64;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe as i64 + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// The directory that holds one runbook's journal: the file stem and a hash of its path.
+/// The directory that holds one runbook's runs: the file stem and a hash of its path.
 pub fn dir_for(state_dir: &Path, runbook: &Path) -> PathBuf {
     let canonical = std::fs::canonicalize(runbook).unwrap_or_else(|_| runbook.to_path_buf());
     let digest = Sha256::digest(canonical.to_string_lossy().as_bytes());
@@ -144,6 +272,124 @@ pub fn dir_for(state_dir: &Path, runbook: &Path) -> PathBuf {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "runbook".into());
     state_dir.join(format!("{stem}-{}", &hex::encode(digest)[..8]))
+}
+
+/// The directory of one run instance of a runbook.
+pub fn run_dir(runbook_dir: &Path, name: &str) -> PathBuf {
+    runbook_dir.join("runs").join(name)
+}
+
+/// A run name that is safe as one path component: letters, digits, `.`, `_`, `-`, `=`, `@`;
+/// anything else becomes `_`; at most 80 bytes; never `.` or `..`.
+pub fn run_name(raw: &str) -> String {
+    let mut s: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-=@".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(80)
+        .collect();
+    if s.is_empty() || s.chars().all(|c| c == '.') {
+        s = format!("run{s}");
+    }
+    s
+}
+
+/// Creates `dir` and its parents (new ones owner-only, 0700). The last `owned` components are
+/// the journal's own directories and must not be symbolic links; links above them are the
+/// operator's own layout.
+fn make_private_dir(dir: &Path, owned: usize) -> Result<(), JournalError> {
+    let ours: Vec<&Path> = dir.ancestors().take(owned).collect();
+    let mut built = PathBuf::new();
+    for c in dir.components() {
+        built.push(c);
+        match std::fs::symlink_metadata(&built) {
+            Ok(m) if m.file_type().is_symlink() => {
+                if ours.contains(&built.as_path()) {
+                    return Err(JournalError::Symlink { path: built });
+                }
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::DirBuilder::new()
+                    .mode(0o700)
+                    .create(&built)
+                    .or_else(|e| {
+                        if e.kind() == std::io::ErrorKind::AlreadyExists {
+                            Ok(())
+                        } else {
+                            Err(e)
+                        }
+                    })
+                    .map_err(|e| io(&built, e))?;
+            }
+            Err(e) => return Err(io(&built, e)),
+        }
+    }
+    Ok(())
+}
+
+fn open_options() -> OpenOptions {
+    let mut o = OpenOptions::new();
+    o.custom_flags(libc::O_NOFOLLOW).mode(0o600);
+    o
+}
+
+/// Reads the runbook's digest key, creating it (32 random bytes, 0600) on first use.
+pub fn digest_key(runbook_dir: &Path) -> Result<Vec<u8>, JournalError> {
+    make_private_dir(runbook_dir, 1)?;
+    let path = runbook_dir.join("key");
+    match open_options().read(true).open(&path) {
+        Ok(mut f) => {
+            let mut key = Vec::new();
+            f.read_to_end(&mut key).map_err(|e| io(&path, e))?;
+            if key.len() >= 32 {
+                return Ok(key);
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(&path, e)),
+    }
+    let mut key = vec![0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| JournalError::Io {
+        path: path.clone(),
+        message: format!("no randomness for the key: {e}"),
+    })?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".key")
+        .permissions(std::fs::Permissions::from_mode(0o600))
+        .tempfile_in(runbook_dir)
+        .map_err(|e| io(runbook_dir, e))?;
+    tmp.write_all(&key).map_err(|e| io(&path, e))?;
+    tmp.as_file().sync_all().map_err(|e| io(&path, e))?;
+    // Another run may have made one meanwhile: keep the first.
+    match tmp.persist_noclobber(&path) {
+        Ok(_) => Ok(key),
+        Err(_) => {
+            let mut f = open_options().read(true).open(&path).map_err(|e| io(&path, e))?;
+            let mut key = Vec::new();
+            f.read_to_end(&mut key).map_err(|e| io(&path, e))?;
+            Ok(key)
+        }
+    }
+}
+
+/// Writes and syncs [`HEADROOM`] bytes, then removes them.
+fn probe_space(dir: &Path) -> Result<(), JournalError> {
+    let path = dir.join(".space-probe");
+    // A planted file or link at the probe's name is removed, never written through.
+    let _ = std::fs::remove_file(&path);
+    let result = (|| {
+        let mut f = open_options().write(true).create_new(true).open(&path)?;
+        f.write_all(&vec![0u8; HEADROOM])?;
+        f.sync_all()
+    })();
+    let _ = std::fs::remove_file(&path);
+    result.map_err(|e| io(&path, e))
 }
 
 /// An open journal: holds the lock for as long as it lives.
@@ -155,18 +401,53 @@ pub struct Journal {
     redactor: Redactor,
 }
 
+/// What a run instance looks like from outside, for `runbook runs` and `status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub name: String,
+    pub dir: PathBuf,
+    pub state: State,
+}
+
 impl Journal {
-    /// Reads the state of the last run (if any) without taking the lock; for `status`.
+    /// Reads the state of a run (if any) without taking the lock; for `status` and `plan`.
     pub fn peek(dir: &Path) -> Result<Option<State>, JournalError> {
         read_state(&dir.join("state.json"))
     }
 
-    /// Opens (creating) the journal directory and takes the lock. With `restart`, the previous
+    /// Every run instance of a runbook, most recently updated first.
+    pub fn runs(runbook_dir: &Path) -> Result<Vec<RunSummary>, JournalError> {
+        let runs = runbook_dir.join("runs");
+        let rd = match std::fs::read_dir(&runs) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&runs, e)),
+        };
+        let mut out = Vec::new();
+        for e in rd.flatten() {
+            let dir = e.path();
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            if let Some(state) = read_state(&dir.join("state.json"))? {
+                out.push(RunSummary {
+                    name: e.file_name().to_string_lossy().into_owned(),
+                    dir,
+                    state,
+                });
+            }
+        }
+        out.sort_by(|a, b| b.state.updated.cmp(&a.state.updated));
+        Ok(out)
+    }
+
+    /// Opens (creating, 0700) a run's directory and takes its lock. With `restart`, the previous
     /// state is moved aside as `state.json.prev`.
     pub fn open(dir: &Path, runbook: &str, restart: bool, redactor: Redactor) -> Result<Journal, JournalError> {
-        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        // The run's directory, `runs/` and the runbook's directory are ours: never links.
+        make_private_dir(dir, 3)?;
         let lock_path = dir.join("lock");
-        let mut lock = OpenOptions::new()
+        let mut lock = open_options()
             .create(true)
             .truncate(false)
             .read(true)
@@ -174,12 +455,13 @@ impl Journal {
             .open(&lock_path)
             .map_err(|e| io(&lock_path, e))?;
         if !FileExt::try_lock_exclusive(&lock).map_err(|e| io(&lock_path, e))? {
-            let holder = std::fs::read_to_string(&lock_path).unwrap_or_default();
+            let mut holder = String::new();
+            let _ = lock.read_to_string(&mut holder);
             return Err(JournalError::Locked {
                 holder: if holder.trim().is_empty() {
                     "unknown holder".into()
                 } else {
-                    holder.trim().to_string()
+                    crate::ui::sanitize(holder.trim())
                 },
             });
         }
@@ -189,24 +471,31 @@ impl Journal {
         lock.sync_all().map_err(|e| io(&lock_path, e))?;
 
         let state_path = dir.join("state.json");
-        if restart && state_path.exists() {
+        if restart && std::fs::symlink_metadata(&state_path).is_ok() {
             std::fs::rename(&state_path, dir.join("state.json.prev")).map_err(|e| io(&state_path, e))?;
         }
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let state = match read_state(&state_path)? {
             Some(s) => s,
             None => State {
                 version: STATE_VERSION,
                 runbook: runbook.to_string(),
+                name,
+                rehearsal: false,
                 run_id: new_run_id(),
                 started: now(),
                 updated: now(),
                 inputs: BTreeMap::new(),
+                secret_inputs: BTreeMap::new(),
                 steps: BTreeMap::new(),
                 outcome: None,
             },
         };
         let tpath = dir.join("transcript.jsonl");
-        let transcript = OpenOptions::new()
+        let transcript = open_options()
             .create(true)
             .append(true)
             .open(&tpath)
@@ -227,59 +516,85 @@ impl Journal {
 
     /// Replaces the state file atomically: a crash leaves the old state or the new, never half.
     pub fn save(&mut self) -> Result<(), JournalError> {
+        self.state.version = STATE_VERSION;
         self.state.updated = now();
         let path = self.dir.join("state.json");
-        let value = self
-            .redactor
-            .value(&serde_json::to_value(&self.state).unwrap_or(Value::Null));
-        let text = serde_json::to_string_pretty(&value).unwrap_or_default();
-        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(|e| io(&self.dir, e))?;
+        let value = serde_json::to_value(&self.state).map_err(|e| JournalError::Io {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        if depth(&value) > MAX_DEPTH {
+            return Err(JournalError::TooDeep { path });
+        }
+        let text = serde_json::to_string_pretty(&self.redactor.value(&value)).map_err(|e| JournalError::Io {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".state")
+            .permissions(std::fs::Permissions::from_mode(0o600))
+            .tempfile_in(&self.dir)
+            .map_err(|e| io(&self.dir, e))?;
         tmp.write_all(text.as_bytes()).map_err(|e| io(&path, e))?;
         tmp.as_file().sync_all().map_err(|e| io(&path, e))?;
         tmp.persist(&path).map_err(|e| io(&path, e.error))?;
-        if let Ok(d) = File::open(&self.dir) {
-            let _ = d.sync_all();
-        }
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io(&self.dir, e))?;
         Ok(())
     }
 
-    /// Appends one event to the transcript. `durable` events (intents) are fsynced before the
-    /// call they announce is made.
-    pub fn record(&mut self, event: &str, fields: Value, durable: bool) -> Result<(), JournalError> {
-        let mut obj = serde_json::Map::new();
-        obj.insert("ts".into(), json!(now()));
-        obj.insert("run".into(), json!(self.state.run_id));
-        obj.insert("event".into(), json!(event));
-        if let Value::Object(f) = self.redactor.value(&fields) {
-            obj.extend(f);
-        }
-        let mut line = serde_json::to_string(&Value::Object(obj)).unwrap_or_default();
-        line.push('\n');
+    /// Appends one entry to the transcript; durable entries (intents, results) are fsynced
+    /// before this returns.
+    pub fn record(&mut self, entry: Entry) -> Result<(), JournalError> {
         let path = self.dir.join("transcript.jsonl");
-        self.transcript.write_all(line.as_bytes()).map_err(|e| io(&path, e))?;
+        let durable = entry.durable();
+        let line = Line {
+            ts: now(),
+            run: self.state.run_id.clone(),
+            entry,
+        };
+        let value = serde_json::to_value(&line).map_err(|e| JournalError::Io {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        if depth(&value) > MAX_DEPTH {
+            return Err(JournalError::TooDeep { path });
+        }
+        let mut text = serde_json::to_string(&self.redactor.value(&value)).map_err(|e| JournalError::Io {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        text.push('\n');
+        self.transcript.write_all(text.as_bytes()).map_err(|e| io(&path, e))?;
         if durable {
             self.transcript.sync_data().map_err(|e| io(&path, e))?;
         }
         Ok(())
     }
 
-    /// Items of a fan-out step already finished with this hash, from the transcript.
-    pub fn finished_items(&self, step: &str, hash: &str) -> BTreeMap<String, Value> {
+    /// Every transcript line that parses, in order.
+    pub fn lines(&self) -> Result<Vec<Line>, JournalError> {
+        read_lines(&self.dir.join("transcript.jsonl"))
+    }
+
+    /// Items of a fan-out step already finished, by item key, with the identity each had.
+    pub fn finished_items(&self, step: &str) -> Result<BTreeMap<String, (String, Value)>, JournalError> {
         let mut out = BTreeMap::new();
-        let Ok(f) = File::open(self.dir.join("transcript.jsonl")) else {
-            return out;
-        };
-        for line in BufReader::new(f).lines().map_while(Result::ok) {
-            let Ok(v) = serde_json::from_str::<Value>(&line) else {
-                continue;
-            };
-            if v["event"] == "item-finished" && v["step"] == step && v["hash"] == hash {
-                if let Some(key) = v["item_key"].as_str() {
-                    out.insert(key.to_string(), v["outputs"].clone());
+        for l in self.lines()? {
+            if let Entry::ItemFinished {
+                step: s,
+                hash,
+                item_key,
+                outputs,
+            } = l.entry
+            {
+                if s == step {
+                    out.insert(item_key, (hash, outputs));
                 }
             }
         }
-        out
+        Ok(out)
     }
 
     /// Starts a fresh run id for a run after a finished one; keeps completed steps.
@@ -292,12 +607,46 @@ impl Journal {
     }
 }
 
+/// Reads a transcript; a torn last line (a crash mid-write) is skipped.
+pub fn read_lines(path: &Path) -> Result<Vec<Line>, JournalError> {
+    let f = match open_options().read(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io(path, e)),
+    };
+    let mut out = Vec::new();
+    for line in BufReader::new(f).lines() {
+        let line = line.map_err(|e| io(path, e))?;
+        if let Ok(l) = serde_json::from_str::<Line>(&line) {
+            out.push(l);
+        }
+    }
+    Ok(out)
+}
+
+/// How deep a value nests, without recursion (the value may be hostile).
+pub fn depth(v: &Value) -> usize {
+    let mut max = 0;
+    let mut stack = vec![(v, 1usize)];
+    while let Some((v, d)) = stack.pop() {
+        max = max.max(d);
+        match v {
+            Value::Array(a) => stack.extend(a.iter().map(|x| (x, d + 1))),
+            Value::Object(o) => stack.extend(o.values().map(|x| (x, d + 1))),
+            _ => {}
+        }
+    }
+    max
+}
+
 fn read_state(path: &Path) -> Result<Option<State>, JournalError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
+    let mut f = match open_options().read(true).open(path) {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io(path, e)),
     };
+    let mut text = String::new();
+    f.read_to_string(&mut text).map_err(|e| io(path, e))?;
     let v: Value = serde_json::from_str(&text).map_err(|e| JournalError::Corrupt {
         path: path.to_path_buf(),
         message: e.to_string(),
@@ -316,12 +665,13 @@ fn read_state(path: &Path) -> Result<Option<State>, JournalError> {
 }
 
 fn new_run_id() -> String {
-    let t = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let digest = Sha256::digest(format!("{t}-{}", std::process::id()).as_bytes());
-    hex::encode(&digest[..6])
+    let mut b = [0u8; 6];
+    if getrandom::fill(&mut b).is_err() {
+        let t = jiff::Timestamp::now().as_nanosecond();
+        let d = Sha256::digest(format!("{t}-{}", std::process::id()).as_bytes());
+        b.copy_from_slice(&d[..6]);
+    }
+    hex::encode(b)
 }
 
 /// Who is at the keyboard, for the transcript.
@@ -335,12 +685,16 @@ pub fn os_user() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
-    fn dates_are_rfc3339() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_420), (2025, 11, 28));
-        assert!(now().ends_with('Z'));
+    fn timestamps_are_rfc3339_utc_with_millis() {
+        let t = now();
+        assert_eq!(t.len(), "2026-11-28T21:53:03.123Z".len(), "{t}");
+        assert!(t.ends_with('Z'));
+        let parsed: jiff::Timestamp = t.parse().expect("parses back");
+        let drift = jiff::Timestamp::now().duration_since(parsed).as_secs();
+        assert!((0..5).contains(&drift), "{t}");
     }
 
     #[test]
@@ -361,5 +715,73 @@ mod tests {
             .err()
             .expect("refused");
         assert!(e.to_string().contains("newer"), "{e}");
+    }
+
+    #[test]
+    fn entries_round_trip_and_items_are_found_by_step() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut j = Journal::open(dir.path(), "r.md", false, Redactor::default()).expect("open");
+        j.record(Entry::ItemFinished {
+            step: "a".into(),
+            hash: "h1".into(),
+            item_key: "x".into(),
+            outputs: json!({"id": 1}),
+        })
+        .expect("record");
+        j.record(Entry::ItemFinished {
+            step: "b".into(),
+            hash: "h2".into(),
+            item_key: "y".into(),
+            outputs: json!({}),
+        })
+        .expect("record");
+        let items = j.finished_items("a").expect("read");
+        assert_eq!(items.len(), 1);
+        assert_eq!(items["x"], ("h1".to_string(), json!({"id": 1})));
+        let text = std::fs::read_to_string(dir.path().join("transcript.jsonl")).expect("read");
+        assert!(text.contains(r#""event":"item-finished""#), "{text}");
+    }
+
+    #[test]
+    fn values_deeper_than_the_limit_are_refused_not_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut j = Journal::open(dir.path(), "r.md", false, Redactor::default()).expect("open");
+        let mut v = json!(1);
+        for _ in 0..MAX_DEPTH {
+            v = json!([v]);
+        }
+        let e = j
+            .record(Entry::StepFinished {
+                step: "s".into(),
+                hash: "h".into(),
+                outputs: v,
+            })
+            .expect_err("too deep");
+        assert!(matches!(e, JournalError::TooDeep { .. }), "{e}");
+        assert!(j.lines().expect("read").is_empty());
+    }
+
+    #[test]
+    fn planted_links_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("victim");
+        std::fs::write(&target, "keep").expect("write");
+        let run = dir.path().join("r");
+        std::fs::create_dir(&run).expect("mkdir");
+        std::os::unix::fs::symlink(&target, run.join("transcript.jsonl")).expect("link");
+        let e = Journal::open(&run, "r.md", false, Redactor::default())
+            .err()
+            .expect("refused");
+        assert!(matches!(e, JournalError::Symlink { .. }), "{e}");
+        assert_eq!(std::fs::read_to_string(&target).expect("read"), "keep");
+    }
+
+    #[test]
+    fn run_names_stay_one_path_component() {
+        assert_eq!(run_name("admin_user=bob"), "admin_user=bob");
+        assert_eq!(run_name("../../etc"), ".._.._etc");
+        assert_eq!(run_name(".."), "run..");
+        assert_eq!(run_name(""), "run");
+        assert_eq!(run_name("a/b c"), "a_b_c");
     }
 }

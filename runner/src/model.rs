@@ -55,6 +55,10 @@ pub struct Input {
     /// Never echoed, logged, stored in clear or rendered.
     #[serde(default)]
     pub secret: bool,
+    /// The input names the run: runs with different values are separate instances, each with
+    /// its own journal (`runbook runs FILE` lists them).
+    #[serde(default)]
+    pub key: bool,
     /// Shown under the prompt and on the site.
     #[serde(default)]
     pub help: Option<String>,
@@ -131,6 +135,24 @@ pub struct Attributes {
     pub retries: Option<Attr>,
     pub on_failure: Option<Attr>,
     pub for_each: Option<Attr>,
+    /// `public=a,b`: outputs of a script that reads a secret which may be kept in clear.
+    pub public: Option<Attr>,
+}
+
+impl Attributes {
+    /// The output names `public=` declares.
+    pub fn public_outputs(&self) -> Vec<String> {
+        self.public
+            .as_ref()
+            .map(|a| {
+                a.value
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

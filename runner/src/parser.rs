@@ -226,6 +226,8 @@ pub(crate) struct RawInput {
     choices: Option<Vec<String>>,
     #[serde(default)]
     secret: bool,
+    #[serde(default)]
+    key: bool,
     help: Option<String>,
 }
 
@@ -277,6 +279,7 @@ impl RawInput {
             pattern,
             choices: self.choices,
             secret: self.secret,
+            key: self.key,
             help: self.help,
             span,
         }
@@ -405,7 +408,7 @@ fn words(source: &Source, info_span: Span, diags: &mut Vec<Diagnostic>) -> Vec<(
     out
 }
 
-pub const ATTRIBUTES: [&str; 6] = ["id", "if", "timeout", "retries", "on-failure", "for-each"];
+pub const ATTRIBUTES: [&str; 7] = ["id", "if", "timeout", "retries", "on-failure", "for-each", "public"];
 
 fn parse_step(
     source: &Source,
@@ -468,6 +471,7 @@ fn parse_step(
             "retries" => &mut attrs.retries,
             "on-failure" => &mut attrs.on_failure,
             "for-each" => &mut attrs.for_each,
+            "public" => &mut attrs.public,
             _ => {
                 let mut d = Diagnostic::error(source, wspan, format!("unknown attribute `{key}`"));
                 d = match crate::analyzer::closest(&key, &ATTRIBUTES) {

@@ -7,9 +7,53 @@ use serde_json::Value;
 
 pub const MASK: &str = "********";
 
+/// Derived secret values shorter than this are masked where they stand (the outputs of the step
+/// that derived them) but not searched for in every other text: a secret "7" would mask every 7.
+pub const MIN_DERIVED: usize = 3;
+
+/// A secret value. It formats as the mask, never in clear; [`Secret::expose`] is the one way to
+/// the value, for the places that must send it (an AWS parameter, the script scope).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(MASK)
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(MASK)
+    }
+}
+
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(MASK)
+    }
+}
+
 #[derive(Clone, Default)]
 pub struct Redactor {
     secrets: Arc<RwLock<Vec<String>>>,
+}
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.secrets.read().map(|s| s.len()).unwrap_or(0);
+        write!(f, "Redactor({n} secrets)")
+    }
 }
 
 impl Redactor {
@@ -24,6 +68,42 @@ impl Redactor {
                 // Longest first, so a secret containing another is masked whole.
                 s.sort_by_key(|x| std::cmp::Reverse(x.len()));
             }
+        }
+    }
+
+    /// Remembers every value in something derived from a secret (a script's outputs, an
+    /// expression over a secret): strings and numbers of at least [`MIN_DERIVED`] characters.
+    pub fn add_derived(&self, v: &Value) {
+        let mut stack = vec![v];
+        while let Some(v) = stack.pop() {
+            match v {
+                Value::String(s) if s.chars().count() >= MIN_DERIVED => self.add(s),
+                Value::Number(n) if n.to_string().len() >= MIN_DERIVED => self.add(&n.to_string()),
+                Value::Array(a) => stack.extend(a),
+                Value::Object(o) => stack.extend(o.values()),
+                _ => {}
+            }
+        }
+    }
+
+    /// Every leaf of `v` masked, keeping its shape: the stored outputs of a step that read a
+    /// secret. Keys in `public` keep their values.
+    pub fn mask_all(v: &Value, public: &[String]) -> Value {
+        match v {
+            Value::Object(o) => Value::Object(
+                o.iter()
+                    .map(|(k, x)| {
+                        if public.iter().any(|p| p == k) {
+                            (k.clone(), x.clone())
+                        } else {
+                            (k.clone(), Self::mask_all(x, &[]))
+                        }
+                    })
+                    .collect(),
+            ),
+            Value::Array(a) => Value::Array(a.iter().map(|x| Self::mask_all(x, &[])).collect()),
+            Value::Null => Value::Null,
+            _ => Value::String(MASK.into()),
         }
     }
 
@@ -63,5 +143,25 @@ mod tests {
         assert_eq!(r.text("a hunter22x b hunter2"), format!("a {MASK} b {MASK}"));
         let v = r.value(&serde_json::json!({"k": ["hunter2", 1]}));
         assert_eq!(v, serde_json::json!({"k": [MASK, 1]}));
+    }
+
+    #[test]
+    fn secrets_never_format_in_clear() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s} {s:?}"), format!("{MASK} {MASK}"));
+        assert_eq!(serde_json::to_string(&s).expect("json"), format!("\"{MASK}\""));
+        assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn derived_values_are_remembered_from_the_minimum_length() {
+        let r = Redactor::default();
+        r.add_derived(&serde_json::json!({"a": "UNTER2", "b": [1234, "ab"], "c": true}));
+        assert_eq!(r.text("UNTER2 1234 ab true"), format!("{MASK} {MASK} ab true"));
+        let masked = Redactor::mask_all(
+            &serde_json::json!({"a": "x", "n": {"m": 1}, "p": "keep"}),
+            &["p".into()],
+        );
+        assert_eq!(masked, serde_json::json!({"a": MASK, "n": {"m": MASK}, "p": "keep"}));
     }
 }

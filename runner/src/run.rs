@@ -1,5 +1,6 @@
 //! `run`, `rehearse`, `plan` and `status`: loading a runbook for execution and reporting on it.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -62,12 +63,13 @@ pub async fn run(args: RunArgs, color: bool, rehearsal: bool) -> Exit {
         Ok(x) => x,
         Err(e) => return e,
     };
-    let mut state_dir = args.state_dir.clone();
+    let state_dir = args.state_dir.clone();
     let mut aws = aws_options(&args.aws);
     let mut emulator = None;
     if rehearsal {
-        // A rehearsal has its own journal, and starts over: its emulator starts empty.
-        state_dir = state_dir.join("rehearsal");
+        // Each rehearsal is a run instance of its own (`rehearsal-<time>`), tied to its own
+        // emulator, which starts empty: a rehearsal always starts over.
+        eprintln!("rehearse: a rehearsal starts over with an empty emulator; it never resumes another run");
         let say = |s: &str| eprintln!("rehearse: {s}");
         match crate::emulator::start(&args.state_dir, &say).await {
             Ok(e) => {
@@ -88,6 +90,8 @@ pub async fn run(args: RunArgs, color: bool, rehearsal: bool) -> Exit {
             }
         }
     }
+    // Hand-over files go beside the journal of the runbook (the run's own directory is named
+    // when its inputs are known).
     let journal_dir = journal::dir_for(&state_dir, Path::new(&runbook.path));
     let ctx = Context::new(aws, &journal_dir, poll_settings());
     if rehearsal {
@@ -105,11 +109,12 @@ pub async fn run(args: RunArgs, color: bool, rehearsal: bool) -> Exit {
         step_mode: args.step,
         from: args.from,
         only: args.only,
-        restart: args.restart || rehearsal,
+        restart: args.restart,
         max_in_flight: args.max_in_flight,
         state_dir,
         color,
         rehearsal,
+        run_name: args.run.clone(),
     };
     let exit = exec::run(source, runbook, ctx, opts).await;
     if let Some(e) = emulator {
@@ -118,14 +123,37 @@ pub async fn run(args: RunArgs, color: bool, rehearsal: bool) -> Exit {
     exit
 }
 
+/// Which run of a runbook `status` and `plan` look at: `--run`, else the most recently updated.
+fn pick_run(runbook_dir: &Path, name: Option<&str>) -> Result<Option<journal::RunSummary>, journal::JournalError> {
+    let runs = Journal::runs(runbook_dir)?;
+    Ok(match name {
+        Some(n) => {
+            let n = journal::run_name(n);
+            runs.into_iter().find(|r| r.name == n)
+        }
+        None => runs.into_iter().find(|r| !r.state.rehearsal),
+    })
+}
+
 pub async fn plan(args: PlanArgs, color: bool) -> Exit {
     let (_source, runbook) = match load_checked(&args.file, color) {
         Ok(x) => x,
         Err(e) => return e,
     };
-    let dir = journal::dir_for(&args.state_dir, Path::new(&runbook.path));
-    let state = Journal::peek(&dir).ok().flatten();
-    let ctx = Context::new(aws_options(&args.aws), &dir, poll_settings());
+    let redactor = crate::redact::Redactor::default();
+    let say = |s: &str| {
+        let _ = crate::ui::print_out(&redactor.text(&crate::ui::sanitize(s)));
+    };
+    let runbook_dir = journal::dir_for(&args.state_dir, Path::new(&runbook.path));
+    let last = match pick_run(&runbook_dir, args.run.as_deref()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("runbook: {e}");
+            return Exit::Usage;
+        }
+    };
+    let state = last.as_ref().map(|r| r.state.clone());
+    let ctx = Context::new(aws_options(&args.aws), &runbook_dir, poll_settings());
     let answers = match &args.answers {
         Some(p) => match inputs::Answers::load(p) {
             Ok(a) => a,
@@ -136,33 +164,61 @@ pub async fn plan(args: PlanArgs, color: bool) -> Exit {
         },
         None => inputs::Answers::default(),
     };
-    let flags = match inputs::flags(&args.inputs) {
+    let flags = match inputs::flags(&args.inputs)
+        .and_then(|f| inputs::check_known(&runbook.settings.inputs, &f, &answers).map(|()| f))
+    {
         Ok(f) => f,
         Err(e) => {
             eprintln!("runbook: {e}");
             return Exit::Usage;
         }
     };
-    let mut env = eval::Env::default();
-    for (name, input) in &runbook.settings.inputs {
-        let v = flags
-            .get(name)
-            .cloned()
-            .or_else(|| answers.inputs.get(name).and_then(inputs::Answers::text))
-            .or_else(|| {
-                state
-                    .as_ref()
-                    .and_then(|s| s.inputs.get(name))
-                    .and_then(|v| v.as_str().map(String::from))
-            })
-            .or_else(|| input.default.clone());
-        if let Some(v) = v {
-            env.inputs.insert(name.clone(), json!(v));
+    let stored = state.as_ref().map(|s| s.inputs.clone()).unwrap_or_default();
+    let src = inputs::Sources {
+        flags: &flags,
+        answers: &answers,
+        stored: &stored,
+    };
+    let resolved = match inputs::resolve(
+        &runbook.settings.inputs,
+        None,
+        &src,
+        inputs::WhenMissing::Leave,
+        &|_, _| Err(std::io::Error::other("plan asks nothing")),
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("runbook: {}", crate::ui::sanitize(&e.to_string()));
+            return Exit::Usage;
         }
+    };
+    // Secrets are registered before anything is printed, and everything printed passes the
+    // redactor: a plan shows what would happen, never a secret.
+    let mut env = eval::Env {
+        redactor: redactor.clone(),
+        ..eval::Env::default()
+    };
+    for (k, v) in &resolved.values {
+        env.inputs.insert(k.clone(), json!(v));
     }
+    for (k, v) in &resolved.secrets {
+        redactor.add(v.expose());
+        env.inputs.insert(k.clone(), json!(v.expose()));
+        env.secret_inputs.insert(k.clone());
+    }
+    let mut changes = Vec::new();
     if let Some(s) = &state {
+        changes = crate::exec::identity::input_changes(&s.inputs, &BTreeMap::new(), &resolved.values, &BTreeMap::new());
+        if let Ok(key) = std::fs::read(runbook_dir.join("key")) {
+            let d = crate::exec::Digester::new(key);
+            for (k, v) in &resolved.secrets {
+                if s.secret_inputs.get(k).is_some_and(|old| *old != d.value(k, v.expose())) {
+                    changes.push(format!("{k}: changed (secret)"));
+                }
+            }
+        }
         for (id, st) in &s.steps {
-            if st.status == journal::StepStatus::Done {
+            if st.status == journal::StepStatus::Done && !st.secret {
                 env.set_step(id, st.outputs.clone());
             }
         }
@@ -174,7 +230,7 @@ pub async fn plan(args: PlanArgs, color: bool) -> Exit {
         let (verdict, what): (String, Vec<String>) = match step.executor.action() {
             None => (
                 "person".into(),
-                vec![if step.executor.word() == "manual" {
+                vec![if matches!(step.executor, crate::model::Executor::Manual) {
                     "a person acts and confirms".into()
                 } else {
                     "script".into()
@@ -208,25 +264,10 @@ pub async fn plan(args: PlanArgs, color: bool) -> Exit {
                                 Verdict::Exists => 0,
                             });
                             (
-                                v.map(|v| {
-                                    serde_json::to_value(v)
-                                        .ok()
-                                        .and_then(|x| x.as_str().map(String::from))
-                                        .unwrap_or_default()
-                                })
-                                .unwrap_or_else(|| "check".into()),
+                                v.map(verdict_word).unwrap_or_else(|| "check".into()),
                                 p.items
                                     .iter()
-                                    .map(|i| {
-                                        format!(
-                                            "{}: {}",
-                                            serde_json::to_value(i.verdict)
-                                                .ok()
-                                                .and_then(|x| x.as_str().map(String::from))
-                                                .unwrap_or_default(),
-                                            i.what
-                                        )
-                                    })
+                                    .map(|i| format!("{}: {}", verdict_word(i.verdict), i.what))
                                     .collect(),
                             )
                         }
@@ -239,51 +280,85 @@ pub async fn plan(args: PlanArgs, color: bool) -> Exit {
         rows.push(json!({ "step": step.id, "executor": step.executor.word(), "action": step.executor.action(), "verdict": verdict, "details": what }));
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+        let v = json!({ "runbook": runbook.path, "changes": changes, "steps": rows });
+        say(&serde_json::to_string_pretty(&redactor.value(&v)).unwrap_or_default());
     } else {
-        println!("plan for {} ({})", runbook.title, runbook.path);
+        say(&format!("plan for {} ({})", runbook.title, runbook.path));
+        for c in &changes {
+            say(&format!("  changed since the last run: {c}"));
+        }
         for r in &rows {
-            println!(
+            say(&format!(
                 "  {:<32} {:<13} {}",
                 r["step"].as_str().unwrap_or(""),
                 r["verdict"].as_str().unwrap_or(""),
                 r["action"].as_str().unwrap_or(r["executor"].as_str().unwrap_or(""))
-            );
+            ));
             for d in r["details"].as_array().into_iter().flatten() {
-                println!("  {:<32} {:<13}   {}", "", "", d.as_str().unwrap_or(""));
+                say(&format!("  {:<32} {:<13}   {}", "", "", d.as_str().unwrap_or("")));
             }
         }
     }
     Exit::Done
 }
 
-pub fn status(file: &Path, state_dir: &Path, json_out: bool, color: bool) -> Exit {
-    let (_source, runbook) = match load::read(file) {
-        Ok(s) => {
-            let (rb, _) = analyzer::check(&s, &Registry::builtin());
-            (s, rb)
-        }
+fn verdict_word(v: Verdict) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|x| x.as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+fn load_unchecked(file: &Path, color: bool) -> Result<Runbook, Exit> {
+    match load::read(file) {
+        Ok(s) => Ok(analyzer::check(&s, &Registry::builtin()).0),
         Err(d) => {
             commands::report(&[d], color);
-            return Exit::Usage;
+            Err(Exit::Usage)
         }
+    }
+}
+
+/// Prints to stdout; a closed pipe is not an error.
+fn out(s: &str) {
+    let _ = crate::ui::print_out(&crate::ui::sanitize(s));
+}
+
+pub fn status(file: &Path, state_dir: &Path, run: Option<&str>, json_out: bool, color: bool) -> Exit {
+    let runbook = match load_unchecked(file, color) {
+        Ok(r) => r,
+        Err(e) => return e,
     };
     let dir = journal::dir_for(state_dir, Path::new(&runbook.path));
-    let state = match Journal::peek(&dir) {
+    let picked = match pick_run(&dir, run) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("runbook: {e}");
             return Exit::Usage;
         }
     };
-    let Some(state) = state else {
+    let others = Journal::runs(&dir).map(|r| r.len()).unwrap_or(0).saturating_sub(1);
+    let Some(picked) = picked else {
+        if let Some(n) = run {
+            eprintln!(
+                "runbook: {} has no run named `{n}` (see `runbook runs {}`)",
+                runbook.path,
+                file.display()
+            );
+            return Exit::Usage;
+        }
         if json_out {
-            println!("{}", json!({ "runbook": runbook.path, "runs": 0 }));
+            out(&json!({ "runbook": runbook.path, "runs": 0 }).to_string());
         } else {
-            println!("{}: never run (no journal in {})", runbook.path, dir.display());
+            out(&format!(
+                "{}: never run (no journal in {})",
+                runbook.path,
+                dir.display()
+            ));
         }
         return Exit::Done;
     };
+    let state = picked.state;
     let steps: Vec<Value> = runbook
         .steps
         .iter()
@@ -300,27 +375,79 @@ pub fn status(file: &Path, state_dir: &Path, json_out: bool, color: bool) -> Exi
         })
         .collect();
     if json_out {
-        let v = json!({ "runbook": runbook.path, "run_id": state.run_id, "started": state.started, "updated": state.updated, "outcome": state.outcome, "steps": steps });
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        let v = json!({ "runbook": runbook.path, "run": picked.name, "rehearsal": state.rehearsal, "run_id": state.run_id, "started": state.started, "updated": state.updated, "outcome": state.outcome, "steps": steps });
+        out(&serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
-        println!(
-            "{} — run {} started {}, last update {}, {}",
+        out(&format!(
+            "{} — {}{} {}, started {}, last update {}, {}",
             runbook.path,
+            if state.rehearsal { "rehearsal " } else { "run " },
+            picked.name,
             state.run_id,
             state.started,
             state.updated,
             state.outcome.as_deref().unwrap_or("in progress or stopped")
-        );
+        ));
         for s in &steps {
             let extra = s["error"].as_str().or(s["waiting_for"].as_str()).unwrap_or("");
-            println!(
+            out(&format!(
                 "  {:<32} {:<8} {}  {}",
                 s["step"].as_str().unwrap_or(""),
                 s["status"].as_str().unwrap_or(""),
                 s["finished"].as_str().or(s["started"].as_str()).unwrap_or(""),
                 extra
-            );
+            ));
         }
+        if others > 0 && run.is_none() {
+            out(&format!(
+                "  ({others} other run{} of this runbook: `runbook runs {}`)",
+                if others == 1 { "" } else { "s" },
+                file.display()
+            ));
+        }
+    }
+    Exit::Done
+}
+
+pub fn runs(file: &Path, state_dir: &Path, json_out: bool, color: bool) -> Exit {
+    let runbook = match load_unchecked(file, color) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    let dir = journal::dir_for(state_dir, Path::new(&runbook.path));
+    let runs = match Journal::runs(&dir) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("runbook: {e}");
+            return Exit::Usage;
+        }
+    };
+    if json_out {
+        let v: Vec<Value> = runs
+            .iter()
+            .map(|r| {
+                json!({ "run": r.name, "rehearsal": r.state.rehearsal, "outcome": r.state.outcome, "started": r.state.started, "updated": r.state.updated, "inputs": r.state.inputs })
+            })
+            .collect();
+        out(&serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Exit::Done;
+    }
+    if runs.is_empty() {
+        out(&format!("{}: never run", runbook.path));
+        return Exit::Done;
+    }
+    out(&format!(
+        "{:<40} {:<10} {:<12} {}",
+        "RUN", "KIND", "OUTCOME", "LAST UPDATE"
+    ));
+    for r in &runs {
+        out(&format!(
+            "{:<40} {:<10} {:<12} {}",
+            r.name,
+            if r.state.rehearsal { "rehearsal" } else { "run" },
+            r.state.outcome.as_deref().unwrap_or("unfinished"),
+            r.state.updated
+        ));
     }
     Exit::Done
 }

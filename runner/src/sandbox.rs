@@ -34,6 +34,84 @@ impl Default for Limits {
     }
 }
 
+/// Deepest value a script may return: well inside what the journal writes and reads back.
+pub const MAX_OUTPUT_DEPTH: usize = 32;
+
+/// Largest value a script may return, strings, arrays and maps together (bytes of text plus
+/// 16 per element).
+pub const MAX_OUTPUT_BYTES: usize = 1 << 20;
+
+/// Stack for the thread a script runs on: deep values are built, compared and dropped by
+/// recursion inside Rhai, and the operation limit bounds how deep they can get.
+pub const SCRIPT_STACK: usize = 512 << 20;
+
+/// Converts what a script returned to JSON, refusing values nested deeper than
+/// [`MAX_OUTPUT_DEPTH`] or larger than [`MAX_OUTPUT_BYTES`] before anything copies them.
+pub fn bounded_json(d: &Dynamic) -> Result<serde_json::Value, String> {
+    let mut budget = MAX_OUTPUT_BYTES;
+    convert(d, 1, &mut budget)
+}
+
+fn spend(budget: &mut usize, n: usize) -> Result<(), String> {
+    *budget = budget.checked_sub(n).ok_or_else(|| {
+        format!(
+            "the script returned more than {} KiB (strings, lists and maps together)",
+            MAX_OUTPUT_BYTES >> 10
+        )
+    })?;
+    Ok(())
+}
+
+fn convert(d: &Dynamic, depth: usize, budget: &mut usize) -> Result<serde_json::Value, String> {
+    use serde_json::Value;
+    if depth > MAX_OUTPUT_DEPTH {
+        return Err(format!(
+            "the script returned a value nested deeper than {MAX_OUTPUT_DEPTH} levels"
+        ));
+    }
+    spend(budget, 16)?;
+    if d.is_unit() {
+        return Ok(Value::Null);
+    }
+    if let Ok(b) = d.as_bool() {
+        return Ok(Value::Bool(b));
+    }
+    if let Ok(i) = d.as_int() {
+        return Ok(Value::from(i));
+    }
+    if let Ok(f) = d.as_float() {
+        return Ok(serde_json::Number::from_f64(f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null));
+    }
+    if let Some(a) = d.read_lock::<rhai::Array>() {
+        let mut out = Vec::with_capacity(a.len().min(1024));
+        for x in a.iter() {
+            out.push(convert(x, depth + 1, budget)?);
+        }
+        return Ok(Value::Array(out));
+    }
+    if let Some(m) = d.read_lock::<rhai::Map>() {
+        let mut out = serde_json::Map::new();
+        for (k, x) in m.iter() {
+            spend(budget, k.len())?;
+            out.insert(k.to_string(), convert(x, depth + 1, budget)?);
+        }
+        return Ok(Value::Object(out));
+    }
+    if let Some(s) = d.read_lock::<rhai::ImmutableString>() {
+        spend(budget, s.len())?;
+        return Ok(Value::String(s.to_string()));
+    }
+    if let Some(b) = d.read_lock::<rhai::Blob>() {
+        spend(budget, b.len())?;
+        return Ok(Value::Array(b.iter().map(|x| Value::from(*x)).collect()));
+    }
+    let s = d.to_string();
+    spend(budget, s.len())?;
+    Ok(Value::String(s))
+}
+
 /// Where a script's `print`, `debug`, `warn` go.
 pub type Log = Arc<dyn Fn(&str) + Send + Sync>;
 
@@ -104,7 +182,7 @@ pub fn describe(err: &EvalAltResult, limits: &Limits) -> String {
             if token.clone().into_string().ok().as_deref() == Some(INTERRUPT_TOKEN) {
                 "interrupted".to_string()
             } else {
-                format!("the script ran past its {}s deadline", limits.deadline.as_secs())
+                format!("the script ran past its {:?} deadline", limits.deadline)
             }
         }
         EvalAltResult::ErrorTooManyOperations(_) => {

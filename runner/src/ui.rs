@@ -1,8 +1,11 @@
 //! What the operator sees while a runbook runs: indicatif spinners and bars on a terminal,
-//! plain timestamped lines otherwise (CI logs). Everything shown passes the redactor.
+//! plain timestamped lines otherwise (CI logs). Everything shown passes the redactor, and every
+//! text from outside (runbooks, answers, AWS) is [`sanitize`]d: only the tool's own colours reach
+//! the terminal as escape sequences.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -14,6 +17,9 @@ pub struct Ui {
     color: bool,
     redactor: Redactor,
     spinner: Mutex<Option<ProgressBar>>,
+    /// Set when stdout is gone (a closed pipe): nothing more is printed, and the run stops at
+    /// its next step boundary.
+    closed: AtomicBool,
 }
 
 fn clock() -> String {
@@ -21,6 +27,36 @@ fn clock() -> String {
     now.get(11..19).unwrap_or("").to_string()
 }
 
+/// Neutralises control characters from text the tool did not write itself: escape sequences
+/// (ESC, CSI, OSC), carriage returns and the C1 range are shown as `\u{..}` instead of acting on the
+/// terminal. Newlines and tabs stay.
+pub fn sanitize(s: &str) -> String {
+    if !s.chars().any(is_hostile) {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if is_hostile(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn is_hostile(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t')
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Prints to stdout, reporting a closed pipe instead of panicking as `println!` would.
+pub fn print_out(s: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(s.as_bytes())?;
+    out.write_all(b"\n")?;
+    out.flush()
+}
 impl Ui {
     pub fn new(color: bool, redactor: Redactor) -> Ui {
         let fancy = std::io::stdout().is_terminal().then(MultiProgress::new);
@@ -29,6 +65,21 @@ impl Ui {
             color,
             redactor,
             spinner: Mutex::new(None),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether stdout was closed under the run (`runbook run … | head`).
+    pub fn closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    fn out(&self, s: &str) {
+        if self.closed() {
+            return;
+        }
+        if print_out(s).is_err() {
+            self.closed.store(true, Ordering::SeqCst);
         }
     }
 
@@ -44,29 +95,42 @@ impl Ui {
         }
     }
 
-    /// A line of output, above any progress bars.
+    /// A line of output from outside the tool (an answer, an AWS message), above any bars.
     pub fn line(&self, s: &str) {
+        self.emit(&sanitize(s));
+    }
+
+    /// A line the tool composed from sanitized parts and its own colours.
+    fn emit(&self, s: &str) {
         let s = self.redactor.text(s);
         match &self.fancy {
             Some(mp) => {
-                let _ = mp.println(&s);
+                if mp.println(&s).is_err() {
+                    self.closed.store(true, Ordering::SeqCst);
+                }
             }
-            None => println!("{} {s}", clock()),
+            None => self.out(&format!("{} {s}", clock())),
         }
     }
 
-    /// Text shown as is (section prose, hand-over details): no timestamp.
+    /// Text shown as is (hand-over details, instructions): no timestamp.
     pub fn block(&self, s: &str) {
+        self.block_styled(&sanitize(s));
+    }
+
+    /// Text the tool styled itself from sanitized input (section prose rendered for a terminal).
+    pub fn block_styled(&self, s: &str) {
         let s = self.redactor.text(s);
         match &self.fancy {
             Some(mp) => {
-                mp.suspend(|| println!("{s}"));
+                mp.suspend(|| self.out(&s));
             }
-            None => println!("{s}"),
+            None => self.out(&s),
         }
     }
 
     pub fn step_started(&self, id: &str, what: &str) {
+        let (id, what) = (sanitize(id), sanitize(what));
         let msg = format!("{} {id}  {what}", self.paint("1;34", "▶"));
         match &self.fancy {
             Some(mp) => {
@@ -81,16 +145,17 @@ impl Ui {
                     *s = Some(pb);
                 }
             }
-            None => self.line(&msg),
+            None => self.emit(&msg),
         }
     }
 
     /// Updates the current step's spinner (polling status), or prints a line.
     pub fn status(&self, s: &str) {
+        let s = sanitize(s);
         let current = self.spinner.lock().ok().and_then(|g| g.clone());
         match current {
-            Some(pb) => pb.set_message(self.redactor.text(s)),
-            None => self.line(&format!("  … {s}")),
+            Some(pb) => pb.set_message(self.redactor.text(&s)),
+            None => self.emit(&format!("  … {s}")),
         }
     }
 
@@ -105,17 +170,22 @@ impl Ui {
             "skipped" => self.paint("2", "↷"),
             "failed" => self.paint("1;31", "✗"),
             "waiting" => self.paint("1;33", "⏸"),
-            other => other.to_string(),
+            other => sanitize(other),
         };
-        self.line(&format!("{mark} {id}  {detail}"));
+        self.emit(&format!("{mark} {}  {}", sanitize(id), sanitize(detail)));
     }
 
     pub fn warn(&self, s: &str) {
-        self.line(&format!("{} {s}", self.paint("1;33", "warning:")));
+        self.emit(&format!("{} {}", self.paint("1;33", "warning:"), sanitize(s)));
     }
 
     pub fn note(&self, s: &str) {
-        self.line(&format!("{} {s}", self.paint("1;36", "note:")));
+        self.emit(&format!("{} {}", self.paint("1;36", "note:"), sanitize(s)));
+    }
+
+    /// An error or hand-over message on stderr, redacted and sanitized.
+    pub fn error(&self, s: &str) {
+        eprintln!("{}", self.redactor.text(&sanitize(s)));
     }
 
     /// A bar for a fan-out of `total` items.
@@ -127,7 +197,7 @@ impl Ui {
                     .unwrap_or_else(|_| ProgressStyle::default_bar())
                     .progress_chars("=> "),
             );
-            pb.set_prefix(id.to_string());
+            pb.set_prefix(sanitize(id));
             pb
         });
         Fanout {

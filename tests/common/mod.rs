@@ -352,3 +352,32 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .expect("runtime")
         .block_on(f)
 }
+
+/// The run directories under a state directory (each holds `state.json` and `transcript.jsonl`:
+/// `STATE/<runbook>-<hash>/runs/<name>/`).
+pub fn run_dirs(state: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![state.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let p = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                if p.join("state.json").exists() || p.join("transcript.jsonl").exists() {
+                    out.push(p.clone());
+                }
+                stack.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Every transcript under a state directory, concatenated.
+pub fn transcripts(state: &Path) -> String {
+    run_dirs(state)
+        .iter()
+        .map(|d| std::fs::read_to_string(d.join("transcript.jsonl")).unwrap_or_default())
+        .collect()
+}

@@ -121,7 +121,7 @@ impl Action for EnsureUser {
         ctx.emit(Event::Intent {
             call: "identitystore:CreateUser".into(),
             target: p.user_name.clone(),
-        });
+        })?;
         let res = ctx
             .identitystore(region)
             .await?
@@ -144,7 +144,7 @@ impl Action for EnsureUser {
                     call: "identitystore:CreateUser".into(),
                     target: p.user_name.clone(),
                     request_id: None,
-                });
+                })?;
                 Ok(User {
                     user_id: out.user_id().to_string(),
                     created: true,

@@ -116,7 +116,7 @@ impl Action for EnsureOrganization {
         ctx.emit(Event::Intent {
             call: "organizations:CreateOrganization".into(),
             target: p.feature_set.as_str().into(),
-        });
+        })?;
         let out = client
             .create_organization()
             .feature_set(OrganizationFeatureSet::from(p.feature_set.as_str()))
@@ -128,7 +128,7 @@ impl Action for EnsureOrganization {
                     call: "organizations:CreateOrganization".into(),
                     target: p.feature_set.as_str().into(),
                     request_id: None,
-                });
+                })?;
                 let o = out.organization();
                 Ok(Organization {
                     id: o.and_then(|o| o.id()).unwrap_or_default().to_string(),
@@ -479,7 +479,7 @@ impl Action for EnsureAccount {
         ctx.emit(Event::Intent {
             call: "organizations:CreateAccount".into(),
             target: target.clone(),
-        });
+        })?;
         let out = match create_account(ctx, &p).await? {
             Created::Answer(out) => out,
             Created::Found(found) => {
@@ -491,7 +491,7 @@ impl Action for EnsureAccount {
                     call: "organizations:CreateAccount".into(),
                     target,
                     request_id: request.clone(),
-                });
+                })?;
                 return Ok(EnsuredAccount {
                     account_id,
                     create_request_id: request,
@@ -505,7 +505,7 @@ impl Action for EnsureAccount {
             call: "organizations:CreateAccount".into(),
             target,
             request_id: Some(req.clone()),
-        });
+        })?;
         let account_id = match (st.and_then(|s| s.state()), st.and_then(|s| s.account_id())) {
             // Already final in the answer: no need to ask again.
             (Some(CreateAccountState::Succeeded), Some(id)) => id.to_string(),
@@ -581,7 +581,7 @@ async fn create_account(ctx: &Context, p: &EnsureAccountParams) -> Result<Create
                     p.name,
                     err.code().unwrap_or("an error")
                 ),
-            });
+            })?;
             return Ok(Created::Found(found));
         }
         tokio::time::sleep(backoff).await;

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use aws_sdk_ssoadmin::types::{PrincipalType as SdkPrincipal, StatusValues, TargetType};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -305,7 +305,7 @@ impl Action for EnsurePermissionSet {
                 ctx.emit(Event::Intent {
                     call: "sso-admin:CreatePermissionSet".into(),
                     target: p.name.clone(),
-                });
+                })?;
                 let res = client
                     .create_permission_set()
                     .instance_arn(&p.instance_arn)
@@ -326,7 +326,7 @@ impl Action for EnsurePermissionSet {
                             call: "sso-admin:CreatePermissionSet".into(),
                             target: p.name.clone(),
                             request_id: None,
-                        });
+                        })?;
                         arn
                     }
                     Err(e) => {
@@ -491,12 +491,12 @@ async fn assign_one(
     client: &aws_sdk_ssoadmin::Client,
     p: &AssignmentParams,
     account: String,
-) -> AssignmentResult {
+) -> Result<AssignmentResult, PluginError> {
     let target = format!("{} {} in {account}", p.principal_type.sdk().as_str(), p.principal_id);
     ctx.emit(Event::Intent {
         call: "sso-admin:CreateAccountAssignment".into(),
         target: target.clone(),
-    });
+    })?;
     let mut attempt = 0u32;
     let created = loop {
         let res = client
@@ -519,11 +519,11 @@ async fn assign_one(
                     tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt))).await;
                     continue;
                 }
-                return AssignmentResult {
+                return Ok(AssignmentResult {
                     account_id: account,
                     status: format!("failed: {e}"),
                     request_id: None,
-                };
+                });
             }
         }
     };
@@ -533,7 +533,7 @@ async fn assign_one(
         call: "sso-admin:CreateAccountAssignment".into(),
         target,
         request_id: req.clone(),
-    });
+    })?;
     let outcome = match st.and_then(|s| s.status()) {
         Some(StatusValues::Succeeded) => Ok(()),
         Some(StatusValues::Failed) => Err(st
@@ -550,14 +550,14 @@ async fn assign_one(
             None => Err("AWS returned no request id to follow".into()),
         },
     };
-    AssignmentResult {
+    Ok(AssignmentResult {
         account_id: account,
         status: match outcome {
             Ok(()) => "created".into(),
             Err(reason) => format!("failed: {reason}"),
         },
         request_id: req,
-    }
+    })
 }
 
 /// Polls one CreateAccountAssignment request to SUCCEEDED or FAILED.
@@ -664,8 +664,9 @@ impl Action for EnsureAssignment {
                 }
             })
             .buffer_unordered(p.max_in_flight.max(1))
-            .collect()
-            .await;
+            // A journal that cannot record an intent stops the fan-out before its next call.
+            .try_collect()
+            .await?;
         let created = made.iter().filter(|r| r.status == "created").count();
         results.extend(made);
         let failed: Vec<&AssignmentResult> = results.iter().filter(|r| r.status.starts_with("failed")).collect();

@@ -101,7 +101,7 @@ impl Action for WhoAmI {
                     "you are signed in as the root user of {}; use it only for the tasks that need it",
                     id.account_id
                 ),
-            });
+            })?;
         }
         Ok(id)
     }

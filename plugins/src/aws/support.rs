@@ -116,12 +116,32 @@ fn slug(s: &str) -> String {
     out.trim_matches('-').chars().take(60).collect()
 }
 
+/// Writes `text` to `path` readable by the owner only (0600), replacing it atomically and never
+/// following a symlink planted at the temporary name.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".support-case")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .tempfile_in(dir)?;
+    tmp.write_all(text.as_bytes())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
 /// Writes the case text where the operator can copy it into the console form.
 fn hand_over(ctx: &Context, p: &EnsureCaseParams) -> Result<Case, PluginError> {
     let dir = ctx.state_dir();
     std::fs::create_dir_all(dir).map_err(|e| PluginError::Other(format!("{}: {e}", dir.display())))?;
-    let path = dir.join(format!("support-case-{}.md", slug(&p.subject)));
-    let text = format!(
+    // Secrets stay out of the file's text and of its name (which is printed and journaled).
+    let name = match slug(&ctx.redact(&p.subject)) {
+        s if s.is_empty() => "case".to_string(),
+        s => s,
+    };
+    let path = dir.join(format!("support-case-{name}.md"));
+    let text = ctx.redact(&format!(
         "# Support case to open by hand\n\nThis account's support plan has no Support API. Open the case in the console:\n\n{CONSOLE_LINK}\n\n- Type: Account and billing\n- Service: Account ({})\n- Category: Activation ({})\n- Severity: {}\n- Contact method: Chat (or Web)\n- CC: {}\n\n## Subject\n\n{}\n\n## Description\n\n{}\n",
         p.service_code,
         p.category_code,
@@ -133,17 +153,14 @@ fn hand_over(ctx: &Context, p: &EnsureCaseParams) -> Result<Case, PluginError> {
         },
         p.subject,
         p.body
-    );
-    let tmp = path.with_extension("md.tmp");
-    std::fs::write(&tmp, text)
-        .and_then(|_| std::fs::rename(&tmp, &path))
-        .map_err(|e| PluginError::Other(format!("{}: {e}", path.display())))?;
+    ));
+    write_private(&path, &text).map_err(|e| PluginError::Other(format!("{}: {e}", path.display())))?;
     ctx.emit(Event::Note {
         message: format!(
             "this account's support plan has no Support API: open the case at {CONSOLE_LINK}\n  the case text is in {}",
             path.display()
         ),
-    });
+    })?;
     Ok(Case {
         case_id: String::new(),
         display_id: String::new(),
@@ -219,7 +236,7 @@ impl Action for EnsureCase {
         ctx.emit(Event::Intent {
             call: "support:CreateCase".into(),
             target: p.subject.clone(),
-        });
+        })?;
         let res = client
             .create_case()
             .subject(&p.subject)
@@ -246,14 +263,14 @@ impl Action for EnsureCase {
             call: "support:CreateCase".into(),
             target: p.subject.clone(),
             request_id: Some(case_id.clone()),
-        });
+        })?;
         let (display_id, status) = match find_case(ctx, &p).await {
             Ok(Some((_, d, s))) => (d, s),
             _ => (String::new(), "opened".into()),
         };
         ctx.emit(Event::Note {
             message: format!("support case {display_id} opened ({case_id})"),
-        });
+        })?;
         Ok(Case {
             case_id,
             display_id,

@@ -1,0 +1,101 @@
+//! Who is calling: the caller identity (sts GetCallerIdentity) checked against the runbook's
+//! `[guard]` before every mutating step, and shown in prompts.
+
+use runbook_plugins::aws::sts::Identity;
+use serde_json::Value;
+
+use super::{Shared, StepError};
+use crate::eval::Env;
+
+impl Shared {
+    pub(super) async fn identity(&self) -> Result<&Identity, StepError> {
+        self.identity
+            .get_or_init(|| async {
+                runbook_plugins::aws::sts::caller(&self.ctx)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .as_ref()
+            .map_err(|e| StepError::failed(format!("cannot tell who is calling: {e}")))
+    }
+
+    /// Who is acting, for prompts and the transcript ("123456789012 as AdministratorAccess/alice").
+    pub(super) fn who(&self) -> Option<String> {
+        match self.identity.get() {
+            Some(Ok(id)) => Some(format!(
+                "{} as {}",
+                id.account_id,
+                if id.is_root { "root" } else { &id.name }
+            )),
+            _ => None,
+        }
+    }
+
+    /// Checks the runbook's guard before a mutating step.
+    pub(super) async fn guard(&self, env: &Env) -> Result<(), StepError> {
+        let Some(guard) = self.runbook.settings.guard.clone() else {
+            return Ok(());
+        };
+        let engine = self.engine();
+        let text = |v: &Option<String>| -> Result<Option<String>, StepError> {
+            match v {
+                Some(s) => match env.interpolate(&engine, s, None).map_err(StepError::failed)? {
+                    Value::String(s) => Ok(Some(s)),
+                    other => Ok(Some(other.to_string())),
+                },
+                None => Ok(None),
+            }
+        };
+        let account = text(&guard.account)?;
+        let region = text(&guard.region)?;
+        let id = self.identity().await?;
+        match account.as_deref() {
+            None | Some("any") => {}
+            Some("management") => {
+                let mgmt = self
+                    .management
+                    .get_or_init(|| async {
+                        match runbook_plugins::aws::organizations::describe(&self.ctx).await {
+                            Ok(Some(o)) => Ok(o.management_account_id),
+                            Ok(None) => Ok(id.account_id.clone()), // no organization yet: this account will manage it
+                            Err(e) => Err(e.to_string()),
+                        }
+                    })
+                    .await
+                    .clone()
+                    .map_err(|e| StepError::failed(format!("guard: {e}")))?;
+                if mgmt != id.account_id {
+                    return Err(StepError::Failed {
+                        message: format!(
+                            "guard: this runbook must run as the management account {mgmt}, but the credentials are for {}",
+                            id.account_id
+                        ),
+                        hint: Some("sign in to the management account (or pick its --profile) and run again".into()),
+                    });
+                }
+            }
+            Some(want) => {
+                if want != id.account_id {
+                    return Err(StepError::Failed {
+                        message: format!(
+                            "guard: this runbook must run in account {want}, but the credentials are for {}",
+                            id.account_id
+                        ),
+                        hint: Some("pick the right --profile and run again".into()),
+                    });
+                }
+            }
+        }
+        if let Some(want) = region {
+            let have = self.ctx.region().await.map_err(StepError::from)?;
+            if want != have {
+                return Err(StepError::Failed {
+                    message: format!("guard: this runbook must run in region {want}, but the region is {have}"),
+                    hint: Some(format!("run with --region {want}")),
+                });
+            }
+        }
+        Ok(())
+    }
+}

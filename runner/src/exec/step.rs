@@ -1,0 +1,147 @@
+//! One step: dispatch by kind, retries with backoff (`retries=`), the step's deadline
+//! (`timeout=`), and `run --step`'s gate.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use runbook_plugins::{Context, Memo};
+use serde_json::Value;
+
+use super::events::StepEvents;
+use super::identity::Prepared;
+use super::{Outcome, Shared, StepError};
+use crate::eval::Env;
+use crate::model::{Executor, Step};
+
+pub(super) fn describe(step: &Step) -> String {
+    match &step.executor {
+        Executor::Aws { action } => format!("aws {action}"),
+        Executor::Net { action } => format!("net {action}"),
+        Executor::Manual => "manual".into(),
+        Executor::Rhai => "rhai".into(),
+    }
+}
+
+/// The step's `timeout=`, when it has one.
+pub(super) fn timeout(step: &Step) -> Option<Duration> {
+    step.attrs
+        .timeout
+        .as_ref()
+        .and_then(|t| runbook_plugins::aws::parse_duration(&t.value))
+}
+
+impl Shared {
+    /// The plugin context for one step (or one item): its events, deadline and shared reads.
+    pub(super) fn context_for(self: &Arc<Self>, step: &Step, item: Option<String>, memo: Option<Arc<Memo>>) -> Context {
+        self.ctx
+            .with_events(Arc::new(StepEvents {
+                shared: self.clone(),
+                step: step.id.clone(),
+                item,
+            }))
+            .with_deadline(timeout(step).map(|d| Instant::now() + d))
+            .with_memo(memo)
+    }
+}
+
+pub(super) enum Gate {
+    Run,
+    Skip,
+    Quit,
+}
+
+/// `run --step`: shows what the step will do, then asks.
+pub(super) async fn gate(shared: &Arc<Shared>, step: &Step, plan: &Prepared) -> Gate {
+    shared.ui.line(&format!("next: {}  {}", step.id, describe(step)));
+    if let (Some(action), Some(params)) = (step.executor.action(), &plan.params) {
+        shared
+            .ui
+            .block(&format!("  parameters: {}", shared.redactor.value(params)));
+        if let Some(a) = shared.registry.get(&action) {
+            match a.plan(&shared.context_for(step, None, None), params.clone()).await {
+                Ok(plan) => {
+                    for i in plan.items {
+                        shared.ui.block(&format!("  {:?}: {}", i.verdict, i.what));
+                    }
+                }
+                Err(e) => shared.ui.block(&format!("  plan: {e}")),
+            }
+        }
+    }
+    match shared.ui.suspend(|| crate::prompt::run_skip_quit(&step.id)) {
+        Ok(0) => Gate::Run,
+        Ok(1) => Gate::Skip,
+        _ => Gate::Quit,
+    }
+}
+
+pub(super) async fn run_with_retries(
+    shared: &Arc<Shared>,
+    step: &Step,
+    env: &Env,
+    plan: &Prepared,
+) -> Result<Outcome, StepError> {
+    let retries: u32 = step
+        .attrs
+        .retries
+        .as_ref()
+        .and_then(|r| r.value.parse().ok())
+        .unwrap_or(0);
+    let mut attempt = 0;
+    loop {
+        let fut = async {
+            match &plan.items {
+                Some(items) => super::fanout::fan_out(shared, step, env, plan, items).await,
+                None => run_once(shared, step, env, None, plan.params.clone(), None).await,
+            }
+        };
+        let res = tokio::select! {
+            r = fut => r,
+            _ = shared.interrupt.notified() => Err(StepError::Interrupted),
+        };
+        match res {
+            Err(e) if e.retryable() && attempt < retries && !shared.interrupted.load(Ordering::SeqCst) => {
+                attempt += 1;
+                let wait = Duration::from_secs(1 << attempt.min(5));
+                if let StepError::Failed { message, .. } = &e {
+                    shared.ui.warn(&format!(
+                        "{} failed ({message}); retry {attempt} of {retries} in {}s",
+                        step.id,
+                        wait.as_secs()
+                    ));
+                }
+                tokio::time::sleep(wait).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Runs a step once (for one item of a fan-out, when `item` is given).
+pub(super) async fn run_once(
+    shared: &Arc<Shared>,
+    step: &Step,
+    env: &Env,
+    item: Option<(&Value, String)>,
+    params: Option<Value>,
+    memo: Option<Arc<Memo>>,
+) -> Result<Outcome, StepError> {
+    match &step.executor {
+        Executor::Aws { .. } | Executor::Net { .. } => {
+            let name = step.executor.action().unwrap_or_default();
+            let action = shared
+                .registry
+                .get(&name)
+                .ok_or_else(|| StepError::failed(format!("unknown action `{name}`")))?;
+            let params = params.ok_or_else(|| StepError::failed("parameters were not resolved"))?;
+            if action.info().mutates {
+                shared.guard(env).await?;
+            }
+            let ctx = shared.context_for(step, item.map(|(_, k)| k), memo);
+            Ok(Outcome::public(action.apply(&ctx, params).await?))
+        }
+        Executor::Manual => super::person::run_manual(shared, step, env, item.map(|(v, _)| v)).await,
+        Executor::Rhai => super::script::run_rhai(shared, step, env, item.map(|(v, _)| v)).await,
+    }
+}

@@ -1,0 +1,544 @@
+//! Attacks on the run's central promises, through the binary and the emulator: a step whose
+//! resolved values changed runs again; no call goes out without its intent on disk; runs are
+//! instances; output cannot be hijacked; secrets stay secret; scripts stay bounded and pure; the
+//! state directory cannot be redirected.
+
+mod common;
+
+use common::fault_proxy::{FaultProxy, Rules};
+use common::{Moto, Test, block_on, repo, sdk};
+
+fn runbook(name: &str) -> String {
+    repo().join("runbooks").join(name).display().to_string()
+}
+
+const PART2_ANSWERS: &str = r#"
+[inputs]
+home_region = "us-east-1"
+identity_source = "identity-center-directory"
+admin_email = "cloud-admins@example.com"
+
+[steps.enable-identity-center]
+confirm = true
+[steps.verify-organization-email]
+confirm = true
+[steps.set-password]
+confirm = true
+[steps.identity-center-mfa]
+confirm = true
+[steps.portal-sign-in]
+confirm = true
+[steps.sign-out-root]
+confirm = true
+"#;
+
+/// User names in the emulator's Identity Store.
+fn user_names(endpoint: &str) -> Vec<String> {
+    block_on(async {
+        let ctx = sdk(endpoint);
+        let sso = ctx.sso_admin(None).await.expect("client");
+        let ic = sso.list_instances().send().await.expect("instances");
+        let store = ic.instances()[0].identity_store_id().expect("store").to_string();
+        let ids = ctx.identitystore(None).await.expect("client");
+        let users = ids.list_users().identity_store_id(&store).send().await.expect("users");
+        let mut names: Vec<String> = users
+            .users()
+            .iter()
+            .filter_map(|u| u.user_name().map(String::from))
+            .collect();
+        names.sort();
+        names
+    })
+}
+
+fn account_names(endpoint: &str) -> Vec<String> {
+    block_on(async {
+        let ctx = sdk(endpoint);
+        let org = ctx.organizations().await.expect("client");
+        let mut names = Vec::new();
+        let mut token = None;
+        loop {
+            let page = org
+                .list_accounts()
+                .set_next_token(token)
+                .send()
+                .await
+                .expect("accounts");
+            names.extend(page.accounts().iter().filter_map(|a| a.name().map(String::from)));
+            token = page.next_token().filter(|t| !t.is_empty()).map(String::from);
+            if token.is_none() {
+                break;
+            }
+        }
+        names.sort();
+        names
+    })
+}
+
+#[test]
+fn a_changed_input_runs_the_aws_step_again_and_creates_the_new_user() {
+    let moto = Moto::start();
+    let t = Test::new().file("answers.toml", PART2_ANSWERS).aws(&moto.endpoint);
+    let run = |user: &str| {
+        t.run_args(&[
+            "run".into(),
+            runbook("part-2-identity-center.md"),
+            "--answers".into(),
+            "answers.toml".into(),
+            "--input".into(),
+            format!("admin_user={user}"),
+        ])
+    };
+    let first = run("alice");
+    assert_eq!(first.code, 0, "{first:?}");
+    assert_eq!(user_names(&moto.endpoint), vec!["alice".to_string()]);
+    let second = run("bob");
+    assert_eq!(second.code, 0, "{second:?}");
+    assert!(
+        second
+            .stdout
+            .contains("changed since the last run: admin_user: alice → bob"),
+        "{second:?}"
+    );
+    assert!(!second.stdout.contains("admin-user  already done"), "{second:?}");
+    assert_eq!(
+        user_names(&moto.endpoint),
+        vec!["alice".to_string(), "bob".to_string()],
+        "the user of the new input exists"
+    );
+}
+
+#[test]
+fn a_manual_step_whose_resolved_text_changed_is_asked_again() {
+    let t = Test::new()
+        .file(
+            "r.md",
+            "# R\n\n```runbook\n[inputs.x]\nprompt = \"x\"\n```\n\n```manual id=greet\ninstructions = \"hello ${inputs.x}\"\n```\n",
+        )
+        .file("yes.toml", "[steps.greet]\nconfirm = true\n");
+    let first = t.run_args(&[
+        "run".into(),
+        "r.md".into(),
+        "--input".into(),
+        "x=a".into(),
+        "--answers".into(),
+        "yes.toml".into(),
+    ]);
+    assert_eq!(first.code, 0, "{first:?}");
+    let same = t.run_args(&["run".into(), "r.md".into(), "--input".into(), "x=a".into()]);
+    assert_eq!(same.code, 0, "unchanged: already done, nothing asked: {same:?}");
+    assert!(same.stdout.contains("greet  already done"), "{same:?}");
+    let changed = t.run_args(&["run".into(), "r.md".into(), "--input".into(), "x=b".into()]);
+    assert_eq!(changed.code, 3, "the person is asked again: {changed:?}");
+    assert!(changed.stdout.contains("hello b"), "{changed:?}");
+    assert!(
+        changed.stderr.contains("waiting for a person at step `greet`"),
+        "{changed:?}"
+    );
+}
+
+#[test]
+fn two_runs_with_different_inputs_are_both_kept_and_listed() {
+    let t = Test::new()
+        .file(
+            "r.md",
+            "# R\n\n```runbook\n[inputs.user]\nprompt = \"user\"\nkey = true\n```\n\n```manual id=greet\ninstructions = \"onboard ${inputs.user}\"\n```\n",
+        )
+        .file("yes.toml", "[steps.greet]\nconfirm = true\n");
+    for user in ["alice", "bob"] {
+        let out = t.run_args(&[
+            "run".into(),
+            "r.md".into(),
+            "--input".into(),
+            format!("user={user}"),
+            "--answers".into(),
+            "yes.toml".into(),
+        ]);
+        assert_eq!(out.code, 0, "{out:?}");
+        assert!(out.stdout.contains(&format!("(run user={user})")), "{out:?}");
+    }
+    let named = t.run_args(&[
+        "run".into(),
+        "r.md".into(),
+        "--run".into(),
+        "carol-onboarding".into(),
+        "--input".into(),
+        "user=carol".into(),
+    ]);
+    assert_eq!(named.code, 3, "{named:?}");
+    let runs = t.run_args(&["runs".into(), "r.md".into()]);
+    assert_eq!(runs.code, 0, "{runs:?}");
+    for name in ["user=alice", "user=bob", "carol-onboarding"] {
+        assert!(runs.stdout.contains(name), "{name} listed: {runs:?}");
+    }
+    let alice = t.run_args(&["status".into(), "r.md".into(), "--run".into(), "user=alice".into()]);
+    assert!(
+        alice.stdout.contains("run user=alice") && alice.stdout.contains("done"),
+        "{alice:?}"
+    );
+    // Resuming one run sees its own record: alice is already done.
+    let again = t.run_args(&["run".into(), "r.md".into(), "--input".into(), "user=alice".into()]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(again.stdout.contains("greet  already done"), "{again:?}");
+}
+
+#[test]
+fn a_closed_pipe_is_no_panic() {
+    use std::process::{Command, Stdio};
+    for args in [vec!["list", "--json"], vec!["check"], vec!["list"]] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_runbook"));
+        cmd.args(&args)
+            .arg(repo().join("runbooks"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn");
+        // Close the reading end at once, as `| head -0` would.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_ne!(out.status.code(), Some(101), "{args:?}: {stderr}");
+    }
+    // A run whose stdout closes stops cleanly with its journal closed.
+    let t = Test::new().file(
+        "r.md",
+        "# R\n\n```rhai id=a\n#{ a: 1 }\n```\n\n```rhai id=b\n#{ b: 2 }\n```\n",
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_runbook"))
+        .args(["run", "r.md"])
+        .current_dir(t.dir.path())
+        .env("RUNBOOK_STATE_DIR", t.path(".runbook"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(out.status.code(), Some(101), "{stderr}");
+    let written = t.written();
+    assert!(
+        written.contains(r#""event":"run-finished""#),
+        "journal closed: {written}"
+    );
+}
+
+#[test]
+fn escape_sequences_from_runbooks_answers_and_aws_never_reach_the_terminal() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            fail_with: Some("EMAIL_ALREADY_EXISTS \u{1b}]0;pwned\u{7}\u{1b}[2K✓ all steps done".into()),
+            ..Rules::default()
+        },
+    );
+    let t = Test::new()
+        .aws(&proxy.endpoint)
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .file(
+            "r.md",
+            "# R \u{1b}]0;title\u{7}\n\n## Do it \u{1b}[2K\n\nProse with \u{1b}[31mred\u{1b}[0m and \u{9b}31m.\n\n```manual id=m\ninstructions = \"look \\u001b[1A\\u001b[2K✓ fake\"\n```\n\n```aws organizations.ensure-organization id=org\n```\n\n```aws organizations.ensure-account id=acct\nname = \"x-prod\"\nemail = \"x@example.com\"\n```\n",
+        )
+        .file("a.toml", "[steps.m]\nconfirm = true\n");
+    let out = t.run_args(&["run".into(), "r.md".into(), "--answers".into(), "a.toml".into()]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.all().contains("EMAIL_ALREADY_EXISTS"), "{out:?}");
+    assert!(
+        !out.stdout.contains('\u{1b}') && !out.stdout.contains('\u{9b}'),
+        "raw escape on stdout: {:?}",
+        out.stdout
+    );
+    assert!(
+        !out.stderr.contains('\u{1b}') && !out.stderr.contains('\u{9b}'),
+        "raw escape on stderr: {:?}",
+        out.stderr
+    );
+    assert!(out.all().contains("\\u{1b}"), "shown, neutralised: {out:?}");
+}
+
+#[test]
+fn two_fresh_rehearsals_of_a_fan_out_each_create_their_own_items() {
+    let t = Test::new()
+        .env("RUNBOOK_MOTO_SERVER", &common::moto_server().display().to_string())
+        .file(
+            "r.md",
+            "# R\n\n```aws organizations.ensure-account id=acct for-each='[\"a-prod\", \"b-prod\", \"c-prod\"]'\nname = \"${item}\"\nemail = \"${item}@example.com\"\n```\n",
+        );
+    for n in 0..2 {
+        let out = t.run_args(&["rehearse".into(), "r.md".into()]);
+        assert_eq!(out.code, 0, "rehearsal {n}: {out:?}");
+        assert!(!out.all().contains("items were already done"), "rehearsal {n}: {out:?}");
+        assert!(
+            out.stdout.contains("done now               3"),
+            "rehearsal {n}: {out:?}"
+        );
+    }
+    let runs = t.run_args(&["runs".into(), "r.md".into()]);
+    assert_eq!(runs.stdout.matches("rehearsal-").count(), 2, "{runs:?}");
+}
+
+#[test]
+fn plan_never_prints_a_secret() {
+    let moto = Moto::start();
+    let t = Test::new().aws(&moto.endpoint).file(
+        "r.md",
+        "# R\n\n```runbook\n[inputs.pw]\nprompt = \"pw\"\nsecret = true\n```\n\n```aws organizations.ensure-account id=acct\nname = \"acct-${inputs.pw}\"\nemail = \"x@example.com\"\n```\n\n```aws organizations.ensure-account id=upper\nname = \"u-${inputs.pw.to_upper()}\"\nemail = \"y@example.com\"\n```\n",
+    );
+    block_on(async {
+        runbook_plugins::Registry::builtin()
+            .get("organizations.ensure-organization")
+            .expect("action")
+            .apply(&sdk(&moto.endpoint), serde_json::json!({}))
+            .await
+            .expect("org");
+    });
+    for json in [false, true] {
+        let mut args = vec![
+            "plan".to_string(),
+            "r.md".into(),
+            "--input".into(),
+            "pw=hunter2xyz".into(),
+        ];
+        if json {
+            args.push("--json".into());
+        }
+        let out = t.run_args(&args);
+        assert_eq!(out.code, 0, "{out:?}");
+        assert!(out.stdout.contains("would-create"), "{out:?}");
+        assert!(!out.all().contains("hunter2xyz"), "{out:?}");
+        assert!(!out.all().contains("HUNTER2XYZ"), "a derived secret: {out:?}");
+    }
+}
+
+#[test]
+fn list_json_never_prints_a_secret_default() {
+    let t = Test::new().file(
+        "r.md",
+        "# R\n\n```runbook\n[inputs.pw]\nprompt = \"pw\"\nsecret = true\ndefault = \"s3cr3t-default\"\n```\n\n```rhai id=a\n#{}\n```\n",
+    );
+    let out = t.run_args(&["list".into(), "--json".into(), "r.md".into()]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("\"secret\": true"), "{out:?}");
+    assert!(!out.all().contains("s3cr3t-default"), "{out:?}");
+}
+
+#[test]
+fn a_basic_plan_hand_over_keeps_secrets_out_of_the_file_and_its_name() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            subscription_required: true,
+            ..Rules::default()
+        },
+    );
+    let t = Test::new().aws(&proxy.endpoint).env("AWS_MAX_ATTEMPTS", "1").file(
+        "r.md",
+        "# R\n\n```runbook\n[inputs.pw]\nprompt = \"pw\"\nsecret = true\n```\n\n```aws support.ensure-case id=case\nsubject = \"Reset for Tok3nSecret\"\nbody = \"The code is ${inputs.pw}, and again ${inputs.pw}\"\n```\n",
+    );
+    let text = std::fs::read_to_string(t.path("r.md"))
+        .expect("read")
+        .replace("Tok3nSecret", "${inputs.pw}");
+    std::fs::write(t.path("r.md"), text).expect("write");
+    let out = t.run_args(&["run".into(), "r.md".into(), "--input".into(), "pw=Tok3nSecret".into()]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let written = t.written();
+    assert!(
+        written.contains("Support case to open by hand"),
+        "the hand-over was written"
+    );
+    assert!(!written.to_lowercase().contains("tok3nsecret"), "{written}");
+    assert!(!out.all().to_lowercase().contains("tok3nsecret"), "{out:?}");
+    let mut found = Vec::new();
+    for e in walk(t.path(".runbook")) {
+        if e.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("support-case-"))
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&e).expect("meta").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", e.display());
+            found.push(e);
+        }
+    }
+    assert_eq!(found.len(), 1, "{found:?}");
+}
+
+fn walk(dir: std::path::PathBuf) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_secret_answer_is_asked_again_on_resume_never_replaced_by_the_mask() {
+    let t = Test::new()
+        .file(
+            "r.md",
+            "# R\n\n```manual id=ask\n[ask.pin]\nprompt = \"PIN\"\nsecret = true\npattern = \"[0-9]{4}\"\n```\n\n```manual id=later\nconfirm = \"later?\"\n```\n\n```rhai id=use public=ok\nif steps.ask.pin == \"********\" { fail(\"the mask was used as the PIN\") }\n#{ ok: steps.ask.pin.len() == 4 }\n```\n",
+        )
+        .file("first.toml", "[steps.ask]\nconfirm = true\npin = \"4821\"\n")
+        .file("later.toml", "[steps.later]\nconfirm = true\n")
+        .file("both.toml", "[steps.ask]\nconfirm = true\npin = \"4821\"\n[steps.later]\nconfirm = true\n");
+    let first = t.run_args(&["run".into(), "r.md".into(), "--answers".into(), "first.toml".into()]);
+    assert_eq!(first.code, 3, "stops at `later`: {first:?}");
+    let resumed = t.run_args(&["run".into(), "r.md".into(), "--answers".into(), "later.toml".into()]);
+    assert_eq!(
+        resumed.code, 3,
+        "the PIN is asked again, not taken from the journal: {resumed:?}"
+    );
+    assert!(resumed.stderr.contains("step `ask`"), "{resumed:?}");
+    let done = t.run_args(&["run".into(), "r.md".into(), "--answers".into(), "both.toml".into()]);
+    assert_eq!(done.code, 0, "{done:?}");
+    assert!(done.stdout.contains("ok=true"), "{done:?}");
+    // The answers files sit beside the runbook: only what runbook wrote is searched.
+    let written = common::transcripts(&t.path(".runbook"))
+        + &common::run_dirs(&t.path(".runbook"))
+            .iter()
+            .map(|d| std::fs::read_to_string(d.join("state.json")).unwrap_or_default())
+            .collect::<String>();
+    assert!(written.contains("confirmed"), "{written}");
+    assert!(!written.contains("\"4821\""), "the PIN was written: {written}");
+    assert!(!done.all().contains("4821"), "{done:?}");
+    // The step identity is keyed: no file holds an unkeyed digest a PIN could be guessed from.
+    use sha2::Digest;
+    let plain = hex::encode(sha2::Sha256::digest(b"4821"));
+    assert!(!written.contains(&plain[..16]), "an unkeyed digest of the PIN");
+}
+
+#[test]
+fn values_derived_from_a_secret_are_secret_too() {
+    let t = Test::new().file(
+        "r.md",
+        "# R\n\n```runbook\n[inputs.pw]\nprompt = \"pw\"\nsecret = true\n```\n\n```rhai id=derive public=n\nlet s = inputs.pw;\nprint(s.sub_string(1));\nprint(s.to_upper());\nlet chars = [];\nfor c in s.chars() { chars.push(c.to_string()); }\n#{ tail: s.sub_string(1), upper: s.to_upper(), chars: chars, n: 1 }\n```\n\n```rhai id=after\n#{ again: steps.derive.tail + \"!\" }\n```\n",
+    );
+    let out = t.run_args(&["run".into(), "r.md".into(), "--input".into(), "pw=Hunter2Zq".into()]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let all = format!("{}{}", out.all(), t.written());
+    for leak in ["Hunter2Zq", "unter2Zq", "HUNTER2ZQ", "unter2Zq!"] {
+        assert!(!all.contains(leak), "`{leak}` leaked:\n{all}");
+    }
+    assert!(out.stdout.contains("n=1"), "a public output stays visible: {out:?}");
+}
+
+#[test]
+fn scripts_cannot_reach_aws_or_the_network() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(&moto.endpoint, Rules::default());
+    let t = Test::new().aws(&proxy.endpoint).file(
+        "r.md",
+        "# R\n\n```rhai id=sneaky\nplugin(\"organizations.ensure-account\", #{ name: \"x-prod\", email: \"x@example.com\" })\n```\n",
+    );
+    let out = t.run_args(&["run".into(), "r.md".into()]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("r.md:"), "located: {out:?}");
+    assert!(out.stderr.contains("plugin"), "{out:?}");
+    assert_eq!(proxy.forwarded(), 0, "a script reached AWS");
+    assert!(account_names(&moto.endpoint).is_empty());
+}
+
+#[test]
+fn a_map_bomb_fails_the_step_with_a_located_error() {
+    let t = Test::new().file(
+        "r.md",
+        "# R\n\n```rhai id=bomb\nlet m = #{};\nlet s = \"x\";\ns.pad(1000000, \"y\");\nfor i in 0..1500 { m[\"k\" + i] = s; }\nm\n```\n",
+    );
+    let started = std::time::Instant::now();
+    let out = t.run_args(&["run".into(), "r.md".into()]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("r.md:"), "{out:?}");
+    assert!(started.elapsed().as_secs() < 30, "took {:?}", started.elapsed());
+    let state = walk(t.path(".runbook"));
+    let total: u64 = state
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    assert!(total < 1 << 20, "the journal grew to {total} bytes");
+}
+
+#[test]
+fn deep_values_fail_the_step_and_the_journal_stays_readable() {
+    for depth in [130, 50_000] {
+        let t = Test::new().file(
+            "r.md",
+            format!("# R\n\n```rhai id=deep\nlet x = 1;\nfor i in 0..{depth} {{ x = [x]; }}\n#{{ v: x }}\n```\n"),
+        );
+        let out = t.run_args(&["run".into(), "r.md".into()]);
+        assert_eq!(out.code, 1, "depth {depth}: {out:?}");
+        // Deep values are refused where the script returns them; building one 50,000 deep costs
+        // the script its deadline first. Either way the step fails, the process does not.
+        let why = if depth == 130 {
+            "nested deeper than 32"
+        } else {
+            "deadline"
+        };
+        assert!(out.stderr.contains(why), "depth {depth}: {out:?}");
+        let status = t.run_args(&["status".into(), "r.md".into()]);
+        assert_eq!(status.code, 0, "the journal reads back: {status:?}");
+        let again = t.run_args(&["run".into(), "r.md".into()]);
+        assert_eq!(again.code, 1, "{again:?}");
+    }
+}
+
+#[test]
+fn a_script_honours_its_timeout() {
+    let t = Test::new().file("r.md", "# R\n\n```rhai id=spin timeout=200ms\nloop { }\n```\n");
+    let started = std::time::Instant::now();
+    let out = t.run_args(&["run".into(), "r.md".into()]);
+    let took = started.elapsed();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("200ms deadline"), "{out:?}");
+    assert!(took.as_secs_f64() < 5.0, "ran {took:?}, past its timeout");
+}
+
+#[test]
+fn links_planted_in_the_state_directory_are_never_followed() {
+    for name in ["lock", "transcript.jsonl", ".space-probe", "state.json"] {
+        let t = Test::new().file("r.md", "# R\n\n```rhai id=a\n#{ a: 1 }\n```\n");
+        let first = t.run_args(&["run".into(), "r.md".into()]);
+        assert_eq!(first.code, 0, "{first:?}");
+        let run_dir = walk(t.path(".runbook"))
+            .into_iter()
+            .find(|p| p.file_name().is_some_and(|n| n == "state.json"))
+            .and_then(|p| p.parent().map(|d| d.to_path_buf()))
+            .expect("run dir");
+        let victim = t.path("victim.txt");
+        std::fs::write(&victim, "precious").expect("write");
+        let link = run_dir.join(name);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&victim, &link).expect("link");
+        let out = t.run_args(&["run".into(), "r.md".into(), "--restart".into()]);
+        assert_eq!(
+            std::fs::read_to_string(&victim).expect("read"),
+            "precious",
+            "{name}: followed: {out:?}"
+        );
+        if name != ".space-probe" && name != "state.json" {
+            assert_eq!(out.code, 2, "{name}: {out:?}");
+            assert!(out.stderr.contains("symbolic link"), "{name}: {out:?}");
+        }
+    }
+    // Files are the owner's alone.
+    let t = Test::new().file("r.md", "# R\n\n```rhai id=a\n#{ a: 1 }\n```\n");
+    assert_eq!(t.run_args(&["run".into(), "r.md".into()]).code, 0);
+    use std::os::unix::fs::PermissionsExt;
+    for p in walk(t.path(".runbook")) {
+        let mode = std::fs::metadata(&p).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode & 0o077, 0, "{} is {mode:o}", p.display());
+        let dir = p.parent().expect("parent");
+        let dmode = std::fs::metadata(dir).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(dmode, 0o700, "{} is {dmode:o}", dir.display());
+    }
+}
