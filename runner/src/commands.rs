@@ -67,19 +67,30 @@ pub fn report(diags: &[Diagnostic], color: bool) -> bool {
     diags.iter().any(Diagnostic::is_error)
 }
 
-/// Loads and checks every runbook under the given paths.
+/// Loads and checks every runbook under the given paths. A directory given is the runbooks root
+/// of the runbooks found in it (`on-failure=` and includes stay inside it); a file given alone
+/// has the root [`crate::paths::runbooks_root`] finds.
 pub fn analyse(paths: &[PathBuf]) -> (Vec<Runbook>, Vec<Diagnostic>) {
     let registry = Registry::builtin();
-    let (files, mut diags) = load::collect(paths);
     let mut books = Vec::new();
-    for f in files {
-        match load::read(&f) {
-            Ok(src) => {
-                let (rb, d) = analyzer::check(&src, &registry);
-                diags.extend(d);
-                books.push(rb);
+    let mut diags = Vec::new();
+    for p in paths {
+        let (files, d) = load::collect(std::slice::from_ref(p));
+        diags.extend(d);
+        let root = if p.is_dir() {
+            p.clone()
+        } else {
+            crate::paths::runbooks_root(p)
+        };
+        for f in files {
+            match load::read(&f) {
+                Ok(src) => {
+                    let (rb, d) = analyzer::check_in(&src, &registry, &root);
+                    diags.extend(d);
+                    books.push(rb);
+                }
+                Err(d) => diags.push(d),
             }
-            Err(d) => diags.push(d),
         }
     }
     diagnostic::sort(&mut diags);
@@ -88,8 +99,27 @@ pub fn analyse(paths: &[PathBuf]) -> (Vec<Runbook>, Vec<Diagnostic>) {
 
 fn check(paths: &[PathBuf], json: bool, color: bool) -> Exit {
     let (books, diags) = analyse(paths);
-    let errors = diags.iter().filter(|d| d.is_error()).count();
-    let warnings = diags.len() - errors;
+    // A capped file's closing note counts what it left out.
+    let errors: usize = diags
+        .iter()
+        .map(|d| {
+            if d.is_note() {
+                d.hidden_errors
+            } else {
+                usize::from(d.is_error())
+            }
+        })
+        .sum();
+    let warnings: usize = diags
+        .iter()
+        .map(|d| {
+            if d.is_note() {
+                d.hidden_warnings
+            } else {
+                usize::from(!d.is_error())
+            }
+        })
+        .sum();
     if json {
         println!(
             "{}",

@@ -6,6 +6,7 @@
 //! preprocessor ([`cards::StepCards`]) registered in code; no `mdbook` binary is involved.
 
 pub mod cards;
+pub mod links;
 pub mod reference;
 pub mod serve;
 
