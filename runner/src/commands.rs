@@ -205,6 +205,11 @@ fn render(
             eprintln!("runbook: not rendered: the runbooks in {dir} have errors");
             return Exit::Usage;
         }
+        Err(RenderError::Pages(diags)) => {
+            report(&diags, color);
+            eprintln!("runbook: not rendered: the book's pages have errors");
+            return Exit::Usage;
+        }
         Err(e) => {
             eprintln!("runbook: render: {e}");
             return Exit::Usage;
