@@ -441,3 +441,113 @@ fn rhai_cards_are_rhai_not_a_rust_playground() {
         }
     }
 }
+
+/// The server's pid and port, from `render --serve 127.0.0.1:0`.
+struct Server {
+    child: std::process::Child,
+    port: u16,
+    _t: Test,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(timeout_ms: u64) -> Server {
+    use std::io::BufRead;
+    let t = project(RB);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_runbook"))
+        .args(["render", "--serve", "127.0.0.1:0"])
+        .current_dir(t.dir.path())
+        .env("RUNBOOK_SERVE_TIMEOUT_MS", timeout_ms.to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("serve line");
+    let port = line
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    Server { child, port, _t: t }
+}
+
+fn status_field(pid: u32, field: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    s.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .expect("field")
+}
+
+fn get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("send");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn serve_bounds_request_size_connections_and_time() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let server = serve(1000);
+    let pid = server.child.id();
+    assert!(get(server.port, "/").starts_with("HTTP/1.1 200"));
+
+    // A request line that never ends: cut off long before 64 MiB.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    s.write_all(b"GET /").expect("send");
+    let chunk = vec![b'a'; 1 << 20];
+    let sent = (0..64).take_while(|_| s.write_all(&chunk).is_ok()).count();
+    assert!(sent < 64, "the server read a 64 MiB request line");
+    drop(s);
+
+    // Endless headers: the same.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    s.write_all(b"GET / HTTP/1.1\r\n").expect("send");
+    let header = b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n".repeat(1 << 14);
+    let sent = (0..64).take_while(|_| s.write_all(&header).is_ok()).count();
+    assert!(sent < 64, "the server read 64 MiB of headers");
+    drop(s);
+    assert!(status_field(pid, "VmHWM:") < 200_000, "memory grew with the request");
+
+    // Connections that say nothing are closed after the read timeout.
+    let mut idle = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    idle.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    let t0 = Instant::now();
+    let mut buf = [0u8; 64];
+    let _ = idle.read(&mut buf);
+    assert!(t0.elapsed() < Duration::from_secs(10), "an idle connection was kept");
+
+    // Many connections at once do not make many threads.
+    let many: Vec<_> = (0..200)
+        .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", server.port)).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let threads = status_field(pid, "Threads:");
+    assert!(threads <= 40, "{threads} threads for {} connections", many.len());
+    drop(many);
+    // And once they are gone the site is served again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if get(server.port, "/").starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the server did not recover");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
