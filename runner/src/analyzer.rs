@@ -1,13 +1,13 @@
 //! `runbook check`: everything that can be known about a runbook without touching AWS.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use rhai::{Dynamic, Engine, Scope};
 use runbook_plugins::{FieldSpec, Registry};
 use toml::de::{DeTable, DeValue};
 
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, Diags, Severity};
 use crate::interp::{self, Ref};
 use crate::manual;
 use crate::model::{Executor, Runbook, Step};
@@ -15,13 +15,23 @@ use crate::parser::{self, BodyMap};
 use crate::sandbox;
 use crate::source::{Source, Span};
 
-/// Parses and checks one runbook.
+/// Parses and checks one runbook; its runbooks root is found from where it lies
+/// ([`crate::paths::runbooks_root`]).
 pub fn check(source: &Source, registry: &Registry) -> (Runbook, Vec<Diagnostic>) {
-    let (runbook, mut diags) = parser::parse(source);
+    check_in(source, registry, &crate::paths::runbooks_root(source.path()))
+}
+
+/// Parses and checks one runbook whose `on-failure=` targets and includes must stay inside `root`.
+/// At most [`crate::diagnostic::MAX_PER_FILE`] diagnostics are kept; a note counts the rest.
+pub fn check_in(source: &Source, registry: &Registry, root: &Path) -> (Runbook, Vec<Diagnostic>) {
+    let mut diags = Diags::new();
+    let runbook = parser::parse_into(source, &mut diags);
+    let root = crate::paths::canonical(root);
     let mut cx = Checker {
         source,
         registry,
         runbook: &runbook,
+        root: &root,
         engine: sandbox::checking_engine(),
         diags: &mut diags,
         step_index: runbook
@@ -30,12 +40,20 @@ pub fn check(source: &Source, registry: &Registry) -> (Runbook, Vec<Diagnostic>)
             .enumerate()
             .map(|(i, s)| (interp::step_key(&s.id), i))
             .collect(),
+        anchors: runbook
+            .steps
+            .iter()
+            .map(|s| s.id.as_str())
+            .chain(runbook.sections.iter().map(|s| s.slug.as_str()))
+            .collect(),
+        outputs: HashMap::new(),
     };
     cx.check_settings();
     for (i, step) in runbook.steps.iter().enumerate() {
         cx.check_step(i, step);
     }
-    crate::diagnostic::sort(&mut diags);
+    cx.check_links();
+    let diags = diags.finish(&source.path().display().to_string());
     (runbook, diags)
 }
 
@@ -64,6 +82,7 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// What a later step can read of an earlier one.
+#[derive(Clone)]
 enum Outputs {
     Known(Vec<String>),
     Any,
@@ -73,14 +92,38 @@ struct Checker<'a> {
     source: &'a Source,
     registry: &'a Registry,
     runbook: &'a Runbook,
+    /// The canonical runbooks root: `on-failure=` and includes stay inside it.
+    root: &'a Path,
     engine: &'static Engine,
-    diags: &'a mut Vec<Diagnostic>,
+    diags: &'a mut Diags,
     step_index: HashMap<String, usize>,
+    /// Step ids and section slugs, for `on-failure=#...`.
+    anchors: HashSet<&'a str>,
+    /// Outputs of steps already asked about, by index (a manual body is parsed once).
+    outputs: HashMap<usize, Outputs>,
 }
 
 impl Checker<'_> {
     fn error(&mut self, span: Span, msg: impl Into<String>) {
-        self.diags.push(Diagnostic::error(self.source, span, msg));
+        let source = self.source;
+        self.diags
+            .push_with(Severity::Error, || Diagnostic::error(source, span, msg));
+    }
+
+    /// `{{#include}}` and the other mdBook links in the prose (never in a step block): their
+    /// files must be inside the runbooks root, as `render` requires.
+    fn check_links(&mut self) {
+        let mut machine: Vec<Span> = self.runbook.steps.iter().map(|s| s.span).collect();
+        machine.extend(self.runbook.settings.span);
+        machine.sort_by_key(|s| s.start);
+        let mut expander = crate::render::links::Expander::new(self.root);
+        let mut sink = String::new();
+        for range in crate::render::links::prose_ranges(self.source.text.len(), &machine) {
+            expander.expand(self.source, range, &mut sink);
+            sink.clear();
+        }
+        self.diags
+            .extend(expander.diags.finish(&self.source.path().display().to_string()));
     }
 
     fn check_settings(&mut self) {
@@ -169,7 +212,7 @@ impl Checker<'_> {
 
     fn check_on_failure(&mut self, target: &str, span: Span) {
         if let Some(id) = target.strip_prefix('#') {
-            if self.runbook.step(id).is_none() && !self.runbook.sections.iter().any(|s| s.slug == id) {
+            if !self.anchors.contains(id) {
                 self.error(
                     span,
                     format!("on-failure names `#{id}`, which is no step or section of this runbook"),
@@ -178,12 +221,14 @@ impl Checker<'_> {
             return;
         }
         let (file, _anchor) = target.split_once('#').unwrap_or((target, ""));
-        match crate::paths::resolve_within(Path::new(&self.runbook.path), file) {
-            Ok(p) if p.is_file() => {}
-            Ok(p) => self.error(
-                span,
-                format!("on-failure names `{file}`, but {} does not exist", p.display()),
-            ),
+        match crate::paths::resolve_in(self.root, Path::new(&self.runbook.path), file) {
+            Ok(_) => {}
+            Err(crate::paths::PathError::Missing(p)) => {
+                self.error(span, format!("on-failure names `{file}`, but {p} does not exist"))
+            }
+            Err(why @ crate::paths::PathError::NotRunbook) => {
+                self.error(span, format!("on-failure names `{file}`, which {why}"))
+            }
             Err(why) => self.error(span, format!("on-failure path `{file}` {why}")),
         }
     }
@@ -231,64 +276,67 @@ impl Checker<'_> {
     /// `inputs.X` must be declared; `steps.X.Y` must name an earlier step and one of its outputs.
     fn check_refs(&mut self, code: &str, base: usize, end: usize, index: usize) {
         for r in interp::refs(code) {
-            match r {
-                Ref::Input { name, span } => {
-                    if !self.runbook.settings.inputs.contains_key(&name) {
-                        let names: Vec<&str> = self.runbook.settings.inputs.keys().map(String::as_str).collect();
-                        let at = sub_span(base, end, span);
-                        let mut d = Diagnostic::error(self.source, at, format!("unknown input `{name}`"));
-                        d = match closest(&name, &names) {
+            let (Ref::Input { span, .. } | Ref::Step { span, .. }) = &r;
+            let at = sub_span(base, end, span.clone());
+            self.check_ref(r, at, index);
+        }
+    }
+
+    fn check_ref(&mut self, r: Ref, at: Span, index: usize) {
+        let source = self.source;
+        let runbook = self.runbook;
+        match r {
+            Ref::Input { name, .. } => {
+                if !runbook.settings.inputs.contains_key(&name) {
+                    self.diags.push_with(Severity::Error, || {
+                        let names: Vec<&str> = runbook.settings.inputs.keys().map(String::as_str).collect();
+                        let d = Diagnostic::error(source, at, format!("unknown input `{name}`"));
+                        match closest(&name, &names) {
                             Some(c) => d.with_help(format!("did you mean `{c}`?")),
                             None if names.is_empty() => {
                                 d.with_help("declare it under [inputs.NAME] in the `runbook` block")
                             }
                             None => d.with_help(format!("inputs are: {}", names.join(", "))),
-                        };
-                        self.diags.push(d);
-                    }
+                        }
+                    });
                 }
-                Ref::Step { id, field, span } => {
-                    let at = sub_span(base, end, span);
-                    let key = interp::step_key(&id);
-                    match self.step_index.get(&key).copied() {
-                        None => {
-                            let ids: Vec<String> = self.runbook.steps[..index.min(self.runbook.steps.len())]
-                                .iter()
-                                .map(|s| interp::step_key(&s.id))
-                                .collect();
-                            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-                            let mut d = Diagnostic::error(self.source, at, format!("no step `{id}` in this runbook"));
-                            if let Some(c) = closest(&key, &refs) {
-                                d = d.with_help(format!("did you mean `steps.{c}`?"));
-                            }
-                            self.diags.push(d);
+            }
+            Ref::Step { id, field, .. } => {
+                let key = interp::step_key(&id);
+                match self.step_index.get(&key).copied() {
+                    None => self.diags.push_with(Severity::Error, || {
+                        let ids: Vec<String> = runbook.steps[..index.min(runbook.steps.len())]
+                            .iter()
+                            .map(|s| interp::step_key(&s.id))
+                            .collect();
+                        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+                        let d = Diagnostic::error(source, at, format!("no step `{id}` in this runbook"));
+                        match closest(&key, &refs) {
+                            Some(c) => d.with_help(format!("did you mean `steps.{c}`?")),
+                            None => d,
                         }
-                        Some(i) if i >= index => {
-                            self.diags.push(
-                                Diagnostic::error(
-                                    self.source,
-                                    at,
-                                    format!("step `{id}` does not come before this one"),
-                                )
-                                .with_help("a step can read the outputs of earlier steps only"),
-                            );
-                        }
-                        Some(i) => {
-                            let Some(field) = field else { continue };
-                            if let Outputs::Known(known) = self.outputs_of(&self.runbook.steps[i]) {
-                                if !known.contains(&field) {
+                    }),
+                    Some(i) if i >= index => self.diags.push_with(Severity::Error, || {
+                        Diagnostic::error(source, at, format!("step `{id}` does not come before this one"))
+                            .with_help("a step can read the outputs of earlier steps only")
+                    }),
+                    Some(i) => {
+                        let Some(field) = field else { return };
+                        if let Outputs::Known(known) = self.outputs_of(i) {
+                            if !known.contains(&field) {
+                                let step_id = &runbook.steps[i].id;
+                                self.diags.push_with(Severity::Error, || {
                                     let refs: Vec<&str> = known.iter().map(String::as_str).collect();
-                                    let mut d = Diagnostic::error(
-                                        self.source,
+                                    let d = Diagnostic::error(
+                                        source,
                                         at,
-                                        format!("step `{}` has no output `{field}`", self.runbook.steps[i].id),
+                                        format!("step `{step_id}` has no output `{field}`"),
                                     );
-                                    d = match closest(&field, &refs) {
+                                    match closest(&field, &refs) {
                                         Some(c) => d.with_help(format!("did you mean `{c}`?")),
                                         None => d.with_help(format!("its outputs are: {}", known.join(", "))),
-                                    };
-                                    self.diags.push(d);
-                                }
+                                    }
+                                });
                             }
                         }
                     }
@@ -297,7 +345,17 @@ impl Checker<'_> {
         }
     }
 
-    fn outputs_of(&self, step: &Step) -> Outputs {
+    /// What step `i` outputs, worked out once per step.
+    fn outputs_of(&mut self, i: usize) -> Outputs {
+        if let Some(o) = self.outputs.get(&i) {
+            return o.clone();
+        }
+        let o = self.outputs_of_step(&self.runbook.steps[i]);
+        self.outputs.insert(i, o.clone());
+        o
+    }
+
+    fn outputs_of_step(&self, step: &Step) -> Outputs {
         let mut known = match &step.executor {
             Executor::Aws { .. } | Executor::Net { .. } => {
                 match step.executor.action().and_then(|a| self.registry.get(&a)) {
@@ -345,23 +403,26 @@ impl Checker<'_> {
                 let kspan = map.span(key.span());
                 match info.param(key.get_ref()) {
                     None => {
-                        let mut d = Diagnostic::error(
-                            self.source,
-                            kspan,
-                            format!("unknown parameter `{}` for `{name}`", key.get_ref()),
-                        );
-                        d = match closest(key.get_ref(), &names) {
-                            Some(c) => d.with_help(format!("did you mean `{c}`?")),
-                            None if names.is_empty() => d.with_help(format!("`{name}` takes no parameters")),
-                            None => d.with_help(format!("parameters are: {}", names.join(", "))),
-                        };
-                        self.diags.push(d);
+                        let source = self.source;
+                        self.diags.push_with(Severity::Error, || {
+                            let d = Diagnostic::error(
+                                source,
+                                kspan,
+                                format!("unknown parameter `{}` for `{name}`", key.get_ref()),
+                            );
+                            match closest(key.get_ref(), &names) {
+                                Some(c) => d.with_help(format!("did you mean `{c}`?")),
+                                None if names.is_empty() => d.with_help(format!("`{name}` takes no parameters")),
+                                None => d.with_help(format!("parameters are: {}", names.join(", "))),
+                            }
+                        });
                     }
                     Some(spec) => self.check_type(spec, value.get_ref(), map.span(value.span())),
                 }
             }
+            let given: HashSet<&str> = table.keys().map(|k| k.get_ref().as_ref()).collect();
             for p in info.params.iter().filter(|p| p.required) {
-                if !table.keys().any(|k| k.get_ref() == p.name.as_str()) {
+                if !given.contains(p.name.as_str()) {
                     self.diags.push(
                         Diagnostic::error(
                             self.source,
@@ -447,7 +508,10 @@ impl Checker<'_> {
     }
 
     fn check_manual(&mut self, index: usize, step: &Step, item: bool) {
-        let Some(m) = manual::parse(self.source, step, self.diags) else {
+        let mut found = Vec::new();
+        let parsed = manual::parse(self.source, step, &mut found);
+        self.diags.extend(found);
+        let Some(m) = parsed else {
             return;
         };
         let span = step.info_span;
@@ -492,11 +556,12 @@ impl Checker<'_> {
                 self.error(span, format!("Rhai: {}", e.0));
             }
             Ok(_) => {
+                // One pass over the script: each reference is located and checked as found.
                 let map = step.body_map();
                 for r in interp::refs(&step.body) {
                     let (Ref::Input { span, .. } | Ref::Step { span, .. }) = &r;
                     let at = map.span(span.clone());
-                    self.check_refs(&step.body[span.clone()], at.start, at.end, index);
+                    self.check_ref(r, at, index);
                 }
             }
         }

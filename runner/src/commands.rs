@@ -73,19 +73,30 @@ pub fn report(diags: &[Diagnostic], color: bool) -> bool {
     diags.iter().any(Diagnostic::is_error)
 }
 
-/// Loads and checks every runbook under the given paths.
+/// Loads and checks every runbook under the given paths. A directory given is the runbooks root
+/// of the runbooks found in it (`on-failure=` and includes stay inside it); a file given alone
+/// has the root [`crate::paths::runbooks_root`] finds.
 pub fn analyse(paths: &[PathBuf]) -> (Vec<Runbook>, Vec<Diagnostic>) {
     let registry = Registry::builtin();
-    let (files, mut diags) = load::collect(paths);
     let mut books = Vec::new();
-    for f in files {
-        match load::read(&f) {
-            Ok(src) => {
-                let (rb, d) = analyzer::check(&src, &registry);
-                diags.extend(d);
-                books.push(rb);
+    let mut diags = Vec::new();
+    for p in paths {
+        let (files, d) = load::collect(std::slice::from_ref(p));
+        diags.extend(d);
+        let root = if p.is_dir() {
+            p.clone()
+        } else {
+            crate::paths::runbooks_root(p)
+        };
+        for f in files {
+            match load::read(&f) {
+                Ok(src) => {
+                    let (rb, d) = analyzer::check_in(&src, &registry, &root);
+                    diags.extend(d);
+                    books.push(rb);
+                }
+                Err(d) => diags.push(d),
             }
-            Err(d) => diags.push(d),
         }
     }
     diagnostic::sort(&mut diags);
@@ -94,8 +105,27 @@ pub fn analyse(paths: &[PathBuf]) -> (Vec<Runbook>, Vec<Diagnostic>) {
 
 fn check(paths: &[PathBuf], json: bool, color: bool) -> Exit {
     let (books, diags) = analyse(paths);
-    let errors = diags.iter().filter(|d| d.is_error()).count();
-    let warnings = diags.len() - errors;
+    // A capped file's closing note counts what it left out.
+    let errors: usize = diags
+        .iter()
+        .map(|d| {
+            if d.is_note() {
+                d.hidden_errors
+            } else {
+                usize::from(d.is_error())
+            }
+        })
+        .sum();
+    let warnings: usize = diags
+        .iter()
+        .map(|d| {
+            if d.is_note() {
+                d.hidden_warnings
+            } else {
+                usize::from(!d.is_error())
+            }
+        })
+        .sum();
     if json {
         // A closed pipe is not an error (`runbook check --json | head`).
         let _ = crate::ui::print_out(&serde_json::to_string_pretty(&diags).unwrap_or_else(|_| "[]".into()));
@@ -182,6 +212,11 @@ fn render(
         Err(RenderError::Runbooks(dir, diags)) => {
             report(&diags, color);
             eprintln!("runbook: not rendered: the runbooks in {dir} have errors");
+            return Exit::Usage;
+        }
+        Err(RenderError::Pages(diags)) => {
+            report(&diags, color);
+            eprintln!("runbook: not rendered: the book's pages have errors");
             return Exit::Usage;
         }
         Err(e) => {

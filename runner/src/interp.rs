@@ -213,9 +213,14 @@ fn member(code: &str, at: usize) -> Option<(String, usize)> {
         let close = inner.find(q)?;
         let name = inner[..close].to_string();
         let after_q = code.len() - inner[close + 1..].len();
+        // `]` must follow the name (spaces allowed): searching further would scan to the end of
+        // the script for every `steps["` in it.
         let tail = &code[after_q..];
-        let end = after_q + tail.find(']')? + 1;
-        return Some((name, end));
+        let ws = tail.len() - tail.trim_start().len();
+        if !tail[ws..].starts_with(']') {
+            return None;
+        }
+        return Some((name, after_q + ws + 1));
     }
     None
 }

@@ -16,7 +16,7 @@ pub fn collect(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Diagnostic>) {
             Err(e) => diags.push(Diagnostic::file(shown, io_message(&e))),
             Ok(m) if m.is_dir() => {
                 let before = files.len();
-                walk(p, &mut files, &mut diags);
+                walk(p, &crate::paths::canonical(p), &mut files, &mut diags);
                 if files.len() == before {
                     diags.push(Diagnostic::file(
                         shown,
@@ -30,7 +30,9 @@ pub fn collect(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Diagnostic>) {
     (files, diags)
 }
 
-fn walk(dir: &Path, files: &mut Vec<PathBuf>, diags: &mut Vec<Diagnostic>) {
+/// Walks `dir` for `*.md`. Symbolic links are not followed out of `root`: a linked directory is
+/// skipped, and a linked file that resolves outside is an error.
+fn walk(dir: &Path, root: &Path, files: &mut Vec<PathBuf>, diags: &mut Vec<Diagnostic>) {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
@@ -48,9 +50,21 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, diags: &mut Vec<Diagnostic>) {
         if name.starts_with('.') || name == "target" || name == "node_modules" {
             continue;
         }
-        if path.is_dir() {
-            walk(&path, files, diags);
-        } else if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("md")) {
+        let is_md = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("md"));
+        let link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+        if link {
+            let inside = path.canonicalize().is_ok_and(|r| r.starts_with(root) && r.is_file());
+            if is_md && !inside {
+                diags.push(Diagnostic::file(
+                    path.display().to_string(),
+                    "a symbolic link to somewhere outside the runbooks directory; it is not read",
+                ));
+            } else if is_md {
+                files.push(path);
+            }
+        } else if path.is_dir() {
+            walk(&path, root, files, diags);
+        } else if is_md {
             files.push(path);
         }
     }

@@ -178,10 +178,7 @@ pub struct Step {
 impl Step {
     /// Maps offsets in `body` back to the Markdown file.
     pub fn body_map(&self) -> crate::parser::BodyMap<'_> {
-        crate::parser::BodyMap {
-            body: &self.body,
-            lines: &self.body_lines,
-        }
+        crate::parser::BodyMap::new(&self.body, &self.body_lines)
     }
 
     /// Maps a span in `body` to a span in the file.

@@ -1,13 +1,13 @@
 //! Markdown to [`Runbook`]: headings become sections, fenced blocks whose info string starts with
 //! an executor word become steps, the `runbook` block becomes settings. Everything keeps its span.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 
 use pulldown_cmark::{CodeBlockKind, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 use serde::Deserialize;
 
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, Diags, Severity};
 use crate::model::{Attr, Attributes, Executor, Guard, Input, Runbook, Section, Settings, Step};
 use crate::source::{Source, Span};
 
@@ -36,7 +36,13 @@ struct Heading {
 /// Parses a runbook. Problems are returned as diagnostics beside the best model that could be
 /// built, so `check` reports all of them at once.
 pub fn parse(source: &Source) -> (Runbook, Vec<Diagnostic>) {
-    let mut diags = Vec::new();
+    let mut diags = Diags::new();
+    let runbook = parse_into(source, &mut diags);
+    (runbook, diags.finish(&source.path().display().to_string()))
+}
+
+/// [`parse`], adding its diagnostics to a file's capped collection.
+pub fn parse_into(source: &Source, diags: &mut Diags) -> Runbook {
     let mut headings: Vec<Heading> = Vec::new();
     let mut blocks: Vec<Fenced> = Vec::new();
     let mut heading: Option<Heading> = None;
@@ -81,27 +87,29 @@ pub fn parse(source: &Source) -> (Runbook, Vec<Diagnostic>) {
         if word == "runbook" {
             machine_spans.push(span);
             if settings.span.is_some() {
-                diags.push(
+                diags.push_with(Severity::Error, || {
                     Diagnostic::error(source, info_span, "a second `runbook` block")
-                        .with_help("a runbook has at most one settings block; merge them"),
-                );
+                        .with_help("a runbook has at most one settings block; merge them")
+                });
                 continue;
             }
             let (body, body_lines) = body_of(source, b);
-            settings = parse_settings(source, &body, &body_lines, span, &mut diags);
+            settings = parse_settings(source, &body, &body_lines, span, diags);
         } else if EXECUTORS.contains(&word) {
             machine_spans.push(span);
             let (body, body_lines) = body_of(source, b);
-            if let Some(step) = parse_step(source, &b.info, info_span, span, body, body_lines, &mut diags) {
+            if let Some(step) = parse_step(source, &b.info, info_span, span, body, body_lines, diags) {
                 steps.push(step);
             }
-        } else if let Some(d) = near_miss(source, &b.info, info_span) {
+        } else if let Some(d) =
+            shell_fence(source, &b.info, info_span).or_else(|| near_miss(source, &b.info, info_span))
+        {
             diags.push(d);
         }
     }
 
     let sections = build_sections(source, &headings, &machine_spans);
-    assign_sections_and_ids(source, &sections, &mut steps, &mut diags);
+    assign_sections_and_ids(source, &sections, &mut steps, diags);
 
     let title = settings
         .title
@@ -121,14 +129,13 @@ pub fn parse(source: &Source) -> (Runbook, Vec<Diagnostic>) {
                 .unwrap_or_default()
         });
 
-    let runbook = Runbook {
+    Runbook {
         path: source.path().display().to_string(),
         title,
         settings,
         sections,
         steps,
-    };
-    (runbook, diags)
+    }
 }
 
 fn heading_level(level: HeadingLevel) -> u8 {
@@ -186,19 +193,36 @@ fn body_of(source: &Source, b: &Fenced) -> (String, Vec<usize>) {
 /// A step's body as its own little source: maps body offsets back to the Markdown file.
 pub struct BodyMap<'a> {
     pub body: &'a str,
+    /// Where each line of the body starts in the file.
     pub lines: &'a [usize],
+    /// Where each line starts in the body: an offset is found by binary search, so mapping every
+    /// key of a 200,000-key body stays linear.
+    starts: Vec<usize>,
 }
 
-impl BodyMap<'_> {
-    pub fn offset(&self, offset: usize) -> usize {
-        let mut start = 0;
-        for (i, line) in self.body.split_inclusive('\n').enumerate() {
-            if offset < start + line.len() || i + 1 >= self.lines.len() {
-                return self.lines.get(i).copied().unwrap_or(0) + (offset - start).min(line.len());
-            }
-            start += line.len();
+impl<'a> BodyMap<'a> {
+    pub fn new(body: &'a str, lines: &'a [usize]) -> Self {
+        let mut starts = Vec::new();
+        if !body.is_empty() {
+            starts.push(0);
+            starts.extend(body.match_indices('\n').map(|(i, _)| i + 1).filter(|&i| i < body.len()));
         }
-        self.lines.last().copied().unwrap_or(0)
+        BodyMap { body, lines, starts }
+    }
+
+    pub fn offset(&self, offset: usize) -> usize {
+        if self.starts.is_empty() {
+            return self.lines.last().copied().unwrap_or(0);
+        }
+        let last = self.starts.len().min(self.lines.len()).max(1) - 1;
+        let i = self
+            .starts
+            .partition_point(|&s| s <= offset)
+            .saturating_sub(1)
+            .min(last);
+        let start = self.starts[i];
+        let end = self.starts.get(i + 1).copied().unwrap_or(self.body.len());
+        self.lines.get(i).copied().unwrap_or(0) + offset.saturating_sub(start).min(end - start)
     }
 
     pub fn span(&self, span: Range<usize>) -> Span {
@@ -244,13 +268,21 @@ impl RawInput {
         let pattern = self.pattern.map(|p| {
             let pspan = map.span(p.span());
             let value = p.into_inner();
-            // Syntax only: compiling the automaton is the costly part and only a run needs it.
-            if let Err(e) = regex_syntax::Parser::new().parse(&value) {
-                diags.push(Diagnostic::error(
-                    source,
-                    pspan,
-                    format!("invalid pattern for `{name}`: {}", first_line(&e.to_string())),
-                ));
+            // Syntax first (its messages are the clearer), then the compiled size under the same
+            // limits a run uses, so a regex bomb is a located error here and not a surprise later.
+            let problem = match regex_syntax::Parser::new().parse(&value) {
+                Err(e) => Some(format!("invalid pattern for `{name}`: {}", first_line(&e.to_string()))),
+                Ok(_) => match anchored(&value) {
+                    Err(regex::Error::CompiledTooBig(_)) => Some(format!(
+                        "pattern for `{name}` is too big: it compiles to more than {} MiB",
+                        PATTERN_LIMIT >> 20
+                    )),
+                    Err(e) => Some(format!("invalid pattern for `{name}`: {}", first_line(&e.to_string()))),
+                    Ok(_) => None,
+                },
+            };
+            if let Some(message) = problem {
+                diags.push(Diagnostic::error(source, pspan, message));
             }
             value
         });
@@ -286,9 +318,15 @@ impl RawInput {
     }
 }
 
-/// Compiles an input pattern so that it must match the whole value.
+/// The most memory a compiled input pattern (and its lazy DFA) may take.
+pub const PATTERN_LIMIT: usize = 1 << 20;
+
+/// Compiles an input pattern so that it must match the whole value, within [`PATTERN_LIMIT`].
 pub fn anchored(pattern: &str) -> Result<regex::Regex, regex::Error> {
-    regex::Regex::new(&format!("^(?:{pattern})$"))
+    regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
+        .size_limit(PATTERN_LIMIT)
+        .dfa_size_limit(PATTERN_LIMIT)
+        .build()
 }
 
 pub(crate) fn first_line(s: &str) -> String {
@@ -304,8 +342,8 @@ pub(crate) fn toml_error(source: &Source, map: &BodyMap<'_>, fallback: Span, e: 
     Diagnostic::error(source, span, format!("invalid TOML: {}", e.message().trim()))
 }
 
-fn parse_settings(source: &Source, body: &str, lines: &[usize], span: Span, diags: &mut Vec<Diagnostic>) -> Settings {
-    let map = BodyMap { body, lines };
+fn parse_settings(source: &Source, body: &str, lines: &[usize], span: Span, diags: &mut Diags) -> Settings {
+    let map = BodyMap::new(body, lines);
     let raw: RawSettings = match toml::from_str(body) {
         Ok(raw) => raw,
         Err(e) => {
@@ -322,12 +360,14 @@ fn parse_settings(source: &Source, body: &str, lines: &[usize], span: Span, diag
         .map(|(name, spanned)| {
             let ispan = map.span(spanned.span());
             if !is_identifier(&name) {
-                diags.push(
+                diags.push_with(Severity::Error, || {
                     Diagnostic::error(source, ispan, format!("input name `{name}` is not an identifier"))
-                        .with_help("use letters, digits and `_` so that `${inputs.NAME}` can name it"),
-                );
+                        .with_help("use letters, digits and `_` so that `${inputs.NAME}` can name it")
+                });
             }
-            let input = spanned.into_inner().into_input(&name, ispan, &map, source, diags);
+            let mut found = Vec::new();
+            let input = spanned.into_inner().into_input(&name, ispan, &map, source, &mut found);
+            diags.extend(found);
             (name, input)
         })
         .collect();
@@ -346,7 +386,7 @@ pub(crate) fn is_identifier(s: &str) -> bool {
 }
 
 /// Splits an info string into words with their spans; quotes group, as in HTML attributes.
-fn words(source: &Source, info_span: Span, diags: &mut Vec<Diagnostic>) -> Vec<(String, Option<Attr>, Span)> {
+fn words(source: &Source, info_span: Span, diags: &mut Diags) -> Vec<(String, Option<Attr>, Span)> {
     let text = &source.text[info_span.start..info_span.end];
     let bytes = text.as_bytes();
     let mut out = Vec::new();
@@ -375,14 +415,14 @@ fn words(source: &Source, info_span: Span, diags: &mut Vec<Diagnostic>) -> Vec<(
                         i = vend + 1;
                     }
                     None => {
-                        diags.push(
+                        diags.push_with(Severity::Error, || {
                             Diagnostic::error(
                                 source,
                                 Span::new(open, open + 1).shifted(info_span.start),
                                 format!("quoted value of `{key}` is never closed"),
                             )
-                            .with_help(format!("close it with {}", quote as char)),
-                        );
+                            .with_help(format!("close it with {}", quote as char))
+                        });
                         vend = bytes.len();
                         i = bytes.len();
                     }
@@ -417,7 +457,7 @@ fn parse_step(
     span: Span,
     body: String,
     body_lines: Vec<usize>,
-    diags: &mut Vec<Diagnostic>,
+    diags: &mut Diags,
 ) -> Option<Step> {
     let words = words(source, info_span, diags);
     let mut iter = words.into_iter();
@@ -458,10 +498,10 @@ fn parse_step(
     let mut attrs = Attributes::default();
     for (key, value, wspan) in iter {
         let Some(value) = value else {
-            diags.push(
+            diags.push_with(Severity::Error, || {
                 Diagnostic::error(source, wspan, format!("`{key}` is not a `key=value` attribute"))
-                    .with_help(format!("attributes are {}", ATTRIBUTES.join(", "))),
-            );
+                    .with_help(format!("attributes are {}", ATTRIBUTES.join(", ")))
+            });
             continue;
         };
         let slot = match key.as_str() {
@@ -473,21 +513,20 @@ fn parse_step(
             "for-each" => &mut attrs.for_each,
             "public" => &mut attrs.public,
             _ => {
-                let mut d = Diagnostic::error(source, wspan, format!("unknown attribute `{key}`"));
-                d = match crate::analyzer::closest(&key, &ATTRIBUTES) {
-                    Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                    None => d.with_help(format!("attributes are {}", ATTRIBUTES.join(", "))),
-                };
-                diags.push(d);
+                diags.push_with(Severity::Error, || {
+                    let d = Diagnostic::error(source, wspan, format!("unknown attribute `{key}`"));
+                    match crate::analyzer::closest(&key, &ATTRIBUTES) {
+                        Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                        None => d.with_help(format!("attributes are {}", ATTRIBUTES.join(", "))),
+                    }
+                });
                 continue;
             }
         };
         if slot.is_some() {
-            diags.push(Diagnostic::error(
-                source,
-                wspan,
-                format!("attribute `{key}` given twice"),
-            ));
+            diags.push_with(Severity::Error, || {
+                Diagnostic::error(source, wspan, format!("attribute `{key}` given twice"))
+            });
         }
         *slot = Some(value);
     }
@@ -514,7 +553,13 @@ fn build_sections(source: &Source, headings: &[Heading], machine: &[Span]) -> Ve
             let end = headings.get(i + 1).map_or(source.text.len(), |n| n.range.start);
             let mut prose = String::new();
             let mut at = start;
-            for m in machine.iter().filter(|m| m.start >= start && m.end <= end) {
+            // Machine blocks are in file order: find the first in this section, walk to its end.
+            let first = machine.partition_point(|m| m.start < start);
+            for m in machine[first..]
+                .iter()
+                .take_while(|m| m.start < end)
+                .filter(|m| m.end <= end)
+            {
                 prose.push_str(&source.text[at..m.start]);
                 at = m.end;
             }
@@ -543,30 +588,36 @@ pub fn slug(text: &str) -> String {
     out.trim_end_matches('-').to_string()
 }
 
-fn assign_sections_and_ids(source: &Source, sections: &[Section], steps: &mut [Step], diags: &mut Vec<Diagnostic>) {
+fn assign_sections_and_ids(source: &Source, sections: &[Section], steps: &mut [Step], diags: &mut Diags) {
     let explicit: HashSet<String> = steps
         .iter()
         .filter_map(|s| s.attrs.id.as_ref().map(|a| a.value.clone()))
         .collect();
     let mut used: HashSet<String> = HashSet::new();
     let mut first_by_id: BTreeMap<String, Span> = BTreeMap::new();
+    // The next number to try for each base id, so numbering N steps of one section is linear.
+    let mut next: HashMap<String, usize> = HashMap::new();
     for step in steps.iter_mut() {
-        step.section = sections.iter().rposition(|s| s.span.start < step.span.start);
+        step.section = sections
+            .partition_point(|s| s.span.start < step.span.start)
+            .checked_sub(1);
         match &step.attrs.id {
             Some(id) => {
                 if !valid_id(&id.value) {
-                    diags.push(
+                    diags.push_with(Severity::Error, || {
                         Diagnostic::error(source, id.span, format!("step id `{}` is not a valid id", id.value))
-                            .with_help("use letters, digits, `-` and `_`, starting with a letter"),
-                    );
+                            .with_help("use letters, digits, `-` and `_`, starting with a letter")
+                    });
                 }
                 if let Some(first) = first_by_id.get(&id.value) {
-                    let (l, c) = source.line_col(first.start);
-                    diags.push(Diagnostic::error(
-                        source,
-                        id.span,
-                        format!("duplicate step id `{}` (first used at {l}:{c})", id.value),
-                    ));
+                    diags.push_with(Severity::Error, || {
+                        let (l, c) = source.line_col(first.start);
+                        Diagnostic::error(
+                            source,
+                            id.span,
+                            format!("duplicate step id `{}` (first used at {l}:{c})", id.value),
+                        )
+                    });
                 } else {
                     first_by_id.insert(id.value.clone(), id.span);
                 }
@@ -579,10 +630,10 @@ fn assign_sections_and_ids(source: &Source, sections: &[Section], steps: &mut [S
                     .filter(|s| !s.is_empty() && s.starts_with(|c: char| c.is_ascii_alphabetic()))
                     .map(|s| if s.is_ascii() { s } else { ascii_slug(&s) })
                     .unwrap_or_else(|| "step".to_string());
-                let mut id = base.clone();
-                let mut n = 1;
+                let n = next.entry(base.clone()).or_insert(1);
+                let mut id = if *n == 1 { base.clone() } else { format!("{base}-{n}") };
                 while used.contains(&id) || explicit.contains(&id) {
-                    n += 1;
+                    *n += 1;
                     id = format!("{base}-{n}");
                 }
                 step.id = id;
@@ -600,6 +651,54 @@ fn ascii_slug(s: &str) -> String {
 fn valid_id(id: &str) -> bool {
     id.starts_with(|c: char| c.is_ascii_alphabetic())
         && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Languages of fenced blocks that other tools (Runme, notebooks) run as shell commands.
+pub const SHELLS: [&str; 20] = [
+    "sh",
+    "bash",
+    "shell",
+    "zsh",
+    "fish",
+    "ksh",
+    "csh",
+    "tcsh",
+    "dash",
+    "console",
+    "shellsession",
+    "shell-session",
+    "terminal",
+    "powershell",
+    "pwsh",
+    "ps1",
+    "posh",
+    "cmd",
+    "bat",
+    "batch",
+];
+
+/// Warns about a shell block: someone used to tools that run them would believe it ran.
+fn shell_fence(source: &Source, info: &str, info_span: Span) -> Option<Diagnostic> {
+    let word = info
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '{')
+        .find(|w| !w.is_empty())?;
+    let lang = word.trim_start_matches('.');
+    if !SHELLS.iter().any(|s| s.eq_ignore_ascii_case(lang)) {
+        return None;
+    }
+    let lead = source.text[info_span.start..info_span.end].find(word).unwrap_or(0);
+    let start = info_span.start + lead;
+    Some(
+        Diagnostic::warning(
+            source,
+            Span::new(start, start + word.len()),
+            format!("a `{word}` block is shown, never run: `runbook` never runs shell"),
+        )
+        .with_help(
+            "to act, write a step (```aws SERVICE.ACTION, ```rhai, or ```manual with `instructions` \
+for what a person types); to show a command without this warning, make it a ```text block",
+        ),
+    )
 }
 
 /// Warns about a fenced block that looks like a step but will be shown as plain code.
@@ -658,7 +757,9 @@ mod tests {
     fn ordinary_blocks_are_not_steps() {
         let (rb, d) = parse_str("```bash\nrm -rf /\n```\n```\nplain\n```\n    indented\n");
         assert!(rb.steps.is_empty());
-        assert!(d.is_empty());
+        // Only a warning that the shell block is shown, never run.
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert!(!d[0].is_error() && d[0].message.contains("never runs shell"), "{d:?}");
     }
 
     #[test]

@@ -27,6 +27,16 @@ pub struct Source {
     pub path: PathBuf,
     pub text: String,
     line_starts: Vec<usize>,
+    /// Characters before each `CHUNK`-byte boundary, so a column costs O(CHUNK), not O(line).
+    chars_before: Vec<usize>,
+}
+
+/// Bytes between two checkpoints of [`Source::chars_before`].
+const CHUNK: usize = 256;
+
+/// Characters in a byte range of UTF-8 text: every byte that does not continue a character.
+fn chars_in(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| (b as i8) >= -0x40).count()
 }
 
 impl Source {
@@ -34,10 +44,18 @@ impl Source {
         let text = text.into();
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        let mut chars_before = Vec::with_capacity(text.len() / CHUNK + 1);
+        let mut n = 0;
+        for chunk in text.as_bytes().chunks(CHUNK) {
+            chars_before.push(n);
+            n += chars_in(chunk);
+        }
+        chars_before.push(n);
         Source {
             path: path.into(),
             text,
             line_starts,
+            chars_before,
         }
     }
 
@@ -52,8 +70,14 @@ impl Source {
             Ok(i) => i,
             Err(i) => i - 1,
         };
-        let col = self.text[self.line_starts[line]..offset].chars().count() + 1;
+        let col = self.chars_to(offset) - self.chars_to(self.line_starts[line]) + 1;
         (line + 1, col)
+    }
+
+    /// Characters before byte `offset` (a char boundary), in O(CHUNK).
+    fn chars_to(&self, offset: usize) -> usize {
+        let k = offset / CHUNK;
+        self.chars_before.get(k).copied().unwrap_or(0) + chars_in(&self.text.as_bytes()[k * CHUNK..offset])
     }
 
     /// The text of a 1-based line, without its line ending.
@@ -96,5 +120,9 @@ mod tests {
         assert_eq!(s.line_text(2), "çd");
         assert_eq!(s.line_text(3), "");
         assert_eq!(s.line_text(9), "");
+        let long = format!("{}é{}\nx", "a".repeat(1000), "b".repeat(1000));
+        let s = Source::new("x.md", long.as_str());
+        assert_eq!(s.line_col(1002), (1, 1002)); // the first `b`, after a two-byte é
+        assert_eq!(s.line_col(2003), (2, 1));
     }
 }

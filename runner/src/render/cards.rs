@@ -8,7 +8,9 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use mdbook_driver::book::{Book, BookItem, Chapter};
 use mdbook_preprocessor::{Preprocessor, PreprocessorContext};
@@ -16,8 +18,10 @@ use runbook_plugins::Registry;
 use serde_json::Value;
 
 use crate::analyzer;
+use crate::diagnostic::Diagnostic;
 use crate::manual;
 use crate::model::{Executor, Input, Runbook, Step};
+use crate::render::links::Expander;
 use crate::source::Source;
 
 pub struct StepCards {
@@ -28,6 +32,14 @@ pub struct StepCards {
     pub registry: Arc<Registry>,
     /// Runbooks as `check` already read them, by path under `dir`.
     pub parsed: HashMap<String, (Source, Runbook)>,
+    /// The canonical runbooks root: a runbook's includes stay inside it.
+    pub runbooks_root: PathBuf,
+    /// The canonical book root, and where its chapters are (book/src): a page's includes stay
+    /// inside the book.
+    pub book_root: PathBuf,
+    pub book_src: PathBuf,
+    /// Includes refused while building; the build fails when there is any.
+    pub refused: Arc<Mutex<Vec<Diagnostic>>>,
 }
 
 impl Preprocessor for StepCards {
@@ -35,20 +47,44 @@ impl Preprocessor for StepCards {
         "runbook-cards"
     }
 
-    fn run(&self, _ctx: &PreprocessorContext, mut book: Book) -> mdbook_driver::errors::Result<Book> {
+    fn run(&self, ctx: &PreprocessorContext, mut book: Book) -> mdbook_driver::errors::Result<Book> {
+        let mut refused = Vec::new();
         book.for_each_mut(|item| {
             if let BookItem::Chapter(ch) = item {
-                self.chapter(ch);
+                if let Some(title) = self.chapter(ch, &mut refused) {
+                    if let Some(path) = &ch.path {
+                        ctx.chapter_titles.borrow_mut().insert(path.clone(), title);
+                    }
+                }
             }
         });
-        Ok(book)
+        if refused.is_empty() {
+            Ok(book)
+        } else {
+            let n = refused.len();
+            if let Ok(mut r) = self.refused.lock() {
+                r.extend(refused);
+            }
+            Err(mdbook_driver::errors::Error::msg(format!("{n} include(s) refused")))
+        }
     }
 }
 
 impl StepCards {
-    fn chapter(&self, ch: &mut Chapter) {
-        let Some(path) = ch.source_path.as_ref() else { return };
-        let Ok(rel) = path.strip_prefix(&self.dir) else { return };
+    /// Turns a chapter's step blocks into cards and expands the links of its prose, confined to
+    /// its root. Returns the chapter's `{{#title}}`, if it sets one.
+    fn chapter(&self, ch: &mut Chapter, refused: &mut Vec<Diagnostic>) -> Option<String> {
+        let path = ch.source_path.clone()?;
+        let Ok(rel) = path.strip_prefix(&self.dir) else {
+            // A book page: links only, relative to the page's place in book/src.
+            let source = Source::new(self.book_src.join(&path), std::mem::take(&mut ch.content));
+            let mut links = Expander::new(&self.book_root);
+            let mut out = String::with_capacity(source.text.len());
+            links.expand(&source, 0..source.text.len(), &mut out);
+            ch.content = out;
+            refused.extend(links.diags.finish(&source.path().display().to_string()));
+            return links.title;
+        };
         let rel_s = super::slash(rel);
         let shown = if self.shown_dir.is_empty() {
             rel_s.clone()
@@ -56,20 +92,43 @@ impl StepCards {
             format!("{}/{rel_s}", self.shown_dir.trim_end_matches('/'))
         };
         let is_index = rel.file_name().is_some_and(|n| n == "README.md");
-        // Reuse what `check` read unless a preprocessor before us changed the text.
-        ch.content = match self.parsed.get(&rel_s) {
-            Some((source, rb)) if source.text == ch.content => cards(source, &shown, rb, &self.registry, is_index),
+        let mut links = Expander::new(&self.runbooks_root);
+        // Reuse what `check` read (it has the runbook's real path, which includes start from).
+        let fresh;
+        let (source, rb) = match self.parsed.get(&rel_s) {
+            Some((source, rb)) if source.text == ch.content => (source, rb),
             _ => {
-                let source = Source::new(&shown, std::mem::take(&mut ch.content));
-                let (rb, _) = analyzer::check(&source, &self.registry);
-                cards(&source, &shown, &rb, &self.registry, is_index)
+                let source = Source::new(self.runbooks_root.join(rel), std::mem::take(&mut ch.content));
+                let (rb, _) = analyzer::check_in(&source, &self.registry, &self.runbooks_root);
+                fresh = (source, rb);
+                (&fresh.0, &fresh.1)
             }
         };
+        ch.content = cards_with(source, &shown, rb, &self.registry, is_index, |range, out| {
+            links.expand(source, range, out)
+        });
+        refused.extend(links.diags.finish(&source.path().display().to_string()));
+        links.title
     }
 }
 
-/// The chapter's Markdown with step blocks and the settings block replaced.
+/// The chapter's Markdown with step blocks and the settings block replaced; prose as written.
 pub fn cards(source: &Source, shown: &str, rb: &Runbook, registry: &Registry, is_index: bool) -> String {
+    cards_with(source, shown, rb, registry, is_index, |range, out| {
+        out.push_str(&source.text[range])
+    })
+}
+
+/// [`cards`], with `prose` writing each stretch of text between machine blocks (the only text
+/// that links are expanded in: step bodies are never preprocessed).
+pub fn cards_with(
+    source: &Source,
+    shown: &str,
+    rb: &Runbook,
+    registry: &Registry,
+    is_index: bool,
+    mut prose: impl FnMut(Range<usize>, &mut String),
+) -> String {
     let text = &source.text;
     let mut blocks: Vec<(usize, usize, String)> = Vec::new();
     if let Some(span) = rb.settings.span {
@@ -88,7 +147,7 @@ pub fn cards(source: &Source, shown: &str, rb: &Runbook, registry: &Registry, is
         first_heading_end(text)
     };
     if let Some(end) = title_end {
-        out.push_str(&text[..end]);
+        prose(0..end, &mut out);
         out.push_str(&run_this(shown));
         at = end;
     }
@@ -96,13 +155,13 @@ pub fn cards(source: &Source, shown: &str, rb: &Runbook, registry: &Registry, is
         if start < at {
             continue;
         }
-        out.push_str(&text[at..start]);
+        prose(at..start, &mut out);
         out.push_str("\n\n");
         out.push_str(&html);
         out.push_str("\n\n");
         at = end;
     }
-    out.push_str(&text[at..]);
+    prose(at..text.len(), &mut out);
     out
 }
 
@@ -221,7 +280,8 @@ fn inputs_table(rb: &Runbook) -> String {
     o
 }
 
-/// `troubleshooting/x.md` as the page mdBook writes for it.
+/// `troubleshooting/x.md` as a relative link to the page mdBook writes for it. Every segment is
+/// percent-encoded, so no file name (`javascript:x.md`) can make the link a URL with a scheme.
 fn page_link(target: &str) -> String {
     let (path, frag) = target.split_once('#').map_or((target, None), |(p, f)| (p, Some(f)));
     let page = match path.strip_suffix("README.md") {
@@ -230,10 +290,24 @@ fn page_link(target: &str) -> String {
             .strip_suffix(".md")
             .map_or(path.to_string(), |p| format!("{p}.html")),
     };
+    let page = page.split('/').map(encode).collect::<Vec<_>>().join("/");
     match frag {
-        Some(f) => format!("{page}#{f}"),
+        Some(f) => format!("{page}#{}", encode(f)),
         None => page,
     }
+}
+
+/// Percent-encodes all but RFC 3986's unreserved characters.
+fn encode(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            o.push(b as char);
+        } else {
+            let _ = write!(o, "%{b:02X}");
+        }
+    }
+    o
 }
 
 fn card(source: &Source, step: &Step, registry: &Registry) -> String {
@@ -295,9 +369,11 @@ fn card(source: &Source, step: &Step, registry: &Registry) -> String {
     match &step.executor {
         Executor::Manual => manual_body(&mut o, source, step),
         Executor::Rhai => {
+            // Rhai, not Rust: mdBook would give `language-rust` a playground (a run button that
+            // posts to another host, a hidden `fn main`, and `#` lines hidden).
             let _ = write!(
                 o,
-                "<pre><code class=\"language-rust\">{}</code></pre>",
+                "<pre><code class=\"language-rhai\">{}</code></pre>",
                 esc(step.body.trim_end())
             );
         }
@@ -444,6 +520,7 @@ mod tests {
             "troubleshooting/not-activated.html"
         );
         assert_eq!(page_link("README.md#x"), "index.html#x");
+        assert_eq!(page_link("javascript:alert(1).md"), "javascript%3Aalert%281%29.html");
         assert_eq!(code_spans("a `b` c"), "a <code>b</code> c");
         assert_eq!(code_spans("odd ` tick"), "odd ` tick");
     }

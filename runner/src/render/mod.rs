@@ -6,14 +6,16 @@
 //! preprocessor ([`cards::StepCards`]) registered in code; no `mdbook` binary is involved.
 
 pub mod cards;
+pub mod links;
 pub mod reference;
 pub mod serve;
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use mdbook_driver::MDBook;
+use mdbook_driver::builtin_preprocessors::IndexPreprocessor;
 use mdbook_driver::config::Config;
 use pulldown_cmark::{Event, Parser, Tag};
 use runbook_plugins::Registry;
@@ -21,12 +23,15 @@ use runbook_plugins::Registry;
 use crate::diagnostic::Diagnostic;
 use crate::model::Runbook;
 use crate::source::Source;
-use crate::{analyzer, load};
+use crate::{analyzer, load, paths};
 
 /// The line in book/src/SUMMARY.md that the runbook chapters replace.
 pub const RUNBOOKS_MARKER: &str = "<!-- runbooks -->";
 /// Where runbooks sit inside the staged book's src/.
 pub const RUNBOOKS_DIR: &str = "runbooks";
+/// The file a render writes into its site; `--out` is replaced only when it holds one (or is empty
+/// or missing), so a render never deletes what it did not make.
+pub const SITE_MARKER: &str = ".runbook-site";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
@@ -34,8 +39,14 @@ pub enum RenderError {
     Io { path: String, message: String },
     #[error("the runbooks have errors; `runbook check {0}` shows them")]
     Runbooks(String, Vec<Diagnostic>),
+    #[error("the book's pages have errors")]
+    Pages(Vec<Diagnostic>),
     #[error("{0}")]
     Book(String),
+    #[error("--out {path}: {why}")]
+    Out { path: String, why: String },
+    #[error("{path}: {why}")]
+    Config { path: String, why: String },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RenderError + '_ {
@@ -52,6 +63,9 @@ fn book_error(e: mdbook_driver::errors::Error) -> RenderError {
 /// A book ready for mdBook: book/ and the runbooks copied into a temporary directory.
 pub struct Staged {
     dir: tempfile::TempDir,
+    /// The canonical book and runbooks roots: includes stay inside them.
+    book_root: PathBuf,
+    runbooks_root: PathBuf,
     /// Runbook chapters, in index order: (path under src/, title).
     pub runbooks: Vec<(String, String)>,
     /// What `check` read, by path under the runbooks directory: the cards reuse it.
@@ -69,6 +83,8 @@ impl Staged {
 /// Copies book/ and runbooks/ into a staging directory and writes the generated pages.
 pub fn stage(book: &Path, runbooks: &Path) -> Result<Staged, RenderError> {
     let registry = Arc::new(Registry::builtin());
+    let book_root = paths::canonical(book);
+    let runbooks_root = paths::canonical(runbooks);
     let dir = tempfile::Builder::new()
         .prefix("runbook-render-")
         .tempdir()
@@ -108,6 +124,8 @@ pub fn stage(book: &Path, runbooks: &Path) -> Result<Staged, RenderError> {
     std::fs::write(&summary_path, summary).map_err(io(&summary_path))?;
     Ok(Staged {
         dir,
+        book_root,
+        runbooks_root,
         runbooks: ordered,
         parsed,
         registry,
@@ -125,15 +143,32 @@ pub fn stage(book: &Path, runbooks: &Path) -> Result<Staged, RenderError> {
 }
 
 /// Builds the staged book into `out`. With `cards` false it is plain mdBook (the bench's peer).
+///
+/// book.toml comes from the same pull requests as the runbooks, so it is held to the same rules:
+/// no preprocessor or renderer commands, no files from outside the book, no theme of its own
+/// (ours sets a Content-Security-Policy: the site loads nothing from another host), no
+/// playground, no hidden lines, and mdBook's own `links` preprocessor is off (ours is confined).
 pub fn build(staged: &Staged, out: &Path, cards: bool) -> Result<(), RenderError> {
+    build_with(staged, out, cards, &Arc::new(Mutex::new(Vec::new())))
+}
+
+fn build_with(
+    staged: &Staged,
+    out: &Path,
+    cards: bool,
+    refused: &Arc<Mutex<Vec<Diagnostic>>>,
+) -> Result<(), RenderError> {
     let config_path = staged.root().join("book.toml");
     let mut config = if config_path.exists() {
         Config::from_disk(&config_path).map_err(book_error)?
     } else {
         Config::default()
     };
+    safe_config(&mut config, staged)?;
     config.build.build_dir = absolute(out);
     config.build.create_missing = false;
+    config.build.use_default_preprocessors = false;
+    let book_src = staged.book_root.join(&config.book.src);
     let mut md = MDBook::load_with_config(staged.root(), config).map_err(book_error)?;
     if cards {
         md.with_preprocessor(cards::StepCards {
@@ -141,43 +176,285 @@ pub fn build(staged: &Staged, out: &Path, cards: bool) -> Result<(), RenderError
             shown_dir: staged.shown_dir.clone(),
             registry: staged.registry.clone(),
             parsed: staged.parsed.clone(),
+            runbooks_root: staged.runbooks_root.clone(),
+            book_root: staged.book_root.clone(),
+            book_src,
+            refused: refused.clone(),
         });
     }
+    md.with_preprocessor(IndexPreprocessor::new());
     md.build().map_err(book_error)
+}
+
+/// The theme we build with: mdBook's, plus a head that forbids loading from any other host.
+const HEAD: &str = "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'self'; \
+script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+font-src 'self' data:; connect-src 'self'; media-src 'self'; object-src 'none'; frame-src 'none'; \
+form-action 'none'; base-uri 'self'\">\n";
+
+fn refuse(why: impl Into<String>) -> RenderError {
+    RenderError::Config {
+        path: "book.toml".into(),
+        why: why.into(),
+    }
+}
+
+/// A relative path that stays where it is joined (no root, no `..`).
+fn plain_relative(p: &Path) -> bool {
+    p.components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+}
+
+fn web_link(url: &str) -> bool {
+    url.starts_with("https://") || url.starts_with("http://")
+}
+
+fn safe_config(config: &mut Config, staged: &Staged) -> Result<(), RenderError> {
+    let root = staged.root();
+    let real_root = paths::canonical(root);
+    let preprocessors = config.preprocessors::<serde_json::Value>().unwrap_or_default();
+    if let Some(name) = preprocessors.keys().next() {
+        return Err(refuse(format!(
+            "[preprocessor.{name}] would run a program; `runbook render` runs none (remove the table)"
+        )));
+    }
+    let outputs = config.outputs::<serde_json::Value>().unwrap_or_default();
+    if let Some(name) = outputs.keys().find(|k| *k != "html") {
+        return Err(refuse(format!(
+            "[output.{name}] would run another renderer; `runbook render` builds HTML only (remove the table)"
+        )));
+    }
+    if !plain_relative(&config.book.src) {
+        return Err(refuse(format!(
+            "book.src `{}` must be a directory inside the book",
+            config.book.src.display()
+        )));
+    }
+    if let Some(html) = config.html_config() {
+        if html.theme.is_some() || root.join("theme").exists() {
+            return Err(refuse(
+                "a theme of the book's own is not supported: `runbook render` uses mdBook's, which loads nothing from other hosts",
+            ));
+        }
+        for (what, files) in [
+            ("additional-css", &html.additional_css),
+            ("additional-js", &html.additional_js),
+        ] {
+            for f in files {
+                let inside = root.join(f).canonicalize().is_ok_and(|p| p.starts_with(&real_root));
+                if !inside {
+                    return Err(refuse(format!(
+                        "{what} `{}` is not a file inside the book",
+                        f.display()
+                    )));
+                }
+            }
+        }
+        if html.live_reload_endpoint.is_some() {
+            return Err(refuse("live-reload-endpoint would make the site connect elsewhere"));
+        }
+        if let Some(p) = &html.input_404 {
+            if !plain_relative(Path::new(p)) {
+                return Err(refuse(format!("input-404 `{p}` must be a page inside the book")));
+            }
+        }
+        for (what, url) in [
+            ("git-repository-url", &html.git_repository_url),
+            ("edit-url-template", &html.edit_url_template),
+        ] {
+            if let Some(u) = url.as_deref().filter(|u| !web_link(u)) {
+                return Err(refuse(format!("{what} `{u}` must be an http(s) URL")));
+            }
+        }
+        for (from, to) in &html.redirect {
+            if to.contains(':') && !web_link(to) {
+                return Err(refuse(format!(
+                    "redirect of `{from}` to `{to}` must be a path or an http(s) URL"
+                )));
+            }
+        }
+    }
+    let theme = root.join(".runbook-theme");
+    std::fs::create_dir_all(&theme).map_err(io(&theme))?;
+    let head = theme.join("head.hbs");
+    std::fs::write(&head, HEAD).map_err(io(&head))?;
+    for (key, value) in [
+        ("output.html.theme", serde_json::json!(theme)),
+        ("output.html.mathjax-support", serde_json::json!(false)),
+        ("output.html.playground.runnable", serde_json::json!(false)),
+        ("output.html.playground.editable", serde_json::json!(false)),
+        ("output.html.code.hidelines", serde_json::json!({})),
+    ] {
+        config.set(key, value).map_err(book_error)?;
+    }
+    Ok(())
 }
 
 /// `runbook render`: stage, then build while `check` runs on another core. Runbooks that do not
 /// pass `check` are refused (the site documents what can be run): the site is built beside `out`
-/// and moved into place only when they do, so a refused render leaves nothing half-built.
+/// and moved into place only when they do, so a refused render leaves nothing half-built, and
+/// nothing of its own behind.
 pub fn render(book: &Path, runbooks: &Path, out: &Path) -> Result<Staged, RenderError> {
+    let target = OutDir::prepare(out, &[book, runbooks])?;
+    let result = render_into(book, runbooks, &target);
+    if result.is_err() {
+        target.undo();
+    }
+    result
+}
+
+fn render_into(book: &Path, runbooks: &Path, target: &OutDir) -> Result<Staged, RenderError> {
     let staged = stage(book, runbooks)?;
-    let out = absolute(out);
-    let name = out
+    let name = target
+        .path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "site".into());
-    let building = out.with_file_name(format!(".{name}.building-{}", std::process::id()));
+    let parent = target.path.parent().unwrap_or(Path::new("/"));
+    // Removed when dropped: on every error path, and on a panic.
+    let building = tempfile::Builder::new()
+        .prefix(&format!(".{name}.building-"))
+        .tempdir_in(parent)
+        .map_err(io(parent))?;
+    let refused = Arc::new(Mutex::new(Vec::new()));
     let (errors, built) = std::thread::scope(|s| {
         let check = s.spawn(|| staged.check());
-        let built = build(&staged, &building, true);
+        let built = build_with(&staged, building.path(), true, &refused);
         (check.join().unwrap_or_else(|p| std::panic::resume_unwind(p)), built)
     });
-    let done = built.and_then(|()| {
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(RenderError::Runbooks(runbooks.display().to_string(), errors))
-        }
-    });
-    if let Err(e) = done {
-        let _ = std::fs::remove_dir_all(&building);
-        return Err(e);
+    if !errors.is_empty() {
+        return Err(RenderError::Runbooks(runbooks.display().to_string(), errors));
     }
-    if out.exists() {
-        std::fs::remove_dir_all(&out).map_err(io(&out))?;
+    let refused = std::mem::take(&mut *refused.lock().unwrap_or_else(|p| p.into_inner()));
+    if !refused.is_empty() {
+        let mut refused = refused;
+        crate::diagnostic::sort(&mut refused);
+        return Err(RenderError::Pages(refused));
     }
-    std::fs::rename(&building, &out).map_err(io(&out))?;
+    built?;
+    let marker = building.path().join(SITE_MARKER);
+    std::fs::write(
+        &marker,
+        "made by `runbook render`; the next render replaces this directory\n",
+    )
+    .map_err(io(&marker))?;
+    target.replace_with(building)?;
     Ok(staged)
+}
+
+/// `--out`, checked before anything is built: missing, empty, or a site we made; never a source
+/// directory or one that contains a source.
+struct OutDir {
+    /// Absolute, with symlinks of its parent resolved.
+    path: PathBuf,
+    /// Parent directories this render created, deepest first (removed again if it fails).
+    created: Vec<PathBuf>,
+}
+
+impl OutDir {
+    fn prepare(out: &Path, sources: &[&Path]) -> Result<OutDir, RenderError> {
+        let shown = out.display().to_string();
+        let refuse = |why: String| RenderError::Out {
+            path: shown.clone(),
+            why,
+        };
+        let abs = normalize(&absolute(out));
+        let Some(name) = abs.file_name().map(|n| n.to_os_string()) else {
+            return Err(refuse("is the root directory".into()));
+        };
+        let parent = abs.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let mut created = Vec::new();
+        let mut p = parent.as_path();
+        while !p.exists() {
+            created.push(p.to_path_buf());
+            p = match p.parent() {
+                Some(q) => q,
+                None => break,
+            };
+        }
+        let real_parent = p
+            .canonicalize()
+            .map_err(|e| refuse(load::io_message(&e)))?
+            .join(parent.strip_prefix(p).unwrap_or(Path::new("")));
+        let path = real_parent.join(&name);
+        for src in sources {
+            let real = paths::canonical(src);
+            if real.starts_with(&path) {
+                return Err(refuse(format!(
+                    "{} the source directory {}; the site must go elsewhere",
+                    if real == path { "is" } else { "contains" },
+                    src.display()
+                )));
+            }
+        }
+        match std::fs::symlink_metadata(&path) {
+            Err(_) => {}
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(refuse("is a symbolic link; name the directory itself".into()));
+            }
+            Ok(m) if !m.is_dir() => return Err(refuse("is a file, not a directory".into())),
+            Ok(_) => {
+                let mut entries = std::fs::read_dir(&path).map_err(|e| refuse(load::io_message(&e)))?;
+                let empty = entries.next().is_none();
+                let ours = std::fs::symlink_metadata(path.join(SITE_MARKER)).is_ok_and(|m| m.is_file());
+                if !empty && !ours {
+                    return Err(refuse(format!(
+                        "holds files not made by `runbook render` (it has no {SITE_MARKER}); \
+name an empty or new directory, or one a render made"
+                    )));
+                }
+            }
+        }
+        if !created.is_empty() {
+            std::fs::create_dir_all(&parent).map_err(|e| refuse(load::io_message(&e)))?;
+        }
+        Ok(OutDir { path, created })
+    }
+
+    /// Moves the built site into place; a previous site is removed only once the new one is in.
+    fn replace_with(&self, building: tempfile::TempDir) -> Result<(), RenderError> {
+        let parent = self.path.parent().unwrap_or(Path::new("/"));
+        if self.path.exists() {
+            let old = tempfile::Builder::new()
+                .prefix(".runbook-old-site-")
+                .tempdir_in(parent)
+                .map_err(io(parent))?;
+            let aside = old.path().join("site");
+            std::fs::rename(&self.path, &aside).map_err(io(&self.path))?;
+            if let Err(e) = std::fs::rename(building.path(), &self.path) {
+                let _ = std::fs::rename(&aside, &self.path);
+                return Err(io(&self.path)(e));
+            }
+            drop(old);
+        } else {
+            std::fs::rename(building.path(), &self.path).map_err(io(&self.path))?;
+        }
+        let _ = building.keep();
+        Ok(())
+    }
+
+    /// After a failed render: removes the parent directories it created (when still empty).
+    fn undo(&self) {
+        for d in &self.created {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+/// `a/./b/../c` as `a/c`, without touching the file system (`..` of a symlink is taken
+/// lexically; the sources are compared after canonicalizing, so nothing escapes the check).
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 impl Staged {
@@ -186,7 +463,7 @@ impl Staged {
         let mut errors: Vec<Diagnostic> = self
             .parsed
             .values()
-            .flat_map(|(source, _)| analyzer::check(source, &self.registry).1)
+            .flat_map(|(source, _)| analyzer::check_in(source, &self.registry, &self.runbooks_root).1)
             .filter(Diagnostic::is_error)
             .collect();
         crate::diagnostic::sort(&mut errors);
