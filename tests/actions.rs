@@ -158,7 +158,9 @@ fn net_reachability_reports_each_url() {
 #[test]
 fn plan_reads_and_changes_nothing() {
     let moto = Moto::start();
-    let t = Test::new().aws(&moto.endpoint);
+    // Every request goes through the proxy, which records what was asked.
+    let proxy = common::fault_proxy::FaultProxy::start(&moto.endpoint, Default::default());
+    let t = Test::new().aws(&proxy.endpoint);
     let text = r#"# Plan
 
 ```aws organizations.ensure-organization id=org
@@ -179,6 +181,14 @@ confirm = "ok?"
     assert_eq!(rows[0]["verdict"], "would-create", "{rows}");
     assert_eq!(rows[1]["verdict"], "exists");
     assert_eq!(rows[2]["verdict"], "person");
+    let ops = proxy.operations();
+    assert!(!ops.is_empty(), "plan read something");
+    for (op, _) in &ops {
+        assert!(
+            ["Describe", "List", "Get"].iter().any(|p| op.starts_with(p)),
+            "plan called {op}: {ops:?}"
+        );
+    }
     let org = block_on(async {
         runbook_plugins::aws::organizations::describe(&sdk(&moto.endpoint))
             .await

@@ -110,27 +110,39 @@ impl Rig {
         cmd
     }
 
-    /// One clean run: how many requests moto answers for the whole scenario.
-    fn requests_in_a_clean_run(&self) -> usize {
+    /// One clean run: how many requests moto answers for the whole scenario, and how many of
+    /// them are mutating calls.
+    fn requests_in_a_clean_run(&self) -> (usize, usize) {
         self.moto.reset();
         let t = scenario();
-        let before = self.proxy.forwarded();
+        let (before, mutating) = (self.proxy.forwarded(), self.proxy.mutating());
         let out = self.command(&t).output().expect("run");
         assert!(
             out.status.success(),
             "clean run: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        self.proxy.forwarded() - before
+        (self.proxy.forwarded() - before, self.proxy.mutating() - mutating)
     }
 
-    /// Kills the run after moto's `nth` answer, checks the journal, resumes, checks AWS.
+    /// Kills the run at its kill point (after moto's `nth` answer, or as its `nth` mutating
+    /// call arrives, before it is forwarded), checks the journal, resumes, checks AWS.
     /// Returns false when the run ended before the kill point.
-    fn kill_and_resume(&self, nth: usize) -> bool {
+    fn kill_and_resume(&self, point: Point) -> bool {
         self.moto.reset();
         let t = scenario();
+        let mutating_before = self.proxy.mutating();
         let mut child = self.command(&t).spawn().expect("spawn");
-        self.proxy.arm_kill(child.id(), nth);
+        let nth = match point {
+            Point::AfterAnswer(n) => {
+                self.proxy.arm_kill(child.id(), n);
+                n
+            }
+            Point::BeforeCall(n) => {
+                self.proxy.arm_kill_before_call(child.id(), n);
+                n
+            }
+        };
         let status = child.wait().expect("wait");
         if !self.proxy.killed() {
             assert!(
@@ -144,6 +156,15 @@ impl Rig {
             "kill point {nth}: killed by a signal, not {status:?}"
         );
         check_journal(&t.path(".runbook"), nth);
+        // Every mutating call that left runbook had its intent on disk first.
+        let intents = common::transcripts(&t.path(".runbook"))
+            .matches(r#""event":"intent""#)
+            .count();
+        let sent = self.proxy.mutating() - mutating_before;
+        assert!(
+            intents >= sent,
+            "kill point {point:?}: {sent} mutating calls left runbook, {intents} intents journaled"
+        );
         self.proxy.disarm_kill();
         let out = self.command(&t).output().expect("resume");
         assert!(
@@ -212,6 +233,14 @@ fn check_exactly_one_of_each(endpoint: &str, nth: usize) {
     );
 }
 
+#[derive(Debug, Clone, Copy)]
+enum Point {
+    /// After moto answered the nth request, before the answer reached runbook.
+    AfterAnswer(usize),
+    /// As the nth mutating call arrives, before it reaches moto: after its intent was written.
+    BeforeCall(usize),
+}
+
 fn xorshift(x: &mut u64) -> u64 {
     *x ^= *x << 13;
     *x ^= *x >> 7;
@@ -232,20 +261,29 @@ fn killed_at_many_points_the_run_resumes_to_exactly_one_of_each() {
     eprintln!("kill points: seed {seed} (RUNBOOK_KILL_SEED={seed} replays this run), {wanted} points");
 
     let first = Rig::new();
-    let total = first.requests_in_a_clean_run();
+    let (total, mutating) = first.requests_in_a_clean_run();
     assert!(total > 40, "the scenario makes {total} requests");
+    assert!(mutating >= 20, "the scenario makes {mutating} mutating calls");
     // Points spread over the run: one per stratum, at a seeded place inside it. The last tenth
     // is left out, since concurrency lets the request count of a run vary a little.
     let span = (total * 9 / 10).max(2);
     let mut rng = seed.max(1);
-    let points: Vec<usize> = (0..wanted)
+    let mut points: Vec<Point> = (0..wanted)
         .map(|i| {
             let lo = 1 + i * (span - 1) / wanted;
             let hi = (1 + (i + 1) * (span - 1) / wanted).max(lo + 1);
-            lo + (xorshift(&mut rng) as usize) % (hi - lo)
+            Point::AfterAnswer(lo + (xorshift(&mut rng) as usize) % (hi - lo))
         })
         .collect();
-    eprintln!("a clean run makes {total} requests; killing after answers {points:?}");
+    // And between intent and call: a kill as each of a seeded third of the mutating calls
+    // arrives (every fifth one at least), before it reaches moto.
+    let before: Vec<Point> = (1..=mutating.saturating_sub(1))
+        .filter(|n| n % 5 == 1 || xorshift(&mut rng) % 3 == 0)
+        .map(Point::BeforeCall)
+        .collect();
+    let wanted = wanted + before.len();
+    points.extend(before);
+    eprintln!("a clean run makes {total} requests ({mutating} mutating); kill points {points:?}");
 
     let queue = Arc::new(Mutex::new(points));
     let survived = Arc::new(AtomicUsize::new(0));
@@ -257,13 +295,13 @@ fn killed_at_many_points_the_run_resumes_to_exactly_one_of_each() {
             let (queue, survived, missed) = (queue.clone(), survived.clone(), missed.clone());
             s.spawn(move || {
                 loop {
-                    let Some(nth) = queue.lock().ok().and_then(|mut q| q.pop()) else {
+                    let Some(point) = queue.lock().ok().and_then(|mut q| q.pop()) else {
                         return;
                     };
-                    if rig.kill_and_resume(nth) {
+                    if rig.kill_and_resume(point) {
                         survived.fetch_add(1, Ordering::Relaxed);
                     } else if let Ok(mut m) = missed.lock() {
-                        m.push(nth);
+                        m.push(point);
                     }
                 }
             });

@@ -87,7 +87,27 @@ proptest! {
     /// `${...}` splitting: never panics, and literal pieces plus expressions cover the input.
     #[test]
     fn interpolation_pieces_never_panic(s in "[a-z${}\"\\\\ ]{0,40}") {
-        let _ = runbook::interp::pieces(&s);
-        let _ = runbook::interp::refs(&s);
+        use runbook::interp::Piece;
+        if let Ok(pieces) = runbook::interp::pieces(&s) {
+            // The pieces are the whole string: literals (with `${` written `$${` again) and
+            // expressions in their `${...}` rebuild it exactly.
+            let mut rebuilt = String::new();
+            for p in &pieces {
+                match p {
+                    Piece::Lit(l) => rebuilt.push_str(&l.replace("${", "$${")),
+                    Piece::Expr { code, span } => {
+                        prop_assert_eq!(&s[span.clone()], code.as_str());
+                        rebuilt.push_str(&format!("${{{code}}}"));
+                    }
+                }
+            }
+            prop_assert_eq!(rebuilt, s.clone());
+        }
+        for r in runbook::interp::refs(&s) {
+            let span = match r {
+                runbook::interp::Ref::Input { span, .. } | runbook::interp::Ref::Step { span, .. } => span,
+            };
+            prop_assert!(span.end <= s.len() && span.start <= span.end);
+        }
     }
 }

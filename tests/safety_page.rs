@@ -5,44 +5,58 @@ mod common;
 
 use common::repo;
 
-fn sources(dir: &std::path::Path, out: &mut String) {
-    for e in std::fs::read_dir(dir).expect("read_dir").flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            sources(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rs") {
-            out.push_str(&std::fs::read_to_string(&p).expect("read"));
-        }
-    }
+/// Whether `code` holds `fn name(` marked `#[test]` (other attributes may stand between).
+fn is_test_in(code: &str, name: &str) -> bool {
+    let lines: Vec<&str> = code.lines().collect();
+    lines.iter().enumerate().any(|(i, l)| {
+        let t = l.trim_start();
+        (t.starts_with(&format!("fn {name}(")) || t.starts_with(&format!("async fn {name}(")))
+            && lines[..i]
+                .iter()
+                .rev()
+                .map(|l| l.trim())
+                .take_while(|l| l.starts_with("#[") || l.starts_with("///") || l.starts_with("//"))
+                .any(|l| l == "#[test]" || l.starts_with("#[tokio::test"))
+    })
 }
 
 #[test]
-fn every_test_the_safety_page_names_exists() {
+fn every_test_the_safety_page_names_is_a_test_in_the_file_its_row_names() {
     let page = std::fs::read_to_string(repo().join("book/src/safety.md")).expect("safety page");
-    let mut code = String::new();
-    for d in ["tests", "runner/src", "plugins/src", "fuzz/fuzz_targets"] {
-        sources(&repo().join(d), &mut code);
-    }
-    let mut names = 0;
-    let mut paths = 0;
-    for token in page.split('`').skip(1).step_by(2) {
-        if token.contains('/') && !token.contains(' ') {
-            assert!(
-                repo().join(token).exists(),
-                "safety.md names `{token}`, which does not exist"
-            );
-            paths += 1;
-        } else if token.matches('_').count() >= 2
-            && token
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit())
-        {
-            assert!(
-                code.contains(&format!("fn {token}(")),
-                "safety.md names test `{token}`, which does not exist"
-            );
-            names += 1;
+    let (mut names, mut paths) = (0, 0);
+    for row in page.lines().filter(|l| l.starts_with('|') && !l.starts_with("|---")) {
+        // The last cell says what proves the promise: a file, then the tests in it.
+        let cell = row.trim_end_matches('|').rsplit('|').next().unwrap_or("");
+        let mut file: Option<String> = None;
+        for token in cell.split('`').skip(1).step_by(2) {
+            if token.contains('/') && !token.contains(' ') {
+                let path = repo().join(token);
+                assert!(path.exists(), "safety.md names `{token}`, which does not exist");
+                file = path.is_file().then(|| std::fs::read_to_string(&path).expect("read"));
+                paths += 1;
+            } else if token.matches('_').count() >= 2
+                && token
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit())
+            {
+                let code = file
+                    .as_deref()
+                    .unwrap_or_else(|| panic!("safety.md names test `{token}` before naming its file: {row}"));
+                assert!(
+                    is_test_in(code, token),
+                    "safety.md names `{token}`, which is not a #[test] in the file its row names: {row}"
+                );
+                names += 1;
+            }
         }
     }
-    assert!(names >= 15 && paths >= 10, "{names} tests and {paths} paths named");
+    assert!(names >= 25 && paths >= 15, "{names} tests and {paths} paths named");
+}
+
+#[test]
+fn the_test_finder_tells_a_test_from_a_function() {
+    let code = "#[test]\n#[ignore]\nfn real_one_here() {}\n\nfn helper_not_test() {}\n";
+    assert!(is_test_in(code, "real_one_here"));
+    assert!(!is_test_in(code, "helper_not_test"));
+    assert!(!is_test_in(code, "missing_name_here"));
 }

@@ -79,7 +79,8 @@ fn a_full_state_dir_stops_the_run_before_any_call() {
     assert!(out.stderr.contains("cannot keep the journal in"), "{}", out.stderr);
     assert!(out.stderr.to_lowercase().contains("no space"), "{}", out.stderr);
     assert_eq!(calls, 0, "no AWS call was made");
-    assert!(!dir.join("r-").exists());
+    // The run never started: no entry reached the transcript.
+    assert_eq!(common::transcripts(&dir), "", "the run journaled entries");
 }
 
 #[test]
@@ -94,4 +95,85 @@ fn a_state_dir_under_a_file_is_a_clear_usage_error() {
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("not-a-dir/state"), "{}", out.stderr);
     assert!(out.stderr.to_lowercase().contains("not a directory"), "{}", out.stderr);
+}
+
+/// The state directory fills up in the middle of a fan-out: the run stops with exit 1 naming the
+/// journal, every account that reached the emulator has its intent on disk, and once space is
+/// freed the resume creates each account exactly once.
+#[test]
+fn a_state_dir_that_fills_mid_fan_out_stops_the_run_and_the_resume_creates_each_account_once() {
+    const N: usize = 16;
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let dir = scratch.path().join("small");
+    let _m = Mount::tmpfs(&dir, "size=1536k");
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            delay: std::time::Duration::from_millis(60),
+            ..Rules::default()
+        },
+    );
+    let names: Vec<String> = (0..N).map(|i| format!("\"acme-f{i:02}-prod\"")).collect();
+    let text = format!(
+        "# Fill\n\n```aws organizations.ensure-organization id=org\n```\n\n```aws organizations.ensure-account id=accts for-each='[{}]'\nname = \"${{item}}\"\nemail = \"aws+${{item}}@example.com\"\n```\n",
+        names.join(", ")
+    );
+    let t = Test::new().file("r.md", text).aws(&proxy.endpoint);
+    let args = vec![
+        "run".to_string(),
+        "r.md".into(),
+        "--state-dir".into(),
+        dir.display().to_string(),
+        "--max-in-flight".into(),
+        "2".into(),
+    ];
+    let filler = dir.join("filler");
+    let stopped = std::thread::scope(|s| {
+        let run = s.spawn(|| t.run_args(&args));
+        // Once a few accounts are under way, fill the disk.
+        let t0 = std::time::Instant::now();
+        while proxy.calls("CreateAccount") < 4 && t0.elapsed().as_secs() < 60 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let mut f = std::fs::File::create(&filler).expect("filler");
+        let chunk = vec![0u8; 64 * 1024];
+        while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
+        run.join().expect("run thread")
+    });
+    assert_eq!(stopped.code, 1, "{stopped:?}");
+    assert!(stopped.stderr.contains("cannot write the journal"), "{stopped:?}");
+    assert!(
+        stopped.stderr.contains("run the same command again to resume"),
+        "{stopped:?}"
+    );
+    let created = proxy.calls("CreateAccount");
+    assert!(
+        created < N,
+        "the run went on after the disk filled: {created} CreateAccount calls"
+    );
+    let transcript = common::transcripts(&dir);
+    let intents = transcript
+        .lines()
+        .filter(|l| l.contains(r#""event":"intent""#) && l.contains("organizations:CreateAccount"))
+        .count();
+    assert!(
+        intents >= created,
+        "{created} CreateAccount calls reached the emulator, {intents} intents on disk"
+    );
+    std::fs::remove_file(&filler).expect("free space");
+    let resumed = t.run_args(&args);
+    assert_eq!(resumed.code, 0, "{resumed:?}");
+    let accounts: Vec<String> = common::block_on(async {
+        runbook_plugins::aws::organizations::all_accounts(&common::sdk(&moto.endpoint))
+            .await
+            .expect("accounts")
+            .into_iter()
+            .map(|a| a.email)
+            .filter(|e| e.starts_with("aws+acme-f"))
+            .collect()
+    });
+    let distinct: std::collections::BTreeSet<&String> = accounts.iter().collect();
+    assert_eq!((accounts.len(), distinct.len()), (N, N), "{accounts:?}");
+    assert_eq!(proxy.calls("CreateAccount"), N, "each account was created exactly once");
 }

@@ -449,6 +449,18 @@ fn scripts_cannot_reach_aws_or_the_network() {
 }
 
 #[test]
+fn a_map_of_distinct_large_strings_is_stopped_by_the_memory_bound() {
+    // Each string is its own 1 MB: Rhai bounds each one, not their sum.
+    let t = Test::new().file(
+        "r.md",
+        "# R\n\n```rhai id=bomb\nlet m = #{};\nlet s = \"x\";\ns.pad(1000000, \"y\");\nfor i in 0..3000 { m[\"k\" + i] = s + i; }\nm\n```\n",
+    );
+    let out = t.run_args(&["run".into(), "r.md".into()]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("MiB of memory"), "{out:?}");
+}
+
+#[test]
 fn a_map_bomb_fails_the_step_with_a_located_error() {
     let t = Test::new().file(
         "r.md",

@@ -495,11 +495,18 @@ impl Journal {
             },
         };
         let tpath = dir.join("transcript.jsonl");
-        let transcript = open_options()
+        let mut transcript = open_options()
             .create(true)
+            .read(true)
             .append(true)
             .open(&tpath)
             .map_err(|e| io(&tpath, e))?;
+        // A crash or a full disk can leave a torn last line: end it, so that the next entry
+        // starts a line of its own and is read back.
+        if ends_torn(&mut transcript).map_err(|e| io(&tpath, e))? {
+            transcript.write_all(b"\n").map_err(|e| io(&tpath, e))?;
+            transcript.sync_data().map_err(|e| io(&tpath, e))?;
+        }
         let mut j = Journal {
             dir: dir.to_path_buf(),
             state,
@@ -605,6 +612,19 @@ impl Journal {
         }
         self.state.outcome = None;
     }
+}
+
+/// Whether a file's last byte is something other than a newline.
+fn ends_torn(f: &mut File) -> std::io::Result<bool> {
+    use std::io::{Seek, SeekFrom};
+    let len = f.metadata()?.len();
+    if len == 0 {
+        return Ok(false);
+    }
+    f.seek(SeekFrom::Start(len - 1))?;
+    let mut last = [0u8; 1];
+    f.read_exact(&mut last)?;
+    Ok(last[0] != b'\n')
 }
 
 /// Reads a transcript; a torn last line (a crash mid-write) is skipped.
@@ -759,6 +779,25 @@ mod tests {
             .expect_err("too deep");
         assert!(matches!(e, JournalError::TooDeep { .. }), "{e}");
         assert!(j.lines().expect("read").is_empty());
+    }
+
+    #[test]
+    fn a_torn_last_line_is_ended_before_the_next_entry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("transcript.jsonl"),
+            "{\"ts\":\"x\",\"run\":\"r\",\"event\":\"item-fin",
+        )
+        .expect("write");
+        let mut j = Journal::open(dir.path(), "r.md", false, Redactor::default()).expect("open");
+        j.record(Entry::ItemFinished {
+            step: "a".into(),
+            hash: "h".into(),
+            item_key: "k".into(),
+            outputs: json!({}),
+        })
+        .expect("record");
+        assert_eq!(j.finished_items("a").expect("read").len(), 1);
     }
 
     #[test]

@@ -107,6 +107,15 @@ impl Redactor {
         }
     }
 
+    /// Remembers the AWS credentials of the environment: they are never printed either.
+    pub fn add_credentials_from_env(&self) {
+        for k in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {
+            if let Ok(v) = std::env::var(k) {
+                self.add(&v);
+            }
+        }
+    }
+
     pub fn text(&self, s: &str) -> String {
         let Ok(secrets) = self.secrets.read() else {
             return MASK.to_string();

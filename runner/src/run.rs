@@ -124,14 +124,27 @@ pub async fn run(args: RunArgs, color: bool, rehearsal: bool) -> Exit {
 }
 
 /// Which run of a runbook `status` and `plan` look at: `--run`, else the most recently updated.
-fn pick_run(runbook_dir: &Path, name: Option<&str>) -> Result<Option<journal::RunSummary>, journal::JournalError> {
+/// `plan` never takes a rehearsal's record (its outputs come from an emulator) unless named.
+fn pick_run(
+    runbook_dir: &Path,
+    name: Option<&str>,
+    rehearsals: bool,
+) -> Result<Option<journal::RunSummary>, journal::JournalError> {
     let runs = Journal::runs(runbook_dir)?;
     Ok(match name {
         Some(n) => {
             let n = journal::run_name(n);
             runs.into_iter().find(|r| r.name == n)
         }
-        None => runs.into_iter().find(|r| !r.state.rehearsal),
+        // The latest run; a rehearsal only when there is nothing else.
+        None => {
+            let real = runs.iter().position(|r| !r.state.rehearsal);
+            match real {
+                Some(i) => runs.into_iter().nth(i),
+                None if rehearsals => runs.into_iter().next(),
+                None => None,
+            }
+        }
     })
 }
 
@@ -141,11 +154,12 @@ pub async fn plan(args: PlanArgs, color: bool) -> Exit {
         Err(e) => return e,
     };
     let redactor = crate::redact::Redactor::default();
+    redactor.add_credentials_from_env();
     let say = |s: &str| {
         let _ = crate::ui::print_out(&redactor.text(&crate::ui::sanitize(s)));
     };
     let runbook_dir = journal::dir_for(&args.state_dir, Path::new(&runbook.path));
-    let last = match pick_run(&runbook_dir, args.run.as_deref()) {
+    let last = match pick_run(&runbook_dir, args.run.as_deref(), false) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("runbook: {e}");
@@ -330,14 +344,14 @@ pub fn status(file: &Path, state_dir: &Path, run: Option<&str>, json_out: bool, 
         Err(e) => return e,
     };
     let dir = journal::dir_for(state_dir, Path::new(&runbook.path));
-    let picked = match pick_run(&dir, run) {
+    let picked = match pick_run(&dir, run, true) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("runbook: {e}");
             return Exit::Usage;
         }
     };
-    let others = Journal::runs(&dir).map(|r| r.len()).unwrap_or(0).saturating_sub(1);
+    let all_runs = Journal::runs(&dir).unwrap_or_default();
     let Some(picked) = picked else {
         if let Some(n) = run {
             eprintln!(
@@ -398,12 +412,19 @@ pub fn status(file: &Path, state_dir: &Path, run: Option<&str>, json_out: bool, 
                 extra
             ));
         }
-        if others > 0 && run.is_none() {
-            out(&format!(
-                "  ({others} other run{} of this runbook: `runbook runs {}`)",
-                if others == 1 { "" } else { "s" },
-                file.display()
-            ));
+        // The other runs and rehearsals of this runbook, newest first.
+        let others: Vec<&journal::RunSummary> = all_runs.iter().filter(|r| r.name != picked.name).collect();
+        if !others.is_empty() {
+            out(&format!("other runs (`runbook status {} --run NAME`):", file.display()));
+            for r in others {
+                out(&format!(
+                    "  {:<40} {:<10} {:<12} {}",
+                    r.name,
+                    if r.state.rehearsal { "rehearsal" } else { "run" },
+                    r.state.outcome.as_deref().unwrap_or("unfinished"),
+                    r.state.updated
+                ));
+            }
         }
     }
     Exit::Done

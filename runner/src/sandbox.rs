@@ -18,6 +18,9 @@ pub struct Limits {
     pub max_array_size: usize,
     pub max_map_size: usize,
     pub deadline: Duration,
+    /// How much the process may grow while the script runs. Rhai bounds each string, array
+    /// and map, not their sum: 1,500 distinct 1 MiB strings in a map took 1.5 GB.
+    pub max_memory: usize,
 }
 
 impl Default for Limits {
@@ -30,6 +33,7 @@ impl Default for Limits {
             max_array_size: 100_000,
             max_map_size: 10_000,
             deadline: Duration::from_secs(10),
+            max_memory: 256 << 20,
         }
     }
 }
@@ -118,6 +122,14 @@ pub type Log = Arc<dyn Fn(&str) + Send + Sync>;
 /// The reason on_progress stopped a script; shown to the operator.
 pub const DEADLINE_TOKEN: &str = "runbook: script deadline reached";
 pub const INTERRUPT_TOKEN: &str = "runbook: interrupted";
+pub const MEMORY_TOKEN: &str = "runbook: script memory limit";
+
+/// The process's resident memory in bytes (Linux), for the script memory bound.
+fn resident() -> Option<usize> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: usize = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
 
 /// Building the standard package registers hundreds of functions; do it once per process.
 fn standard_package() -> rhai::Shared<rhai::Module> {
@@ -141,6 +153,8 @@ pub fn engine(limits: Limits, log: Option<Log>, interrupted: Option<Arc<std::syn
     e.set_max_functions(1_000);
     e.disable_symbol("eval");
     let started = Instant::now();
+    let baseline = resident();
+    let last_sample = std::sync::atomic::AtomicU64::new(0);
     e.on_progress(move |_ops| {
         if interrupted
             .as_ref()
@@ -148,7 +162,19 @@ pub fn engine(limits: Limits, log: Option<Log>, interrupted: Option<Arc<std::syn
         {
             return Some(Dynamic::from(INTERRUPT_TOKEN));
         }
-        (started.elapsed() > limits.deadline).then(|| Dynamic::from(DEADLINE_TOKEN))
+        let elapsed = started.elapsed();
+        // Memory is sampled once a millisecond (reading /proc costs microseconds; a script
+        // allocates at most some MiB in a millisecond).
+        let ms = elapsed.as_millis() as u64;
+        if ms > last_sample.load(std::sync::atomic::Ordering::Relaxed) {
+            last_sample.store(ms, std::sync::atomic::Ordering::Relaxed);
+            if let (Some(base), Some(now)) = (baseline, resident()) {
+                if now > base + limits.max_memory {
+                    return Some(Dynamic::from(MEMORY_TOKEN));
+                }
+            }
+        }
+        (elapsed > limits.deadline).then(|| Dynamic::from(DEADLINE_TOKEN))
     });
     let print_log = log.clone();
     e.on_print(move |s| {
@@ -179,8 +205,11 @@ pub fn checking_engine() -> &'static Engine {
 pub fn describe(err: &EvalAltResult, limits: &Limits) -> String {
     match err {
         EvalAltResult::ErrorTerminated(token, _) => {
-            if token.clone().into_string().ok().as_deref() == Some(INTERRUPT_TOKEN) {
+            let token = token.clone().into_string().ok();
+            if token.as_deref() == Some(INTERRUPT_TOKEN) {
                 "interrupted".to_string()
+            } else if token.as_deref() == Some(MEMORY_TOKEN) {
+                format!("the script used more than {} MiB of memory", limits.max_memory >> 20)
             } else {
                 format!("the script ran past its {:?} deadline", limits.deadline)
             }

@@ -42,6 +42,8 @@ pub struct Rules {
     /// The first request of this operation reaches moto, but its answer is replaced by a 500:
     /// the call happened and the client cannot know.
     pub lose_answer_once: Option<String>,
+    /// GetAccountSummary reports root MFA as active (moto always says 0).
+    pub root_mfa: bool,
     /// Added before each request is forwarded.
     pub delay: Duration,
     pub seed: u64,
@@ -64,6 +66,11 @@ struct State {
     /// SIGKILL this process once moto has answered this many requests, before the answer is
     /// passed on: the call happened and the caller never journaled it.
     kill: Option<(u32, usize)>,
+    /// SIGKILL this process when this many mutating requests have arrived, before the last is
+    /// forwarded: runbook journaled its intent, the call never happened.
+    kill_before: Option<(u32, usize)>,
+    /// Mutating requests (Create*, Attach*, Update*, ...) that reached the proxy.
+    mutating: usize,
     killed: bool,
     slowed: u32,
 }
@@ -130,10 +137,36 @@ impl FaultProxy {
         }
     }
 
+    /// SIGKILLs `pid` when the `nth` mutating request (1-based, from now) arrives, before it
+    /// is forwarded: between the intent's write and the call.
+    pub fn arm_kill_before_call(&self, pid: u32, nth: usize) {
+        if let Ok(mut s) = self.state.lock() {
+            s.kill_before = Some((pid, s.mutating + nth));
+            s.killed = false;
+        }
+    }
+
     pub fn disarm_kill(&self) {
         if let Ok(mut s) = self.state.lock() {
             s.kill = None;
+            s.kill_before = None;
         }
+    }
+
+    /// Every operation seen so far, with its count.
+    pub fn operations(&self) -> Vec<(String, usize)> {
+        let mut v: Vec<(String, usize)> = self
+            .state
+            .lock()
+            .map(|s| s.calls.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// Mutating requests that reached the proxy so far.
+    pub fn mutating(&self) -> usize {
+        self.state.lock().map(|s| s.mutating).unwrap_or(0)
     }
 
     /// Whether the armed kill happened.
@@ -164,6 +197,38 @@ impl FaultProxy {
             .map(|s| s.injected.get(kind).copied().unwrap_or(0))
             .unwrap_or(0)
     }
+}
+
+/// GetAccountSummary's XML with AccountMFAEnabled set to 1.
+fn regex_lite_mfa(xml: &str) -> String {
+    let key = "<key>AccountMFAEnabled</key>";
+    let Some(at) = xml.find(key) else {
+        return xml.to_string();
+    };
+    let rest = &xml[at + key.len()..];
+    let (Some(open), Some(close)) = (rest.find("<value>"), rest.find("</value>")) else {
+        return xml.to_string();
+    };
+    let start = at + key.len() + open + "<value>".len();
+    let end = at + key.len() + close;
+    format!("{}1{}", &xml[..start], &xml[end..])
+}
+
+/// Whether an operation can change something at AWS.
+pub fn is_mutating(op: &str) -> bool {
+    [
+        "Create",
+        "Attach",
+        "Update",
+        "Provision",
+        "Delete",
+        "Detach",
+        "Put",
+        "Register",
+        "Enable",
+    ]
+    .iter()
+    .any(|p| op.starts_with(p))
 }
 
 struct Request {
@@ -247,6 +312,20 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
         let (fault, delay) = {
             let mut s = state.lock().map_err(|_| std::io::Error::other("poisoned"))?;
             *s.calls.entry(op.clone()).or_default() += 1;
+            if is_mutating(&op) {
+                s.mutating += 1;
+                if let Some((pid, at)) = s.kill_before {
+                    if s.mutating == at {
+                        s.kill_before = None;
+                        s.killed = true;
+                        drop(s);
+                        let _ = std::process::Command::new("kill")
+                            .args(["-KILL", &pid.to_string()])
+                            .status();
+                        return Ok(());
+                    }
+                }
+            }
             let delay = s.rules.delay;
             let (throttle, server_error, reset) = (s.rules.throttle_pct, s.rules.server_error_pct, s.rules.reset_pct);
             let mut fault = None;
@@ -445,6 +524,11 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 
 /// Turns moto's instant SUCCEEDED into IN_PROGRESS (K reads), then SUCCEEDED or FAILED.
 fn rewrite(op: &str, body: Vec<u8>, state: &Mutex<State>) -> Vec<u8> {
+    if op == "GetAccountSummary" && state.lock().map(|s| s.rules.root_mfa).unwrap_or(false) {
+        let text = String::from_utf8_lossy(&body);
+        let on = regex_lite_mfa(&text);
+        return on.into_bytes();
+    }
     if op == "ListPermissionSets" {
         let hide = state
             .lock()

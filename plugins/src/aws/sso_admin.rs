@@ -290,6 +290,11 @@ impl Action for EnsurePermissionSet {
         let arn = match find_permission_set(&client, &p.instance_arn, &p.name).await? {
             Some((arn, duration)) => {
                 if duration.as_deref() != Some(p.session_duration.as_str()) {
+                    let target = format!("{} session {}", p.name, p.session_duration);
+                    ctx.emit(Event::Intent {
+                        call: "sso-admin:UpdatePermissionSet".into(),
+                        target: target.clone(),
+                    })?;
                     client
                         .update_permission_set()
                         .instance_arn(&p.instance_arn)
@@ -298,6 +303,11 @@ impl Action for EnsurePermissionSet {
                         .send()
                         .await
                         .map_err(|e| aws("sso-admin:UpdatePermissionSet", e))?;
+                    ctx.emit(Event::Requested {
+                        call: "sso-admin:UpdatePermissionSet".into(),
+                        target,
+                        request_id: None,
+                    })?;
                 }
                 arn
             }
@@ -350,6 +360,11 @@ impl Action for EnsurePermissionSet {
             if have.contains(&a) {
                 continue;
             }
+            let target = format!("{} {a}", p.name);
+            ctx.emit(Event::Intent {
+                call: "sso-admin:AttachManagedPolicyToPermissionSet".into(),
+                target: target.clone(),
+            })?;
             let res = client
                 .attach_managed_policy_to_permission_set()
                 .instance_arn(&p.instance_arn)
@@ -358,7 +373,14 @@ impl Action for EnsurePermissionSet {
                 .send()
                 .await;
             match res {
-                Ok(_) => attached.push(a),
+                Ok(_) => {
+                    ctx.emit(Event::Requested {
+                        call: "sso-admin:AttachManagedPolicyToPermissionSet".into(),
+                        target,
+                        request_id: None,
+                    })?;
+                    attached.push(a)
+                }
                 Err(e) => {
                     let e = aws("sso-admin:AttachManagedPolicyToPermissionSet", e);
                     if e.code() != Some("ConflictException") {

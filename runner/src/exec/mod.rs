@@ -207,6 +207,7 @@ impl Shared {
 /// Runs a runbook. `ctx` carries the AWS settings (real, or the rehearsal emulator).
 pub async fn run(source: Source, runbook: Runbook, ctx: Context, opts: RunOptions) -> Exit {
     let redactor = Redactor::default();
+    redactor.add_credentials_from_env();
     let ui = Ui::new(opts.color, redactor.clone());
     let answers = match &opts.answers {
         Some(p) => match Answers::load(p) {
