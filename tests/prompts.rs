@@ -67,3 +67,30 @@ fn a_person_answers_is_reasked_and_confirms() {
     assert_eq!(v["answers"]["code"], "1234");
     assert!(v["ts"].as_str().is_some_and(|s| s.ends_with('Z')));
 }
+
+/// Prompts, help and choices come from the runbook: their escape sequences are shown, not obeyed.
+#[test]
+fn prompts_never_send_a_runbooks_escape_sequences_to_the_terminal() {
+    let t = Test::new().file(
+        "r.md",
+        "# R\n\n```runbook\n[inputs.u]\nprompt = \"user\\u001b]0;pwned\\u0007\\u001b[2J\"\nhelp = \"help\\u001b[31mRED\\u009b1m\"\n```\n\n```rhai id=a\n#{ u: inputs.u }\n```\n",
+    );
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runbook"));
+    cmd.args(["--color", "never", "run", "r.md"])
+        .current_dir(t.dir.path())
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm")
+        .env_remove("RUNBOOK_STATE_DIR");
+    let mut p = Session::spawn(cmd).expect("spawn in a pty");
+    p.set_expect_timeout(Some(Duration::from_secs(20)));
+    let seen = p.expect("pwned").expect("asks");
+    let mut screen = String::from_utf8_lossy(seen.before()).into_owned();
+    screen.push_str(&String::from_utf8_lossy(seen.as_bytes()));
+    p.send("alice\r").expect("type");
+    let rest = p.expect(Eof).expect("exits");
+    screen.push_str(&String::from_utf8_lossy(rest.before()));
+    for raw in ["\u{1b}]0;pwned", "\u{1b}[2J", "\u{1b}[31mRED", "\u{9b}1m"] {
+        assert!(!screen.contains(raw), "{raw:?} reached the terminal: {screen:?}");
+    }
+    assert!(screen.contains("\\u{1b}]0;pwned"), "shown neutralised: {screen:?}");
+}

@@ -18,7 +18,11 @@ pub fn dispatch(cli: Cli) -> Exit {
         Command::Check { paths, json } => check(&paths, json, color),
         Command::List { paths, json } => list(&paths, json, color),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "runbook", &mut std::io::stdout());
+            // Into a buffer first: a closed pipe (`| head`) is not a panic.
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "runbook", &mut buf);
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(&buf).and_then(|()| out.flush());
             Exit::Done
         }
         Command::Run(args) => runtime(|| crate::run::run(args, color, false)),
@@ -172,10 +176,15 @@ fn list(paths: &[PathBuf], json: bool, color: bool) -> Exit {
     } else {
         let mut out = std::io::stdout().lock();
         for b in &books {
-            let _ = writeln!(out, "{}  {}", b.path, b.title);
+            let _ = writeln!(
+                out,
+                "{}  {}",
+                crate::ui::sanitize(&b.path),
+                crate::ui::sanitize(&b.title)
+            );
             if !b.settings.inputs.is_empty() {
                 let names: Vec<&str> = b.settings.inputs.keys().map(String::as_str).collect();
-                let _ = writeln!(out, "  inputs: {}", names.join(", "));
+                let _ = writeln!(out, "  inputs: {}", crate::ui::sanitize(&names.join(", ")));
             }
             for s in &b.steps {
                 let what = s.executor.action().unwrap_or_else(|| s.executor.word().to_string());
@@ -184,7 +193,7 @@ fn list(paths: &[PathBuf], json: bool, color: bool) -> Exit {
                 } else {
                     what
                 };
-                let _ = writeln!(out, "  {:>5}  {:<32} {}", s.line, s.id, what);
+                let _ = writeln!(out, "  {:>5}  {:<32} {}", s.line, s.id, crate::ui::sanitize(&what));
             }
         }
     }
@@ -233,7 +242,9 @@ fn render(
         }
     };
     match listener.local_addr() {
-        Ok(a) => println!("serving {} at http://{a}/ (Ctrl-C stops)", out.display()),
+        Ok(a) => {
+            let _ = crate::ui::print_out(&format!("serving {} at http://{a}/ (Ctrl-C stops)", out.display()));
+        }
         Err(e) => eprintln!("runbook: {e}"),
     }
     let _ = std::io::stdout().flush();

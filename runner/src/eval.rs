@@ -23,6 +23,8 @@ pub struct Env {
     pub secret_inputs: BTreeSet<String>,
     /// Steps (by expression key) whose outputs hold secrets.
     pub secret_steps: BTreeSet<String>,
+    /// `item` is derived from a secret (a `for-each=` over one).
+    pub secret_item: bool,
     pub redactor: Redactor,
 }
 
@@ -74,6 +76,9 @@ impl Env {
 
     /// Whether `code` reads a secret (and so everything it computes is secret).
     pub fn reads_secret(&self, code: &str) -> bool {
+        if self.secret_item && mentions(code, "item") {
+            return true;
+        }
         let (i, s) = self.secrets_named(code);
         !i.is_empty() || !s.is_empty()
     }
@@ -151,10 +156,19 @@ impl Env {
 
     pub fn eval(&self, engine: &Engine, code: &str, item: Option<&Value>) -> Result<Dynamic, String> {
         let mut scope = self.scope_for(code, item);
+        let secret = self.reads_secret(code);
         let d = engine
             .eval_expression_with_scope::<Dynamic>(&mut scope, code)
-            .map_err(|e| crate::sandbox::describe(&e, &crate::sandbox::Limits::default()))?;
-        if self.reads_secret(code) {
+            .map_err(|e| {
+                let limit = crate::sandbox::is_limit(&e);
+                if secret && !limit {
+                    // What failed may quote what it computed from the secret.
+                    "the expression failed; its message is withheld because it reads a secret".to_string()
+                } else {
+                    crate::sandbox::describe(&e, &crate::sandbox::Limits::default())
+                }
+            })?;
+        if secret {
             self.redactor.add_derived(&to_json(&d));
         }
         Ok(d)
@@ -170,6 +184,9 @@ impl Env {
             return Ok(to_json(&d));
         }
         let mut out = String::new();
+        let secret = pieces
+            .iter()
+            .any(|p| matches!(p, Piece::Expr { code, .. } if self.reads_secret(code)));
         for p in pieces {
             match p {
                 Piece::Lit(l) => out.push_str(&l),
@@ -184,6 +201,10 @@ impl Env {
                     }
                 }
             }
+        }
+        if secret {
+            // Short pieces of a secret are not searched for alone; the whole text is.
+            self.redactor.add(&out);
         }
         Ok(Value::String(out))
     }
@@ -206,6 +227,12 @@ impl Env {
             other => other.clone(),
         })
     }
+}
+
+/// Whether `code` uses the identifier `word` (anywhere, strings included: an over-count is safe).
+fn mentions(code: &str, word: &str) -> bool {
+    code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .any(|w| w == word)
 }
 
 /// A TOML body as JSON (before interpolation).

@@ -279,13 +279,14 @@ pub fn run_dir(runbook_dir: &Path, name: &str) -> PathBuf {
     runbook_dir.join("runs").join(name)
 }
 
-/// A run name that is safe as one path component: letters, digits, `.`, `_`, `-`, `=`, `@`;
-/// anything else becomes `_`; at most 80 bytes; never `.` or `..`.
+/// A run name that is safe as one path component: letters, digits, `.`, `_`, `-`, `=`, `@`,
+/// `,`; anything else becomes `_`; at most 80 bytes; never `.` or `..`. A name changed on the way
+/// gets a digest of the original, so that two different names never share a run.
 pub fn run_name(raw: &str) -> String {
     let mut s: String = raw
         .chars()
         .map(|c| {
-            if c.is_ascii_alphanumeric() || "._-=@".contains(c) {
+            if c.is_ascii_alphanumeric() || "._-=@,".contains(c) {
                 c
             } else {
                 '_'
@@ -295,6 +296,9 @@ pub fn run_name(raw: &str) -> String {
         .collect();
     if s.is_empty() || s.chars().all(|c| c == '.') {
         s = format!("run{s}");
+    }
+    if s != raw {
+        s = format!("{s}-{}", &hex::encode(Sha256::digest(raw.as_bytes()))[..8]);
     }
     s
 }
@@ -311,6 +315,19 @@ fn make_private_dir(dir: &Path, owned: usize) -> Result<(), JournalError> {
             Ok(m) if m.file_type().is_symlink() => {
                 if ours.contains(&built.as_path()) {
                     return Err(JournalError::Symlink { path: built });
+                }
+            }
+            Ok(m) if ours.contains(&built.as_path()) => {
+                use std::os::unix::fs::MetadataExt;
+                if my_uid().is_some_and(|me| me != m.uid()) {
+                    return Err(JournalError::Io {
+                        path: built,
+                        message: "belongs to another user; choose another --state-dir".into(),
+                    });
+                }
+                if m.mode() & 0o077 != 0 {
+                    std::fs::set_permissions(&built, std::fs::Permissions::from_mode(0o700))
+                        .map_err(|e| io(&built, e))?;
                 }
             }
             Ok(_) => {}
@@ -335,8 +352,38 @@ fn make_private_dir(dir: &Path, owned: usize) -> Result<(), JournalError> {
 
 fn open_options() -> OpenOptions {
     let mut o = OpenOptions::new();
-    o.custom_flags(libc::O_NOFOLLOW).mode(0o600);
+    // No link is followed; a FIFO planted at a file's name does not block the open.
+    o.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).mode(0o600);
     o
+}
+
+/// The user this process runs as (the owner of `/proc/self`).
+fn my_uid() -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").ok().map(|m| m.uid())
+}
+
+/// A file of the journal must be a regular file of ours; its mode is made owner-only.
+fn check_private(f: &File, path: &Path) -> Result<(), JournalError> {
+    use std::os::unix::fs::MetadataExt;
+    let m = f.metadata().map_err(|e| io(path, e))?;
+    if !m.is_file() {
+        return Err(JournalError::Io {
+            path: path.to_path_buf(),
+            message: "is not a regular file; remove it".into(),
+        });
+    }
+    if my_uid().is_some_and(|me| me != m.uid()) {
+        return Err(JournalError::Io {
+            path: path.to_path_buf(),
+            message: "belongs to another user; remove it or choose another --state-dir".into(),
+        });
+    }
+    if m.mode() & 0o077 != 0 {
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| io(path, e))?;
+    }
+    Ok(())
 }
 
 /// Reads the runbook's digest key, creating it (32 random bytes, 0600) on first use.
@@ -344,13 +391,7 @@ pub fn digest_key(runbook_dir: &Path) -> Result<Vec<u8>, JournalError> {
     make_private_dir(runbook_dir, 1)?;
     let path = runbook_dir.join("key");
     match open_options().read(true).open(&path) {
-        Ok(mut f) => {
-            let mut key = Vec::new();
-            f.read_to_end(&mut key).map_err(|e| io(&path, e))?;
-            if key.len() >= 32 {
-                return Ok(key);
-            }
-        }
+        Ok(f) => return read_key(f, &path),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io(&path, e)),
     }
@@ -369,13 +410,31 @@ pub fn digest_key(runbook_dir: &Path) -> Result<Vec<u8>, JournalError> {
     // Another run may have made one meanwhile: keep the first.
     match tmp.persist_noclobber(&path) {
         Ok(_) => Ok(key),
-        Err(_) => {
-            let mut f = open_options().read(true).open(&path).map_err(|e| io(&path, e))?;
-            let mut key = Vec::new();
-            f.read_to_end(&mut key).map_err(|e| io(&path, e))?;
-            Ok(key)
-        }
+        Err(_) => read_key(open_options().read(true).open(&path).map_err(|e| io(&path, e))?, &path),
     }
+}
+
+/// The key must be ours, private, and exactly 32 bytes: a planted or truncated key would make
+/// the digests of secrets guessable.
+fn read_key(mut f: File, path: &Path) -> Result<Vec<u8>, JournalError> {
+    use std::os::unix::fs::MetadataExt;
+    let m = f.metadata().map_err(|e| io(path, e))?;
+    let bad = |why: &str| JournalError::Io {
+        path: path.to_path_buf(),
+        message: format!("{why}; remove it (completed steps will run again) or choose another --state-dir"),
+    };
+    if !m.is_file() || m.len() != 32 {
+        return Err(bad("is not a 32-byte key file"));
+    }
+    if m.mode() & 0o077 != 0 || my_uid().is_some_and(|me| me != m.uid()) {
+        return Err(bad("is readable or owned by someone else"));
+    }
+    let mut key = Vec::with_capacity(32);
+    f.read_to_end(&mut key).map_err(|e| io(path, e))?;
+    if key.len() != 32 {
+        return Err(bad("is not a 32-byte key file"));
+    }
+    Ok(key)
 }
 
 /// Writes and syncs [`HEADROOM`] bytes, then removes them.
@@ -418,6 +477,11 @@ impl Journal {
     /// Every run instance of a runbook, most recently updated first.
     pub fn runs(runbook_dir: &Path) -> Result<Vec<RunSummary>, JournalError> {
         let runs = runbook_dir.join("runs");
+        for d in [runbook_dir, runs.as_path()] {
+            if std::fs::symlink_metadata(d).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(JournalError::Symlink { path: d.to_path_buf() });
+            }
+        }
         let rd = match std::fs::read_dir(&runs) {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -454,6 +518,7 @@ impl Journal {
             .write(true)
             .open(&lock_path)
             .map_err(|e| io(&lock_path, e))?;
+        check_private(&lock, &lock_path)?;
         if !FileExt::try_lock_exclusive(&lock).map_err(|e| io(&lock_path, e))? {
             let mut holder = String::new();
             let _ = lock.read_to_string(&mut holder);
@@ -501,6 +566,7 @@ impl Journal {
             .append(true)
             .open(&tpath)
             .map_err(|e| io(&tpath, e))?;
+        check_private(&transcript, &tpath)?;
         // A crash or a full disk can leave a torn last line: end it, so that the next entry
         // starts a line of its own and is read back.
         if ends_torn(&mut transcript).map_err(|e| io(&tpath, e))? {
@@ -526,6 +592,19 @@ impl Journal {
         self.state.version = STATE_VERSION;
         self.state.updated = now();
         let path = self.dir.join("state.json");
+        // The free text of each step is redacted, never the record's own fields (a secret "one"
+        // must not turn `done` into `d********`). Outputs that held a secret are stored masked
+        // and marked secret: a mask is never read back as a value.
+        for st in self.state.steps.values_mut() {
+            let masked = self.redactor.value(&st.outputs);
+            if masked != st.outputs {
+                st.outputs = masked;
+                st.secret = true;
+            }
+            for text in [&mut st.error, &mut st.waiting_for].into_iter().flatten() {
+                *text = self.redactor.text(text);
+            }
+        }
         let value = serde_json::to_value(&self.state).map_err(|e| JournalError::Io {
             path: path.clone(),
             message: e.to_string(),
@@ -533,7 +612,7 @@ impl Journal {
         if depth(&value) > MAX_DEPTH {
             return Err(JournalError::TooDeep { path });
         }
-        let text = serde_json::to_string_pretty(&self.redactor.value(&value)).map_err(|e| JournalError::Io {
+        let text = serde_json::to_string_pretty(&value).map_err(|e| JournalError::Io {
             path: path.clone(),
             message: e.to_string(),
         })?;
@@ -568,7 +647,23 @@ impl Journal {
         if depth(&value) > MAX_DEPTH {
             return Err(JournalError::TooDeep { path });
         }
-        let mut text = serde_json::to_string(&self.redactor.value(&value)).map_err(|e| JournalError::Io {
+        // Every field's content is redacted; the line's own keys and tag are left as they are,
+        // so the line always reads back as the entry it is.
+        let value = match value {
+            Value::Object(o) => Value::Object(
+                o.into_iter()
+                    .map(|(k, v)| match k.as_str() {
+                        "event" | "ts" | "run" | "hash" => (k, v),
+                        _ => {
+                            let v = self.redactor.value(&v);
+                            (k, v)
+                        }
+                    })
+                    .collect(),
+            ),
+            other => other,
+        };
+        let mut text = serde_json::to_string(&value).map_err(|e| JournalError::Io {
             path: path.clone(),
             message: e.to_string(),
         })?;
@@ -634,6 +729,12 @@ pub fn read_lines(path: &Path) -> Result<Vec<Line>, JournalError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(io(path, e)),
     };
+    if !f.metadata().map_err(|e| io(path, e))?.is_file() {
+        return Err(JournalError::Io {
+            path: path.to_path_buf(),
+            message: "is not a regular file; remove it".into(),
+        });
+    }
     let mut out = Vec::new();
     for line in BufReader::new(f).lines() {
         let line = line.map_err(|e| io(path, e))?;
@@ -665,6 +766,12 @@ fn read_state(path: &Path) -> Result<Option<State>, JournalError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io(path, e)),
     };
+    if !f.metadata().map_err(|e| io(path, e))?.is_file() {
+        return Err(JournalError::Io {
+            path: path.to_path_buf(),
+            message: "is not a regular file; remove it".into(),
+        });
+    }
     let mut text = String::new();
     f.read_to_string(&mut text).map_err(|e| io(path, e))?;
     let v: Value = serde_json::from_str(&text).map_err(|e| JournalError::Corrupt {
@@ -818,9 +925,13 @@ mod tests {
     #[test]
     fn run_names_stay_one_path_component() {
         assert_eq!(run_name("admin_user=bob"), "admin_user=bob");
-        assert_eq!(run_name("../../etc"), ".._.._etc");
-        assert_eq!(run_name(".."), "run..");
-        assert_eq!(run_name(""), "run");
-        assert_eq!(run_name("a/b c"), "a_b_c");
+        assert!(run_name("../../etc").starts_with(".._.._etc-"));
+        assert!(run_name("..").starts_with("run..-"));
+        assert!(run_name("").starts_with("run-"));
+        assert!(!run_name("a/b").contains('/'));
+        assert_ne!(run_name("a/b"), run_name("a?b"));
+        assert_ne!(run_name("a/b"), run_name("a_b"));
+        let long = "x".repeat(100);
+        assert_ne!(run_name(&long), run_name(&"x".repeat(101)));
     }
 }

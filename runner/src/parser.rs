@@ -589,9 +589,11 @@ pub fn slug(text: &str) -> String {
 }
 
 fn assign_sections_and_ids(source: &Source, sections: &[Section], steps: &mut [Step], diags: &mut Diags) {
+    // Ids are compared as expressions see them: `steps.a_b` names both `a-b` and `a_b`.
+    let key = |id: &str| id.replace('-', "_");
     let explicit: HashSet<String> = steps
         .iter()
-        .filter_map(|s| s.attrs.id.as_ref().map(|a| a.value.clone()))
+        .filter_map(|s| s.attrs.id.as_ref().map(|a| key(&a.value)))
         .collect();
     let mut used: HashSet<String> = HashSet::new();
     let mut first_by_id: BTreeMap<String, Span> = BTreeMap::new();
@@ -609,17 +611,23 @@ fn assign_sections_and_ids(source: &Source, sections: &[Section], steps: &mut [S
                             .with_help("use letters, digits, `-` and `_`, starting with a letter")
                     });
                 }
-                if let Some(first) = first_by_id.get(&id.value) {
+                if let Some(first) = first_by_id.get(&key(&id.value)) {
                     diags.push_with(Severity::Error, || {
                         let (l, c) = source.line_col(first.start);
-                        Diagnostic::error(
-                            source,
-                            id.span,
-                            format!("duplicate step id `{}` (first used at {l}:{c})", id.value),
-                        )
+                        let first_text = &source.text[first.start..first.end];
+                        let msg = if first_text == id.value {
+                            format!("duplicate step id `{}` (first used at {l}:{c})", id.value)
+                        } else {
+                            format!(
+                                "step id `{}` is the same as `{first_text}` (first used at {l}:{c}): expressions write both as `steps.{}`",
+                                id.value,
+                                key(&id.value)
+                            )
+                        };
+                        Diagnostic::error(source, id.span, msg)
                     });
                 } else {
-                    first_by_id.insert(id.value.clone(), id.span);
+                    first_by_id.insert(key(&id.value), id.span);
                 }
                 step.id = id.value.clone();
             }
@@ -632,14 +640,14 @@ fn assign_sections_and_ids(source: &Source, sections: &[Section], steps: &mut [S
                     .unwrap_or_else(|| "step".to_string());
                 let n = next.entry(base.clone()).or_insert(1);
                 let mut id = if *n == 1 { base.clone() } else { format!("{base}-{n}") };
-                while used.contains(&id) || explicit.contains(&id) {
+                while used.contains(&key(&id)) || explicit.contains(&key(&id)) {
                     *n += 1;
                     id = format!("{base}-{n}");
                 }
                 step.id = id;
             }
         }
-        used.insert(step.id.clone());
+        used.insert(key(&step.id));
     }
 }
 

@@ -7,6 +7,7 @@ use dialoguer::{Confirm, Input as Line, Password, Select};
 
 use crate::inputs::validate;
 use crate::model::Input;
+use crate::ui::sanitize;
 
 /// Whether a person can be asked: stdin and stderr are terminals.
 pub fn interactive() -> bool {
@@ -15,7 +16,7 @@ pub fn interactive() -> bool {
 
 pub fn confirm(question: &str) -> std::io::Result<bool> {
     Confirm::with_theme(&ColorfulTheme::default())
-        .with_prompt(question)
+        .with_prompt(sanitize(question))
         .default(false)
         .interact()
         .map_err(std::io::Error::other)
@@ -24,9 +25,10 @@ pub fn confirm(question: &str) -> std::io::Result<bool> {
 /// Asks for one value until it passes the input's checks.
 pub fn ask(name: &str, input: &Input) -> std::io::Result<String> {
     let theme = ColorfulTheme::default();
-    let prompt = input.prompt.clone().unwrap_or_else(|| name.to_string());
+    // Prompts, help and choices come from the runbook: no escape sequence of theirs acts.
+    let prompt = sanitize(input.prompt.as_deref().unwrap_or(name));
     if let Some(help) = &input.help {
-        eprintln!("  {help}");
+        eprintln!("  {}", sanitize(help));
     }
     if input.secret {
         loop {
@@ -46,9 +48,10 @@ pub fn ask(name: &str, input: &Input) -> std::io::Result<String> {
             .as_ref()
             .and_then(|d| choices.iter().position(|c| c == d))
             .unwrap_or(0);
+        let shown: Vec<String> = choices.iter().map(|c| sanitize(c)).collect();
         let i = Select::with_theme(&theme)
             .with_prompt(&prompt)
-            .items(choices)
+            .items(&shown)
             .default(default)
             .interact()
             .map_err(std::io::Error::other)?;
@@ -68,7 +71,7 @@ pub fn ask(name: &str, input: &Input) -> std::io::Result<String> {
 /// Asks run / skip / quit before a step (`run --step`).
 pub fn run_skip_quit(step: &str) -> std::io::Result<usize> {
     Select::with_theme(&ColorfulTheme::default())
-        .with_prompt(format!("Step {step}"))
+        .with_prompt(format!("Step {}", sanitize(step)))
         .items(["run", "skip", "quit (the journal is saved)"])
         .default(0)
         .interact()

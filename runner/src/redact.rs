@@ -62,13 +62,26 @@ impl Redactor {
         if secret.is_empty() {
             return;
         }
+        // Text is sanitized for the terminal after redaction, but a secret may also reach a
+        // sink already sanitized: remember that form too.
+        let shown = crate::ui::sanitize(secret);
         if let Ok(mut s) = self.secrets.write() {
-            if !s.iter().any(|x| x == secret) {
-                s.push(secret.to_string());
-                // Longest first, so a secret containing another is masked whole.
-                s.sort_by_key(|x| std::cmp::Reverse(x.len()));
+            for v in [secret.to_string(), shown] {
+                if !s.contains(&v) {
+                    s.push(v);
+                }
             }
+            // Longest first, so a secret containing another is masked whole.
+            s.sort_by_key(|x| std::cmp::Reverse(x.len()));
         }
+    }
+
+    /// Whether `s` holds a secret this redactor knows.
+    pub fn knows(&self, s: &str) -> bool {
+        self.secrets
+            .read()
+            .map(|secrets| secrets.iter().any(|x| s.contains(x.as_str())))
+            .unwrap_or(true)
     }
 
     /// Remembers every value in something derived from a secret (a script's outputs, an
@@ -80,7 +93,13 @@ impl Redactor {
                 Value::String(s) if s.chars().count() >= MIN_DERIVED => self.add(s),
                 Value::Number(n) if n.to_string().len() >= MIN_DERIVED => self.add(&n.to_string()),
                 Value::Array(a) => stack.extend(a),
-                Value::Object(o) => stack.extend(o.values()),
+                Value::Object(o) => {
+                    // Keys can be built from a secret too (`m[inputs.pw] = 1`).
+                    for k in o.keys().filter(|k| k.chars().count() >= MIN_DERIVED) {
+                        self.add(k);
+                    }
+                    stack.extend(o.values());
+                }
                 _ => {}
             }
         }
@@ -92,11 +111,13 @@ impl Redactor {
         match v {
             Value::Object(o) => Value::Object(
                 o.iter()
-                    .map(|(k, x)| {
+                    .enumerate()
+                    .map(|(i, (k, x))| {
                         if public.iter().any(|p| p == k) {
                             (k.clone(), x.clone())
                         } else {
-                            (k.clone(), Self::mask_all(x, &[]))
+                            // Keys are masked too, numbered to stay distinct.
+                            (format!("{MASK}{i}"), Self::mask_all(x, &[]))
                         }
                     })
                     .collect(),
@@ -129,11 +150,13 @@ impl Redactor {
         out
     }
 
+    /// `v` with every secret masked: in strings, in keys, and numbers that are secrets.
     pub fn value(&self, v: &Value) -> Value {
         match v {
             Value::String(s) => Value::String(self.text(s)),
+            Value::Number(n) if self.knows(&n.to_string()) => Value::String(self.text(&n.to_string())),
             Value::Array(a) => Value::Array(a.iter().map(|x| self.value(x)).collect()),
-            Value::Object(o) => Value::Object(o.iter().map(|(k, x)| (k.clone(), self.value(x))).collect()),
+            Value::Object(o) => Value::Object(o.iter().map(|(k, x)| (self.text(k), self.value(x))).collect()),
             other => other.clone(),
         }
     }
@@ -171,6 +194,14 @@ mod tests {
             &serde_json::json!({"a": "x", "n": {"m": 1}, "p": "keep"}),
             &["p".into()],
         );
-        assert_eq!(masked, serde_json::json!({"a": MASK, "n": {"m": MASK}, "p": "keep"}));
+        assert_eq!(
+            masked,
+            serde_json::json!({format!("{MASK}0"): MASK, format!("{MASK}1"): {format!("{MASK}0"): MASK}, "p": "keep"})
+        );
+        r.add("4821");
+        assert_eq!(
+            r.value(&serde_json::json!({"4821": 4821, "n": 48210})),
+            serde_json::json!({MASK: MASK, "n": format!("{MASK}0")})
+        );
     }
 }

@@ -21,6 +21,8 @@ pub struct Limits {
     /// How much the process may grow while the script runs. Rhai bounds each string, array
     /// and map, not their sum: 1,500 distinct 1 MiB strings in a map took 1.5 GB.
     pub max_memory: usize,
+    /// The step's own deadline (`timeout=`): every evaluation for the step stops there.
+    pub until: Option<Instant>,
 }
 
 impl Default for Limits {
@@ -34,6 +36,7 @@ impl Default for Limits {
             max_map_size: 10_000,
             deadline: Duration::from_secs(10),
             max_memory: 256 << 20,
+            until: None,
         }
     }
 }
@@ -123,6 +126,7 @@ pub type Log = Arc<dyn Fn(&str) + Send + Sync>;
 pub const DEADLINE_TOKEN: &str = "runbook: script deadline reached";
 pub const INTERRUPT_TOKEN: &str = "runbook: interrupted";
 pub const MEMORY_TOKEN: &str = "runbook: script memory limit";
+pub const STEP_DEADLINE_TOKEN: &str = "runbook: the step's timeout";
 
 /// The process's resident memory in bytes (Linux), for the script memory bound.
 fn resident() -> Option<usize> {
@@ -174,6 +178,9 @@ pub fn engine(limits: Limits, log: Option<Log>, interrupted: Option<Arc<std::syn
                 }
             }
         }
+        if limits.until.is_some_and(|u| Instant::now() > u) {
+            return Some(Dynamic::from(STEP_DEADLINE_TOKEN));
+        }
         (elapsed > limits.deadline).then(|| Dynamic::from(DEADLINE_TOKEN))
     });
     let print_log = log.clone();
@@ -201,13 +208,42 @@ pub fn checking_engine() -> &'static Engine {
     })
 }
 
+/// The error inside any function calls that wrapped it.
+pub fn innermost(err: &EvalAltResult) -> &EvalAltResult {
+    let mut e = err;
+    while let EvalAltResult::ErrorInFunctionCall(_, _, inner, _) | EvalAltResult::ErrorInModule(_, inner, _) = e {
+        e = inner;
+    }
+    e
+}
+
+/// Whether the error is one of the sandbox's limits (which quote nothing of the script's data).
+pub fn is_limit(err: &EvalAltResult) -> bool {
+    matches!(
+        innermost(err),
+        EvalAltResult::ErrorTerminated(..)
+            | EvalAltResult::ErrorTooManyOperations(..)
+            | EvalAltResult::ErrorDataTooLarge(..)
+            | EvalAltResult::ErrorStackOverflow(..)
+    )
+}
+
 /// Says what went wrong in words an operator understands.
 pub fn describe(err: &EvalAltResult, limits: &Limits) -> String {
+    if is_limit(err) {
+        return describe_one(innermost(err), limits);
+    }
+    describe_one(err, limits)
+}
+
+fn describe_one(err: &EvalAltResult, limits: &Limits) -> String {
     match err {
         EvalAltResult::ErrorTerminated(token, _) => {
             let token = token.clone().into_string().ok();
             if token.as_deref() == Some(INTERRUPT_TOKEN) {
                 "interrupted".to_string()
+            } else if token.as_deref() == Some(STEP_DEADLINE_TOKEN) {
+                "the step ran past its timeout=".to_string()
             } else if token.as_deref() == Some(MEMORY_TOKEN) {
                 format!("the script used more than {} MiB of memory", limits.max_memory >> 20)
             } else {

@@ -75,7 +75,7 @@ pub(super) async fn fan_out(
     shared: &Arc<Shared>,
     step: &Step,
     env: &Env,
-    _plan: &Prepared,
+    plan: &Prepared,
     items: &[Item],
 ) -> Result<Outcome, StepError> {
     let done_before = shared
@@ -128,6 +128,7 @@ pub(super) async fn fan_out(
                     Some((&item.value, item.key.clone())),
                     item.params.clone(),
                     memo,
+                    plan.deadline,
                 )
                 .await;
                 if r.is_ok() {
@@ -142,7 +143,10 @@ pub(super) async fn fan_out(
             let item = &items[i];
             match r {
                 Ok(out) => {
-                    let is_secret = out.secrecy != Secrecy::None;
+                    // Outputs the redactor would mask are secret too: never read back.
+                    let stored = out.stored();
+                    let is_secret =
+                        out.secrecy != Secrecy::None || env.secret_item || shared.redactor.value(&stored) != stored;
                     secret |= is_secret;
                     shared.record(Entry::ItemFinished {
                         step: step.id.clone(),
@@ -150,7 +154,7 @@ pub(super) async fn fan_out(
                         // matches, so it runs again rather than hand on masks.
                         hash: if is_secret { String::new() } else { item.hash.clone() },
                         item_key: item.key.clone(),
-                        outputs: out.stored(),
+                        outputs: stored,
                     })?;
                     bar.item_finished(true, &shared.ui);
                     results[i] = Some(out.outputs);

@@ -8,7 +8,7 @@ use super::{Shared, StepError};
 use crate::eval::Env;
 
 impl Shared {
-    pub(super) async fn identity(&self) -> Result<&Identity, StepError> {
+    pub(crate) async fn identity(&self) -> Result<&Identity, StepError> {
         self.identity
             .get_or_init(|| async {
                 runbook_plugins::aws::sts::caller(&self.ctx)

@@ -58,6 +58,8 @@ pub struct Item {
 /// A step made ready to run.
 pub struct Prepared {
     pub hash: String,
+    /// The step's deadline (`timeout=`), fixed when it was prepared.
+    pub deadline: Option<std::time::Instant>,
     /// The action's parameters (`aws`/`net` steps without `for-each`).
     pub params: Option<Value>,
     /// The items, for a `for-each` step.
@@ -73,14 +75,22 @@ pub fn item_key(item: &Value) -> String {
 
 /// What a step resolves to for one item (or none), and the action's parameters when it has an
 /// action. Errors name what failed to resolve.
-fn resolve(shared: &Shared, step: &Step, env: &Env, item: Option<&Value>) -> Result<(Value, Option<Value>), String> {
-    let engine = shared.engine();
+fn resolve(
+    shared: &Shared,
+    step: &Step,
+    env: &Env,
+    item: Option<&Value>,
+    engine: &rhai::Engine,
+    target: &Value,
+) -> Result<(Value, Option<Value>), String> {
     match &step.executor {
         Executor::Aws { .. } | Executor::Net { .. } => {
             let params = eval::toml_body(&step.body)
-                .and_then(|b| env.resolve(&engine, &b, item))
+                .and_then(|b| env.resolve(engine, &b, item))
                 .map_err(|e| format!("parameters: {e}"))?;
-            Ok((json!({ "params": params }), Some(params)))
+            // Where it acts is part of what it does: another account, region or endpoint is
+            // another step.
+            Ok((json!({ "params": params, "target": target }), Some(params)))
         }
         Executor::Manual => {
             let mut sink = Vec::new();
@@ -88,14 +98,20 @@ fn resolve(shared: &Shared, step: &Step, env: &Env, item: Option<&Value>) -> Res
                 .ok_or_else(|| "the manual step's body does not parse; run `runbook check`".to_string())?;
             let text = |s: &Option<String>| -> Result<Value, String> {
                 match s {
-                    Some(t) => env.interpolate(&engine, t, item),
+                    Some(t) => env.interpolate(engine, t, item),
                     None => Ok(Value::Null),
                 }
             };
+            // The person is shown the section's prose too: a changed text is asked again.
+            let prose = shared
+                .runbook
+                .section_of(step)
+                .map(|s| format!("{}\n{}", s.title, s.prose));
             Ok((
                 json!({
                     "instructions": text(&m.instructions)?,
                     "confirm": text(&m.confirm)?,
+                    "prose": prose,
                     "item": item,
                 }),
                 None,
@@ -105,28 +121,60 @@ fn resolve(shared: &Shared, step: &Step, env: &Env, item: Option<&Value>) -> Res
     }
 }
 
-/// Resolves a step (each item of a fan-out) and computes its identity.
-pub fn prepare(shared: &Shared, step: &Step, env: &Env) -> Result<Prepared, String> {
+/// Where AWS steps act: the endpoint, profile and region asked for, and the caller's account
+/// when it can be told.
+async fn target(shared: &Shared, step: &Step) -> Value {
+    if !matches!(step.executor, Executor::Aws { .. }) {
+        return Value::Null;
+    }
+    let o = shared.ctx.aws_options();
+    let account = match shared.identity().await {
+        Ok(id) => Some(id.account_id.clone()),
+        Err(_) => None,
+    };
+    json!({
+        "endpoint": o.endpoint_url,
+        "profile": o.profile,
+        "region": shared.ctx.region().await.ok(),
+        "account": account,
+    })
+}
+
+/// Resolves a step (each item of a fan-out) and computes its identity. Every evaluation stops
+/// at `deadline`.
+pub async fn prepare(
+    shared: &Shared,
+    step: &Step,
+    env: &Env,
+    deadline: Option<std::time::Instant>,
+) -> Result<Prepared, String> {
     let info = &shared.source.text[step.info_span.start..step.info_span.end];
+    let target = target(shared, step).await;
+    let engine = shared.engine_until(deadline);
     let Some(list) = &step.attrs.for_each else {
-        let (what, params) = resolve(shared, step, env, None)?;
+        let (what, params) = resolve(shared, step, env, None, &engine, &target)?;
         return Ok(Prepared {
             hash: shared.digester.step(info, &step.body, &what),
+            deadline,
             params,
             items: None,
         });
     };
-    let engine = shared.engine();
     let values = match env.eval(&engine, &list.value, None).map(|d| eval::to_json(&d)) {
         Ok(Value::Array(a)) => a,
         Ok(other) => return Err(format!("`for-each` must give a list, got {other}")),
         Err(e) => return Err(format!("`for-each`: {e}")),
     };
     let mut items = Vec::with_capacity(values.len());
-    for value in values {
-        let (what, params) = resolve(shared, step, env, Some(&value))?;
+    for (i, value) in values.into_iter().enumerate() {
+        let (what, params) = resolve(shared, step, env, Some(&value), &engine, &target)?;
         items.push(Item {
-            key: item_key(&value),
+            // Items derived from a secret are journaled by position, never by value.
+            key: if env.secret_item {
+                format!("item-{i}")
+            } else {
+                item_key(&value)
+            },
             hash: shared.digester.step(info, &step.body, &what),
             value,
             params,
@@ -135,6 +183,7 @@ pub fn prepare(shared: &Shared, step: &Step, env: &Env) -> Result<Prepared, Stri
     let all: Vec<&str> = items.iter().map(|i| i.hash.as_str()).collect();
     Ok(Prepared {
         hash: shared.digester.step(info, &step.body, &json!({ "items": all })),
+        deadline,
         params: None,
         items: Some(items),
     })

@@ -200,7 +200,16 @@ impl Shared {
 
     /// The engine for conditions, lists and `${...}`.
     fn engine(&self) -> rhai::Engine {
-        sandbox::engine(Limits::default(), None, Some(self.interrupted.clone()))
+        self.engine_until(None)
+    }
+
+    /// The same, stopping at a step's deadline.
+    fn engine_until(&self, until: Option<Instant>) -> rhai::Engine {
+        let limits = Limits {
+            until,
+            ..Limits::default()
+        };
+        sandbox::engine(limits, None, Some(self.interrupted.clone()))
     }
 }
 
@@ -229,15 +238,24 @@ pub async fn run(source: Source, runbook: Runbook, ctx: Context, opts: RunOption
         }
     };
     let runbook_dir = journal::dir_for(&opts.state_dir, Path::new(&runbook.path));
+    let key = match journal::digest_key(&runbook_dir) {
+        Ok(k) => k,
+        Err(e) => {
+            ui.error(&format!(
+                "runbook: cannot keep the journal in {}: {e}\n  nothing was run; fix it or choose another --state-dir (RUNBOOK_STATE_DIR)",
+                runbook_dir.display()
+            ));
+            return Exit::Usage;
+        }
+    };
+    let digester = Digester::new(key);
     // Which instance: --run, the key inputs' values, a fresh one per rehearsal, or the default.
-    let name = match run_name(&runbook, &opts, &flags, &answers, &ui) {
+    let name = match run_name(&runbook, &opts, &flags, &answers, &ui, &digester) {
         Ok(n) => n,
         Err(exit) => return exit,
     };
     let dir = journal::run_dir(&runbook_dir, &name);
-    let opened = journal::digest_key(&runbook_dir)
-        .and_then(|key| Journal::open(&dir, &runbook.path, opts.restart, redactor.clone()).map(|j| (key, j)));
-    let (key, mut journal) = match opened {
+    let mut journal = match Journal::open(&dir, &runbook.path, opts.restart, redactor.clone()) {
         Ok(x) => x,
         Err(e @ (JournalError::Io { .. } | JournalError::Symlink { .. })) => {
             ui.error(&format!(
@@ -251,9 +269,22 @@ pub async fn run(source: Source, runbook: Runbook, ctx: Context, opts: RunOption
             return Exit::Usage;
         }
     };
+    // A journal is a rehearsal's or a real run's, never both.
+    if !journal.state.steps.is_empty() && journal.state.rehearsal != opts.rehearsal {
+        ui.error(&format!(
+            "runbook: the run `{name}` in {} is a {}; a {} never continues it",
+            dir.display(),
+            if journal.state.rehearsal {
+                "rehearsal"
+            } else {
+                "real run"
+            },
+            if opts.rehearsal { "rehearsal" } else { "real run" }
+        ));
+        return Exit::Usage;
+    }
     journal.state.rehearsal = opts.rehearsal;
     journal.state.name = name;
-    let digester = Digester::new(key);
     let ctx = {
         let r = redactor.clone();
         ctx.with_redact(Arc::new(move |s: &str| r.text(s)))
@@ -326,13 +357,21 @@ fn run_name(
     flags: &BTreeMap<String, String>,
     answers: &Answers,
     ui: &Ui,
+    digester: &Digester,
 ) -> Result<String, Exit> {
-    if let Some(n) = &opts.run_name {
-        return Ok(journal::run_name(n));
-    }
+    // A rehearsal is always a fresh instance of its own, whatever --run says: its emulator
+    // starts empty, and it must never share a journal with a real run.
     if opts.rehearsal {
         let ts = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S%.3fZ").to_string();
-        return Ok(journal::run_name(&format!("rehearsal-{ts}")));
+        let label = opts.run_name.as_deref().map(|n| format!("{n}-")).unwrap_or_default();
+        return Ok(journal::run_name(&format!("rehearsal-{label}{ts}")));
+    }
+    if let Some(n) = &opts.run_name {
+        if n.starts_with("rehearsal-") {
+            ui.error("runbook: run names starting with `rehearsal-` belong to rehearsals; choose another --run");
+            return Err(Exit::Usage);
+        }
+        return Ok(journal::run_name(n));
     }
     let keys: Vec<String> = rb
         .settings
@@ -362,8 +401,8 @@ fn run_name(
         .iter()
         .map(|k| match (resolved.values.get(k), resolved.secrets.get(k)) {
             (Some(v), _) => format!("{k}={v}"),
-            // A secret key input names the run by a digest, never by its value.
-            (None, Some(_)) => format!("{k}=secret"),
+            // A secret key input names the run by its keyed digest, never by its value.
+            (None, Some(v)) => format!("{k}=secret-{}", &digester.value(k, v.expose())[..12]),
             (None, None) => k.clone(),
         })
         .collect();
@@ -564,8 +603,22 @@ async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>) -> Exit {
                 Err(e) => return fail(&shared, step, &format!("`if` condition: {e}"), None),
             }
         }
-        // What the step will do, resolved: its identity decides whether it must run again.
-        let plan = match identity::prepare(&shared, step, &env) {
+        // A fan-out over a secret makes each `item` secret.
+        let secret_items = step.attrs.for_each.as_ref().is_some_and(|l| env.reads_secret(&l.value));
+        let item_env;
+        let env_for_step = if secret_items {
+            item_env = Env {
+                secret_item: true,
+                ..env.clone()
+            };
+            &item_env
+        } else {
+            &env
+        };
+        // What the step will do, resolved: its identity decides whether it must run again. The
+        // step's timeout= bounds everything it evaluates from here on.
+        let deadline = step::timeout(step).map(|t| Instant::now() + t);
+        let plan = match identity::prepare(&shared, step, env_for_step, deadline).await {
             Ok(p) => p,
             Err(e) => return fail(&shared, step, &e, None),
         };
@@ -638,7 +691,7 @@ async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>) -> Exit {
             return step_error_exit(&shared, Some(step), e);
         }
         let t0 = Instant::now();
-        let result = step::run_with_retries(&shared, step, &env, &plan).await;
+        let result = step::run_with_retries(&shared, step, env_for_step, &plan).await;
         match result {
             Ok(outcome) => {
                 ran += 1;

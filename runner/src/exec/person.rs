@@ -43,6 +43,7 @@ pub(super) async fn run_manual(
     step: &Step,
     env: &Env,
     item: Option<&Value>,
+    deadline: Option<std::time::Instant>,
 ) -> Result<Outcome, StepError> {
     let mut sink = Vec::new();
     let Some(m) = manual::parse(&shared.source, step, &mut sink) else {
@@ -50,7 +51,7 @@ pub(super) async fn run_manual(
             "the manual step's body does not parse; run `runbook check`",
         ));
     };
-    let engine = shared.engine();
+    let engine = shared.engine_until(deadline);
     let text = |s: &Option<String>| -> Result<Option<String>, StepError> {
         s.as_ref()
             .map(|t| {

@@ -21,6 +21,7 @@ pub(super) async fn run_rhai(
     step: &Step,
     env: &Env,
     item: Option<&Value>,
+    deadline: Option<std::time::Instant>,
 ) -> Result<Outcome, StepError> {
     let tainted = env.reads_secret(&step.body);
     let public = step.attrs.public_outputs();
@@ -28,6 +29,7 @@ pub(super) async fn run_rhai(
     if let Some(t) = super::step::timeout(step) {
         limits.deadline = t;
     }
+    limits.until = deadline;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let shared2 = shared.clone();
     let step2 = step.clone();
@@ -56,7 +58,10 @@ pub(super) async fn run_rhai(
             let result = engine
                 .eval_with_scope::<Dynamic>(&mut scope, &step2.body)
                 .map(|d| sandbox::bounded_json(&d))
-                .map_err(|e| (e.position(), sandbox::describe(&e, &limits)));
+                .map_err(|e| {
+                    let limit = crate::sandbox::is_limit(&e);
+                    (e.position(), sandbox::describe(&e, &limits), limit)
+                });
             // Whatever the script built is dropped here, on the thread with the large stack.
             drop(scope);
             let _ = tx.send(result);
@@ -101,10 +106,17 @@ pub(super) async fn run_rhai(
             })
         }
         Ok(Err(e)) => Err(StepError::failed(format!("script: {e}"))),
-        Err((pos, message)) => {
+        Err((pos, message, limit)) => {
             if shared.interrupted.load(Ordering::SeqCst) {
                 return Err(StepError::Interrupted);
             }
+            // A script that read a secret may quote it, or something derived from it, in
+            // its error (`fail("bad: " + inputs.pw)`): only the limits it hit are told.
+            let message = if tainted && !limit {
+                "the script failed; its message is withheld because it reads a secret".to_string()
+            } else {
+                message
+            };
             Err(StepError::failed(format!("script{}: {message}", at(pos))))
         }
     }

@@ -93,7 +93,7 @@ pub(super) async fn run_with_retries(
         let fut = async {
             match &plan.items {
                 Some(items) => super::fanout::fan_out(shared, step, env, plan, items).await,
-                None => run_once(shared, step, env, None, plan.params.clone(), None).await,
+                None => run_once(shared, step, env, None, plan.params.clone(), None, plan.deadline).await,
             }
         };
         let res = tokio::select! {
@@ -126,6 +126,7 @@ pub(super) async fn run_once(
     item: Option<(&Value, String)>,
     params: Option<Value>,
     memo: Option<Arc<Memo>>,
+    deadline: Option<Instant>,
 ) -> Result<Outcome, StepError> {
     match &step.executor {
         Executor::Aws { .. } | Executor::Net { .. } => {
@@ -141,7 +142,7 @@ pub(super) async fn run_once(
             let ctx = shared.context_for(step, item.map(|(_, k)| k), memo);
             Ok(Outcome::public(action.apply(&ctx, params).await?))
         }
-        Executor::Manual => super::person::run_manual(shared, step, env, item.map(|(v, _)| v)).await,
-        Executor::Rhai => super::script::run_rhai(shared, step, env, item.map(|(v, _)| v)).await,
+        Executor::Manual => super::person::run_manual(shared, step, env, item.map(|(v, _)| v), deadline).await,
+        Executor::Rhai => super::script::run_rhai(shared, step, env, item.map(|(v, _)| v), deadline).await,
     }
 }
