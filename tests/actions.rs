@@ -179,7 +179,7 @@ confirm = "ok?"
     let plan: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
     let rows = &plan["steps"];
     assert_eq!(rows[0]["verdict"], "would-create", "{rows}");
-    assert_eq!(rows[1]["verdict"], "exists");
+    assert_eq!(rows[1]["verdict"], "check", "a read-only step is read");
     assert_eq!(rows[2]["verdict"], "person");
     let ops = proxy.operations();
     assert!(!ops.is_empty(), "plan read something");
@@ -195,4 +195,72 @@ confirm = "ok?"
             .expect("describe")
     });
     assert!(org.is_none(), "plan created an organization");
+}
+
+/// `plan` walks the steps as a run would: scripts run, read-only steps read, so later steps
+/// resolve; conditions are respected; fan-outs are planned per item; `--detailed-exitcode`
+/// says 2 while something would change and 0 once nothing would.
+#[test]
+fn plan_resolves_past_reads_and_scripts_and_gates_ci_with_its_exit_code() {
+    let moto = Moto::start();
+    let proxy = common::fault_proxy::FaultProxy::start(&moto.endpoint, Default::default());
+    let t = Test::new().aws(&proxy.endpoint);
+    let text = r#"# Plan deeper
+
+```aws sso-admin.find-instance id=ic
+```
+
+```rhai id=names
+#{ user: "ops", accounts: ["111111111111", "222222222222"] }
+```
+
+```aws identitystore.ensure-user id=user
+identity_store_id = "${steps.ic.identity_store_id}"
+user_name = "${steps.names.user}"
+display_name = "Ops"
+given_name = "O"
+family_name = "Ps"
+email = "ops@example.com"
+```
+
+```rhai id=never if='steps.names.user == "nobody"'
+#{}
+```
+"#;
+    std::fs::write(t.path("r.md"), text).expect("write");
+    let plan = |extra: &[&str]| {
+        let mut args = vec!["plan".to_string(), "r.md".into(), "--detailed-exitcode".into()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        t.run_args(&args)
+    };
+    let out = plan(&["--json"]);
+    assert_eq!(out.code, 2, "changes pending: {out:?}");
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let rows = v["steps"].as_array().expect("rows");
+    let by = |id: &str| rows.iter().find(|r| r["step"] == id).cloned().unwrap_or_default();
+    assert_eq!(by("ic")["verdict"], "check", "{v}");
+    assert_eq!(by("ic")["kind"], "aws (reads)");
+    assert_eq!(by("names")["verdict"], "computed");
+    assert_eq!(by("names")["kind"], "script");
+    assert_eq!(
+        by("user")["verdict"],
+        "would-create",
+        "resolved past the read and the script: {v}"
+    );
+    assert!(by("user")["details"].to_string().contains("user ops"), "{v}");
+    assert_eq!(by("never")["verdict"], "skipped", "{v}");
+    let text_plan = plan(&[]);
+    assert!(text_plan.stdout.contains("changes pending"), "{text_plan:?}");
+    // Nothing was changed by planning.
+    for (op, _) in proxy.operations() {
+        assert!(
+            ["Describe", "List", "Get"].iter().any(|p| op.starts_with(p)),
+            "plan called {op}"
+        );
+    }
+    let run = t.run_args(&["run".into(), "r.md".into()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let after = plan(&[]);
+    assert_eq!(after.code, 0, "nothing to do after the run: {after:?}");
+    assert!(after.stdout.contains("nothing to do"), "{after:?}");
 }

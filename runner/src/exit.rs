@@ -7,6 +7,8 @@ pub enum Exit {
     Usage,
     WaitingForPerson,
     Interrupted,
+    /// `plan --detailed-exitcode`: a run would change something (2, as Terraform's).
+    ChangesPending,
 }
 
 impl Exit {
@@ -17,6 +19,7 @@ impl Exit {
             Exit::Usage => 2,
             Exit::WaitingForPerson => 3,
             Exit::Interrupted => 130,
+            Exit::ChangesPending => 2,
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod manual;
 pub mod model;
 pub mod parser;
 pub mod paths;
+pub mod plan;
 pub mod prompt;
 pub mod prose;
 pub mod redact;

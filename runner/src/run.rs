@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use runbook_plugins::{AwsOptions, Context, PollSettings, Registry, Verdict};
+use runbook_plugins::{AwsOptions, Context, PollSettings, Registry};
 use serde_json::{Value, json};
 
 use crate::cli::{AwsArgs, PlanArgs, RunArgs};
@@ -13,7 +13,7 @@ use crate::exit::Exit;
 use crate::journal::{self, Journal};
 use crate::model::Runbook;
 use crate::source::Source;
-use crate::{analyzer, commands, eval, inputs, load, sandbox};
+use crate::{analyzer, commands, eval, inputs, load};
 
 /// Loads a runbook and refuses to run one that `check` would reject.
 fn load_checked(file: &Path, color: bool) -> Result<(Source, Runbook), Exit> {
@@ -149,7 +149,7 @@ fn pick_run(
 }
 
 pub async fn plan(args: PlanArgs, color: bool) -> Exit {
-    let (_source, runbook) = match load_checked(&args.file, color) {
+    let (source, runbook) = match load_checked(&args.file, color) {
         Ok(x) => x,
         Err(e) => return e,
     };
@@ -238,89 +238,42 @@ pub async fn plan(args: PlanArgs, color: bool) -> Exit {
         }
     }
     let registry = Registry::builtin();
-    let engine = sandbox::engine(sandbox::Limits::default(), None, None);
-    let mut rows = Vec::new();
-    for step in &runbook.steps {
-        let (verdict, what): (String, Vec<String>) = match step.executor.action() {
-            None => (
-                "person".into(),
-                vec![if matches!(step.executor, crate::model::Executor::Manual) {
-                    "a person acts and confirms".into()
-                } else {
-                    "script".into()
-                }],
-            ),
-            Some(action) => {
-                let a = registry.get(&action);
-                let resolved = eval::toml_body(&step.body).and_then(|b| env.resolve(&engine, &b, None));
-                match (a, resolved) {
-                    (Some(_), Err(e))
-                        if step.attrs.for_each.is_some()
-                            || e.contains("not found")
-                            || e.contains("Unknown property")
-                            || e.contains("null") =>
-                    {
-                        (
-                            "unknown".into(),
-                            vec!["depends on earlier steps that have not run".into()],
-                        )
-                    }
-                    (Some(_), Err(e)) => ("unknown".into(), vec![e]),
-                    (Some(_), Ok(_)) if step.attrs.for_each.is_some() => {
-                        ("unknown".into(), vec!["fan-out: planned per item at run time".into()])
-                    }
-                    (Some(a), Ok(params)) => match a.plan(&ctx, params).await {
-                        Ok(p) => {
-                            let v = p.items.iter().map(|i| i.verdict).max_by_key(|v| match v {
-                                Verdict::WouldCreate | Verdict::WouldChange => 3,
-                                Verdict::Unknown => 2,
-                                Verdict::Check => 1,
-                                Verdict::Exists => 0,
-                            });
-                            (
-                                v.map(verdict_word).unwrap_or_else(|| "check".into()),
-                                p.items
-                                    .iter()
-                                    .map(|i| format!("{}: {}", verdict_word(i.verdict), i.what))
-                                    .collect(),
-                            )
-                        }
-                        Err(e) => ("error".into(), vec![e.to_string()]),
-                    },
-                    (None, _) => ("error".into(), vec![format!("unknown action {action}")]),
-                }
-            }
-        };
-        rows.push(json!({ "step": step.id, "executor": step.executor.word(), "action": step.executor.action(), "verdict": verdict, "details": what }));
-    }
+    let walked = crate::plan::walk(&runbook, &source, &mut env, &ctx, &registry).await;
     if args.json {
-        let v = json!({ "runbook": runbook.path, "changes": changes, "steps": rows });
+        let v = json!({ "runbook": runbook.path, "changes": changes, "pending": walked.pending, "steps": walked.rows });
         say(&serde_json::to_string_pretty(&redactor.value(&v)).unwrap_or_default());
     } else {
         say(&format!("plan for {} ({})", runbook.title, runbook.path));
         for c in &changes {
             say(&format!("  changed since the last run: {c}"));
         }
-        for r in &rows {
-            say(&format!(
-                "  {:<32} {:<13} {}",
-                r["step"].as_str().unwrap_or(""),
-                r["verdict"].as_str().unwrap_or(""),
-                r["action"].as_str().unwrap_or(r["executor"].as_str().unwrap_or(""))
-            ));
-            for d in r["details"].as_array().into_iter().flatten() {
-                say(&format!("  {:<32} {:<13}   {}", "", "", d.as_str().unwrap_or("")));
+        for r in &walked.rows {
+            let what = match (&r.action, r.items) {
+                (Some(a), Some(n)) => format!("{} {a} × {n}", r.kind),
+                (Some(a), None) => format!("{} {a}", r.kind),
+                (None, Some(n)) => format!("{} × {n}", r.kind),
+                (None, None) => r.kind.clone(),
+            };
+            say(&format!("  {:<32} {:<13} {what}", r.step, r.verdict));
+            for d in &r.details {
+                say(&format!("  {:<32} {:<13}   {d}", "", ""));
             }
         }
+        say(&if walked.errors {
+            "some steps could not be planned (see above)".to_string()
+        } else if walked.pending {
+            "changes pending: a run would change AWS or ask a person".to_string()
+        } else {
+            "nothing to do".to_string()
+        });
     }
-    Exit::Done
-}
-
-fn verdict_word(v: Verdict) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|x| x.as_str().map(String::from))
-        .unwrap_or_default()
+    if walked.errors {
+        Exit::StepFailed
+    } else if walked.pending && args.detailed_exitcode {
+        Exit::ChangesPending
+    } else {
+        Exit::Done
+    }
 }
 
 fn load_unchecked(file: &Path, color: bool) -> Result<Runbook, Exit> {

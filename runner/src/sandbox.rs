@@ -271,3 +271,67 @@ fn describe_one(err: &EvalAltResult, limits: &Limits) -> String {
         }
     }
 }
+
+/// How a script ended when it did not return a value.
+#[derive(Debug)]
+pub struct ScriptError {
+    pub position: rhai::Position,
+    pub message: String,
+    /// One of the sandbox's limits (which quote nothing of the script's data).
+    pub limit: bool,
+}
+
+/// Runs a script body on a thread of its own with a large stack ([`SCRIPT_STACK`]), with
+/// `fail(msg)` and `warn(msg)` registered, and converts what it returns with the output bounds.
+/// Whatever the script built is dropped on that thread.
+pub async fn run_script(
+    body: String,
+    mut scope: rhai::Scope<'static>,
+    limits: Limits,
+    log: Option<Log>,
+    interrupted: Option<Arc<std::sync::atomic::AtomicBool>>,
+) -> Result<serde_json::Value, ScriptError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("rhai".into())
+        .stack_size(SCRIPT_STACK)
+        .spawn(move || {
+            let mut engine = engine(limits, log.clone(), interrupted);
+            engine.register_fn("fail", |msg: &str| -> Result<(), Box<EvalAltResult>> {
+                Err(msg.into())
+            });
+            engine.register_fn("warn", move |msg: &str| {
+                if let Some(l) = &log {
+                    l(&format!("warning: {msg}"))
+                }
+            });
+            let result = match engine.eval_with_scope::<Dynamic>(&mut scope, &body) {
+                Ok(d) => bounded_json(&d).map_err(|message| ScriptError {
+                    position: rhai::Position::NONE,
+                    message,
+                    limit: true,
+                }),
+                Err(e) => Err(ScriptError {
+                    position: e.position(),
+                    message: describe(&e, &limits),
+                    limit: is_limit(&e),
+                }),
+            };
+            drop(scope);
+            let _ = tx.send(result);
+        });
+    if let Err(e) = spawned {
+        return Err(ScriptError {
+            position: rhai::Position::NONE,
+            message: format!("cannot start the script: {e}"),
+            limit: false,
+        });
+    }
+    rx.await.unwrap_or_else(|_| {
+        Err(ScriptError {
+            position: rhai::Position::NONE,
+            message: "the script stopped without an answer".into(),
+            limit: false,
+        })
+    })
+}

@@ -322,7 +322,7 @@ pub async fn run(source: Source, runbook: Runbook, ctx: Context, opts: RunOption
         Exit::StepFailed => "failed",
         Exit::WaitingForPerson => "waiting",
         Exit::Interrupted => "interrupted",
-        Exit::Usage => "stopped",
+        Exit::Usage | Exit::ChangesPending => "stopped",
     };
     if shared.journal_broken.load(Ordering::SeqCst) {
         // The journal already failed once; the step that hit it said so and how to resume.

@@ -1,0 +1,329 @@
+//! `runbook plan`: what a run would do, without changing anything. Steps are walked in order as
+//! a run would: conditions are evaluated, scripts run (they compute, nothing else), read-only AWS
+//! steps read, so later steps resolve; steps that would change AWS are asked for their plan
+//! (Describe/List/Get only), per item for a fan-out; a person's steps say what they will be asked.
+
+use std::time::{Duration, Instant};
+
+use runbook_plugins::{Context, Registry, Verdict};
+use serde_json::{Value, json};
+
+use crate::eval::{self, Env};
+use crate::interp;
+use crate::model::{Executor, Runbook, Step};
+use crate::sandbox::{self, Limits};
+use crate::source::Source;
+
+/// Items of one fan-out planned one by one; the rest are counted.
+const PLANNED_ITEMS: usize = 50;
+
+/// How long a read-only step may read during a plan (a wait-for action would otherwise wait).
+const READ_BUDGET: Duration = Duration::from_secs(5);
+
+/// One step of the plan.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Row {
+    pub step: String,
+    /// `aws (reads)`, `aws (changes)`, `net (checks)`, `script`, `person`.
+    pub kind: String,
+    pub action: Option<String>,
+    /// `exists`, `would-create`, `would-change`, `check`, `computed`, `person`, `skipped`,
+    /// `unknown`, `error`.
+    pub verdict: String,
+    pub details: Vec<String>,
+    /// Items of a fan-out, when it has them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub items: Option<usize>,
+}
+
+/// The plan, and what it means for `--detailed-exitcode`.
+pub struct Plan {
+    pub rows: Vec<Row>,
+    /// Something would change (or a person would be asked).
+    pub pending: bool,
+    /// A step could not be planned.
+    pub errors: bool,
+}
+
+fn kind(step: &Step, registry: &Registry) -> String {
+    match &step.executor {
+        Executor::Manual => "person".into(),
+        Executor::Rhai => "script".into(),
+        Executor::Net { .. } => "net (checks)".into(),
+        Executor::Aws { action } => match registry.get(action).map(|a| a.info().mutates) {
+            Some(true) => "aws (changes)".into(),
+            _ => "aws (reads)".into(),
+        },
+    }
+}
+
+/// Steps this one reads whose outputs the plan does not have.
+fn missing(step: &Step, env: &Env) -> Vec<String> {
+    // Scripts are code; other bodies hold code only inside `${...}` (in TOML strings).
+    let mut code = match &step.executor {
+        Executor::Rhai => step.body.clone(),
+        _ => match interp::pieces(&step.body) {
+            Ok(pieces) => pieces
+                .into_iter()
+                .filter_map(|p| match p {
+                    interp::Piece::Expr { code, .. } => Some(code),
+                    interp::Piece::Lit(_) => None,
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Err(_) => step.body.clone(),
+        },
+    };
+    for a in [&step.attrs.if_, &step.attrs.for_each].into_iter().flatten() {
+        code.push('\n');
+        code.push_str(&a.value);
+    }
+    let mut out: Vec<String> = interp::refs(&code)
+        .into_iter()
+        .filter_map(|r| match r {
+            interp::Ref::Step { id, .. } if !env.steps.contains_key(&interp::step_key(&id)) => Some(id),
+            _ => None,
+        })
+        .collect();
+    out.dedup();
+    out
+}
+
+fn verdict_word(v: Verdict) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|x| x.as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+fn summary(v: &Value) -> String {
+    let Value::Object(o) = v else {
+        return v.to_string();
+    };
+    o.iter()
+        .filter(|(_, v)| !v.is_object() && !v.is_array())
+        .take(4)
+        .map(|(k, v)| format!("{k}={}", v.as_str().map(String::from).unwrap_or_else(|| v.to_string())))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Walks the runbook. `env` holds the resolved inputs (and outputs a run recorded).
+pub async fn walk(runbook: &Runbook, source: &Source, env: &mut Env, ctx: &Context, registry: &Registry) -> Plan {
+    let mut plan = Plan {
+        rows: Vec::new(),
+        pending: false,
+        errors: false,
+    };
+    for step in &runbook.steps {
+        let row = plan_step(step, source, env, ctx, registry, &mut plan).await;
+        plan.rows.push(row);
+    }
+    plan
+}
+
+async fn plan_step(
+    step: &Step,
+    source: &Source,
+    env: &mut Env,
+    ctx: &Context,
+    registry: &Registry,
+    plan: &mut Plan,
+) -> Row {
+    let mut row = Row {
+        step: step.id.clone(),
+        kind: kind(step, registry),
+        action: step.executor.action(),
+        verdict: "unknown".into(),
+        details: Vec::new(),
+        items: None,
+    };
+    let mutating = row.kind == "aws (changes)";
+    let deps = missing(step, env);
+    if !deps.is_empty() {
+        row.details.push(format!(
+            "depends on {} (known only after a run)",
+            deps.iter().map(|d| format!("`{d}`")).collect::<Vec<_>>().join(", ")
+        ));
+        plan.pending |= mutating || matches!(step.executor, Executor::Manual);
+        return row;
+    }
+    let engine = sandbox::engine(Limits::default(), None, None);
+    if let Some(cond) = &step.attrs.if_ {
+        match env.eval(&engine, &cond.value, None).and_then(|d| eval::truthy(&d)) {
+            Ok(true) => {}
+            Ok(false) => {
+                row.verdict = "skipped".into();
+                row.details.push(format!("condition `{}` is false", cond.value));
+                env.set_step(&step.id, json!({ "skipped": true }));
+                return row;
+            }
+            Err(e) => {
+                row.details.push(format!("`if`: {e}"));
+                return row;
+            }
+        }
+    }
+    let items: Option<Vec<Value>> = match &step.attrs.for_each {
+        None => None,
+        Some(list) => match env.eval(&engine, &list.value, None).map(|d| eval::to_json(&d)) {
+            Ok(Value::Array(a)) => Some(a),
+            Ok(other) => {
+                row.verdict = "error".into();
+                row.details.push(format!("`for-each` must give a list, got {other}"));
+                plan.errors = true;
+                return row;
+            }
+            Err(e) => {
+                row.details.push(format!("`for-each`: {e}"));
+                return row;
+            }
+        },
+    };
+    row.items = items.as_ref().map(Vec::len);
+    let each: Vec<Option<&Value>> = match &items {
+        Some(v) => v.iter().map(Some).collect(),
+        None => vec![None],
+    };
+    match &step.executor {
+        Executor::Manual => {
+            row.verdict = "person".into();
+            plan.pending = true;
+            let confirm = crate::manual::parse(source, step, &mut Vec::new())
+                .and_then(|m| m.confirm)
+                .and_then(|c| env.interpolate(&engine, &c, each[0]).ok())
+                .and_then(|v| v.as_str().map(String::from));
+            row.details.push(match confirm {
+                Some(q) => format!("a person is asked: {q}"),
+                None => "a person acts and confirms".into(),
+            });
+        }
+        Executor::Rhai => {
+            let mut results = Vec::new();
+            for item in &each {
+                let limits = Limits::default();
+                match sandbox::run_script(step.body.clone(), env.scope_for(&step.body, *item), limits, None, None).await
+                {
+                    Ok(v) => results.push(match v {
+                        Value::Object(o) => Value::Object(o),
+                        Value::Null => json!({}),
+                        other => json!({ "value": other }),
+                    }),
+                    Err(e) => {
+                        row.verdict = "error".into();
+                        row.details.push(format!("script: {}", e.message));
+                        plan.errors = true;
+                        return row;
+                    }
+                }
+            }
+            row.verdict = "computed".into();
+            let outputs = match &items {
+                Some(v) => json!({ "items": v, "results": results }),
+                None => results.pop().unwrap_or(Value::Null),
+            };
+            if env.reads_secret(&step.body) {
+                env.set_secret_step(&step.id, outputs);
+                row.details.push("outputs derived from a secret".into());
+            } else {
+                row.details.push(summary(&outputs));
+                env.set_step(&step.id, outputs);
+            }
+        }
+        Executor::Aws { .. } | Executor::Net { .. } => {
+            let name = step.executor.action().unwrap_or_default();
+            let Some(action) = registry.get(&name) else {
+                row.verdict = "error".into();
+                row.details.push(format!("unknown action {name}"));
+                plan.errors = true;
+                return row;
+            };
+            let mut worst: Option<Verdict> = None;
+            let mut results = Vec::new();
+            let planned = each.len().min(PLANNED_ITEMS);
+            for item in each.iter().take(planned) {
+                let params = match eval::toml_body(&step.body).and_then(|b| env.resolve(&engine, &b, *item)) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        row.verdict = "error".into();
+                        row.details.push(format!("parameters: {e}"));
+                        plan.errors = true;
+                        return row;
+                    }
+                };
+                if !action.info().mutates {
+                    // A read: do it, so later steps see what it found.
+                    let ctx = ctx.with_deadline(Some(Instant::now() + READ_BUDGET));
+                    match action.apply(&ctx, params).await {
+                        Ok(out) => {
+                            worst = worst.or(Some(Verdict::Check));
+                            if items.is_none() {
+                                row.details.push(summary(&out));
+                            }
+                            results.push(out);
+                        }
+                        Err(e) => {
+                            row.verdict = "fails".into();
+                            row.details.push(e.to_string());
+                            plan.pending = true;
+                            return row;
+                        }
+                    }
+                    continue;
+                }
+                match action.plan(ctx, params).await {
+                    Ok(p) => {
+                        for i in p.items {
+                            worst = Some(match worst {
+                                Some(w) if rank(w) >= rank(i.verdict) => w,
+                                _ => i.verdict,
+                            });
+                            let prefix = item.map(|v| format!("{}: ", eval_key(v))).unwrap_or_default();
+                            row.details
+                                .push(format!("{prefix}{}: {}", verdict_word(i.verdict), i.what));
+                        }
+                    }
+                    Err(e) => {
+                        row.verdict = "error".into();
+                        row.details.push(e.to_string());
+                        plan.errors = true;
+                        return row;
+                    }
+                }
+            }
+            if each.len() > planned {
+                row.details
+                    .push(format!("and {} more items, planned at run time", each.len() - planned));
+                worst = Some(Verdict::Unknown);
+            }
+            row.verdict = worst.map(verdict_word).unwrap_or_else(|| "check".into());
+            if mutating && !matches!(worst, Some(Verdict::Exists) | None) {
+                plan.pending = true;
+            }
+            if !mutating && results.len() == each.len() {
+                let outputs = match &items {
+                    Some(v) => json!({ "items": v, "results": results }),
+                    None => results.pop().unwrap_or(Value::Null),
+                };
+                env.set_step(&step.id, outputs);
+            }
+        }
+    }
+    row
+}
+
+fn rank(v: Verdict) -> u8 {
+    match v {
+        Verdict::WouldCreate | Verdict::WouldChange => 3,
+        Verdict::Unknown => 2,
+        Verdict::Check => 1,
+        Verdict::Exists => 0,
+    }
+}
+
+fn eval_key(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
