@@ -173,6 +173,25 @@ fn part_2_page_has_cards_and_search_finds_a_word() {
         let title = call(port, "GET", &format!("/session/{sid}/title"), None);
         assert!(title.as_str().unwrap_or("").contains("Part 2"), "title {title}");
 
+        // The site loads nothing from another host (the Rhai cards are no Rust playground).
+        let loaded = call(
+            port,
+            "POST",
+            &format!("/session/{sid}/execute/sync"),
+            Some(json!({"script": "return performance.getEntriesByType('resource').map(e => e.name)", "args": []})),
+        );
+        let loaded: Vec<String> = loaded
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect();
+        assert!(!loaded.is_empty(), "resources were loaded");
+        for url in &loaded {
+            assert!(url.starts_with(&base), "{url} is not on the site's host {base}");
+        }
+        assert!(elements(port, &sid, ".playground").is_empty(), "no playground blocks");
+
         let cards = elements(port, &sid, ".rb-step");
         assert_eq!(cards.len(), 15, "one card per Part 2 step");
         let first = text_of(port, &sid, &cards[0]);

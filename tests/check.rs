@@ -512,3 +512,15 @@ fn prose_includes_outside_the_runbooks_root_are_located_errors() {
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].starts_with("r.md:3:5: error: "), "{lines:?}");
 }
+
+#[test]
+fn a_rhai_step_over_the_size_limit_is_refused_before_compiling() {
+    let lets: String = (0..4000).map(|i| format!("let v{i} = inputs.u;\n")).collect();
+    let (code, lines) =
+        diagnose(format!("# T\n\n```runbook\n[inputs.u]\n```\n\n```rhai id=big\n{lets}#{{}}\n```\n").as_bytes());
+    assert_eq!(code, 2, "{lines:?}");
+    assert_eq!(
+        lines,
+        ["r.md:7:4: error: this Rhai step is 84 KiB; a step holds at most 64 KiB of script"]
+    );
+}

@@ -442,6 +442,29 @@ fn rhai_cards_are_rhai_not_a_rust_playground() {
     }
 }
 
+#[test]
+fn every_page_forbids_loading_from_other_hosts() {
+    let rb = "# R\n\nA tracker: <img src=\"https://tracker.example/p.png\">\n\n```rhai id=a\n#{}\n```\n";
+    let t = project(rb);
+    let out = t.run_args(&["render".into()]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let mut pages = 0;
+    for (p, b) in files(&t.path("site")) {
+        if p.extension().is_some_and(|e| e == "html") && !p.ends_with("toc.html") {
+            let text = String::from_utf8_lossy(&b);
+            let head = text.split("</head>").next().unwrap_or("");
+            assert!(
+                head.contains("http-equiv=\"Content-Security-Policy\"") && head.contains("default-src 'self'"),
+                "{} has no Content-Security-Policy",
+                p.display()
+            );
+            assert!(!head.contains("mathjax"), "{}", p.display());
+            pages += 1;
+        }
+    }
+    assert!(pages >= 3, "{pages} pages");
+}
+
 /// The server's pid and port, from `render --serve 127.0.0.1:0`.
 struct Server {
     child: std::process::Child,

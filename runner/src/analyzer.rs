@@ -15,6 +15,11 @@ use crate::parser::{self, BodyMap};
 use crate::sandbox;
 use crate::source::{Source, Span};
 
+/// The most script one `rhai` step may hold. Rhai's compiler resolves each variable by searching
+/// every `let` before it, so its time grows with the square of a script's size: 64 KiB compiles in
+/// milliseconds, 1 MiB would take a minute.
+pub const MAX_RHAI: usize = 64 << 10;
+
 /// Parses and checks one runbook; its runbooks root is found from where it lies
 /// ([`crate::paths::runbooks_root`]).
 pub fn check(source: &Source, registry: &Registry) -> (Runbook, Vec<Diagnostic>) {
@@ -545,6 +550,18 @@ impl Checker<'_> {
     }
 
     fn check_rhai(&mut self, index: usize, step: &Step, item: bool) {
+        if step.body.len() > MAX_RHAI {
+            // Rhai's compiler looks each variable up through every `let` before it: quadratic.
+            self.error(
+                step.info_span,
+                format!(
+                    "this Rhai step is {} KiB; a step holds at most {} KiB of script",
+                    step.body.len() >> 10,
+                    MAX_RHAI >> 10
+                ),
+            );
+            return;
+        }
         let scope = scope(item);
         match self.engine.compile_with_scope(&scope, &step.body) {
             Err(e) => {

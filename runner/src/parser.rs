@@ -270,16 +270,28 @@ impl RawInput {
             let value = p.into_inner();
             // Syntax first (its messages are the clearer), then the compiled size under the same
             // limits a run uses, so a regex bomb is a located error here and not a surprise later.
+            // Only the NFA is built (what the size limit bounds), not the engines a run adds.
             let problem = match regex_syntax::Parser::new().parse(&value) {
                 Err(e) => Some(format!("invalid pattern for `{name}`: {}", first_line(&e.to_string()))),
-                Ok(_) => match anchored(&value) {
-                    Err(regex::Error::CompiledTooBig(_)) => Some(format!(
-                        "pattern for `{name}` is too big: it compiles to more than {} MiB",
-                        PATTERN_LIMIT >> 20
-                    )),
-                    Err(e) => Some(format!("invalid pattern for `{name}`: {}", first_line(&e.to_string()))),
-                    Ok(_) => None,
-                },
+                Ok(hir) => {
+                    use regex_automata::nfa::thompson::{Compiler, Config, WhichCaptures};
+                    let built = Compiler::new()
+                        .configure(
+                            Config::new()
+                                .nfa_size_limit(Some(PATTERN_LIMIT))
+                                .shrink(false)
+                                .which_captures(WhichCaptures::None),
+                        )
+                        .build_from_hir(&hir);
+                    match built {
+                        Err(e) if e.size_limit().is_some() => Some(format!(
+                            "pattern for `{name}` is too big: it compiles to more than {} MiB",
+                            PATTERN_LIMIT >> 20
+                        )),
+                        Err(e) => Some(format!("invalid pattern for `{name}`: {}", first_line(&e.to_string()))),
+                        Ok(_) => None,
+                    }
+                }
             };
             if let Some(message) = problem {
                 diags.push(Diagnostic::error(source, pspan, message));

@@ -189,7 +189,7 @@ fn build_with(
 /// The theme we build with: mdBook's, plus a head that forbids loading from any other host.
 const HEAD: &str = "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'self'; \
 script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
-font-src 'self' data:; connect-src 'self'; media-src 'self'; object-src 'none'; frame-src 'none'; \
+font-src 'self' data:; connect-src 'self'; media-src 'self'; object-src 'none'; frame-src 'self'; \
 form-action 'none'; base-uri 'self'\">\n";
 
 fn refuse(why: impl Into<String>) -> RenderError {
