@@ -113,7 +113,15 @@ body = "Please activate."
 case_id = "${steps.c.case_id}"
 ```
 "#;
+    // Without a confirmation the case text is shown and nothing is sent.
     let out = run(&t, text);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(
+        out.stdout.contains("c sends this to AWS:") && out.stdout.contains("body: Please activate."),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("confirm = true under [steps.c]"), "{out:?}");
+    let out = t.run_args(&["run".into(), "r.md".into(), "--yes".into()]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("✓ s"), "{out:?}");
 }
@@ -263,4 +271,73 @@ email = "ops@example.com"
     let after = plan(&[]);
     assert_eq!(after.code, 0, "nothing to do after the run: {after:?}");
     assert!(after.stdout.contains("nothing to do"), "{after:?}");
+}
+
+/// `run --events -`: NDJSON on stdout, one event per line, each with the schema version, and the
+/// lines for people on stderr.
+#[test]
+fn run_streams_ndjson_events_that_follow_the_schema() {
+    let moto = Moto::start();
+    let proxy = common::fault_proxy::FaultProxy::start(
+        &moto.endpoint,
+        common::fault_proxy::Rules {
+            in_progress_reads: 2,
+            ..Default::default()
+        },
+    );
+    let t = Test::new().aws(&proxy.endpoint).file(
+        "r.md",
+        "# Events\n\n```aws organizations.ensure-organization id=org\n```\n\n```aws organizations.ensure-account id=acct for-each='[\"ev-a-prod\", \"ev-b-prod\"]'\nname = \"${item}\"\nemail = \"${item}@example.com\"\n```\n\n```manual id=ok\nconfirm = \"ok?\"\n```\n",
+    );
+    let out = t.run_args(&["run".into(), "r.md".into(), "--events".into(), "-".into()]);
+    assert_eq!(out.code, 3, "waits at the manual step: {out:?}");
+    assert!(
+        out.stderr.contains("▶ org"),
+        "the lines for people are on stderr: {out:?}"
+    );
+    const KNOWN: &[&str] = &[
+        "run-started",
+        "inputs-changed",
+        "step-started",
+        "intent",
+        "requested",
+        "polling",
+        "note",
+        "warning",
+        "log",
+        "confirmed",
+        "item-finished",
+        "item-failed",
+        "fanout-summary",
+        "step-finished",
+        "step-skipped",
+        "step-failed",
+        "waiting",
+        "interrupted",
+        "run-finished",
+    ];
+    let mut seen = Vec::new();
+    for line in out.stdout.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(v["v"], 1, "{line}");
+        assert!(v["ts"].as_str().is_some_and(|t| t.ends_with('Z')), "{line}");
+        assert!(v["run"].as_str().is_some_and(|r| !r.is_empty()), "{line}");
+        let event = v["event"].as_str().unwrap_or_default().to_string();
+        assert!(KNOWN.contains(&event.as_str()), "undocumented event `{event}`: {line}");
+        if event == "intent" || event == "requested" {
+            assert!(v["call"].as_str().is_some() && v["step"].as_str().is_some(), "{line}");
+        }
+        seen.push(event);
+    }
+    let order = |e: &str| {
+        seen.iter()
+            .position(|x| x == e)
+            .unwrap_or_else(|| panic!("no {e}: {seen:?}"))
+    };
+    assert!(order("run-started") < order("step-started"));
+    assert!(order("intent") < order("requested"));
+    assert!(seen.contains(&"polling".to_string()), "{seen:?}");
+    assert_eq!(seen.iter().filter(|e| *e == "item-finished").count(), 2, "{seen:?}");
+    assert!(order("waiting") < order("run-finished"));
+    assert_eq!(seen.last().map(String::as_str), Some("run-finished"));
 }

@@ -393,6 +393,8 @@ phone = "+1 206 555 0100"
 [steps.availability]
 confirm = true
 reachable = "weekdays 09:00-17:00 UTC"
+[steps.case]
+confirm = true
 "#;
     let failed = r#"
 [inputs]
@@ -401,6 +403,8 @@ account_email = "it.admins@example.com"
 confirm = true
 phone = "+1 206 555 0100"
 reachable = "today 14:00 UTC"
+[steps.case]
+confirm = true
 "#;
     let stuck = r#"
 [inputs]
@@ -408,6 +412,8 @@ account_email = "it.admins@example.com"
 [steps.email-and-browser]
 confirm = true
 reachable = "tomorrow morning UTC"
+[steps.case]
+confirm = true
 "#;
     for (file, ans, subject) in [
         (
@@ -461,4 +467,45 @@ fn bad_answers_and_inputs_are_usage_errors() {
     let out = t.run_args(&["run".into(), "r.md".into(), "--answers".into(), "bad.toml".into()]);
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("bad.toml:1:2: unknown field `inputz`"), "{out:?}");
+}
+
+/// `runbook answers` writes a template that, filled in, runs the runbook to its end.
+#[test]
+fn the_answers_template_round_trips_generated_filled_and_run() {
+    let moto = Moto::start();
+    let t = Test::new().aws(&moto.endpoint);
+    let out = t.run_args(&["answers".into(), runbook("part-2-identity-center.md")]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let template = out.stdout.clone();
+    assert!(
+        template.contains("[inputs]") && template.contains("[steps.enable-identity-center]"),
+        "{template}"
+    );
+    assert!(
+        template.contains("# admin_user = \"\""),
+        "values without a default wait to be filled: {template}"
+    );
+    // As written, it is a valid answers file that gives no values and confirms nothing.
+    std::fs::write(t.path("empty.toml"), &template).expect("write");
+    let waits = t.run_args(&[
+        "run".into(),
+        runbook("part-2-identity-center.md"),
+        "--answers".into(),
+        "empty.toml".into(),
+    ]);
+    assert_eq!(waits.code, 3, "{waits:?}");
+    assert!(waits.stderr.contains("admin_user"), "{waits:?}");
+    let filled = template
+        .replace("# admin_user = \"\"", "admin_user = \"cloud.admin\"")
+        .replace("# admin_email = \"\"", "admin_email = \"cloud-admins@example.com\"")
+        .replace("confirm = false", "confirm = true");
+    std::fs::write(t.path("filled.toml"), filled).expect("write");
+    let done = t.run_args(&[
+        "run".into(),
+        runbook("part-2-identity-center.md"),
+        "--answers".into(),
+        "filled.toml".into(),
+    ]);
+    assert_eq!(done.code, 0, "{done:?}");
+    assert_eq!(part2_counts(&moto.endpoint).2, 1, "the user exists");
 }

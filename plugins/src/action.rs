@@ -68,6 +68,9 @@ pub trait Action: Send + Sync + 'static {
     const SUMMARY: &'static str;
     /// Whether `apply` can change anything (the guard is checked before such steps).
     const MUTATES: bool;
+    /// Whether the action sends text a person wrote or chose to AWS (a support case): the
+    /// runner shows it and asks before sending, unless told `--yes`.
+    const SENDS_TEXT: bool = false;
 
     /// The AWS CLI command(s) that do the same by hand, for the rendered docs.
     fn cli(_params: &Value) -> Vec<String> {
@@ -102,6 +105,8 @@ pub struct ActionInfo {
     pub name: &'static str,
     pub summary: &'static str,
     pub mutates: bool,
+    /// Sends text to AWS (shown and confirmed before it goes).
+    pub sends_text: bool,
     pub params: Vec<FieldSpec>,
     pub outputs: Vec<FieldSpec>,
 }
@@ -136,6 +141,7 @@ impl<A: Action> Erased<A> {
                 name: A::NAME,
                 summary: A::SUMMARY,
                 mutates: A::MUTATES,
+                sends_text: A::SENDS_TEXT,
                 params: fields_of(&schemars::schema_for!(A::Params)),
                 outputs: fields_of(&schemars::schema_for!(A::Outputs)),
             },

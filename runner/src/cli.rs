@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 Prose explains; fenced step blocks (```manual, ```rhai, ```aws SERVICE.ACTION, ```net ACTION) act.\n\
 `runbook run` walks an operator through them, journaling every step so that a run can stop, crash\n\
 or hand over and continue later with nothing lost and nothing done twice.",
-    after_help = "Examples:\n  runbook check runbooks/\n  runbook rehearse runbooks/part-2-identity-center.md --answers answers.toml\n  runbook run runbooks/part-2-identity-center.md --profile mgmt --region eu-west-1\n\nExit codes: 0 done, 1 a step failed, 2 usage or runbook error, 3 waiting for a person, 130 interrupted."
+    after_help = "Examples:\n  runbook check runbooks/\n  runbook rehearse runbooks/part-2-identity-center.md --answers answers.toml\n  runbook run runbooks/part-2-identity-center.md --profile mgmt --region eu-west-1\n\nExit codes: 0 done, 1 a step failed, 2 usage or runbook error, 3 waiting for a person (the message names\nthe answer to give), 130 interrupted.\n\nEnvironment: RUNBOOK_STATE_DIR (journals), RUNBOOK_INPUT_<NAME> (an input's value, secrets too),\nRUNBOOK_ATTEMPT_TIMEOUT, RUNBOOK_MOTO_SERVER and RUNBOOK_PYTHON (the rehearsal's emulator),\nRUNBOOK_POLL_INITIAL_MS / RUNBOOK_POLL_CAP_MS, AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL,\nAWS_MAX_ATTEMPTS, NO_COLOR. See the book's \"Running in CI\" page."
 )]
 pub struct Cli {
     /// When to color output (NO_COLOR is honoured under `auto`).
@@ -122,6 +122,12 @@ pub enum Command {
         serve: Option<String>,
     },
 
+    /// Print an answers-file template for a runbook: its inputs and the manual steps' questions.
+    #[command(
+        after_help = "Example:\n  runbook answers runbooks/part-2-identity-center.md > answers.toml\n  # fill it in, then:\n  runbook run runbooks/part-2-identity-center.md --answers answers.toml\n\nValues without a default are commented out until you fill them in; secrets are never\nwritten there (give them as RUNBOOK_INPUT_<NAME> or at the prompt)."
+    )]
+    Answers { file: PathBuf },
+
     /// Print shell completions.
     #[command(after_help = "Example:\n  runbook completions bash > /etc/bash_completion.d/runbook")]
     Completions { shell: clap_complete::Shell },
@@ -210,6 +216,13 @@ pub struct RunArgs {
     /// inputs (default: the values of the inputs marked `key = true`, else `default`).
     #[arg(long, value_name = "NAME")]
     pub run: Option<String>,
+    /// Write NDJSON events for machines to FILE (`-`: stdout, and the lines for people go to
+    /// stderr). Each event has `v` (schema version), `ts`, `run` and `event`: run-started,
+    /// inputs-changed, step-started, intent, requested, polling, note, warning, log, confirmed,
+    /// item-finished, item-failed, fanout-summary, step-finished, step-skipped, step-failed,
+    /// waiting, interrupted, run-finished. Secrets are masked as in the journal.
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<std::path::PathBuf>,
     /// At most this many items of a fan-out run at once.
     #[arg(long, default_value_t = 8)]
     pub max_in_flight: usize,

@@ -631,8 +631,8 @@ impl Journal {
     }
 
     /// Appends one entry to the transcript; durable entries (intents, results) are fsynced
-    /// before this returns.
-    pub fn record(&mut self, entry: Entry) -> Result<(), JournalError> {
+    /// before this returns. Returns the line as written (redacted), for the event stream.
+    pub fn record(&mut self, entry: Entry) -> Result<String, JournalError> {
         let path = self.dir.join("transcript.jsonl");
         let durable = entry.durable();
         let line = Line {
@@ -672,7 +672,8 @@ impl Journal {
         if durable {
             self.transcript.sync_data().map_err(|e| io(&path, e))?;
         }
-        Ok(())
+        text.pop();
+        Ok(text)
     }
 
     /// Every transcript line that parses, in order.

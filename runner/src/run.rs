@@ -115,6 +115,7 @@ pub async fn run(args: RunArgs, color: bool, rehearsal: bool) -> Exit {
         color,
         rehearsal,
         run_name: args.run.clone(),
+        events: args.events.clone(),
     };
     let exit = exec::run(source, runbook, ctx, opts).await;
     if let Some(e) = emulator {

@@ -20,6 +20,8 @@ pub struct Ui {
     /// Set when stdout is gone (a closed pipe): nothing more is printed, and the run stops at
     /// its next step boundary.
     closed: AtomicBool,
+    /// Lines go to stderr (stdout carries the event stream: `run --events -`).
+    to_stderr: bool,
 }
 
 fn clock() -> String {
@@ -59,13 +61,23 @@ pub fn print_out(s: &str) -> std::io::Result<()> {
 }
 impl Ui {
     pub fn new(color: bool, redactor: Redactor) -> Ui {
-        let fancy = std::io::stdout().is_terminal().then(MultiProgress::new);
+        Self::with_output(color, redactor, false)
+    }
+
+    /// A Ui whose lines go to stderr when `to_stderr` (stdout is taken by events).
+    pub fn with_output(color: bool, redactor: Redactor, to_stderr: bool) -> Ui {
+        let fancy = if to_stderr {
+            std::io::stderr().is_terminal().then(MultiProgress::new)
+        } else {
+            std::io::stdout().is_terminal().then(MultiProgress::new)
+        };
         Ui {
             fancy,
             color,
             redactor,
             spinner: Mutex::new(None),
             closed: AtomicBool::new(false),
+            to_stderr,
         }
     }
 
@@ -78,7 +90,13 @@ impl Ui {
         if self.closed() {
             return;
         }
-        if print_out(s).is_err() {
+        let written = if self.to_stderr {
+            let mut err = std::io::stderr().lock();
+            err.write_all(s.as_bytes()).and_then(|()| err.write_all(b"\n"))
+        } else {
+            print_out(s)
+        };
+        if written.is_err() {
             self.closed.store(true, Ordering::SeqCst);
         }
     }

@@ -182,6 +182,7 @@ impl Action for EnsureCase {
     const NAME: &'static str = "support.ensure-case";
     const SUMMARY: &'static str = "Opens an AWS Support case unless an open one has the same subject; on the Basic plan, hands over a prefilled console link and the case text.";
     const MUTATES: bool = true;
+    const SENDS_TEXT: bool = true;
 
     fn cli(p: &Value) -> Vec<String> {
         let g = |k: &str, d: &str| p.get(k).and_then(Value::as_str).unwrap_or(d).to_string();

@@ -47,8 +47,16 @@ impl Events for StepEvents {
                 target,
                 request_id,
             },
-            Event::Polling { what, status, .. } => {
+            Event::Polling {
+                what,
+                status,
+                request_id,
+            } => {
                 ui.status(&format!("{step}  waiting for {what}: {status}"));
+                self.shared.event(serde_json::json!({
+                    "event": "polling", "step": step, "item_key": item_key,
+                    "what": what, "status": status, "request_id": request_id,
+                }));
                 return Ok(());
             }
             Event::Note { message } => {

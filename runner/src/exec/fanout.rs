@@ -191,7 +191,24 @@ pub(super) async fn fan_out(
         halved,
         seconds: started.elapsed().as_secs_f64(),
     };
-    shared.ui.block(&summary.table());
+    // The table when it adds something (failures, throttling, more items than a screen);
+    // otherwise one line.
+    if summary.failed > 0 || summary.throttled > 0 || summary.halved > 0 || summary.total > 20 {
+        shared.ui.block(&summary.table());
+    } else {
+        shared.ui.line(&format!(
+            "  {}: {} item{} done in {:.1}s{}",
+            step.id,
+            summary.total,
+            if summary.total == 1 { "" } else { "s" },
+            summary.seconds,
+            if summary.already > 0 {
+                format!(" ({} before this run)", summary.already)
+            } else {
+                String::new()
+            }
+        ));
+    }
     shared.record(Entry::FanoutSummary {
         step: step.id.clone(),
         summary: summary.json(),

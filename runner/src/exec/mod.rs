@@ -53,6 +53,39 @@ pub struct RunOptions {
     pub rehearsal: bool,
     /// `--run NAME`: which instance of the runbook this run is.
     pub run_name: Option<String>,
+    /// `--events FILE|-`: NDJSON events for machines.
+    pub events: Option<PathBuf>,
+}
+
+/// The version of the event stream's schema (`"v"` in every event).
+pub const EVENTS_VERSION: u32 = 1;
+
+/// Where `--events` go: each journal entry as it is written, plus polling progress.
+pub struct EventSink {
+    out: Mutex<Option<Box<dyn std::io::Write + Send>>>,
+}
+
+impl EventSink {
+    fn open(path: Option<&Path>) -> std::io::Result<EventSink> {
+        let out: Option<Box<dyn std::io::Write + Send>> = match path {
+            None => None,
+            Some(p) if p == Path::new("-") => Some(Box::new(std::io::stdout())),
+            Some(p) => Some(Box::new(std::fs::File::create(p)?)),
+        };
+        Ok(EventSink { out: Mutex::new(out) })
+    }
+
+    /// Writes one event: a journal line (already redacted) with the schema version first.
+    fn line(&self, journal_line: &str) {
+        let Ok(mut guard) = self.out.lock() else { return };
+        let Some(out) = guard.as_mut() else { return };
+        let body = journal_line.strip_prefix('{').unwrap_or(journal_line);
+        let written = writeln!(out, "{{\"v\":{EVENTS_VERSION},{body}").and_then(|()| out.flush());
+        if written.is_err() {
+            // The reader went away: the run goes on, without events.
+            *guard = None;
+        }
+    }
 }
 
 /// Why a step did not finish.
@@ -150,19 +183,35 @@ pub struct Shared {
     pub runbook: Runbook,
     pub answers: Answers,
     pub opts: RunOptions,
+    pub events: EventSink,
 }
 
 impl Shared {
-    /// Journals one entry. A failure marks the journal broken and stops the run.
+    /// Journals one entry (and streams it to `--events`). A failure marks the journal broken
+    /// and stops the run.
     fn record(&self, entry: Entry) -> Result<(), StepError> {
         let mut j = self
             .journal
             .lock()
             .map_err(|_| StepError::Journal("journal lock poisoned".into()))?;
-        j.record(entry).map_err(|e| {
+        let line = j.record(entry).map_err(|e| {
             self.journal_broken.store(true, Ordering::SeqCst);
             StepError::from(e)
-        })
+        })?;
+        self.events.line(&line);
+        Ok(())
+    }
+
+    /// An event that is not journaled (polling progress), redacted like the journal.
+    fn event(&self, event: Value) {
+        let run = self.journal.lock().map(|j| j.state.run_id.clone()).unwrap_or_default();
+        let mut obj = serde_json::Map::new();
+        obj.insert("ts".into(), json!(journal::now()));
+        obj.insert("run".into(), json!(run));
+        if let Value::Object(o) = self.redactor.value(&event) {
+            obj.extend(o);
+        }
+        self.events.line(&Value::Object(obj).to_string());
     }
 
     fn save(&self) -> Result<(), StepError> {
@@ -217,7 +266,22 @@ impl Shared {
 pub async fn run(source: Source, runbook: Runbook, ctx: Context, opts: RunOptions) -> Exit {
     let redactor = Redactor::default();
     redactor.add_credentials_from_env();
-    let ui = Ui::new(opts.color, redactor.clone());
+    // With `--events -` stdout carries the events, and the lines for people go to stderr.
+    let events_on_stdout = opts.events.as_deref() == Some(Path::new("-"));
+    let ui = Ui::with_output(opts.color, redactor.clone(), events_on_stdout);
+    let events = match EventSink::open(opts.events.as_deref()) {
+        Ok(e) => e,
+        Err(e) => {
+            ui.error(&format!(
+                "runbook: --events {}: {e}",
+                opts.events
+                    .as_deref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            ));
+            return Exit::Usage;
+        }
+    };
     let answers = match &opts.answers {
         Some(p) => match Answers::load(p) {
             Ok(a) => a,
@@ -306,6 +370,7 @@ pub async fn run(source: Source, runbook: Runbook, ctx: Context, opts: RunOption
         runbook,
         answers,
         opts,
+        events,
     });
     {
         let s = shared.clone();
@@ -334,12 +399,14 @@ pub async fn run(source: Source, runbook: Runbook, ctx: Context, opts: RunOption
         .map_err(|_| "journal lock poisoned".to_string())
         .and_then(|mut j| {
             j.state.outcome = Some(outcome.into());
-            j.record(Entry::RunFinished {
+            let line = j.record(Entry::RunFinished {
                 outcome: outcome.into(),
-            })
-            .and_then(|()| j.save())
-            .map_err(|e| e.to_string())
+            });
+            line.and_then(|l| j.save().map(|()| l)).map_err(|e| e.to_string())
         });
+    if let Ok(line) = &closed {
+        shared.events.line(line);
+    }
     if let Err(e) = closed {
         shared
             .ui
@@ -410,7 +477,11 @@ fn run_name(
 }
 
 fn resolve_failed(ui: &Ui, e: inputs::ResolveError) -> Exit {
-    ui.error(&format!("runbook: {e}"));
+    match &e {
+        // Ctrl-C at a prompt is an interruption, not an I/O error.
+        inputs::ResolveError::Prompt(name, _) => ui.error(&format!("runbook: interrupted at input `{name}`")),
+        _ => ui.error(&format!("runbook: {e}")),
+    }
     match e {
         inputs::ResolveError::Waiting(_) => Exit::WaitingForPerson,
         inputs::ResolveError::Prompt(_, err) if err.kind() == std::io::ErrorKind::Interrupted => Exit::Interrupted,
@@ -551,7 +622,8 @@ async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>) -> Exit {
         .as_ref()
         .and_then(|f| rb.steps.iter().position(|s| &s.id == f))
         .unwrap_or(0);
-    let mut shown_sections = std::collections::HashSet::new();
+    // The runbook's introduction, once, before anything runs.
+    show_prose(&shared, title_end(rb, &shared.source), intro_end(rb, &shared.source));
     let (mut ran, mut reused, mut skipped) = (0usize, 0usize, 0usize);
     let started = Instant::now();
 
@@ -663,18 +735,14 @@ async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>) -> Exit {
                 }
             }
         }
-        if let Some(section) = rb.section_of(step) {
-            if matches!(step.executor, crate::model::Executor::Manual) && shown_sections.insert(section.slug.clone()) {
-                let width = console::Term::stdout().size().1 as usize;
-                shared.ui.block_styled(&format!(
-                    "\n{}",
-                    crate::prose::render(
-                        &crate::ui::sanitize(&format!("## {}\n\n{}", section.title, section.prose)),
-                        width,
-                        shared.ui.color()
-                    )
-                ));
-            }
+        // Before a person's step: the prose since the previous step (not the whole section,
+        // which may speak of later steps).
+        if matches!(step.executor, crate::model::Executor::Manual) {
+            let from = match index {
+                0 => intro_end(rb, &shared.source),
+                i => rb.steps[i - 1].span.end,
+            };
+            show_prose(&shared, from, step.span.start);
         }
 
         let begun = journal::now();
@@ -772,6 +840,57 @@ async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>) -> Exit {
         started.elapsed().as_secs_f64()
     ));
     Exit::Done
+}
+
+/// Where the title heading ends (0 without one).
+fn title_end(rb: &Runbook, source: &Source) -> usize {
+    rb.sections
+        .iter()
+        .find(|s| s.level == 1)
+        .map(|s| line_end(source, s.span.end))
+        .unwrap_or(0)
+}
+
+/// Where the introduction ends: at the first step or the first heading below the title.
+fn intro_end(rb: &Runbook, source: &Source) -> usize {
+    let first_step = rb.steps.first().map_or(source.text.len(), |s| s.span.start);
+    let first_heading = rb
+        .sections
+        .iter()
+        .filter(|s| s.level > 1)
+        .map(|s| s.span.start)
+        .find(|&at| at >= title_end(rb, source))
+        .unwrap_or(source.text.len());
+    first_step.min(first_heading).max(title_end(rb, source))
+}
+
+fn line_end(source: &Source, at: usize) -> usize {
+    source.text[at.min(source.text.len())..]
+        .find('\n')
+        .map_or(source.text.len(), |n| at + n)
+}
+
+/// Shows the Markdown between two offsets, rendered for the terminal, without the runbook block.
+fn show_prose(shared: &Shared, from: usize, to: usize) {
+    let text = &shared.source.text;
+    if from >= to || to > text.len() || !text.is_char_boundary(from) || !text.is_char_boundary(to) {
+        return;
+    }
+    let mut md = String::new();
+    let mut at = from;
+    if let Some(block) = shared.runbook.settings.span.filter(|b| b.start < to && b.end > from) {
+        md.push_str(&text[at..block.start.max(at)]);
+        at = block.end.min(to);
+    }
+    md.push_str(&text[at..to]);
+    if md.trim().is_empty() {
+        return;
+    }
+    let width = console::Term::stdout().size().1 as usize;
+    shared.ui.block_styled(&format!(
+        "\n{}",
+        crate::prose::render(&crate::ui::sanitize(md.trim()), width, shared.ui.color())
+    ));
 }
 
 /// Ends the run for an error that is not the step's own failure.

@@ -118,6 +118,52 @@ pub(super) async fn run_with_retries(
     }
 }
 
+/// Text that goes to AWS (a support case) is shown, then confirmed: by `--yes`, by
+/// `[steps.ID] confirm = true` in the answers file, or by the person at the terminal.
+fn confirm_text(shared: &Arc<Shared>, step: &Step, params: &Value) -> Result<(), StepError> {
+    let mut shown = format!("\n{} sends this to AWS:\n", step.id);
+    if let Value::Object(o) = params {
+        for (k, v) in o {
+            let v = v.as_str().map(String::from).unwrap_or_else(|| v.to_string());
+            shown.push_str(&format!("  {k}: {}\n", v.replace('\n', "\n    ")));
+        }
+    }
+    shared.ui.block(&shown);
+    if shared.opts.yes {
+        return Ok(());
+    }
+    let confirmed = shared
+        .answers
+        .steps
+        .get(&step.id)
+        .and_then(|s| s.get("confirm"))
+        .and_then(toml::Value::as_bool);
+    match confirmed {
+        Some(true) => Ok(()),
+        Some(false) => Err(StepError::Waiting(format!(
+            "not confirmed; set confirm = true under [steps.{}] to send it",
+            step.id
+        ))),
+        None if crate::prompt::interactive() => {
+            let yes = shared
+                .ui
+                .suspend(|| crate::prompt::confirm("Send it?"))
+                .map_err(|e| StepError::failed(format!("prompt: {e}")))?;
+            if yes {
+                Ok(())
+            } else {
+                Err(StepError::Waiting(
+                    "the person did not send it; run again to send it".into(),
+                ))
+            }
+        }
+        None => Err(StepError::Waiting(format!(
+            "this step sends text to AWS: confirm with --yes, or confirm = true under [steps.{}] in the answers file",
+            step.id
+        ))),
+    }
+}
+
 /// Runs a step once (for one item of a fan-out, when `item` is given).
 pub(super) async fn run_once(
     shared: &Arc<Shared>,
@@ -138,6 +184,9 @@ pub(super) async fn run_once(
             let params = params.ok_or_else(|| StepError::failed("parameters were not resolved"))?;
             if action.info().mutates {
                 shared.guard(env).await?;
+            }
+            if action.info().sends_text {
+                confirm_text(shared, step, &params)?;
             }
             let ctx = shared.context_for(step, item.map(|(_, k)| k), memo);
             Ok(Outcome::public(action.apply(&ctx, params).await?))
