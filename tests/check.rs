@@ -50,6 +50,14 @@ fn rhai_syntax_error_on_the_third_line_of_a_block() {
 }
 
 #[test]
+fn a_timeout_without_a_unit() {
+    error_is(
+        "# T\n\n```aws sts.whoami timeout=15\n```\n",
+        "r.md:3:27: error: timeout `15` has no unit",
+    );
+}
+
+#[test]
 fn duplicate_step_id() {
     error_is(
         "# T\n\n```rhai id=x\n1\n```\n\n```rhai id=x\n2\n```\n",

@@ -108,6 +108,49 @@ fn a_creation_past_the_deadline_times_out_and_a_rerun_does_not_create_again() {
     assert_eq!(accounts(&moto.endpoint), 1);
 }
 
+/// A creation still in progress when its step timed out: the account is not listed yet and its
+/// request is IN_PROGRESS. The re-run must follow that same request, never ask again.
+#[test]
+fn a_rerun_follows_the_request_still_in_progress_and_never_creates_again() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            never_finish: true,
+            hide_accounts: true,
+            list_in_progress: true,
+            ..Rules::default()
+        },
+    );
+    let text = ONE_ACCOUNT.replace("timeout=20s", "timeout=2s");
+    let t = Test::new()
+        .file("r.md", text)
+        .aws(&proxy.endpoint)
+        .args(["run", "r.md"]);
+    let out = t.run();
+    assert_eq!(out.code, 1, "{out:?}");
+    let request = out
+        .stderr
+        .split("request ")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).next())
+        .filter(|r| r.starts_with("car-"))
+        .unwrap_or_else(|| panic!("the request id is named: {out:?}"))
+        .to_string();
+    let polled_before = proxy.reads_of(&request);
+    // AWS finishes it now; the account is still not listed.
+    proxy.set_rules(Rules {
+        hide_accounts: true,
+        list_in_progress: true,
+        ..Rules::default()
+    });
+    let again = t.run();
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(proxy.reads_of(&request) > polled_before, "the re-run polled {request}");
+    assert_eq!(proxy.calls("CreateAccount"), 1, "no second CreateAccount");
+    assert_eq!(accounts(&moto.endpoint), 1);
+}
+
 const ASSIGNMENT: &str = r#"# Assign
 
 ```aws sso-admin.find-instance id=ic
@@ -429,8 +472,11 @@ fn resets_and_answers_past_the_attempt_timeout_still_give_one_of_each() {
         &moto.endpoint,
         Rules {
             reset_pct: 20,
-            slow_answers: 3,
+            // CreateAccount's own answers, after moto created the account: the client gives up
+            // on them, so it must look before asking again.
+            slow_answers: 2,
             slow_by: Duration::from_secs(30),
+            slow_op: Some("CreateAccount".into()),
             seed: 5,
             ..Rules::default()
         },
@@ -454,7 +500,14 @@ email = "aws+${item}@example.com"
         .run();
     assert_eq!(out.code, 0, "{out:?}");
     assert!(proxy.injected("reset") > 0, "connections were reset");
-    assert_eq!(proxy.injected("slow"), 3, "answers were held back");
+    assert_eq!(proxy.injected("slow"), 2, "two CreateAccount answers were held back");
+    // Each account was asked for once at moto: the held answers were followed by a look, not
+    // by a second CreateAccount.
+    assert_eq!(
+        proxy.calls("CreateAccount") - proxy.injected_on("CreateAccount"),
+        5,
+        "CreateAccount reached moto once per account"
+    );
     // Not a speed target: a held answer comes after 30 s, so a run that waited for one instead of
     // abandoning the attempt could not have finished sooner.
     assert!(

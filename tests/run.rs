@@ -4,32 +4,11 @@
 
 mod common;
 
-use common::{Moto, Test, block_on, repo, sdk};
+use common::{Moto, PART2_ANSWERS, Test, block_on, repo, sdk};
 
 fn runbook(name: &str) -> String {
     repo().join("runbooks").join(name).display().to_string()
 }
-
-const PART2_ANSWERS: &str = r#"
-[inputs]
-home_region = "us-east-1"
-identity_source = "identity-center-directory"
-admin_user = "cloud.admin"
-admin_email = "cloud-admins@example.com"
-
-[steps.enable-identity-center]
-confirm = true
-[steps.verify-organization-email]
-confirm = true
-[steps.set-password]
-confirm = true
-[steps.identity-center-mfa]
-confirm = true
-[steps.portal-sign-in]
-confirm = true
-[steps.sign-out-root]
-confirm = true
-"#;
 
 /// (permission sets named AdministratorAccess, their session durations and policies, users
 /// named cloud.admin, assignments of the set in the management account)

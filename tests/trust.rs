@@ -6,31 +6,11 @@
 mod common;
 
 use common::fault_proxy::{FaultProxy, Rules};
-use common::{Moto, Test, block_on, repo, sdk};
+use common::{Moto, PART2_ANSWERS, Test, block_on, repo, sdk};
 
 fn runbook(name: &str) -> String {
     repo().join("runbooks").join(name).display().to_string()
 }
-
-const PART2_ANSWERS: &str = r#"
-[inputs]
-home_region = "us-east-1"
-identity_source = "identity-center-directory"
-admin_email = "cloud-admins@example.com"
-
-[steps.enable-identity-center]
-confirm = true
-[steps.verify-organization-email]
-confirm = true
-[steps.set-password]
-confirm = true
-[steps.identity-center-mfa]
-confirm = true
-[steps.portal-sign-in]
-confirm = true
-[steps.sign-out-root]
-confirm = true
-"#;
 
 /// User names in the emulator's Identity Store.
 fn user_names(endpoint: &str) -> Vec<String> {

@@ -195,7 +195,13 @@ impl Checker<'_> {
             self.check_expression(&attr.value, attr.span, index, false);
         }
         if let Some(t) = &a.timeout {
-            if runbook_plugins::aws::parse_duration(&t.value).is_none_or(|d| d.is_zero()) {
+            if t.value.trim().parse::<u64>().is_ok() {
+                // A bare number could mean seconds or minutes: say which.
+                self.diags.push(
+                    Diagnostic::error(self.source, t.span, format!("timeout `{}` has no unit", t.value))
+                        .with_help(format!("write `{0}s` or `{0}m`", t.value.trim())),
+                );
+            } else if runbook_plugins::aws::parse_duration(&t.value).is_none_or(|d| d.is_zero()) {
                 self.diags.push(
                     Diagnostic::error(self.source, t.span, format!("timeout `{}` is not a duration", t.value))
                         .with_help("write e.g. `90s`, `10m`, `1h30m`"),

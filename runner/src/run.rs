@@ -371,13 +371,7 @@ pub fn status(file: &Path, state_dir: &Path, run: Option<&str>, json_out: bool, 
         if !others.is_empty() {
             out(&format!("other runs (`runbook status {} --run NAME`):", file.display()));
             for r in others {
-                out(&format!(
-                    "  {:<40} {:<10} {:<12} {}",
-                    r.name,
-                    if r.state.rehearsal { "rehearsal" } else { "run" },
-                    r.state.outcome.as_deref().unwrap_or("unfinished"),
-                    r.state.updated
-                ));
+                out(&format!("  {}", run_line(r)));
             }
         }
     }
@@ -416,13 +410,18 @@ pub fn runs(file: &Path, state_dir: &Path, json_out: bool, color: bool) -> Exit 
         "RUN", "KIND", "OUTCOME", "LAST UPDATE"
     ));
     for r in &runs {
-        out(&format!(
-            "{:<40} {:<10} {:<12} {}",
-            r.name,
-            if r.state.rehearsal { "rehearsal" } else { "run" },
-            r.state.outcome.as_deref().unwrap_or("unfinished"),
-            r.state.updated
-        ));
+        out(&run_line(r));
     }
     Exit::Done
+}
+
+/// One run in a listing: name, kind, outcome, last update.
+fn run_line(r: &journal::RunSummary) -> String {
+    format!(
+        "{:<40} {:<10} {:<12} {}",
+        r.name,
+        if r.state.rehearsal { "rehearsal" } else { "run" },
+        r.state.outcome.as_deref().unwrap_or("unfinished"),
+        r.state.updated
+    )
 }

@@ -39,11 +39,18 @@ pub struct Rules {
     /// attempt timeout, the call happened and the caller gave up on it.
     pub slow_answers: u32,
     pub slow_by: Duration,
+    /// Only answers of this operation are held back (all JSON answers when unset).
+    pub slow_op: Option<String>,
     /// The first request of this operation reaches moto, but its answer is replaced by a 500:
     /// the call happened and the client cannot know.
     pub lose_answer_once: Option<String>,
     /// GetAccountSummary reports root MFA as active (moto always says 0).
     pub root_mfa: bool,
+    /// ListAccounts leaves out the accounts the tests create (emails `aws+…`): an account
+    /// AWS is still creating is not listed yet.
+    pub hide_accounts: bool,
+    /// ListCreateAccountStatus reports every request as IN_PROGRESS (moto has none).
+    pub list_in_progress: bool,
     /// Added before each request is forwarded.
     pub delay: Duration,
     pub seed: u64,
@@ -151,6 +158,14 @@ impl FaultProxy {
             s.kill = None;
             s.kill_before = None;
         }
+    }
+
+    /// How many answers about an asynchronous request id the proxy passed on.
+    pub fn reads_of(&self, id: &str) -> u32 {
+        self.state
+            .lock()
+            .map(|s| s.reads.get(id).copied().unwrap_or(0))
+            .unwrap_or(0)
     }
 
     /// Every operation seen so far, with its count.
@@ -401,6 +416,7 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
             }
             _ => {}
         }
+        let req = rewrite_request(&op, req, state);
         let (status, headers, body) = forward(upstream, &req)?;
         let (kill, lose, slow) = {
             let mut s = state.lock().map_err(|_| std::io::Error::other("poisoned"))?;
@@ -413,7 +429,8 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
                 }
                 _ => None,
             };
-            let slow = if json && s.slowed < s.rules.slow_answers {
+            let slow_this = s.rules.slow_op.as_deref().is_none_or(|o| o == op);
+            let slow = if json && slow_this && s.slowed < s.rules.slow_answers {
                 s.slowed += 1;
                 *s.injected.entry("slow".into()).or_default() += 1;
                 s.rules.slow_by
@@ -523,7 +540,47 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 }
 
 /// Turns moto's instant SUCCEEDED into IN_PROGRESS (K reads), then SUCCEEDED or FAILED.
+/// ListCreateAccountStatus asks moto for every state when the rules report all as IN_PROGRESS.
+fn rewrite_request(op: &str, mut req: Request, state: &Mutex<State>) -> Request {
+    let all = state.lock().map(|s| s.rules.list_in_progress).unwrap_or(false);
+    if op != "ListCreateAccountStatus" || !all {
+        return req;
+    }
+    if let Ok(mut v) = serde_json::from_slice::<Value>(&req.body) {
+        if let Some(o) = v.as_object_mut() {
+            o.remove("States");
+        }
+        req.body = serde_json::to_vec(&v).unwrap_or(req.body);
+        for h in req.head.iter_mut().skip(1) {
+            if h.to_ascii_lowercase().starts_with("content-length:") {
+                *h = format!("Content-Length: {}", req.body.len());
+            }
+        }
+    }
+    req
+}
+
 fn rewrite(op: &str, body: Vec<u8>, state: &Mutex<State>) -> Vec<u8> {
+    let rules = state.lock().map(|s| s.rules.clone()).unwrap_or_default();
+    if op == "ListAccounts" && rules.hide_accounts {
+        if let Ok(mut v) = serde_json::from_slice::<Value>(&body) {
+            if let Some(a) = v.get_mut("Accounts").and_then(Value::as_array_mut) {
+                a.retain(|acct| !acct["Email"].as_str().unwrap_or("").starts_with("aws+"));
+            }
+            return serde_json::to_vec(&v).unwrap_or(body);
+        }
+    }
+    if op == "ListCreateAccountStatus" && rules.list_in_progress {
+        if let Ok(mut v) = serde_json::from_slice::<Value>(&body) {
+            if let Some(a) = v.get_mut("CreateAccountStatuses").and_then(Value::as_array_mut) {
+                for st in a.iter_mut().filter_map(Value::as_object_mut) {
+                    st.insert("State".into(), Value::from("IN_PROGRESS"));
+                    st.remove("AccountId");
+                }
+            }
+            return serde_json::to_vec(&v).unwrap_or(body);
+        }
+    }
     if op == "GetAccountSummary" && state.lock().map(|s| s.rules.root_mfa).unwrap_or(false) {
         let text = String::from_utf8_lossy(&body);
         let on = regex_lite_mfa(&text);

@@ -8,6 +8,28 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Answers that run Part 2 to its end against the emulator (an `--input` overrides any of them).
+pub const PART2_ANSWERS: &str = r#"
+[inputs]
+home_region = "us-east-1"
+identity_source = "identity-center-directory"
+admin_user = "cloud.admin"
+admin_email = "cloud-admins@example.com"
+
+[steps.enable-identity-center]
+confirm = true
+[steps.verify-organization-email]
+confirm = true
+[steps.set-password]
+confirm = true
+[steps.identity-center-mfa]
+confirm = true
+[steps.portal-sign-in]
+confirm = true
+[steps.sign-out-root]
+confirm = true
+"#;
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
