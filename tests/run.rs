@@ -488,3 +488,51 @@ fn the_answers_template_round_trips_generated_filled_and_run() {
     assert_eq!(done.code, 0, "{done:?}");
     assert_eq!(part2_counts(&moto.endpoint).2, 1, "the user exists");
 }
+
+/// A "no" at Part 1's phone-PIN step leads into the no-verification-call runbook (its
+/// `on-failure=`), which opens the activation case; Part 1 stays waiting, and says where it went.
+#[test]
+fn a_no_at_the_phone_pin_step_runs_the_no_verification_call_runbook() {
+    let moto = Moto::start();
+    let answers = r#"
+[inputs]
+account_email = "root.acme@example.com"
+account_name = "acme-payments-prod"
+[steps.sign-up]
+confirm = true
+[steps.payment]
+confirm = true
+[steps.phone-pin]
+confirm = false
+[steps.checks]
+confirm = true
+phone = "+1 206 555 0100"
+[steps.availability]
+confirm = true
+reachable = "weekdays 09:00-17:00 UTC"
+[steps.case]
+confirm = true
+"#;
+    let t = Test::new().file("a.toml", answers).aws(&moto.endpoint);
+    let out = t.run_args(&[
+        "run".into(),
+        runbook("part-1-new-account.md"),
+        "--answers".into(),
+        "a.toml".into(),
+    ]);
+    assert_eq!(out.code, 3, "Part 1 stays waiting at the PIN: {out:?}");
+    assert!(out.stdout.contains("continuing into"), "{out:?}");
+    assert!(out.stdout.contains("no-verification-call.md"), "{out:?}");
+    assert_eq!(
+        cases_with(&moto.endpoint, "verification call not received").len(),
+        1,
+        "the troubleshooting runbook opened its case"
+    );
+    let status = t.run_args(&["status".into(), runbook("part-1-new-account.md")]);
+    assert!(status.stdout.contains("continued into"), "{status:?}");
+    // Without answers and without a terminal nothing continues by itself: the pointer is printed.
+    let t2 = Test::new().aws(&moto.endpoint);
+    let failed = t2.run_args(&["run".into(), runbook("troubleshooting/no-verification-call.md")]);
+    assert_ne!(failed.code, 0);
+    assert!(!failed.stdout.contains("continuing into"), "{failed:?}");
+}

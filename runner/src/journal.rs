@@ -91,6 +91,9 @@ pub struct StepState {
     /// a mask is never a value.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub secret: bool,
+    /// The `on-failure=` runbook this step continued into: `path (run NAME): outcome`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continued_into: Option<String>,
 }
 
 impl StepState {
@@ -104,6 +107,7 @@ impl StepState {
             error: None,
             waiting_for: None,
             secret: false,
+            continued_into: None,
         }
     }
 }
@@ -228,6 +232,13 @@ pub enum Entry {
     },
     Interrupted {
         step: String,
+    },
+    /// A failed (or refused) step's `on-failure=` runbook was run next, as its own run.
+    ContinuedInto {
+        step: String,
+        runbook: String,
+        run: String,
+        outcome: String,
     },
     RunFinished {
         outcome: String,

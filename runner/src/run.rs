@@ -16,7 +16,7 @@ use crate::source::Source;
 use crate::{analyzer, commands, eval, inputs, load};
 
 /// Loads a runbook and refuses to run one that `check` would reject.
-fn load_checked(file: &Path, color: bool) -> Result<(Source, Runbook), Exit> {
+pub(crate) fn load_checked(file: &Path, color: bool) -> Result<(Source, Runbook), Exit> {
     let source = load::read(file).map_err(|d| {
         commands::report(&[d], color);
         Exit::Usage
@@ -116,6 +116,8 @@ pub async fn run(args: RunArgs, color: bool, rehearsal: bool) -> Exit {
         rehearsal,
         run_name: args.run.clone(),
         events: args.events.clone(),
+        failed: None,
+        depth: 0,
     };
     let exit = exec::run(source, runbook, ctx, opts).await;
     if let Some(e) = emulator {
@@ -339,6 +341,7 @@ pub fn status(file: &Path, state_dir: &Path, run: Option<&str>, json_out: bool, 
                 "finished": st.and_then(|x| x.finished.clone()),
                 "error": st.and_then(|x| x.error.clone()),
                 "waiting_for": st.and_then(|x| x.waiting_for.clone()),
+                "continued_into": st.and_then(|x| x.continued_into.clone()),
             })
         })
         .collect();
@@ -357,7 +360,14 @@ pub fn status(file: &Path, state_dir: &Path, run: Option<&str>, json_out: bool, 
             state.outcome.as_deref().unwrap_or("in progress or stopped")
         ));
         for s in &steps {
-            let extra = s["error"].as_str().or(s["waiting_for"].as_str()).unwrap_or("");
+            let mut extra = s["error"]
+                .as_str()
+                .or(s["waiting_for"].as_str())
+                .unwrap_or("")
+                .to_string();
+            if let Some(c) = s["continued_into"].as_str() {
+                extra.push_str(&format!("; continued into {c}"));
+            }
             out(&format!(
                 "  {:<32} {:<8} {}  {}",
                 s["step"].as_str().unwrap_or(""),

@@ -9,6 +9,7 @@
 
 mod events;
 mod fanout;
+mod followup;
 mod guard;
 pub mod identity;
 mod person;
@@ -55,6 +56,10 @@ pub struct RunOptions {
     pub run_name: Option<String>,
     /// `--events FILE|-`: NDJSON events for machines.
     pub events: Option<PathBuf>,
+    /// Set for a run that continues another's failed step (`on-failure=`): what failed, read as
+    /// `run.failed` (`step`, `error`, `runbook`); how deep such runs nest.
+    pub failed: Option<Value>,
+    pub depth: usize,
 }
 
 /// The version of the event stream's schema (`"v"` in every event).
@@ -292,9 +297,26 @@ pub async fn run(source: Source, runbook: Runbook, ctx: Context, opts: RunOption
         },
         None => Answers::default(),
     };
-    let flags = match inputs::flags(&opts.inputs)
-        .and_then(|f| inputs::check_known(&runbook.settings.inputs, &f, &answers).map(|()| f))
-    {
+    // A continued run shares its parent's answers file, which names the parent's inputs and
+    // steps too.
+    let nested = opts.failed.is_some();
+    // The answers file may also answer the runbooks `on-failure=` leads into.
+    let linked = followup::linked(&runbook);
+    let mut known_inputs = runbook.settings.inputs.clone();
+    for l in &linked {
+        for (k, v) in &l.settings.inputs {
+            known_inputs.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    let flags = match inputs::flags(&opts.inputs).and_then(|f| {
+        if nested {
+            Ok(f)
+        } else {
+            // Flags name this runbook's inputs; the answers file may name the linked ones' too.
+            inputs::check_known(&runbook.settings.inputs, &f, &Answers::default())?;
+            inputs::check_known(&known_inputs, &f, &answers).map(|()| f)
+        }
+    }) {
         Ok(f) => f,
         Err(e) => {
             ui.error(&format!("runbook: {e}"));
@@ -517,8 +539,9 @@ async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>) -> Exit {
         shared.ui.error("runbook: --step needs a terminal to ask in");
         return Exit::Usage;
     }
-    for sid in shared.answers.steps.keys() {
-        if rb.step(sid).is_none() {
+    let linked = followup::linked(rb);
+    for sid in shared.answers.steps.keys().filter(|_| opts.failed.is_none()) {
+        if rb.step(sid).is_none() && !linked.iter().any(|l| l.step(sid).is_some()) {
             shared.ui.error(&format!(
                 "runbook: answers file names step `{sid}`, which {} does not have",
                 rb.path
@@ -597,6 +620,9 @@ async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>) -> Exit {
         .and_then(|()| shared.save());
     if let Err(e) = started_entry {
         return step_error_exit(&shared, None, e);
+    }
+    if let Some(f) = &opts.failed {
+        env.run.insert("failed".into(), f.clone());
     }
     env.run.insert("user".into(), json!(journal::os_user()));
     env.run.insert("rehearsal".into(), json!(opts.rehearsal));
@@ -809,6 +835,10 @@ async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>) -> Exit {
                 shared
                     .ui
                     .error(&format!("runbook: waiting for a person at step `{}`: {msg}", step.id));
+                // A person's "no" at a step with `on-failure=` leads into that runbook.
+                if msg.starts_with(person::REFUSED) {
+                    followup::continue_into(&shared, step, &env, &msg).await;
+                }
                 if opts.rehearsal {
                     shared.ui.error(
                         "runbook: a rehearsal starts over each time (its emulator starts empty): give the answer in the answers file and rehearse again",
@@ -831,7 +861,9 @@ async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>) -> Exit {
                 if let Err(e) = shared.set_step_state(&step.id, st) {
                     return step_error_exit(&shared, Some(step), e);
                 }
-                return fail(&shared, step, &message, hint);
+                let exit = fail(&shared, step, &message, hint);
+                followup::continue_into(&shared, step, &env, &message).await;
+                return exit;
             }
         }
     }

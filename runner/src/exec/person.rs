@@ -15,6 +15,9 @@ use crate::manual::{self, Manual};
 use crate::model::Step;
 use crate::redact::Secret;
 
+/// How a waiting message starts when the person said no (an `on-failure=` runbook follows).
+pub(super) const REFUSED: &str = "the person did not confirm";
+
 /// An answer to one question; secret answers never format in clear.
 enum Answer {
     Plain(String),
@@ -156,8 +159,15 @@ fn collect_answers(
                 )));
             }
         }
-        if given.get("confirm").and_then(toml::Value::as_bool) != Some(true) {
-            return Err(StepError::Waiting(format!("not confirmed; {}", need())));
+        match given.get("confirm").and_then(toml::Value::as_bool) {
+            Some(true) => {}
+            // An explicit no, as a person at the terminal would answer.
+            Some(false) if step.attrs.on_failure.is_some() => {
+                return Err(StepError::Waiting(format!(
+                    "{REFUSED} (confirm = false in the answers file)"
+                )));
+            }
+            _ => return Err(StepError::Waiting(format!("not confirmed; {}", need()))),
         }
         for (name, input) in &m.ask {
             let v = match given.get(name).and_then(Answers::text) {
@@ -186,9 +196,9 @@ fn collect_answers(
             .suspend(|| crate::prompt::confirm(&crate::ui::sanitize(&q)))
             .map_err(prompt_error)?;
         if !yes {
-            return Err(StepError::Waiting(
-                "the person did not confirm; run again when the step is done".into(),
-            ));
+            return Err(StepError::Waiting(format!(
+                "{REFUSED}; run again when the step is done"
+            )));
         }
         for (name, input) in &m.ask {
             let v = shared
