@@ -178,6 +178,29 @@ mod tests {
     }
 
     #[test]
+    fn a_redactor_shows_how_many_secrets_it_holds_never_which() {
+        let r = Redactor::default();
+        r.add("hunter2");
+        assert_eq!(format!("{r:?}"), "Redactor(1 secrets)");
+    }
+
+    #[test]
+    fn short_derived_numbers_are_not_searched_for_everywhere() {
+        let r = Redactor::default();
+        r.add_derived(&serde_json::json!({"n": 7, "m": 12345}));
+        assert_eq!(r.text("7 and 12345"), format!("7 and {MASK}"));
+    }
+
+    #[test]
+    fn masking_keeps_lists_as_lists_and_null_as_null() {
+        let masked = Redactor::mask_all(&serde_json::json!({"a": [1, "x"], "z": null}), &[]);
+        assert_eq!(
+            masked,
+            serde_json::json!({format!("{MASK}0"): [MASK, MASK], format!("{MASK}1"): null})
+        );
+    }
+
+    #[test]
     fn secrets_never_format_in_clear() {
         let s = Secret::new("hunter2");
         assert_eq!(format!("{s} {s:?}"), format!("{MASK} {MASK}"));

@@ -233,6 +233,13 @@ mod tests {
     }
 
     #[test]
+    fn an_item_is_journaled_by_its_text_or_its_json() {
+        assert_eq!(item_key(&json!("acme-a-prod")), "acme-a-prod");
+        assert_eq!(item_key(&json!({"id": 1})), r#"{"id":1}"#);
+        assert_ne!(item_key(&json!("a")), item_key(&json!("b")));
+    }
+
+    #[test]
     fn changes_name_old_and_new_and_hide_secrets() {
         let stored = BTreeMap::from([("user".to_string(), json!("alice")), ("same".to_string(), json!("x"))]);
         let values = BTreeMap::from([
