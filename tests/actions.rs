@@ -284,3 +284,47 @@ fn the_root_mfa_check_refuses_to_report_on_another_account() {
         "{same:?}"
     );
 }
+
+// Items 3 and 7 of issue #16: the checks a new account must pass, and a list of account names
+// checked whole before anything is created.
+#[test]
+fn new_account_checks_and_account_names_checked_as_a_whole() {
+    let moto = Moto::start();
+    let t = Test::new().aws(&moto.endpoint);
+    // No organization yet: a new account passes when the organization may come later.
+    let out = run(
+        &t,
+        "# M\n\n```aws organizations.check-management-account id=m\norganization_optional = true\nrequire_all_features = true\n```\n",
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("in_organization=false"), "{out:?}");
+    assert!(out.all().contains("is in no organization yet"), "{out:?}");
+    // Every problem of a list is named at once.
+    let out = run(
+        &t,
+        "# N\n\n```aws organizations.check-account-names id=n\nnames = [\"AnyCompany-audit-prod\", \" \", \"Payments\", \"anycompany-audit-PROD\", \"x\"]\nemail_template = \"aws+{name}@example.com\"\nnaming_pattern = \"[A-Za-z0-9]+(-[A-Za-z0-9]+){2,}\"\n```\n",
+    );
+    assert_eq!(out.code, 1, "{out:?}");
+    for says in [
+        "3 problem(s) with the account list, nothing was created",
+        "`Payments` does not follow the naming standard",
+        "`anycompany-audit-PROD` is given twice",
+        "`x` does not follow the naming standard",
+    ] {
+        assert!(out.stderr.contains(says), "{says}: {out:?}");
+    }
+    let out = run(
+        &t,
+        "# N\n\n```aws organizations.check-account-names id=n\nnames = [\"AnyCompany-audit-prod\", \"paulo-santos-testaccount\"]\nemail_template = \"aws+{name}@example.com\"\nnaming_pattern = \"[A-Za-z0-9]+(-[A-Za-z0-9]+){2,}\"\n```\n",
+    );
+    assert_eq!(out.code, 0, "the guide's own examples pass: {out:?}");
+    assert!(out.stdout.contains("count=2"), "{out:?}");
+    // A user looked up once, not waited for.
+    let out = run(
+        &t,
+        "# U\n\n```aws sso-admin.find-instance id=ic\n```\n\n```aws identitystore.find-user id=u\nidentity_store_id = \"${steps.ic.identity_store_id}\"\nuser_name = \"nobody\"\n```\n",
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("found=false"), "{out:?}");
+    assert!(out.all().contains("IAM Identity Center has no user nobody"), "{out:?}");
+}
