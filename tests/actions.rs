@@ -5,6 +5,7 @@ mod common;
 
 use std::io::{Read, Write};
 
+use common::fault_proxy::{FaultProxy, Rules};
 use common::{Moto, Test, block_on, sdk};
 
 fn run(t: &Test, text: &str) -> common::Output {
@@ -21,7 +22,7 @@ fn iam_checks() {
     assert_eq!(out.code, 1, "{out:?}");
     assert!(
         out.stderr
-            .contains("MFA is not active for the root user (AccountMFAEnabled = 0)"),
+            .contains("MFA is not active for the root user of 123456789012 (AccountMFAEnabled = 0)"),
         "{out:?}"
     );
     assert!(
@@ -340,4 +341,135 @@ fn run_streams_ndjson_events_that_follow_the_schema() {
     assert_eq!(seen.iter().filter(|e| *e == "item-finished").count(), 2, "{seen:?}");
     assert!(order("waiting") < order("run-finished"));
     assert_eq!(seen.last().map(String::as_str), Some("run-finished"));
+}
+
+// Item 1 of issue #16: credentials. A new account has only its root user, and AWS says never to
+// create access keys for it: runbook runs from CloudShell on session credentials, and says so
+// loudly when the calls are signed with long-term root keys.
+#[test]
+fn long_term_root_keys_are_warned_about_and_session_credentials_are_not() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            root_caller: true,
+            ..Rules::default()
+        },
+    );
+    let text = "# Who\n\n```aws sts.whoami id=me\n```\n";
+    let keys = Test::new()
+        .aws(&proxy.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "AKIAROOTKEY000000001")
+        .file("r.md", text);
+    let out = run(&keys, text);
+    assert_eq!(out.code, 0, "a warning, not a failure: {out:?}");
+    assert!(out.stdout.contains("credentials=long-term is_root=true"), "{out:?}");
+    assert!(
+        out.all()
+            .contains("these are long-term access keys of the ROOT user of 123456789012"),
+        "{out:?}"
+    );
+    assert!(out.all().contains("Run from AWS CloudShell"), "{out:?}");
+    // CloudShell's credentials: a session (ASIA... with a token).
+    let session = Test::new()
+        .aws(&proxy.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "ASIAROOTSESSION00001")
+        .env("AWS_SESSION_TOKEN", "session-token")
+        .file("r.md", text);
+    let out = run(&session, text);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("credentials=temporary is_root=true"), "{out:?}");
+    assert!(!out.all().contains("long-term access keys"), "{out:?}");
+    assert!(out.all().contains("you are signed in as the root user"), "{out:?}");
+    // An IAM user's long-term keys are not the root's: no root-key warning.
+    let user = Test::new()
+        .aws(&moto.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "AKIAUSERKEY000000001");
+    let out = run(&user, text);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("credentials=long-term is_root=false"), "{out:?}");
+    assert!(!out.all().contains("ROOT user"), "{out:?}");
+}
+
+// Item 1: the root MFA check answers only for the account it was asked about.
+#[test]
+fn the_root_mfa_check_refuses_to_report_on_another_account() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            root_mfa: true,
+            ..Rules::default()
+        },
+    );
+    let t = Test::new().aws(&proxy.endpoint);
+    let check = |account: &str| {
+        run(
+            &t,
+            &format!("# MFA\n\n```aws iam.check-root-mfa id=mfa\naccount_id = \"{account}\"\n```\n"),
+        )
+    };
+    let other = check("111122223333");
+    assert_eq!(other.code, 1, "{other:?}");
+    assert!(
+        other
+            .stderr
+            .contains("the credentials are for account 123456789012, not for account 111122223333 that you named"),
+        "{other:?}"
+    );
+    assert_eq!(
+        proxy.calls("GetAccountSummary"),
+        0,
+        "nothing was read about the wrong account"
+    );
+    let same = check("123456789012");
+    assert_eq!(same.code, 0, "{same:?}");
+    assert!(
+        same.stdout.contains("account_id=123456789012 mfa_enabled=true"),
+        "{same:?}"
+    );
+}
+
+// Items 3 and 7 of issue #16: the checks a new account must pass, and a list of account names
+// checked whole before anything is created.
+#[test]
+fn new_account_checks_and_account_names_checked_as_a_whole() {
+    let moto = Moto::start();
+    let t = Test::new().aws(&moto.endpoint);
+    // No organization yet: a new account passes when the organization may come later.
+    let out = run(
+        &t,
+        "# M\n\n```aws organizations.check-management-account id=m\norganization_optional = true\nrequire_all_features = true\n```\n",
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("in_organization=false"), "{out:?}");
+    assert!(out.all().contains("is in no organization yet"), "{out:?}");
+    // Every problem of a list is named at once.
+    let out = run(
+        &t,
+        "# N\n\n```aws organizations.check-account-names id=n\nnames = [\"AnyCompany-audit-prod\", \" \", \"Payments\", \"anycompany-audit-PROD\", \"x\"]\nemail_template = \"aws+{name}@example.com\"\nnaming_pattern = \"[A-Za-z0-9]+(-[A-Za-z0-9]+){2,}\"\n```\n",
+    );
+    assert_eq!(out.code, 1, "{out:?}");
+    for says in [
+        "3 problem(s) with the account list, nothing was created",
+        "`Payments` does not follow the naming standard",
+        "`anycompany-audit-PROD` is given twice",
+        "`x` does not follow the naming standard",
+    ] {
+        assert!(out.stderr.contains(says), "{says}: {out:?}");
+    }
+    let out = run(
+        &t,
+        "# N\n\n```aws organizations.check-account-names id=n\nnames = [\"AnyCompany-audit-prod\", \"paulo-santos-testaccount\"]\nemail_template = \"aws+{name}@example.com\"\nnaming_pattern = \"[A-Za-z0-9]+(-[A-Za-z0-9]+){2,}\"\n```\n",
+    );
+    assert_eq!(out.code, 0, "the guide's own examples pass: {out:?}");
+    assert!(out.stdout.contains("count=2"), "{out:?}");
+    // A user looked up once, not waited for.
+    let out = run(
+        &t,
+        "# U\n\n```aws sso-admin.find-instance id=ic\n```\n\n```aws identitystore.find-user id=u\nidentity_store_id = \"${steps.ic.identity_store_id}\"\nuser_name = \"nobody\"\n```\n",
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("found=false"), "{out:?}");
+    assert!(out.all().contains("IAM Identity Center has no user nobody"), "{out:?}");
 }

@@ -346,7 +346,8 @@ fn real_world_markdown_checks_without_panic() {
         let Ok(text) = std::fs::read(f) else { continue };
         // Files that really hold step-like blocks (the rhai crate's own docs) are not "plain".
         let s = String::from_utf8_lossy(&text);
-        if ["```rhai", "```manual", "```aws", "```net", "```runbook"]
+        // mdBook sources (`{{#include ../x}}`) resolve against a book they are not copied with.
+        if ["```rhai", "```manual", "```aws", "```net", "```runbook", "{{#"]
             .iter()
             .any(|w| s.contains(w))
         {

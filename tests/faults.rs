@@ -268,7 +268,7 @@ fn on_the_basic_plan_the_support_case_is_handed_over() {
             ..Rules::default()
         },
     );
-    let answers = "[inputs]\naccount_email = \"it.admins@example.com\"\n[steps.email-and-browser]\nconfirm = true\nreachable = \"Monday 10:00 UTC\"\n";
+    let answers = not_activated_answers("123456789012");
     let t = Test::new().file("a.toml", answers).aws(&proxy.endpoint);
     let out = t.run_args(&[
         "run".into(),
@@ -544,4 +544,404 @@ email = "aws+twins@example.com"
         "{out:?}"
     );
     assert_eq!(accounts(&moto.endpoint), 1);
+}
+
+// Item 6 of issue #16: a permission set lives on as an IAM role in each account it is assigned
+// in; changing the set changes nothing there until it is provisioned again.
+
+/// ASSIGNMENT with the permission set's session duration and policies as given.
+fn assignment_with(duration: &str, policies: &str) -> String {
+    ASSIGNMENT.replace(
+        "managed_policies = [\"AdministratorAccess\"]",
+        &format!("session_duration = \"{duration}\"\nmanaged_policies = [{policies}]"),
+    )
+}
+
+/// The outputs the last run recorded for `step` (the one-line summary shows only a few).
+fn outputs(dir: &std::path::Path, step: &str) -> serde_json::Value {
+    let runs = common::run_dirs(&dir.join(".runbook"));
+    let state = std::fs::read_to_string(runs.first().expect("a run").join("state.json")).expect("state");
+    let v: serde_json::Value = serde_json::from_str(&state).expect("json");
+    v["steps"][step]["outputs"].clone()
+}
+
+fn intents_and_answers(dir: &std::path::Path, call: &str) -> (usize, usize) {
+    let t = common::transcripts(&dir.join(".runbook"));
+    let lines: Vec<&str> = t.lines().filter(|l| l.contains(call)).collect();
+    (
+        lines.iter().filter(|l| l.contains(r#""event":"intent""#)).count(),
+        lines.iter().filter(|l| l.contains(r#""event":"requested""#)).count(),
+    )
+}
+
+#[test]
+fn a_changed_assigned_permission_set_is_provisioned_again() {
+    let moto = Moto::start();
+    // Provisioning reads IN_PROGRESS twice before it succeeds: the step waits for it.
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            in_progress_reads: 2,
+            ..Rules::default()
+        },
+    );
+    let admin = "\"AdministratorAccess\"";
+    let t = Test::new()
+        .file("r.md", assignment_with("PT1H", admin))
+        .aws(&proxy.endpoint)
+        .args(["run", "r.md"]);
+    let first = t.run();
+    assert_eq!(first.code, 0, "{first:?}");
+    assert_eq!(outputs(t.dir.path(), "ps")["created"], true);
+    assert_eq!(
+        proxy.calls("ProvisionPermissionSet"),
+        0,
+        "a new set is provisioned by its assignment"
+    );
+
+    // A longer session for the assigned set: updated, then provisioned again, and waited for.
+    std::fs::write(t.path("r.md"), assignment_with("PT4H", admin)).expect("write");
+    let longer = t.run();
+    assert_eq!(longer.code, 0, "{longer:?}");
+    assert_eq!(proxy.calls("UpdatePermissionSet"), 1);
+    assert_eq!(
+        proxy.calls("ProvisionPermissionSet"),
+        1,
+        "ProvisionPermissionSet reached the emulator"
+    );
+    assert!(longer.stdout.contains("provisioned=true"), "{longer:?}");
+    assert_eq!(outputs(t.dir.path(), "ps")["updated"], true);
+    assert_eq!(
+        proxy.calls("DescribePermissionSetProvisioningStatus"),
+        2,
+        "polled to SUCCEEDED"
+    );
+    assert_eq!(
+        intents_and_answers(t.dir.path(), "sso-admin:ProvisionPermissionSet"),
+        (1, 1)
+    );
+
+    // Unchanged: nothing to provision.
+    let same = t.run_args(&["run".into(), "r.md".into(), "--restart".into()]);
+    assert_eq!(same.code, 0, "{same:?}");
+    assert!(same.stdout.contains("provisioned=false"), "{same:?}");
+    assert_eq!(proxy.calls("ProvisionPermissionSet"), 1);
+
+    // Another managed policy is a change too.
+    std::fs::write(
+        t.path("r.md"),
+        assignment_with("PT4H", &format!("{admin}, \"ReadOnlyAccess\"")),
+    )
+    .expect("write");
+    let policy = t.run();
+    assert_eq!(policy.code, 0, "{policy:?}");
+    assert!(policy.stdout.contains("provisioned=true"), "{policy:?}");
+    assert_eq!(proxy.calls("AttachManagedPolicyToPermissionSet"), 2);
+    assert_eq!(proxy.calls("ProvisionPermissionSet"), 2);
+}
+
+#[test]
+fn a_change_is_provisioned_even_before_aws_lists_the_accounts_as_behind() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            provisioning_listing_lags: true,
+            ..Rules::default()
+        },
+    );
+    let t = Test::new()
+        .file("r.md", assignment_with("PT1H", "\"AdministratorAccess\""))
+        .aws(&proxy.endpoint)
+        .args(["run", "r.md"]);
+    assert_eq!(t.run().code, 0);
+    std::fs::write(t.path("r.md"), assignment_with("PT8H", "\"AdministratorAccess\"")).expect("write");
+    let out = t.run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        proxy.calls("ProvisionPermissionSet"),
+        1,
+        "the change itself calls for provisioning"
+    );
+}
+
+#[test]
+fn a_failed_provisioning_says_why() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(&moto.endpoint, Rules::default());
+    let t = Test::new()
+        .file("r.md", assignment_with("PT1H", "\"AdministratorAccess\""))
+        .aws(&proxy.endpoint)
+        .args(["run", "r.md"]);
+    assert_eq!(t.run().code, 0);
+    proxy.set_rules(Rules {
+        in_progress_reads: 1,
+        fail_with: Some("The IAM role quota of account 123456789012 is exceeded".into()),
+        ..Rules::default()
+    });
+    std::fs::write(t.path("r.md"), assignment_with("PT2H", "\"AdministratorAccess\"")).expect("write");
+    let out = t.run();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "provisioning of permission set AdministratorAccess failed: The IAM role quota of account 123456789012 is exceeded"
+        ),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_run_killed_between_the_change_and_the_provisioning_provisions_on_resume() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(&moto.endpoint, Rules::default());
+    let t = Test::new()
+        .file("r.md", assignment_with("PT1H", "\"AdministratorAccess\""))
+        .aws(&proxy.endpoint)
+        .args(["run", "r.md"]);
+    assert_eq!(t.run().code, 0);
+    std::fs::write(t.path("r.md"), assignment_with("PT2H", "\"AdministratorAccess\"")).expect("write");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_runbook"));
+    cmd.args(["run", "r.md"])
+        .current_dir(t.dir.path())
+        .env("NO_COLOR", "1")
+        .env("HOME", t.dir.path())
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("RUNBOOK_POLL_INITIAL_MS", "20")
+        .env("RUNBOOK_POLL_CAP_MS", "100")
+        .env_remove("AWS_PROFILE")
+        .env_remove("RUNBOOK_STATE_DIR")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().expect("spawn");
+    // UpdatePermissionSet is the first mutating call, ProvisionPermissionSet the second: the
+    // run dies after the change landed and before the provisioning left.
+    proxy.arm_kill_before_call(child.id(), 2);
+    let status = child.wait().expect("wait");
+    assert!(proxy.killed(), "the kill point was reached: {status:?}");
+    proxy.disarm_kill();
+    assert_eq!(proxy.calls("UpdatePermissionSet"), 1);
+    let resumed = t.run();
+    assert_eq!(resumed.code, 0, "{resumed:?}");
+    // Nothing differs from what the step asks any more, but AWS reports the account on an
+    // older version of the set: provisioned.
+    assert!(resumed.stdout.contains("provisioned=true"), "{resumed:?}");
+    assert_eq!(outputs(t.dir.path(), "ps")["updated"], false);
+    assert_eq!(proxy.calls("UpdatePermissionSet"), 1);
+}
+
+// Item 4: every refusal of the Support API that means "this account cannot use it" hands the
+// case over to the console, with the link and the text on disk; none is a plain failure.
+
+fn not_activated_answers(account_id: &str) -> String {
+    format!(
+        "[inputs]\naccount_email = \"it.admins@example.com\"\n[steps.email-and-browser]\nconfirm = true\nreachable = \"Monday 10:00 UTC\"\n[steps.root-sign-in]\nconfirm = true\naccount_id = \"{account_id}\"\n"
+    )
+}
+
+fn run_not_activated(endpoint: &str, account_id: &str) -> (Test, common::Output) {
+    let t = Test::new()
+        .file("a.toml", not_activated_answers(account_id))
+        .aws(endpoint);
+    let out = t.run_args(&[
+        "run".into(),
+        common::repo()
+            .join("runbooks/troubleshooting/not-activated.md")
+            .display()
+            .to_string(),
+        "--answers".into(),
+        "a.toml".into(),
+        "--yes".into(),
+    ]);
+    (t, out)
+}
+
+const CONSOLE: &str = "https://console.aws.amazon.com/support/home#/case/create?issueType=customer-service&serviceCode=customer-account&categoryCode=activation";
+
+#[test]
+fn every_refusal_of_the_support_api_hands_the_case_over() {
+    let moto = Moto::start();
+    for (code, reason, says) in [
+        ("SubscriptionRequiredException", "support-plan", "(Basic or Developer)"),
+        ("OptInRequired", "not-activated", "the account is not activated yet"),
+        (
+            "AccessDeniedException",
+            "access-denied",
+            "These credentials may not use the Support API",
+        ),
+    ] {
+        let proxy = FaultProxy::start(
+            &moto.endpoint,
+            Rules {
+                support_error: Some(code.into()),
+                ..Rules::default()
+            },
+        );
+        let (t, out) = run_not_activated(&proxy.endpoint, "123456789012");
+        assert_eq!(out.code, 0, "{code}: {out:?}");
+        assert!(out.stdout.contains(CONSOLE), "{code}: {out:?}");
+        assert!(
+            out.stdout.contains(&format!("handed_over=true reason={reason}")),
+            "{code}: {out:?}"
+        );
+        assert!(out.stdout.contains(says), "{code}: {out:?}");
+        let file = find(t.dir.path(), "support-case-").expect("hand-over file");
+        let text = std::fs::read_to_string(file).expect("read");
+        assert!(text.contains(CONSOLE) && text.contains(says), "{code}: {text}");
+        assert!(text.contains("You can reach me at Monday 10:00 UTC."), "{text}");
+        assert!(text.contains("The account: 123456789012"), "{text}");
+        assert_eq!(proxy.calls("CreateCase") - proxy.injected_on("CreateCase"), 0, "{code}");
+    }
+    // No credentials at all (an account whose owner has only the console): handed over too.
+    let proxy = FaultProxy::start(&moto.endpoint, Rules::default());
+    let t = Test::new()
+        .file("a.toml", not_activated_answers("123456789012"))
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    let out = t.run_args(&[
+        "run".into(),
+        common::repo()
+            .join("runbooks/troubleshooting/not-activated.md")
+            .display()
+            .to_string(),
+        "--answers".into(),
+        "a.toml".into(),
+        "--yes".into(),
+    ]);
+    assert_eq!(out.code, 0, "no credentials: {out:?}");
+    assert!(out.stdout.contains("handed_over=true reason=no-credentials"), "{out:?}");
+    assert!(out.stdout.contains("no AWS credentials found"), "{out:?}");
+    assert_eq!(
+        proxy.operations().len(),
+        0,
+        "nothing reached AWS: {:?}",
+        proxy.operations()
+    );
+    assert!(super_cases(&moto.endpoint).is_empty(), "no case was filed");
+}
+
+/// Every support case in the emulator: (id, subject, status).
+fn super_cases(endpoint: &str) -> Vec<(String, String, String)> {
+    block_on(async {
+        let out = sdk(endpoint)
+            .support()
+            .await
+            .expect("client")
+            .describe_cases()
+            .include_resolved_cases(true)
+            .include_communications(true)
+            .send()
+            .await
+            .expect("cases");
+        out.cases()
+            .iter()
+            .map(|c| {
+                (
+                    c.case_id().unwrap_or("").to_string(),
+                    c.subject().unwrap_or("").to_string(),
+                    c.recent_communications()
+                        .and_then(|r| r.communications().first())
+                        .and_then(|c| c.body())
+                        .unwrap_or("")
+                        .to_string(),
+                )
+            })
+            .collect()
+    })
+}
+
+#[test]
+fn a_case_is_filed_only_from_the_account_it_is_about() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(&moto.endpoint, Rules::default());
+    // The credentials are 123456789012's; the case is about another account.
+    let (t, out) = run_not_activated(&proxy.endpoint, "210987654321");
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("handed_over=true reason=other-account"), "{out:?}");
+    assert!(
+        out.stdout
+            .contains("The credentials are for account 123456789012, but the case is about account 210987654321"),
+        "{out:?}"
+    );
+    assert_eq!(proxy.calls("CreateCase"), 0);
+    assert_eq!(
+        proxy.calls("DescribeCases"),
+        0,
+        "not even a look from the wrong account"
+    );
+    assert!(find(t.dir.path(), "support-case-").is_some());
+    // From the account itself, the case is filed.
+    let (_, own) = run_not_activated(&proxy.endpoint, "123456789012");
+    assert_eq!(own.code, 0, "{own:?}");
+    assert!(own.stdout.contains("created=true"), "{own:?}");
+    assert_eq!(proxy.calls("CreateCase"), 1);
+}
+
+#[test]
+fn a_resolved_case_with_the_same_subject_gets_a_follow_up_that_names_it() {
+    let moto = Moto::start();
+    let subject = "Account activation: not activated after 24 hours (it.admins@example.com)";
+    // An earlier case with this subject, resolved.
+    let old = block_on(async {
+        let s = sdk(&moto.endpoint).support().await.expect("client");
+        let id = s
+            .create_case()
+            .subject(subject)
+            .communication_body("first time")
+            .send()
+            .await
+            .expect("case")
+            .case_id()
+            .unwrap_or("")
+            .to_string();
+        // moto moves a case one status per look: opened, pending-customer-action, reopened,
+        // resolved (the third look, below, sees it resolved).
+        for _ in 0..2 {
+            s.describe_cases().case_id_list(&id).send().await.expect("look");
+        }
+        let st = s
+            .describe_cases()
+            .case_id_list(&id)
+            .include_resolved_cases(true)
+            .send()
+            .await
+            .expect("look");
+        (id, st.cases()[0].status().unwrap_or("").to_string())
+    });
+    moto.support_case_status_every(1_000_000);
+    let (old_id, status) = old;
+    assert_eq!(status, "resolved", "the earlier case is resolved");
+
+    let (t, out) = run_not_activated(&moto.endpoint, "123456789012");
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("created=true"), "a new case: {out:?}");
+    assert!(out.stdout.contains(&format!("follows_up={old_id}")), "{out:?}");
+    let cases = super_cases(&moto.endpoint);
+    assert_eq!(cases.iter().filter(|c| c.1 == subject).count(), 2, "{cases:?}");
+    let new = cases.iter().find(|c| c.0 != old_id).expect("the new case");
+    assert!(
+        new.2.starts_with(&format!(
+            "This follows up on case foo_display_id ({old_id}), which was resolved"
+        )),
+        "{new:?}"
+    );
+    // Run again: the follow-up is open, so it is the case; nothing new.
+    let again = t.run_args(&[
+        "run".into(),
+        common::repo()
+            .join("runbooks/troubleshooting/not-activated.md")
+            .display()
+            .to_string(),
+        "--answers".into(),
+        "a.toml".into(),
+        "--yes".into(),
+        "--restart".into(),
+    ]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(again.stdout.contains("created=false"), "{again:?}");
+    assert!(again.stdout.contains(&format!("case_id={}", new.0)), "{again:?}");
+    assert_eq!(super_cases(&moto.endpoint).len(), 2);
 }

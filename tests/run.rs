@@ -4,7 +4,20 @@
 
 mod common;
 
+use common::fault_proxy::{FaultProxy, Rules};
 use common::{Moto, PART2_ANSWERS, Test, block_on, repo, sdk};
+
+/// The account as Part 1 leaves it: its root user has MFA (moto always reports none), which Part
+/// 2 checks before anything else.
+fn after_part_1(moto: &Moto) -> FaultProxy {
+    FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            root_mfa: true,
+            ..Rules::default()
+        },
+    )
+}
 
 fn runbook(name: &str) -> String {
     repo().join("runbooks").join(name).display().to_string()
@@ -81,9 +94,10 @@ fn part2_counts(endpoint: &str) -> (usize, Vec<String>, usize, usize) {
 #[test]
 fn part_2_creates_one_of_each_and_a_second_run_creates_nothing() {
     let moto = Moto::start();
+    let proxy = after_part_1(&moto);
     let t = Test::new()
         .file("answers.toml", PART2_ANSWERS)
-        .aws(&moto.endpoint)
+        .aws(&proxy.endpoint)
         .args([
             "run",
             &runbook("part-2-identity-center.md"),
@@ -102,7 +116,7 @@ fn part_2_creates_one_of_each_and_a_second_run_creates_nothing() {
 
     let second = t.run();
     assert_eq!(second.code, 0, "{second:?}");
-    assert!(second.stdout.contains("13 already done"), "{second:?}");
+    assert!(second.stdout.contains("15 already done"), "{second:?}");
     // Even with the journal forgotten, every step looks before it acts.
     let third = t.run_args(&[
         "run".into(),
@@ -125,7 +139,8 @@ fn part_2_creates_one_of_each_and_a_second_run_creates_nothing() {
 #[test]
 fn stops_for_a_person_with_exit_3_then_resumes_with_answers() {
     let moto = Moto::start();
-    let t = Test::new().aws(&moto.endpoint).file("answers.toml", PART2_ANSWERS);
+    let proxy = after_part_1(&moto);
+    let t = Test::new().aws(&proxy.endpoint).file("answers.toml", PART2_ANSWERS);
     let args = |extra: &[&str]| {
         let mut v = vec!["run".to_string(), runbook("part-2-identity-center.md")];
         v.extend(extra.iter().map(|s| s.to_string()));
@@ -271,7 +286,8 @@ fn interpolation_is_an_expression_and_nothing_more() {
 #[test]
 fn multiple_accounts_creates_n_accounts_and_n_assignments_once() {
     let moto = Moto::start();
-    let t = Test::new().file("answers.toml", PART2_ANSWERS).aws(&moto.endpoint);
+    let proxy = after_part_1(&moto);
+    let t = Test::new().file("answers.toml", PART2_ANSWERS).aws(&proxy.endpoint);
     let p2 = t.run_args(&[
         "run".into(),
         runbook("part-2-identity-center.md"),
@@ -363,12 +379,19 @@ fn cases_with(endpoint: &str, subject_part: &str) -> Vec<(String, String)> {
 #[test]
 fn each_troubleshooting_runbook_opens_exactly_one_activation_case() {
     let moto = Moto::start();
+    // A case stays open while we look at it (moto would resolve it after three looks, and a
+    // resolved case gets a follow-up).
+    moto.support_case_status_every(1_000_000);
+    // Each case is filed from the account it is about (moto's 123456789012).
     let answers = r#"
 [inputs]
 account_email = "it.admins@example.com"
 [steps.checks]
 confirm = true
 phone = "+1 206 555 0100"
+[steps.root-sign-in]
+confirm = true
+account_id = "123456789012"
 [steps.availability]
 confirm = true
 reachable = "weekdays 09:00-17:00 UTC"
@@ -378,7 +401,10 @@ confirm = true
     let failed = r#"
 [inputs]
 account_email = "it.admins@example.com"
-[steps.sign-in]
+[steps.root-sign-in]
+confirm = true
+account_id = "123456789012"
+[steps.availability]
 confirm = true
 phone = "+1 206 555 0100"
 reachable = "today 14:00 UTC"
@@ -393,6 +419,9 @@ confirm = true
 reachable = "tomorrow morning UTC"
 [steps.case]
 confirm = true
+[steps.root-sign-in]
+confirm = true
+account_id = "123456789012"
 "#;
     for (file, ans, subject) in [
         (
@@ -452,7 +481,15 @@ fn bad_answers_and_inputs_are_usage_errors() {
 #[test]
 fn the_answers_template_round_trips_generated_filled_and_run() {
     let moto = Moto::start();
-    let t = Test::new().aws(&moto.endpoint);
+    // Part 2 checks root MFA first; moto always says it is off.
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            root_mfa: true,
+            ..Rules::default()
+        },
+    );
+    let t = Test::new().aws(&proxy.endpoint);
     let out = t.run_args(&["answers".into(), runbook("part-2-identity-center.md")]);
     assert_eq!(out.code, 0, "{out:?}");
     let template = out.stdout.clone();
@@ -507,6 +544,9 @@ confirm = false
 [steps.checks]
 confirm = true
 phone = "+1 206 555 0100"
+[steps.root-sign-in]
+confirm = true
+account_id = "123456789012"
 [steps.availability]
 confirm = true
 reachable = "weekdays 09:00-17:00 UTC"

@@ -76,8 +76,8 @@ fn cases() -> Vec<Case> {
             "troubleshooting/failed-attempts.md",
             vec![("account_email", email)],
             vec![
-                ("sign-in", "phone", "+1 555 017 3992"),
-                ("sign-in", "reachable", "weekdays Zq7Xk3 9-17 UTC"),
+                ("availability", "phone", "+1 555 017 3992"),
+                ("availability", "reachable", "weekdays Zq7Xk3 9-17 UTC"),
             ],
         ),
         (

@@ -58,7 +58,15 @@ fn account_names(endpoint: &str) -> Vec<String> {
 #[test]
 fn a_changed_input_runs_the_aws_step_again_and_creates_the_new_user() {
     let moto = Moto::start();
-    let t = Test::new().file("answers.toml", PART2_ANSWERS).aws(&moto.endpoint);
+    // Part 2 checks root MFA first; moto always reports none, the proxy reports Part 1 done.
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            root_mfa: true,
+            ..Rules::default()
+        },
+    );
+    let t = Test::new().file("answers.toml", PART2_ANSWERS).aws(&proxy.endpoint);
     let run = |user: &str| {
         t.run_args(&[
             "run".into(),
@@ -247,7 +255,8 @@ fn two_fresh_rehearsals_of_a_fan_out_each_create_their_own_items() {
             "# R\n\n```aws organizations.ensure-account id=acct for-each='[\"a-prod\", \"b-prod\", \"c-prod\"]'\nname = \"${item}\"\nemail = \"${item}@example.com\"\n```\n",
         );
     for n in 0..2 {
-        let out = t.run_args(&["rehearse".into(), "r.md".into()]);
+        // Member accounts need an organization; a rehearsal's new account has none.
+        let out = t.run_args(&["rehearse".into(), "r.md".into(), "--with-organization".into()]);
         assert_eq!(out.code, 0, "rehearsal {n}: {out:?}");
         assert!(!out.all().contains("items were already done"), "rehearsal {n}: {out:?}");
         assert!(out.stdout.contains("acct: 3 items done in"), "rehearsal {n}: {out:?}");

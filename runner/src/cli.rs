@@ -70,9 +70,9 @@ pub enum Command {
 
     /// Run against a local AWS emulator (moto) that runbook starts itself: no AWS account needed.
     #[command(
-        after_help = "Example:\n  runbook rehearse runbooks/part-2-identity-center.md --answers runbooks/rehearsal/part-2.toml --yes\n\nThe emulator is moto server, installed into a virtualenv under the state directory the first\ntime (Python 3 needed), started on a free loopback port and stopped on exit."
+        after_help = "Examples:\n  runbook rehearse runbooks/part-2-identity-center.md --answers runbooks/rehearsal/part-2-identity-center.toml\n  runbook rehearse runbooks/troubleshooting/not-activated.md --answers runbooks/rehearsal/not-activated.toml --support-plan business\n\nThe emulator is moto server, installed into a virtualenv under the state directory the first\ntime (Python 3 needed), started on a free loopback port and stopped on exit. It plays a\nbrand-new account: its root user (session credentials, as in AWS CloudShell), no organization,\nthe Basic support plan (the Support API refuses), root MFA active. The options below change that."
     )]
-    Rehearse(RunArgs),
+    Rehearse(RehearseArgs),
 
     /// Show where a run of a runbook stands, step by step (the latest run unless --run).
     #[command(
@@ -181,6 +181,33 @@ pub struct PlanArgs {
     /// Print the plan as JSON: one object per step (step, executor, action, verdict, details).
     #[arg(long)]
     pub json: bool,
+}
+
+/// `rehearse`: the run's options, and the account the emulator plays.
+#[derive(Debug, Clone, Args)]
+pub struct RehearseArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// The emulated account's support plan; only business and the enterprise plans have the
+    /// Support API.
+    #[arg(long, value_enum, default_value_t = crate::emulator::SupportPlan::Basic)]
+    pub support_plan: crate::emulator::SupportPlan,
+    /// The emulated account already manages an AWS organization with all features.
+    #[arg(long)]
+    pub with_organization: bool,
+    /// The emulated root user has no MFA device (as before Part 1, Step 3).
+    #[arg(long)]
+    pub without_root_mfa: bool,
+}
+
+impl RehearseArgs {
+    pub fn account(&self) -> crate::emulator::Account {
+        crate::emulator::Account {
+            support_plan: self.support_plan,
+            organization: self.with_organization,
+            root_mfa: !self.without_root_mfa,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]

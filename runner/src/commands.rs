@@ -25,8 +25,11 @@ pub fn dispatch(cli: Cli) -> Exit {
             let _ = out.write_all(&buf).and_then(|()| out.flush());
             Exit::Done
         }
-        Command::Run(args) => runtime(|| crate::run::run(args, color, false)),
-        Command::Rehearse(args) => runtime(|| crate::run::run(args, color, true)),
+        Command::Run(args) => runtime(|| crate::run::run(args, color, None)),
+        Command::Rehearse(args) => runtime(|| {
+            let account = args.account();
+            crate::run::run(args.run, color, Some(account))
+        }),
         Command::Plan(args) => runtime(|| crate::run::plan(args, color)),
         Command::Status {
             file,

@@ -58,7 +58,8 @@ fn aws_options(a: &AwsArgs) -> AwsOptions {
     }
 }
 
-pub async fn run(args: RunArgs, color: bool, rehearsal: bool) -> Exit {
+/// `run`, or with `rehearsal` the account to emulate, `rehearse`.
+pub async fn run(args: RunArgs, color: bool, rehearsal: Option<crate::emulator::Account>) -> Exit {
     let (source, runbook) = match load_checked(&args.file, color) {
         Ok(x) => x,
         Err(e) => return e,
@@ -66,21 +67,22 @@ pub async fn run(args: RunArgs, color: bool, rehearsal: bool) -> Exit {
     let state_dir = args.state_dir.clone();
     let mut aws = aws_options(&args.aws);
     let mut emulator = None;
-    if rehearsal {
+    if let Some(account) = rehearsal {
         // Each rehearsal is a run instance of its own (`rehearsal-<time>`), tied to its own
         // emulator, which starts empty: a rehearsal always starts over.
         eprintln!("rehearse: a rehearsal starts over with an empty emulator; it never resumes another run");
         let say = |s: &str| eprintln!("rehearse: {s}");
-        match crate::emulator::start(&args.state_dir, &say).await {
+        match crate::emulator::start(&args.state_dir, account, &say).await {
             Ok(e) => {
                 say(&format!("AWS emulator (moto) listening on {}", e.endpoint));
+                say(&account.describe());
                 aws = AwsOptions {
                     profile: None,
                     region: Some(args.aws.region.clone().unwrap_or_else(|| "us-east-1".into())),
                     endpoint_url: Some(e.endpoint.clone()),
                     max_attempts: Some(args.aws.max_attempts.unwrap_or(2)),
                     attempt_timeout: Some(args.aws.attempt_timeout),
-                    static_credentials: Some(("testing".into(), "testing".into())),
+                    static_credentials: Some((crate::emulator::ACCESS_KEY.into(), "rehearsal".into())),
                 };
                 emulator = Some(e);
             }
@@ -94,11 +96,21 @@ pub async fn run(args: RunArgs, color: bool, rehearsal: bool) -> Exit {
     // when its inputs are known).
     let journal_dir = journal::dir_for(&state_dir, Path::new(&runbook.path));
     let ctx = Context::new(aws, &journal_dir, poll_settings());
-    if rehearsal {
-        // The emulated account manages an organization, as the runbooks expect.
-        if let Some(a) = Registry::builtin().get("organizations.ensure-organization") {
-            if let Err(e) = a.apply(&ctx, json!({})).await {
-                eprintln!("rehearse: seeding the emulator failed: {e}");
+    // A new account manages no organization; `--with-organization` rehearses one that does.
+    if rehearsal.is_some_and(|a| a.organization) {
+        match Registry::builtin().get("organizations.ensure-organization") {
+            Some(a) => {
+                if let Err(e) = a.apply(&ctx, json!({})).await {
+                    eprintln!("rehearse: creating the emulated organization failed: {e}");
+                    if let Some(e) = emulator {
+                        e.stop().await;
+                    }
+                    return Exit::StepFailed;
+                }
+            }
+            None => {
+                eprintln!("rehearse: no organizations action to create the emulated organization");
+                return Exit::StepFailed;
             }
         }
     }
@@ -113,7 +125,7 @@ pub async fn run(args: RunArgs, color: bool, rehearsal: bool) -> Exit {
         max_in_flight: args.max_in_flight,
         state_dir,
         color,
-        rehearsal,
+        rehearsal: rehearsal.is_some(),
         run_name: args.run.clone(),
         events: args.events.clone(),
         failed: None,

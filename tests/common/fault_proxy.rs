@@ -1,7 +1,13 @@
 //! Our fault proxy: a loopback HTTP proxy in front of moto that injects what moto never does:
 //! throttling, 500/503, IN_PROGRESS statuses before SUCCEEDED or FAILED, operations that never
-//! finish, SubscriptionRequiredException from Support, ConflictException for a duplicate
-//! permission set name, and a fixed delay per request (a model of real round trips).
+//! finish, SubscriptionRequiredException (or another refusal) from Support, ConflictException for
+//! a duplicate permission set name, the root user as the caller, and a fixed delay per request (a
+//! model of real round trips).
+//!
+//! It also answers what moto leaves out of permission set provisioning, as AWS does:
+//! DescribePermissionSetProvisioningStatus (moto: HTTP 500) and ListAccountsForProvisionedPermissionSet
+//! filtered to LATEST_PERMISSION_SET_NOT_PROVISIONED (moto ignores the filter): a set changed since
+//! it was last provisioned lists the accounts it is assigned in.
 //!
 //! Faults that stop a request are injected before it reaches moto, so the request never
 //! happened upstream, exactly as a throttled request does not happen at AWS.
@@ -51,6 +57,14 @@ pub struct Rules {
     pub hide_accounts: bool,
     /// ListCreateAccountStatus reports every request as IN_PROGRESS (moto has none).
     pub list_in_progress: bool,
+    /// GetCallerIdentity answers as the account's root user (moto says `user/moto`).
+    pub root_caller: bool,
+    /// ListAccountsForProvisionedPermissionSet lags behind a change (eventual consistency): it
+    /// lists no account on an older version of the set.
+    pub provisioning_listing_lags: bool,
+    /// Every Support API call answers this error code (e.g. `OptInRequired` for an account not
+    /// activated yet, `AccessDeniedException` for missing permissions).
+    pub support_error: Option<String>,
     /// Added before each request is forwarded.
     pub delay: Duration,
     pub seed: u64,
@@ -67,6 +81,10 @@ struct State {
     /// Reads of each async request id.
     reads: HashMap<String, u32>,
     permission_sets: HashSet<String>,
+    /// Permission sets changed since they were last provisioned.
+    changed_sets: HashSet<String>,
+    /// Accounts each permission set was assigned in (CreateAccountAssignment requests).
+    assigned: HashMap<String, HashSet<String>>,
     alternate: bool,
     /// Requests moto answered.
     forwarded: usize,
@@ -346,6 +364,8 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
             let mut fault = None;
             if s.rules.subscription_required && target.starts_with("AWSSupport_") {
                 fault = Some("subscription");
+            } else if s.rules.support_error.is_some() && target.starts_with("AWSSupport_") {
+                fault = Some("support-error");
             } else if json && s.roll(throttle) {
                 fault = Some("throttle");
             } else if json && s.roll(reset) {
@@ -372,8 +392,22 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
         if !delay.is_zero() {
             std::thread::sleep(delay);
         }
+        let support_error = state
+            .lock()
+            .map(|s| s.rules.support_error.clone())
+            .unwrap_or_default()
+            .unwrap_or_default();
         match fault {
             Some("reset") => return Ok(()),
+            Some("support-error") => {
+                json_error(
+                    &mut conn,
+                    "400 Bad Request",
+                    &support_error,
+                    "refused by the fault proxy",
+                )?;
+                continue;
+            }
             Some("subscription") => {
                 json_error(
                     &mut conn,
@@ -415,6 +449,16 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
                 continue;
             }
             _ => {}
+        }
+        if let Some(answer) = provisioning(&op, &req, state) {
+            let body = rewrite(&op, answer, state);
+            respond(
+                &mut conn,
+                "200 OK",
+                &[("Content-Type", "application/x-amz-json-1.1".into())],
+                &body,
+            )?;
+            continue;
         }
         let req = rewrite_request(&op, req, state);
         let (status, headers, body) = forward(upstream, &req)?;
@@ -539,6 +583,82 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Records what permission set provisioning depends on, and answers the two calls moto gets
+/// wrong (None: forward the request to moto).
+fn provisioning(op: &str, req: &Request, state: &Mutex<State>) -> Option<Vec<u8>> {
+    let v: Value = serde_json::from_slice(&req.body).ok()?;
+    let ps = v["PermissionSetArn"].as_str().unwrap_or("").to_string();
+    let mut s = state.lock().ok()?;
+    match op {
+        "UpdatePermissionSet"
+        | "AttachManagedPolicyToPermissionSet"
+        | "DetachManagedPolicyFromPermissionSet"
+        | "PutInlinePolicyToPermissionSet"
+        | "DeleteInlinePolicyFromPermissionSet"
+        | "AttachCustomerManagedPolicyReferenceToPermissionSet"
+        | "PutPermissionsBoundaryToPermissionSet" => {
+            s.changed_sets.insert(ps);
+            None
+        }
+        "ProvisionPermissionSet" => {
+            s.changed_sets.remove(&ps);
+            None
+        }
+        "CreateAccountAssignment" => {
+            let account = v["TargetId"].as_str().unwrap_or("").to_string();
+            s.assigned.entry(ps).or_default().insert(account);
+            None
+        }
+        "DescribePermissionSetProvisioningStatus" => {
+            let id = v["ProvisionPermissionSetRequestId"].as_str().unwrap_or("");
+            Some(
+                serde_json::json!({
+                    "PermissionSetProvisioningStatus": { "RequestId": id, "Status": "SUCCEEDED" }
+                })
+                .to_string()
+                .into_bytes(),
+            )
+        }
+        "ListAccountsForProvisionedPermissionSet"
+            if v["ProvisioningStatus"] == "LATEST_PERMISSION_SET_NOT_PROVISIONED" =>
+        {
+            let mut ids: Vec<&String> = if s.changed_sets.contains(&ps) && !s.rules.provisioning_listing_lags {
+                s.assigned.get(&ps).map(|a| a.iter().collect()).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            ids.sort();
+            Some(serde_json::json!({ "AccountIds": ids }).to_string().into_bytes())
+        }
+        _ => None,
+    }
+}
+
+/// GetCallerIdentity's XML with the root user's ARN and user id (the account id).
+fn root_caller(xml: &str) -> String {
+    let between = |open: &str, close: &str| -> Option<(usize, usize)> {
+        let a = xml.find(open)? + open.len();
+        let b = a + xml[a..].find(close)?;
+        Some((a, b))
+    };
+    let Some((a, b)) = between("<Account>", "</Account>") else {
+        return xml.to_string();
+    };
+    let account = xml[a..b].to_string();
+    let mut out = xml.to_string();
+    for (open, close, value) in [
+        ("<Arn>", "</Arn>", format!("arn:aws:iam::{account}:root")),
+        ("<UserId>", "</UserId>", account.clone()),
+    ] {
+        if let Some(x) = out.find(open).map(|i| i + open.len())
+            && let Some(y) = out[x..].find(close).map(|j| x + j)
+        {
+            out.replace_range(x..y, &value);
+        }
+    }
+    out
+}
+
 /// Turns moto's instant SUCCEEDED into IN_PROGRESS (K reads), then SUCCEEDED or FAILED.
 /// ListCreateAccountStatus asks moto for every state when the rules report all as IN_PROGRESS.
 fn rewrite_request(op: &str, mut req: Request, state: &Mutex<State>) -> Request {
@@ -586,6 +706,9 @@ fn rewrite(op: &str, body: Vec<u8>, state: &Mutex<State>) -> Vec<u8> {
         let on = regex_lite_mfa(&text);
         return on.into_bytes();
     }
+    if op == "GetCallerIdentity" && state.lock().map(|s| s.rules.root_caller).unwrap_or(false) {
+        return root_caller(&String::from_utf8_lossy(&body)).into_bytes();
+    }
     if op == "ListPermissionSets" {
         let hide = state
             .lock()
@@ -599,6 +722,9 @@ fn rewrite(op: &str, body: Vec<u8>, state: &Mutex<State>) -> Vec<u8> {
         "CreateAccount" | "DescribeCreateAccountStatus" => ("CreateAccountStatus", "State", "Id"),
         "CreateAccountAssignment" | "DescribeAccountAssignmentCreationStatus" => {
             ("AccountAssignmentCreationStatus", "Status", "RequestId")
+        }
+        "ProvisionPermissionSet" | "DescribePermissionSetProvisioningStatus" => {
+            ("PermissionSetProvisioningStatus", "Status", "RequestId")
         }
         _ => return body,
     };

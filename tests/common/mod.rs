@@ -279,6 +279,32 @@ impl Moto {
     }
 }
 
+impl Moto {
+    /// moto moves every support case one status further (opened, pending-customer-action,
+    /// reopened, resolved, ...) each time DescribeCases shows it, so that merely looking resolves
+    /// a case. This makes a case keep its status, as at AWS, until `looks` more looks.
+    pub fn support_case_status_every(&self, looks: u64) {
+        use std::io::{Read, Write};
+        let body = format!(
+            r#"{{"model_name": "support::case", "transition": {{"progression": "manual", "times": {looks}}}}}"#
+        );
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect moto");
+        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        write!(
+            s,
+            "POST /moto-api/state-manager/set-transition HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("post");
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 20") || answer.starts_with("HTTP/1.0 20"),
+            "set-transition: {answer}"
+        );
+    }
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();

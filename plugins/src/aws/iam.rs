@@ -5,8 +5,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, Plan, Verdict};
-use crate::aws::sts::NoParams;
-use crate::context::Context;
+use crate::aws::sts::caller;
+use crate::context::{Context, Event};
 use crate::error::{PluginError, aws};
 
 async fn summary(ctx: &Context) -> Result<std::collections::HashMap<SummaryKeyType, i32>, PluginError> {
@@ -22,44 +22,95 @@ async fn summary(ctx: &Context) -> Result<std::collections::HashMap<SummaryKeyTy
 
 pub struct CheckRootMfa;
 
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RootMfaParams {
+    /// The 12-digit account the operator means. When given, the check refuses to report on any
+    /// other account (the credentials' account is compared first).
+    #[serde(default)]
+    pub account_id: Option<String>,
+}
+
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct MfaOutputs {
     /// Whether the root user has an MFA device.
     pub mfa_enabled: bool,
+    /// The account whose root user was checked.
+    pub account_id: String,
+    /// Whether the root user has access keys (AccountAccessKeysPresent); it should have none.
+    pub root_access_keys: bool,
 }
 
 impl Action for CheckRootMfa {
-    type Params = NoParams;
+    type Params = RootMfaParams;
     type Outputs = MfaOutputs;
     const NAME: &'static str = "iam.check-root-mfa";
-    const SUMMARY: &'static str =
-        "Checks that the root user has MFA (GetAccountSummary AccountMFAEnabled); fails when it is off.";
+    const SUMMARY: &'static str = "Checks that the root user of the account (the one named, when `account_id` is given) has MFA (GetAccountSummary AccountMFAEnabled) and warns when it has access keys.";
     const MUTATES: bool = false;
 
     fn cli(_: &serde_json::Value) -> Vec<String> {
-        vec!["aws iam get-account-summary --query SummaryMap.AccountMFAEnabled".into()]
+        vec![
+            "aws sts get-caller-identity --query Account".into(),
+            "aws iam get-account-summary --query 'SummaryMap.[AccountMFAEnabled,AccountAccessKeysPresent]'".into(),
+        ]
     }
 
-    async fn plan(_ctx: &Context, _p: &NoParams) -> Result<Plan, PluginError> {
-        Ok(Plan::one(Verdict::Check, "root user MFA"))
+    async fn plan(_ctx: &Context, p: &RootMfaParams) -> Result<Plan, PluginError> {
+        Ok(Plan::one(
+            Verdict::Check,
+            match &p.account_id {
+                Some(a) => format!("root user MFA of account {a}"),
+                None => "root user MFA".into(),
+            },
+        ))
     }
 
-    async fn apply(ctx: &Context, _p: NoParams) -> Result<MfaOutputs, PluginError> {
-        let on = summary(ctx)
-            .await?
-            .get(&SummaryKeyType::AccountMfaEnabled)
+    async fn apply(ctx: &Context, p: RootMfaParams) -> Result<MfaOutputs, PluginError> {
+        let me = caller(ctx).await?;
+        if let Some(want) = p.account_id.as_deref().map(str::trim)
+            && want != me.account_id
+        {
+            return Err(PluginError::Check {
+                message: format!(
+                    "the credentials are for account {}, not for account {want} that you named: this check would report on the wrong account",
+                    me.account_id
+                ),
+                hint: Some(format!(
+                    "run it in account {want}: open AWS CloudShell signed in to the console as its root user (or pick that account's --profile); if {want} is a typo, answer the account ID again"
+                )),
+            });
+        }
+        let map = summary(ctx).await?;
+        let on = map.get(&SummaryKeyType::AccountMfaEnabled).copied().unwrap_or(0) == 1;
+        let keys = map
+            .get(&SummaryKeyType::from("AccountAccessKeysPresent"))
             .copied()
             .unwrap_or(0)
             == 1;
+        if keys {
+            ctx.emit(Event::Warning {
+                message: format!(
+                    "the root user of {} has access keys: delete them (Security credentials > Access keys); use AWS CloudShell or an administrative user instead",
+                    me.account_id
+                ),
+            })?;
+        }
         if !on {
             return Err(PluginError::Check {
-                message: "MFA is not active for the root user (AccountMFAEnabled = 0)".into(),
+                message: format!(
+                    "MFA is not active for the root user of {} (AccountMFAEnabled = 0)",
+                    me.account_id
+                ),
                 hint: Some(
                     "sign in as root, open Security credentials, and assign an MFA device; then confirm again".into(),
                 ),
             });
         }
-        Ok(MfaOutputs { mfa_enabled: true })
+        Ok(MfaOutputs {
+            mfa_enabled: true,
+            account_id: me.account_id,
+            root_access_keys: keys,
+        })
     }
 }
 

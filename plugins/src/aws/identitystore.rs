@@ -234,3 +234,59 @@ impl Action for WaitForUser {
         Ok(SyncedUser { user_id })
     }
 }
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FindUserParams {
+    /// The identity store id (`d-xxxxxxxxxx`).
+    pub identity_store_id: String,
+    /// The user name to look for.
+    pub user_name: String,
+    /// The Identity Center home region (default: the configured region).
+    #[serde(default)]
+    pub region: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct FoundUser {
+    /// True when the identity store has a user of this name.
+    pub found: bool,
+    /// The user's id (empty when not found).
+    pub user_id: String,
+}
+
+pub struct FindUser;
+
+impl Action for FindUser {
+    type Params = FindUserParams;
+    type Outputs = FoundUser;
+    const NAME: &'static str = "identitystore.find-user";
+    const SUMMARY: &'static str = "Looks a user up by user name, once and without waiting; says whether it exists (a missing user is not an error).";
+    const MUTATES: bool = false;
+
+    fn cli(_: &Value) -> Vec<String> {
+        vec!["aws identitystore get-user-id --identity-store-id STORE_ID --alternate-identifier ...".into()]
+    }
+
+    async fn plan(ctx: &Context, p: &FindUserParams) -> Result<Plan, PluginError> {
+        Ok(
+            match user_id(ctx, p.region.as_deref(), &p.identity_store_id, &p.user_name).await? {
+                Some(id) => Plan::one(Verdict::Exists, format!("user {} ({id})", p.user_name)),
+                None => Plan::one(Verdict::Check, format!("no user {} yet", p.user_name)),
+            },
+        )
+    }
+
+    async fn apply(ctx: &Context, p: FindUserParams) -> Result<FoundUser, PluginError> {
+        let id = user_id(ctx, p.region.as_deref(), &p.identity_store_id, &p.user_name).await?;
+        if id.is_none() {
+            ctx.emit(Event::Warning {
+                message: format!("IAM Identity Center has no user {} (yet)", p.user_name),
+            })?;
+        }
+        Ok(FoundUser {
+            found: id.is_some(),
+            user_id: id.unwrap_or_default(),
+        })
+    }
+}

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::action::{Action, Plan, Verdict};
-use crate::aws::sts::{NoParams, caller};
+use crate::aws::sts::caller;
 use crate::context::{Context, Event};
 use crate::error::{PluginError, aws};
 use crate::poll::{Status, until_done};
@@ -154,38 +154,69 @@ impl Action for EnsureOrganization {
     }
 }
 
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ManagementCheckParams {
+    /// Pass when the account is in no organization yet (a new account: Part 2 creates it).
+    #[serde(default)]
+    pub organization_optional: bool,
+    /// Fail when the organization has only consolidated billing (IAM Identity Center needs all features).
+    #[serde(default)]
+    pub require_all_features: bool,
+}
+
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ManagementCheck {
     /// The caller's account.
     pub account_id: String,
-    /// The organization's management account.
+    /// The organization's management account (empty when there is no organization).
     pub management_account_id: String,
+    /// True when the account is in an organization.
+    pub in_organization: bool,
+    /// The organization id (empty when there is none).
+    pub organization_id: String,
+    /// `ALL`, `CONSOLIDATED_BILLING`, or empty when there is no organization.
+    pub feature_set: String,
 }
 
 pub struct CheckManagementAccount;
 
 impl Action for CheckManagementAccount {
-    type Params = NoParams;
+    type Params = ManagementCheckParams;
     type Outputs = ManagementCheck;
     const NAME: &'static str = "organizations.check-management-account";
-    const SUMMARY: &'static str =
-        "Checks that the caller is the organization's management account; fails from a member account.";
+    const SUMMARY: &'static str = "Checks that the caller is the organization's management account (fails from a member account); can accept a new account with no organization yet.";
     const MUTATES: bool = false;
 
     fn cli(_: &Value) -> Vec<String> {
         vec![
             "aws sts get-caller-identity --query Account".into(),
-            "aws organizations describe-organization --query Organization.MasterAccountId".into(),
+            "aws organizations describe-organization --query 'Organization.[MasterAccountId,FeatureSet]'".into(),
         ]
     }
 
-    async fn plan(_ctx: &Context, _p: &NoParams) -> Result<Plan, PluginError> {
+    async fn plan(_ctx: &Context, _p: &ManagementCheckParams) -> Result<Plan, PluginError> {
         Ok(Plan::one(Verdict::Check, "caller is the management account"))
     }
 
-    async fn apply(ctx: &Context, _p: NoParams) -> Result<ManagementCheck, PluginError> {
+    async fn apply(ctx: &Context, p: ManagementCheckParams) -> Result<ManagementCheck, PluginError> {
         let me = caller(ctx).await?;
         let Some(org) = describe(ctx).await? else {
+            if p.organization_optional {
+                ctx.emit(Event::Note {
+                    message: format!(
+                        "account {} is in no organization yet: Part 2 creates one (all features) and makes this account its management account",
+                        me.account_id
+                    ),
+                })?;
+                return Ok(ManagementCheck {
+                    account_id: me.account_id,
+                    management_account_id: String::new(),
+                    in_organization: false,
+                    organization_id: String::new(),
+                    feature_set: String::new(),
+                });
+            }
             return Err(PluginError::Check {
                 message: format!("account {} is not in an organization", me.account_id),
                 hint: Some("create the organization first (Part 2), or sign in to the management account".into()),
@@ -200,9 +231,153 @@ impl Action for CheckManagementAccount {
                 hint: Some("sign in to the management account and run again".into()),
             });
         }
+        if p.require_all_features && org.feature_set != "ALL" {
+            return Err(PluginError::Check {
+                message: format!(
+                    "organization {} has only consolidated billing; IAM Identity Center needs all features",
+                    org.id
+                ),
+                hint: Some("in the Organizations console choose Settings > Enable all features; every member account must accept the handshake".into()),
+            });
+        }
         Ok(ManagementCheck {
             account_id: me.account_id,
             management_account_id: org.management_account_id,
+            in_organization: true,
+            organization_id: org.id,
+            feature_set: org.feature_set,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckNamesParams {
+    /// The new accounts' names (blank entries and surrounding spaces are ignored).
+    pub names: Vec<String>,
+    /// Each account's root email; `{name}` is replaced by the account name.
+    pub email_template: String,
+    /// A regular expression every whole name must match (the naming standard).
+    #[serde(default)]
+    pub naming_pattern: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct PlannedAccount {
+    /// The account name.
+    pub name: String,
+    /// Its root email.
+    pub email: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CheckedNames {
+    /// Every account to create, name and email, in the order given.
+    pub accounts: Vec<PlannedAccount>,
+    /// How many.
+    pub count: usize,
+}
+
+pub struct CheckAccountNames;
+
+/// Every problem with a list of new accounts, so that all are reported at once and nothing is
+/// created while any remains.
+fn name_problems(p: &CheckNamesParams) -> Result<(Vec<PlannedAccount>, Vec<String>), PluginError> {
+    let re = match &p.naming_pattern {
+        Some(pat) if !pat.is_empty() => {
+            Some(
+                regex::Regex::new(&format!("^(?:{pat})$")).map_err(|e| PluginError::Params {
+                    action: CheckAccountNames::NAME,
+                    message: format!("naming_pattern: {e}"),
+                })?,
+            )
+        }
+        _ => None,
+    };
+    let mut problems = Vec::new();
+    let mut accounts = Vec::new();
+    let mut names = std::collections::HashSet::new();
+    let mut emails = std::collections::HashSet::new();
+    if !p.email_template.contains("{name}") {
+        problems.push(format!(
+            "the email template `{}` has no {{name}}: every account needs its own root email",
+            p.email_template
+        ));
+    }
+    for raw in &p.names {
+        let name = raw.trim();
+        if name.is_empty() {
+            continue;
+        }
+        let email = p.email_template.replace("{name}", name);
+        if name.chars().count() > 50 || name.chars().any(char::is_control) {
+            problems.push(format!("`{name}` must be 1 to 50 printable characters"));
+        } else if let Some(re) = &re
+            && !re.is_match(name)
+        {
+            problems.push(format!("`{name}` does not follow the naming standard"));
+        }
+        if !names.insert(name.to_lowercase()) {
+            problems.push(format!("`{name}` is given twice"));
+        } else if !emails.insert(email.to_lowercase()) {
+            problems.push(format!(
+                "`{name}` would share the root email {email} with another account"
+            ));
+        }
+        let at = email.split_once('@');
+        if !at.is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.contains('@')) {
+            problems.push(format!("`{email}` (for `{name}`) is not an email address"));
+        }
+        accounts.push(PlannedAccount {
+            name: name.to_string(),
+            email,
+        });
+    }
+    if accounts.is_empty() {
+        problems.push("no account names given".into());
+    }
+    Ok((accounts, problems))
+}
+
+impl Action for CheckAccountNames {
+    type Params = CheckNamesParams;
+    type Outputs = CheckedNames;
+    const NAME: &'static str = "organizations.check-account-names";
+    const SUMMARY: &'static str = "Checks every new account name against the naming standard and every root email for uniqueness, all before anything is created; fails naming each problem.";
+    const MUTATES: bool = false;
+
+    async fn plan(_ctx: &Context, p: &CheckNamesParams) -> Result<Plan, PluginError> {
+        let (accounts, problems) = name_problems(p)?;
+        let mut plan = Plan::default();
+        for a in &accounts {
+            plan.push(Verdict::Check, format!("account name {} <{}>", a.name, a.email));
+        }
+        for pr in problems {
+            plan.push(Verdict::Check, format!("refused: {pr}"));
+        }
+        Ok(plan)
+    }
+
+    async fn apply(_ctx: &Context, p: CheckNamesParams) -> Result<CheckedNames, PluginError> {
+        let (accounts, problems) = name_problems(&p)?;
+        if !problems.is_empty() {
+            return Err(PluginError::Check {
+                message: format!(
+                    "{} problem(s) with the account list, nothing was created: {}",
+                    problems.len(),
+                    problems.join("; ")
+                ),
+                hint: Some(match &p.naming_pattern {
+                    Some(pat) if !pat.is_empty() => format!(
+                        "names must match `{pat}` (e.g. AnyCompany-audit-prod, or paulo-santos-testaccount for a personal account); fix the list and run again"
+                    ),
+                    _ => "fix the list and run again".into(),
+                }),
+            });
+        }
+        Ok(CheckedNames {
+            count: accounts.len(),
+            accounts,
         })
     }
 }

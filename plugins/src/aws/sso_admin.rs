@@ -2,7 +2,9 @@
 
 use std::collections::HashSet;
 
-use aws_sdk_ssoadmin::types::{PrincipalType as SdkPrincipal, StatusValues, TargetType};
+use aws_sdk_ssoadmin::types::{
+    PrincipalType as SdkPrincipal, ProvisionTargetType, ProvisioningStatus, StatusValues, TargetType,
+};
 use futures::{StreamExt, TryStreamExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -142,8 +144,22 @@ pub struct PermissionSet {
     pub arn: String,
     /// True when this run created it.
     pub created: bool,
+    /// True when this run changed its session duration or description.
+    pub updated: bool,
     /// Policy ARNs this run attached.
     pub attached: Vec<String>,
+    /// True when this run provisioned it again to the accounts it is assigned in, so that their
+    /// roles carry the change.
+    pub provisioned: bool,
+    /// The ProvisionPermissionSet request id, when one was made.
+    pub provision_request_id: Option<String>,
+}
+
+/// What a permission set is now.
+struct Found {
+    arn: String,
+    session_duration: Option<String>,
+    description: Option<String>,
 }
 
 pub struct EnsurePermissionSet;
@@ -160,7 +176,7 @@ async fn find_permission_set(
     client: &aws_sdk_ssoadmin::Client,
     instance_arn: &str,
     name: &str,
-) -> Result<Option<(String, Option<String>)>, PluginError> {
+) -> Result<Option<Found>, PluginError> {
     let mut token = None;
     loop {
         let page = client
@@ -180,7 +196,11 @@ async fn find_permission_set(
                 .map_err(|e| aws("sso-admin:DescribePermissionSet", e))?;
             if let Some(ps) = d.permission_set() {
                 if ps.name() == Some(name) {
-                    return Ok(Some((arn.clone(), ps.session_duration().map(String::from))));
+                    return Ok(Some(Found {
+                        arn: arn.clone(),
+                        session_duration: ps.session_duration().map(String::from),
+                        description: ps.description().map(String::from),
+                    }));
                 }
             }
         }
@@ -223,8 +243,7 @@ impl Action for EnsurePermissionSet {
     type Params = PermissionSetParams;
     type Outputs = PermissionSet;
     const NAME: &'static str = "sso-admin.ensure-permission-set";
-    const SUMMARY: &'static str =
-        "Creates a permission set unless one of that name exists, and attaches the managed policies it lacks.";
+    const SUMMARY: &'static str = "Creates a permission set unless one of that name exists, brings its session duration, description and managed policies to what is asked, and provisions a changed set again to the accounts it is assigned in.";
     const MUTATES: bool = true;
 
     fn cli(p: &Value) -> Vec<String> {
@@ -245,6 +264,8 @@ impl Action for EnsurePermissionSet {
                 policy_arn(pol)
             ));
         }
+        v.push("aws sso-admin provision-permission-set --instance-arn INSTANCE_ARN --permission-set-arn PS_ARN --target-type ALL_PROVISIONED_ACCOUNTS   # after a change".into());
+        v.push("aws sso-admin describe-permission-set-provisioning-status --instance-arn INSTANCE_ARN --provision-permission-set-request-id REQUEST_ID".into());
         v
     }
 
@@ -252,23 +273,36 @@ impl Action for EnsurePermissionSet {
         let client = ctx.sso_admin(p.region.as_deref()).await?;
         let mut plan = Plan::default();
         match find_permission_set(&client, &p.instance_arn, &p.name).await? {
-            Some((arn, duration)) => {
-                plan.push(Verdict::Exists, format!("permission set {} ({arn})", p.name));
-                if duration.as_deref() != Some(p.session_duration.as_str()) {
+            Some(found) => {
+                plan.push(Verdict::Exists, format!("permission set {} ({})", p.name, found.arn));
+                let mut changed = false;
+                if found.session_duration.as_deref() != Some(p.session_duration.as_str()) {
+                    changed = true;
                     plan.push(
                         Verdict::WouldChange,
                         format!("session duration to {}", p.session_duration),
                     );
                 }
-                let have = attached_policies(&client, &p.instance_arn, &arn).await?;
+                if description_differs(&found, p) {
+                    changed = true;
+                    plan.push(Verdict::WouldChange, "description");
+                }
+                let have = attached_policies(&client, &p.instance_arn, &found.arn).await?;
                 for pol in &p.managed_policies {
                     let a = policy_arn(pol);
                     let v = if have.contains(&a) {
                         Verdict::Exists
                     } else {
+                        changed = true;
                         Verdict::WouldCreate
                     };
                     plan.push(v, format!("managed policy {a}"));
+                }
+                if changed || !stale_accounts(&client, &p.instance_arn, &found.arn).await?.is_empty() {
+                    plan.push(
+                        Verdict::WouldChange,
+                        "provision it again to the accounts it is assigned in (their roles get the change)",
+                    );
                 }
             }
             None => {
@@ -287,9 +321,11 @@ impl Action for EnsurePermissionSet {
     async fn apply(ctx: &Context, p: PermissionSetParams) -> Result<PermissionSet, PluginError> {
         let client = ctx.sso_admin(p.region.as_deref()).await?;
         let mut created = false;
+        let mut updated = false;
         let arn = match find_permission_set(&client, &p.instance_arn, &p.name).await? {
-            Some((arn, duration)) => {
-                if duration.as_deref() != Some(p.session_duration.as_str()) {
+            Some(found) => {
+                let duration_differs = found.session_duration.as_deref() != Some(p.session_duration.as_str());
+                if duration_differs || description_differs(&found, &p) {
                     let target = format!("{} session {}", p.name, p.session_duration);
                     ctx.emit(Event::Intent {
                         call: "sso-admin:UpdatePermissionSet".into(),
@@ -298,8 +334,9 @@ impl Action for EnsurePermissionSet {
                     client
                         .update_permission_set()
                         .instance_arn(&p.instance_arn)
-                        .permission_set_arn(&arn)
+                        .permission_set_arn(&found.arn)
                         .session_duration(&p.session_duration)
+                        .set_description(p.description.clone())
                         .send()
                         .await
                         .map_err(|e| aws("sso-admin:UpdatePermissionSet", e))?;
@@ -308,8 +345,9 @@ impl Action for EnsurePermissionSet {
                         target,
                         request_id: None,
                     })?;
+                    updated = true;
                 }
-                arn
+                found.arn
             }
             None => {
                 ctx.emit(Event::Intent {
@@ -347,7 +385,7 @@ impl Action for EnsurePermissionSet {
                         }
                         find_permission_set(&client, &p.instance_arn, &p.name)
                             .await?
-                            .map(|(arn, _)| arn)
+                            .map(|f| f.arn)
                             .ok_or(e)?
                     }
                 }
@@ -389,8 +427,163 @@ impl Action for EnsurePermissionSet {
                 }
             }
         }
-        Ok(PermissionSet { arn, created, attached })
+        // A permission set lives on in each account it is assigned in as an IAM role; a change
+        // reaches those roles only when the set is provisioned again. A new set is provisioned
+        // by its first assignment. An existing one is provisioned again when this run changed
+        // it, or when AWS reports accounts still on an older version (a run that stopped
+        // between the change and the provisioning).
+        let mut provision_request_id = None;
+        let changed = updated || !attached.is_empty();
+        if !created && (changed || !stale_accounts(&client, &p.instance_arn, &arn).await?.is_empty()) {
+            provision_request_id = Some(provision(ctx, &client, &p.instance_arn, &arn, &p.name).await?);
+        }
+        Ok(PermissionSet {
+            arn,
+            created,
+            updated,
+            attached,
+            provisioned: provision_request_id.is_some(),
+            provision_request_id,
+        })
     }
+}
+
+fn description_differs(found: &Found, p: &PermissionSetParams) -> bool {
+    p.description
+        .as_deref()
+        .is_some_and(|d| found.description.as_deref().unwrap_or("") != d)
+}
+
+/// Accounts whose role is not the latest version of the permission set, all pages.
+async fn stale_accounts(
+    client: &aws_sdk_ssoadmin::Client,
+    instance_arn: &str,
+    ps: &str,
+) -> Result<Vec<String>, PluginError> {
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let page = client
+            .list_accounts_for_provisioned_permission_set()
+            .instance_arn(instance_arn)
+            .permission_set_arn(ps)
+            .provisioning_status(ProvisioningStatus::LatestPermissionSetNotProvisioned)
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|e| aws("sso-admin:ListAccountsForProvisionedPermissionSet", e))?;
+        out.extend(page.account_ids().iter().cloned());
+        match page.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => return Ok(out),
+        }
+    }
+}
+
+/// ProvisionPermissionSet to every account the set is provisioned in, polled to SUCCEEDED.
+async fn provision(
+    ctx: &Context,
+    client: &aws_sdk_ssoadmin::Client,
+    instance_arn: &str,
+    ps: &str,
+    name: &str,
+) -> Result<String, PluginError> {
+    let target = format!("{name} to all provisioned accounts");
+    ctx.emit(Event::Intent {
+        call: "sso-admin:ProvisionPermissionSet".into(),
+        target: target.clone(),
+    })?;
+    let mut attempt = 0u32;
+    let out = loop {
+        let res = client
+            .provision_permission_set()
+            .instance_arn(instance_arn)
+            .permission_set_arn(ps)
+            .target_type(ProvisionTargetType::AllProvisionedAccounts)
+            .send()
+            .await;
+        match res {
+            Ok(out) => break out,
+            Err(e) => {
+                let e = aws("sso-admin:ProvisionPermissionSet", e);
+                // Another operation on the set is running: wait and ask again (provisioning
+                // the latest version twice is harmless).
+                if e.code() == Some("ConflictException") && attempt < 8 {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt))).await;
+                    continue;
+                }
+                return Err(e);
+            }
+        }
+    };
+    let st = out.permission_set_provisioning_status();
+    let req = st.and_then(|s| s.request_id()).unwrap_or_default().to_string();
+    ctx.emit(Event::Requested {
+        call: "sso-admin:ProvisionPermissionSet".into(),
+        target,
+        request_id: Some(req.clone()),
+    })?;
+    match st.and_then(|s| s.status()) {
+        Some(StatusValues::Succeeded) => {}
+        Some(StatusValues::Failed) => {
+            return Err(PluginError::Failed {
+                what: format!("provisioning of permission set {name}"),
+                reason: st
+                    .and_then(|s| s.failure_reason())
+                    .unwrap_or("no reason given")
+                    .to_string(),
+                request_id: Some(req),
+                hint: Some(
+                    "fix the cause (for example the IAM role quota of an account), then run the step again".into(),
+                ),
+            });
+        }
+        _ => wait_for_provisioning(ctx, client, instance_arn, &req, name).await?,
+    }
+    ctx.emit(Event::Note {
+        message: format!("permission set {name} provisioned again to the accounts it is assigned in"),
+    })?;
+    Ok(req)
+}
+
+/// Polls one ProvisionPermissionSet request to SUCCEEDED or FAILED.
+pub async fn wait_for_provisioning(
+    ctx: &Context,
+    client: &aws_sdk_ssoadmin::Client,
+    instance_arn: &str,
+    request_id: &str,
+    name: &str,
+) -> Result<(), PluginError> {
+    until_done(
+        ctx,
+        &format!("provisioning of permission set {name}"),
+        Some(request_id),
+        || async {
+            let out = client
+                .describe_permission_set_provisioning_status()
+                .instance_arn(instance_arn)
+                .provision_permission_set_request_id(request_id)
+                .send()
+                .await
+                .map_err(|e| aws("sso-admin:DescribePermissionSetProvisioningStatus", e))?;
+            let st = out.permission_set_provisioning_status();
+            Ok(match st.and_then(|s| s.status()) {
+                Some(StatusValues::Succeeded) => Status::Done(()),
+                Some(StatusValues::Failed) => Status::Failed(
+                    st.and_then(|s| s.failure_reason())
+                        .unwrap_or("no reason given")
+                        .to_string(),
+                ),
+                other => Status::Pending(
+                    other
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_else(|| "unknown".into()),
+                ),
+            })
+        },
+    )
+    .await
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]

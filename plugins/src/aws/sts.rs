@@ -3,6 +3,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use aws_smithy_types::error::display::DisplayErrorContext;
+
 use crate::action::{Action, Plan, Verdict};
 use crate::context::Context;
 use crate::error::{PluginError, aws};
@@ -26,12 +28,51 @@ pub struct Identity {
     pub kind: String,
     /// For roles: the role (permission set) name; for users: the user name.
     pub name: String,
+    /// `long-term` (an access key `AKIA...`: an IAM user's or the root user's), `temporary`
+    /// (session credentials `ASIA...`, as CloudShell, Identity Center and roles give), or
+    /// `unknown`.
+    pub credentials: String,
+}
+
+/// What kind of credentials sign the calls, from the access key id: AWS gives long-term keys
+/// ids starting `AKIA` and temporary (session) credentials ids starting `ASIA`.
+pub fn credential_kind(access_key_id: &str, has_session_token: bool) -> &'static str {
+    if access_key_id.starts_with("AKIA") {
+        "long-term"
+    } else if access_key_id.starts_with("ASIA") || has_session_token {
+        "temporary"
+    } else {
+        "unknown"
+    }
+}
+
+/// The kind of the credentials this context signs with (never their value).
+async fn credentials_in_use(ctx: &Context) -> Result<&'static str, PluginError> {
+    use aws_credential_types::provider::ProvideCredentials;
+    let Some(provider) = ctx.sdk().await?.credentials_provider() else {
+        return Err(PluginError::Config("no AWS credentials found".into()));
+    };
+    use aws_credential_types::provider::error::CredentialsError;
+    let creds = provider.provide_credentials().await.map_err(|e| match e {
+        // Nothing to sign with: a configuration matter, said before any call is tried.
+        CredentialsError::CredentialsNotLoaded(_) => PluginError::Config(
+            "no AWS credentials found (none in the environment, the profile, SSO, or a container such as CloudShell)"
+                .into(),
+        ),
+        CredentialsError::InvalidConfiguration(_) => PluginError::Config(format!(
+            "the AWS credentials are misconfigured: {}",
+            DisplayErrorContext(&e)
+        )),
+        e => PluginError::Other(format!("loading AWS credentials: {}", DisplayErrorContext(&e))),
+    })?;
+    Ok(credential_kind(creds.access_key_id(), creds.session_token().is_some()))
 }
 
 pub struct WhoAmI;
 
 /// Reads the caller identity; shared by the guard and the `whoami` action.
 pub async fn caller(ctx: &Context) -> Result<Identity, PluginError> {
+    let credentials = credentials_in_use(ctx).await?.to_string();
     let out = ctx
         .sts()
         .await?
@@ -42,6 +83,7 @@ pub async fn caller(ctx: &Context) -> Result<Identity, PluginError> {
     let arn = out.arn().unwrap_or_default().to_string();
     let (kind, name) = classify(&arn);
     Ok(Identity {
+        credentials,
         account_id: out.account().unwrap_or_default().to_string(),
         user_id: out.user_id().unwrap_or_default().to_string(),
         is_root: kind == "root",
@@ -95,7 +137,16 @@ impl Action for WhoAmI {
 
     async fn apply(ctx: &Context, _p: NoParams) -> Result<Identity, PluginError> {
         let id = caller(ctx).await?;
-        if id.is_root {
+        if id.is_root && id.credentials == "long-term" {
+            ctx.emit(crate::context::Event::Warning {
+                message: format!(
+                    "these are long-term access keys of the ROOT user of {}: AWS advises never to create them. \
+                     Run from AWS CloudShell, signed in to the console as the root user (it gives session \
+                     credentials, no keys), and delete the root access keys under Security credentials > Access keys",
+                    id.account_id
+                ),
+            })?;
+        } else if id.is_root {
             ctx.emit(crate::context::Event::Warning {
                 message: format!(
                     "you are signed in as the root user of {}; use it only for the tasks that need it",
@@ -109,7 +160,7 @@ impl Action for WhoAmI {
 
 #[cfg(test)]
 mod tests {
-    use super::classify;
+    use super::{classify, credential_kind};
 
     #[test]
     fn kinds_of_identity() {
@@ -127,5 +178,13 @@ mod tests {
             "assumed-role"
         );
         assert_eq!(classify("arn:aws:sts::123456789012:federated-user/bob").0, "federated");
+    }
+
+    #[test]
+    fn kinds_of_credentials() {
+        assert_eq!(credential_kind("AKIAIOSFODNN7EXAMPLE", false), "long-term");
+        assert_eq!(credential_kind("ASIAIOSFODNN7EXAMPLE", true), "temporary");
+        assert_eq!(credential_kind("testing", true), "temporary");
+        assert_eq!(credential_kind("testing", false), "unknown");
     }
 }

@@ -1,10 +1,13 @@
-//! support: cases for account activation problems, with a console hand-over on the Basic plan.
+//! support: cases for account activation problems, with a console hand-over whenever the account
+//! cannot use the Support API (its plan, an account not activated yet, missing permissions, or
+//! credentials of another account than the one the case is about).
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::action::{Action, Plan, Verdict};
+use crate::aws::sts::caller;
 use crate::context::{Context, Event};
 use crate::error::{PluginError, aws};
 
@@ -33,10 +36,16 @@ fn customer_service() -> String {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnsureCaseParams {
-    /// Case subject; a case with the same subject (open or resolved) is reused, never duplicated.
+    /// Case subject. An open case with this subject is reused, never duplicated; when every case
+    /// with it is resolved, a new case is opened that names the last one (a follow-up).
     pub subject: String,
     /// The case text.
     pub body: String,
+    /// The 12-digit account the case is about. When given, the case is filed through the API only
+    /// from that account; from any other account (or with no usable credentials) it is handed
+    /// over to the console instead.
+    #[serde(default)]
+    pub account_id: Option<String>,
     /// Support service code.
     #[serde(default = "customer_account")]
     pub service_code: String,
@@ -67,8 +76,13 @@ pub struct Case {
     pub status: String,
     /// True when this run opened the case.
     pub created: bool,
-    /// True when the plan has no Support API and the operator must open the case in the console.
+    /// The resolved case with the same subject that this new case follows up (empty otherwise).
+    pub follows_up: String,
+    /// True when the case cannot be filed through the API and the operator opens it in the console.
     pub handed_over: bool,
+    /// Why it was handed over: `support-plan`, `not-activated`, `access-denied`, `no-credentials`
+    /// or `other-account` (empty otherwise).
+    pub reason: String,
     /// The console link to open the case by hand (on hand-over).
     pub console_link: String,
     /// The file holding the case text to paste (on hand-over).
@@ -77,30 +91,135 @@ pub struct Case {
 
 pub struct EnsureCase;
 
-async fn find_case(ctx: &Context, p: &EnsureCaseParams) -> Result<Option<(String, String, String)>, PluginError> {
+/// Why this account cannot file the case through the Support API: each leads to the console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Basic or Developer plan: the Support API needs Business, Enterprise On-Ramp or Enterprise.
+    SupportPlan,
+    /// The account is not activated yet (sign-up, payment or phone verification unfinished).
+    NotActivated(String),
+    /// The credentials may not call the Support API.
+    AccessDenied(String),
+    /// No credentials, or credentials AWS does not accept.
+    NoCredentials(String),
+    /// The credentials belong to another account than the one the case is about.
+    OtherAccount { have: String, want: String },
+}
+
+impl Refusal {
+    fn word(&self) -> &'static str {
+        match self {
+            Refusal::SupportPlan => "support-plan",
+            Refusal::NotActivated(_) => "not-activated",
+            Refusal::AccessDenied(_) => "access-denied",
+            Refusal::NoCredentials(_) => "no-credentials",
+            Refusal::OtherAccount { .. } => "other-account",
+        }
+    }
+
+    /// One paragraph for the operator: why the API is out, and that the console is the way.
+    fn explain(&self) -> String {
+        match self {
+            Refusal::SupportPlan => "This account's support plan (Basic or Developer) does not include the AWS Support API, which needs Business, Enterprise On-Ramp or Enterprise. Account and billing cases are open to every plan in the Support console.".into(),
+            Refusal::NotActivated(why) => format!("AWS refused the Support API because the account is not activated yet ({why}). You can create a case with AWS Support in the console even before the account is activated."),
+            Refusal::AccessDenied(why) => format!("These credentials may not use the Support API ({why}). Open the case in the console signed in as the account's root user, or grant support:DescribeCases and support:CreateCase and run the step again."),
+            Refusal::NoCredentials(why) => format!("There are no usable AWS credentials for this account ({why}). Open the case in the console: sign in with the account's email address and password."),
+            Refusal::OtherAccount { have, want } => format!("The credentials are for account {have}, but the case is about account {want}: a case filed from {have} would be about the wrong account. Sign in to {want} and open the case in the console (or run this step again with {want}'s credentials)."),
+        }
+    }
+}
+
+/// Error codes that mean "this account cannot use the Support API", as opposed to a fault worth
+/// retrying.
+pub fn refusal(e: &PluginError) -> Option<Refusal> {
+    let detail = || e.to_string();
+    match e {
+        PluginError::Config(m) => Some(Refusal::NoCredentials(m.clone())),
+        _ => match e.code()? {
+            "SubscriptionRequiredException" => Some(Refusal::SupportPlan),
+            "OptInRequired" | "NotSignedUp" | "PendingVerification" | "AccountNotActivated" => {
+                Some(Refusal::NotActivated(detail()))
+            }
+            "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => Some(Refusal::AccessDenied(detail())),
+            "InvalidClientTokenId"
+            | "UnrecognizedClientException"
+            | "InvalidAccessKeyId"
+            | "SignatureDoesNotMatch"
+            | "ExpiredToken"
+            | "ExpiredTokenException" => Some(Refusal::NoCredentials(detail())),
+            _ => None,
+        },
+    }
+}
+
+/// A case as DescribeCases reports it.
+#[derive(Debug, Clone)]
+struct Found {
+    id: String,
+    display_id: String,
+    status: String,
+    created: String,
+}
+
+/// Every case (open or resolved) with this subject, all pages.
+async fn cases_with_subject(ctx: &Context, p: &EnsureCaseParams) -> Result<Vec<Found>, PluginError> {
     let client = ctx.support().await?;
+    let mut out = Vec::new();
     let mut token = None;
     loop {
         let page = client
             .describe_cases()
-            // A resolved case with the same subject still counts: a re-run must not reopen it.
             .include_resolved_cases(true)
             .language(&p.language)
             .set_next_token(token.take())
             .send()
             .await
             .map_err(|e| aws("support:DescribeCases", e))?;
-        if let Some(c) = page.cases().iter().find(|c| c.subject() == Some(p.subject.as_str())) {
-            return Ok(Some((
-                c.case_id().unwrap_or_default().to_string(),
-                c.display_id().unwrap_or_default().to_string(),
-                c.status().unwrap_or_default().to_string(),
-            )));
-        }
+        out.extend(
+            page.cases()
+                .iter()
+                .filter(|c| c.subject() == Some(p.subject.as_str()))
+                .map(|c| Found {
+                    id: c.case_id().unwrap_or_default().to_string(),
+                    display_id: c.display_id().unwrap_or_default().to_string(),
+                    status: c.status().unwrap_or_default().to_string(),
+                    created: c.time_created().unwrap_or_default().to_string(),
+                }),
+        );
         match page.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => return Ok(None),
+            Some(t) if !t.is_empty() && !page.cases().is_empty() => token = Some(t.to_string()),
+            _ => return Ok(out),
         }
+    }
+}
+
+/// What exists for this subject: an open case to reuse, or the last resolved one to follow up.
+enum Existing {
+    Open(Found),
+    Resolved(Found),
+    None,
+}
+
+fn existing(mut cases: Vec<Found>) -> Existing {
+    // Newest first (ISO-8601 times sort as text).
+    cases.sort_by(|a, b| b.created.cmp(&a.created));
+    if let Some(open) = cases.iter().find(|c| c.status != "resolved") {
+        return Existing::Open(open.clone());
+    }
+    match cases.into_iter().next() {
+        Some(c) => Existing::Resolved(c),
+        None => Existing::None,
+    }
+}
+
+/// The text sent: a follow-up names the resolved case it continues.
+fn case_body(p: &EnsureCaseParams, follows: Option<&Found>) -> String {
+    match follows {
+        Some(f) => format!(
+            "This follows up on case {} ({}), which was resolved; the problem is not solved.\n\n{}",
+            f.display_id, f.id, p.body
+        ),
+        None => p.body.clone(),
     }
 }
 
@@ -132,7 +251,7 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
 }
 
 /// Writes the case text where the operator can copy it into the console form.
-fn hand_over(ctx: &Context, p: &EnsureCaseParams) -> Result<Case, PluginError> {
+fn hand_over(ctx: &Context, p: &EnsureCaseParams, why: &Refusal, follows: Option<&Found>) -> Result<Case, PluginError> {
     let dir = ctx.state_dir();
     std::fs::create_dir_all(dir).map_err(|e| PluginError::Other(format!("{}: {e}", dir.display())))?;
     // Secrets stay out of the file's text and of its name (which is printed and journaled).
@@ -142,7 +261,8 @@ fn hand_over(ctx: &Context, p: &EnsureCaseParams) -> Result<Case, PluginError> {
     };
     let path = dir.join(format!("support-case-{name}.md"));
     let text = ctx.redact(&format!(
-        "# Support case to open by hand\n\nThis account's support plan has no Support API. Open the case in the console:\n\n{CONSOLE_LINK}\n\n- Type: Account and billing\n- Service: Account ({})\n- Category: Activation ({})\n- Severity: {}\n- Contact method: Chat (or Web)\n- CC: {}\n\n## Subject\n\n{}\n\n## Description\n\n{}\n",
+        "# Support case to open by hand\n\n{}\n\nOpen the AWS Support console's form, prefilled for an activation case:\n\n{CONSOLE_LINK}\n\n- Type: Account and billing\n- Service: Account ({})\n- Category: Activation ({})\n- Severity: {}\n- Contact method: Chat (or Web)\n- CC: {}\n{}\n## Subject\n\n{}\n\n## Description\n\n{}\n",
+        why.explain(),
         p.service_code,
         p.category_code,
         p.severity,
@@ -151,43 +271,62 @@ fn hand_over(ctx: &Context, p: &EnsureCaseParams) -> Result<Case, PluginError> {
         } else {
             p.cc.join(", ")
         },
+        match &p.account_id {
+            Some(a) => format!("- The account: {a} (sign in to it before you open the form)\n"),
+            None => String::new(),
+        },
         p.subject,
-        p.body
+        case_body(p, follows)
     ));
     write_private(&path, &text).map_err(|e| PluginError::Other(format!("{}: {e}", path.display())))?;
     ctx.emit(Event::Note {
-        message: format!(
-            "this account's support plan has no Support API: open the case at {CONSOLE_LINK}\n  the case text is in {}",
+        message: ctx.redact(&format!(
+            "{}\n  open the case at {CONSOLE_LINK}\n  the case text is in {}",
+            why.explain(),
             path.display()
-        ),
+        )),
     })?;
     Ok(Case {
         case_id: String::new(),
         display_id: String::new(),
         status: "handed-over".into(),
         created: false,
+        follows_up: follows.map(|f| f.id.clone()).unwrap_or_default(),
         handed_over: true,
+        reason: why.word().into(),
         console_link: CONSOLE_LINK.into(),
         handover_file: path.display().to_string(),
     })
 }
 
-fn subscription_required(e: &PluginError) -> bool {
-    e.code() == Some("SubscriptionRequiredException")
+/// Whether these credentials may file a case about `p.account_id`: None when they may.
+async fn account_guard(ctx: &Context, p: &EnsureCaseParams) -> Result<Option<Refusal>, PluginError> {
+    let Some(want) = p.account_id.as_deref().map(str::trim) else {
+        return Ok(None);
+    };
+    match caller(ctx).await {
+        Ok(me) if me.account_id == want => Ok(None),
+        Ok(me) => Ok(Some(Refusal::OtherAccount {
+            have: me.account_id,
+            want: want.to_string(),
+        })),
+        Err(e) => refusal(&e).map(Some).ok_or(e),
+    }
 }
 
 impl Action for EnsureCase {
     type Params = EnsureCaseParams;
     type Outputs = Case;
     const NAME: &'static str = "support.ensure-case";
-    const SUMMARY: &'static str = "Opens an AWS Support case unless an open one has the same subject; on the Basic plan, hands over a prefilled console link and the case text.";
+    const SUMMARY: &'static str = "Opens an AWS Support case unless an open one has the same subject (a resolved one gets a follow-up case naming it); when the account cannot use the Support API (plan, activation, permissions, another account), hands over a prefilled console link and the case text.";
     const MUTATES: bool = true;
     const SENDS_TEXT: bool = true;
 
     fn cli(p: &Value) -> Vec<String> {
         let g = |k: &str, d: &str| p.get(k).and_then(Value::as_str).unwrap_or(d).to_string();
         vec![
-            "aws support describe-cases --region us-east-1".into(),
+            "aws sts get-caller-identity --query Account".into(),
+            "aws support describe-cases --region us-east-1 --include-resolved-cases".into(),
             format!(
                 "aws support create-case --region us-east-1 --issue-type {} --service-code {} --category-code {} --severity-code {} --subject '{}' --communication-body file://case.txt",
                 g("issue_type", "customer-service"),
@@ -200,39 +339,64 @@ impl Action for EnsureCase {
     }
 
     async fn plan(ctx: &Context, p: &EnsureCaseParams) -> Result<Plan, PluginError> {
-        match find_case(ctx, p).await {
-            Ok(Some((id, display, status))) => {
-                Ok(Plan::one(Verdict::Exists, format!("case {display} ({id}, {status})")))
-            }
-            Ok(None) => Ok(Plan::one(
-                Verdict::WouldCreate,
-                format!("support case \"{}\"", p.subject),
-            )),
-            Err(e) if subscription_required(&e) => Ok(Plan::one(
+        let hand = |r: Refusal| {
+            Ok(Plan::one(
                 Verdict::Check,
-                "no Support API on this plan: the case text and a console link will be handed over",
-            )),
-            Err(e) => Err(e),
+                format!("hand-over ({}): the case text and a console link", r.word()),
+            ))
+        };
+        if let Some(r) = account_guard(ctx, p).await? {
+            return hand(r);
+        }
+        match cases_with_subject(ctx, p).await {
+            Ok(cases) => Ok(match existing(cases) {
+                Existing::Open(c) => Plan::one(
+                    Verdict::Exists,
+                    format!("case {} ({}, {})", c.display_id, c.id, c.status),
+                ),
+                Existing::Resolved(c) => Plan::one(
+                    Verdict::WouldCreate,
+                    format!(
+                        "support case \"{}\", following up resolved case {}",
+                        p.subject, c.display_id
+                    ),
+                ),
+                Existing::None => Plan::one(Verdict::WouldCreate, format!("support case \"{}\"", p.subject)),
+            }),
+            Err(e) => match refusal(&e) {
+                Some(r) => hand(r),
+                None => Err(e),
+            },
         }
     }
 
     async fn apply(ctx: &Context, p: EnsureCaseParams) -> Result<Case, PluginError> {
-        match find_case(ctx, &p).await {
-            Ok(Some((case_id, display_id, status))) => {
-                return Ok(Case {
-                    case_id,
-                    display_id,
-                    status,
-                    created: false,
-                    handed_over: false,
-                    console_link: String::new(),
-                    handover_file: String::new(),
-                });
-            }
-            Ok(None) => {}
-            Err(e) if subscription_required(&e) => return hand_over(ctx, &p),
-            Err(e) => return Err(e),
+        if let Some(r) = account_guard(ctx, &p).await? {
+            return hand_over(ctx, &p, &r, None);
         }
+        let follows = match cases_with_subject(ctx, &p).await {
+            Ok(cases) => match existing(cases) {
+                Existing::Open(c) => {
+                    return Ok(Case {
+                        case_id: c.id,
+                        display_id: c.display_id,
+                        status: c.status,
+                        created: false,
+                        follows_up: String::new(),
+                        handed_over: false,
+                        reason: String::new(),
+                        console_link: String::new(),
+                        handover_file: String::new(),
+                    });
+                }
+                Existing::Resolved(c) => Some(c),
+                Existing::None => None,
+            },
+            Err(e) => match refusal(&e) {
+                Some(r) => return hand_over(ctx, &p, &r, None),
+                None => return Err(e),
+            },
+        };
         let client = ctx.support().await?;
         ctx.emit(Event::Intent {
             call: "support:CreateCase".into(),
@@ -241,7 +405,7 @@ impl Action for EnsureCase {
         let res = client
             .create_case()
             .subject(&p.subject)
-            .communication_body(&p.body)
+            .communication_body(case_body(&p, follows.as_ref()))
             .service_code(&p.service_code)
             .category_code(&p.category_code)
             .severity_code(&p.severity)
@@ -254,10 +418,10 @@ impl Action for EnsureCase {
             Ok(out) => out.case_id().unwrap_or_default().to_string(),
             Err(e) => {
                 let e = aws("support:CreateCase", e);
-                if subscription_required(&e) {
-                    return hand_over(ctx, &p);
-                }
-                return Err(e);
+                return match refusal(&e) {
+                    Some(r) => hand_over(ctx, &p, &r, follows.as_ref()),
+                    None => Err(e),
+                };
             }
         };
         ctx.emit(Event::Requested {
@@ -265,23 +429,50 @@ impl Action for EnsureCase {
             target: p.subject.clone(),
             request_id: Some(case_id.clone()),
         })?;
-        let (display_id, status) = match find_case(ctx, &p).await {
-            Ok(Some((_, d, s))) => (d, s),
+        let (display_id, status) = match describe_one(ctx, &case_id).await {
+            Ok(Some((d, s))) => (d, s),
             _ => (String::new(), "opened".into()),
         };
         ctx.emit(Event::Note {
-            message: format!("support case {display_id} opened ({case_id})"),
+            message: match &follows {
+                Some(f) => format!(
+                    "support case {display_id} opened ({case_id}), following up resolved case {} ({})",
+                    f.display_id, f.id
+                ),
+                None => format!("support case {display_id} opened ({case_id})"),
+            },
         })?;
         Ok(Case {
             case_id,
             display_id,
             status,
             created: true,
+            follows_up: follows.map(|f| f.id).unwrap_or_default(),
             handed_over: false,
+            reason: String::new(),
             console_link: String::new(),
             handover_file: String::new(),
         })
     }
+}
+
+/// One case's display id and status.
+async fn describe_one(ctx: &Context, case_id: &str) -> Result<Option<(String, String)>, PluginError> {
+    let out = ctx
+        .support()
+        .await?
+        .describe_cases()
+        .case_id_list(case_id)
+        .include_resolved_cases(true)
+        .send()
+        .await
+        .map_err(|e| aws("support:DescribeCases", e))?;
+    Ok(out.cases().first().map(|c| {
+        (
+            c.display_id().unwrap_or_default().to_string(),
+            c.status().unwrap_or_default().to_string(),
+        )
+    }))
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
