@@ -174,7 +174,7 @@ fn part_2_page_has_cards_and_search_finds_a_word() {
         assert!(title.as_str().unwrap_or("").contains("Part 2"), "title {title}");
 
         let cards = elements(port, &sid, ".rb-step");
-        assert_eq!(cards.len(), 15, "one card per Part 2 step");
+        assert_eq!(cards.len(), 17, "one card per Part 2 step");
         let first = text_of(port, &sid, &cards[0]);
         assert!(first.contains("sts.whoami"), "first card: {first}");
         let badges: Vec<String> = elements(port, &sid, ".rb-badge")
