@@ -547,6 +547,20 @@ async fn provision(
     Ok(req)
 }
 
+/// An sso-admin asynchronous status as the poller reads it: done, failed with AWS's reason, or
+/// still pending (named by its status).
+fn poll_status(status: Option<&StatusValues>, reason: Option<&str>) -> Status<()> {
+    match status {
+        Some(StatusValues::Succeeded) => Status::Done(()),
+        Some(StatusValues::Failed) => Status::Failed(reason.unwrap_or("no reason given").to_string()),
+        other => Status::Pending(
+            other
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_else(|| "unknown".into()),
+        ),
+    }
+}
+
 /// Polls one ProvisionPermissionSet request to SUCCEEDED or FAILED.
 pub async fn wait_for_provisioning(
     ctx: &Context,
@@ -568,19 +582,10 @@ pub async fn wait_for_provisioning(
                 .await
                 .map_err(|e| aws("sso-admin:DescribePermissionSetProvisioningStatus", e))?;
             let st = out.permission_set_provisioning_status();
-            Ok(match st.and_then(|s| s.status()) {
-                Some(StatusValues::Succeeded) => Status::Done(()),
-                Some(StatusValues::Failed) => Status::Failed(
-                    st.and_then(|s| s.failure_reason())
-                        .unwrap_or("no reason given")
-                        .to_string(),
-                ),
-                other => Status::Pending(
-                    other
-                        .map(|s| s.as_str().to_string())
-                        .unwrap_or_else(|| "unknown".into()),
-                ),
-            })
+            Ok(poll_status(
+                st.and_then(|s| s.status()),
+                st.and_then(|s| s.failure_reason()),
+            ))
         },
     )
     .await
@@ -796,19 +801,10 @@ pub async fn wait_for_assignment(
                 .await
                 .map_err(|e| aws("sso-admin:DescribeAccountAssignmentCreationStatus", e))?;
             let st = out.account_assignment_creation_status();
-            Ok(match st.and_then(|s| s.status()) {
-                Some(StatusValues::Succeeded) => Status::Done(()),
-                Some(StatusValues::Failed) => Status::Failed(
-                    st.and_then(|s| s.failure_reason())
-                        .unwrap_or("no reason given")
-                        .to_string(),
-                ),
-                other => Status::Pending(
-                    other
-                        .map(|s| s.as_str().to_string())
-                        .unwrap_or_else(|| "unknown".into()),
-                ),
-            })
+            Ok(poll_status(
+                st.and_then(|s| s.status()),
+                st.and_then(|s| s.failure_reason()),
+            ))
         },
     )
     .await
