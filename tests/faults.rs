@@ -945,3 +945,63 @@ fn a_resolved_case_with_the_same_subject_gets_a_follow_up_that_names_it() {
     assert!(again.stdout.contains(&format!("case_id={}", new.0)), "{again:?}");
     assert_eq!(super_cases(&moto.endpoint).len(), 2);
 }
+
+/// A throttle halves what is in flight, measured where AWS would see it: the proxy counts the
+/// requests in flight as each one arrives. Before the throttle the fan-out fills its
+/// `max_in_flight`; once the requests that were in flight then have been answered, no more than
+/// half of it (and the one it has grown back by) arrive together.
+#[test]
+fn a_throttle_halves_the_requests_in_flight() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            throttle_nth: Some(("CreateAccountAssignment".into(), 17)),
+            delay: Duration::from_millis(40),
+            ..Rules::default()
+        },
+    );
+    let ids: Vec<String> = (0..48).map(|i| format!("\"{:012}\"", 200_000_000_000u64 + i)).collect();
+    let text = ASSIGNMENT
+        .replace(
+            "account_id = \"123456789012\"",
+            &format!("account_ids = [{}]\nmax_in_flight = 8", ids.join(", ")),
+        )
+        .replace("timeout=20s", "timeout=120s");
+    let out = Test::new()
+        .file("r.md", &text)
+        .aws(&proxy.endpoint)
+        .args(["run", "r.md"])
+        .run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(proxy.injected("throttle"), 1, "one throttle");
+    assert_eq!(
+        proxy.calls("CreateAccountAssignment") - proxy.injected_on("CreateAccountAssignment"),
+        48,
+        "each assignment made once"
+    );
+    let arrivals = proxy.arrivals();
+    let before = arrivals
+        .iter()
+        .filter(|(_, since)| since.is_none())
+        .map(|(n, _)| *n)
+        .max()
+        .unwrap_or(0);
+    assert_eq!(
+        before, 8,
+        "the fan-out filled max_in_flight before the throttle: {arrivals:?}"
+    );
+    // The requests in flight at the throttle (at most 8) have been answered once 8 more have been
+    // answered; the next ones arrive under the halved limit, which grows by 1/limit per item.
+    let after: Vec<usize> = arrivals
+        .iter()
+        .filter(|(_, since)| since.is_some_and(|s| (8..16).contains(&s)))
+        .map(|(n, _)| *n)
+        .collect();
+    assert!(!after.is_empty(), "requests arrived after the throttle: {arrivals:?}");
+    let peak_after = after.iter().copied().max().unwrap_or(0);
+    assert!(
+        peak_after <= 5,
+        "after the throttle at most half of 8 (+1 grown back) in flight, saw {peak_after}: {arrivals:?}"
+    );
+}

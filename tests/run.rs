@@ -5,7 +5,7 @@
 mod common;
 
 use common::fault_proxy::{FaultProxy, Rules};
-use common::{Moto, PART2_ANSWERS, Test, block_on, repo, sdk};
+use common::{Moto, PART2_ANSWERS, Test, block_on, cases_with, part2_counts, repo, sdk};
 
 /// The account as Part 1 leaves it: its root user has MFA (moto always reports none), which Part
 /// 2 checks before anything else.
@@ -21,74 +21,6 @@ fn after_part_1(moto: &Moto) -> FaultProxy {
 
 fn runbook(name: &str) -> String {
     repo().join("runbooks").join(name).display().to_string()
-}
-
-/// (permission sets named AdministratorAccess, their session durations and policies, users
-/// named cloud.admin, assignments of the set in the management account)
-fn part2_counts(endpoint: &str) -> (usize, Vec<String>, usize, usize) {
-    block_on(async {
-        let ctx = sdk(endpoint);
-        let sso = ctx.sso_admin(None).await.expect("client");
-        let inst = sso.list_instances().send().await.expect("instances");
-        let i = &inst.instances()[0];
-        let arn = i.instance_arn().expect("arn").to_string();
-        let store = i.identity_store_id().expect("store").to_string();
-        let sets = sso
-            .list_permission_sets()
-            .instance_arn(&arn)
-            .send()
-            .await
-            .expect("sets");
-        let mut admin_sets = 0;
-        let mut details = Vec::new();
-        let mut ps_arn = String::new();
-        for ps in sets.permission_sets() {
-            let d = sso
-                .describe_permission_set()
-                .instance_arn(&arn)
-                .permission_set_arn(ps)
-                .send()
-                .await
-                .expect("describe");
-            let d = d.permission_set().expect("ps");
-            if d.name() == Some("AdministratorAccess") {
-                admin_sets += 1;
-                ps_arn = ps.clone();
-                details.push(d.session_duration().unwrap_or_default().to_string());
-                let pols = sso
-                    .list_managed_policies_in_permission_set()
-                    .instance_arn(&arn)
-                    .permission_set_arn(ps)
-                    .send()
-                    .await
-                    .expect("policies");
-                for p in pols.attached_managed_policies() {
-                    details.push(p.name().unwrap_or_default().to_string());
-                }
-            }
-        }
-        let ids = ctx.identitystore(None).await.expect("client");
-        let users = ids.list_users().identity_store_id(&store).send().await.expect("users");
-        let admins = users
-            .users()
-            .iter()
-            .filter(|u| u.user_name() == Some("cloud.admin"))
-            .count();
-        let assignments = if ps_arn.is_empty() {
-            0
-        } else {
-            sso.list_account_assignments()
-                .instance_arn(&arn)
-                .account_id("123456789012")
-                .permission_set_arn(&ps_arn)
-                .send()
-                .await
-                .expect("assignments")
-                .account_assignments()
-                .len()
-        };
-        (admin_sets, details, admins, assignments)
-    })
 }
 
 #[test]
@@ -235,21 +167,77 @@ fn rhai_scripts_are_stopped_by_their_limits() {
     }
 }
 
+/// Each way out of the sandbox is refused for its own reason, the step fails (exit 1) located at
+/// its fence, and nothing after it runs: no module system, no `eval`, no files, no network, and
+/// the step's `timeout=` stops a script that would otherwise run to the operations limit.
 #[test]
 fn rhai_cannot_import_eval_or_touch_files() {
-    for (script, expect) in [
-        ("import \"os\" as os;", "Rhai:"),
-        ("eval(\"1\")", "Rhai:"),
-        ("open(\"/etc/passwd\")", "Rhai:"),
-    ] {
-        let text = format!("# Sandbox\n\n```rhai id=bad\n{script}\n```\n");
+    // Something that would notice a connection from a script.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let url = format!("http://{}/", listener.local_addr().expect("addr"));
+    // (script, attributes, exit code, message, where): refused by `check` before anything runs
+    // (2, at the keyword), or failing the step when it runs (1, at the fence).
+    let cases: Vec<(String, &str, i32, &str, &str)> = vec![
+        (
+            "import \"os\" as os;".into(),
+            "",
+            2,
+            "'import' is a reserved keyword",
+            "r.md:4:1: error: Rhai:",
+        ),
+        (
+            "eval(\"1\")".into(),
+            "",
+            2,
+            "reserved keyword 'eval' is disabled",
+            "r.md:4:1: error: Rhai:",
+        ),
+        (
+            "open(\"/etc/passwd\")".into(),
+            "",
+            1,
+            "Function not found: open",
+            "r.md:3:1: error: step `bad` failed",
+        ),
+        (
+            format!("http_get(\"{url}\")"),
+            "",
+            1,
+            "Function not found: http_get",
+            "r.md:3:1: error: step `bad` failed",
+        ),
+        (
+            format!("fetch(\"{url}\")"),
+            "",
+            1,
+            "Function not found: fetch",
+            "r.md:3:1: error: step `bad` failed",
+        ),
+        (
+            "let x = 0; loop { x += 1; }".into(),
+            " timeout=50ms",
+            1,
+            "the step ran past its timeout=",
+            "r.md:3:1: error: step `bad` failed",
+        ),
+    ];
+    for (script, attrs, code, expect, located) in cases {
+        let text =
+            format!("# Sandbox\n\n```rhai id=bad{attrs}\n{script}\n```\n\n```rhai id=after\n#{{ ran: true }}\n```\n");
         let out = Test::new().file("r.md", text).args(["run", "r.md"]).run();
-        assert_ne!(out.code, 0, "{script}: {out:?}");
+        assert_eq!(out.code, code, "{script}: {out:?}");
+        assert!(out.stderr.contains(expect), "{script}: {out:?}");
+        assert!(out.stderr.contains(located), "{script}: located: {out:?}");
         assert!(
-            out.stderr.contains(expect) || out.stderr.contains("not found"),
-            "{script}: {out:?}"
+            !out.stdout.contains("ran=true"),
+            "{script}: nothing after it ran: {out:?}"
         );
     }
+    assert!(
+        matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "no script reached the network"
+    );
 }
 
 /// `${...}` is one Rhai expression under the same limits as scripts: statements, loops, closures
@@ -333,6 +321,50 @@ fn multiple_accounts_creates_n_accounts_and_n_assignments_once() {
         ]
     );
     assert!(out.stdout.contains("created=3"), "{out:?}");
+    // The emulator, not the tool's own summary: each new account holds the permission set for
+    // the administrative user exactly once.
+    let admin_id = block_on(async {
+        let ctx = sdk(&moto.endpoint);
+        let instances = ctx
+            .sso_admin(None)
+            .await
+            .expect("client")
+            .list_instances()
+            .send()
+            .await
+            .expect("instances");
+        let store = instances.instances()[0].identity_store_id().expect("store").to_string();
+        ctx.identitystore(None)
+            .await
+            .expect("client")
+            .list_users()
+            .identity_store_id(&store)
+            .send()
+            .await
+            .expect("users")
+            .users()
+            .iter()
+            .find(|u| u.user_name() == Some("cloud.admin"))
+            .map(|u| u.user_id().to_string())
+            .expect("the administrative user")
+    });
+    let new_accounts = block_on(async {
+        runbook_plugins::aws::organizations::all_accounts(&sdk(&moto.endpoint))
+            .await
+            .expect("accounts")
+            .into_iter()
+            .filter(|a| a.name.starts_with("acme-"))
+            .map(|a| a.id)
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(new_accounts.len(), 3);
+    for id in &new_accounts {
+        assert_eq!(
+            common::assignments_in(&moto.endpoint, id, "AdministratorAccess"),
+            std::slice::from_ref(&admin_id),
+            "account {id}: one assignment, to the administrative user"
+        );
+    }
     let again = t.run_args(&[args.clone(), vec!["--restart".into()]].concat());
     assert_eq!(again.code, 0, "{again:?}");
     assert!(!again.all().contains("CreateAccount "), "{again:?}");
@@ -351,29 +383,6 @@ fn multiple_accounts_creates_n_accounts_and_n_assignments_once() {
     assert_eq!(bad.code, 1, "{bad:?}");
     assert!(bad.stderr.contains("does not follow the naming standard"), "{bad:?}");
     assert_eq!(count().len(), 3);
-}
-
-fn cases_with(endpoint: &str, subject_part: &str) -> Vec<(String, String)> {
-    block_on(async {
-        let ctx = sdk(endpoint);
-        let s = ctx.support().await.expect("client");
-        let out = s
-            .describe_cases()
-            .include_resolved_cases(true)
-            .send()
-            .await
-            .expect("cases");
-        out.cases()
-            .iter()
-            .filter(|c| c.subject().unwrap_or("").contains(subject_part))
-            .map(|c| {
-                (
-                    c.service_code().unwrap_or("").to_string(),
-                    c.category_code().unwrap_or("").to_string(),
-                )
-            })
-            .collect()
-    })
 }
 
 #[test]

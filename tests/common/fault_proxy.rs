@@ -65,6 +65,8 @@ pub struct Rules {
     /// Every Support API call answers this error code (e.g. `OptInRequired` for an account not
     /// activated yet, `AccessDeniedException` for missing permissions).
     pub support_error: Option<String>,
+    /// The nth request (1-based) of this operation is throttled, once.
+    pub throttle_nth: Option<(String, usize)>,
     /// Added before each request is forwarded.
     pub delay: Duration,
     pub seed: u64,
@@ -98,6 +100,39 @@ struct State {
     mutating: usize,
     killed: bool,
     slowed: u32,
+    /// Requests being served right now.
+    in_flight: usize,
+    /// Requests answered so far (faults included).
+    completed: usize,
+    /// `completed` when the first throttle was injected.
+    first_throttle_at: Option<usize>,
+    /// One per request: (requests in flight on its arrival, itself included; requests answered
+    /// since the first throttle, or None before it).
+    arrivals: Vec<(usize, Option<usize>)>,
+}
+
+/// Counts one request in flight while it is served, whichever way it ends.
+struct Flight<'a>(&'a Mutex<State>);
+
+impl<'a> Flight<'a> {
+    fn start(state: &'a Mutex<State>) -> Flight<'a> {
+        if let Ok(mut s) = state.lock() {
+            s.in_flight += 1;
+            let since = s.first_throttle_at.map(|at| s.completed - at);
+            let now = s.in_flight;
+            s.arrivals.push((now, since));
+        }
+        Flight(state)
+    }
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.0.lock() {
+            s.in_flight -= 1;
+            s.completed += 1;
+        }
+    }
 }
 
 impl State {
@@ -224,6 +259,12 @@ impl FaultProxy {
         self.injected(&format!("on:{op}"))
     }
 
+    /// For each request: how many were in flight when it arrived (itself included), and how many
+    /// had been answered since the first injected throttle (None before it).
+    pub fn arrivals(&self) -> Vec<(usize, Option<usize>)> {
+        self.state.lock().map(|s| s.arrivals.clone()).unwrap_or_default()
+    }
+
     pub fn injected(&self, kind: &str) -> usize {
         self.state
             .lock()
@@ -340,6 +381,7 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut conn = conn;
     while let Some(req) = read_request(&mut reader)? {
+        let _flight = Flight::start(state);
         let (op, json) = operation(&req);
         let target = header(&req.head, "x-amz-target").unwrap_or("").to_string();
         let (fault, delay) = {
@@ -366,7 +408,12 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
                 fault = Some("subscription");
             } else if s.rules.support_error.is_some() && target.starts_with("AWSSupport_") {
                 fault = Some("support-error");
-            } else if json && s.roll(throttle) {
+            } else if (json && s.roll(throttle))
+                || s.rules
+                    .throttle_nth
+                    .as_ref()
+                    .is_some_and(|(o, n)| *o == op && s.calls.get(&op) == Some(n))
+            {
                 fault = Some("throttle");
             } else if json && s.roll(reset) {
                 fault = Some("reset");
@@ -382,6 +429,9 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
                         fault = Some("conflict");
                     }
                 }
+            }
+            if fault == Some("throttle") && s.first_throttle_at.is_none() {
+                s.first_throttle_at = Some(s.completed);
             }
             if let Some(f) = fault {
                 *s.injected.entry(f.to_string()).or_default() += 1;

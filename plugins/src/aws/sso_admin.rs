@@ -717,49 +717,35 @@ async fn assign_one(
         call: "sso-admin:CreateAccountAssignment".into(),
         target: target.clone(),
     })?;
-    let mut attempt = 0u32;
-    let created = loop {
-        let res = client
-            .create_account_assignment()
-            .instance_arn(&p.instance_arn)
-            .permission_set_arn(&p.permission_set_arn)
-            .principal_type(p.principal_type.sdk())
-            .principal_id(&p.principal_id)
-            .target_type(TargetType::AwsAccount)
-            .target_id(&account)
-            .send()
-            .await;
-        match res {
-            Ok(out) => break out,
-            Err(e) => {
-                let e = aws("sso-admin:CreateAccountAssignment", e);
-                // Another operation on the permission set is running: wait and ask again.
-                if (e.code() == Some("ConflictException") || e.is_transient()) && attempt < 8 {
-                    attempt += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt))).await;
-                    continue;
-                }
-                return Ok(AssignmentResult {
-                    account_id: account,
-                    status: format!("failed: {e}"),
-                    request_id: None,
-                });
-            }
+    let created = match create_assignment(ctx, client, p, &account).await? {
+        Ok(out) => out,
+        Err(e) => {
+            return Ok(AssignmentResult {
+                account_id: account,
+                status: format!("failed: {e}"),
+                request_id: None,
+            });
         }
     };
-    let st = created.account_assignment_creation_status();
-    let req = st.and_then(|s| s.request_id()).map(String::from);
+    let (req, first) = match created {
+        Sent::Answer(out) => {
+            let st = out.account_assignment_creation_status();
+            (
+                st.and_then(|s| s.request_id()).map(String::from),
+                st.map(|s| (s.status().cloned(), s.failure_reason().map(String::from))),
+            )
+        }
+        Sent::Found(Landed::Assigned) => (None, Some((Some(StatusValues::Succeeded), None))),
+        Sent::Found(Landed::Request(id)) => (Some(id), None),
+    };
     ctx.emit(Event::Requested {
         call: "sso-admin:CreateAccountAssignment".into(),
         target,
         request_id: req.clone(),
     })?;
-    let outcome = match st.and_then(|s| s.status()) {
-        Some(StatusValues::Succeeded) => Ok(()),
-        Some(StatusValues::Failed) => Err(st
-            .and_then(|s| s.failure_reason())
-            .unwrap_or("no reason given")
-            .to_string()),
+    let outcome = match first {
+        Some((Some(StatusValues::Succeeded), _)) => Ok(()),
+        Some((Some(StatusValues::Failed), reason)) => Err(reason.unwrap_or_else(|| "no reason given".into())),
         _ => match &req {
             Some(r) => wait_for_assignment(ctx, client, &p.instance_arn, r, &account)
                 .await
@@ -778,6 +764,137 @@ async fn assign_one(
         },
         request_id: req,
     })
+}
+
+/// What sending CreateAccountAssignment came to.
+enum Sent {
+    /// AWS answered.
+    Answer(Box<aws_sdk_ssoadmin::operation::create_account_assignment::CreateAccountAssignmentOutput>),
+    /// The answer was lost, and looking showed the call had landed.
+    Found(Landed),
+}
+
+enum Landed {
+    /// The assignment exists.
+    Assigned,
+    /// A creation request for it is in progress.
+    Request(String),
+}
+
+/// CreateAccountAssignment has no idempotency token, so the SDK must not retry it blindly: a 5xx,
+/// a reset connection or a timeout may come after AWS acted. A throttle or a conflict (another
+/// operation on the permission set is running) means AWS did nothing, so it is asked again after a
+/// pause; any other transient error is followed by a look (the account's assignments, the creation
+/// requests in progress) before asking again. The outer error is the journal's; the inner one is
+/// this account's failure.
+async fn create_assignment(
+    ctx: &Context,
+    client: &aws_sdk_ssoadmin::Client,
+    p: &AssignmentParams,
+    account: &str,
+) -> Result<Result<Sent, PluginError>, PluginError> {
+    let mut attempt = 0u32;
+    loop {
+        let res = client
+            .create_account_assignment()
+            .instance_arn(&p.instance_arn)
+            .permission_set_arn(&p.permission_set_arn)
+            .principal_type(p.principal_type.sdk())
+            .principal_id(&p.principal_id)
+            .target_type(TargetType::AwsAccount)
+            .target_id(account)
+            .customize()
+            .config_override(
+                aws_sdk_ssoadmin::config::Builder::default().retry_config(aws_config::retry::RetryConfig::disabled()),
+            )
+            .send()
+            .await;
+        let e = match res {
+            Ok(out) => return Ok(Ok(Sent::Answer(Box::new(out)))),
+            Err(e) => aws("sso-admin:CreateAccountAssignment", e),
+        };
+        let conflict = e.code() == Some("ConflictException");
+        if !(conflict || e.is_transient()) || attempt >= 8 {
+            return Ok(Err(e));
+        }
+        if !conflict && !e.is_throttling() {
+            match assignment_landed(client, p, account).await {
+                Ok(Some(found)) => {
+                    ctx.emit(Event::Warning {
+                        message: format!(
+                            "CreateAccountAssignment in {account} answered {}, but the assignment was made: following it",
+                            e.code().unwrap_or("an error")
+                        ),
+                    })?;
+                    return Ok(Ok(Sent::Found(found)));
+                }
+                Ok(None) => {}
+                // Not knowing is not asking again: the assignment may exist.
+                Err(look) => return Ok(Err(look)),
+            }
+        }
+        attempt += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt))).await;
+    }
+}
+
+/// Whether a CreateAccountAssignment for this account already landed: the assignment is listed, or
+/// a creation request for it is in progress.
+async fn assignment_landed(
+    client: &aws_sdk_ssoadmin::Client,
+    p: &AssignmentParams,
+    account: &str,
+) -> Result<Option<Landed>, PluginError> {
+    let mut pages = client
+        .list_account_assignments()
+        .instance_arn(&p.instance_arn)
+        .account_id(account)
+        .permission_set_arn(&p.permission_set_arn)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| aws("sso-admin:ListAccountAssignments", e))?;
+        if page
+            .account_assignments()
+            .iter()
+            .any(|a| a.principal_id() == Some(p.principal_id.as_str()))
+        {
+            return Ok(Some(Landed::Assigned));
+        }
+    }
+    let mut pages = client
+        .list_account_assignment_creation_status()
+        .instance_arn(&p.instance_arn)
+        .filter(
+            aws_sdk_ssoadmin::types::OperationStatusFilter::builder()
+                .status(StatusValues::InProgress)
+                .build(),
+        )
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| aws("sso-admin:ListAccountAssignmentCreationStatus", e))?;
+        for meta in page.account_assignments_creation_status() {
+            let Some(id) = meta.request_id() else { continue };
+            let out = client
+                .describe_account_assignment_creation_status()
+                .instance_arn(&p.instance_arn)
+                .account_assignment_creation_request_id(id)
+                .send()
+                .await
+                .map_err(|e| aws("sso-admin:DescribeAccountAssignmentCreationStatus", e))?;
+            let Some(st) = out.account_assignment_creation_status() else {
+                continue;
+            };
+            if st.target_id() == Some(account)
+                && st.permission_set_arn() == Some(p.permission_set_arn.as_str())
+                && st.principal_id() == Some(p.principal_id.as_str())
+            {
+                return Ok(Some(Landed::Request(id.to_string())));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Polls one CreateAccountAssignment request to SUCCEEDED or FAILED.

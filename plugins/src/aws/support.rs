@@ -402,22 +402,9 @@ impl Action for EnsureCase {
             call: "support:CreateCase".into(),
             target: p.subject.clone(),
         })?;
-        let res = client
-            .create_case()
-            .subject(&p.subject)
-            .communication_body(case_body(&p, follows.as_ref()))
-            .service_code(&p.service_code)
-            .category_code(&p.category_code)
-            .severity_code(&p.severity)
-            .language(&p.language)
-            .issue_type(&p.issue_type)
-            .set_cc_email_addresses((!p.cc.is_empty()).then(|| p.cc.clone()))
-            .send()
-            .await;
-        let case_id = match res {
-            Ok(out) => out.case_id().unwrap_or_default().to_string(),
+        let case_id = match create_case(ctx, &client, &p, follows.as_ref()).await? {
+            Ok(id) => id,
             Err(e) => {
-                let e = aws("support:CreateCase", e);
                 return match refusal(&e) {
                     Some(r) => hand_over(ctx, &p, &r, follows.as_ref()),
                     None => Err(e),
@@ -453,6 +440,65 @@ impl Action for EnsureCase {
             console_link: String::new(),
             handover_file: String::new(),
         })
+    }
+}
+
+/// CreateCase has no idempotency token: a second call files a second case, which reaches a person
+/// at AWS Support twice. The SDK must not retry it blindly; a throttle (AWS did nothing) is asked
+/// again after a pause, and any other transient error (a 5xx, a reset connection, a timeout: the
+/// case may have been filed) is followed by a look for an open case with this subject first. The
+/// outer error is the journal's; the inner one is the call's.
+async fn create_case(
+    ctx: &Context,
+    client: &aws_sdk_support::Client,
+    p: &EnsureCaseParams,
+    follows: Option<&Found>,
+) -> Result<Result<String, PluginError>, PluginError> {
+    let attempts = ctx.aws_options().max_attempts.unwrap_or(5).max(1);
+    let mut attempt = 1;
+    loop {
+        let res = client
+            .create_case()
+            .subject(&p.subject)
+            .communication_body(case_body(p, follows))
+            .service_code(&p.service_code)
+            .category_code(&p.category_code)
+            .severity_code(&p.severity)
+            .language(&p.language)
+            .issue_type(&p.issue_type)
+            .set_cc_email_addresses((!p.cc.is_empty()).then(|| p.cc.clone()))
+            .customize()
+            .config_override(
+                aws_sdk_support::config::Builder::default().retry_config(aws_config::retry::RetryConfig::disabled()),
+            )
+            .send()
+            .await;
+        let e = match res {
+            Ok(out) => return Ok(Ok(out.case_id().unwrap_or_default().to_string())),
+            Err(e) => aws("support:CreateCase", e),
+        };
+        if !e.is_transient() || attempt >= attempts {
+            return Ok(Err(e));
+        }
+        if !e.is_throttling() {
+            match cases_with_subject(ctx, p).await.map(existing) {
+                Ok(Existing::Open(c)) => {
+                    ctx.emit(Event::Warning {
+                        message: format!(
+                            "CreateCase answered {}, but the case was filed: following case {}",
+                            e.code().unwrap_or("an error"),
+                            c.display_id
+                        ),
+                    })?;
+                    return Ok(Ok(c.id));
+                }
+                Ok(_) => {}
+                // Not knowing is not filing again: the case may exist.
+                Err(look) => return Ok(Err(look)),
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200 << attempt.min(5))).await;
+        attempt += 1;
     }
 }
 
