@@ -255,6 +255,54 @@ pub(crate) struct RawInput {
     help: Option<String>,
 }
 
+#[derive(Clone)]
+enum PatternProblem {
+    Invalid(String),
+    TooBig,
+}
+
+/// What is wrong with a pattern, if anything. Building the NFA is most of what checking a runbook
+/// costs, and the same patterns recur in every runbook of a directory and every check of a
+/// process (the bench, `serve`), so each distinct pattern is judged once; at most 1,024 are kept,
+/// so a file of distinct patterns cannot grow the cache without bound.
+fn pattern_problem(value: &str) -> Option<PatternProblem> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static SEEN: OnceLock<Mutex<HashMap<String, Option<PatternProblem>>>> = OnceLock::new();
+    let seen = SEEN.get_or_init(Default::default);
+    if let Some(known) = seen.lock().ok().and_then(|m| m.get(value).cloned()) {
+        return known;
+    }
+    // Syntax first (its messages are the clearer), then the compiled size under the same
+    // limits a run uses, so a regex bomb is a located error here and not a surprise later.
+    // Only the NFA is built (what the size limit bounds), not the engines a run adds.
+    let problem = match regex_syntax::Parser::new().parse(value) {
+        Err(e) => Some(PatternProblem::Invalid(first_line(&e.to_string()))),
+        Ok(hir) => {
+            use regex_automata::nfa::thompson::{Compiler, Config, WhichCaptures};
+            let built = Compiler::new()
+                .configure(
+                    Config::new()
+                        .nfa_size_limit(Some(PATTERN_LIMIT))
+                        .shrink(false)
+                        .which_captures(WhichCaptures::None),
+                )
+                .build_from_hir(&hir);
+            match built {
+                Err(e) if e.size_limit().is_some() => Some(PatternProblem::TooBig),
+                Err(e) => Some(PatternProblem::Invalid(first_line(&e.to_string()))),
+                Ok(_) => None,
+            }
+        }
+    };
+    if let Ok(mut m) = seen.lock() {
+        if m.len() < 1024 {
+            m.insert(value.to_string(), problem.clone());
+        }
+    }
+    problem
+}
+
 impl RawInput {
     /// Converts to the model, checking the pattern and the default against it.
     pub(crate) fn into_input(
@@ -271,28 +319,13 @@ impl RawInput {
             // Syntax first (its messages are the clearer), then the compiled size under the same
             // limits a run uses, so a regex bomb is a located error here and not a surprise later.
             // Only the NFA is built (what the size limit bounds), not the engines a run adds.
-            let problem = match regex_syntax::Parser::new().parse(&value) {
-                Err(e) => Some(format!("invalid pattern for `{name}`: {}", first_line(&e.to_string()))),
-                Ok(hir) => {
-                    use regex_automata::nfa::thompson::{Compiler, Config, WhichCaptures};
-                    let built = Compiler::new()
-                        .configure(
-                            Config::new()
-                                .nfa_size_limit(Some(PATTERN_LIMIT))
-                                .shrink(false)
-                                .which_captures(WhichCaptures::None),
-                        )
-                        .build_from_hir(&hir);
-                    match built {
-                        Err(e) if e.size_limit().is_some() => Some(format!(
-                            "pattern for `{name}` is too big: it compiles to more than {} MiB",
-                            PATTERN_LIMIT >> 20
-                        )),
-                        Err(e) => Some(format!("invalid pattern for `{name}`: {}", first_line(&e.to_string()))),
-                        Ok(_) => None,
-                    }
-                }
-            };
+            let problem = pattern_problem(&value).map(|p| match p {
+                PatternProblem::Invalid(e) => format!("invalid pattern for `{name}`: {e}"),
+                PatternProblem::TooBig => format!(
+                    "pattern for `{name}` is too big: it compiles to more than {} MiB",
+                    PATTERN_LIMIT >> 20
+                ),
+            });
             if let Some(message) = problem {
                 diags.push(Diagnostic::error(source, pspan, message));
             }
