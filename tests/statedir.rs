@@ -1,8 +1,11 @@
 //! A state directory that cannot hold the journal (read-only, full, not a directory) stops the
 //! run with a clear error before it makes a single AWS call.
 //!
-//! Read-only and full file systems are real: small tmpfs mounts (the tests run as root, as CI
-//! does; root ignores permission bits, so a chmod would prove nothing).
+//! Read-only and full file systems are real: small tmpfs mounts (root ignores permission bits, so a
+//! chmod would prove nothing). As root (CI) the tests mount directly; otherwise each re-runs itself
+//! inside an unprivileged user and mount namespace (`unshare -rm`) where the kernel allows one;
+//! where neither works it is skipped loudly, counted in the file `$RUNBOOK_SKIPPED` names (which
+//! `.ci/run` requires to stay empty), and under `CI` it fails.
 
 mod common;
 
@@ -14,6 +17,64 @@ use common::{Moto, Test};
 
 const ONE_ACCOUNT: &str = "# One\n\n```aws organizations.ensure-organization id=org\n```\n\n\
 ```aws organizations.ensure-account id=acct\nname = \"acme-one-prod\"\nemail = \"aws+one@example.com\"\n```\n";
+
+/// Whether a tmpfs can be mounted here (tried, then undone).
+fn can_mount() -> bool {
+    if std::env::var_os("RUNBOOK_TEST_FORCE_USERNS").is_some() && std::env::var_os("RUNBOOK_IN_USERNS").is_none() {
+        return false;
+    }
+    let probe = tempfile::tempdir().expect("tempdir");
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(probe.path())
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        let _ = Command::new("umount").arg(probe.path()).status();
+    }
+    ok
+}
+
+/// True when `test` should run its body in this process (it may mount). Otherwise the test has
+/// already been run in a user and mount namespace (and its result asserted), or skipped loudly.
+fn with_mount_rights(test: &str) -> bool {
+    if can_mount() {
+        return true;
+    }
+    let namespaces = std::env::var_os("RUNBOOK_IN_USERNS").is_none()
+        && Command::new("unshare")
+            .args(["-rm", "true"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if namespaces {
+        let exe = std::env::current_exe().expect("the test binary");
+        let out = Command::new("unshare")
+            .args(["-rm", "--"])
+            .arg(exe)
+            .args([test, "--exact", "--nocapture", "--test-threads", "1"])
+            .env("RUNBOOK_IN_USERNS", "1")
+            .output()
+            .expect("run unshare");
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{test} in a user namespace: {all}");
+        assert!(all.contains("1 passed"), "{test} ran in the namespace: {all}");
+        return false;
+    }
+    let why = format!("SKIPPED {test}: no mount rights here and no unprivileged user namespaces (`unshare -rm`)");
+    assert!(std::env::var_os("CI").is_none(), "{why}; CI must run it");
+    eprintln!("\n{why}\n");
+    if let Some(f) = std::env::var_os("RUNBOOK_SKIPPED") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new().append(true).create(true).open(f) {
+            let _ = writeln!(f, "{why}");
+        }
+    }
+    false
+}
 
 /// A tmpfs mounted for the test, unmounted when dropped.
 struct Mount(PathBuf);
@@ -56,6 +117,9 @@ fn run_with_state_dir(state: &Path) -> (common::Output, usize) {
 
 #[test]
 fn a_read_only_state_dir_stops_the_run_before_any_call() {
+    if !with_mount_rights("a_read_only_state_dir_stops_the_run_before_any_call") {
+        return;
+    }
     let scratch = tempfile::tempdir().expect("tempdir");
     let _m = Mount::tmpfs(&scratch.path().join("ro"), "ro,size=1m");
     let (out, calls) = run_with_state_dir(&scratch.path().join("ro"));
@@ -68,6 +132,9 @@ fn a_read_only_state_dir_stops_the_run_before_any_call() {
 
 #[test]
 fn a_full_state_dir_stops_the_run_before_any_call() {
+    if !with_mount_rights("a_full_state_dir_stops_the_run_before_any_call") {
+        return;
+    }
     let scratch = tempfile::tempdir().expect("tempdir");
     let dir = scratch.path().join("full");
     let _m = Mount::tmpfs(&dir, "size=512k");
@@ -102,6 +169,9 @@ fn a_state_dir_under_a_file_is_a_clear_usage_error() {
 /// freed the resume creates each account exactly once.
 #[test]
 fn a_state_dir_that_fills_mid_fan_out_stops_the_run_and_the_resume_creates_each_account_once() {
+    if !with_mount_rights("a_state_dir_that_fills_mid_fan_out_stops_the_run_and_the_resume_creates_each_account_once") {
+        return;
+    }
     const N: usize = 16;
     let scratch = tempfile::tempdir().expect("tempdir");
     let dir = scratch.path().join("small");
