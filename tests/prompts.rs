@@ -94,3 +94,105 @@ fn prompts_never_send_a_runbooks_escape_sequences_to_the_terminal() {
     }
     assert!(screen.contains("\\u{1b}]0;pwned"), "shown neutralised: {screen:?}");
 }
+
+fn spawn_in_pty(t: &Test, args: &[&str]) -> Session {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runbook"));
+    cmd.args(args)
+        .current_dir(t.dir.path())
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm")
+        .env_remove("RUNBOOK_STATE_DIR");
+    let mut p = Session::spawn(cmd).expect("spawn in a pty");
+    p.set_expect_timeout(Some(Duration::from_secs(20)));
+    p
+}
+
+/// What reaches the terminal in `wait`, without answering anything.
+fn drain(p: &mut Session, wait: Duration) -> String {
+    let mut seen = Vec::new();
+    let until = std::time::Instant::now() + wait;
+    let mut buf = [0u8; 4096];
+    while std::time::Instant::now() < until {
+        match p.try_read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+/// While a person is asked, nothing else draws: the step's spinner ticks every 120 ms, and before
+/// the fix its frames and elapsed time landed in the prompt's line (`› no⠁ press manual 0s`).
+#[test]
+fn the_spinner_never_draws_into_a_prompt() {
+    let t = Test::new().file("r.md", RUNBOOK);
+    let mut p = spawn_in_pty(&t, &["run", "r.md"]);
+    p.expect("User name").expect("asks for the input");
+    let at_input = drain(&mut p, Duration::from_millis(700));
+    p.send("alice\r").expect("type");
+    p.expect("Did you press it?").expect("asks to confirm");
+    let at_confirm = drain(&mut p, Duration::from_millis(700));
+    p.send("y").expect("confirm");
+    p.expect("Code shown on the screen").expect("asks the question");
+    let at_question = drain(&mut p, Duration::from_millis(700));
+    p.send("1234\r").expect("type");
+    p.expect("finished in").expect("finishes");
+    for (when, screen) in [
+        ("input", at_input),
+        ("confirmation", at_confirm),
+        ("question", at_question),
+    ] {
+        assert!(
+            !screen.chars().any(|c| ('\u{2800}'..='\u{28ff}').contains(&c)),
+            "a spinner frame was drawn while the {when} prompt waited: {screen:?}"
+        );
+        assert!(
+            !screen.contains("manual"),
+            "the step line was drawn while the {when} prompt waited: {screen:?}"
+        );
+    }
+}
+
+/// Ctrl-C at a person's prompt is an interruption, like anywhere else: exit 130, "interrupted at
+/// STEP", the journal saved; not an I/O error (`runbook: IO error: read interrupted`).
+#[test]
+fn ctrl_c_at_a_prompt_is_an_interruption() {
+    let t = Test::new().file("r.md", RUNBOOK);
+    let mut p = spawn_in_pty(&t, &["run", "r.md"]);
+    p.expect("User name").expect("asks for the input");
+    p.send("alice\r").expect("type");
+    p.expect("Did you press it?").expect("asks to confirm");
+    p.send("\x03").expect("Ctrl-C");
+    let said = p.expect("interrupted at press").expect("says where it stopped");
+    let rest = p.expect(Eof).expect("exits");
+    let screen = format!(
+        "{}{}",
+        String::from_utf8_lossy(said.before()),
+        String::from_utf8_lossy(rest.before())
+    );
+    assert!(!screen.contains("IO error"), "{screen:?}");
+    let status = p.get_process().wait().expect("exit status");
+    assert!(
+        format!("{status:?}").contains(", 130)"),
+        "exit 130: {status:?} {screen:?}"
+    );
+    assert!(
+        t.written().contains(r#""event":"interrupted""#),
+        "the interruption is journaled: {}",
+        t.written()
+    );
+    // At an input prompt, before any step: the same.
+    let t = Test::new().file("r.md", RUNBOOK);
+    let mut p = spawn_in_pty(&t, &["run", "r.md"]);
+    p.expect("User name").expect("asks for the input");
+    p.send("\x03").expect("Ctrl-C");
+    p.expect("interrupted at input `user`").expect("says where it stopped");
+    let rest = p.expect(Eof).expect("exits");
+    let screen = String::from_utf8_lossy(rest.before()).into_owned();
+    let status = p.get_process().wait().expect("exit status");
+    assert!(
+        format!("{status:?}").contains(", 130)"),
+        "exit 130: {status:?} {screen:?}"
+    );
+}

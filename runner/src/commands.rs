@@ -54,7 +54,13 @@ where
     Fut: std::future::Future<Output = Exit>,
 {
     match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt.block_on(f()),
+        Ok(rt) => {
+            let exit = rt.block_on(f());
+            // A prompt interrupted by Ctrl-C can leave its thread blocked on the terminal; dropping
+            // the runtime would wait for it for ever. The run is over and its journal closed.
+            rt.shutdown_background();
+            exit
+        }
         Err(e) => {
             eprintln!("runbook: cannot start the async runtime: {e}");
             Exit::StepFailed

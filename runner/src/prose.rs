@@ -143,4 +143,24 @@ mod tests {
             "Open the console\n<https://console.aws.amazon.com> and:\n\n  1. Choose Enable.\n  2. Wait.\n\n  • a\n  • b\n"
         );
     }
+
+    /// A URL is one word however long: wrapping moves it to a line of its own, never splits it
+    /// (at a hyphen, a slash or a query separator), so it stays whole for the terminal to open.
+    #[test]
+    fn urls_are_never_broken() {
+        let long = "https://us-east-1.console.aws.amazon.com/singlesignon/home?region=us-east-1#/instances/ssoins-7223a1e34a0b3c4d/users/create-user-with-a-very-long-path";
+        let md = format!(
+            "Open [the form]({long}) in the console, or paste {long} into a browser, or <{long}>.\n\n- in a list: {long}\n"
+        );
+        for width in [40, 60, 80] {
+            let out = render(&md, width, false);
+            assert_eq!(out.matches(long).count(), 4, "width {width}: {out}");
+            for line in out.lines() {
+                assert!(
+                    line.chars().count() <= width || line.contains(long),
+                    "width {width}: only a URL may overflow: {line:?}"
+                );
+            }
+        }
+    }
 }
