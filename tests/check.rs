@@ -120,6 +120,87 @@ fn unknown_action_suggests_the_closest() {
     );
 }
 
+/// A name whose verb takes something away is never "corrected" to one that adds it.
+#[test]
+fn suggestions_never_offer_the_opposite_effect() {
+    let out = Test::new()
+        .file(
+            "r.md",
+            "# T\n\n```aws identitystore.delete-user id=d\nuser_name = \"x\"\n```\n",
+        )
+        .args(["check", "r.md"])
+        .run();
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("unknown aws action `identitystore.delete-user`"),
+        "{out:?}"
+    );
+    assert!(!out.stderr.contains("did you mean"), "{out:?}");
+    // The same distance in the same direction is still offered.
+    let out = Test::new()
+        .file("r.md", "# T\n\n```aws identitystore.ensure-usr id=d\n```\n")
+        .args(["check", "r.md"])
+        .run();
+    assert!(
+        out.stderr.contains("did you mean `identitystore.ensure-user`?"),
+        "{out:?}"
+    );
+}
+
+/// Typed strings are checked at `check`, located at the value, with examples: a session length
+/// AWS would reject (or moto accept) and a time limit without a unit.
+#[test]
+fn durations_are_typed_parameters() {
+    error_is(
+        "# T\n\n```aws sso-admin.ensure-permission-set id=ps\ninstance_arn = \"arn\"\nname = \"Admin\"\nsession_duration = \"4 hours\"\n```\n",
+        "r.md:6:20: error: `session_duration` must be an ISO-8601 duration such as `PT1H`, `PT4H30M`, `PT12H`, not `4 hours`",
+    );
+    error_is(
+        "# T\n\n```net check-reachable id=n\nurls = [\"https://example.com\"]\ntimeout = \"15\"\n```\n",
+        "r.md:5:11: error: `timeout` must be a duration with a unit such as `30s`, `10m`, `1h30m`, not `15`",
+    );
+    let (code, lines) = diagnose(
+        b"# T\n\n```aws sso-admin.ensure-permission-set id=ps\ninstance_arn = \"arn\"\nname = \"Admin\"\nsession_duration = \"PT4H30M\"\n```\n",
+    );
+    assert_eq!((code, lines), (0, vec![]));
+}
+
+/// A value only known at run time is typed when the step runs: the error names the parameter and
+/// the step's line, and nothing is sent.
+#[test]
+fn a_bad_duration_known_only_at_run_time_names_the_parameter() {
+    let out = Test::new()
+        .file(
+            "r.md",
+            "# T\n\n```runbook\n[inputs.hours]\nprompt = \"h\"\n```\n\n```aws sso-admin.ensure-permission-set id=ps\ninstance_arn = \"arn:aws:sso:::instance/ssoins-1\"\nname = \"Admin\"\nsession_duration = \"${inputs.hours}\"\n```\n",
+        )
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .args(["run", "r.md", "--input", "hours=4 hours"])
+        .run();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("r.md:8:1: error: step `ps` failed"), "{out:?}");
+    assert!(
+        out.stderr.contains("`session_duration`: "),
+        "names the parameter: {out:?}"
+    );
+    assert!(out.stderr.contains("`4 hours` is not an ISO-8601 duration"), "{out:?}");
+}
+
+/// A script whose value is a literal map has known outputs: a typo in a later reference is a
+/// located error with a suggestion. A script that may `return` something else is checked at run
+/// time only.
+#[test]
+fn outputs_of_a_script_returning_a_literal_map_are_checked() {
+    error_is(
+        "# T\n\n```rhai id=names\nlet e = \"a@example.com\";\n#{ email: e, name: \"n\" }\n```\n\n```manual id=m\ninstructions = \"mail ${steps.names.emial}\"\n```\n",
+        "r.md:9:24: error: step `names` has no output `emial`",
+    );
+    let (code, lines) = diagnose(
+        b"# T\n\n```rhai id=names\nif true { return #{ other: 1 }; }\n#{ email: 1 }\n```\n\n```manual id=m\ninstructions = \"${steps.names.other}\"\n```\n",
+    );
+    assert_eq!((code, lines), (0, vec![]));
+}
+
 #[test]
 fn missing_required_parameter() {
     error_is(

@@ -97,6 +97,12 @@ pub struct FieldSpec {
     pub required: bool,
     pub default: Option<Value>,
     pub doc: String,
+    /// A regular expression a literal string value must match (typed strings: durations).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    /// Values written as they should be, for messages and docs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<String>,
 }
 
 /// An action's description, derived from its types.
@@ -157,9 +163,19 @@ fn parse_params<A: Action>(params: Value) -> Result<A::Params, PluginError> {
     } else {
         params
     };
-    serde_json::from_value(params).map_err(|e| PluginError::Params {
-        action: A::NAME,
-        message: e.to_string(),
+    // The path names the parameter (`session_duration: ...`), so an error found only at run time,
+    // on a value from `${...}`, still says which parameter it is about.
+    serde_path_to_error::deserialize(params).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        PluginError::Params {
+            action: A::NAME,
+            message: if path == "." {
+                inner.to_string()
+            } else {
+                format!("`{path}`: {inner}")
+            },
+        }
     })
 }
 
@@ -222,6 +238,12 @@ fn fields_of(schema: &schemars::Schema) -> Vec<FieldSpec> {
                     .and_then(Value::as_str)
                     .unwrap_or("")
                     .replace('\n', " "),
+                pattern: resolved.get("pattern").and_then(Value::as_str).map(String::from),
+                examples: resolved
+                    .get("examples")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+                    .unwrap_or_default(),
             }
         })
         .collect()

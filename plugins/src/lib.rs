@@ -8,6 +8,7 @@
 pub mod action;
 pub mod aws;
 pub mod context;
+pub mod duration;
 pub mod error;
 pub mod net;
 pub mod poll;

@@ -1,7 +1,6 @@
 //! net: reachability checks for the firewall allow-list (DNS, TCP, TLS, an HTTP answer).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -10,12 +9,12 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::action::{Action, Plan, Verdict};
-use crate::aws::parse_duration;
 use crate::context::Context;
+use crate::duration::Wait;
 use crate::error::PluginError;
 
-fn ten_seconds() -> String {
-    "10s".into()
+fn ten_seconds() -> Wait {
+    Wait::of("10s")
 }
 
 fn yes() -> bool {
@@ -29,7 +28,7 @@ pub struct CheckReachableParams {
     pub urls: Vec<String>,
     /// Per-URL limit, e.g. `10s`.
     #[serde(default = "ten_seconds")]
-    pub timeout: String,
+    pub timeout: Wait,
     /// Fail the step when any URL is unreachable (otherwise only report).
     #[serde(default = "yes")]
     pub require_all: bool,
@@ -178,7 +177,7 @@ impl Action for CheckReachable {
     }
 
     async fn apply(_ctx: &Context, p: CheckReachableParams) -> Result<Reachabilities, PluginError> {
-        let limit = parse_duration(&p.timeout).unwrap_or(Duration::from_secs(10));
+        let limit = p.timeout.duration;
         let timeout = &p.timeout;
         let checks = p.urls.iter().map(|u| async move {
             let r = tokio::time::timeout(limit, probe(u))

@@ -72,6 +72,56 @@ pub fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
         .map(|(_, c)| c)
 }
 
+/// Whether an action name's verb adds (`ensure-`, `create-`, `assign-`...) or takes away
+/// (`delete-`, `remove-`, `detach-`...); None for reads and anything else.
+fn effect(action: &str) -> Option<bool> {
+    let verb = action.rsplit(['.', ':']).next().unwrap_or(action);
+    let verb = verb.split('-').next().unwrap_or(verb).to_ascii_lowercase();
+    const ADDS: &[&str] = &[
+        "ensure",
+        "create",
+        "add",
+        "assign",
+        "attach",
+        "put",
+        "enable",
+        "provision",
+        "register",
+    ];
+    const TAKES: &[&str] = &[
+        "delete",
+        "remove",
+        "detach",
+        "unassign",
+        "disable",
+        "deregister",
+        "revoke",
+        "destroy",
+        "drop",
+    ];
+    if ADDS.iter().any(|v| verb.starts_with(v)) {
+        Some(true)
+    } else if TAKES.iter().any(|v| verb.starts_with(v)) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// The candidates a "did you mean" may offer for `word`: never one with the opposite effect
+/// (`delete-user` must not become `ensure-user`, whatever the edit distance).
+pub fn same_effect<'a>(word: &str, candidates: &[&'a str]) -> Vec<&'a str> {
+    let want = effect(word);
+    candidates
+        .iter()
+        .copied()
+        .filter(|c| match (want, effect(c)) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        })
+        .collect()
+}
+
 pub fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
@@ -84,6 +134,34 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
+}
+
+/// The outputs of a script whose value is a literal map (`#{ email: ..., name: ... }` as its
+/// last statement, and no `return` anywhere that could end it with another): that map's keys.
+/// Any other script's outputs are known only when it runs.
+fn rhai_outputs(engine: &Engine, body: &str) -> Outputs {
+    use rhai::{Expr, Stmt};
+    let returns = body
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .any(|w| w == "return");
+    if returns {
+        return Outputs::Any;
+    }
+    let Ok(ast) = engine.compile(body) else {
+        return Outputs::Any;
+    };
+    let Some(Stmt::Expr(last)) = ast.statements().last() else {
+        return Outputs::Any;
+    };
+    match last.as_ref() {
+        Expr::Map(map, _) => Outputs::Known(map.0.iter().map(|(id, _)| id.name.to_string()).collect()),
+        // The optimizer folds a map of constants into one value.
+        Expr::DynamicConstant(value, _) => match value.read_lock::<rhai::Map>() {
+            Some(map) => Outputs::Known(map.keys().map(|k| k.to_string()).collect()),
+            None => Outputs::Any,
+        },
+        _ => Outputs::Any,
+    }
 }
 
 /// What a later step can read of an earlier one.
@@ -173,7 +251,7 @@ impl Checker<'_> {
                         .filter(|n| n.starts_with("net.") == (prefix == "net."))
                         .map(|n| n.strip_prefix(prefix).unwrap_or(n))
                         .collect();
-                    d = match closest(action, &shown) {
+                    d = match closest(action, &same_effect(action, &shown)) {
                         Some(c) => d.with_help(format!("did you mean `{c}`?")),
                         None => d.with_help(format!("actions are: {}", shown.join(", "))),
                     };
@@ -385,7 +463,10 @@ impl Checker<'_> {
                     None => return Outputs::Any,
                 }
             }
-            Executor::Rhai => return Outputs::Any,
+            Executor::Rhai => match rhai_outputs(self.engine, &step.body) {
+                Outputs::Known(k) => k,
+                Outputs::Any => return Outputs::Any,
+            },
         };
         if step.attrs.for_each.is_some() {
             // A fan-out's outputs are a list of the item outputs, plus the items themselves.
@@ -460,6 +541,22 @@ impl Checker<'_> {
                         format!("`{}` must be one of {}, not `{s}`", spec.name, spec.choices.join(", ")),
                     );
                     return;
+                }
+                if let Some(pattern) = &spec.pattern {
+                    if !s.contains("${") && !pattern_matches(pattern, s) {
+                        let like = match spec.examples.as_slice() {
+                            [] => String::new(),
+                            ex => format!(
+                                " such as {}",
+                                ex.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ")
+                            ),
+                        };
+                        self.error(
+                            span,
+                            format!("`{}` must be {}{like}, not `{s}`", spec.name, typed_name(spec)),
+                        );
+                        return;
+                    }
                 }
                 "string"
             }
@@ -628,4 +725,30 @@ pub fn step_ids(runbook: &Runbook) -> BTreeMap<String, usize> {
         .enumerate()
         .map(|(i, s)| (s.id.clone(), i))
         .collect()
+}
+
+/// Whether a literal matches a parameter's schema pattern (compiled once per pattern; a pattern
+/// that does not compile, which would be our bug, accepts everything rather than block a run).
+fn pattern_matches(pattern: &str, value: &str) -> bool {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static COMPILED: OnceLock<Mutex<HashMap<String, Option<regex::Regex>>>> = OnceLock::new();
+    let Ok(mut m) = COMPILED.get_or_init(Default::default).lock() else {
+        return true;
+    };
+    m.entry(pattern.to_string())
+        .or_insert_with(|| regex::Regex::new(pattern).ok())
+        .as_ref()
+        .is_none_or(|re| re.is_match(value))
+}
+
+/// What a patterned string parameter holds, in words.
+fn typed_name(spec: &FieldSpec) -> &'static str {
+    if spec.examples.iter().any(|e| e.starts_with("PT")) {
+        "an ISO-8601 duration"
+    } else if spec.pattern.as_deref() == Some(runbook_plugins::duration::WAIT_PATTERN) {
+        "a duration with a unit"
+    } else {
+        "a value"
+    }
 }

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::action::{Action, Plan, Verdict};
-use crate::aws::parse_duration;
 use crate::context::{Context, Event};
+use crate::duration::Wait;
 use crate::error::{PluginError, aws};
 use crate::poll::{Status, until_done};
 
@@ -166,8 +166,8 @@ impl Action for EnsureUser {
     }
 }
 
-fn thirty_minutes() -> String {
-    "30m".into()
+fn thirty_minutes() -> Wait {
+    Wait::of("30m")
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -179,7 +179,7 @@ pub struct WaitForUserParams {
     pub user_name: String,
     /// How long to wait for the sync, e.g. `30m`.
     #[serde(default = "thirty_minutes")]
-    pub timeout: String,
+    pub timeout: Wait,
     /// The Identity Center home region (default: the configured region).
     #[serde(default)]
     pub region: Option<String>,
@@ -215,10 +215,7 @@ impl Action for WaitForUser {
     }
 
     async fn apply(ctx: &Context, p: WaitForUserParams) -> Result<SyncedUser, PluginError> {
-        let limit = parse_duration(&p.timeout).ok_or_else(|| PluginError::Params {
-            action: Self::NAME,
-            message: format!("timeout `{}` is not a duration like 30m", p.timeout),
-        })?;
+        let limit = p.timeout.duration;
         let deadline = std::time::Instant::now() + limit;
         let ctx = ctx.with_deadline(Some(ctx.deadline.map_or(deadline, |d| d.min(deadline))));
         let what = format!("user {} to be synced", p.user_name);

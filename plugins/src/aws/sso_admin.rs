@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::action::{Action, Plan, Verdict};
 use crate::context::{Context, Event};
+use crate::duration::SessionDuration;
 use crate::error::{PluginError, aws};
 use crate::poll::{Status, until_done};
 
@@ -113,10 +114,6 @@ impl Action for FindInstance {
     }
 }
 
-fn pt1h() -> String {
-    "PT1H".to_string()
-}
-
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PermissionSetParams {
@@ -124,9 +121,9 @@ pub struct PermissionSetParams {
     pub instance_arn: String,
     /// Permission set name, e.g. `AdministratorAccess`.
     pub name: String,
-    /// Session length as an ISO-8601 duration.
-    #[serde(default = "pt1h")]
-    pub session_duration: String,
+    /// Session length as an ISO-8601 duration, 1 to 12 hours: `PT1H`, `PT4H30M`.
+    #[serde(default)]
+    pub session_duration: SessionDuration,
     /// AWS managed policies to attach, by name (`AdministratorAccess`) or ARN.
     #[serde(default)]
     pub managed_policies: Vec<String>,
@@ -280,7 +277,7 @@ impl Action for EnsurePermissionSet {
                     changed = true;
                     plan.push(
                         Verdict::WouldChange,
-                        format!("session duration to {}", p.session_duration),
+                        format!("session duration to {}", p.session_duration.as_str()),
                     );
                 }
                 if description_differs(&found, p) {
@@ -308,7 +305,7 @@ impl Action for EnsurePermissionSet {
             None => {
                 plan.push(
                     Verdict::WouldCreate,
-                    format!("permission set {} ({})", p.name, p.session_duration),
+                    format!("permission set {} ({})", p.name, p.session_duration.as_str()),
                 );
                 for pol in &p.managed_policies {
                     plan.push(Verdict::WouldCreate, format!("managed policy {}", policy_arn(pol)));
@@ -326,7 +323,7 @@ impl Action for EnsurePermissionSet {
             Some(found) => {
                 let duration_differs = found.session_duration.as_deref() != Some(p.session_duration.as_str());
                 if duration_differs || description_differs(&found, &p) {
-                    let target = format!("{} session {}", p.name, p.session_duration);
+                    let target = format!("{} session {}", p.name, p.session_duration.as_str());
                     ctx.emit(Event::Intent {
                         call: "sso-admin:UpdatePermissionSet".into(),
                         target: target.clone(),
@@ -335,7 +332,7 @@ impl Action for EnsurePermissionSet {
                         .update_permission_set()
                         .instance_arn(&p.instance_arn)
                         .permission_set_arn(&found.arn)
-                        .session_duration(&p.session_duration)
+                        .session_duration(p.session_duration.as_str())
                         .set_description(p.description.clone())
                         .send()
                         .await
@@ -358,7 +355,7 @@ impl Action for EnsurePermissionSet {
                     .create_permission_set()
                     .instance_arn(&p.instance_arn)
                     .name(&p.name)
-                    .session_duration(&p.session_duration)
+                    .session_duration(p.session_duration.as_str())
                     .set_description(p.description.clone())
                     .send()
                     .await;
