@@ -266,9 +266,7 @@ pub async fn invoke(ctx: &Context, call: Call, request: Value, opts: Options) ->
                 what: name.to_string(),
                 reason: format!("the outcome is unknown: {e}"),
                 request_id: None,
-                hint: Some(format!(
-                    "AWS may or may not have acted; check (e.g. with a Describe/List/Get call) before running again: a re-run stops here and asks, unless the step says on-unknown=retry"
-                )),
+                hint: Some("AWS may or may not have acted; check (e.g. with a Describe/List/Get call) before running again: a re-run stops here and asks, unless the step says on-unknown=retry".to_string()),
             }
         } else {
             e
