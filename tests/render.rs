@@ -46,7 +46,7 @@ fn render_bundled() -> (Test, std::path::PathBuf) {
         ])
         .run();
     assert_eq!(r.code, 0, "{r:?}");
-    assert!(r.stderr.contains("rendered 9 runbooks"), "{}", r.stderr);
+    assert!(r.stderr.contains("rendered 10 runbooks"), "{}", r.stderr);
     (t, out)
 }
 
@@ -59,7 +59,7 @@ fn a_page_per_runbook_and_a_card_per_step() {
     assert_eq!(list.code, 0, "{list:?}");
     let books: serde_json::Value = serde_json::from_str(&list.stdout).expect("list --json");
     let books = books.as_array().expect("array");
-    assert_eq!(books.len(), 9);
+    assert_eq!(books.len(), 10);
     for b in books {
         let path = b["path"].as_str().expect("path");
         let rel = Path::new(path)

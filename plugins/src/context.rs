@@ -65,6 +65,12 @@ pub enum Event {
         target: String,
         request_id: Option<String>,
     },
+    /// AWS refused a mutating call with an error: nothing was done.
+    Rejected {
+        call: String,
+        target: String,
+        code: String,
+    },
     /// Still waiting on an asynchronous operation.
     Polling {
         what: String,

@@ -7,6 +7,7 @@
 
 pub mod action;
 pub mod aws;
+pub mod call;
 pub mod context;
 pub mod duration;
 pub mod error;

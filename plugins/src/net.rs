@@ -113,7 +113,7 @@ async fn head<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, t: &Target) -> Result
     }
 }
 
-fn tls_config() -> Result<Arc<tokio_rustls::rustls::ClientConfig>, String> {
+pub(crate) fn tls_config() -> Result<Arc<tokio_rustls::rustls::ClientConfig>, String> {
     let mut roots = tokio_rustls::rustls::RootCertStore::empty();
     for cert in rustls_native_certs::load_native_certs().certs {
         let _ = roots.add(cert);

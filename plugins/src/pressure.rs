@@ -44,7 +44,7 @@ impl Pressure {
         }
     }
 
-    fn on_throttle(&self) {
+    pub(crate) fn on_throttle(&self) {
         self.throttled.fetch_add(1, Ordering::Relaxed);
         if let Ok(l) = self.limits.lock() {
             for limit in l.iter() {

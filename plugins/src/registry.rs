@@ -1,7 +1,7 @@
 //! The list of every action: dispatch, `check` and the book's plugin reference all read it.
 
 use crate::action::{Action, DynAction, Erased};
-use crate::aws::{iam, identitystore, organizations, sso_admin, sts, support};
+use crate::aws::{iam, identitystore, organizations, remove, sso_admin, sts, support};
 use crate::net;
 
 pub struct Registry {
@@ -28,9 +28,12 @@ impl Registry {
                 erased::<sso_admin::FindInstance>(),
                 erased::<sso_admin::EnsurePermissionSet>(),
                 erased::<sso_admin::EnsureAssignment>(),
+                erased::<remove::RemoveAssignment>(),
+                erased::<remove::RemovePermissionSet>(),
                 erased::<identitystore::EnsureUser>(),
                 erased::<identitystore::WaitForUser>(),
                 erased::<identitystore::FindUser>(),
+                erased::<remove::RemoveUser>(),
                 erased::<support::EnsureCase>(),
                 erased::<support::CaseStatus>(),
                 erased::<net::CheckReachable>(),

@@ -15,6 +15,8 @@ use crate::parser::{self, BodyMap};
 use crate::sandbox;
 use crate::source::{Source, Span};
 
+mod call;
+
 /// The most script one `rhai` step may hold. Rhai's compiler resolves each variable by searching
 /// every `let` before it, so its time grows with the square of a script's size: 64 KiB compiles in
 /// milliseconds, 1 MiB would take a minute.
@@ -234,6 +236,11 @@ impl Checker<'_> {
     fn check_step(&mut self, index: usize, step: &Step) {
         let has_item = step.attrs.for_each.is_some();
         self.check_attrs(index, step);
+        if let Some(name) = step.executor.call() {
+            self.check_call(index, step, name, has_item);
+            return;
+        }
+        self.check_call_only_attrs(step);
         match &step.executor {
             Executor::Aws { action } | Executor::Net { action } => {
                 let name = step.executor.action().unwrap_or_default();
@@ -446,6 +453,12 @@ impl Checker<'_> {
 
     fn outputs_of_step(&self, step: &Step) -> Outputs {
         let mut known = match &step.executor {
+            Executor::Aws { action } if runbook_plugins::call::is_call(action) => {
+                match runbook_plugins::call::resolve(action) {
+                    Ok(c) => c.output_members(),
+                    Err(_) => return Outputs::Any,
+                }
+            }
             Executor::Aws { .. } | Executor::Net { .. } => {
                 match step.executor.action().and_then(|a| self.registry.get(&a)) {
                     Some(a) => a.info().outputs.iter().map(|f| f.name.clone()).collect(),

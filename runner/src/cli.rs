@@ -122,6 +122,16 @@ pub enum Command {
         serve: Option<String>,
     },
 
+    /// What a step can do: the built-in actions, and any AWS operation by its API name.
+    #[command(
+        after_help = "Examples:\n  runbook actions\n  runbook actions sso-admin.remove-assignment\n  runbook actions identitystore\n  runbook actions identitystore:DeleteUser"
+    )]
+    Actions {
+        /// An action (`sso-admin.ensure-assignment`), a service (`iam`) or an operation
+        /// (`iam:ListUsers`).
+        name: Option<String>,
+    },
+
     /// Print an answers-file template for a runbook: its inputs and the manual steps' questions.
     #[command(
         after_help = "Example:\n  runbook answers runbooks/part-2-identity-center.md > answers.toml\n  # fill it in, then:\n  runbook run runbooks/part-2-identity-center.md --answers answers.toml\n\nValues without a default are commented out until you fill them in; secrets are never\nwritten there (give them as RUNBOOK_INPUT_<NAME> or at the prompt)."

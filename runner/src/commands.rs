@@ -16,6 +16,7 @@ pub fn dispatch(cli: Cli) -> Exit {
     let color = use_color(cli.color);
     match cli.command {
         Command::Check { paths, json } => check(&paths, json, color),
+        Command::Actions { name } => crate::actions::run(name.as_deref()),
         Command::List { paths, json } => list(&paths, json, color),
         Command::Completions { shell } => {
             // Into a buffer first: a closed pipe (`| head`) is not a panic.

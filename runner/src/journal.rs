@@ -199,6 +199,15 @@ pub enum Entry {
         target: String,
         request_id: Option<String>,
     },
+    /// AWS refused a mutating call: nothing was done, so the intent before it is settled.
+    Rejected {
+        step: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        item_key: Option<String>,
+        call: String,
+        target: String,
+        code: String,
+    },
     Note {
         step: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -259,6 +268,17 @@ impl Entry {
                 | Entry::FanoutSummary { .. }
         )
     }
+}
+
+/// A call whose outcome the journal does not know (see [`Journal::unsettled`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unsettled {
+    pub item_key: Option<String>,
+    pub call: String,
+    pub target: String,
+    /// When the intent was journaled.
+    pub at: String,
+    pub answered: bool,
 }
 
 /// A transcript line: when, which run, and the entry.
@@ -709,6 +729,48 @@ impl Journal {
             }
         }
         Ok(out)
+    }
+
+    /// Calls of a step (by item) whose intent was journaled and whose outcome was not: no
+    /// finished step or item after it, and no refusal by AWS. `answered` when AWS's answer was
+    /// journaled but the step never finished with it.
+    pub fn unsettled(&self, step: &str) -> Result<Vec<Unsettled>, JournalError> {
+        let mut open: BTreeMap<Option<String>, Unsettled> = BTreeMap::new();
+        for l in self.lines()? {
+            match l.entry {
+                Entry::Intent {
+                    step: s,
+                    item_key,
+                    call,
+                    target,
+                } if s == step => {
+                    open.insert(
+                        item_key.clone(),
+                        Unsettled {
+                            item_key,
+                            call,
+                            target,
+                            at: l.ts,
+                            answered: false,
+                        },
+                    );
+                }
+                Entry::Requested { step: s, item_key, .. } if s == step => {
+                    if let Some(u) = open.get_mut(&item_key) {
+                        u.answered = true;
+                    }
+                }
+                Entry::Rejected { step: s, item_key, .. } if s == step => {
+                    open.remove(&item_key);
+                }
+                Entry::ItemFinished { step: s, item_key, .. } if s == step => {
+                    open.remove(&Some(item_key));
+                }
+                Entry::StepFinished { step: s, .. } if s == step => open.clear(),
+                _ => {}
+            }
+        }
+        Ok(open.into_values().collect())
     }
 
     /// Starts a fresh run id for a run after a finished one; keeps completed steps.

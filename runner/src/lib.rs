@@ -2,6 +2,7 @@
 //! the automation they run. This crate reads runbooks (parser, model, analyzer), runs them
 //! (executor, journal, prompts, progress) and renders them; `runbook-plugins` does the AWS work.
 
+pub mod actions;
 pub mod analyzer;
 pub mod cli;
 pub mod commands;

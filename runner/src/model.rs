@@ -108,6 +108,14 @@ impl Executor {
         }
     }
 
+    /// The generic call an `aws SERVICE:Operation` step names (None for built-in actions).
+    pub fn call(&self) -> Option<&str> {
+        match self {
+            Executor::Aws { action } if runbook_plugins::call::is_call(action) => Some(action),
+            _ => None,
+        }
+    }
+
     /// The plugin registry's name for the action, for `aws` and `net` steps.
     pub fn action(&self) -> Option<String> {
         match self {
@@ -137,6 +145,10 @@ pub struct Attributes {
     pub for_each: Option<Attr>,
     /// `public=a,b`: outputs of a script that reads a secret which may be kept in clear.
     pub public: Option<Attr>,
+    /// `mutates=true|false`: overrides what a generic call's name says (Describe/List/Get read).
+    pub mutates: Option<Attr>,
+    /// `on-unknown=retry|ask`: what a generic mutating call does after an unknown outcome.
+    pub on_unknown: Option<Attr>,
 }
 
 impl Attributes {
@@ -199,6 +211,16 @@ impl Step {
         }
         let at = self.body_map().offset(self.body.len());
         Span::new(at, at)
+    }
+
+    /// Whether a generic call step changes AWS: its `mutates=`, else its operation's name.
+    pub fn call_mutates(&self) -> Option<bool> {
+        let name = self.executor.call()?;
+        if let Some(m) = &self.attrs.mutates {
+            return Some(m.value != "false");
+        }
+        let op = name.split_once(':').map_or(name, |(_, o)| o);
+        Some(!runbook_plugins::call::read_only(op))
     }
 
     pub fn is_mutating(&self, mutating_action: impl Fn(&str) -> bool) -> bool {

@@ -493,7 +493,17 @@ fn words(source: &Source, info_span: Span, diags: &mut Diags) -> Vec<(String, Op
     out
 }
 
-pub const ATTRIBUTES: [&str; 7] = ["id", "if", "timeout", "retries", "on-failure", "for-each", "public"];
+pub const ATTRIBUTES: [&str; 9] = [
+    "id",
+    "if",
+    "timeout",
+    "retries",
+    "on-failure",
+    "for-each",
+    "public",
+    "mutates",
+    "on-unknown",
+];
 
 fn parse_step(
     source: &Source,
@@ -557,6 +567,8 @@ fn parse_step(
             "on-failure" => &mut attrs.on_failure,
             "for-each" => &mut attrs.for_each,
             "public" => &mut attrs.public,
+            "mutates" => &mut attrs.mutates,
+            "on-unknown" => &mut attrs.on_unknown,
             _ => {
                 diags.push_with(Severity::Error, || {
                     let d = Diagnostic::error(source, wspan, format!("unknown attribute `{key}`"));

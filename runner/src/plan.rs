@@ -50,6 +50,10 @@ fn kind(step: &Step, registry: &Registry) -> String {
         Executor::Manual => "person".into(),
         Executor::Rhai => "script".into(),
         Executor::Net { .. } => "net (checks)".into(),
+        Executor::Aws { .. } if step.executor.call().is_some() => match step.call_mutates() {
+            Some(true) => "aws (changes)".into(),
+            _ => "aws (reads)".into(),
+        },
         Executor::Aws { action } => match registry.get(action).map(|a| a.info().mutates) {
             Some(true) => "aws (changes)".into(),
             _ => "aws (reads)".into(),
@@ -230,6 +234,9 @@ async fn plan_step(
                 env.set_step(&step.id, outputs);
             }
         }
+        Executor::Aws { .. } if step.executor.call().is_some() => {
+            plan_call(step, env, ctx, &engine, &items, &each, mutating, &mut row, plan).await;
+        }
         Executor::Aws { .. } | Executor::Net { .. } => {
             let name = step.executor.action().unwrap_or_default();
             let Some(action) = registry.get(&name) else {
@@ -310,6 +317,88 @@ async fn plan_step(
         }
     }
     row
+}
+
+/// A generic call: a read is made (so later steps resolve); a change is shown, never sent.
+#[allow(clippy::too_many_arguments)]
+async fn plan_call(
+    step: &Step,
+    env: &mut Env,
+    ctx: &Context,
+    engine: &rhai::Engine,
+    items: &Option<Vec<Value>>,
+    each: &[Option<&Value>],
+    mutating: bool,
+    row: &mut Row,
+    plan: &mut Plan,
+) {
+    let name = step.executor.call().unwrap_or_default();
+    let c = match runbook_plugins::call::resolve(name) {
+        Ok(c) => c,
+        Err(e) => {
+            row.verdict = "error".into();
+            row.details.push(e.to_string());
+            plan.errors = true;
+            return;
+        }
+    };
+    let planned = each.len().min(PLANNED_ITEMS);
+    let mut results = Vec::new();
+    for item in each.iter().take(planned) {
+        let params = match eval::toml_body(&step.body).and_then(|b| env.resolve(engine, &b, *item)) {
+            Ok(p) => p,
+            Err(e) => {
+                row.verdict = "error".into();
+                row.details.push(format!("parameters: {e}"));
+                plan.errors = true;
+                return;
+            }
+        };
+        let prefix = item.map(|v| format!("{}: ", eval_key(v))).unwrap_or_default();
+        if mutating {
+            if let Err(e) = c.validate(&params) {
+                row.verdict = "error".into();
+                row.details.push(format!("{prefix}{e}"));
+                plan.errors = true;
+                return;
+            }
+            row.details
+                .push(format!("{prefix}would call {} {params}", c.full_name()));
+            continue;
+        }
+        let ctx = ctx.with_deadline(Some(Instant::now() + READ_BUDGET));
+        match runbook_plugins::call::invoke(&ctx, c, params, runbook_plugins::call::Options::default()).await {
+            Ok(out) => {
+                if items.is_none() {
+                    row.details.push(summary(&out));
+                }
+                results.push(out);
+            }
+            Err(e) => {
+                row.verdict = "fails".into();
+                row.details.push(e.to_string());
+                plan.pending = true;
+                return;
+            }
+        }
+    }
+    if each.len() > planned {
+        row.details
+            .push(format!("and {} more items, planned at run time", each.len() - planned));
+    }
+    if mutating {
+        row.verdict = verdict_word(Verdict::WouldChange);
+        plan.pending = true;
+        return;
+    }
+    row.verdict = verdict_word(Verdict::Check);
+    if results.len() == each.len() {
+        let outputs = match items {
+            Some(v) => json!({ "items": v, "results": results }),
+            None => results.pop().unwrap_or(Value::Null),
+        };
+        env.set_step(&step.id, outputs);
+    }
 }
 
 fn rank(v: Verdict) -> u8 {

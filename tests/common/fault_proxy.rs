@@ -96,6 +96,9 @@ struct State {
     /// SIGKILL this process when this many mutating requests have arrived, before the last is
     /// forwarded: runbook journaled its intent, the call never happened.
     kill_before: Option<(u32, usize)>,
+    /// SIGKILL this process once moto has answered the first request of this operation, before
+    /// the answer is passed on.
+    kill_after_op: Option<(u32, String)>,
     /// Mutating requests (Create*, Attach*, Update*, ...) that reached the proxy.
     mutating: usize,
     killed: bool,
@@ -206,8 +209,18 @@ impl FaultProxy {
         }
     }
 
+    /// SIGKILLs `pid` right after moto answers the first request of `op`, before the answer
+    /// reaches the caller: the call happened, the caller cannot know.
+    pub fn arm_kill_after(&self, pid: u32, op: &str) {
+        if let Ok(mut s) = self.state.lock() {
+            s.kill_after_op = Some((pid, op.to_string()));
+            s.killed = false;
+        }
+    }
+
     pub fn disarm_kill(&self) {
         if let Ok(mut s) = self.state.lock() {
+            s.kill_after_op = None;
             s.kill = None;
             s.kill_before = None;
         }
@@ -515,7 +528,7 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
         let (kill, lose, slow) = {
             let mut s = state.lock().map_err(|_| std::io::Error::other("poisoned"))?;
             s.forwarded += 1;
-            let kill = match s.kill {
+            let mut kill = match s.kill {
                 Some((pid, at)) if s.forwarded == at => {
                     s.kill = None;
                     s.killed = true;
@@ -523,6 +536,13 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
                 }
                 _ => None,
             };
+            if let Some((pid, o)) = s.kill_after_op.clone() {
+                if o == op {
+                    s.kill_after_op = None;
+                    s.killed = true;
+                    kill = Some(pid);
+                }
+            }
             let slow_this = s.rules.slow_op.as_deref().is_none_or(|o| o == op);
             let slow = if json && slow_this && s.slowed < s.rules.slow_answers {
                 s.slowed += 1;
@@ -677,6 +697,13 @@ fn provisioning(op: &str, req: &Request, state: &Mutex<State>) -> Option<Vec<u8>
             } else {
                 Vec::new()
             };
+            ids.sort();
+            Some(serde_json::json!({ "AccountIds": ids }).to_string().into_bytes())
+        }
+        // As at AWS, an assignment provisions the set to its account (moto lists only sets
+        // provisioned by ProvisionPermissionSet, and only to the caller's account).
+        "ListAccountsForProvisionedPermissionSet" if v.get("ProvisioningStatus").is_none() => {
+            let mut ids: Vec<&String> = s.assigned.get(&ps).map(|a| a.iter().collect()).unwrap_or_default();
             ids.sort();
             Some(serde_json::json!({ "AccountIds": ids }).to_string().into_bytes())
         }

@@ -3,6 +3,7 @@
 pub mod iam;
 pub mod identitystore;
 pub mod organizations;
+pub mod remove;
 pub mod sso_admin;
 pub mod sts;
 pub mod support;

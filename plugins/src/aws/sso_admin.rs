@@ -153,8 +153,8 @@ pub struct PermissionSet {
 }
 
 /// What a permission set is now.
-struct Found {
-    arn: String,
+pub(crate) struct Found {
+    pub(crate) arn: String,
     session_duration: Option<String>,
     description: Option<String>,
 }
@@ -169,7 +169,7 @@ fn policy_arn(p: &str) -> String {
     }
 }
 
-async fn find_permission_set(
+pub(crate) async fn find_permission_set(
     client: &aws_sdk_ssoadmin::Client,
     instance_arn: &str,
     name: &str,
@@ -546,7 +546,7 @@ async fn provision(
 
 /// An sso-admin asynchronous status as the poller reads it: done, failed with AWS's reason, or
 /// still pending (named by its status).
-fn poll_status(status: Option<&StatusValues>, reason: Option<&str>) -> Status<()> {
+pub(crate) fn poll_status(status: Option<&StatusValues>, reason: Option<&str>) -> Status<()> {
     match status {
         Some(StatusValues::Succeeded) => Status::Done(()),
         Some(StatusValues::Failed) => Status::Failed(reason.unwrap_or("no reason given").to_string()),
@@ -597,7 +597,7 @@ pub enum PrincipalType {
 }
 
 impl PrincipalType {
-    fn sdk(self) -> SdkPrincipal {
+    pub(crate) fn sdk(self) -> SdkPrincipal {
         match self {
             PrincipalType::User => SdkPrincipal::User,
             PrincipalType::Group => SdkPrincipal::Group,
@@ -659,7 +659,7 @@ pub struct Assignments {
 
 pub struct EnsureAssignment;
 
-fn accounts_of(p: &AssignmentParams) -> Result<Vec<String>, PluginError> {
+pub(crate) fn accounts_of(p: &AssignmentParams) -> Result<Vec<String>, PluginError> {
     let mut v: Vec<String> = p.account_id.iter().cloned().collect();
     v.extend(p.account_ids.iter().flatten().cloned());
     let mut seen = HashSet::new();
@@ -674,7 +674,7 @@ fn accounts_of(p: &AssignmentParams) -> Result<Vec<String>, PluginError> {
 }
 
 /// Accounts in which the principal already holds the permission set: one paginated read.
-async fn assigned_accounts(
+pub(crate) async fn assigned_accounts(
     client: &aws_sdk_ssoadmin::Client,
     p: &AssignmentParams,
 ) -> Result<HashSet<String>, PluginError> {

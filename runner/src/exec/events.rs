@@ -47,6 +47,13 @@ impl Events for StepEvents {
                 target,
                 request_id,
             },
+            Event::Rejected { call, target, code } => Entry::Rejected {
+                step,
+                item_key,
+                call,
+                target,
+                code,
+            },
             Event::Polling {
                 what,
                 status,

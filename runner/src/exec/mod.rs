@@ -7,6 +7,7 @@
 //! calling, `person` asks a person, `script` runs Rhai, `identity` decides whether a step must
 //! run again.
 
+mod call;
 mod events;
 mod fanout;
 mod followup;

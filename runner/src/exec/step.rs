@@ -90,6 +90,9 @@ pub(super) async fn run_with_retries(
         .unwrap_or(0);
     let mut attempt = 0;
     loop {
+        if step.executor.call().is_some() {
+            super::call::settle_unknown(shared, step)?;
+        }
         let fut = async {
             match &plan.items {
                 Some(items) => super::fanout::fan_out(shared, step, env, plan, items).await,
@@ -174,6 +177,10 @@ pub(super) async fn run_once(
     memo: Option<Arc<Memo>>,
     deadline: Option<Instant>,
 ) -> Result<Outcome, StepError> {
+    if let Some(name) = step.executor.call() {
+        let params = params.ok_or_else(|| StepError::failed("parameters were not resolved"))?;
+        return super::call::run(shared, step, env, name, item.map(|(_, k)| k), params).await;
+    }
     match &step.executor {
         Executor::Aws { .. } | Executor::Net { .. } => {
             let name = step.executor.action().unwrap_or_default();

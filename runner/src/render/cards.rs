@@ -316,11 +316,10 @@ fn card(source: &Source, step: &Step, registry: &Registry) -> String {
         Executor::Rhai => ("script", "script"),
         Executor::Aws { action } | Executor::Net { action } => {
             let name = step.executor.action().unwrap_or_else(|| action.clone());
-            if registry.get(&name).is_some_and(|a| a.info().mutates) {
-                ("aws", "AWS")
-            } else {
-                ("check", "check")
-            }
+            let mutates = step
+                .call_mutates()
+                .unwrap_or_else(|| registry.get(&name).is_some_and(|a| a.info().mutates));
+            if mutates { ("aws", "AWS") } else { ("check", "check") }
         }
     };
     let mut o = String::new();
@@ -394,7 +393,40 @@ fn card(source: &Source, step: &Step, registry: &Registry) -> String {
     o
 }
 
+/// A generic call's card: what it is, its request as written, the CLI command.
+fn call_body(o: &mut String, step: &Step, name: &str) {
+    let Ok(c) = runbook_plugins::call::resolve(name) else {
+        return;
+    };
+    let _ = write!(
+        o,
+        "<p class=\"rb-summary\">Calls the AWS API operation <code>{}</code> by its name. <em>{}</em></p>",
+        esc(c.full_name()),
+        if step.call_mutates().unwrap_or(true) {
+            "Changes AWS: journaled before it is sent, never sent twice blindly."
+        } else {
+            "Read-only."
+        }
+    );
+    if !step.body.trim().is_empty() {
+        let _ = write!(
+            o,
+            "<pre><code class=\"language-toml\">{}</code></pre>",
+            esc(step.body.trim_end())
+        );
+    }
+    let _ = write!(
+        o,
+        "<details class=\"rb-cli\"><summary>Equivalent AWS CLI</summary><pre><code class=\"language-bash\">{}</code></pre></details>",
+        esc(&c.cli())
+    );
+}
+
 fn action_body(o: &mut String, step: &Step, registry: &Registry) {
+    if let Some(name) = step.executor.call() {
+        call_body(o, step, name);
+        return;
+    }
     let Some(name) = step.executor.action() else { return };
     let Some(action) = registry.get(&name) else { return };
     let info = action.info();

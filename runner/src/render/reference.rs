@@ -82,6 +82,24 @@ as TOML in the block's body. Any string value may use `${...}`; a later step rea
             let _ = writeln!(o, "By hand:\n\n```bash\n{}\n```\n", cli.join("\n"));
         }
     }
+    let _ = writeln!(
+        o,
+        "## Any operation by its API name\n\n{}\n",
+        crate::actions::CALL_RULES
+    );
+    o.push_str("| service | protocol | operations | model |\n|---|---|---|---|\n");
+    for name in runbook_plugins::call::service_names() {
+        if let Some(s) = runbook_plugins::call::service(name) {
+            let _ = writeln!(
+                o,
+                "| `{name}` | {} | {} | {} |",
+                s.metadata.protocol,
+                s.operations.len(),
+                cell(&s.metadata.source)
+            );
+        }
+    }
+    o.push_str("\n`runbook actions SERVICE` lists a service's operations; `runbook actions SERVICE:Operation` shows its request and response members.\n");
     o
 }
 

@@ -1,0 +1,141 @@
+//! `runbook actions [NAME]`: what a step can do, in the terminal. The built-in actions from the
+//! registry, and the generic call (`aws SERVICE:Operation`) with its rules; with a name, one
+//! action's parameters and outputs, or one operation's request and response members.
+
+use std::fmt::Write as _;
+
+use runbook_plugins::Registry;
+use runbook_plugins::call::{self, NameError};
+
+use crate::exit::Exit;
+
+/// The generic call's rules, as the reference and the terminal both say them.
+pub const CALL_RULES: &str = "`aws SERVICE:Operation` calls any operation of organizations, sso-admin, identitystore, support (JSON protocol), iam or sts (query protocol) by its API name. The body is the request in the API's member names (PascalCase, nested tables and arrays as the API shapes them); the outputs are the response as a map (`steps.ID.Accounts[0].Id`). Names and types are checked by `runbook check` against AWS's service models. An operation whose name starts with Describe, List or Get reads; any other changes AWS (`mutates=true|false` overrides). `plan` makes the reads and shows the changes without sending them. A change passes the guard and journals its intent before it is sent; after an unknown outcome (lost answer, 5xx, timeout, crash) a re-run stops and asks (answer `resend = true` under [steps.ID]) unless the step says `on-unknown=retry`.";
+
+pub fn run(name: Option<&str>) -> Exit {
+    let registry = Registry::builtin();
+    let text = match name {
+        None => overview(&registry),
+        Some(n) if call::is_call(n) => match operation(n) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("runbook: {e}");
+                return Exit::Usage;
+            }
+        },
+        Some(n) => match registry.get(n).or_else(|| registry.get(&format!("net.{n}"))) {
+            Some(a) => action(a.info()),
+            None if call::service(n).is_some() => service(n),
+            None => {
+                let names = registry.names();
+                let hint = crate::analyzer::closest(n, &names)
+                    .map(|c| format!("; did you mean `{c}`?"))
+                    .unwrap_or_default();
+                eprintln!("runbook: no action `{n}`{hint} (`runbook actions` lists them)");
+                return Exit::Usage;
+            }
+        },
+    };
+    // A closed pipe (`runbook actions | head`) is not an error.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
+    Exit::Done
+}
+
+fn overview(registry: &Registry) -> String {
+    let mut o = String::from("Built-in actions (`aws SERVICE.ACTION`, `net ACTION`):\n\n");
+    for a in registry.iter() {
+        let i = a.info();
+        let _ = writeln!(
+            o,
+            "  {:<40} {:<8} {}",
+            i.name,
+            if i.mutates { "changes" } else { "reads" },
+            i.summary
+        );
+    }
+    let _ = writeln!(
+        o,
+        "\nAny operation by its API name (`aws SERVICE:Operation`):\n\n  {CALL_RULES}\n"
+    );
+    let _ = writeln!(
+        o,
+        "  services: {}\n\n`runbook actions NAME` shows an action's parameters, `runbook actions SERVICE` its operations,\n`runbook actions SERVICE:Operation` an operation's request and response members.",
+        call::service_names().join(", ")
+    );
+    o
+}
+
+fn action(i: &runbook_plugins::ActionInfo) -> String {
+    let mut o = format!(
+        "{} ({})\n  {}\n\nparameters:\n",
+        i.name,
+        if i.mutates { "changes AWS" } else { "read-only" },
+        i.summary
+    );
+    for f in &i.params {
+        let req = match (&f.default, f.required) {
+            (Some(d), _) => format!("default {d}"),
+            (None, true) => "required".into(),
+            (None, false) => "optional".into(),
+        };
+        let _ = writeln!(o, "  {:<22} {:<22} {:<18} {}", f.name, f.ty, req, f.doc);
+    }
+    o.push_str("\noutputs:\n");
+    for f in &i.outputs {
+        let _ = writeln!(o, "  {:<22} {:<22} {}", f.name, f.ty, f.doc);
+    }
+    o
+}
+
+fn service(name: &str) -> String {
+    let Some(s) = call::service(name) else {
+        return String::new();
+    };
+    let mut o = format!("{name} ({} protocol, {})\n\n", s.metadata.protocol, s.metadata.source);
+    for op in s.operations.keys() {
+        let kind = if call::read_only(op) { "reads" } else { "changes" };
+        let _ = writeln!(o, "  aws {name}:{op:<50} {kind}");
+    }
+    o
+}
+
+fn operation(name: &str) -> Result<String, String> {
+    let c = call::resolve(name).map_err(|e| match &e {
+        NameError::UnknownOperation {
+            operation, candidates, ..
+        } => match crate::analyzer::closest(operation, candidates) {
+            Some(s) => format!("{e}; did you mean `{s}`?"),
+            None => e.to_string(),
+        },
+        _ => e.to_string(),
+    })?;
+    let mut o = format!(
+        "aws {} ({}; by hand: {})\n\nrequest members:\n",
+        c.full_name(),
+        if call::read_only(c.name) {
+            "reads"
+        } else {
+            "changes AWS"
+        },
+        c.cli()
+    );
+    let members = |shape: Option<&call::Shape>, o: &mut String, required: bool| {
+        let Some(shape) = shape else {
+            o.push_str("  (none)\n");
+            return;
+        };
+        for (m, r) in &shape.members {
+            let ty = c.service.shape(&r.shape).map(|s| s.describe()).unwrap_or_default();
+            let req = if required && shape.required.contains(m) {
+                "required"
+            } else {
+                ""
+            };
+            let _ = writeln!(o, "  {m:<32} {ty:<40} {req}");
+        }
+    };
+    members(c.input(), &mut o, true);
+    o.push_str("\nresponse members (steps.ID.NAME):\n");
+    members(c.output(), &mut o, false);
+    Ok(o)
+}

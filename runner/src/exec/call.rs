@@ -1,0 +1,104 @@
+//! Generic call steps (`aws SERVICE:Operation`): the guard before a mutating one, and the stop
+//! after an unknown outcome. A mutating call whose intent is in the journal without an answer
+//! (the run was killed, the connection dropped, AWS answered 5xx) is never sent again blindly:
+//! the run stops and asks, unless the step says `on-unknown=retry` or the person answers
+//! `resend = true`.
+
+use std::sync::Arc;
+
+use runbook_plugins::call;
+use serde_json::Value;
+
+use super::{Outcome, Shared, StepError};
+use crate::eval::Env;
+use crate::model::Step;
+
+pub(super) fn options(step: &Step) -> call::Options {
+    call::Options {
+        mutates: step.call_mutates().unwrap_or(true),
+        retry_unknown: step.attrs.on_unknown.as_ref().is_some_and(|a| a.value == "retry"),
+    }
+}
+
+pub(super) async fn run(
+    shared: &Arc<Shared>,
+    step: &Step,
+    env: &Env,
+    name: &str,
+    item: Option<String>,
+    params: Value,
+) -> Result<Outcome, StepError> {
+    let c = call::resolve(name).map_err(|e| StepError::failed(e.to_string()))?;
+    let opts = options(step);
+    if opts.mutates {
+        shared.guard(env).await?;
+    }
+    let ctx = shared.context_for(step, item, None);
+    Ok(Outcome::public(call::invoke(&ctx, c, params, opts).await?))
+}
+
+/// Before a mutating generic call step runs (again): stops when an earlier call of it has an
+/// unknown outcome, unless the author or a person said to send it again.
+pub(super) fn settle_unknown(shared: &Arc<Shared>, step: &Step) -> Result<(), StepError> {
+    let opts = options(step);
+    if !opts.mutates || opts.retry_unknown {
+        return Ok(());
+    }
+    let open = shared
+        .journal
+        .lock()
+        .map_err(|_| StepError::Journal("journal lock poisoned".into()))?
+        .unsettled(&step.id)?;
+    let Some(first) = open.first() else {
+        return Ok(());
+    };
+    let what = |u: &crate::journal::Unsettled| {
+        let item = u
+            .item_key
+            .as_deref()
+            .map(|k| format!(" (item {k})"))
+            .unwrap_or_default();
+        let answer = if u.answered {
+            "AWS answered, but the step never recorded the result"
+        } else {
+            "no answer was journaled"
+        };
+        format!("{} {}{item}, sent at {}: {answer}", u.call, u.target, u.at)
+    };
+    let listed: Vec<String> = open.iter().map(what).collect();
+    let question = format!(
+        "{}: the outcome of an earlier call is unknown: {}",
+        step.id,
+        listed.join("; ")
+    );
+    shared.ui.warn(&question);
+    let resend = shared
+        .answers
+        .steps
+        .get(&step.id)
+        .and_then(|s| s.get("resend"))
+        .and_then(toml::Value::as_bool);
+    match resend {
+        Some(true) => return Ok(()),
+        Some(false) => {
+            return Err(StepError::Waiting(format!(
+                "not sent again ([steps.{}] resend = false); check whether {} took effect",
+                step.id, first.call
+            )));
+        }
+        None => {}
+    }
+    if crate::prompt::interactive() && !shared.opts.yes {
+        let yes = shared
+            .ui
+            .suspend(|| crate::prompt::confirm("Check in AWS whether it took effect. Send it again?"))
+            .map_err(|e| StepError::failed(format!("prompt: {e}")))?;
+        if yes {
+            return Ok(());
+        }
+    }
+    Err(StepError::Waiting(format!(
+        "the outcome of {} is unknown; check in AWS whether it took effect (e.g. with a Describe/List/Get call), then answer resend = true under [steps.{}] to send it again, or write on-unknown=retry on the step if sending it twice is harmless",
+        first.call, step.id
+    )))
+}

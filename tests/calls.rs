@@ -1,0 +1,448 @@
+//! Any AWS API by its own name (`aws SERVICE:Operation`), and the way back (offboarding):
+//! calls in both protocols answered as maps, `plan` sending no change, intents journaled before
+//! the send, no blind repeat after a kill or a lost answer, located `check` errors, the removal
+//! actions, and the bundled offboarding runbook, each against moto on loopback (through the
+//! fault proxy where a count or a fault is needed), checked through the SDK.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::fault_proxy::{FaultProxy, Rules};
+use common::{Moto, Test, block_on, sdk};
+use serde_json::Value;
+
+/// What the tests take away: a user with an assignment in two accounts.
+struct Seeded {
+    instance: String,
+    store: String,
+    user_id: String,
+    ps: String,
+    accounts: Vec<String>,
+}
+
+fn seed(endpoint: &str, user: &str) -> Seeded {
+    block_on(async {
+        let ctx = sdk(endpoint);
+        let sso = ctx.sso_admin(None).await.expect("client");
+        let ic = sso.list_instances().send().await.expect("instances");
+        let instance = ic.instances()[0].instance_arn().expect("arn").to_string();
+        let store = ic.instances()[0].identity_store_id().expect("store").to_string();
+        let made = runbook_plugins::Registry::builtin()
+            .get("identitystore.ensure-user")
+            .expect("action")
+            .apply(
+                &ctx,
+                serde_json::json!({
+                    "identity_store_id": store, "user_name": user, "display_name": "Leaving Admin",
+                    "given_name": "Leaving", "family_name": "Admin", "email": "leaving@example.com",
+                }),
+            )
+            .await
+            .expect("user");
+        let user_id = made["user_id"].as_str().expect("user id").to_string();
+        let ps = sso
+            .create_permission_set()
+            .instance_arn(&instance)
+            .name("AdministratorAccess")
+            .session_duration("PT1H")
+            .send()
+            .await
+            .expect("permission set")
+            .permission_set()
+            .and_then(|p| p.permission_set_arn())
+            .expect("ps arn")
+            .to_string();
+        let accounts = vec!["111111111111".to_string(), "222222222222".to_string()];
+        for a in &accounts {
+            sso.create_account_assignment()
+                .instance_arn(&instance)
+                .permission_set_arn(&ps)
+                .principal_type(aws_sdk_ssoadmin::types::PrincipalType::User)
+                .principal_id(&user_id)
+                .target_type(aws_sdk_ssoadmin::types::TargetType::AwsAccount)
+                .target_id(a)
+                .send()
+                .await
+                .expect("assignment");
+        }
+        Seeded {
+            instance,
+            store,
+            user_id,
+            ps,
+            accounts,
+        }
+    })
+}
+
+/// Users in the store, and the assignments of the permission set in each seeded account.
+fn left(endpoint: &str, s: &Seeded) -> (usize, usize) {
+    block_on(async {
+        let ctx = sdk(endpoint);
+        let users = ctx
+            .identitystore(None)
+            .await
+            .expect("client")
+            .list_users()
+            .identity_store_id(&s.store)
+            .send()
+            .await
+            .expect("users")
+            .users()
+            .len();
+        let sso = ctx.sso_admin(None).await.expect("client");
+        let mut assignments = 0;
+        for a in &s.accounts {
+            assignments += sso
+                .list_account_assignments()
+                .instance_arn(&s.instance)
+                .account_id(a)
+                .permission_set_arn(&s.ps)
+                .send()
+                .await
+                .expect("assignments")
+                .account_assignments()
+                .len();
+        }
+        (users, assignments)
+    })
+}
+
+fn outputs(dir: &Path, step: &str) -> Value {
+    let runs = common::run_dirs(&dir.join(".runbook"));
+    let state = std::fs::read_to_string(runs.first().expect("a run").join("state.json")).expect("state");
+    let v: Value = serde_json::from_str(&state).expect("json");
+    v["steps"][step]["outputs"].clone()
+}
+
+/// The binary, run in the test's directory against `endpoint`, as a child the proxy can kill.
+fn spawn(t: &Test, endpoint: &str, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_runbook"))
+        .args(args)
+        .current_dir(t.dir.path())
+        .env("NO_COLOR", "1")
+        .env("HOME", t.dir.path())
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("AWS_PROFILE")
+        .env_remove("RUNBOOK_STATE_DIR")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn")
+}
+
+const BOTH_PROTOCOLS: &str = r#"# Calls by name
+
+```aws sts:GetCallerIdentity id=who
+```
+
+```aws iam:CreateUser id=mk
+UserName = "alice"
+Tags = [{ Key = "team", Value = "platform" }]
+```
+
+```aws iam:ListUsers id=users
+```
+
+```aws organizations:CreateOrganization id=org
+FeatureSet = "ALL"
+```
+
+```aws organizations:ListAccounts id=accts
+```
+
+```rhai id=seen
+#{
+  account: steps.who.Account,
+  user: steps.users.Users[0].UserName,
+  created: steps.mk.User.UserName,
+  first: steps.accts.Accounts[0].Id,
+  management: steps.org.Organization.MasterAccountId,
+}
+```
+"#;
+
+#[test]
+fn calls_by_name_in_both_protocols_answer_as_maps() {
+    let moto = Moto::start();
+    let t = Test::new()
+        .file("r.md", BOTH_PROTOCOLS)
+        .aws(&moto.endpoint)
+        .args(["run", "r.md"]);
+    let out = t.run();
+    assert_eq!(out.code, 0, "{out:?}");
+    let seen = outputs(t.dir.path(), "seen");
+    assert_eq!(seen["user"], "alice", "{seen}");
+    assert_eq!(seen["created"], "alice", "{seen}");
+    assert_eq!(seen["first"], seen["account"], "{seen}");
+    assert_eq!(seen["management"], seen["account"], "{seen}");
+    // The query protocol's list arrived as a list, and the tag reached IAM.
+    let tags = block_on(async {
+        let iam = sdk(&moto.endpoint).iam().await.expect("client");
+        iam.list_user_tags()
+            .user_name("alice")
+            .send()
+            .await
+            .expect("tags")
+            .tags()
+            .to_vec()
+    });
+    assert_eq!(tags.len(), 1);
+    assert_eq!((tags[0].key(), tags[0].value()), ("team", "platform"));
+    // Changes were journaled; reads were not.
+    let journal = common::transcripts(&t.path(".runbook"));
+    for call in ["iam:CreateUser", "organizations:CreateOrganization"] {
+        assert!(
+            journal
+                .lines()
+                .any(|l| l.contains(r#""event":"intent""#) && l.contains(call)),
+            "{call}: {journal}"
+        );
+    }
+    assert!(
+        !journal
+            .lines()
+            .any(|l| l.contains(r#""event":"intent""#) && l.contains("ListUsers"))
+    );
+}
+
+#[test]
+fn plan_sends_no_mutating_call() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(&moto.endpoint, Rules::default());
+    let text = r#"# Plan
+
+```aws iam:ListUsers id=users
+```
+
+```aws iam:CreateUser id=mk
+UserName = "bob"
+```
+
+```aws identitystore:DeleteUser id=del
+IdentityStoreId = "d-1234567890"
+UserId = "u-1"
+```
+
+```aws iam:GetAccountSummary id=summary mutates=true
+```
+"#;
+    let t = Test::new()
+        .file("r.md", text)
+        .aws(&proxy.endpoint)
+        .args(["plan", "r.md"]);
+    let out = t.run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("would call iam:CreateUser"), "{out:?}");
+    assert!(out.stdout.contains("would call identitystore:DeleteUser"), "{out:?}");
+    assert_eq!(
+        proxy.calls("ListUsers"),
+        1,
+        "the read was made: {:?}",
+        proxy.operations()
+    );
+    assert_eq!(proxy.mutating(), 0, "no change was sent: {:?}", proxy.operations());
+    assert_eq!(
+        proxy.calls("GetAccountSummary"),
+        0,
+        "mutates=true is a change: not sent"
+    );
+}
+
+fn delete_assignment(s: &Seeded, account: &str) -> String {
+    format!(
+        "# Remove\n\n```aws sso-admin:DeleteAccountAssignment id=del\nInstanceArn = \"{}\"\nPermissionSetArn = \"{}\"\nPrincipalType = \"USER\"\nPrincipalId = \"{}\"\nTargetType = \"AWS_ACCOUNT\"\nTargetId = \"{account}\"\n```\n",
+        s.instance, s.ps, s.user_id
+    )
+}
+
+fn delete_user(s: &Seeded, attrs: &str) -> String {
+    format!(
+        "# Remove\n\n```aws identitystore:DeleteUser id=del{attrs}\nIdentityStoreId = \"{}\"\nUserId = \"{}\"\n```\n",
+        s.store, s.user_id
+    )
+}
+
+#[test]
+fn delete_user_and_delete_account_assignment_are_journaled_before_they_are_sent() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(&moto.endpoint, Rules::default());
+    let s = seed(&moto.endpoint, "leaving.admin");
+    for (text, call) in [
+        (
+            delete_assignment(&s, &s.accounts[0]),
+            "sso-admin:DeleteAccountAssignment",
+        ),
+        (delete_user(&s, ""), "identitystore:DeleteUser"),
+    ] {
+        let t = Test::new().file("r.md", &text);
+        let mut child = spawn(&t, &proxy.endpoint, &["run", "r.md"]);
+        // Killed when the call reaches the proxy, before it is forwarded: the intent must
+        // already be on disk.
+        proxy.arm_kill_before_call(child.id(), 1);
+        let status = child.wait().expect("wait");
+        assert!(proxy.killed(), "{call}: the kill point was reached: {status:?}");
+        proxy.disarm_kill();
+        let journal = common::transcripts(&t.path(".runbook"));
+        assert!(
+            journal
+                .lines()
+                .any(|l| l.contains(r#""event":"intent""#) && l.contains(call)),
+            "{call}: no intent on disk before the send: {journal}"
+        );
+    }
+    assert_eq!(left(&moto.endpoint, &s), (1, 2), "neither call reached AWS");
+}
+
+#[test]
+fn a_kill_between_intent_and_answer_does_not_repeat_the_call_blindly() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(&moto.endpoint, Rules::default());
+    let s = seed(&moto.endpoint, "leaving.admin");
+    let t = Test::new().file("r.md", delete_user(&s, "")).aws(&proxy.endpoint);
+    let mut child = spawn(&t, &proxy.endpoint, &["run", "r.md"]);
+    // AWS deletes the user; the answer never reaches the run.
+    proxy.arm_kill_after(child.id(), "DeleteUser");
+    let status = child.wait().expect("wait");
+    assert!(proxy.killed(), "the kill point was reached: {status:?}");
+    proxy.disarm_kill();
+    assert_eq!(proxy.calls("DeleteUser"), 1);
+    assert_eq!(left(&moto.endpoint, &s).0, 0, "AWS acted");
+    // The re-run stops and asks; it does not send the call again.
+    let again = t.run_args(&["run".into(), "r.md".into(), "--yes".into()]);
+    assert_eq!(again.code, 3, "{again:?}");
+    assert!(again.stderr.contains("outcome"), "{again:?}");
+    assert!(again.stderr.contains("resend = true"), "{again:?}");
+    assert_eq!(proxy.calls("DeleteUser"), 1, "not repeated blindly");
+    // A person who checked answers: it is sent again (and AWS says the user is gone).
+    std::fs::write(t.path("a.toml"), "[steps.del]\nresend = true\n").expect("answers");
+    let resent = t.run_args(&["run".into(), "r.md".into(), "--answers".into(), "a.toml".into()]);
+    assert_eq!(proxy.calls("DeleteUser"), 2, "{resent:?}");
+    // (moto answers a second DeleteUser with success; AWS would say ResourceNotFoundException.)
+    assert_eq!(resent.code, 0, "{resent:?}");
+}
+
+#[test]
+fn a_lost_answer_is_an_unknown_outcome_and_on_unknown_retry_sends_again() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            lose_answer_once: Some("DeleteUser".into()),
+            ..Rules::default()
+        },
+    );
+    let s = seed(&moto.endpoint, "leaving.admin");
+    let t = Test::new()
+        .file("r.md", delete_user(&s, ""))
+        .aws(&proxy.endpoint)
+        .args(["run", "r.md"]);
+    let out = t.run();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("outcome is unknown"), "{out:?}");
+    assert_eq!(
+        proxy.calls("DeleteUser"),
+        1,
+        "a 5xx after the send is not retried blindly"
+    );
+    assert_eq!(t.run().code, 3, "the re-run stops and asks");
+    assert_eq!(proxy.calls("DeleteUser"), 1);
+    // The author says a second send is harmless.
+    std::fs::write(t.path("r.md"), delete_user(&s, " on-unknown=retry")).expect("write");
+    let retried = t.run();
+    assert_eq!(proxy.calls("DeleteUser"), 2, "{retried:?}");
+}
+
+#[test]
+fn a_wrong_member_name_is_a_located_check_error_with_a_suggestion() {
+    let text = "# Remove\n\n```aws identitystore:DeleteUser id=del\nIdentityStoreId = \"d-1\"\nUserID = \"u\"\n```\n\n```aws identitystore:DeleteUsers\n```\n\n```aws sso-admin:ListAccountAssignmentsForPrincipal id=l\nInstanceArn = \"arn\"\nPrincipalId = \"u\"\nPrincipalType = \"USERS\"\nMaxResults = \"ten\"\nFilter = { AccountId = 1 }\n```\n\n```rhai\nsteps.l.AccountAssignment\n```\n";
+    let out = Test::new().file("r.md", text).args(["check", "r.md"]).run();
+    assert_eq!(out.code, 2, "{out:?}");
+    let e = &out.stderr;
+    for want in [
+        "r.md:5:1: error: `identitystore:DeleteUser` has no request member `UserID`",
+        "= help: did you mean `UserId`?",
+        "r.md:3:4: error: `identitystore:DeleteUser` needs request member `UserId`",
+        "r.md:8:8: error: identitystore has no operation `DeleteUsers`",
+        "= help: did you mean `DeleteUser`?",
+        "r.md:14:17: error: `PrincipalType` must be one of USER, GROUP, not `USERS`",
+        "r.md:15:14: error: `MaxResults` must be integer, not a string",
+        "r.md:16:24: error: `Filter.AccountId` must be string, not an integer",
+        "error: step `l` has no output `AccountAssignment`",
+    ] {
+        assert!(e.contains(want), "missing `{want}` in:\n{e}");
+    }
+}
+
+#[test]
+fn removals_are_idempotent_and_a_permission_set_still_assigned_is_refused() {
+    let moto = Moto::start();
+    // Through the proxy, which lists the accounts an assignment provisioned the set to, as AWS.
+    let proxy = FaultProxy::start(&moto.endpoint, Rules::default());
+    let s = seed(&proxy.endpoint, "leaving.admin");
+    let remove_ps = format!(
+        "# PS\n\n```aws sso-admin.remove-permission-set id=ps\ninstance_arn = \"{}\"\nname = \"AdministratorAccess\"\n```\n",
+        s.instance
+    );
+    let t = Test::new()
+        .file("ps.md", &remove_ps)
+        .aws(&proxy.endpoint)
+        .args(["run", "ps.md"]);
+    let refused = t.run();
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains("still assigned in accounts 111111111111, 222222222222"),
+        "{refused:?}"
+    );
+    let all = format!(
+        "# All\n\n```aws sso-admin.remove-assignment id=a\ninstance_arn = \"{i}\"\npermission_set_arn = \"{p}\"\nprincipal_id = \"{u}\"\naccount_ids = [\"111111111111\", \"222222222222\", \"333333333333\"]\n```\n\n```aws identitystore.remove-user id=u\nidentity_store_id = \"{st}\"\nuser_name = \"leaving.admin\"\n```\n\n```aws sso-admin.remove-permission-set id=ps\ninstance_arn = \"{i}\"\nname = \"AdministratorAccess\"\n```\n",
+        i = s.instance,
+        p = s.ps,
+        u = s.user_id,
+        st = s.store
+    );
+    let t = Test::new().file("all.md", &all).aws(&proxy.endpoint);
+    let out = t.run_args(&["run".into(), "all.md".into()]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(outputs(t.dir.path(), "a")["removed"], 2);
+    assert_eq!(outputs(t.dir.path(), "a")["assignments"][0]["status"], "absent");
+    assert_eq!(outputs(t.dir.path(), "u")["removed"], true);
+    assert_eq!(outputs(t.dir.path(), "ps")["removed"], true);
+    assert_eq!(left(&moto.endpoint, &s), (0, 0));
+    // Everything already absent: success, nothing removed.
+    let again = t.run_args(&["run".into(), "all.md".into(), "--restart".into()]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(outputs(t.dir.path(), "a")["removed"], 0);
+    assert_eq!(outputs(t.dir.path(), "u")["removed"], false);
+    assert_eq!(outputs(t.dir.path(), "ps")["removed"], false);
+}
+
+#[test]
+fn the_offboarding_runbook_leaves_the_user_and_its_assignments_gone() {
+    let moto = Moto::start();
+    let s = seed(&moto.endpoint, "leaving.admin");
+    let repo = common::repo();
+    let t = Test::new().aws(&moto.endpoint);
+    let out = t.run_args(&[
+        "run".into(),
+        repo.join("runbooks/offboard-admin.md").display().to_string(),
+        "--answers".into(),
+        repo.join("runbooks/rehearsal/offboard-admin.toml")
+            .display()
+            .to_string(),
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("removed_assignments=2"), "{out:?}");
+    assert_eq!(
+        left(&moto.endpoint, &s),
+        (0, 0),
+        "the user and its assignments are gone"
+    );
+}
