@@ -123,19 +123,24 @@ fn unknown_action_suggests_the_closest() {
 /// A name whose verb takes something away is never "corrected" to one that adds it.
 #[test]
 fn suggestions_never_offer_the_opposite_effect() {
+    // By edit distance `identitystore.ensure-user` (5) is nearer to `disable-user` than
+    // `identitystore.remove-user` (6), and was the one offered.
     let out = Test::new()
         .file(
             "r.md",
-            "# T\n\n```aws identitystore.delete-user id=d\nuser_name = \"x\"\n```\n",
+            "# T\n\n```aws identitystore.disable-user id=d\nuser_name = \"x\"\n```\n",
         )
         .args(["check", "r.md"])
         .run();
     assert_eq!(out.code, 2, "{out:?}");
     assert!(
-        out.stderr.contains("unknown aws action `identitystore.delete-user`"),
+        out.stderr.contains("unknown aws action `identitystore.disable-user`"),
         "{out:?}"
     );
-    assert!(!out.stderr.contains("did you mean"), "{out:?}");
+    assert!(
+        out.stderr.contains("did you mean `identitystore.remove-user`?"),
+        "{out:?}"
+    );
     // The same distance in the same direction is still offered.
     let out = Test::new()
         .file("r.md", "# T\n\n```aws identitystore.ensure-usr id=d\n```\n")

@@ -163,6 +163,9 @@ fn ctrl_c_at_a_prompt_is_an_interruption() {
     p.expect("User name").expect("asks for the input");
     p.send("alice\r").expect("type");
     p.expect("Did you press it?").expect("asks to confirm");
+    // The prompt is drawn before it reads the keyboard in raw mode; a person cannot type in
+    // between, a test can (and would get the terminal's plain SIGINT).
+    std::thread::sleep(Duration::from_millis(300));
     p.send("\x03").expect("Ctrl-C");
     let said = p.expect("interrupted at press").expect("says where it stopped");
     let rest = p.expect(Eof).expect("exits");
@@ -186,6 +189,7 @@ fn ctrl_c_at_a_prompt_is_an_interruption() {
     let t = Test::new().file("r.md", RUNBOOK);
     let mut p = spawn_in_pty(&t, &["run", "r.md"]);
     p.expect("User name").expect("asks for the input");
+    std::thread::sleep(Duration::from_millis(300));
     p.send("\x03").expect("Ctrl-C");
     p.expect("interrupted at input `user`").expect("says where it stopped");
     let rest = p.expect(Eof).expect("exits");
