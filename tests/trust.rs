@@ -36,19 +36,10 @@ fn account_names(endpoint: &str) -> Vec<String> {
         let ctx = sdk(endpoint);
         let org = ctx.organizations().await.expect("client");
         let mut names = Vec::new();
-        let mut token = None;
-        loop {
-            let page = org
-                .list_accounts()
-                .set_next_token(token)
-                .send()
-                .await
-                .expect("accounts");
+        let mut pages = org.list_accounts().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.expect("accounts");
             names.extend(page.accounts().iter().filter_map(|a| a.name().map(String::from)));
-            token = page.next_token().filter(|t| !t.is_empty()).map(String::from);
-            if token.is_none() {
-                break;
-            }
         }
         names.sort();
         names

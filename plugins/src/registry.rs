@@ -13,6 +13,12 @@ fn erased<A: Action>() -> Box<dyn DynAction> {
 }
 
 impl Registry {
+    /// The one registry of this process, built on first use.
+    pub fn shared() -> &'static Registry {
+        static SHARED: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
+        SHARED.get_or_init(Registry::builtin)
+    }
+
     /// Every built-in action, in the order the reference lists them.
     pub fn builtin() -> Self {
         Registry {

@@ -13,9 +13,9 @@ use crate::exit::Exit;
 pub const CALL_RULES: &str = "`aws SERVICE:Operation` calls any operation of organizations, sso-admin, identitystore, support (JSON protocol), iam or sts (query protocol) by its API name. The body is the request in the API's member names (PascalCase, nested tables and arrays as the API shapes them); the outputs are the response as a map (`steps.ID.Accounts[0].Id`). Names and types are checked by `runbook check` against AWS's service models. An operation whose name starts with Describe, List or Get reads; any other changes AWS (`mutates=true|false` overrides). `plan` makes the reads and shows the changes without sending them. A change passes the guard and journals its intent before it is sent; after an unknown outcome (lost answer, 5xx, timeout, crash) a re-run stops and asks (answer `resend = true` under [steps.ID]) unless the step says `on-unknown=retry`.";
 
 pub fn run(name: Option<&str>) -> Exit {
-    let registry = Registry::builtin();
+    let registry = Registry::shared();
     let text = match name {
-        None => overview(&registry),
+        None => overview(registry),
         Some(n) if call::is_call(n) => match operation(n) {
             Ok(t) => t,
             Err(e) => {

@@ -92,7 +92,7 @@ pub fn report(diags: &[Diagnostic], color: bool) -> bool {
 /// of the runbooks found in it (`on-failure=` and includes stay inside it); a file given alone
 /// has the root [`crate::paths::runbooks_root`] finds.
 pub fn analyse(paths: &[PathBuf]) -> (Vec<Runbook>, Vec<Diagnostic>) {
-    let registry = Registry::builtin();
+    let registry = Registry::shared();
     let mut books = Vec::new();
     let mut diags = Vec::new();
     for p in paths {
@@ -106,7 +106,7 @@ pub fn analyse(paths: &[PathBuf]) -> (Vec<Runbook>, Vec<Diagnostic>) {
         for f in files {
             match load::read(&f) {
                 Ok(src) => {
-                    let (rb, d) = analyzer::check_in(&src, &registry, &root);
+                    let (rb, d) = analyzer::check_in(&src, registry, &root);
                     diags.extend(d);
                     books.push(rb);
                 }
@@ -176,7 +176,7 @@ fn answers_template(file: &std::path::Path, color: bool) -> Exit {
             return Exit::Usage;
         }
     };
-    let (rb, diags) = analyzer::check(&source, &Registry::builtin());
+    let (rb, diags) = analyzer::check(&source, Registry::shared());
     if report(&diags, color) {
         return Exit::Usage;
     }

@@ -21,7 +21,7 @@ pub(crate) fn load_checked(file: &Path, color: bool) -> Result<(Source, Runbook)
         commands::report(&[d], color);
         Exit::Usage
     })?;
-    let (runbook, diags) = analyzer::check(&source, &Registry::builtin());
+    let (runbook, diags) = analyzer::check(&source, Registry::shared());
     if commands::report(&diags, color) {
         eprintln!(
             "runbook: {} has errors; fix them before running (see `runbook check`)",
@@ -98,7 +98,7 @@ pub async fn run(args: RunArgs, color: bool, rehearsal: Option<crate::emulator::
     let ctx = Context::new(aws, &journal_dir, poll_settings());
     // A new account manages no organization; `--with-organization` rehearses one that does.
     if rehearsal.is_some_and(|a| a.organization) {
-        match Registry::builtin().get("organizations.ensure-organization") {
+        match Registry::shared().get("organizations.ensure-organization") {
             Some(a) => {
                 if let Err(e) = a.apply(&ctx, json!({})).await {
                     eprintln!("rehearse: creating the emulated organization failed: {e}");
@@ -252,8 +252,8 @@ pub async fn plan(args: PlanArgs, color: bool) -> Exit {
             }
         }
     }
-    let registry = Registry::builtin();
-    let walked = crate::plan::walk(&runbook, &source, &mut env, &ctx, &registry).await;
+    let registry = Registry::shared();
+    let walked = crate::plan::walk(&runbook, &source, &mut env, &ctx, registry).await;
     if args.json {
         let v = json!({ "runbook": runbook.path, "changes": changes, "pending": walked.pending, "steps": walked.rows });
         say(&serde_json::to_string_pretty(&redactor.value(&v)).unwrap_or_default());
@@ -293,7 +293,7 @@ pub async fn plan(args: PlanArgs, color: bool) -> Exit {
 
 fn load_unchecked(file: &Path, color: bool) -> Result<Runbook, Exit> {
     match load::read(file) {
-        Ok(s) => Ok(analyzer::check(&s, &Registry::builtin()).0),
+        Ok(s) => Ok(analyzer::check(&s, Registry::shared()).0),
         Err(d) => {
             commands::report(&[d], color);
             Err(Exit::Usage)

@@ -363,26 +363,20 @@ pub fn identity_center(endpoint: &str) -> IdentityCenter {
             .expect("sets");
         let mut assigned = Vec::new();
         if let Some(user) = users.users().first() {
-            let mut token = None;
-            loop {
-                let page = sso
-                    .list_account_assignments_for_principal()
-                    .instance_arn(&arn)
-                    .principal_id(user.user_id())
-                    .principal_type(aws_sdk_ssoadmin::types::PrincipalType::User)
-                    .set_next_token(token)
-                    .send()
-                    .await
-                    .expect("assignments");
+            let mut pages = sso
+                .list_account_assignments_for_principal()
+                .instance_arn(&arn)
+                .principal_id(user.user_id())
+                .principal_type(aws_sdk_ssoadmin::types::PrincipalType::User)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.expect("assignments");
                 assigned.extend(
                     page.account_assignments()
                         .iter()
                         .filter_map(|a| a.account_id().map(String::from)),
                 );
-                token = page.next_token().map(String::from);
-                if token.is_none() {
-                    break;
-                }
             }
         }
         IdentityCenter {

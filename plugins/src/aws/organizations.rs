@@ -398,14 +398,9 @@ pub struct AccountSummary {
 pub async fn all_accounts(ctx: &Context) -> Result<Vec<AccountSummary>, PluginError> {
     let client = ctx.organizations().await?;
     let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = client
-            .list_accounts()
-            .set_next_token(token.take())
-            .send()
-            .await
-            .map_err(|e| aws("organizations:ListAccounts", e))?;
+    let mut pages = client.list_accounts().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| aws("organizations:ListAccounts", e))?;
         for a in page.accounts() {
             #[allow(deprecated)]
             let status = a.status().map(|s| s.as_str().to_string()).unwrap_or_default();
@@ -416,14 +411,10 @@ pub async fn all_accounts(ctx: &Context) -> Result<Vec<AccountSummary>, PluginEr
                 status,
             });
         }
-        match page.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => return Ok(out),
-        }
     }
+    Ok(out)
 }
 
-/// Account creations still in progress, all pages.
 /// Account creation requests in the given states, all pages.
 async fn create_statuses(
     ctx: &Context,
@@ -431,21 +422,16 @@ async fn create_statuses(
 ) -> Result<Vec<CreateAccountStatus>, PluginError> {
     let client = ctx.organizations().await?;
     let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = client
-            .list_create_account_status()
-            .set_states(Some(states.to_vec()))
-            .set_next_token(token.take())
-            .send()
-            .await
-            .map_err(|e| aws("organizations:ListCreateAccountStatus", e))?;
+    let mut pages = client
+        .list_create_account_status()
+        .set_states(Some(states.to_vec()))
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| aws("organizations:ListCreateAccountStatus", e))?;
         out.extend(page.create_account_statuses().iter().cloned());
-        match page.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => return Ok(out),
-        }
     }
+    Ok(out)
 }
 
 async fn in_progress(ctx: &Context) -> Result<Vec<CreateAccountStatus>, PluginError> {

@@ -367,21 +367,15 @@ async fn assigned_in(
     ps: &str,
 ) -> Result<Vec<String>, PluginError> {
     let mut accounts = BTreeSet::new();
-    let mut token = None;
-    loop {
-        let page = client
-            .list_accounts_for_provisioned_permission_set()
-            .instance_arn(instance)
-            .permission_set_arn(ps)
-            .set_next_token(token.take())
-            .send()
-            .await
-            .map_err(|e| aws("sso-admin:ListAccountsForProvisionedPermissionSet", e))?;
+    let mut pages = client
+        .list_accounts_for_provisioned_permission_set()
+        .instance_arn(instance)
+        .permission_set_arn(ps)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| aws("sso-admin:ListAccountsForProvisionedPermissionSet", e))?;
         accounts.extend(page.account_ids().iter().cloned());
-        match page.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => break,
-        }
     }
     match super::organizations::all_accounts(ctx).await {
         Ok(all) => accounts.extend(all.into_iter().map(|a| a.id)),

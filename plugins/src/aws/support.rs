@@ -165,16 +165,18 @@ struct Found {
 async fn cases_with_subject(ctx: &Context, p: &EnsureCaseParams) -> Result<Vec<Found>, PluginError> {
     let client = ctx.support().await?;
     let mut out = Vec::new();
-    let mut token = None;
-    loop {
-        let page = client
-            .describe_cases()
-            .include_resolved_cases(true)
-            .language(&p.language)
-            .set_next_token(token.take())
-            .send()
-            .await
-            .map_err(|e| aws("support:DescribeCases", e))?;
+    let mut pages = client
+        .describe_cases()
+        .include_resolved_cases(true)
+        .language(&p.language)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| aws("support:DescribeCases", e))?;
+        // An empty page ends the listing even if it carries a token (moto's does).
+        if page.cases().is_empty() {
+            break;
+        }
         out.extend(
             page.cases()
                 .iter()
@@ -186,11 +188,8 @@ async fn cases_with_subject(ctx: &Context, p: &EnsureCaseParams) -> Result<Vec<F
                     created: c.time_created().unwrap_or_default().to_string(),
                 }),
         );
-        match page.next_token() {
-            Some(t) if !t.is_empty() && !page.cases().is_empty() => token = Some(t.to_string()),
-            _ => return Ok(out),
-        }
     }
+    Ok(out)
 }
 
 /// What exists for this subject: an open case to reuse, or the last resolved one to follow up.

@@ -45,7 +45,7 @@ pub fn linked(runbook: &crate::model::Runbook) -> Vec<crate::model::Runbook> {
             continue;
         }
         if let Ok(source) = crate::load::read(&path) {
-            out.push(crate::analyzer::check(&source, &runbook_plugins::Registry::builtin()).0);
+            out.push(crate::analyzer::check(&source, runbook_plugins::Registry::shared()).0);
         }
     }
     out

@@ -173,7 +173,7 @@ impl Outcome {
 
 /// What every task of a run shares.
 pub struct Shared {
-    pub registry: Registry,
+    pub registry: &'static Registry,
     pub ctx: Context,
     pub journal: Mutex<Journal>,
     /// Set by the first journal write that failed: from then on no intent is accepted.
@@ -378,7 +378,7 @@ pub async fn run(source: Source, runbook: Runbook, ctx: Context, opts: RunOption
             .with_state_dir(dir.clone())
     };
     let shared = Arc::new(Shared {
-        registry: Registry::builtin(),
+        registry: Registry::shared(),
         ctx,
         journal: Mutex::new(journal),
         journal_broken: AtomicBool::new(false),

@@ -29,7 +29,7 @@ pub struct StepCards {
     pub dir: String,
     /// How the runbooks directory is named in the "run this" command.
     pub shown_dir: String,
-    pub registry: Arc<Registry>,
+    pub registry: &'static Registry,
     /// Runbooks as `check` already read them, by path under `dir`.
     pub parsed: HashMap<String, (Source, Runbook)>,
     /// The canonical runbooks root: a runbook's includes stay inside it.
@@ -99,12 +99,12 @@ impl StepCards {
             Some((source, rb)) if source.text == ch.content => (source, rb),
             _ => {
                 let source = Source::new(self.runbooks_root.join(rel), std::mem::take(&mut ch.content));
-                let (rb, _) = analyzer::check_in(&source, &self.registry, &self.runbooks_root);
+                let (rb, _) = analyzer::check_in(&source, self.registry, &self.runbooks_root);
                 fresh = (source, rb);
                 (&fresh.0, &fresh.1)
             }
         };
-        ch.content = cards_with(source, &shown, rb, &self.registry, is_index, |range, out| {
+        ch.content = cards_with(source, &shown, rb, self.registry, is_index, |range, out| {
             links.expand(source, range, out)
         });
         refused.extend(links.diags.finish(&source.path().display().to_string()));
@@ -563,9 +563,9 @@ mod tests {
 ```manual id=m\nconfirm = \"Did it?\"\n[ask.code]\nsecret = true\ndefault = \"otp-99\"\n```\n\n\
 ```aws sts.whoami id=who\n```\n\n```text\nkept\n```\n";
         let source = Source::new("runbooks/t.md", md);
-        let registry = Registry::builtin();
-        let (rb, _) = analyzer::check(&source, &registry);
-        let out = cards(&source, "runbooks/t.md", &rb, &registry, false);
+        let registry = Registry::shared();
+        let (rb, _) = analyzer::check(&source, registry);
+        let out = cards(&source, "runbooks/t.md", &rb, registry, false);
         assert!(!out.contains("hunter2-secret") && !out.contains("otp-99"), "{out}");
         assert_eq!(out.matches("class=\"rb-step ").count(), 2, "{out}");
         assert!(out.contains("```text\nkept\n```"), "{out}");

@@ -70,7 +70,7 @@ pub struct Staged {
     pub runbooks: Vec<(String, String)>,
     /// What `check` read, by path under the runbooks directory: the cards reuse it.
     parsed: HashMap<String, (Source, Runbook)>,
-    registry: Arc<Registry>,
+    registry: &'static Registry,
     shown_dir: String,
 }
 
@@ -82,7 +82,7 @@ impl Staged {
 
 /// Copies book/ and runbooks/ into a staging directory and writes the generated pages.
 pub fn stage(book: &Path, runbooks: &Path) -> Result<Staged, RenderError> {
-    let registry = Arc::new(Registry::builtin());
+    let registry = Registry::shared();
     let book_root = paths::canonical(book);
     let runbooks_root = paths::canonical(runbooks);
     let dir = tempfile::Builder::new()
@@ -116,7 +116,7 @@ pub fn stage(book: &Path, runbooks: &Path) -> Result<Staged, RenderError> {
     let cli = reference.join("cli.md");
     std::fs::write(&cli, reference::cli_reference()).map_err(io(&cli))?;
     let plugins = reference.join("plugins.md");
-    std::fs::write(&plugins, reference::plugin_reference(&registry)).map_err(io(&plugins))?;
+    std::fs::write(&plugins, reference::plugin_reference(registry)).map_err(io(&plugins))?;
 
     let summary_path = src.join("SUMMARY.md");
     let summary = std::fs::read_to_string(&summary_path).map_err(io(&summary_path))?;
@@ -174,7 +174,7 @@ fn build_with(
         md.with_preprocessor(cards::StepCards {
             dir: RUNBOOKS_DIR.into(),
             shown_dir: staged.shown_dir.clone(),
-            registry: staged.registry.clone(),
+            registry: staged.registry,
             parsed: staged.parsed.clone(),
             runbooks_root: staged.runbooks_root.clone(),
             book_root: staged.book_root.clone(),
@@ -463,7 +463,7 @@ impl Staged {
         let mut errors: Vec<Diagnostic> = self
             .parsed
             .values()
-            .flat_map(|(source, _)| analyzer::check_in(source, &self.registry, &self.runbooks_root).1)
+            .flat_map(|(source, _)| analyzer::check_in(source, self.registry, &self.runbooks_root).1)
             .filter(Diagnostic::is_error)
             .collect();
         crate::diagnostic::sort(&mut errors);
