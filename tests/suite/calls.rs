@@ -4,13 +4,11 @@
 //! actions, and the bundled offboarding runbook, each against moto on loopback (through the
 //! fault proxy where a count or a fault is needed), checked through the SDK.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::fault_proxy::{FaultProxy, Rules};
-use common::{Moto, Test, block_on, sdk};
+use crate::common::fault_proxy::{FaultProxy, Rules};
+use crate::common::{Moto, Test, block_on, sdk};
 use serde_json::Value;
 
 /// What the tests take away: a user with an assignment in two accounts.
@@ -111,7 +109,7 @@ fn left(endpoint: &str, s: &Seeded) -> (usize, usize) {
 }
 
 fn outputs(dir: &Path, step: &str) -> Value {
-    let runs = common::run_dirs(&dir.join(".runbook"));
+    let runs = crate::common::run_dirs(&dir.join(".runbook"));
     let state = std::fs::read_to_string(runs.first().expect("a run").join("state.json")).expect("state");
     let v: Value = serde_json::from_str(&state).expect("json");
     v["steps"][step]["outputs"].clone()
@@ -195,7 +193,7 @@ fn calls_by_name_in_both_protocols_answer_as_maps() {
     assert_eq!(tags.len(), 1);
     assert_eq!((tags[0].key(), tags[0].value()), ("team", "platform"));
     // Changes were journaled; reads were not.
-    let journal = common::transcripts(&t.path(".runbook"));
+    let journal = crate::common::transcripts(&t.path(".runbook"));
     for call in ["iam:CreateUser", "organizations:CreateOrganization"] {
         assert!(
             journal
@@ -288,7 +286,7 @@ fn delete_user_and_delete_account_assignment_are_journaled_before_they_are_sent(
         let status = child.wait().expect("wait");
         assert!(proxy.killed(), "{call}: the kill point was reached: {status:?}");
         proxy.disarm_kill();
-        let journal = common::transcripts(&t.path(".runbook"));
+        let journal = crate::common::transcripts(&t.path(".runbook"));
         assert!(
             journal
                 .lines()
@@ -428,7 +426,7 @@ fn removals_are_idempotent_and_a_permission_set_still_assigned_is_refused() {
 fn the_offboarding_runbook_leaves_the_user_and_its_assignments_gone() {
     let moto = Moto::start();
     let s = seed(&moto.endpoint, "leaving.admin");
-    let repo = common::repo();
+    let repo = crate::common::repo();
     let t = Test::new().aws(&moto.endpoint);
     let out = t.run_args(&[
         "run".into(),

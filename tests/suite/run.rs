@@ -2,10 +2,8 @@
 //! they should, once; runs stop for a person and resume; edits re-run only what changed; secrets
 //! stay out of everything written; Rhai scripts stay in their sandbox.
 
-mod common;
-
-use common::fault_proxy::{FaultProxy, Rules};
-use common::{Moto, PART2_ANSWERS, Test, block_on, cases_with, part2_counts, repo, sdk};
+use crate::common::fault_proxy::{FaultProxy, Rules};
+use crate::common::{Moto, PART2_ANSWERS, Test, block_on, cases_with, part2_counts, repo, sdk};
 
 /// The account as Part 1 leaves it: its root user has MFA (moto always reports none), which Part
 /// 2 checks before anything else.
@@ -360,7 +358,7 @@ fn multiple_accounts_creates_n_accounts_and_n_assignments_once() {
     assert_eq!(new_accounts.len(), 3);
     for id in &new_accounts {
         assert_eq!(
-            common::assignments_in(&moto.endpoint, id, "AdministratorAccess"),
+            crate::common::assignments_in(&moto.endpoint, id, "AdministratorAccess"),
             std::slice::from_ref(&admin_id),
             "account {id}: one assignment, to the administrative user"
         );

@@ -3,19 +3,20 @@
 //! such an account; each finding of the review is pinned through the binary, against moto and,
 //! where moto is too kind, our fault proxy.
 
-mod common;
-
 use std::path::PathBuf;
 
-use common::fault_proxy::{FaultProxy, Rules};
-use common::{Moto, Output, Test, block_on, repo, sdk};
+use crate::common::fault_proxy::{FaultProxy, Rules};
+use crate::common::{Moto, Output, Test, block_on, repo, sdk};
 
 fn runbook(name: &str) -> String {
     repo().join("runbooks").join(name).display().to_string()
 }
 
 fn rehearsal() -> Test {
-    Test::new().env("RUNBOOK_MOTO_SERVER", &common::moto_server().display().to_string())
+    Test::new().env(
+        "RUNBOOK_MOTO_SERVER",
+        &crate::common::moto_server().display().to_string(),
+    )
 }
 
 fn args(v: &[&str]) -> Vec<String> {

@@ -4,12 +4,10 @@
 //! plan's hand-over included), and every byte the tool wrote (stdout, stderr, state file,
 //! transcript, hand-over files, the rendered site) is searched for them.
 
-mod common;
-
 use std::path::Path;
 
-use common::fault_proxy::{FaultProxy, Rules};
-use common::{Moto, Test, block_on, repo, sdk};
+use crate::common::fault_proxy::{FaultProxy, Rules};
+use crate::common::{Moto, Test, block_on, repo, sdk};
 
 /// A token that appears in every secret value below (where the value's pattern allows letters).
 const CANARY: &str = "Zq7Xk3";

@@ -1,14 +1,12 @@
 //! Each built-in action against moto through the real binary, and `plan`, which reads but never
 //! changes anything.
 
-mod common;
-
 use std::io::{Read, Write};
 
-use common::fault_proxy::{FaultProxy, Rules};
-use common::{Moto, Test, block_on, sdk};
+use crate::common::fault_proxy::{FaultProxy, Rules};
+use crate::common::{Moto, Test, block_on, sdk};
 
-fn run(t: &Test, text: &str) -> common::Output {
+fn run(t: &Test, text: &str) -> crate::common::Output {
     std::fs::write(t.path("r.md"), text).expect("write");
     t.run_args(&["run".into(), "r.md".into(), "--restart".into()])
 }
@@ -168,7 +166,7 @@ fn net_reachability_reports_each_url() {
 fn plan_reads_and_changes_nothing() {
     let moto = Moto::start();
     // Every request goes through the proxy, which records what was asked.
-    let proxy = common::fault_proxy::FaultProxy::start(&moto.endpoint, Default::default());
+    let proxy = crate::common::fault_proxy::FaultProxy::start(&moto.endpoint, Default::default());
     let t = Test::new().aws(&proxy.endpoint);
     let text = r#"# Plan
 
@@ -212,7 +210,7 @@ confirm = "ok?"
 #[test]
 fn plan_resolves_past_reads_and_scripts_and_gates_ci_with_its_exit_code() {
     let moto = Moto::start();
-    let proxy = common::fault_proxy::FaultProxy::start(&moto.endpoint, Default::default());
+    let proxy = crate::common::fault_proxy::FaultProxy::start(&moto.endpoint, Default::default());
     let t = Test::new().aws(&proxy.endpoint);
     let text = r#"# Plan deeper
 
@@ -279,9 +277,9 @@ email = "ops@example.com"
 #[test]
 fn run_streams_ndjson_events_that_follow_the_schema() {
     let moto = Moto::start();
-    let proxy = common::fault_proxy::FaultProxy::start(
+    let proxy = crate::common::fault_proxy::FaultProxy::start(
         &moto.endpoint,
-        common::fault_proxy::Rules {
+        crate::common::fault_proxy::Rules {
             in_progress_reads: 2,
             ..Default::default()
         },

@@ -1,13 +1,11 @@
 //! SIGKILL in the middle of a 100-account fan-out, then resume: every account exists exactly
 //! once, and the journal the kill left behind still parses.
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::fault_proxy::{FaultProxy, Rules};
-use common::{Moto, Test, block_on, sdk};
+use crate::common::fault_proxy::{FaultProxy, Rules};
+use crate::common::{Moto, Test, block_on, sdk};
 
 #[test]
 fn a_fan_out_killed_halfway_resumes_and_creates_each_account_once() {
@@ -40,7 +38,7 @@ fn a_fan_out_killed_halfway_resumes_and_creates_each_account_once() {
     let mut child = cmd.spawn().expect("spawn");
     // Kill once a good part of the items are journaled.
     let start = Instant::now();
-    let transcript = || common::transcripts(&t.path(".runbook"));
+    let transcript = || crate::common::transcripts(&t.path(".runbook"));
     while transcript().matches("item-finished").count() < 30 && start.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -3,10 +3,8 @@
 //! instances; output cannot be hijacked; secrets stay secret; scripts stay bounded and pure; the
 //! state directory cannot be redirected.
 
-mod common;
-
-use common::fault_proxy::{FaultProxy, Rules};
-use common::{Moto, PART2_ANSWERS, Test, block_on, repo, sdk};
+use crate::common::fault_proxy::{FaultProxy, Rules};
+use crate::common::{Moto, PART2_ANSWERS, Test, block_on, repo, sdk};
 
 fn runbook(name: &str) -> String {
     repo().join("runbooks").join(name).display().to_string()
@@ -240,7 +238,7 @@ fn escape_sequences_from_runbooks_answers_and_aws_never_reach_the_terminal() {
 #[test]
 fn two_fresh_rehearsals_of_a_fan_out_each_create_their_own_items() {
     let t = Test::new()
-        .env("RUNBOOK_MOTO_SERVER", &common::moto_server().display().to_string())
+        .env("RUNBOOK_MOTO_SERVER", &crate::common::moto_server().display().to_string())
         .file(
             "r.md",
             "# R\n\n```aws organizations.ensure-account id=acct for-each='[\"a-prod\", \"b-prod\", \"c-prod\"]'\nname = \"${item}\"\nemail = \"${item}@example.com\"\n```\n",
@@ -386,11 +384,12 @@ fn a_secret_answer_is_asked_again_on_resume_never_replaced_by_the_mask() {
     assert_eq!(done.code, 0, "{done:?}");
     assert!(done.stdout.contains("ok=true"), "{done:?}");
     // The answers files sit beside the runbook: only what runbook wrote is searched.
-    let written = common::transcripts(&t.path(".runbook"))
-        + &common::run_dirs(&t.path(".runbook"))
+    let written = crate::common::transcripts(&t.path(".runbook"))
+        + crate::common::run_dirs(&t.path(".runbook"))
             .iter()
             .map(|d| std::fs::read_to_string(d.join("state.json")).unwrap_or_default())
-            .collect::<String>();
+            .collect::<String>()
+            .as_str();
     assert!(written.contains("confirmed"), "{written}");
     assert!(!written.contains("\"4821\""), "the PIN was written: {written}");
     assert!(!done.all().contains("4821"), "{done:?}");
@@ -551,7 +550,10 @@ fn a_rehearsal_never_shares_a_journal_with_a_real_run() {
     let moto = Moto::start();
     let t = Test::new()
         .aws(&moto.endpoint)
-        .env("RUNBOOK_MOTO_SERVER", &common::moto_server().display().to_string())
+        .env(
+            "RUNBOOK_MOTO_SERVER",
+            &crate::common::moto_server().display().to_string(),
+        )
         .file("acct.md", org_and_account("${inputs.name}"));
     let rehearsed = t.run_args(&[
         "rehearse".into(),

@@ -7,13 +7,11 @@
 //! where neither works it is skipped loudly, counted in the file `$RUNBOOK_SKIPPED` names (which
 //! `.ci/run` requires to stay empty), and under `CI` it fails.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::fault_proxy::{FaultProxy, Rules};
-use common::{Moto, Test};
+use crate::common::fault_proxy::{FaultProxy, Rules};
+use crate::common::{Moto, Test};
 
 const ONE_ACCOUNT: &str = "# One\n\n```aws organizations.ensure-organization id=org\n```\n\n\
 ```aws organizations.ensure-account id=acct\nname = \"acme-one-prod\"\nemail = \"aws+one@example.com\"\n```\n";
@@ -48,10 +46,15 @@ fn with_mount_rights(test: &str) -> bool {
             .is_ok_and(|s| s.success());
     if namespaces {
         let exe = std::env::current_exe().expect("the test binary");
+        // libtest names a test by its module path below the crate: `statedir::NAME`.
+        let exact = match module_path!().split_once("::") {
+            Some((_, module)) => format!("{module}::{test}"),
+            None => test.to_string(),
+        };
         let out = Command::new("unshare")
             .args(["-rm", "--"])
             .arg(exe)
-            .args([test, "--exact", "--nocapture", "--test-threads", "1"])
+            .args([exact.as_str(), "--exact", "--nocapture", "--test-threads", "1"])
             .env("RUNBOOK_IN_USERNS", "1")
             .output()
             .expect("run unshare");
@@ -102,7 +105,7 @@ impl Drop for Mount {
     }
 }
 
-fn run_with_state_dir(state: &Path) -> (common::Output, usize) {
+fn run_with_state_dir(state: &Path) -> (crate::common::Output, usize) {
     let moto = Moto::start();
     let proxy = FaultProxy::start(&moto.endpoint, Rules::default());
     let t = Test::new().file("r.md", ONE_ACCOUNT).aws(&proxy.endpoint);
@@ -147,7 +150,7 @@ fn a_full_state_dir_stops_the_run_before_any_call() {
     assert!(out.stderr.to_lowercase().contains("no space"), "{}", out.stderr);
     assert_eq!(calls, 0, "no AWS call was made");
     // The run never started: no entry reached the transcript.
-    assert_eq!(common::transcripts(&dir), "", "the run journaled entries");
+    assert_eq!(crate::common::transcripts(&dir), "", "the run journaled entries");
 }
 
 #[test]
@@ -222,7 +225,7 @@ fn a_state_dir_that_fills_mid_fan_out_stops_the_run_and_the_resume_creates_each_
         created < N,
         "the run went on after the disk filled: {created} CreateAccount calls"
     );
-    let transcript = common::transcripts(&dir);
+    let transcript = crate::common::transcripts(&dir);
     let intents = transcript
         .lines()
         .filter(|l| l.contains(r#""event":"intent""#) && l.contains("organizations:CreateAccount"))
@@ -234,8 +237,8 @@ fn a_state_dir_that_fills_mid_fan_out_stops_the_run_and_the_resume_creates_each_
     std::fs::remove_file(&filler).expect("free space");
     let resumed = t.run_args(&args);
     assert_eq!(resumed.code, 0, "{resumed:?}");
-    let accounts: Vec<String> = common::block_on(async {
-        runbook_plugins::aws::organizations::all_accounts(&common::sdk(&moto.endpoint))
+    let accounts: Vec<String> = crate::common::block_on(async {
+        runbook_plugins::aws::organizations::all_accounts(&crate::common::sdk(&moto.endpoint))
             .await
             .expect("accounts")
             .into_iter()

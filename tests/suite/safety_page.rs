@@ -1,9 +1,7 @@
 //! book/src/safety.md names the test behind each promise; every name it gives must exist, so the
 //! page cannot point at a test that was renamed or removed.
 
-mod common;
-
-use common::repo;
+use crate::common::repo;
 
 /// Whether `code` holds `fn name(` marked `#[test]` (other attributes may stand between).
 fn is_test_in(code: &str, name: &str) -> bool {

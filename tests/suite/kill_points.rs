@@ -7,16 +7,14 @@
 //! The kill points come from a seed the test prints. `RUNBOOK_KILL_SEED` and
 //! `RUNBOOK_KILL_POINTS` (default 50) replay or widen a run.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use common::fault_proxy::{FaultProxy, Rules};
-use common::{Moto, Test, block_on, sdk};
+use crate::common::fault_proxy::{FaultProxy, Rules};
+use crate::common::{Moto, Test, block_on, sdk};
 
 const ACCOUNTS: usize = 10;
 
@@ -157,7 +155,7 @@ impl Rig {
         );
         check_journal(&t.path(".runbook"), nth);
         // Every mutating call that left runbook had its intent on disk first.
-        let intents = common::transcripts(&t.path(".runbook"))
+        let intents = crate::common::transcripts(&t.path(".runbook"))
             .matches(r#""event":"intent""#)
             .count();
         let sent = self.proxy.mutating() - mutating_before;
@@ -183,7 +181,7 @@ fn scenario() -> Test {
 }
 
 fn check_journal(state: &Path, nth: usize) {
-    let dirs = common::run_dirs(state);
+    let dirs = crate::common::run_dirs(state);
     assert!(
         !dirs.is_empty(),
         "kill point {nth}: no journal under {}",
@@ -221,7 +219,7 @@ fn check_exactly_one_of_each(endpoint: &str, nth: usize) {
             "kill point {nth}: accounts {accounts:?}"
         );
     });
-    let ic = common::identity_center(endpoint);
+    let ic = crate::common::identity_center(endpoint);
     assert_eq!(ic.users, 1, "kill point {nth}: users");
     assert_eq!(ic.permission_sets, 1, "kill point {nth}: permission sets");
     let distinct: BTreeSet<&String> = ic.assigned.iter().collect();

@@ -4,10 +4,8 @@
 //! asked twice). Every mutating call the bundled runbooks make is lost once here, and the
 //! emulator must hold exactly one of each afterwards, checked through the SDK.
 
-mod common;
-
-use common::fault_proxy::{FaultProxy, Rules};
-use common::{Moto, PART2_ANSWERS, Test, cases_with, part2_counts, repo};
+use crate::common::fault_proxy::{FaultProxy, Rules};
+use crate::common::{Moto, PART2_ANSWERS, Test, cases_with, part2_counts, repo};
 
 fn runbook(name: &str) -> String {
     repo().join("runbooks").join(name).display().to_string()

@@ -3,11 +3,9 @@
 //! runbook section that covers it and the guide's facts in our words; this test holds the
 //! runbooks to it. Nothing here reads a file outside the repository.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::{Test, repo};
+use crate::common::{Test, repo};
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,12 +1,10 @@
 //! A person at a terminal: the real binary in a pseudo-terminal answers prompts, gets re-asked
 //! after a value that does not match, confirms a manual step, and the transcript records it.
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::Test;
+use crate::common::Test;
 use expectrl::{Eof, Session};
 
 const RUNBOOK: &str = r#"# At the keyboard

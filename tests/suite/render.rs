@@ -1,10 +1,8 @@
 //! `runbook render`: the site built from book/ and runbooks/, checked file by file.
 
-mod common;
-
 use std::path::Path;
 
-use common::{Test, repo};
+use crate::common::{Test, repo};
 
 fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))

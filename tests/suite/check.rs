@@ -1,9 +1,7 @@
 //! `runbook check`: exact diagnostics for malformed runbooks, and clean runs over the bundled
 //! runbooks, the book's and README's examples, and real-world Markdown.
 
-mod common;
-
-use common::{Test, repo};
+use crate::common::{Test, repo};
 
 /// Checks `text` as `r.md` and returns the first line of each diagnostic.
 fn diagnose(text: &[u8]) -> (i32, Vec<String>) {
@@ -416,7 +414,7 @@ fn examples_in_the_book_and_readme_check_clean() {
 /// `collect.py` regenerates them). No panic, no step found where none is written, exit 0.
 #[test]
 fn real_world_markdown_checks_without_panic() {
-    let corpus = common::repo().join("tests/corpus/markdown");
+    let corpus = crate::common::repo().join("tests/corpus/markdown");
     let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&corpus)
         .expect("the committed corpus")
         .flatten()

@@ -1,12 +1,10 @@
 //! What moto is too kind to do, through our fault proxy: asynchronous operations that take time,
 //! fail, or never finish; throttling and server errors; the Basic support plan.
 
-mod common;
-
 use std::time::Duration;
 
-use common::fault_proxy::{FaultProxy, Rules};
-use common::{Moto, Test, block_on, sdk};
+use crate::common::fault_proxy::{FaultProxy, Rules};
+use crate::common::{Moto, Test, block_on, sdk};
 
 const ONE_ACCOUNT: &str = r#"# One account
 
@@ -272,7 +270,7 @@ fn on_the_basic_plan_the_support_case_is_handed_over() {
     let t = Test::new().file("a.toml", answers).aws(&proxy.endpoint);
     let out = t.run_args(&[
         "run".into(),
-        common::repo()
+        crate::common::repo()
             .join("runbooks/troubleshooting/not-activated.md")
             .display()
             .to_string(),
@@ -378,13 +376,14 @@ email = "aws+${item}@example.com"
 ```
 "#
     .to_string()
-        + &ASSIGNMENT
+        + ASSIGNMENT
             .replace("# Assign\n", "")
             .replace(
                 "```aws sso-admin.ensure-assignment id=assign timeout=20s",
                 "```aws sso-admin.ensure-assignment id=assign for-each='steps.accts.results.map(|r| r.account_id)' timeout=120s",
             )
-            .replace("account_id = \"123456789012\"", "account_id = \"${item}\"");
+            .replace("account_id = \"123456789012\"", "account_id = \"${item}\"")
+            .as_str();
     let out = Test::new()
         .file("r.md", &text)
         .aws(&proxy.endpoint)
@@ -405,7 +404,7 @@ email = "aws+${item}@example.com"
         1,
         "existing read once per fan-out"
     );
-    let assigned = common::identity_center(&moto.endpoint).assigned;
+    let assigned = crate::common::identity_center(&moto.endpoint).assigned;
     let distinct: std::collections::BTreeSet<&String> = assigned.iter().collect();
     assert_eq!(
         (assigned.len(), distinct.len()),
@@ -559,14 +558,14 @@ fn assignment_with(duration: &str, policies: &str) -> String {
 
 /// The outputs the last run recorded for `step` (the one-line summary shows only a few).
 fn outputs(dir: &std::path::Path, step: &str) -> serde_json::Value {
-    let runs = common::run_dirs(&dir.join(".runbook"));
+    let runs = crate::common::run_dirs(&dir.join(".runbook"));
     let state = std::fs::read_to_string(runs.first().expect("a run").join("state.json")).expect("state");
     let v: serde_json::Value = serde_json::from_str(&state).expect("json");
     v["steps"][step]["outputs"].clone()
 }
 
 fn intents_and_answers(dir: &std::path::Path, call: &str) -> (usize, usize) {
-    let t = common::transcripts(&dir.join(".runbook"));
+    let t = crate::common::transcripts(&dir.join(".runbook"));
     let lines: Vec<&str> = t.lines().filter(|l| l.contains(call)).collect();
     (
         lines.iter().filter(|l| l.contains(r#""event":"intent""#)).count(),
@@ -741,13 +740,13 @@ fn not_activated_answers(account_id: &str) -> String {
     )
 }
 
-fn run_not_activated(endpoint: &str, account_id: &str) -> (Test, common::Output) {
+fn run_not_activated(endpoint: &str, account_id: &str) -> (Test, crate::common::Output) {
     let t = Test::new()
         .file("a.toml", not_activated_answers(account_id))
         .aws(endpoint);
     let out = t.run_args(&[
         "run".into(),
-        common::repo()
+        crate::common::repo()
             .join("runbooks/troubleshooting/not-activated.md")
             .display()
             .to_string(),
@@ -803,7 +802,7 @@ fn every_refusal_of_the_support_api_hands_the_case_over() {
         .env("AWS_EC2_METADATA_DISABLED", "true");
     let out = t.run_args(&[
         "run".into(),
-        common::repo()
+        crate::common::repo()
             .join("runbooks/troubleshooting/not-activated.md")
             .display()
             .to_string(),
@@ -931,7 +930,7 @@ fn a_resolved_case_with_the_same_subject_gets_a_follow_up_that_names_it() {
     // Run again: the follow-up is open, so it is the case; nothing new.
     let again = t.run_args(&[
         "run".into(),
-        common::repo()
+        crate::common::repo()
             .join("runbooks/troubleshooting/not-activated.md")
             .display()
             .to_string(),

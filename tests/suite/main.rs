@@ -1,0 +1,25 @@
+//! The integration suite: one test binary (it links the AWS SDK once), a module per area.
+//! Run one area with `cargo test --test suite faults::`, one test by its name as a filter.
+//! The browser test (`tests/browser.rs`) stays a binary of its own: it needs Chromium.
+
+// Helpers some modules use and others do not.
+#[allow(dead_code)]
+mod common;
+
+mod actions;
+mod calls;
+mod check;
+mod coverage;
+mod crash;
+mod faults;
+mod kill_points;
+mod lost_answers;
+mod new_account;
+mod prompts;
+mod props;
+mod render;
+mod run;
+mod safety_page;
+mod secrets;
+mod statedir;
+mod trust;
