@@ -2,7 +2,6 @@
 //! the site served by `runbook render --serve` on loopback. Needs Debian's `chromium` and
 //! `chromium-driver` (.ci/run installs them); set CHROMIUM / CHROMEDRIVER to use others.
 
-#[allow(dead_code)]
 #[path = "suite/common/mod.rs"]
 mod common;
 

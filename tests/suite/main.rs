@@ -2,8 +2,6 @@
 //! Run one area with `cargo test --test suite faults::`, one test by its name as a filter.
 //! The browser test (`tests/browser.rs`) stays a binary of its own: it needs Chromium.
 
-// Helpers some modules use and others do not.
-#[allow(dead_code)]
 mod common;
 
 mod actions;
