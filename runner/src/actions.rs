@@ -28,7 +28,7 @@ pub fn run(name: Option<&str>) -> Exit {
             None if call::service(n).is_some() => service(n),
             None => {
                 let names = registry.names();
-                let hint = crate::analyzer::closest(n, &names)
+                let hint = crate::suggest::closest(n, &names)
                     .map(|c| format!("; did you mean `{c}`?"))
                     .unwrap_or_default();
                 eprintln!("runbook: no action `{n}`{hint} (`runbook actions` lists them)");
@@ -103,7 +103,7 @@ fn operation(name: &str) -> Result<String, String> {
     let c = call::resolve(name).map_err(|e| match &e {
         NameError::UnknownOperation {
             operation, candidates, ..
-        } => match crate::analyzer::closest(operation, candidates) {
+        } => match crate::suggest::closest(operation, candidates) {
             Some(s) => format!("{e}; did you mean `{s}`?"),
             None => e.to_string(),
         },

@@ -4,18 +4,20 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use rhai::{Dynamic, Engine, Scope};
-use runbook_plugins::{FieldSpec, Registry};
-use toml::de::{DeTable, DeValue};
+use runbook_plugins::Registry;
+use toml::de::DeTable;
 
 use crate::diagnostic::{Diagnostic, Diags, Severity};
 use crate::interp::{self, Ref};
 use crate::manual;
 use crate::model::{Executor, Runbook, Step};
-use crate::parser::{self, BodyMap};
+use crate::parser;
 use crate::sandbox;
 use crate::source::{Source, Span};
+use crate::suggest::{closest, same_effect};
 
 mod call;
+mod params;
 
 /// The most script one `rhai` step may hold. Rhai's compiler resolves each variable by searching
 /// every `let` before it, so its time grows with the square of a script's size: 64 KiB compiles in
@@ -62,80 +64,6 @@ pub fn check_in(source: &Source, registry: &Registry, root: &Path) -> (Runbook, 
     cx.check_links();
     let diags = diags.finish(&source.path().display().to_string());
     (runbook, diags)
-}
-
-/// The closest word within two edits, for "did you mean".
-pub fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    candidates
-        .iter()
-        .map(|c| (edit_distance(word, c), *c))
-        .filter(|(d, c)| *d <= 2.max(c.len() / 4) && *d > 0)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-/// Whether an action name's verb adds (`ensure-`, `create-`, `assign-`...) or takes away
-/// (`delete-`, `remove-`, `detach-`...); None for reads and anything else.
-fn effect(action: &str) -> Option<bool> {
-    let verb = action.rsplit(['.', ':']).next().unwrap_or(action);
-    let verb = verb.split('-').next().unwrap_or(verb).to_ascii_lowercase();
-    const ADDS: &[&str] = &[
-        "ensure",
-        "create",
-        "add",
-        "assign",
-        "attach",
-        "put",
-        "enable",
-        "provision",
-        "register",
-    ];
-    const TAKES: &[&str] = &[
-        "delete",
-        "remove",
-        "detach",
-        "unassign",
-        "disable",
-        "deregister",
-        "revoke",
-        "destroy",
-        "drop",
-    ];
-    if ADDS.iter().any(|v| verb.starts_with(v)) {
-        Some(true)
-    } else if TAKES.iter().any(|v| verb.starts_with(v)) {
-        Some(false)
-    } else {
-        None
-    }
-}
-
-/// The candidates a "did you mean" may offer for `word`: never one with the opposite effect
-/// (`delete-user` must not become `ensure-user`, whatever the edit distance).
-pub fn same_effect<'a>(word: &str, candidates: &[&'a str]) -> Vec<&'a str> {
-    let want = effect(word);
-    candidates
-        .iter()
-        .copied()
-        .filter(|c| match (want, effect(c)) {
-            (Some(a), Some(b)) => a == b,
-            _ => true,
-        })
-        .collect()
-}
-
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 /// The outputs of a script whose value is a literal map (`#{ email: ..., name: ... }` as its
@@ -488,146 +416,6 @@ impl Checker<'_> {
         Outputs::Known(known)
     }
 
-    fn check_toml_body(&mut self, index: usize, step: &Step, action: Option<&str>, item: bool) {
-        let map = step.body_map();
-        let table = match DeTable::parse(&step.body) {
-            Ok(t) => t,
-            Err(e) => {
-                let span = e.span().map_or(step.info_span, |r| map.span(r));
-                self.error(span, format!("invalid TOML: {}", e.message().trim()));
-                return;
-            }
-        };
-        let table = table.into_inner();
-        if let Some(name) = action {
-            let Some(info) = self.registry.get(name).map(|a| a.info().clone()) else {
-                return;
-            };
-            let names: Vec<&str> = info.params.iter().map(|p| p.name.as_str()).collect();
-            for (key, value) in table.iter() {
-                let kspan = map.span(key.span());
-                match info.param(key.get_ref()) {
-                    None => {
-                        let source = self.source;
-                        self.diags.push_with(Severity::Error, || {
-                            let d = Diagnostic::error(
-                                source,
-                                kspan,
-                                format!("unknown parameter `{}` for `{name}`", key.get_ref()),
-                            );
-                            match closest(key.get_ref(), &names) {
-                                Some(c) => d.with_help(format!("did you mean `{c}`?")),
-                                None if names.is_empty() => d.with_help(format!("`{name}` takes no parameters")),
-                                None => d.with_help(format!("parameters are: {}", names.join(", "))),
-                            }
-                        });
-                    }
-                    Some(spec) => self.check_type(spec, value.get_ref(), map.span(value.span())),
-                }
-            }
-            let given: HashSet<&str> = table.keys().map(|k| k.get_ref().as_ref()).collect();
-            for p in info.params.iter().filter(|p| p.required) {
-                if !given.contains(p.name.as_str()) {
-                    self.diags.push(
-                        Diagnostic::error(
-                            self.source,
-                            step.info_span,
-                            format!("`{name}` needs parameter `{}`", p.name),
-                        )
-                        .with_help(format!("{}: {}", p.name, p.doc)),
-                    );
-                }
-            }
-        }
-        self.check_values(&table, &map, index, item);
-    }
-
-    fn check_type(&mut self, spec: &FieldSpec, value: &DeValue<'_>, span: Span) {
-        let kind = match value {
-            DeValue::String(s) => {
-                if interp::pieces(s).is_ok_and(|p| interp::whole_expr(&p).is_some()) {
-                    return; // typed at run time
-                }
-                if !spec.choices.is_empty() && !spec.choices.iter().any(|c| c == s.as_ref()) && !s.contains("${") {
-                    self.error(
-                        span,
-                        format!("`{}` must be one of {}, not `{s}`", spec.name, spec.choices.join(", ")),
-                    );
-                    return;
-                }
-                if let Some(pattern) = &spec.pattern {
-                    if !s.contains("${") && !pattern_matches(pattern, s) {
-                        let like = match spec.examples.as_slice() {
-                            [] => String::new(),
-                            ex => format!(
-                                " such as {}",
-                                ex.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ")
-                            ),
-                        };
-                        self.error(
-                            span,
-                            format!("`{}` must be {}{like}, not `{s}`", spec.name, typed_name(spec)),
-                        );
-                        return;
-                    }
-                }
-                "string"
-            }
-            DeValue::Integer(_) => "integer",
-            DeValue::Float(_) => "number",
-            DeValue::Boolean(_) => "boolean",
-            DeValue::Datetime(_) => "string",
-            DeValue::Array(_) => "array",
-            DeValue::Table(_) => "object",
-        };
-        let ok = spec
-            .json_types
-            .iter()
-            .any(|t| t == kind || (t == "number" && kind == "integer"));
-        if !ok {
-            self.error(
-                span,
-                format!("`{}` must be {}, not {}", spec.name, spec.ty, article(kind)),
-            );
-        }
-    }
-
-    /// Every string in a TOML body: its `${...}` expressions must compile and name known things.
-    fn check_values(&mut self, table: &DeTable<'_>, map: &BodyMap<'_>, index: usize, item: bool) {
-        for value in table.values() {
-            self.check_value(value.get_ref(), value.span(), map, index, item);
-        }
-    }
-
-    fn check_value(
-        &mut self,
-        value: &DeValue<'_>,
-        range: std::ops::Range<usize>,
-        map: &BodyMap<'_>,
-        index: usize,
-        item: bool,
-    ) {
-        match value {
-            DeValue::String(s) => {
-                let span = map.span(range.clone());
-                let raw = map.body.get(range.clone()).unwrap_or("");
-                // Exact columns when the string is written as-is between its quotes.
-                let exact = ["\"\"\"", "'''", "\"", "'"]
-                    .iter()
-                    .find(|q| raw.starts_with(**q) && raw.get(q.len()..q.len() + s.len()) == Some(s.as_ref()))
-                    .map(|q| map.offset(range.start + q.len()));
-                self.check_string(s, span, exact, index, item);
-            }
-            DeValue::Array(items) => {
-                for v in items {
-                    self.check_value(v.get_ref(), v.span(), map, index, item);
-                }
-            }
-            DeValue::Table(t) => self.check_values(t, map, index, item),
-            _ => {}
-        }
-    }
-
     fn check_manual(&mut self, index: usize, step: &Step, item: bool) {
         let mut found = Vec::new();
         let parsed = manual::parse(self.source, step, &mut found);
@@ -711,13 +499,6 @@ fn sub_span(base: usize, end: usize, r: std::ops::Range<usize>) -> Span {
     Span::new((base + r.start).min(end), (base + r.end).min(end))
 }
 
-fn article(kind: &str) -> String {
-    match kind {
-        "integer" | "array" | "object" => format!("an {kind}"),
-        _ => format!("a {kind}"),
-    }
-}
-
 /// The names an expression may read.
 fn scope(item: bool) -> Scope<'static> {
     let mut s = Scope::new();
@@ -738,30 +519,4 @@ pub fn step_ids(runbook: &Runbook) -> BTreeMap<String, usize> {
         .enumerate()
         .map(|(i, s)| (s.id.clone(), i))
         .collect()
-}
-
-/// Whether a literal matches a parameter's schema pattern (compiled once per pattern; a pattern
-/// that does not compile, which would be our bug, accepts everything rather than block a run).
-fn pattern_matches(pattern: &str, value: &str) -> bool {
-    use std::collections::HashMap;
-    use std::sync::{Mutex, OnceLock};
-    static COMPILED: OnceLock<Mutex<HashMap<String, Option<regex::Regex>>>> = OnceLock::new();
-    let Ok(mut m) = COMPILED.get_or_init(Default::default).lock() else {
-        return true;
-    };
-    m.entry(pattern.to_string())
-        .or_insert_with(|| regex::Regex::new(pattern).ok())
-        .as_ref()
-        .is_none_or(|re| re.is_match(value))
-}
-
-/// What a patterned string parameter holds, in words.
-fn typed_name(spec: &FieldSpec) -> &'static str {
-    if spec.examples.iter().any(|e| e.starts_with("PT")) {
-        "an ISO-8601 duration"
-    } else if spec.pattern.as_deref() == Some(runbook_plugins::duration::WAIT_PATTERN) {
-        "a duration with a unit"
-    } else {
-        "a value"
-    }
 }

@@ -27,6 +27,7 @@ pub mod render;
 pub mod run;
 pub mod sandbox;
 pub mod source;
+pub mod suggest;
 pub mod ui;
 
 use std::ffi::OsString;

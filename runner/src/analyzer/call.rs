@@ -197,7 +197,11 @@ impl Checker<'_> {
         if !ok {
             self.error(
                 span,
-                format!("`{path}` must be {}, not {}", shape.describe(), super::article(kind)),
+                format!(
+                    "`{path}` must be {}, not {}",
+                    shape.describe(),
+                    super::params::article(kind)
+                ),
             );
             return;
         }

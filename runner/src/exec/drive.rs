@@ -1,0 +1,493 @@
+//! The step loop: each step in order, skipped when done and unchanged, else run (with retries,
+//! its deadline, the guard), journaled, and ended as done, waiting, failed or interrupted.
+
+use super::*;
+
+pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>) -> Exit {
+    let rb = &shared.runbook;
+    let opts = &shared.opts;
+    for id in [&opts.from, &opts.only].into_iter().flatten() {
+        if rb.step(id).is_none() {
+            let ids: Vec<&str> = rb.steps.iter().map(|s| s.id.as_str()).collect();
+            shared.ui.error(&format!(
+                "runbook: no step `{id}` in {} (steps: {})",
+                rb.path,
+                ids.join(", ")
+            ));
+            return Exit::Usage;
+        }
+    }
+    if opts.step_mode && !crate::prompt::interactive() {
+        shared.ui.error("runbook: --step needs a terminal to ask in");
+        return Exit::Usage;
+    }
+    let linked = followup::linked(rb);
+    for sid in shared.answers.steps.keys().filter(|_| opts.failed.is_none()) {
+        if rb.step(sid).is_none() && !linked.iter().any(|l| l.step(sid).is_some()) {
+            shared.ui.error(&format!(
+                "runbook: answers file names step `{sid}`, which {} does not have",
+                rb.path
+            ));
+            return Exit::Usage;
+        }
+    }
+    let (stored, stored_secrets) = shared
+        .journal
+        .lock()
+        .map(|j| (j.state.inputs.clone(), j.state.secret_inputs.clone()))
+        .unwrap_or_default();
+    let src = inputs::Sources {
+        flags,
+        answers: &shared.answers,
+        stored: &stored,
+    };
+    let resolved = match inputs::resolve(&rb.settings.inputs, None, &src, inputs::WhenMissing::Ask, &|n, i| {
+        shared.ui.suspend(|| crate::prompt::ask(n, i))
+    }) {
+        Ok(r) => r,
+        Err(e) => {
+            if let inputs::ResolveError::Waiting(name) = &e {
+                if let Err(StepError::Journal(m)) = shared.record(Entry::Waiting {
+                    step: None,
+                    input: Some(name.clone()),
+                    for_: None,
+                }) {
+                    return journal_failed(&shared, &m);
+                }
+            }
+            return resolve_failed(&shared.ui, e);
+        }
+    };
+    let mut env = Env {
+        redactor: shared.redactor.clone(),
+        ..Env::default()
+    };
+    for (k, v) in &resolved.values {
+        env.inputs.insert(k.clone(), json!(v));
+    }
+    let mut secret_digests = BTreeMap::new();
+    for (k, v) in &resolved.secrets {
+        shared.redactor.add(v.expose());
+        env.inputs.insert(k.clone(), json!(v.expose()));
+        env.secret_inputs.insert(k.clone());
+        secret_digests.insert(k.clone(), shared.digester.value(k, v.expose()));
+    }
+    let changes = identity::input_changes(&stored, &stored_secrets, &resolved.values, &secret_digests);
+    let begun = shared.journal.lock().map(|mut j| {
+        j.begin_run();
+        env.run.insert("id".into(), json!(j.state.run_id));
+        env.run.insert("started".into(), json!(j.state.started));
+        env.run.insert("name".into(), json!(j.state.name));
+        j.state.inputs = resolved.values.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        j.state.secret_inputs = secret_digests;
+        j.state.name.clone()
+    });
+    let name = begun.unwrap_or_default();
+    let started_entry = shared
+        .record(Entry::RunStarted {
+            runbook: rb.path.clone(),
+            name: name.clone(),
+            user: journal::os_user(),
+            rehearsal: opts.rehearsal,
+        })
+        .and_then(|()| {
+            if changes.is_empty() {
+                Ok(())
+            } else {
+                shared.record(Entry::InputsChanged {
+                    changes: changes.clone(),
+                })
+            }
+        })
+        .and_then(|()| shared.save());
+    if let Err(e) = started_entry {
+        return step_error_exit(&shared, None, e);
+    }
+    if let Some(f) = &opts.failed {
+        env.run.insert("failed".into(), f.clone());
+    }
+    env.run.insert("user".into(), json!(journal::os_user()));
+    env.run.insert("rehearsal".into(), json!(opts.rehearsal));
+    env.run
+        .insert("state_dir".into(), json!(shared.ctx.state_dir().display().to_string()));
+
+    let instance = if name == journal::DEFAULT_RUN {
+        String::new()
+    } else {
+        format!(" (run {name})")
+    };
+    shared.ui.line(&format!(
+        "{} — {} step{}{instance}",
+        rb.title,
+        rb.steps.len(),
+        if rb.steps.len() == 1 { "" } else { "s" }
+    ));
+    for c in &changes {
+        shared.ui.note(&format!("changed since the last run: {c}"));
+    }
+    let from_index = opts
+        .from
+        .as_ref()
+        .and_then(|f| rb.steps.iter().position(|s| &s.id == f))
+        .unwrap_or(0);
+    // The runbook's introduction, once, before anything runs.
+    show_prose(&shared, title_end(rb, &shared.source), intro_end(rb, &shared.source));
+    let (mut ran, mut reused, mut skipped) = (0usize, 0usize, 0usize);
+    let started = Instant::now();
+
+    for (index, step) in rb.steps.iter().enumerate() {
+        if shared.ui.closed() {
+            // stdout went away (`| head`): stop here, cleanly, with the journal closed.
+            shared.interrupted.store(true, Ordering::SeqCst);
+        }
+        if shared.interrupted.load(Ordering::SeqCst) {
+            return interrupted(&shared, &step.id);
+        }
+        let recorded = shared.step_state(&step.id);
+        let forced = opts.only.as_deref() == Some(step.id.as_str()) || (opts.from.is_some() && index >= from_index);
+        let out_of_scope = opts.only.as_ref().is_some_and(|o| o != &step.id) || index < from_index;
+        if out_of_scope {
+            // Steps outside --from/--only keep their recorded outputs; secret ones were stored
+            // masked and are left out rather than read back as masks.
+            if let Some(st) =
+                recorded.filter(|s| (s.status == StepStatus::Done || s.status == StepStatus::Skipped) && !s.secret)
+            {
+                env.set_step(&step.id, st.outputs);
+            }
+            continue;
+        }
+        let engine = shared.engine();
+        if let Some(cond) = &step.attrs.if_ {
+            match env.eval(&engine, &cond.value, None).and_then(|d| eval::truthy(&d)) {
+                Ok(true) => {}
+                Ok(false) => {
+                    skipped += 1;
+                    shared
+                        .ui
+                        .step_finished(&step.id, "skipped", &format!("condition `{}` is false", cond.value));
+                    let mut st = StepState::new(StepStatus::Skipped, "");
+                    st.outputs = json!({ "skipped": true });
+                    st.finished = Some(journal::now());
+                    env.set_step(&step.id, st.outputs.clone());
+                    let done = shared
+                        .record(Entry::StepSkipped {
+                            step: step.id.clone(),
+                            reason: "condition false".into(),
+                        })
+                        .and_then(|()| shared.set_step_state(&step.id, st));
+                    if let Err(e) = done {
+                        return step_error_exit(&shared, Some(step), e);
+                    }
+                    continue;
+                }
+                Err(e) => return fail(&shared, step, &format!("`if` condition: {e}"), None),
+            }
+        }
+        // A fan-out over a secret makes each `item` secret.
+        let secret_items = step.attrs.for_each.as_ref().is_some_and(|l| env.reads_secret(&l.value));
+        let item_env;
+        let env_for_step = if secret_items {
+            item_env = Env {
+                secret_item: true,
+                ..env.clone()
+            };
+            &item_env
+        } else {
+            &env
+        };
+        // What the step will do, resolved: its identity decides whether it must run again. The
+        // step's timeout= bounds everything it evaluates from here on.
+        let deadline = step::timeout(step).map(|t| Instant::now() + t);
+        let plan = match identity::prepare(&shared, step, env_for_step, deadline).await {
+            Ok(p) => p,
+            Err(e) => return fail(&shared, step, &e, None),
+        };
+        if let Some(st) = &recorded {
+            if st.status == StepStatus::Done && !forced {
+                if st.hash == plan.hash && !st.secret {
+                    reused += 1;
+                    shared.ui.step_finished(
+                        &step.id,
+                        "done",
+                        &format!("already done ({})", st.finished.as_deref().unwrap_or("earlier")),
+                    );
+                    env.set_step(&step.id, st.outputs.clone());
+                    continue;
+                }
+                shared.ui.note(&if st.secret {
+                    format!(
+                        "{}: its outputs hold secrets, which are never kept: running it again",
+                        step.id
+                    )
+                } else {
+                    format!("{} changed since it last ran: running it again", step.id)
+                });
+            }
+        }
+        if opts.step_mode {
+            match step::gate(&shared, step, &plan).await {
+                step::Gate::Run => {}
+                step::Gate::Skip => {
+                    shared.ui.step_finished(&step.id, "skipped", "skipped by the operator");
+                    if let Err(e) = shared.record(Entry::StepSkipped {
+                        step: step.id.clone(),
+                        reason: "operator".into(),
+                    }) {
+                        return step_error_exit(&shared, Some(step), e);
+                    }
+                    continue;
+                }
+                step::Gate::Quit => {
+                    shared.ui.line("stopped; run the same command again to continue here");
+                    return Exit::WaitingForPerson;
+                }
+            }
+        }
+        // Before a person's step: the prose since the previous step (not the whole section,
+        // which may speak of later steps).
+        if matches!(step.executor, crate::model::Executor::Manual) {
+            let from = match index {
+                0 => intro_end(rb, &shared.source),
+                i => rb.steps[i - 1].span.end,
+            };
+            show_prose(&shared, from, step.span.start);
+        }
+
+        let begun = journal::now();
+        shared.ui.step_started(&step.id, &step::describe(step));
+        let mut running = StepState::new(StepStatus::Running, plan.hash.clone());
+        running.started = Some(begun.clone());
+        if let Err(e) = shared
+            .record(Entry::StepStarted {
+                step: step.id.clone(),
+                hash: plan.hash.clone(),
+            })
+            .and_then(|()| shared.set_step_state(&step.id, running))
+        {
+            return step_error_exit(&shared, Some(step), e);
+        }
+        let t0 = Instant::now();
+        let result = step::run_with_retries(&shared, step, env_for_step, &plan).await;
+        match result {
+            Ok(outcome) => {
+                ran += 1;
+                let stored = outcome.stored();
+                let secret = outcome.secrecy != Secrecy::None;
+                shared.ui.step_finished(
+                    &step.id,
+                    "done",
+                    &format!("{:.1}s{}", t0.elapsed().as_secs_f64(), summary(&stored)),
+                );
+                let mut st = StepState::new(StepStatus::Done, plan.hash.clone());
+                st.outputs = stored.clone();
+                st.started = Some(begun);
+                st.finished = Some(journal::now());
+                st.secret = secret;
+                let written = shared
+                    .record(Entry::StepFinished {
+                        step: step.id.clone(),
+                        hash: plan.hash.clone(),
+                        outputs: stored,
+                    })
+                    .and_then(|()| shared.set_step_state(&step.id, st));
+                if let Err(e) = written {
+                    return step_error_exit(&shared, Some(step), e);
+                }
+                if secret {
+                    env.set_secret_step(&step.id, outcome.outputs);
+                } else {
+                    env.set_step(&step.id, outcome.outputs);
+                }
+            }
+            Err(StepError::Waiting(msg)) => {
+                shared.ui.step_finished(&step.id, "waiting", "waiting for a person");
+                let mut st = StepState::new(StepStatus::Waiting, plan.hash.clone());
+                st.started = Some(begun);
+                st.waiting_for = Some(msg.clone());
+                let written = shared
+                    .record(Entry::Waiting {
+                        step: Some(step.id.clone()),
+                        input: None,
+                        for_: Some(msg.clone()),
+                    })
+                    .and_then(|()| shared.set_step_state(&step.id, st));
+                if let Err(e) = written {
+                    return step_error_exit(&shared, Some(step), e);
+                }
+                shared
+                    .ui
+                    .error(&format!("runbook: waiting for a person at step `{}`: {msg}", step.id));
+                // A person's "no" at a step with `on-failure=` leads into that runbook.
+                if msg.starts_with(person::REFUSED) {
+                    followup::continue_into(&shared, step, &env, &msg).await;
+                }
+                if opts.rehearsal {
+                    shared.ui.error(
+                        "runbook: a rehearsal starts over each time (its emulator starts empty): give the answer in the answers file and rehearse again",
+                    );
+                } else {
+                    shared
+                        .ui
+                        .error("runbook: the journal is saved; run the same command again to continue");
+                }
+                return Exit::WaitingForPerson;
+            }
+            Err(e @ (StepError::Interrupted | StepError::Journal(_))) => {
+                return step_error_exit(&shared, Some(step), e);
+            }
+            Err(StepError::Failed { message, hint }) => {
+                let mut st = StepState::new(StepStatus::Failed, plan.hash.clone());
+                st.started = Some(begun);
+                st.finished = Some(journal::now());
+                st.error = Some(message.clone());
+                if let Err(e) = shared.set_step_state(&step.id, st) {
+                    return step_error_exit(&shared, Some(step), e);
+                }
+                let exit = fail(&shared, step, &message, hint);
+                followup::continue_into(&shared, step, &env, &message).await;
+                return exit;
+            }
+        }
+    }
+    shared.ui.line(&format!(
+        "finished in {:.1}s: {ran} ran, {reused} already done, {skipped} skipped",
+        started.elapsed().as_secs_f64()
+    ));
+    Exit::Done
+}
+
+/// Where the title heading ends (0 without one).
+fn title_end(rb: &Runbook, source: &Source) -> usize {
+    rb.sections
+        .iter()
+        .find(|s| s.level == 1)
+        .map(|s| line_end(source, s.span.end))
+        .unwrap_or(0)
+}
+
+/// Where the introduction ends: at the first step or the first heading below the title.
+fn intro_end(rb: &Runbook, source: &Source) -> usize {
+    let first_step = rb.steps.first().map_or(source.text.len(), |s| s.span.start);
+    let first_heading = rb
+        .sections
+        .iter()
+        .filter(|s| s.level > 1)
+        .map(|s| s.span.start)
+        .find(|&at| at >= title_end(rb, source))
+        .unwrap_or(source.text.len());
+    first_step.min(first_heading).max(title_end(rb, source))
+}
+
+fn line_end(source: &Source, at: usize) -> usize {
+    source.text[at.min(source.text.len())..]
+        .find('\n')
+        .map_or(source.text.len(), |n| at + n)
+}
+
+/// Shows the Markdown between two offsets, rendered for the terminal, without the runbook block.
+fn show_prose(shared: &Shared, from: usize, to: usize) {
+    let text = &shared.source.text;
+    if from >= to || to > text.len() || !text.is_char_boundary(from) || !text.is_char_boundary(to) {
+        return;
+    }
+    let mut md = String::new();
+    let mut at = from;
+    if let Some(block) = shared.runbook.settings.span.filter(|b| b.start < to && b.end > from) {
+        md.push_str(&text[at..block.start.max(at)]);
+        at = block.end.min(to);
+    }
+    md.push_str(&text[at..to]);
+    if md.trim().is_empty() {
+        return;
+    }
+    let width = console::Term::stdout().size().1 as usize;
+    shared.ui.block_styled(&format!(
+        "\n{}",
+        crate::prose::render(&crate::ui::sanitize(md.trim()), width, shared.ui.color())
+    ));
+}
+
+/// Ends the run for an error that is not the step's own failure.
+fn step_error_exit(shared: &Shared, step: Option<&Step>, e: StepError) -> Exit {
+    match e {
+        StepError::Journal(m) => journal_failed(shared, &m),
+        StepError::Interrupted => interrupted(shared, step.map_or("the start", |s| s.id.as_str())),
+        StepError::Waiting(m) => {
+            shared.ui.error(&format!("runbook: waiting for a person: {m}"));
+            Exit::WaitingForPerson
+        }
+        StepError::Failed { message, hint } => match step {
+            Some(s) => fail(shared, s, &message, hint),
+            None => {
+                shared.ui.error(&format!("runbook: {message}"));
+                Exit::StepFailed
+            }
+        },
+    }
+}
+
+fn summary(outputs: &Value) -> String {
+    let Value::Object(o) = outputs else {
+        return String::new();
+    };
+    let parts: Vec<String> = o
+        .iter()
+        .filter(|(_, v)| {
+            matches!(v, Value::String(s) if !s.is_empty() && s.len() < 80) || v.is_boolean() || v.is_number()
+        })
+        .take(4)
+        .map(|(k, v)| format!("{k}={}", v.as_str().map(String::from).unwrap_or_else(|| v.to_string())))
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("  {}", parts.join(" "))
+    }
+}
+
+fn interrupted(shared: &Shared, step: &str) -> Exit {
+    let written = shared
+        .record(Entry::Interrupted { step: step.to_string() })
+        .and_then(|()| shared.save());
+    if let Err(StepError::Journal(m)) = written {
+        return journal_failed(shared, &m);
+    }
+    shared.ui.line(&format!(
+        "interrupted at {step}; the journal is saved, run again to resume"
+    ));
+    Exit::Interrupted
+}
+
+fn fail(shared: &Shared, step: &Step, message: &str, hint: Option<String>) -> Exit {
+    shared.ui.step_finished(&step.id, "failed", "");
+    if let Err(StepError::Journal(m)) = shared.record(Entry::StepFailed {
+        step: step.id.clone(),
+        error: message.to_string(),
+    }) {
+        return journal_failed(shared, &m);
+    }
+    let (line, col) = shared.source.line_col(step.span.start);
+    let mut text = format!(
+        "{}:{line}:{col}: error: step `{}` failed: {message}",
+        shared.runbook.path, step.id
+    );
+    if let Some(h) = hint {
+        text.push_str(&format!("\n  = help: {h}"));
+    }
+    if let Some(target) = &step.attrs.on_failure {
+        let next = if let Some(anchor) = target.value.strip_prefix('#') {
+            format!("see #{anchor} in {}", shared.runbook.path)
+        } else {
+            let path = crate::paths::resolve_within(
+                Path::new(&shared.runbook.path),
+                target.value.split('#').next().unwrap_or(""),
+            )
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| target.value.clone());
+            format!("read {path}, or run: runbook run {path}")
+        };
+        text.push_str(&format!("\n  = next: {next}"));
+    }
+    shared.ui.error(&text);
+    Exit::StepFailed
+}
