@@ -112,7 +112,7 @@ fn an_edited_step_runs_again_and_the_others_do_not() {
     let t = Test::new().file("r.md", THREE_STEPS).args(["run", "r.md"]);
     let out = t.run();
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stdout.contains("3 ran, 0 already done"), "{out:?}");
+    assert!(out.stdout.contains(": 3 ran\n"), "no count of zero: {out:?}");
     std::fs::write(
         t.path("r.md"),
         THREE_STEPS.replace("steps.one.n + 1", "steps.one.n + 10"),

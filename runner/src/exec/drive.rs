@@ -349,9 +349,20 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
             }
         }
     }
+    // Only the counts that say something: "3 ran", "1 ran, 2 already done".
+    let counts: Vec<String> = [(ran, "ran"), (reused, "already done"), (skipped, "skipped")]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
     shared.ui.line(&format!(
-        "finished in {:.1}s: {ran} ran, {reused} already done, {skipped} skipped",
-        started.elapsed().as_secs_f64()
+        "finished in {:.1}s: {}",
+        started.elapsed().as_secs_f64(),
+        if counts.is_empty() {
+            "nothing to do".to_string()
+        } else {
+            counts.join(", ")
+        }
     ));
     Exit::Done
 }
