@@ -10,9 +10,6 @@ pub enum PluginError {
     #[error("{action}: invalid parameters: {message}")]
     Params { action: &'static str, message: String },
 
-    #[error("unknown action `{0}`")]
-    UnknownAction(String),
-
     /// An AWS call answered with an error (or never answered).
     #[error("{call} failed: {code}: {message}{}", request_id.as_ref().map(|r| format!(" (request id {r})")).unwrap_or_default())]
     Aws {

@@ -5,16 +5,16 @@
 //! Plugins know nothing of Markdown, prompts or state files: they take parameters and a
 //! [`Context`], report what they are doing through [`Events`], and return outputs.
 
-pub mod action;
+mod action;
 pub mod aws;
 pub mod call;
-pub mod context;
+mod context;
 pub mod duration;
-pub mod error;
-pub mod net;
-pub mod poll;
-pub mod pressure;
-pub mod registry;
+mod error;
+mod net;
+mod poll;
+mod pressure;
+mod registry;
 
 pub use action::{Action, ActionInfo, DynAction, FieldSpec, Plan, PlanItem, Verdict};
 pub use context::{AwsOptions, Context, Event, Events, Memo, PollSettings};

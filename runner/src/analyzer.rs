@@ -1,6 +1,6 @@
 //! `runbook check`: everything that can be known about a runbook without touching AWS.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use rhai::{Dynamic, Engine, Scope};
@@ -509,14 +509,4 @@ fn scope(item: bool) -> Scope<'static> {
         s.push("item", Dynamic::UNIT);
     }
     s
-}
-
-/// The steps of a checked runbook keyed by id, for tools.
-pub fn step_ids(runbook: &Runbook) -> BTreeMap<String, usize> {
-    runbook
-        .steps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.id.clone(), i))
-        .collect()
 }

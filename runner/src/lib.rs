@@ -2,33 +2,33 @@
 //! the automation they run. This crate reads runbooks (parser, model, analyzer), runs them
 //! (executor, journal, prompts, progress) and renders them; `runbook-plugins` does the AWS work.
 
-pub mod actions;
+mod actions;
 pub mod analyzer;
-pub mod cli;
-pub mod commands;
+mod cli;
+mod commands;
 pub mod diagnostic;
-pub mod emulator;
-pub mod eval;
-pub mod exec;
-pub mod exit;
-pub mod inputs;
+mod emulator;
+mod eval;
+mod exec;
+mod exit;
+mod inputs;
 pub mod interp;
 pub mod journal;
 pub mod load;
 pub mod manual;
 pub mod model;
 pub mod parser;
-pub mod paths;
-pub mod plan;
-pub mod prompt;
-pub mod prose;
+mod paths;
+mod plan;
+mod prompt;
+mod prose;
 pub mod redact;
 pub mod render;
-pub mod run;
-pub mod sandbox;
+mod run;
+mod sandbox;
 pub mod source;
-pub mod suggest;
-pub mod ui;
+mod suggest;
+mod ui;
 
 use std::ffi::OsString;
 

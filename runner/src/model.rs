@@ -222,11 +222,4 @@ impl Step {
         let op = name.split_once(':').map_or(name, |(_, o)| o);
         Some(!runbook_plugins::call::read_only(op))
     }
-
-    pub fn is_mutating(&self, mutating_action: impl Fn(&str) -> bool) -> bool {
-        match self.executor.action() {
-            Some(a) => mutating_action(&a),
-            None => false,
-        }
-    }
 }

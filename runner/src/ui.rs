@@ -59,11 +59,8 @@ pub fn print_out(s: &str) -> std::io::Result<()> {
     out.write_all(b"\n")?;
     out.flush()
 }
-impl Ui {
-    pub fn new(color: bool, redactor: Redactor) -> Ui {
-        Self::with_output(color, redactor, false)
-    }
 
+impl Ui {
     /// A Ui whose lines go to stderr when `to_stderr` (stdout is taken by events).
     pub fn with_output(color: bool, redactor: Redactor, to_stderr: bool) -> Ui {
         let fancy = if to_stderr {
