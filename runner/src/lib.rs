@@ -2,7 +2,6 @@
 //! the automation they run. This crate reads runbooks (parser, model, analyzer), runs them
 //! (executor, journal, prompts, progress) and renders them; `runbook-plugins` does the AWS work.
 
-mod actions;
 pub mod analyzer;
 mod cli;
 mod commands;
@@ -24,7 +23,6 @@ mod prompt;
 mod prose;
 pub mod redact;
 pub mod render;
-mod run;
 mod sandbox;
 pub mod source;
 mod suggest;

@@ -77,7 +77,7 @@ pub(super) async fn continue_into(shared: &Arc<Shared>, step: &Step, env: &Env, 
     if !go {
         return;
     }
-    let (source, runbook) = match crate::run::load_checked(&path, shared.opts.color) {
+    let (source, runbook) = match crate::commands::load_checked(&path, shared.opts.color) {
         Ok(x) => x,
         Err(_) => {
             shared

@@ -85,7 +85,7 @@ as TOML in the block's body. Any string value may use `${...}`; a later step rea
     let _ = writeln!(
         o,
         "## Any operation by its API name\n\n{}\n",
-        crate::actions::CALL_RULES
+        crate::commands::CALL_RULES
     );
     o.push_str("| service | protocol | operations | model |\n|---|---|---|---|\n");
     for name in runbook_plugins::call::service_names() {

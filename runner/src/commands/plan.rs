@@ -1,0 +1,131 @@
+//! `runbook plan`: what a run would do, from reads and scripts, never a change.
+
+use super::*;
+
+pub async fn plan(args: PlanArgs, color: bool) -> Exit {
+    let (source, runbook) = match load_checked(&args.file, color) {
+        Ok(x) => x,
+        Err(e) => return e,
+    };
+    let redactor = crate::redact::Redactor::default();
+    redactor.add_credentials_from_env();
+    let say = |s: &str| {
+        let _ = crate::ui::print_out(&redactor.text(&crate::ui::sanitize(s)));
+    };
+    let runbook_dir = journal::dir_for(&args.state_dir, Path::new(&runbook.path));
+    let last = match pick_run(&runbook_dir, args.run.as_deref(), false) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("runbook: {e}");
+            return Exit::Usage;
+        }
+    };
+    let state = last.as_ref().map(|r| r.state.clone());
+    let ctx = Context::new(aws_options(&args.aws), &runbook_dir, poll_settings());
+    let answers = match &args.answers {
+        Some(p) => match inputs::Answers::load(p) {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("runbook: {e}");
+                return Exit::Usage;
+            }
+        },
+        None => inputs::Answers::default(),
+    };
+    let flags = match inputs::flags(&args.inputs)
+        .and_then(|f| inputs::check_known(&runbook.settings.inputs, &f, &answers).map(|()| f))
+    {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("runbook: {e}");
+            return Exit::Usage;
+        }
+    };
+    let stored = state.as_ref().map(|s| s.inputs.clone()).unwrap_or_default();
+    let src = inputs::Sources {
+        flags: &flags,
+        answers: &answers,
+        stored: &stored,
+    };
+    let resolved = match inputs::resolve(
+        &runbook.settings.inputs,
+        None,
+        &src,
+        inputs::WhenMissing::Leave,
+        &|_, _| Err(std::io::Error::other("plan asks nothing")),
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("runbook: {}", crate::ui::sanitize(&e.to_string()));
+            return Exit::Usage;
+        }
+    };
+    // Secrets are registered before anything is printed, and everything printed passes the
+    // redactor: a plan shows what would happen, never a secret.
+    let mut env = eval::Env {
+        redactor: redactor.clone(),
+        ..eval::Env::default()
+    };
+    for (k, v) in &resolved.values {
+        env.inputs.insert(k.clone(), json!(v));
+    }
+    for (k, v) in &resolved.secrets {
+        redactor.add(v.expose());
+        env.inputs.insert(k.clone(), json!(v.expose()));
+        env.secret_inputs.insert(k.clone());
+    }
+    let mut changes = Vec::new();
+    if let Some(s) = &state {
+        changes = crate::exec::identity::input_changes(&s.inputs, &BTreeMap::new(), &resolved.values, &BTreeMap::new());
+        if let Ok(key) = std::fs::read(runbook_dir.join("key")) {
+            let d = crate::exec::Digester::new(key);
+            for (k, v) in &resolved.secrets {
+                if s.secret_inputs.get(k).is_some_and(|old| *old != d.value(k, v.expose())) {
+                    changes.push(format!("{k}: changed (secret)"));
+                }
+            }
+        }
+        for (id, st) in &s.steps {
+            if st.status == journal::StepStatus::Done && !st.secret {
+                env.set_step(id, st.outputs.clone());
+            }
+        }
+    }
+    let registry = Registry::shared();
+    let walked = crate::plan::walk(&runbook, &source, &mut env, &ctx, registry).await;
+    if args.json {
+        let v = json!({ "runbook": runbook.path, "changes": changes, "pending": walked.pending, "steps": walked.rows });
+        say(&serde_json::to_string_pretty(&redactor.value(&v)).unwrap_or_default());
+    } else {
+        say(&format!("plan for {} ({})", runbook.title, runbook.path));
+        for c in &changes {
+            say(&format!("  changed since the last run: {c}"));
+        }
+        for r in &walked.rows {
+            let what = match (&r.action, r.items) {
+                (Some(a), Some(n)) => format!("{} {a} × {n}", r.kind),
+                (Some(a), None) => format!("{} {a}", r.kind),
+                (None, Some(n)) => format!("{} × {n}", r.kind),
+                (None, None) => r.kind.clone(),
+            };
+            say(&format!("  {:<32} {:<13} {what}", r.step, r.verdict));
+            for d in &r.details {
+                say(&format!("  {:<32} {:<13}   {d}", "", ""));
+            }
+        }
+        say(&if walked.errors {
+            "some steps could not be planned (see above)".to_string()
+        } else if walked.pending {
+            "changes pending: a run would change AWS or ask a person".to_string()
+        } else {
+            "nothing to do".to_string()
+        });
+    }
+    if walked.errors {
+        Exit::StepFailed
+    } else if walked.pending && args.detailed_exitcode {
+        Exit::ChangesPending
+    } else {
+        Exit::Done
+    }
+}

@@ -1,0 +1,83 @@
+//! `runbook run` and `rehearse`: load, resolve, execute.
+
+use super::*;
+
+/// `run`, or with `rehearsal` the account to emulate, `rehearse`.
+pub async fn run(args: RunArgs, color: bool, rehearsal: Option<crate::emulator::Account>) -> Exit {
+    let (source, runbook) = match load_checked(&args.file, color) {
+        Ok(x) => x,
+        Err(e) => return e,
+    };
+    let state_dir = args.state_dir.clone();
+    let mut aws = aws_options(&args.aws);
+    let mut emulator = None;
+    if let Some(account) = rehearsal {
+        // Each rehearsal is a run instance of its own (`rehearsal-<time>`), tied to its own
+        // emulator, which starts empty: a rehearsal always starts over.
+        eprintln!("rehearse: a rehearsal starts over with an empty emulator; it never resumes another run");
+        let say = |s: &str| eprintln!("rehearse: {s}");
+        match crate::emulator::start(&args.state_dir, account, &say).await {
+            Ok(e) => {
+                say(&format!("AWS emulator (moto) listening on {}", e.endpoint));
+                say(&account.describe());
+                aws = AwsOptions {
+                    profile: None,
+                    region: Some(args.aws.region.clone().unwrap_or_else(|| "us-east-1".into())),
+                    endpoint_url: Some(e.endpoint.clone()),
+                    max_attempts: Some(args.aws.max_attempts.unwrap_or(2)),
+                    attempt_timeout: Some(args.aws.attempt_timeout),
+                    static_credentials: Some((crate::emulator::ACCESS_KEY.into(), "rehearsal".into())),
+                };
+                emulator = Some(e);
+            }
+            Err(e) => {
+                eprintln!("rehearse: cannot start the AWS emulator: {e}");
+                return Exit::StepFailed;
+            }
+        }
+    }
+    // Hand-over files go beside the journal of the runbook (the run's own directory is named
+    // when its inputs are known).
+    let journal_dir = journal::dir_for(&state_dir, Path::new(&runbook.path));
+    let ctx = Context::new(aws, &journal_dir, poll_settings());
+    // A new account manages no organization; `--with-organization` rehearses one that does.
+    if rehearsal.is_some_and(|a| a.organization) {
+        match Registry::shared().get("organizations.ensure-organization") {
+            Some(a) => {
+                if let Err(e) = a.apply(&ctx, json!({})).await {
+                    eprintln!("rehearse: creating the emulated organization failed: {e}");
+                    if let Some(e) = emulator {
+                        e.stop().await;
+                    }
+                    return Exit::StepFailed;
+                }
+            }
+            None => {
+                eprintln!("rehearse: no organizations action to create the emulated organization");
+                return Exit::StepFailed;
+            }
+        }
+    }
+    let opts = RunOptions {
+        inputs: args.inputs,
+        answers: args.answers,
+        yes: args.yes,
+        step_mode: args.step,
+        from: args.from,
+        only: args.only,
+        restart: args.restart,
+        max_in_flight: args.max_in_flight,
+        state_dir,
+        color,
+        rehearsal: rehearsal.is_some(),
+        run_name: args.run.clone(),
+        events: args.events.clone(),
+        failed: None,
+        depth: 0,
+    };
+    let exit = exec::run(source, runbook, ctx, opts).await;
+    if let Some(e) = emulator {
+        e.stop().await;
+    }
+    exit
+}
