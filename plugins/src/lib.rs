@@ -7,8 +7,10 @@
 
 pub mod action;
 pub mod aws;
+pub mod budget;
 pub mod context;
 pub mod error;
+pub mod limits;
 pub mod net;
 pub mod poll;
 pub mod pressure;
@@ -17,5 +19,6 @@ pub mod registry;
 pub use action::{Action, ActionInfo, DynAction, FieldSpec, Plan, PlanItem, Verdict};
 pub use context::{AwsOptions, Context, Event, Events, Memo, PollSettings};
 pub use error::PluginError;
+pub use limits::{LimitError, Limits};
 pub use pressure::{AdaptiveLimit, Pressure};
 pub use registry::Registry;

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use runbook_plugins::{AwsOptions, Context, PollSettings, Registry};
+use runbook_plugins::{AwsOptions, Context, Limits, PollSettings, Registry};
 use serde_json::{Value, json};
 
 use crate::cli::{AwsArgs, PlanArgs, RunArgs};
@@ -58,10 +58,32 @@ fn aws_options(a: &AwsArgs) -> AwsOptions {
     }
 }
 
+/// AWS's published limits with the operator's `--rate` and `--in-progress` overrides.
+fn limits(a: &AwsArgs) -> Result<Limits, Exit> {
+    let mut l = Limits::published();
+    for spec in &a.rates {
+        l.set_rate(spec).map_err(|e| usage(&format!("--rate {e}")))?;
+    }
+    for spec in &a.in_progress {
+        l.set_in_progress(spec)
+            .map_err(|e| usage(&format!("--in-progress {e}")))?;
+    }
+    Ok(l)
+}
+
+fn usage(message: &str) -> Exit {
+    eprintln!("runbook: {message}");
+    Exit::Usage
+}
+
 /// `run`, or with `rehearsal` the account to emulate, `rehearse`.
 pub async fn run(args: RunArgs, color: bool, rehearsal: Option<crate::emulator::Account>) -> Exit {
     let (source, runbook) = match load_checked(&args.file, color) {
         Ok(x) => x,
+        Err(e) => return e,
+    };
+    let limits = match limits(&args.aws) {
+        Ok(l) => l,
         Err(e) => return e,
     };
     let state_dir = args.state_dir.clone();
@@ -95,7 +117,7 @@ pub async fn run(args: RunArgs, color: bool, rehearsal: Option<crate::emulator::
     // Hand-over files go beside the journal of the runbook (the run's own directory is named
     // when its inputs are known).
     let journal_dir = journal::dir_for(&state_dir, Path::new(&runbook.path));
-    let ctx = Context::new(aws, &journal_dir, poll_settings());
+    let ctx = Context::with_limits(aws, &journal_dir, poll_settings(), limits);
     // A new account manages no organization; `--with-organization` rehearses one that does.
     if rehearsal.is_some_and(|a| a.organization) {
         match Registry::builtin().get("organizations.ensure-organization") {
@@ -182,7 +204,11 @@ pub async fn plan(args: PlanArgs, color: bool) -> Exit {
         }
     };
     let state = last.as_ref().map(|r| r.state.clone());
-    let ctx = Context::new(aws_options(&args.aws), &runbook_dir, poll_settings());
+    let limits = match limits(&args.aws) {
+        Ok(l) => l,
+        Err(e) => return e,
+    };
+    let ctx = Context::with_limits(aws_options(&args.aws), &runbook_dir, poll_settings(), limits);
     let answers = match &args.answers {
         Some(p) => match inputs::Answers::load(p) {
             Ok(a) => a,

@@ -7,6 +7,16 @@ pub mod sso_admin;
 pub mod sts;
 pub mod support;
 
+use crate::limits::Quotas;
+
+/// The published limits of every API family the plugins call (see each module's `QUOTAS`).
+pub const QUOTAS: &[&Quotas] = &[
+    &sso_admin::QUOTAS,
+    &identitystore::QUOTAS,
+    &organizations::QUOTAS,
+    &support::QUOTAS,
+];
+
 /// `"10m"`, `"90s"`, `"2h"`, `"1h30m"`, `"500ms"`, or bare seconds.
 pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
     let s = s.trim();
