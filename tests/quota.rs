@@ -276,3 +276,26 @@ email = "aws+${{item}}@example.com"
         proxy.operations()
     );
 }
+
+/// With the request budget out of the way (nothing queues), only the settle times learned in the
+/// run keep status reads down to about one per assignment.
+#[test]
+fn status_reads_are_sent_when_assignments_have_been_seen_to_settle() {
+    let n = 150;
+    let moto = Moto::start();
+    let mut rules = model(300);
+    if let Some(q) = rules.quota.as_mut() {
+        q.rates = vec![("sso-admin".into(), 1000.0), ("identitystore".into(), 1000.0)];
+    }
+    let proxy = FaultProxy::start(&moto.endpoint, rules);
+    let out = Test::new()
+        .file("r.md", assignments(n))
+        .aws(&proxy.endpoint)
+        .args(["run", "r.md", "--rate", "sso-admin=500"])
+        .run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_each_assigned_once(&moto, n);
+    let reads = proxy.calls("DescribeAccountAssignmentCreationStatus") as f64 / n as f64;
+    eprintln!("status reads per assignment {reads:.2}");
+    assert!(reads <= 1.5, "{reads:.2} status reads per assignment");
+}

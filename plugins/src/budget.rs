@@ -203,7 +203,7 @@ impl SettleTimes {
     /// until a poll has found one in progress.
     pub fn expected(&self) -> Option<Duration> {
         let p = self.pending.iter().max()?;
-        Some(p.mul_f64(1.05) + Duration::from_millis(20))
+        Some(p.mul_f64(1.02) + Duration::from_millis(10))
     }
 }
 
@@ -294,11 +294,11 @@ mod tests {
         assert_eq!(s.expected(), None, "nothing seen in progress yet");
         s.push(Duration::from_millis(900));
         s.push(Duration::from_millis(400));
-        assert_eq!(s.expected(), Some(Duration::from_millis(965)));
+        assert_eq!(s.expected(), Some(Duration::from_millis(928)));
         for _ in 0..40 {
             s.push(Duration::from_millis(100));
         }
         assert_eq!(s.pending.len(), KEEP, "the latest only");
-        assert_eq!(s.expected(), Some(Duration::from_millis(125)));
+        assert_eq!(s.expected(), Some(Duration::from_millis(112)));
     }
 }

@@ -66,7 +66,7 @@ where
 
 /// Polls an operation of `kind` (`sso-admin:CreateAccountAssignment`) made at `since` until it
 /// says done or failed, spending as few looks as it can: the first look is sent when operations of
-/// this kind have been seen to settle in this run (with up to 10% jitter, so that items made
+/// this kind have been seen to settle in this run (with up to 3% jitter, so that items made
 /// together do not look together), later ones in short steps that double. Until the run has seen
 /// one in progress, looks back off as in [`until_done`]. Each look that finds the operation still
 /// in progress teaches the next ones. `since` None (an operation made by an earlier run): no
@@ -89,7 +89,7 @@ where
     let deadline = ctx.deadline.unwrap_or(started + settings.default_deadline);
     let budget = ctx.budget();
     let learned = since.and_then(|_| budget.expected_settle(kind));
-    let mut at = made + learned.map_or(settings.initial, |e| e.mul_f64(1.0 + jitter() * 0.1));
+    let mut at = made + learned.map_or(settings.initial, |e| e.mul_f64(1.0 + jitter() * 0.03));
     let mut step = learned.map_or(settings.initial, |e| (e / 10).max(settings.initial));
     loop {
         let now = Instant::now();
