@@ -220,7 +220,9 @@ def setup(runbook, endpoint, work):
     if out.returncode != 0:
         sys.exit("setup failed:\n" + out.stdout + out.stderr)
     state_dirs = os.listdir(os.path.join(work, "state"))
-    st = json.load(open(os.path.join(work, "state", [d for d in state_dirs if d.startswith("setup")][0], "state.json")))
+    # STATE/<runbook>-<hash>/runs/<run>/state.json (the run is `default`).
+    top = os.path.join(work, "state", [d for d in state_dirs if d.startswith("setup")][0])
+    st = json.load(open(os.path.join(top, "runs", "default", "state.json")))
     ids = st["steps"]["ids"]["outputs"]
     return ids["instance"], ids["ps"], ids["user"]
 
@@ -254,14 +256,14 @@ def round_(runbook, moto, endpoint, n, sub, work, label):
     env = env_for(endpoint)
     env["PATH"] = VENV_BIN + os.pathsep + env["PATH"]
     wall, rss = timed(["bash", sh, str(sub), inst, ps, user], env, work)
-    rows["aws-cli"] = (wall * n / sub, rss)
+    rows["aws-cli"] = (wall, rss)
     r, b, c = rows["runbook"][0], rows["boto3"][0], rows["aws-cli"][0]
-    print(f"\n{label}: N = {n} accounts + {n} assignments")
-    print(f"  runbook run        {r:9.1f} s   peak RSS {rows['runbook'][1] / 1024:6.1f} MB")
-    print(f"  boto3 sequential   {b:9.1f} s")
-    print(f"  aws-cli loop       {c:9.1f} s   (measured on {sub} accounts, scaled x{n / sub:g})")
+    print(f"\n{label}: N = {n} accounts + {n} assignments ({os.cpu_count()} cores)")
+    print(f"  runbook run        {r:9.1f} s   {r * 1000 / n:7.1f} ms/item   peak RSS {rows['runbook'][1] / 1024:6.1f} MB")
+    print(f"  boto3 sequential   {b:9.1f} s   {b * 1000 / n:7.1f} ms/item")
+    print(f"  aws-cli loop       {c:9.1f} s   {c * 1000 / sub:7.1f} ms/item   (measured in full on {sub} accounts)")
     print(f"  ratio runbook/boto3   {r / b:.3f}")
-    print(f"  ratio runbook/aws-cli {r / c:.4f}")
+    print(f"  ratio per item runbook/aws-cli {(r / n) / (c / sub):.4f}")
     sys.stdout.flush()
     return rows
 
@@ -305,7 +307,19 @@ def main():
     ap.add_argument("--delay-ms", type=int, default=50)
     ap.add_argument("--scaling", action="store_true",
                     help="only runbook, at N = 200 and N = 1000: per-item cost of the journal and peak RSS")
+    ap.add_argument("--quota", action="store_true",
+                    help="the quota model: runbook against a concurrent boto3 script at AWS's limits")
+    ap.add_argument("--proxy-bin", help="the quota proxy (examples/quota_proxy.rs, built --release)")
+    ap.add_argument("--sizes", default="200,1000", help="assignment counts for --quota")
+    ap.add_argument("--account-sizes", default="200", help="account counts for --quota")
+    ap.add_argument("--settle-ms", type=int, default=1000)
     args = ap.parse_args()
+    if args.quota:
+        import quota
+        with tempfile.TemporaryDirectory() as work:
+            quota.main(args.runbook, args.proxy_bin, work, [int(x) for x in args.sizes.split(",") if x],
+                       [int(x) for x in args.account_sizes.split(",") if x], args.subset, args.settle_ms)
+        return
     moto_proc, moto = start_moto()
     try:
         with tempfile.TemporaryDirectory() as work:

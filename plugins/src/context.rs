@@ -13,7 +13,9 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use serde::Serialize;
 use tokio::sync::OnceCell;
 
+use crate::budget::{Budget, PaceWatch, Paced};
 use crate::error::PluginError;
+use crate::limits::Limits;
 use crate::pressure::{Pressure, ThrottleWatch};
 
 /// The AWS options of the command line (`--profile`, `--region`, `--endpoint-url`, retries).
@@ -110,6 +112,9 @@ struct Shared {
     state_dir: PathBuf,
     poll: PollSettings,
     pressure: Arc<Pressure>,
+    budget: Budget,
+    /// The HTTP client under every paced client (one connection pool).
+    http: std::sync::OnceLock<aws_smithy_runtime_api::client::http::SharedHttpClient>,
 }
 
 type Cell = Arc<OnceCell<Arc<dyn Any + Send + Sync>>>;
@@ -142,7 +147,13 @@ pub struct Context {
 }
 
 impl Context {
+    /// A context that keeps AWS's published limits ([`Limits::published`]).
     pub fn new(aws: AwsOptions, state_dir: impl Into<PathBuf>, poll: PollSettings) -> Self {
+        Self::with_limits(aws, state_dir, poll, Limits::published())
+    }
+
+    /// A context that keeps these limits (the published ones with the operator's overrides).
+    pub fn with_limits(aws: AwsOptions, state_dir: impl Into<PathBuf>, poll: PollSettings, limits: Limits) -> Self {
         Context {
             shared: Arc::new(Shared {
                 aws,
@@ -150,6 +161,8 @@ impl Context {
                 state_dir: state_dir.into(),
                 poll,
                 pressure: Arc::default(),
+                budget: Budget::new(limits),
+                http: std::sync::OnceLock::new(),
             }),
             events: Arc::new(NoEvents),
             deadline: None,
@@ -249,6 +262,26 @@ impl Context {
         ThrottleWatch(self.shared.pressure.clone())
     }
 
+    /// The run's request budget: a bucket per API family, in-progress caps, settle times.
+    pub fn budget(&self) -> &Budget {
+        &self.shared.budget
+    }
+
+    /// For a paced API family: the HTTP client that takes each request's slot from the family's
+    /// bucket, and the interceptor that tells the bucket about throttles.
+    fn paced(&self, sdk: &SdkConfig, family: &str) -> Option<(Paced, PaceWatch)> {
+        let bucket = self.shared.budget.bucket(family)?;
+        let inner = match sdk.http_client() {
+            Some(c) => c,
+            None => self
+                .shared
+                .http
+                .get_or_init(crate::budget::default_https_client)
+                .clone(),
+        };
+        Some((Paced::new(inner, bucket.clone()), PaceWatch(bucket)))
+    }
+
     /// The shared SDK configuration, loaded once (profile, region, endpoint, retries).
     pub async fn sdk(&self) -> Result<&SdkConfig, PluginError> {
         self.shared
@@ -325,25 +358,35 @@ impl Context {
 
     /// Organizations is global and answers in us-east-1.
     pub async fn organizations(&self) -> Result<aws_sdk_organizations::Client, PluginError> {
-        let conf = aws_sdk_organizations::config::Builder::from(self.sdk().await?)
+        let sdk = self.sdk().await?;
+        let mut b = aws_sdk_organizations::config::Builder::from(sdk)
             .region(Region::new("us-east-1"))
-            .interceptor(self.watch())
-            .build();
-        Ok(aws_sdk_organizations::Client::from_conf(conf))
+            .interceptor(self.watch());
+        if let Some((http, watch)) = self.paced(sdk, "organizations") {
+            b = b.http_client(http).interceptor(watch);
+        }
+        Ok(aws_sdk_organizations::Client::from_conf(b.build()))
     }
 
     /// The Support API answers in us-east-1 only.
     pub async fn support(&self) -> Result<aws_sdk_support::Client, PluginError> {
-        let conf = aws_sdk_support::config::Builder::from(self.sdk().await?)
+        let sdk = self.sdk().await?;
+        let mut b = aws_sdk_support::config::Builder::from(sdk)
             .region(Region::new("us-east-1"))
-            .interceptor(self.watch())
-            .build();
-        Ok(aws_sdk_support::Client::from_conf(conf))
+            .interceptor(self.watch());
+        if let Some((http, watch)) = self.paced(sdk, "support") {
+            b = b.http_client(http).interceptor(watch);
+        }
+        Ok(aws_sdk_support::Client::from_conf(b.build()))
     }
 
     /// sso-admin in the Identity Center home region (default: the configured region).
     pub async fn sso_admin(&self, region: Option<&str>) -> Result<aws_sdk_ssoadmin::Client, PluginError> {
-        let mut b = aws_sdk_ssoadmin::config::Builder::from(self.sdk().await?).interceptor(self.watch());
+        let sdk = self.sdk().await?;
+        let mut b = aws_sdk_ssoadmin::config::Builder::from(sdk).interceptor(self.watch());
+        if let Some((http, watch)) = self.paced(sdk, "sso-admin") {
+            b = b.http_client(http).interceptor(watch);
+        }
         if let Some(r) = region {
             b = b.region(Region::new(r.to_string()));
         }
@@ -351,7 +394,11 @@ impl Context {
     }
 
     pub async fn identitystore(&self, region: Option<&str>) -> Result<aws_sdk_identitystore::Client, PluginError> {
-        let mut b = aws_sdk_identitystore::config::Builder::from(self.sdk().await?).interceptor(self.watch());
+        let sdk = self.sdk().await?;
+        let mut b = aws_sdk_identitystore::config::Builder::from(sdk).interceptor(self.watch());
+        if let Some((http, watch)) = self.paced(sdk, "identitystore") {
+            b = b.http_client(http).interceptor(watch);
+        }
         if let Some(r) = region {
             b = b.region(Region::new(r.to_string()));
         }

@@ -7,10 +7,12 @@
 
 mod action;
 pub mod aws;
+mod budget;
 pub mod call;
 mod context;
 pub mod duration;
 mod error;
+mod limits;
 mod net;
 mod poll;
 mod pressure;
@@ -19,5 +21,6 @@ mod registry;
 pub use action::{Action, ActionInfo, DynAction, FieldSpec, Plan, PlanItem, Verdict};
 pub use context::{AwsOptions, Context, Event, Events, Memo, PollSettings};
 pub use error::PluginError;
+pub use limits::{LimitError, Limits};
 pub use pressure::{AdaptiveLimit, Pressure};
 pub use registry::Registry;

@@ -63,3 +63,83 @@ where
         delay = (delay * 2).min(settings.cap).max(Duration::from_millis(1));
     }
 }
+
+/// Polls an operation of `kind` (`sso-admin:CreateAccountAssignment`) made at `since` until it
+/// says done or failed, spending as few looks as it can: the first look is sent when operations of
+/// this kind have been seen to settle in this run (with up to 3% jitter, so that items made
+/// together do not look together), later ones in short steps that double. Until the run has seen
+/// one in progress, looks back off as in [`until_done`]. Each look that finds the operation still
+/// in progress teaches the next ones. `since` None (an operation made by an earlier run): no
+/// learning, backoff only.
+pub async fn until_settled<T, F, Fut>(
+    ctx: &Context,
+    kind: &str,
+    since: Option<Instant>,
+    what: &str,
+    request_id: Option<&str>,
+    mut look: F,
+) -> Result<T, PluginError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Status<T>, PluginError>>,
+{
+    let settings = ctx.poll_settings();
+    let started = Instant::now();
+    let made = since.unwrap_or(started);
+    let deadline = ctx.deadline.unwrap_or(started + settings.default_deadline);
+    let budget = ctx.budget();
+    let learned = since.and_then(|_| budget.expected_settle(kind));
+    let mut at = made + learned.map_or(settings.initial, |e| e.mul_f64(1.0 + jitter() * 0.03));
+    let mut step = learned.map_or(settings.initial, |e| (e / 10).max(settings.initial));
+    loop {
+        let now = Instant::now();
+        if at > now {
+            tokio::time::sleep(at.min(deadline) - now).await;
+        }
+        let last = match look().await {
+            Ok(Status::Done(t)) => return Ok(t),
+            Ok(Status::Failed(reason)) => {
+                return Err(PluginError::Failed {
+                    what: what.to_string(),
+                    reason,
+                    request_id: request_id.map(String::from),
+                    hint: None,
+                });
+            }
+            Ok(Status::Pending(status)) => {
+                if since.is_some() {
+                    budget.still_pending(kind, made.elapsed());
+                }
+                status
+            }
+            Err(e) if e.is_transient() => format!("retrying after {}", e.code().unwrap_or("error")),
+            Err(e) => return Err(e),
+        };
+        ctx.emit(Event::Polling {
+            what: what.to_string(),
+            status: last.clone(),
+            request_id: request_id.map(String::from),
+        })?;
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(PluginError::Timeout {
+                what: what.to_string(),
+                status: last,
+                waited_secs: started.elapsed().as_secs(),
+                request_id: request_id.map(String::from),
+            });
+        }
+        // What this and the other items' looks have taught so far.
+        let learned = since.and_then(|_| budget.expected_settle(kind));
+        at = (now + step).max(made + learned.unwrap_or_default());
+        step = (step * 2).min(settings.cap).max(Duration::from_millis(1));
+    }
+}
+
+/// A number in [0, 1), different at each call (no generator needed for spreading polls).
+fn jitter() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos());
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use tokio::sync::Notify;
@@ -94,16 +95,20 @@ impl Intercept for ThrottleWatch {
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let Some(resp) = context.response() else { return Ok(()) };
-        let status = resp.status().as_u16();
-        let throttled = status == 429
-            || (status >= 400
-                && (resp.headers().get("x-amzn-errortype").is_some_and(is_throttling_code)
-                    || resp.body().bytes().is_some_and(body_says_throttled)));
-        if throttled {
+        if response_is_throttle(resp) {
             self.0.on_throttle();
         }
         Ok(())
     }
+}
+
+/// HTTP 429, or an error answer whose code AWS uses for throttling.
+pub(crate) fn response_is_throttle(resp: &HttpResponse) -> bool {
+    let status = resp.status().as_u16();
+    status == 429
+        || (status >= 400
+            && (resp.headers().get("x-amzn-errortype").is_some_and(is_throttling_code)
+                || resp.body().bytes().is_some_and(body_says_throttled)))
 }
 
 /// JSON (`"__type": "..."`) and XML (`<Code>...</Code>`) error bodies.

@@ -162,6 +162,14 @@ pub struct AwsArgs {
     #[arg(long, env = "RUNBOOK_ATTEMPT_TIMEOUT", value_name = "DURATION", default_value = "60s",
           value_parser = parse_duration)]
     pub attempt_timeout: std::time::Duration,
+    /// Requests per second kept to for an API family, `FAMILY=N` or `FAMILY=off` (repeatable).
+    /// Default: AWS's published limits (sso-admin=20, identitystore=20, organizations=10).
+    #[arg(long = "rate", value_name = "FAMILY=N")]
+    pub rates: Vec<String>,
+    /// Operations of a kind kept in progress at once, `OPERATION=N` or `OPERATION=off`
+    /// (repeatable). Default: AWS's caps (CreateAccountAssignment=15, CreateAccount=5).
+    #[arg(long = "in-progress", value_name = "OPERATION=N")]
+    pub in_progress: Vec<String>,
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

@@ -15,6 +15,7 @@ mod lost_answers;
 mod new_account;
 mod prompts;
 mod props;
+mod quota;
 mod render;
 mod run;
 mod safety_page;

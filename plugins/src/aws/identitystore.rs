@@ -12,6 +12,15 @@ use crate::duration::Wait;
 use crate::error::{PluginError, aws};
 use crate::poll::{Status, until_done};
 
+/// The identity store answers on Identity Center's endpoint family; no separate request rate is
+/// published for it, so it is paced as Identity Center's admin API is (20 requests/s).
+pub const QUOTAS: crate::limits::Quotas = crate::limits::Quotas {
+    family: "identitystore",
+    rate: Some(20.0),
+    in_progress: &[],
+    source: "assumed equal to IAM Identity Center's 20 TPS (no identity store rate published)",
+};
+
 /// The user's id, or None when no user has this name.
 pub async fn user_id(
     ctx: &Context,

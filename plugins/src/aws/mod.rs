@@ -9,3 +9,12 @@ pub mod sts;
 pub mod support;
 
 pub use crate::duration::parse as parse_duration;
+use crate::limits::Quotas;
+
+/// The published limits of every API family the plugins call (see each module's `QUOTAS`).
+pub const QUOTAS: &[&Quotas] = &[
+    &sso_admin::QUOTAS,
+    &identitystore::QUOTAS,
+    &organizations::QUOTAS,
+    &support::QUOTAS,
+];

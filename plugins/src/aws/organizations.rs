@@ -9,7 +9,18 @@ use crate::action::{Action, Plan, Verdict};
 use crate::aws::sts::caller;
 use crate::context::{Context, Event};
 use crate::error::{PluginError, aws};
-use crate::poll::{Status, until_done};
+use crate::poll::{Status, until_settled};
+
+/// Organizations User Guide, "Quotas for AWS Organizations": member accounts are created at most
+/// five at a time (CreateAccount requests in progress). AWS publishes no request rate for the
+/// Organizations API, only `TooManyRequestsException` when it is exceeded: 10 requests/s is our
+/// assumption, to be overridden (`--rate organizations=N`) where AWS is known to allow another.
+pub const QUOTAS: crate::limits::Quotas = crate::limits::Quotas {
+    family: "organizations",
+    rate: Some(10.0),
+    in_progress: &[("CreateAccount", 5)],
+    source: "Organizations User Guide, Quotas: 5 concurrent account creations; the 10 requests/s is assumed (none published)",
+};
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Organization {
@@ -510,37 +521,50 @@ fn failure_hint(reason: &str) -> Option<String> {
     )
 }
 
-/// Polls one CreateAccount request to its end.
-pub async fn wait_for_account(ctx: &Context, request_id: &str, name: &str) -> Result<String, PluginError> {
+/// Polls one CreateAccount request, made at `since` (None: by an earlier run), to its end; first
+/// when account creations have been seen to settle in this run.
+pub async fn wait_for_account(
+    ctx: &Context,
+    request_id: &str,
+    name: &str,
+    since: Option<std::time::Instant>,
+) -> Result<String, PluginError> {
     let client = ctx.organizations().await?;
     let what = format!("creation of account {name}");
-    until_done(ctx, &what, Some(request_id), || {
-        let client = client.clone();
-        async move {
-            let out = client
-                .describe_create_account_status()
-                .create_account_request_id(request_id)
-                .send()
-                .await
-                .map_err(|e| aws("organizations:DescribeCreateAccountStatus", e))?;
-            let st = out.create_account_status();
-            Ok(match st.and_then(|s| s.state()) {
-                Some(CreateAccountState::Succeeded) => {
-                    Status::Done(st.and_then(|s| s.account_id()).unwrap_or_default().to_string())
-                }
-                Some(CreateAccountState::Failed) => Status::Failed(
-                    st.and_then(|s| s.failure_reason())
-                        .map(|r| r.as_str().to_string())
-                        .unwrap_or_else(|| "no reason given".into()),
-                ),
-                other => Status::Pending(
-                    other
-                        .map(|s| s.as_str().to_string())
-                        .unwrap_or_else(|| "unknown".into()),
-                ),
-            })
-        }
-    })
+    until_settled(
+        ctx,
+        "organizations:CreateAccount",
+        since,
+        &what,
+        Some(request_id),
+        || {
+            let client = client.clone();
+            async move {
+                let out = client
+                    .describe_create_account_status()
+                    .create_account_request_id(request_id)
+                    .send()
+                    .await
+                    .map_err(|e| aws("organizations:DescribeCreateAccountStatus", e))?;
+                let st = out.create_account_status();
+                Ok(match st.and_then(|s| s.state()) {
+                    Some(CreateAccountState::Succeeded) => {
+                        Status::Done(st.and_then(|s| s.account_id()).unwrap_or_default().to_string())
+                    }
+                    Some(CreateAccountState::Failed) => Status::Failed(
+                        st.and_then(|s| s.failure_reason())
+                            .map(|r| r.as_str().to_string())
+                            .unwrap_or_else(|| "no reason given".into()),
+                    ),
+                    other => Status::Pending(
+                        other
+                            .map(|s| s.as_str().to_string())
+                            .unwrap_or_else(|| "unknown".into()),
+                    ),
+                })
+            }
+        },
+    )
     .await
     .map_err(|e| match e {
         PluginError::Failed {
@@ -620,6 +644,12 @@ impl Action for EnsureAccount {
                 hint: Some("every account needs its own root email; fix the list, then run again".into()),
             });
         }
+        // At most so many account creations are in progress at AWS: hold a place from before the
+        // call (or the following of an earlier one) until this one is seen settled.
+        let _place = match ctx.budget().in_progress("CreateAccount") {
+            Some(cap) => cap.acquire_owned().await.ok(),
+            None => None,
+        };
         // An interrupted run may have asked already: follow that request instead of asking twice.
         let pending = ctx
             .memo("organizations:ListCreateAccountStatus", || in_progress(ctx))
@@ -629,7 +659,7 @@ impl Action for EnsureAccount {
             .find(|s| s.account_name() == Some(p.name.as_str()))
             .and_then(|s| s.id())
         {
-            let account_id = wait_for_account(ctx, req, &p.name).await?;
+            let account_id = wait_for_account(ctx, req, &p.name, None).await?;
             return Ok(EnsuredAccount {
                 account_id,
                 create_request_id: Some(req.to_string()),
@@ -646,7 +676,7 @@ impl Action for EnsureAccount {
             Created::Found(found) => {
                 let (account_id, request) = match found {
                     Landed::Account(id) => (id, None),
-                    Landed::Request(req) => (wait_for_account(ctx, &req, &p.name).await?, Some(req)),
+                    Landed::Request(req) => (wait_for_account(ctx, &req, &p.name, None).await?, Some(req)),
                 };
                 ctx.emit(Event::Requested {
                     call: "organizations:CreateAccount".into(),
@@ -660,6 +690,7 @@ impl Action for EnsureAccount {
                 });
             }
         };
+        let since = std::time::Instant::now();
         let st = out.create_account_status();
         let req = st.and_then(|s| s.id()).unwrap_or_default().to_string();
         ctx.emit(Event::Requested {
@@ -682,7 +713,7 @@ impl Action for EnsureAccount {
                     request_id: Some(req),
                 });
             }
-            _ => wait_for_account(ctx, &req, &p.name).await?,
+            _ => wait_for_account(ctx, &req, &p.name, Some(since)).await?,
         };
         Ok(EnsuredAccount {
             account_id,

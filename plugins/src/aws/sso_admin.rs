@@ -14,7 +14,19 @@ use crate::action::{Action, Plan, Verdict};
 use crate::context::{Context, Event};
 use crate::duration::SessionDuration;
 use crate::error::{PluginError, aws};
-use crate::poll::{Status, until_done};
+use crate::poll::{Status, until_done, until_settled};
+
+/// IAM Identity Center User Guide, "IAM Identity Center quotas", throttle limits: the admin APIs
+/// have a collective limit of 20 transactions per second, and account assignment writes at most
+/// 15 outstanding asynchronous calls, which cannot be raised (the IAM User Guide's account access
+/// quotas say the same; the older AWS SSO page said 10). Past the cap AWS answers
+/// `ConflictException`.
+pub const QUOTAS: crate::limits::Quotas = crate::limits::Quotas {
+    family: "sso-admin",
+    rate: Some(20.0),
+    in_progress: &[("CreateAccountAssignment", 15)],
+    source: "IAM Identity Center User Guide, Quotas: 20 TPS collective; 15 outstanding asynchronous assignment calls",
+};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -605,8 +617,10 @@ impl PrincipalType {
     }
 }
 
-fn eight() -> usize {
-    8
+/// One more than AWS's cap on assignment creations in progress: the cap and the request budget,
+/// not this, set the pace.
+fn sixteen() -> usize {
+    16
 }
 
 fn user() -> PrincipalType {
@@ -632,7 +646,7 @@ pub struct AssignmentParams {
     #[serde(default)]
     pub account_ids: Option<Vec<String>>,
     /// At most this many assignments are in flight at once.
-    #[serde(default = "eight")]
+    #[serde(default = "sixteen")]
     pub max_in_flight: usize,
     /// The Identity Center home region (default: the configured region).
     #[serde(default)]
@@ -710,6 +724,12 @@ async fn assign_one(
     account: String,
 ) -> Result<AssignmentResult, PluginError> {
     let target = format!("{} {} in {account}", p.principal_type.sdk().as_str(), p.principal_id);
+    // AWS keeps at most so many assignment creations in progress and refuses one more: hold a
+    // place from before the call until this one is seen settled.
+    let _place = match ctx.budget().in_progress("CreateAccountAssignment") {
+        Some(cap) => cap.acquire_owned().await.ok(),
+        None => None,
+    };
     ctx.emit(Event::Intent {
         call: "sso-admin:CreateAccountAssignment".into(),
         target: target.clone(),
@@ -724,6 +744,7 @@ async fn assign_one(
             });
         }
     };
+    let since = std::time::Instant::now();
     let (req, first) = match created {
         Sent::Answer(out) => {
             let st = out.account_assignment_creation_status();
@@ -744,7 +765,7 @@ async fn assign_one(
         Some((Some(StatusValues::Succeeded), _)) => Ok(()),
         Some((Some(StatusValues::Failed), reason)) => Err(reason.unwrap_or_else(|| "no reason given".into())),
         _ => match &req {
-            Some(r) => wait_for_assignment(ctx, client, &p.instance_arn, r, &account)
+            Some(r) => wait_for_assignment(ctx, client, &p.instance_arn, r, &account, Some(since))
                 .await
                 .map_err(|e| match e {
                     PluginError::Failed { reason, .. } => reason,
@@ -894,16 +915,20 @@ async fn assignment_landed(
     Ok(None)
 }
 
-/// Polls one CreateAccountAssignment request to SUCCEEDED or FAILED.
+/// Polls one CreateAccountAssignment request, made at `since`, to SUCCEEDED or FAILED, first when
+/// assignments have been seen to settle in this run.
 pub async fn wait_for_assignment(
     ctx: &Context,
     client: &aws_sdk_ssoadmin::Client,
     instance_arn: &str,
     request_id: &str,
     account: &str,
+    since: Option<std::time::Instant>,
 ) -> Result<(), PluginError> {
-    until_done(
+    until_settled(
         ctx,
+        "sso-admin:CreateAccountAssignment",
+        since,
         &format!("assignment in account {account}"),
         Some(request_id),
         || async {

@@ -11,6 +11,15 @@ use crate::aws::sts::caller;
 use crate::context::{Context, Event};
 use crate::error::{PluginError, aws};
 
+/// AWS publishes no request rate for the Support API (it answers `ThrottlingException` when one
+/// is exceeded); the runbooks make a handful of calls, so none is kept client-side.
+pub const QUOTAS: crate::limits::Quotas = crate::limits::Quotas {
+    family: "support",
+    rate: None,
+    in_progress: &[],
+    source: "none published; not paced",
+};
+
 /// The console's prefilled "create case" page for account activation.
 pub const CONSOLE_LINK: &str = "https://console.aws.amazon.com/support/home#/case/create?issueType=customer-service&serviceCode=customer-account&categoryCode=activation";
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::CommandFactory;
-use runbook_plugins::{AwsOptions, Context, PollSettings, Registry};
+use runbook_plugins::{AwsOptions, Context, Limits, PollSettings, Registry};
 use serde_json::{Value, json};
 
 use crate::cli::{AwsArgs, Cli, ColorChoice, Command, PlanArgs, RunArgs};
@@ -140,6 +140,24 @@ pub fn analyse(paths: &[PathBuf]) -> (Vec<Runbook>, Vec<Diagnostic>) {
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
+}
+
+/// AWS's published limits with the operator's `--rate` and `--in-progress` overrides.
+fn limits(a: &AwsArgs) -> Result<Limits, Exit> {
+    let mut l = Limits::published();
+    for spec in &a.rates {
+        l.set_rate(spec).map_err(|e| usage(&format!("--rate {e}")))?;
+    }
+    for spec in &a.in_progress {
+        l.set_in_progress(spec)
+            .map_err(|e| usage(&format!("--in-progress {e}")))?;
+    }
+    Ok(l)
+}
+
+fn usage(message: &str) -> Exit {
+    eprintln!("runbook: {message}");
+    Exit::Usage
 }
 
 /// Loads a runbook and refuses to run one that `check` would reject.

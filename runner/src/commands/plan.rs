@@ -21,7 +21,11 @@ pub async fn plan(args: PlanArgs, color: bool) -> Exit {
         }
     };
     let state = last.as_ref().map(|r| r.state.clone());
-    let ctx = Context::new(aws_options(&args.aws), &runbook_dir, poll_settings());
+    let limits = match limits(&args.aws) {
+        Ok(l) => l,
+        Err(e) => return e,
+    };
+    let ctx = Context::with_limits(aws_options(&args.aws), &runbook_dir, poll_settings(), limits);
     let answers = match &args.answers {
         Some(p) => match inputs::Answers::load(p) {
             Ok(a) => a,

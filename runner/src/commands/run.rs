@@ -8,6 +8,10 @@ pub async fn run(args: RunArgs, color: bool, rehearsal: Option<crate::emulator::
         Ok(x) => x,
         Err(e) => return e,
     };
+    let limits = match limits(&args.aws) {
+        Ok(l) => l,
+        Err(e) => return e,
+    };
     let state_dir = args.state_dir.clone();
     let mut aws = aws_options(&args.aws);
     let mut emulator = None;
@@ -39,7 +43,7 @@ pub async fn run(args: RunArgs, color: bool, rehearsal: Option<crate::emulator::
     // Hand-over files go beside the journal of the runbook (the run's own directory is named
     // when its inputs are known).
     let journal_dir = journal::dir_for(&state_dir, Path::new(&runbook.path));
-    let ctx = Context::new(aws, &journal_dir, poll_settings());
+    let ctx = Context::with_limits(aws, &journal_dir, poll_settings(), limits);
     // A new account manages no organization; `--with-organization` rehearses one that does.
     if rehearsal.is_some_and(|a| a.organization) {
         match Registry::shared().get("organizations.ensure-organization") {

@@ -20,6 +20,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::quota::{QuotaModel, QuotaState, Verdict};
+
 #[derive(Debug, Clone, Default)]
 pub struct Rules {
     /// Percent of JSON-protocol requests answered with ThrottlingException.
@@ -67,6 +69,9 @@ pub struct Rules {
     pub support_error: Option<String>,
     /// The nth request (1-based) of this operation is throttled, once.
     pub throttle_nth: Option<(String, usize)>,
+    /// AWS's limits: a token bucket per API family, a cap on creations in progress, and
+    /// creations that settle after a while (see `quota.rs`).
+    pub quota: Option<QuotaModel>,
     /// Added before each request is forwarded.
     pub delay: Duration,
     pub seed: u64,
@@ -112,6 +117,9 @@ struct State {
     /// One per request: (requests in flight on its arrival, itself included; requests answered
     /// since the first throttle, or None before it).
     arrivals: Vec<(usize, Option<usize>)>,
+    quota: QuotaState,
+    /// The error the quota model answers the current request with.
+    quota_refusal: Option<(&'static str, &'static str)>,
 }
 
 /// Counts one request in flight while it is served, whichever way it ends.
@@ -255,6 +263,12 @@ impl FaultProxy {
         self.state.lock().map(|s| s.killed).unwrap_or(false)
     }
 
+    /// A look at what the quota model counted.
+    pub fn quota<T>(&self, f: impl FnOnce(&QuotaState) -> T) -> T {
+        let s = self.state.lock().expect("proxy state");
+        f(&s.quota)
+    }
+
     /// Requests moto has answered so far.
     pub fn forwarded(&self) -> usize {
         self.state.lock().map(|s| s.forwarded).unwrap_or(0)
@@ -395,6 +409,15 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
     let mut conn = conn;
     while let Some(req) = read_request(&mut reader)? {
         let _flight = Flight::start(state);
+        if let Some(body) = control(&req, state) {
+            respond(
+                &mut conn,
+                "200 OK",
+                &[("Content-Type", "application/json".into())],
+                &body,
+            )?;
+            continue;
+        }
         let (op, json) = operation(&req);
         let target = header(&req.head, "x-amz-target").unwrap_or("").to_string();
         let (fault, delay) = {
@@ -433,6 +456,11 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
             } else if json && s.roll(server_error) {
                 s.alternate = !s.alternate;
                 fault = Some(if s.alternate { "500" } else { "503" });
+            } else if let (Some(model), Some(fam)) = (s.rules.quota.clone(), super::quota::family(&target))
+                && let Verdict::Refuse(code, message) = s.quota.admit(&model, fam, &op, std::time::Instant::now())
+            {
+                s.quota_refusal = Some((code, message));
+                fault = Some("quota");
             } else if op == "CreatePermissionSet" && s.rules.conflict_on_duplicate_permission_set {
                 let name = serde_json::from_slice::<Value>(&req.body)
                     .ok()
@@ -462,6 +490,15 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
             .unwrap_or_default();
         match fault {
             Some("reset") => return Ok(()),
+            Some("quota") => {
+                let (code, message) = state
+                    .lock()
+                    .ok()
+                    .and_then(|s| s.quota_refusal)
+                    .unwrap_or(("ThrottlingException", "Rate exceeded"));
+                json_error(&mut conn, "400 Bad Request", code, message)?;
+                continue;
+            }
             Some("support-error") => {
                 json_error(
                     &mut conn,
@@ -589,6 +626,28 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
         respond(&mut conn, &status, &headers, &body)?;
     }
     Ok(())
+}
+
+/// The bench's controls: `GET /quota-proxy/stats` (calls per operation, faults, what the quota
+/// model counted) and `POST /quota-proxy/reset` (counts back to zero).
+fn control(req: &Request, state: &Mutex<State>) -> Option<Vec<u8>> {
+    let line = req.head.first()?;
+    let mut s = state.lock().ok()?;
+    if line.starts_with("POST /quota-proxy/reset") {
+        s.calls.clear();
+        s.injected.clear();
+        s.quota = QuotaState::default();
+        return Some(b"{}".to_vec());
+    }
+    if !line.starts_with("GET /quota-proxy/stats") {
+        return None;
+    }
+    let body = serde_json::json!({
+        "calls": s.calls,
+        "injected": s.injected,
+        "quota": s.quota.json(),
+    });
+    Some(body.to_string().into_bytes())
 }
 
 type Response = (String, Vec<(String, String)>, Vec<u8>);
@@ -813,6 +872,19 @@ fn rewrite(op: &str, body: Vec<u8>, state: &Mutex<State>) -> Vec<u8> {
     };
     let id = st.get(id_field).and_then(Value::as_str).unwrap_or("").to_string();
     let Ok(mut s) = state.lock() else { return body };
+    if let Some(model) = s.rules.quota.clone() {
+        let now = std::time::Instant::now();
+        if op.starts_with("Create") {
+            s.quota.created(&id, now);
+        }
+        let settled = s.quota.settled(&model, &id, now).unwrap_or(true);
+        drop(s);
+        if !settled {
+            st.insert(field.into(), Value::from("IN_PROGRESS"));
+            st.remove("AccountId");
+        }
+        return serde_json::to_vec(&v).unwrap_or(body);
+    }
     let reads = {
         let r = s.reads.entry(id).or_default();
         *r += 1;

@@ -1,0 +1,144 @@
+//! AWS's limits as data. Each AWS plugin declares the published quotas of the APIs it calls
+//! ([`Quotas`], collected in `aws::QUOTAS`); [`Limits`] holds them for one run, with the
+//! operator's overrides (`--rate sso-admin=20`, `--in-progress CreateAccountAssignment=15`).
+
+use std::collections::BTreeMap;
+
+/// The published limits of one API family (one service's endpoint), as its plugin declares them.
+#[derive(Debug)]
+pub struct Quotas {
+    /// `sso-admin`, `organizations`, ...: the name `--rate` takes.
+    pub family: &'static str,
+    /// Requests per second, all operations of the family together; None: no client-side pace.
+    pub rate: Option<f64>,
+    /// Operations with a cap on how many may be in progress at once (AWS refuses one more).
+    pub in_progress: &'static [(&'static str, usize)],
+    /// Where the numbers come from.
+    pub source: &'static str,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum LimitError {
+    #[error("`{0}`: expected NAME=NUMBER (e.g. sso-admin=20), or NAME=off")]
+    Syntax(String),
+    #[error("`{given}`: unknown {what} (known: {known})")]
+    Unknown {
+        given: String,
+        what: &'static str,
+        known: String,
+    },
+    #[error("`{0}`: the number must be above zero")]
+    Number(String),
+}
+
+/// The limits one run keeps: the published ones unless the operator overrides them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Limits {
+    rates: BTreeMap<String, Option<f64>>,
+    in_progress: BTreeMap<String, Option<usize>>,
+}
+
+impl Limits {
+    /// What the plugins declare.
+    pub fn published() -> Limits {
+        let mut l = Limits::default();
+        for q in crate::aws::QUOTAS {
+            l.rates.insert(q.family.to_string(), q.rate);
+            for (op, cap) in q.in_progress {
+                l.in_progress.insert(op.to_string(), Some(*cap));
+            }
+        }
+        l
+    }
+
+    /// No client-side limits at all.
+    pub fn none() -> Limits {
+        Limits::default()
+    }
+
+    /// Requests per second for a family, if paced.
+    pub fn rate(&self, family: &str) -> Option<f64> {
+        self.rates.get(family).copied().flatten()
+    }
+
+    /// How many operations of `op` may be in progress at once, if capped.
+    pub fn in_progress(&self, op: &str) -> Option<usize> {
+        self.in_progress.get(op).copied().flatten()
+    }
+
+    /// `FAMILY=REQUESTS_PER_SECOND` or `FAMILY=off`.
+    pub fn set_rate(&mut self, spec: &str) -> Result<(), LimitError> {
+        let (name, value) = split(spec)?;
+        let slot = known(&mut self.rates, name, "API family")?;
+        *slot = match value {
+            None => None,
+            Some(v) => Some(
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|r| *r > 0.0 && r.is_finite())
+                    .ok_or_else(|| LimitError::Number(spec.into()))?,
+            ),
+        };
+        Ok(())
+    }
+
+    /// `OPERATION=COUNT` or `OPERATION=off`.
+    pub fn set_in_progress(&mut self, spec: &str) -> Result<(), LimitError> {
+        let (name, value) = split(spec)?;
+        let slot = known(&mut self.in_progress, name, "operation with an in-progress cap")?;
+        *slot = match value {
+            None => None,
+            Some(v) => Some(
+                v.parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| LimitError::Number(spec.into()))?,
+            ),
+        };
+        Ok(())
+    }
+}
+
+fn split(spec: &str) -> Result<(&str, Option<&str>), LimitError> {
+    let (name, value) = spec.split_once('=').ok_or_else(|| LimitError::Syntax(spec.into()))?;
+    let (name, value) = (name.trim(), value.trim());
+    if name.is_empty() || value.is_empty() {
+        return Err(LimitError::Syntax(spec.into()));
+    }
+    Ok((name, (value != "off").then_some(value)))
+}
+
+fn known<'a, T>(map: &'a mut BTreeMap<String, T>, name: &str, what: &'static str) -> Result<&'a mut T, LimitError> {
+    let names = map.keys().cloned().collect::<Vec<_>>().join(", ");
+    map.get_mut(name).ok_or(LimitError::Unknown {
+        given: name.into(),
+        what,
+        known: names,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn published_and_overridden() {
+        let mut l = Limits::published();
+        assert_eq!(l.rate("sso-admin"), Some(20.0));
+        assert_eq!(l.in_progress("CreateAccountAssignment"), Some(15));
+        assert_eq!(l.in_progress("CreateAccount"), Some(5));
+        l.set_rate("sso-admin=5").expect("set");
+        assert_eq!(l.rate("sso-admin"), Some(5.0));
+        l.set_rate("organizations=off").expect("off");
+        assert_eq!(l.rate("organizations"), None);
+        l.set_in_progress("CreateAccount=2").expect("cap");
+        assert_eq!(l.in_progress("CreateAccount"), Some(2));
+        assert!(matches!(l.set_rate("ec2=5"), Err(LimitError::Unknown { .. })));
+        assert_eq!(l.set_rate("sso-admin"), Err(LimitError::Syntax("sso-admin".into())));
+        assert_eq!(l.set_rate("sso-admin=0"), Err(LimitError::Number("sso-admin=0".into())));
+        assert_eq!(
+            l.set_rate("sso-admin=NaN"),
+            Err(LimitError::Number("sso-admin=NaN".into()))
+        );
+    }
+}

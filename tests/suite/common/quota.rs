@@ -1,0 +1,180 @@
+//! The quota model: AWS's published limits played in front of moto, which has none. One
+//! implementation, used by the Rust tests (a rule of the fault proxy) and by the fan-out bench
+//! (`examples/quota_proxy.rs` runs the fault proxy with it).
+//!
+//! - A token bucket per API family (sso-admin, organizations, identitystore, support): a request
+//!   that finds it empty is answered as AWS answers a throttle (HTTP 400, JSON `__type`), and never
+//!   reaches moto. The bucket holds one second's worth of tokens.
+//! - A cap on asynchronous creations in progress (CreateAccountAssignment, CreateAccount): one
+//!   more is refused (sso-admin: `ConflictException`, as AWS answers "too many operations";
+//!   organizations: `TooManyRequestsException`) and never reaches moto.
+//! - Settle times: a creation reads IN_PROGRESS (its Create answer and every Describe) until
+//!   `settle` has passed since the proxy saw moto create it; moto's instant SUCCEEDED is rewritten.
+//!
+//! The limits themselves (20 requests/s and 15 in progress for Identity Center, ...) are in
+//! `runbook_plugins::aws::QUOTAS`; [`QuotaModel::aws`] reads the same numbers.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone)]
+pub struct QuotaModel {
+    /// Requests per second per API family.
+    pub rates: Vec<(String, f64)>,
+    /// At most this many creations in progress, per creating operation.
+    pub in_progress: Vec<(String, usize)>,
+    /// How long a creation stays IN_PROGRESS.
+    pub settle: Duration,
+}
+
+impl QuotaModel {
+    /// AWS's published limits, as the plugins declare them, with creations settling in `settle`.
+    pub fn aws(settle: Duration) -> QuotaModel {
+        let mut m = QuotaModel {
+            rates: Vec::new(),
+            in_progress: Vec::new(),
+            settle,
+        };
+        for q in runbook_plugins::aws::QUOTAS {
+            if let Some(r) = q.rate {
+                m.rates.push((q.family.to_string(), r));
+            }
+            for (op, cap) in q.in_progress {
+                m.in_progress.push((op.to_string(), *cap));
+            }
+        }
+        m
+    }
+
+    fn rate(&self, family: &str) -> Option<f64> {
+        self.rates.iter().find(|(f, _)| f == family).map(|(_, r)| *r)
+    }
+
+    fn cap(&self, op: &str) -> Option<usize> {
+        self.in_progress.iter().find(|(o, _)| o == op).map(|(_, c)| *c)
+    }
+}
+
+/// The API family of a JSON-protocol request, from its `X-Amz-Target`.
+pub fn family(target: &str) -> Option<&'static str> {
+    let prefix = target.split('.').next().unwrap_or("");
+    Some(match prefix {
+        "SWBExternalService" => "sso-admin",
+        "AWSOrganizationsV20161128" => "organizations",
+        "AWSIdentityStore" => "identitystore",
+        "AWSSupport_20130415" => "support",
+        _ => return None,
+    })
+}
+
+/// What the quota model decided about one request.
+pub enum Verdict {
+    Pass,
+    /// Answer this error code and message (HTTP 400).
+    Refuse(&'static str, &'static str),
+}
+
+#[derive(Default, Debug)]
+pub struct QuotaState {
+    /// (tokens, last refill) per family.
+    buckets: HashMap<String, (f64, Instant)>,
+    /// When moto created each asynchronous request, by request id.
+    created: HashMap<String, Instant>,
+    /// Creation times still in progress, per creating operation.
+    pending: HashMap<String, Vec<Instant>>,
+    /// Throttles answered, per family.
+    pub throttled: HashMap<String, usize>,
+    /// Creations refused over the in-progress cap, per operation.
+    pub refused: HashMap<String, usize>,
+    /// The most creations in progress at once, per operation.
+    pub max_in_progress: HashMap<String, usize>,
+    /// When each admitted request arrived, per family (for rates observed per window).
+    pub admitted: HashMap<String, Vec<Instant>>,
+}
+
+impl QuotaState {
+    /// The token bucket and the in-progress cap, for one request of `op` in `family`.
+    pub fn admit(&mut self, model: &QuotaModel, family: &str, op: &str, now: Instant) -> Verdict {
+        if let Some(rate) = model.rate(family) {
+            let burst = rate.max(1.0);
+            let (tokens, last) = self.buckets.entry(family.to_string()).or_insert((burst, now));
+            *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(burst);
+            *last = now;
+            if *tokens < 1.0 {
+                *self.throttled.entry(family.to_string()).or_default() += 1;
+                return Verdict::Refuse(
+                    if family == "organizations" {
+                        "TooManyRequestsException"
+                    } else {
+                        "ThrottlingException"
+                    },
+                    "Rate exceeded (quota model)",
+                );
+            }
+            *tokens -= 1.0;
+        }
+        self.admitted.entry(family.to_string()).or_default().push(now);
+        if let Some(cap) = model.cap(op) {
+            let settle = model.settle;
+            let pending = self.pending.entry(op.to_string()).or_default();
+            pending.retain(|t| now.duration_since(*t) < settle);
+            if pending.len() >= cap {
+                *self.refused.entry(op.to_string()).or_default() += 1;
+                return Verdict::Refuse(
+                    if family == "organizations" {
+                        "TooManyRequestsException"
+                    } else {
+                        "ConflictException"
+                    },
+                    "Too many operations in progress (quota model)",
+                );
+            }
+            // In progress from its admission: creations sent together count together.
+            pending.push(now);
+            let n = pending.len();
+            let most = self.max_in_progress.entry(op.to_string()).or_default();
+            *most = (*most).max(n);
+        }
+        Verdict::Pass
+    }
+
+    /// moto answered a creation with this request id: it settles `settle` from now.
+    pub fn created(&mut self, id: &str, now: Instant) {
+        self.created.insert(id.to_string(), now);
+    }
+
+    /// Whether the creation with this request id has settled (None: not one the model saw).
+    pub fn settled(&self, model: &QuotaModel, id: &str, now: Instant) -> Option<bool> {
+        self.created.get(id).map(|t| now.duration_since(*t) >= model.settle)
+    }
+
+    /// The most requests of `family` admitted within any `window`.
+    pub fn max_per_window(&self, family: &str, window: Duration) -> usize {
+        let Some(times) = self.admitted.get(family) else {
+            return 0;
+        };
+        let mut best = 0;
+        let mut start = 0;
+        for (end, t) in times.iter().enumerate() {
+            while t.duration_since(times[start]) >= window {
+                start += 1;
+            }
+            best = best.max(end + 1 - start);
+        }
+        best
+    }
+
+    pub fn json(&self) -> Value {
+        json!({
+            "throttled": self.throttled,
+            "refused": self.refused,
+            "max_in_progress": self.max_in_progress,
+            "admitted": self.admitted.iter().map(|(k, v)| (k.clone(), v.len())).collect::<HashMap<_, _>>(),
+            "max_per_second": self.admitted.keys()
+                .map(|k| (k.clone(), self.max_per_window(k, Duration::from_secs(1))))
+                .collect::<HashMap<_, _>>(),
+        })
+    }
+}

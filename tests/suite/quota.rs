@@ -1,0 +1,299 @@
+//! Fan-out at AWS's own limits, through the quota model (`common/quota.rs`): a token bucket per
+//! API family, a cap on creations in progress, creations that settle after a while. Counts, not
+//! wall times: every assignment or account exactly once, none refused, few calls per item, and
+//! the limits the operator gives are the ones kept.
+
+use std::time::Duration;
+
+use crate::common::fault_proxy::{FaultProxy, Rules};
+use crate::common::quota::QuotaModel;
+use crate::common::{Moto, Test, identity_center};
+
+/// Identity Center, a user, a permission set, then one assignment step over `n` accounts.
+fn assignments(n: usize) -> String {
+    wide_assignments(n, 16)
+}
+
+/// The same with `max_in_flight` items at once in the assignment step.
+fn wide_assignments(n: usize, wide: usize) -> String {
+    format!(
+        r#"# Assign
+
+```rhai id=accounts
+let v = [];
+for i in 0..{n} {{ v.push(`${{100000000000 + i}}`); }}
+#{{ ids: v }}
+```
+
+```aws sso-admin.find-instance id=ic
+```
+
+```aws identitystore.ensure-user id=user
+identity_store_id = "${{steps.ic.identity_store_id}}"
+user_name = "ops"
+display_name = "Ops"
+given_name = "O"
+family_name = "Ps"
+email = "ops@example.com"
+```
+
+```aws sso-admin.ensure-permission-set id=ps
+instance_arn = "${{steps.ic.instance_arn}}"
+name = "AdministratorAccess"
+managed_policies = ["AdministratorAccess"]
+```
+
+```aws sso-admin.ensure-assignment id=assign timeout=5m
+instance_arn = "${{steps.ic.instance_arn}}"
+permission_set_arn = "${{steps.ps.arn}}"
+principal_id = "${{steps.user.user_id}}"
+account_ids = "${{steps.accounts.ids}}"
+max_in_flight = {wide}
+```
+"#
+    )
+}
+
+fn model(settle_ms: u64) -> Rules {
+    Rules {
+        quota: Some(QuotaModel::aws(Duration::from_millis(settle_ms))),
+        ..Rules::default()
+    }
+}
+
+/// sso-admin calls made for the assignments (refused and throttled ones included).
+fn assignment_calls(proxy: &FaultProxy) -> usize {
+    [
+        "CreateAccountAssignment",
+        "DescribeAccountAssignmentCreationStatus",
+        "ListAccountAssignmentCreationStatus",
+        "ListAccountAssignmentsForPrincipal",
+    ]
+    .iter()
+    .map(|op| proxy.calls(op))
+    .sum()
+}
+
+fn assert_each_assigned_once(moto: &Moto, n: usize) {
+    let assigned = identity_center(&moto.endpoint).assigned;
+    let distinct: std::collections::BTreeSet<&String> = assigned.iter().collect();
+    assert_eq!((assigned.len(), distinct.len()), (n, n), "every assignment, none twice");
+}
+
+#[test]
+fn assignments_at_the_quota_model_each_once_in_about_two_calls() {
+    let n = 150;
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(&moto.endpoint, model(250));
+    let out = Test::new()
+        .file("r.md", assignments(n))
+        .aws(&proxy.endpoint)
+        .args(["run", "r.md"])
+        .run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_each_assigned_once(&moto, n);
+    let upstream = proxy.calls("CreateAccountAssignment") - proxy.injected_on("CreateAccountAssignment");
+    assert_eq!(upstream, n, "each created once");
+    let per_item = assignment_calls(&proxy) as f64 / n as f64;
+    let (refused, max_in_progress, throttled) = proxy.quota(|q| {
+        (
+            q.refused.values().sum::<usize>(),
+            q.max_in_progress.get("CreateAccountAssignment").copied().unwrap_or(0),
+            q.throttled.values().sum::<usize>(),
+        )
+    });
+    eprintln!(
+        "calls per assignment {per_item:.2}, throttled {throttled}, most in progress {max_in_progress}, {:?}",
+        proxy.operations()
+    );
+    assert!(
+        per_item <= 2.5,
+        "{per_item:.2} calls per assignment: {:?}",
+        proxy.operations()
+    );
+    assert_eq!(refused, 0, "never over the in-progress cap");
+    assert!(max_in_progress <= 15, "{max_in_progress}");
+}
+
+#[test]
+fn the_in_progress_cap_is_kept_and_can_be_lifted() {
+    let n = 60;
+    let moto = Moto::start();
+    // Requests are not the bottleneck here (a fast bucket on both sides): the cap is.
+    let mut rules = model(400);
+    if let Some(q) = rules.quota.as_mut() {
+        q.rates = vec![("sso-admin".into(), 1000.0), ("identitystore".into(), 1000.0)];
+    }
+    let proxy = FaultProxy::start(&moto.endpoint, rules.clone());
+    // Forty items at once: only the cap holds them back.
+    let t = Test::new().file("r.md", wide_assignments(n, 40)).aws(&proxy.endpoint);
+    let out = t.run_args(&["run".into(), "r.md".into(), "--rate".into(), "sso-admin=500".into()]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_each_assigned_once(&moto, n);
+    let (refused, most) = proxy.quota(|q| {
+        (
+            q.refused.get("CreateAccountAssignment").copied().unwrap_or(0),
+            q.max_in_progress.get("CreateAccountAssignment").copied().unwrap_or(0),
+        )
+    });
+    assert_eq!(refused, 0, "never one over the cap");
+    assert!((10..=15).contains(&most), "the cap was reached, not passed: {most}");
+
+    // Lifted (`off`): the same work presses past AWS's cap, AWS refuses, the plugin retries.
+    moto.reset();
+    let proxy = FaultProxy::start(&moto.endpoint, rules);
+    let t = Test::new().file("r.md", wide_assignments(n, 40)).aws(&proxy.endpoint);
+    let out = t.run_args(&[
+        "run".into(),
+        "r.md".into(),
+        "--rate".into(),
+        "sso-admin=500".into(),
+        "--in-progress".into(),
+        "CreateAccountAssignment=off".into(),
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        proxy.quota(|q| q.refused.get("CreateAccountAssignment").copied().unwrap_or(0)) > 0,
+        "without the cap AWS refuses some: {:?} {:?}",
+        proxy.operations(),
+        proxy.quota(|q| q.json())
+    );
+}
+
+#[test]
+fn a_rate_given_on_the_command_line_is_the_rate_kept() {
+    let n = 20;
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(&moto.endpoint, model(200));
+    let out = Test::new()
+        .file("r.md", assignments(n))
+        .aws(&proxy.endpoint)
+        .args(["run", "r.md", "--rate", "sso-admin=5"])
+        .run();
+    assert_eq!(out.code, 0, "{out:?}");
+    let (most, total) = proxy.quota(|q| {
+        (
+            q.max_per_window("sso-admin", Duration::from_secs(1)),
+            q.admitted.get("sso-admin").map_or(0, Vec::len),
+        )
+    });
+    assert!(total >= 2 * n, "{total}");
+    assert!(most <= 6, "at most 5 a second (one of slack): {most} in one second");
+
+    let bad = Test::new()
+        .file("r.md", assignments(1))
+        .aws(&proxy.endpoint)
+        .args(["run", "r.md", "--rate", "ec2=5"])
+        .run();
+    assert_eq!(bad.code, 2, "{bad:?}");
+    assert!(
+        bad.stderr.contains("--rate `ec2`: unknown API family (known: "),
+        "{bad:?}"
+    );
+}
+
+#[test]
+fn throttles_halve_the_pace_and_it_recovers() {
+    let n = 80;
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(&moto.endpoint, model(200));
+    // Twice what AWS allows: AWS throttles, the bucket halves, and climbs back.
+    let out = Test::new()
+        .file("r.md", assignments(n))
+        .aws(&proxy.endpoint)
+        .env("AWS_MAX_ATTEMPTS", "10")
+        .args(["run", "r.md", "--rate", "sso-admin=40"])
+        .run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_each_assigned_once(&moto, n);
+    let throttled = proxy.quota(|q| q.throttled.get("sso-admin").copied().unwrap_or(0));
+    let calls = assignment_calls(&proxy);
+    eprintln!("throttled {throttled} of {calls}");
+    assert!(throttled > 0, "AWS pushed back");
+    assert!(
+        throttled * 5 < calls,
+        "halving keeps throttles rare: {throttled} of {calls}"
+    );
+}
+
+#[test]
+fn accounts_at_the_quota_model_each_once_within_the_cap() {
+    let n = 40;
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(&moto.endpoint, model(150));
+    let names: Vec<String> = (0..n).map(|i| format!("\"acme-q{i}-prod\"")).collect();
+    let text = format!(
+        r#"# Accounts
+
+```aws organizations.ensure-organization id=org
+```
+
+```aws organizations.ensure-account id=accts for-each='[{}]' timeout=2m
+name = "${{item}}"
+email = "aws+${{item}}@example.com"
+```
+"#,
+        names.join(", ")
+    );
+    let out = Test::new()
+        .file("r.md", text)
+        .aws(&proxy.endpoint)
+        .args(["run", "r.md"])
+        .run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        proxy.calls("CreateAccount") - proxy.injected_on("CreateAccount"),
+        n,
+        "each created once"
+    );
+    let per_item: f64 = [
+        "CreateAccount",
+        "DescribeCreateAccountStatus",
+        "ListAccounts",
+        "ListCreateAccountStatus",
+    ]
+    .iter()
+    .map(|op| proxy.calls(op))
+    .sum::<usize>() as f64
+        / n as f64;
+    let (refused, most) = proxy.quota(|q| {
+        (
+            q.refused.get("CreateAccount").copied().unwrap_or(0),
+            q.max_in_progress.get("CreateAccount").copied().unwrap_or(0),
+        )
+    });
+    eprintln!(
+        "calls per account {per_item:.2}, most in progress {most}, {:?}",
+        proxy.operations()
+    );
+    assert_eq!(refused, 0, "never over Organizations' five");
+    assert!(most <= 5, "{most}");
+    assert!(
+        per_item <= 2.5,
+        "{per_item:.2} calls per account: {:?}",
+        proxy.operations()
+    );
+}
+
+/// With the request budget out of the way (nothing queues), only the settle times learned in the
+/// run keep status reads down to about one per assignment.
+#[test]
+fn status_reads_are_sent_when_assignments_have_been_seen_to_settle() {
+    let n = 150;
+    let moto = Moto::start();
+    let mut rules = model(300);
+    if let Some(q) = rules.quota.as_mut() {
+        q.rates = vec![("sso-admin".into(), 1000.0), ("identitystore".into(), 1000.0)];
+    }
+    let proxy = FaultProxy::start(&moto.endpoint, rules);
+    let out = Test::new()
+        .file("r.md", assignments(n))
+        .aws(&proxy.endpoint)
+        .args(["run", "r.md", "--rate", "sso-admin=500"])
+        .run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_each_assigned_once(&moto, n);
+    let reads = proxy.calls("DescribeAccountAssignmentCreationStatus") as f64 / n as f64;
+    eprintln!("status reads per assignment {reads:.2}");
+    assert!(reads <= 1.5, "{reads:.2} status reads per assignment");
+}
