@@ -1,0 +1,355 @@
+//! Member accounts: CreateAccount (no idempotency token: never resent blindly, a lost answer is
+//! looked for), polled to SUCCEEDED under the cap on creations in progress.
+
+use super::*;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnsureAccountParams {
+    /// Account name (at most 50 characters), e.g. `acme-payments-prod`.
+    pub name: String,
+    /// Root user email of the new account; must be unused in AWS.
+    pub email: String,
+    /// A regular expression the whole name must match (the naming standard).
+    #[serde(default)]
+    pub naming_pattern: Option<String>,
+    /// Role created in the new account for the management account (default OrganizationAccountAccessRole).
+    #[serde(default)]
+    pub role_name: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct EnsuredAccount {
+    /// The member account's id.
+    pub account_id: String,
+    /// The CreateAccount request id, when this run (or an interrupted one) created it.
+    pub create_request_id: Option<String>,
+    /// True when this run created the account.
+    pub created: bool,
+}
+
+pub struct EnsureAccount;
+
+fn check_name(p: &EnsureAccountParams) -> Result<(), PluginError> {
+    if p.name.is_empty() || p.name.chars().count() > 50 || p.name.chars().any(|c| c.is_control()) {
+        return Err(PluginError::Check {
+            message: format!("account name `{}` must be 1 to 50 printable characters", p.name),
+            hint: None,
+        });
+    }
+    if let Some(pat) = &p.naming_pattern {
+        let re = regex::Regex::new(&format!("^(?:{pat})$")).map_err(|e| PluginError::Params {
+            action: EnsureAccount::NAME,
+            message: format!("naming_pattern: {e}"),
+        })?;
+        if !re.is_match(&p.name) {
+            return Err(PluginError::Check {
+                message: format!("account name `{}` does not follow the naming standard `{pat}`", p.name),
+                hint: Some("use organization-purpose-environment, e.g. acme-payments-prod".into()),
+            });
+        }
+    }
+    if !p.email.contains('@') {
+        return Err(PluginError::Check {
+            message: format!("`{}` is not an email address", p.email),
+            hint: None,
+        });
+    }
+    Ok(())
+}
+
+fn failure_hint(reason: &str) -> Option<String> {
+    Some(
+        match reason {
+            "EMAIL_ALREADY_EXISTS" => {
+                "another AWS account uses this email; choose a new address (a distribution list alias works)"
+            }
+            "ACCOUNT_LIMIT_EXCEEDED" => {
+                "the organization reached its account quota; request an increase in Service Quotas"
+            }
+            "CONCURRENT_ACCOUNT_MODIFICATION" => "another account operation was running; run the step again",
+            "INVALID_EMAIL" => "the email address was refused; check it",
+            _ => return None,
+        }
+        .to_string(),
+    )
+}
+
+/// Polls one CreateAccount request, made at `since` (None: by an earlier run), to its end; first
+/// when account creations have been seen to settle in this run.
+pub async fn wait_for_account(
+    ctx: &Context,
+    request_id: &str,
+    name: &str,
+    since: Option<std::time::Instant>,
+) -> Result<String, PluginError> {
+    let client = ctx.organizations().await?;
+    let what = format!("creation of account {name}");
+    until_settled(
+        ctx,
+        "organizations:CreateAccount",
+        since,
+        &what,
+        Some(request_id),
+        || {
+            let client = client.clone();
+            async move {
+                let out = client
+                    .describe_create_account_status()
+                    .create_account_request_id(request_id)
+                    .send()
+                    .await
+                    .map_err(|e| aws("organizations:DescribeCreateAccountStatus", e))?;
+                let st = out.create_account_status();
+                Ok(match st.and_then(|s| s.state()) {
+                    Some(CreateAccountState::Succeeded) => {
+                        Status::Done(st.and_then(|s| s.account_id()).unwrap_or_default().to_string())
+                    }
+                    Some(CreateAccountState::Failed) => Status::Failed(
+                        st.and_then(|s| s.failure_reason())
+                            .map(|r| r.as_str().to_string())
+                            .unwrap_or_else(|| "no reason given".into()),
+                    ),
+                    other => Status::Pending(
+                        other
+                            .map(|s| s.as_str().to_string())
+                            .unwrap_or_else(|| "unknown".into()),
+                    ),
+                })
+            }
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        PluginError::Failed {
+            what,
+            reason,
+            request_id,
+            ..
+        } => PluginError::Failed {
+            hint: failure_hint(&reason),
+            what,
+            reason,
+            request_id,
+        },
+        e => e,
+    })
+}
+
+impl Action for EnsureAccount {
+    type Params = EnsureAccountParams;
+    type Outputs = EnsuredAccount;
+    const NAME: &'static str = "organizations.ensure-account";
+    const SUMMARY: &'static str =
+        "Creates a member account unless one with this email exists; waits for CreateAccount to finish.";
+    const MUTATES: bool = true;
+
+    fn cli(p: &Value) -> Vec<String> {
+        vec![
+            "aws organizations list-accounts".into(),
+            format!(
+                "aws organizations create-account --account-name {} --email {}",
+                p.get("name").and_then(Value::as_str).unwrap_or("NAME"),
+                p.get("email").and_then(Value::as_str).unwrap_or("EMAIL")
+            ),
+            "aws organizations describe-create-account-status --create-account-request-id CAR_ID".into(),
+        ]
+    }
+
+    async fn plan(ctx: &Context, p: &EnsureAccountParams) -> Result<Plan, PluginError> {
+        check_name(p)?;
+        let accounts = all_accounts(ctx).await?;
+        Ok(match accounts.iter().find(|a| a.email.eq_ignore_ascii_case(&p.email)) {
+            Some(a) => Plan::one(
+                Verdict::Exists,
+                format!("account {} ({}) for {}", a.id, a.name, a.email),
+            ),
+            None => Plan::one(Verdict::WouldCreate, format!("account {} for {}", p.name, p.email)),
+        })
+    }
+
+    async fn apply(ctx: &Context, p: EnsureAccountParams) -> Result<EnsuredAccount, PluginError> {
+        check_name(&p)?;
+        // In a fan-out the organization's accounts are listed once, for all items.
+        let accounts = ctx.memo("organizations:ListAccounts", || all_accounts(ctx)).await?;
+        if let Some(a) = accounts.iter().find(|a| a.email.eq_ignore_ascii_case(&p.email)) {
+            return Ok(EnsuredAccount {
+                account_id: a.id.clone(),
+                create_request_id: None,
+                created: false,
+            });
+        }
+        // Two items of one fan-out must not both create an account for the same email (the
+        // listing above is a snapshot taken before either created it).
+        let claimed = ctx
+            .memo("organizations:emails-claimed-in-this-fan-out", || async {
+                Ok(std::sync::Mutex::new(std::collections::HashSet::<String>::new()))
+            })
+            .await?;
+        let first_claim = claimed
+            .lock()
+            .map(|mut set| set.insert(p.email.to_ascii_lowercase()))
+            .unwrap_or(true);
+        if !first_claim {
+            return Err(PluginError::Failed {
+                what: format!("account {}", p.name),
+                reason: format!("another item of this fan-out creates an account for {}", p.email),
+                request_id: None,
+                hint: Some("every account needs its own root email; fix the list, then run again".into()),
+            });
+        }
+        // At most so many account creations are in progress at AWS: hold a place from before the
+        // call (or the following of an earlier one) until this one is seen settled.
+        let _place = match ctx.budget().in_progress("CreateAccount") {
+            Some(cap) => cap.acquire_owned().await.ok(),
+            None => None,
+        };
+        // An interrupted run may have asked already: follow that request instead of asking twice.
+        let pending = ctx
+            .memo("organizations:ListCreateAccountStatus", || in_progress(ctx))
+            .await?;
+        if let Some(req) = pending
+            .iter()
+            .find(|s| s.account_name() == Some(p.name.as_str()))
+            .and_then(|s| s.id())
+        {
+            let account_id = wait_for_account(ctx, req, &p.name, None).await?;
+            return Ok(EnsuredAccount {
+                account_id,
+                create_request_id: Some(req.to_string()),
+                created: true,
+            });
+        }
+        let target = format!("{} <{}>", p.name, p.email);
+        ctx.emit(Event::Intent {
+            call: "organizations:CreateAccount".into(),
+            target: target.clone(),
+        })?;
+        let out = match create_account(ctx, &p).await? {
+            Created::Answer(out) => out,
+            Created::Found(found) => {
+                let (account_id, request) = match found {
+                    Landed::Account(id) => (id, None),
+                    Landed::Request(req) => (wait_for_account(ctx, &req, &p.name, None).await?, Some(req)),
+                };
+                ctx.emit(Event::Requested {
+                    call: "organizations:CreateAccount".into(),
+                    target,
+                    request_id: request.clone(),
+                })?;
+                return Ok(EnsuredAccount {
+                    account_id,
+                    create_request_id: request,
+                    created: true,
+                });
+            }
+        };
+        let since = std::time::Instant::now();
+        let st = out.create_account_status();
+        let req = st.and_then(|s| s.id()).unwrap_or_default().to_string();
+        ctx.emit(Event::Requested {
+            call: "organizations:CreateAccount".into(),
+            target,
+            request_id: Some(req.clone()),
+        })?;
+        let account_id = match (st.and_then(|s| s.state()), st.and_then(|s| s.account_id())) {
+            // Already final in the answer: no need to ask again.
+            (Some(CreateAccountState::Succeeded), Some(id)) => id.to_string(),
+            (Some(CreateAccountState::Failed), _) => {
+                let reason = st
+                    .and_then(|s| s.failure_reason())
+                    .map(|r| r.as_str().to_string())
+                    .unwrap_or_default();
+                return Err(PluginError::Failed {
+                    what: format!("creation of account {}", p.name),
+                    hint: failure_hint(&reason),
+                    reason,
+                    request_id: Some(req),
+                });
+            }
+            _ => wait_for_account(ctx, &req, &p.name, Some(since)).await?,
+        };
+        Ok(EnsuredAccount {
+            account_id,
+            create_request_id: Some(req),
+            created: true,
+        })
+    }
+}
+
+enum Created {
+    /// AWS answered CreateAccount.
+    Answer(aws_sdk_organizations::operation::create_account::CreateAccountOutput),
+    /// An answer was lost, and looking showed the call had landed.
+    Found(Landed),
+}
+
+enum Landed {
+    Account(String),
+    Request(String),
+}
+
+/// CreateAccount has no idempotency token, so the SDK must not retry it blindly: an answer lost
+/// after AWS acted (a 5xx, a reset connection, a timeout) would create a second account. Retries
+/// happen here instead. A throttle means AWS did nothing, so it is simply retried; any other
+/// transient error is followed by a look (ListAccounts, ListCreateAccountStatus) before asking again.
+async fn create_account(ctx: &Context, p: &EnsureAccountParams) -> Result<Created, PluginError> {
+    let client = ctx.organizations().await?;
+    let attempts = ctx.aws_options().max_attempts.unwrap_or(5).max(1);
+    let mut backoff = std::time::Duration::from_millis(100);
+    let mut attempt = 1;
+    loop {
+        let sent = client
+            .create_account()
+            .account_name(&p.name)
+            .email(&p.email)
+            .set_role_name(p.role_name.clone())
+            .customize()
+            .config_override(
+                aws_sdk_organizations::config::Builder::default()
+                    .retry_config(aws_config::retry::RetryConfig::disabled()),
+            )
+            .send()
+            .await;
+        let err = match sent {
+            Ok(out) => return Ok(Created::Answer(out)),
+            Err(e) => aws("organizations:CreateAccount", e),
+        };
+        if !err.is_transient() || attempt >= attempts {
+            return Err(err);
+        }
+        if !err.is_throttling()
+            && let Some(found) = landed(ctx, p).await?
+        {
+            ctx.emit(Event::Warning {
+                message: format!(
+                    "CreateAccount for {} answered {}, but the account was being created: following it",
+                    p.name,
+                    err.code().unwrap_or("an error")
+                ),
+            })?;
+            return Ok(Created::Found(found));
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+        attempt += 1;
+    }
+}
+
+/// Whether a CreateAccount for this account already landed: the account exists (by email), or a
+/// creation request for its name is in progress or just succeeded.
+async fn landed(ctx: &Context, p: &EnsureAccountParams) -> Result<Option<Landed>, PluginError> {
+    if let Some(a) = all_accounts(ctx)
+        .await?
+        .iter()
+        .find(|a| a.email.eq_ignore_ascii_case(&p.email))
+    {
+        return Ok(Some(Landed::Account(a.id.clone())));
+    }
+    let statuses = create_statuses(ctx, &[CreateAccountState::InProgress, CreateAccountState::Succeeded]).await?;
+    Ok(statuses
+        .iter()
+        .find(|s| s.account_name() == Some(p.name.as_str()))
+        .and_then(|s| s.id())
+        .map(|id| Landed::Request(id.to_string())))
+}

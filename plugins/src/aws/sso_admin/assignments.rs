@@ -1,0 +1,457 @@
+//! Account assignments: a permission set for a user or group in one or many accounts, each made
+//! once (a lost answer is looked for, not resent) and polled until it settles.
+
+use super::*;
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
+pub enum PrincipalType {
+    #[serde(rename = "USER")]
+    User,
+    #[serde(rename = "GROUP")]
+    Group,
+}
+
+impl PrincipalType {
+    pub(crate) fn sdk(self) -> SdkPrincipal {
+        match self {
+            PrincipalType::User => SdkPrincipal::User,
+            PrincipalType::Group => SdkPrincipal::Group,
+        }
+    }
+}
+
+/// One more than AWS's cap on assignment creations in progress: the cap and the request budget,
+/// not this, set the pace.
+fn sixteen() -> usize {
+    16
+}
+
+fn user() -> PrincipalType {
+    PrincipalType::User
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignmentParams {
+    /// The Identity Center instance ARN.
+    pub instance_arn: String,
+    /// The permission set to assign.
+    pub permission_set_arn: String,
+    /// `USER` or `GROUP`.
+    #[serde(default = "user")]
+    pub principal_type: PrincipalType,
+    /// The user or group id in the identity store.
+    pub principal_id: String,
+    /// One account to assign in.
+    #[serde(default)]
+    pub account_id: Option<String>,
+    /// Many accounts to assign in; created concurrently.
+    #[serde(default)]
+    pub account_ids: Option<Vec<String>>,
+    /// At most this many assignments are in flight at once.
+    #[serde(default = "sixteen")]
+    pub max_in_flight: usize,
+    /// The Identity Center home region (default: the configured region).
+    #[serde(default)]
+    pub region: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct AssignmentResult {
+    /// The account.
+    pub account_id: String,
+    /// `exists`, `created` or `failed: REASON`.
+    pub status: String,
+    /// The creation request id, when one was made.
+    pub request_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Assignments {
+    /// One entry per account.
+    pub assignments: Vec<AssignmentResult>,
+    /// How many this run created.
+    pub created: usize,
+}
+
+pub struct EnsureAssignment;
+
+pub(crate) fn accounts_of(p: &AssignmentParams) -> Result<Vec<String>, PluginError> {
+    let mut v: Vec<String> = p.account_id.iter().cloned().collect();
+    v.extend(p.account_ids.iter().flatten().cloned());
+    let mut seen = HashSet::new();
+    v.retain(|a| seen.insert(a.clone()));
+    if v.is_empty() {
+        return Err(PluginError::Params {
+            action: EnsureAssignment::NAME,
+            message: "give `account_id` or `account_ids`".into(),
+        });
+    }
+    Ok(v)
+}
+
+/// Accounts in which the principal already holds the permission set: one paginated read.
+pub(crate) async fn assigned_accounts(
+    client: &aws_sdk_ssoadmin::Client,
+    p: &AssignmentParams,
+) -> Result<HashSet<String>, PluginError> {
+    let mut out = HashSet::new();
+    let mut token = None;
+    loop {
+        let page = client
+            .list_account_assignments_for_principal()
+            .instance_arn(&p.instance_arn)
+            .principal_id(&p.principal_id)
+            .principal_type(p.principal_type.sdk())
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|e| aws("sso-admin:ListAccountAssignmentsForPrincipal", e))?;
+        out.extend(
+            page.account_assignments()
+                .iter()
+                .filter(|a| a.permission_set_arn() == Some(p.permission_set_arn.as_str()))
+                .filter_map(|a| a.account_id().map(String::from)),
+        );
+        match page.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => return Ok(out),
+        }
+    }
+}
+
+async fn assign_one(
+    ctx: &Context,
+    client: &aws_sdk_ssoadmin::Client,
+    p: &AssignmentParams,
+    account: String,
+) -> Result<AssignmentResult, PluginError> {
+    let target = format!("{} {} in {account}", p.principal_type.sdk().as_str(), p.principal_id);
+    // AWS keeps at most so many assignment creations in progress and refuses one more: hold a
+    // place from before the call until this one is seen settled.
+    let _place = match ctx.budget().in_progress("CreateAccountAssignment") {
+        Some(cap) => cap.acquire_owned().await.ok(),
+        None => None,
+    };
+    ctx.emit(Event::Intent {
+        call: "sso-admin:CreateAccountAssignment".into(),
+        target: target.clone(),
+    })?;
+    let created = match create_assignment(ctx, client, p, &account).await? {
+        Ok(out) => out,
+        Err(e) => {
+            return Ok(AssignmentResult {
+                account_id: account,
+                status: format!("failed: {e}"),
+                request_id: None,
+            });
+        }
+    };
+    let since = std::time::Instant::now();
+    let (req, first) = match created {
+        Sent::Answer(out) => {
+            let st = out.account_assignment_creation_status();
+            (
+                st.and_then(|s| s.request_id()).map(String::from),
+                st.map(|s| (s.status().cloned(), s.failure_reason().map(String::from))),
+            )
+        }
+        Sent::Found(Landed::Assigned) => (None, Some((Some(StatusValues::Succeeded), None))),
+        Sent::Found(Landed::Request(id)) => (Some(id), None),
+    };
+    ctx.emit(Event::Requested {
+        call: "sso-admin:CreateAccountAssignment".into(),
+        target,
+        request_id: req.clone(),
+    })?;
+    let outcome = match first {
+        Some((Some(StatusValues::Succeeded), _)) => Ok(()),
+        Some((Some(StatusValues::Failed), reason)) => Err(reason.unwrap_or_else(|| "no reason given".into())),
+        _ => match &req {
+            Some(r) => wait_for_assignment(ctx, client, &p.instance_arn, r, &account, Some(since))
+                .await
+                .map_err(|e| match e {
+                    PluginError::Failed { reason, .. } => reason,
+                    e => e.to_string(),
+                }),
+            None => Err("AWS returned no request id to follow".into()),
+        },
+    };
+    Ok(AssignmentResult {
+        account_id: account,
+        status: match outcome {
+            Ok(()) => "created".into(),
+            Err(reason) => format!("failed: {reason}"),
+        },
+        request_id: req,
+    })
+}
+
+/// What sending CreateAccountAssignment came to.
+enum Sent {
+    /// AWS answered.
+    Answer(Box<aws_sdk_ssoadmin::operation::create_account_assignment::CreateAccountAssignmentOutput>),
+    /// The answer was lost, and looking showed the call had landed.
+    Found(Landed),
+}
+
+enum Landed {
+    /// The assignment exists.
+    Assigned,
+    /// A creation request for it is in progress.
+    Request(String),
+}
+
+/// CreateAccountAssignment has no idempotency token, so the SDK must not retry it blindly: a 5xx,
+/// a reset connection or a timeout may come after AWS acted. A throttle or a conflict (another
+/// operation on the permission set is running) means AWS did nothing, so it is asked again after a
+/// pause; any other transient error is followed by a look (the account's assignments, the creation
+/// requests in progress) before asking again. The outer error is the journal's; the inner one is
+/// this account's failure.
+async fn create_assignment(
+    ctx: &Context,
+    client: &aws_sdk_ssoadmin::Client,
+    p: &AssignmentParams,
+    account: &str,
+) -> Result<Result<Sent, PluginError>, PluginError> {
+    let mut attempt = 0u32;
+    loop {
+        let res = client
+            .create_account_assignment()
+            .instance_arn(&p.instance_arn)
+            .permission_set_arn(&p.permission_set_arn)
+            .principal_type(p.principal_type.sdk())
+            .principal_id(&p.principal_id)
+            .target_type(TargetType::AwsAccount)
+            .target_id(account)
+            .customize()
+            .config_override(
+                aws_sdk_ssoadmin::config::Builder::default().retry_config(aws_config::retry::RetryConfig::disabled()),
+            )
+            .send()
+            .await;
+        let e = match res {
+            Ok(out) => return Ok(Ok(Sent::Answer(Box::new(out)))),
+            Err(e) => aws("sso-admin:CreateAccountAssignment", e),
+        };
+        let conflict = e.code() == Some("ConflictException");
+        if !(conflict || e.is_transient()) || attempt >= 8 {
+            return Ok(Err(e));
+        }
+        if !conflict && !e.is_throttling() {
+            match assignment_landed(client, p, account).await {
+                Ok(Some(found)) => {
+                    ctx.emit(Event::Warning {
+                        message: format!(
+                            "CreateAccountAssignment in {account} answered {}, but the assignment was made: following it",
+                            e.code().unwrap_or("an error")
+                        ),
+                    })?;
+                    return Ok(Ok(Sent::Found(found)));
+                }
+                Ok(None) => {}
+                // Not knowing is not asking again: the assignment may exist.
+                Err(look) => return Ok(Err(look)),
+            }
+        }
+        attempt += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt))).await;
+    }
+}
+
+/// Whether a CreateAccountAssignment for this account already landed: the assignment is listed, or
+/// a creation request for it is in progress.
+async fn assignment_landed(
+    client: &aws_sdk_ssoadmin::Client,
+    p: &AssignmentParams,
+    account: &str,
+) -> Result<Option<Landed>, PluginError> {
+    let mut pages = client
+        .list_account_assignments()
+        .instance_arn(&p.instance_arn)
+        .account_id(account)
+        .permission_set_arn(&p.permission_set_arn)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| aws("sso-admin:ListAccountAssignments", e))?;
+        if page
+            .account_assignments()
+            .iter()
+            .any(|a| a.principal_id() == Some(p.principal_id.as_str()))
+        {
+            return Ok(Some(Landed::Assigned));
+        }
+    }
+    let mut pages = client
+        .list_account_assignment_creation_status()
+        .instance_arn(&p.instance_arn)
+        .filter(
+            aws_sdk_ssoadmin::types::OperationStatusFilter::builder()
+                .status(StatusValues::InProgress)
+                .build(),
+        )
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| aws("sso-admin:ListAccountAssignmentCreationStatus", e))?;
+        for meta in page.account_assignments_creation_status() {
+            let Some(id) = meta.request_id() else { continue };
+            let out = client
+                .describe_account_assignment_creation_status()
+                .instance_arn(&p.instance_arn)
+                .account_assignment_creation_request_id(id)
+                .send()
+                .await
+                .map_err(|e| aws("sso-admin:DescribeAccountAssignmentCreationStatus", e))?;
+            let Some(st) = out.account_assignment_creation_status() else {
+                continue;
+            };
+            if st.target_id() == Some(account)
+                && st.permission_set_arn() == Some(p.permission_set_arn.as_str())
+                && st.principal_id() == Some(p.principal_id.as_str())
+            {
+                return Ok(Some(Landed::Request(id.to_string())));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Polls one CreateAccountAssignment request, made at `since`, to SUCCEEDED or FAILED, first when
+/// assignments have been seen to settle in this run.
+pub async fn wait_for_assignment(
+    ctx: &Context,
+    client: &aws_sdk_ssoadmin::Client,
+    instance_arn: &str,
+    request_id: &str,
+    account: &str,
+    since: Option<std::time::Instant>,
+) -> Result<(), PluginError> {
+    until_settled(
+        ctx,
+        "sso-admin:CreateAccountAssignment",
+        since,
+        &format!("assignment in account {account}"),
+        Some(request_id),
+        || async {
+            let out = client
+                .describe_account_assignment_creation_status()
+                .instance_arn(instance_arn)
+                .account_assignment_creation_request_id(request_id)
+                .send()
+                .await
+                .map_err(|e| aws("sso-admin:DescribeAccountAssignmentCreationStatus", e))?;
+            let st = out.account_assignment_creation_status();
+            Ok(poll_status(
+                st.and_then(|s| s.status()),
+                st.and_then(|s| s.failure_reason()),
+            ))
+        },
+    )
+    .await
+}
+
+impl Action for EnsureAssignment {
+    type Params = AssignmentParams;
+    type Outputs = Assignments;
+    const NAME: &'static str = "sso-admin.ensure-assignment";
+    const SUMMARY: &'static str = "Assigns a permission set to a user or group in one or many accounts, skipping existing assignments, and waits for each.";
+    const MUTATES: bool = true;
+
+    fn cli(p: &Value) -> Vec<String> {
+        vec![
+            "aws sso-admin list-account-assignments-for-principal --instance-arn INSTANCE_ARN --principal-id PRINCIPAL_ID --principal-type USER".into(),
+            format!(
+                "aws sso-admin create-account-assignment --instance-arn INSTANCE_ARN --permission-set-arn PS_ARN --principal-type {} --principal-id PRINCIPAL_ID --target-type AWS_ACCOUNT --target-id ACCOUNT_ID",
+                p.get("principal_type").and_then(Value::as_str).unwrap_or("USER")
+            ),
+            "aws sso-admin describe-account-assignment-creation-status --instance-arn INSTANCE_ARN --account-assignment-creation-request-id REQUEST_ID".into(),
+        ]
+    }
+
+    async fn plan(ctx: &Context, p: &AssignmentParams) -> Result<Plan, PluginError> {
+        let accounts = accounts_of(p)?;
+        let client = ctx.sso_admin(p.region.as_deref()).await?;
+        let have = assigned_accounts(&client, p).await?;
+        let mut plan = Plan::default();
+        for a in accounts {
+            let v = if have.contains(&a) {
+                Verdict::Exists
+            } else {
+                Verdict::WouldCreate
+            };
+            plan.push(v, format!("assignment in account {a}"));
+        }
+        Ok(plan)
+    }
+
+    async fn apply(ctx: &Context, p: AssignmentParams) -> Result<Assignments, PluginError> {
+        let accounts = accounts_of(&p)?;
+        let client = ctx.sso_admin(p.region.as_deref()).await?;
+        // Read once per fan-out: the items of a `for-each=` share this listing.
+        let key = format!(
+            "sso-admin:ListAccountAssignmentsForPrincipal {} {} {}",
+            p.instance_arn, p.principal_id, p.permission_set_arn
+        );
+        let have = ctx.memo(&key, || assigned_accounts(&client, &p)).await?;
+        let (exists, missing): (Vec<String>, Vec<String>) = accounts.into_iter().partition(|a| have.contains(a));
+        let mut results: Vec<AssignmentResult> = exists
+            .into_iter()
+            .map(|a| AssignmentResult {
+                account_id: a,
+                status: "exists".into(),
+                request_id: None,
+            })
+            .collect();
+        // Adaptive under max_in_flight: a throttle anywhere halves it, finished ones grow it.
+        let limit = ctx.pressure().adaptive(p.max_in_flight);
+        let made: Vec<AssignmentResult> = futures::stream::iter(missing)
+            .map(|a| {
+                let (limit, client, p) = (&limit, &client, &p);
+                async move {
+                    let _permit = limit.acquire().await;
+                    let r = assign_one(ctx, client, p, a).await;
+                    limit.succeeded();
+                    r
+                }
+            })
+            .buffer_unordered(p.max_in_flight.max(1))
+            // A journal that cannot record an intent stops the fan-out before its next call.
+            .try_collect()
+            .await?;
+        let created = made.iter().filter(|r| r.status == "created").count();
+        results.extend(made);
+        let failed: Vec<&AssignmentResult> = results.iter().filter(|r| r.status.starts_with("failed")).collect();
+        if !failed.is_empty() {
+            let list: Vec<String> = failed
+                .iter()
+                .map(|r| format!("{}: {}", r.account_id, r.status))
+                .collect();
+            return Err(PluginError::Failed {
+                what: format!("{} of {} assignments", failed.len(), results.len()),
+                reason: list.join("; "),
+                request_id: failed.first().and_then(|r| r.request_id.clone()),
+                hint: Some("the others are done; run the step again to retry only the failed ones".into()),
+            });
+        }
+        Ok(Assignments {
+            assignments: results,
+            created,
+        })
+    }
+}
+
+/// An sso-admin asynchronous status as the poller reads it: done, failed with AWS's reason, or
+/// still pending (named by its status).
+pub(crate) fn poll_status(status: Option<&StatusValues>, reason: Option<&str>) -> Status<()> {
+    match status {
+        Some(StatusValues::Succeeded) => Status::Done(()),
+        Some(StatusValues::Failed) => Status::Failed(reason.unwrap_or("no reason given").to_string()),
+        other => Status::Pending(
+            other
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_else(|| "unknown".into()),
+        ),
+    }
+}
