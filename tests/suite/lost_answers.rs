@@ -4,8 +4,11 @@
 //! asked twice). Every mutating call the bundled runbooks make is lost once here, and the
 //! emulator must hold exactly one of each afterwards, checked through the SDK.
 
+use std::time::Duration;
+
 use crate::common::fault_proxy::{FaultProxy, Rules};
 use crate::common::{Moto, PART2_ANSWERS, Test, cases_with, part2_counts, repo};
+use crate::faults::{ONE_ACCOUNT, accounts};
 
 fn runbook(name: &str) -> String {
     repo().join("runbooks").join(name).display().to_string()
@@ -120,4 +123,82 @@ account_id = "123456789012"
         "one case: {:?}",
         proxy.operations()
     );
+}
+
+/// CreateAccount has no idempotency token. When AWS created the account but the answer was lost
+/// (a 5xx after the fact), retrying blindly would create a second account: look first.
+#[test]
+fn a_lost_create_account_answer_does_not_create_twice() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            lose_answer_once: Some("CreateAccount".into()),
+            ..Rules::default()
+        },
+    );
+    let out = Test::new()
+        .file("r.md", ONE_ACCOUNT)
+        .aws(&proxy.endpoint)
+        .args(["run", "r.md"])
+        .run();
+    assert_eq!(proxy.injected("lost-answer"), 1);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(proxy.calls("CreateAccount"), 1, "not asked twice");
+    assert_eq!(accounts(&moto.endpoint), 1, "exactly one account");
+}
+
+/// Connections closed without an answer, and answers slower than the attempt timeout (after
+/// moto acted): the SDK gives up on the attempt and retries, the non-idempotent CreateAccount
+/// looks before asking again, and nothing exists twice.
+#[test]
+fn resets_and_answers_past_the_attempt_timeout_still_give_one_of_each() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            reset_pct: 20,
+            // CreateAccount's own answers, after moto created the account: the client gives up
+            // on them, so it must look before asking again.
+            slow_answers: 2,
+            slow_by: Duration::from_secs(30),
+            slow_op: Some("CreateAccount".into()),
+            seed: 5,
+            ..Rules::default()
+        },
+    );
+    let text = r#"# Many
+
+```aws organizations.ensure-organization id=org
+```
+
+```aws organizations.ensure-account id=accts for-each='["acme-a-prod", "acme-b-prod", "acme-c-prod", "acme-d-prod", "acme-e-prod"]' timeout=60s
+name = "${item}"
+email = "aws+${item}@example.com"
+```
+"#;
+    let started = std::time::Instant::now();
+    let out = Test::new()
+        .file("r.md", text)
+        .aws(&proxy.endpoint)
+        .env("AWS_MAX_ATTEMPTS", "12")
+        .args(["run", "r.md", "--attempt-timeout", "500ms"])
+        .run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(proxy.injected("reset") > 0, "connections were reset");
+    assert_eq!(proxy.injected("slow"), 2, "two CreateAccount answers were held back");
+    // Each account was asked for once at moto: the held answers were followed by a look, not
+    // by a second CreateAccount.
+    assert_eq!(
+        proxy.calls("CreateAccount") - proxy.injected_on("CreateAccount"),
+        5,
+        "CreateAccount reached moto once per account"
+    );
+    // Not a speed target: a held answer comes after 30 s, so a run that waited for one instead of
+    // abandoning the attempt could not have finished sooner.
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "attempts were abandoned at the timeout"
+    );
+    assert_eq!(accounts(&moto.endpoint), 5, "exactly one of each");
 }
