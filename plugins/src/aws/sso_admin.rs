@@ -189,15 +189,13 @@ pub(crate) async fn find_permission_set(
     instance_arn: &str,
     name: &str,
 ) -> Result<Option<Found>, PluginError> {
-    let mut token = None;
-    loop {
-        let page = client
-            .list_permission_sets()
-            .instance_arn(instance_arn)
-            .set_next_token(token.take())
-            .send()
-            .await
-            .map_err(|e| aws("sso-admin:ListPermissionSets", e))?;
+    let mut pages = client
+        .list_permission_sets()
+        .instance_arn(instance_arn)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| aws("sso-admin:ListPermissionSets", e))?;
         for arn in page.permission_sets() {
             let d = client
                 .describe_permission_set()
@@ -216,11 +214,8 @@ pub(crate) async fn find_permission_set(
                 }
             }
         }
-        match page.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => return Ok(None),
-        }
     }
+    Ok(None)
 }
 
 async fn attached_policies(
@@ -229,26 +224,21 @@ async fn attached_policies(
     ps: &str,
 ) -> Result<HashSet<String>, PluginError> {
     let mut out = HashSet::new();
-    let mut token = None;
-    loop {
-        let page = client
-            .list_managed_policies_in_permission_set()
-            .instance_arn(instance_arn)
-            .permission_set_arn(ps)
-            .set_next_token(token.take())
-            .send()
-            .await
-            .map_err(|e| aws("sso-admin:ListManagedPoliciesInPermissionSet", e))?;
+    let mut pages = client
+        .list_managed_policies_in_permission_set()
+        .instance_arn(instance_arn)
+        .permission_set_arn(ps)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| aws("sso-admin:ListManagedPoliciesInPermissionSet", e))?;
         out.extend(
             page.attached_managed_policies()
                 .iter()
                 .filter_map(|p| p.arn().map(String::from)),
         );
-        match page.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => return Ok(out),
-        }
     }
+    Ok(out)
 }
 
 impl Action for EnsurePermissionSet {
@@ -473,23 +463,18 @@ async fn stale_accounts(
     ps: &str,
 ) -> Result<Vec<String>, PluginError> {
     let mut out = Vec::new();
-    let mut token = None;
-    loop {
-        let page = client
-            .list_accounts_for_provisioned_permission_set()
-            .instance_arn(instance_arn)
-            .permission_set_arn(ps)
-            .provisioning_status(ProvisioningStatus::LatestPermissionSetNotProvisioned)
-            .set_next_token(token.take())
-            .send()
-            .await
-            .map_err(|e| aws("sso-admin:ListAccountsForProvisionedPermissionSet", e))?;
+    let mut pages = client
+        .list_accounts_for_provisioned_permission_set()
+        .instance_arn(instance_arn)
+        .permission_set_arn(ps)
+        .provisioning_status(ProvisioningStatus::LatestPermissionSetNotProvisioned)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| aws("sso-admin:ListAccountsForProvisionedPermissionSet", e))?;
         out.extend(page.account_ids().iter().cloned());
-        match page.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => return Ok(out),
-        }
     }
+    Ok(out)
 }
 
 /// ProvisionPermissionSet to every account the set is provisioned in, polled to SUCCEEDED.

@@ -96,28 +96,23 @@ pub(crate) async fn assigned_accounts(
     p: &AssignmentParams,
 ) -> Result<HashSet<String>, PluginError> {
     let mut out = HashSet::new();
-    let mut token = None;
-    loop {
-        let page = client
-            .list_account_assignments_for_principal()
-            .instance_arn(&p.instance_arn)
-            .principal_id(&p.principal_id)
-            .principal_type(p.principal_type.sdk())
-            .set_next_token(token.take())
-            .send()
-            .await
-            .map_err(|e| aws("sso-admin:ListAccountAssignmentsForPrincipal", e))?;
+    let mut pages = client
+        .list_account_assignments_for_principal()
+        .instance_arn(&p.instance_arn)
+        .principal_id(&p.principal_id)
+        .principal_type(p.principal_type.sdk())
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| aws("sso-admin:ListAccountAssignmentsForPrincipal", e))?;
         out.extend(
             page.account_assignments()
                 .iter()
                 .filter(|a| a.permission_set_arn() == Some(p.permission_set_arn.as_str()))
                 .filter_map(|a| a.account_id().map(String::from)),
         );
-        match page.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => return Ok(out),
-        }
     }
+    Ok(out)
 }
 
 async fn assign_one(
