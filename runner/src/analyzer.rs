@@ -246,6 +246,13 @@ impl Checker<'_> {
         }
         let (file, _anchor) = target.split_once('#').unwrap_or((target, ""));
         match crate::paths::resolve_in(self.root, Path::new(&self.runbook.path), file) {
+            // A runbook that continues into itself repeats what just failed, and a call whose
+            // outcome is unknown would be sent again by each new run of it.
+            Ok(p) if crate::paths::canonical(&p) == crate::paths::canonical(Path::new(&self.runbook.path)) => self
+                .error(
+                    span,
+                    format!("on-failure names `{file}`, which is this runbook: a failure would run it again"),
+                ),
             Ok(_) => {}
             Err(crate::paths::PathError::Missing(p)) => {
                 self.error(span, format!("on-failure names `{file}`, but {p} does not exist"))

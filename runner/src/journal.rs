@@ -773,6 +773,48 @@ impl Journal {
         Ok(open.into_values().collect())
     }
 
+    /// The state file is written after the transcript's `step-finished` line; a crash between
+    /// the two leaves the step `running` in the state while the transcript holds its result. The
+    /// transcript is the record: such a step is done again, with the hash and outputs it finished
+    /// with (outputs that hold a mask stay secret, so the step runs or asks again as any secret
+    /// step does). Without this, a resume would send a call by API name a second time. Returns
+    /// the steps recovered.
+    pub fn recover_finished(&mut self) -> Result<Vec<String>, JournalError> {
+        let mut finished: BTreeMap<String, (String, Value, String)> = BTreeMap::new();
+        for l in self.lines()? {
+            match l.entry {
+                Entry::StepStarted { step, .. } => {
+                    finished.remove(&step);
+                }
+                Entry::StepFinished { step, hash, outputs } => {
+                    finished.insert(step, (hash, outputs, l.ts));
+                }
+                _ => {}
+            }
+        }
+        let mut recovered = Vec::new();
+        for (step, (hash, outputs, ts)) in finished {
+            let Some(st) = self.state.steps.get_mut(&step) else {
+                continue;
+            };
+            if st.status != StepStatus::Running {
+                continue;
+            }
+            st.secret = outputs.to_string().contains(crate::redact::MASK);
+            st.status = StepStatus::Done;
+            st.hash = hash;
+            st.outputs = outputs;
+            st.finished = Some(ts);
+            st.error = None;
+            st.waiting_for = None;
+            recovered.push(step);
+        }
+        if !recovered.is_empty() {
+            self.save()?;
+        }
+        Ok(recovered)
+    }
+
     /// Starts a fresh run id for a run after a finished one; keeps completed steps.
     pub fn begin_run(&mut self) {
         if self.state.outcome.as_deref() == Some("done") {

@@ -9,6 +9,13 @@ use crate::inputs::validate;
 use crate::model::Input;
 use crate::ui::sanitize;
 
+/// dialoguer's error is an I/O error; keep its kind (Ctrl-C at a prompt is `Interrupted`).
+fn io(e: dialoguer::Error) -> std::io::Error {
+    match e {
+        dialoguer::Error::IO(e) => e,
+    }
+}
+
 /// Whether a person can be asked: stdin and stderr are terminals.
 pub fn interactive() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
@@ -19,7 +26,7 @@ pub fn confirm(question: &str) -> std::io::Result<bool> {
         .with_prompt(sanitize(question))
         .default(false)
         .interact()
-        .map_err(std::io::Error::other)
+        .map_err(io)
 }
 
 /// Asks for one value until it passes the input's checks.
@@ -35,7 +42,7 @@ pub fn ask(name: &str, input: &Input) -> std::io::Result<String> {
             let v = Password::with_theme(&theme)
                 .with_prompt(&prompt)
                 .interact()
-                .map_err(std::io::Error::other)?;
+                .map_err(io)?;
             match validate(name, input, &v) {
                 Ok(()) => return Ok(v),
                 Err(e) => eprintln!("  {e}"),
@@ -54,7 +61,7 @@ pub fn ask(name: &str, input: &Input) -> std::io::Result<String> {
             .items(&shown)
             .default(default)
             .interact()
-            .map_err(std::io::Error::other)?;
+            .map_err(io)?;
         return Ok(choices[i].clone());
     }
     let mut line = Line::<String>::with_theme(&theme).with_prompt(&prompt);
@@ -65,7 +72,7 @@ pub fn ask(name: &str, input: &Input) -> std::io::Result<String> {
     let spec = input.clone();
     line.validate_with(move |v: &String| validate(&name, &spec, v))
         .interact_text()
-        .map_err(std::io::Error::other)
+        .map_err(io)
 }
 
 /// Asks run / skip / quit before a step (`run --step`).
@@ -75,5 +82,5 @@ pub fn run_skip_quit(step: &str) -> std::io::Result<usize> {
         .items(["run", "skip", "quit (the journal is saved)"])
         .default(0)
         .interact()
-        .map_err(std::io::Error::other)
+        .map_err(io)
 }

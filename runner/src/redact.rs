@@ -44,6 +44,37 @@ impl serde::Serialize for Secret {
     }
 }
 
+/// The forms a secret takes when something encodes it on the way out or echoes it back: inside a
+/// JSON string (a journal line, an event, a request body: `"` and `\` escaped), in a query-protocol
+/// request or an error that quotes one (form-urlencoded: `+` for a space, `%XX` for the rest),
+/// percent-encoded with `%20`, and inside XML (`&amp;`, `&lt;`, ...). Masking looks for each.
+fn encodings(secret: &str) -> Vec<String> {
+    let json = serde_json::to_string(secret)
+        .map(|q| q[1..q.len() - 1].to_string())
+        .unwrap_or_default();
+    let percent = |space_plus: bool| {
+        let mut out = String::new();
+        for b in secret.bytes() {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+                b' ' if space_plus => out.push('+'),
+                _ => out.push_str(&format!("%{b:02X}")),
+            }
+        }
+        out
+    };
+    let xml = secret
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;");
+    let mut forms = vec![json, percent(true), percent(false), xml];
+    forms.retain(|f| !f.is_empty() && f != secret);
+    forms.dedup();
+    forms
+}
+
 #[derive(Clone, Default)]
 pub struct Redactor {
     secrets: Arc<RwLock<Vec<String>>>,
@@ -66,7 +97,10 @@ impl Redactor {
         // sink already sanitized: remember that form too.
         let shown = crate::ui::sanitize(secret);
         if let Ok(mut s) = self.secrets.write() {
-            for v in [secret.to_string(), shown] {
+            for v in std::iter::once(secret.to_string())
+                .chain(std::iter::once(shown))
+                .chain(encodings(secret))
+            {
                 if !s.contains(&v) {
                     s.push(v);
                 }
@@ -175,6 +209,25 @@ mod tests {
         assert_eq!(r.text("a hunter22x b hunter2"), format!("a {MASK} b {MASK}"));
         let v = r.value(&serde_json::json!({"k": ["hunter2", 1]}));
         assert_eq!(v, serde_json::json!({"k": [MASK, 1]}));
+    }
+
+    /// A secret is masked in the forms encoders give it: a JSON line escapes `"` and `\`, a
+    /// query-protocol request (echoed back in an AWS error) form-urlencodes it, XML escapes `&`.
+    #[test]
+    fn a_secret_is_masked_in_its_escaped_and_encoded_forms() {
+        let r = Redactor::default();
+        r.add(r#"Pw zz"&\/+é"#);
+        let line = serde_json::json!({ "UserName": r#"zzPw zz"&\/+é"# }).to_string();
+        assert_eq!(r.text(&line), format!(r#"{{"UserName":"zz{MASK}"}}"#), "{line}");
+        for echoed in [
+            "Password=Pw+zz%22%26%5C%2F%2B%C3%A9&Action=x",
+            "Password=Pw%20zz%22%26%5C%2F%2B%C3%A9",
+            "<Message>Pw zz&quot;&amp;\\/+é</Message>",
+        ] {
+            let masked = r.text(echoed);
+            assert!(!masked.contains("zz%22") && !masked.contains("&quot;&amp;"), "{masked}");
+            assert!(masked.contains(MASK), "{masked}");
+        }
     }
 
     #[test]

@@ -444,3 +444,80 @@ fn the_offboarding_runbook_leaves_the_user_and_its_assignments_gone() {
         "the user and its assignments are gone"
     );
 }
+
+/// A crash after the transcript recorded a step's result but before the state file was saved:
+/// the transcript is the record, so the resume takes the step as done with the outputs it
+/// finished with and never sends the call again (found by an attacker: the state said
+/// `running` and the re-run sent CreateUser twice).
+#[test]
+fn a_result_in_the_transcript_but_not_the_state_file_is_not_sent_again() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(&moto.endpoint, Rules::default());
+    let s = seed(&moto.endpoint, "leaving.admin");
+    let text = format!(
+        "# Add\n\n```aws identitystore:CreateUser id=cu\nIdentityStoreId = \"{}\"\nUserName = \"crash.window\"\nDisplayName = \"C W\"\nName = {{ GivenName = \"C\", FamilyName = \"W\" }}\n```\n\n```rhai id=after\n#{{ id: steps.cu.UserId }}\n```\n",
+        s.store
+    );
+    let t = Test::new().file("r.md", &text).aws(&proxy.endpoint);
+    let first = t.run_args(&["run".into(), "r.md".into()]);
+    assert_eq!(first.code, 0, "{first:?}");
+    assert_eq!(proxy.calls("CreateUser"), 1);
+    let user_id = outputs(t.dir.path(), "cu")["UserId"].clone();
+    assert!(user_id.is_string(), "{user_id}");
+    // The crash window: state.json as it was before the step's end was saved.
+    let run = crate::common::run_dirs(&t.path(".runbook")).remove(0);
+    let state_path = run.join("state.json");
+    let mut state: Value = serde_json::from_str(&std::fs::read_to_string(&state_path).expect("state")).expect("json");
+    state["steps"]["cu"]["status"] = "running".into();
+    state["steps"]["cu"]["outputs"] = Value::Null;
+    state["steps"]["cu"]["finished"] = Value::Null;
+    state["steps"].as_object_mut().expect("steps").remove("after");
+    state["outcome"] = Value::Null;
+    std::fs::write(&state_path, state.to_string()).expect("write state");
+    let again = t.run_args(&["run".into(), "r.md".into(), "--yes".into()]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(proxy.calls("CreateUser"), 1, "not sent again: {again:?}");
+    assert!(
+        again.stdout.contains("finished before the last run stopped"),
+        "{again:?}"
+    );
+    assert_eq!(outputs(t.dir.path(), "cu")["UserId"], user_id, "its outputs are back");
+    assert_eq!(outputs(t.dir.path(), "after")["id"], user_id, "later steps read them");
+}
+
+/// An answer that carries credentials is secret: stored masked, never printed; and since it was
+/// never kept, a re-run does not send the call again for it (a second CreateAccessKey is a second
+/// key) unless told to.
+#[test]
+fn credentials_in_an_answer_are_secret_and_not_made_twice() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(&moto.endpoint, Rules::default());
+    let text = "# Key\n\n```aws iam:CreateUser id=u\nUserName = \"deploy\"\n```\n\n```aws iam:CreateAccessKey id=k\nUserName = \"deploy\"\n```\n";
+    let t = Test::new().file("r.md", text).aws(&proxy.endpoint);
+    let first = t.run_args(&["run".into(), "r.md".into()]);
+    assert_eq!(first.code, 0, "{first:?}");
+    assert_eq!(proxy.calls("CreateAccessKey"), 1);
+    let key = outputs(t.dir.path(), "k");
+    assert!(
+        key.to_string().contains("********") && !key.to_string().chars().any(|c| c.is_ascii_alphabetic()),
+        "stored masked, keys and values: {key}"
+    );
+    let written = t.written();
+    for line in first.all().lines().chain(written.lines()) {
+        if let Some(at) = line.find("SecretAccessKey") {
+            let rest = &line[at..];
+            assert!(
+                rest.contains("********") || !rest.chars().any(|c| c.is_ascii_alphanumeric() && c != 'S'),
+                "a secret key in clear: {line}"
+            );
+        }
+    }
+    let again = t.run_args(&["run".into(), "r.md".into(), "--yes".into()]);
+    assert_eq!(again.code, 3, "{again:?}");
+    assert!(again.stderr.contains("resend = true"), "{again:?}");
+    assert_eq!(proxy.calls("CreateAccessKey"), 1, "no second key");
+    std::fs::write(t.path("a.toml"), "[steps.k]\nresend = true\n").expect("answers");
+    let resent = t.run_args(&["run".into(), "r.md".into(), "--answers".into(), "a.toml".into()]);
+    assert_eq!(resent.code, 0, "{resent:?}");
+    assert_eq!(proxy.calls("CreateAccessKey"), 2, "sent when a person said so");
+}

@@ -314,6 +314,22 @@ fn on_failure_path_that_is_missing_or_escapes() {
     );
 }
 
+/// A runbook that continues into itself on failure would repeat what failed, each time as a new
+/// run with an empty journal (an attacker saw one lost CreateUser answer become four calls).
+#[test]
+fn on_failure_into_the_same_runbook_is_refused() {
+    let (code, lines) =
+        diagnose(b"# T\n\n```manual id=m on-failure=r.md\n```\n\n```manual id=n on-failure=./r.md#m\n```\n");
+    assert_eq!(code, 2, "{lines:?}");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for l in &lines {
+        assert!(
+            l.contains("which is this runbook: a failure would run it again"),
+            "{lines:?}"
+        );
+    }
+}
+
 #[test]
 fn verify_must_be_a_read_only_check() {
     error_is(

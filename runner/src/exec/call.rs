@@ -9,7 +9,7 @@ use std::sync::Arc;
 use runbook_plugins::call;
 use serde_json::Value;
 
-use super::{Outcome, Shared, StepError};
+use super::{Outcome, Secrecy, Shared, StepError};
 use crate::eval::Env;
 use crate::model::Step;
 
@@ -34,7 +34,85 @@ pub(super) async fn run(
         shared.guard(env).await?;
     }
     let ctx = shared.context_for(step, item, None);
-    Ok(Outcome::public(call::invoke(&ctx, c, params, opts).await?))
+    let outputs = call::invoke(&ctx, c, params, opts).await?;
+    // An answer that carries credentials (CreateAccessKey's SecretAccessKey, GetSessionToken's
+    // SessionToken, a Password) is secret: never printed, stored masked.
+    let mut found = Vec::new();
+    secret_members(&outputs, &mut found);
+    if found.is_empty() {
+        return Ok(Outcome::public(outputs));
+    }
+    for v in &found {
+        shared.redactor.add(v);
+    }
+    Ok(Outcome {
+        outputs,
+        secrecy: Secrecy::AllBut(step.attrs.public_outputs()),
+    })
+}
+
+/// A mutating call that finished with secrets in its answer is not sent again for its outputs
+/// (they were never kept) unless the author or a person said so: a second CreateAccessKey is a
+/// second key.
+pub(super) fn resend_after_secret_answer(shared: &Arc<Shared>, step: &Step) -> Result<(), StepError> {
+    let opts = options(step);
+    if !opts.mutates || opts.retry_unknown {
+        return Ok(());
+    }
+    let resend = shared
+        .answers
+        .steps
+        .get(&step.id)
+        .and_then(|s| s.get("resend"))
+        .and_then(toml::Value::as_bool);
+    if resend == Some(true) {
+        return Ok(());
+    }
+    let why = format!(
+        "{}: AWS answered this call with secrets, which are never kept; sending it again would make another",
+        step.id
+    );
+    shared.ui.warn(&why);
+    if resend.is_none() && crate::prompt::interactive() && !shared.opts.yes {
+        let yes = shared
+            .ui
+            .suspend(|| crate::prompt::confirm("Send it again?"))
+            .map_err(|e| StepError::failed(format!("prompt: {e}")))?;
+        if yes {
+            return Ok(());
+        }
+    }
+    Err(StepError::Waiting(format!(
+        "{why}; answer resend = true under [steps.{}] to send it again, or run from a later step with --from",
+        step.id
+    )))
+}
+
+/// Members AWS uses for secrets in its answers.
+const SECRET_MEMBERS: &[&str] = &[
+    "SecretAccessKey",
+    "SessionToken",
+    "Password",
+    "PrivateKey",
+    "ClientSecret",
+    "SecretString",
+    "SecretBinary",
+];
+
+/// The string values of secret members anywhere in an answer.
+fn secret_members(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o {
+                match x {
+                    Value::String(s) if SECRET_MEMBERS.contains(&k.as_str()) && !s.is_empty() => out.push(s.clone()),
+                    _ => secret_members(x, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| secret_members(x, out)),
+        _ => {}
+    }
 }
 
 /// Before a mutating generic call step runs (again): stops when an earlier call of it has an

@@ -214,6 +214,13 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
                     env.set_step(&step.id, st.outputs.clone());
                     continue;
                 }
+                // A call that changed AWS and answered with secrets (CreateAccessKey) cannot be
+                // run again for its outputs: that would make another.
+                if st.secret && st.hash == plan.hash && step.executor.call().is_some() {
+                    if let Err(e) = super::call::resend_after_secret_answer(&shared, step) {
+                        return step_error_exit(&shared, Some(step), e);
+                    }
+                }
                 shared.ui.note(&if st.secret {
                     format!(
                         "{}: its outputs hold secrets, which are never kept: running it again",

@@ -357,6 +357,19 @@ pub async fn run(source: Source, runbook: Runbook, ctx: Context, opts: RunOption
             return Exit::Usage;
         }
     };
+    match journal.recover_finished() {
+        Ok(steps) => {
+            for step in steps {
+                ui.note(&format!(
+                    "{step}: finished before the last run stopped (the journal says so; the state file was not saved)"
+                ));
+            }
+        }
+        Err(e) => {
+            ui.error(&format!("runbook: {e}"));
+            return Exit::Usage;
+        }
+    }
     // A journal is a rehearsal's or a real run's, never both.
     if !journal.state.steps.is_empty() && journal.state.rehearsal != opts.rehearsal {
         ui.error(&format!(

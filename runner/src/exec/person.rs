@@ -216,7 +216,7 @@ fn collect_answers(
 }
 
 fn prompt_error(e: std::io::Error) -> StepError {
-    if e.kind() == std::io::ErrorKind::Interrupted || e.to_string().contains("interrupted") {
+    if e.kind() == std::io::ErrorKind::Interrupted {
         StepError::Interrupted
     } else {
         StepError::failed(format!("prompt: {e}"))

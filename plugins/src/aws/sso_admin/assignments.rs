@@ -87,6 +87,16 @@ pub(crate) fn accounts_of(p: &AssignmentParams) -> Result<Vec<String>, PluginErr
             message: "give `account_id` or `account_ids`".into(),
         });
     }
+    // A mistyped id must not read as "nothing to do" (a removal of `""` or `*` found nothing).
+    if let Some(bad) = v
+        .iter()
+        .find(|a| a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(PluginError::Params {
+            action: EnsureAssignment::NAME,
+            message: format!("`{bad}` is not an AWS account id (12 digits)"),
+        });
+    }
     Ok(v)
 }
 
