@@ -67,6 +67,11 @@ pub struct Rules {
     pub support_error: Option<String>,
     /// The nth request (1-based) of this operation is throttled, once.
     pub throttle_nth: Option<(String, usize)>,
+    /// Every JSON-protocol request is refused (AccessDeniedException) with a message that quotes
+    /// the credentials it carried: the access key id of its `Authorization: ... Credential=`
+    /// and its `X-Amz-Security-Token`, as some AWS errors quote what a request carried (S3's
+    /// InvalidAccessKeyId names the key).
+    pub echo_credentials: bool,
     /// Added before each request is forwarded.
     pub delay: Duration,
     pub seed: u64,
@@ -318,6 +323,16 @@ pub fn is_mutating(op: &str) -> bool {
     .any(|p| op.starts_with(p))
 }
 
+/// A refusal that quotes the request's access key id and session token.
+fn credentials_quoted(req: &Request) -> String {
+    let key = header(&req.head, "authorization")
+        .and_then(|a| a.split_once("Credential="))
+        .and_then(|(_, rest)| rest.split('/').next())
+        .unwrap_or("");
+    let token = header(&req.head, "x-amz-security-token").unwrap_or("");
+    format!("The access key id {key} (session token {token}) is not allowed to make this call")
+}
+
 struct Request {
     head: Vec<String>,
     body: Vec<u8>,
@@ -428,6 +443,8 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
                     .is_some_and(|(o, n)| *o == op && s.calls.get(&op) == Some(n))
             {
                 fault = Some("throttle");
+            } else if json && s.rules.echo_credentials {
+                fault = Some("echo-credentials");
             } else if json && s.roll(reset) {
                 fault = Some("reset");
             } else if json && s.roll(server_error) {
@@ -468,6 +485,15 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
                     "400 Bad Request",
                     &support_error,
                     "refused by the fault proxy",
+                )?;
+                continue;
+            }
+            Some("echo-credentials") => {
+                json_error(
+                    &mut conn,
+                    "400 Bad Request",
+                    "AccessDeniedException",
+                    &credentials_quoted(&req),
                 )?;
                 continue;
             }
