@@ -891,8 +891,14 @@ mod tests {
 
     /// A run directory at the depth the tool uses (`STATE/<runbook>-<hash>/runs/<name>`): `open`
     /// owns its last three components, and never the test's temporary directory or those above.
+    /// Built here, not by the code under test, so that no mutant can move a test's files out of
+    /// its temporary directory.
     fn run_dir_in(tmp: &tempfile::TempDir) -> PathBuf {
-        run_dir(&tmp.path().join("rb-00000000"), DEFAULT_RUN)
+        runs_of(&tmp.path().join("rb-00000000"), "default")
+    }
+
+    fn runs_of(runbook_dir: &Path, name: &str) -> PathBuf {
+        runbook_dir.join("runs").join(name)
     }
 
     fn mode(p: &Path) -> u32 {
@@ -1105,7 +1111,7 @@ mod tests {
         std::fs::create_dir(&outer).expect("mkdir");
         std::fs::set_permissions(&outer, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         let rb = outer.join("rb-00000000");
-        let dir = run_dir(&rb, "prod");
+        let dir = runs_of(&rb, "prod");
         drop(open(&dir));
         for d in [&rb, &rb.join("runs"), &dir] {
             assert_eq!(mode(d), 0o700, "{}", d.display());
@@ -1161,7 +1167,7 @@ mod tests {
         let real = tmp.path().join("real");
         std::fs::create_dir(&real).expect("mkdir");
         std::os::unix::fs::symlink(&real, tmp.path().join("state")).expect("link");
-        let dir = run_dir(&tmp.path().join("state").join("rb-11111111"), "prod");
+        let dir = runs_of(&tmp.path().join("state").join("rb-11111111"), "prod");
         drop(open(&dir));
         assert!(real.join("rb-11111111/runs/prod/state.json").is_file());
     }
@@ -1171,7 +1177,7 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         std::os::unix::fs::symlink(tmp.path().join("gone"), tmp.path().join("dangling")).expect("link");
         let rb = tmp.path().join("dangling").join("rb-00000000");
-        let e = Journal::open(&run_dir(&rb, "prod"), "r.md", false, Redactor::default())
+        let e = Journal::open(&runs_of(&rb, "prod"), "r.md", false, Redactor::default())
             .err()
             .expect("refused");
         assert!(matches!(&e, JournalError::Io { path, .. } if *path == rb), "{e}");
@@ -1518,7 +1524,7 @@ mod tests {
         let rb = tmp.path().join("rb-00000000");
         assert!(Journal::runs(&rb).expect("none yet").is_empty());
         for name in ["older", "newer"] {
-            drop(open(&run_dir(&rb, name)));
+            drop(open(&runs_of(&rb, name)));
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         std::fs::write(rb.join("runs").join("stray-file"), "").expect("write");
