@@ -462,6 +462,59 @@ fn a_lost_create_account_answer_does_not_create_twice() {
     assert_eq!(accounts(&moto.endpoint), 1, "exactly one account");
 }
 
+/// CreateAccount is retried by the plugin, not the SDK. Throttled on every attempt, it is asked
+/// at most `AWS_MAX_ATTEMPTS` times, then the step fails saying AWS is throttling, within the
+/// step's deadline and with nothing created.
+#[test]
+fn a_create_account_throttled_on_every_attempt_is_given_up_after_the_attempts() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            throttle_op: Some("CreateAccount".into()),
+            ..Rules::default()
+        },
+    );
+    let out = Test::new()
+        .file("r.md", ONE_ACCOUNT)
+        .aws(&proxy.endpoint)
+        .env("AWS_MAX_ATTEMPTS", "3")
+        .args(["run", "r.md"])
+        .run();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(proxy.calls("CreateAccount"), 3, "one request per attempt: {out:?}");
+    assert!(out.stderr.contains("AWS is throttling requests"), "{out:?}");
+    assert_eq!(accounts(&moto.endpoint), 0);
+}
+
+/// The answer to CreateAccount is lost while AWS does not list the new account yet: the look
+/// before asking again finds the creation request by the account's name and follows it.
+#[test]
+fn a_lost_create_account_answer_is_followed_by_its_request_before_the_account_is_listed() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            lose_answer_once: Some("CreateAccount".into()),
+            hide_accounts: true,
+            ..Rules::default()
+        },
+    );
+    let out = Test::new()
+        .file("r.md", ONE_ACCOUNT)
+        .aws(&proxy.endpoint)
+        .args(["run", "r.md"])
+        .run();
+    assert_eq!(proxy.injected("lost-answer"), 1);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(proxy.calls("CreateAccount"), 1, "not asked twice: {out:?}");
+    assert!(
+        out.all().contains("but the account was being created: following it"),
+        "{out:?}"
+    );
+    assert_eq!(accounts(&moto.endpoint), 1, "exactly one account");
+}
+
 /// Connections closed without an answer, and answers slower than the attempt timeout (after
 /// moto acted): the SDK gives up on the attempt and retries, the non-idempotent CreateAccount
 /// looks before asking again, and nothing exists twice.

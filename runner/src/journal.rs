@@ -447,7 +447,7 @@ pub fn digest_key(runbook_dir: &Path) -> Result<Vec<u8>, JournalError> {
 
 /// The key must be ours, private, and exactly 32 bytes: a planted or truncated key would make
 /// the digests of secrets guessable.
-fn read_key(mut f: File, path: &Path) -> Result<Vec<u8>, JournalError> {
+fn read_key(f: File, path: &Path) -> Result<Vec<u8>, JournalError> {
     use std::os::unix::fs::MetadataExt;
     let m = f.metadata().map_err(|e| io(path, e))?;
     let bad = |why: &str| JournalError::Io {
@@ -460,8 +460,10 @@ fn read_key(mut f: File, path: &Path) -> Result<Vec<u8>, JournalError> {
     if m.mode() & 0o077 != 0 || my_uid().is_some_and(|me| me != m.uid()) {
         return Err(bad("is readable or owned by someone else"));
     }
-    let mut key = Vec::with_capacity(32);
-    f.read_to_end(&mut key).map_err(|e| io(path, e))?;
+    // One byte more than a key at most: a file that grew since it was looked at is refused
+    // without being read whole.
+    let mut key = Vec::with_capacity(33);
+    f.take(33).read_to_end(&mut key).map_err(|e| io(path, e))?;
     if key.len() != 32 {
         return Err(bad("is not a 32-byte key file"));
     }

@@ -67,6 +67,8 @@ pub struct Rules {
     pub support_error: Option<String>,
     /// The nth request (1-based) of this operation is throttled, once.
     pub throttle_nth: Option<(String, usize)>,
+    /// Every request of this operation is throttled (AWS keeps refusing it).
+    pub throttle_op: Option<String>,
     /// Every JSON-protocol request is refused (AccessDeniedException) with a message that quotes
     /// the credentials it carried: the access key id of its `Authorization: ... Credential=`
     /// and its `X-Amz-Security-Token`, as some AWS errors quote what a request carried (S3's
@@ -441,6 +443,7 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
                     .throttle_nth
                     .as_ref()
                     .is_some_and(|(o, n)| *o == op && s.calls.get(&op) == Some(n))
+                || s.rules.throttle_op.as_deref() == Some(op.as_str())
             {
                 fault = Some("throttle");
             } else if json && s.rules.echo_credentials {
