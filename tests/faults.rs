@@ -463,8 +463,8 @@ fn a_lost_create_account_answer_does_not_create_twice() {
 }
 
 /// CreateAccount is retried by the plugin, not the SDK. Throttled on every attempt, it is asked
-/// at most `AWS_MAX_ATTEMPTS` times, then the step fails saying AWS is throttling, within the
-/// step's deadline and with nothing created.
+/// at most `AWS_MAX_ATTEMPTS` times, each time after a longer pause, then the step fails saying
+/// AWS is throttling, with nothing created.
 #[test]
 fn a_create_account_throttled_on_every_attempt_is_given_up_after_the_attempts() {
     let moto = Moto::start();
@@ -483,6 +483,12 @@ fn a_create_account_throttled_on_every_attempt_is_given_up_after_the_attempts() 
         .run();
     assert_eq!(out.code, 1, "{out:?}");
     assert_eq!(proxy.calls("CreateAccount"), 3, "one request per attempt: {out:?}");
+    // The pause before each new attempt doubles (100 ms, then 200 ms): a sleep is never shorter.
+    let gaps = proxy.gaps("CreateAccount");
+    assert!(
+        gaps.len() == 2 && gaps[0] >= Duration::from_millis(100) && gaps[1] >= Duration::from_millis(200),
+        "{gaps:?}"
+    );
     assert!(out.stderr.contains("AWS is throttling requests"), "{out:?}");
     assert_eq!(accounts(&moto.endpoint), 0);
 }
@@ -500,11 +506,8 @@ fn a_lost_create_account_answer_is_followed_by_its_request_before_the_account_is
             ..Rules::default()
         },
     );
-    let out = Test::new()
-        .file("r.md", ONE_ACCOUNT)
-        .aws(&proxy.endpoint)
-        .args(["run", "r.md"])
-        .run();
+    let t = Test::new().file("r.md", ONE_ACCOUNT).aws(&proxy.endpoint);
+    let out = t.run_args(&["run".into(), "r.md".into()]);
     assert_eq!(proxy.injected("lost-answer"), 1);
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(proxy.calls("CreateAccount"), 1, "not asked twice: {out:?}");
@@ -513,6 +516,17 @@ fn a_lost_create_account_answer_is_followed_by_its_request_before_the_account_is
         "{out:?}"
     );
     assert_eq!(accounts(&moto.endpoint), 1, "exactly one account");
+    // The request followed is this account's, not another creation (the organization's own).
+    let created = block_on(async {
+        runbook_plugins::aws::organizations::all_accounts(&sdk(&moto.endpoint))
+            .await
+            .expect("accounts")
+            .into_iter()
+            .find(|a| a.name == "acme-payments-prod")
+            .map(|a| a.id)
+            .expect("created")
+    });
+    assert_eq!(outputs(t.dir.path(), "acct")["account_id"], created.as_str(), "{out:?}");
 }
 
 /// Connections closed without an answer, and answers slower than the attempt timeout (after

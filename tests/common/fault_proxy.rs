@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -85,6 +85,8 @@ struct State {
     rng: u64,
     /// Requests seen per operation (`CreateAccount`, `DescribeCreateAccountStatus`, ...).
     calls: HashMap<String, usize>,
+    /// When each request of an operation arrived.
+    arrived: HashMap<String, Vec<Instant>>,
     /// Faults injected per kind.
     injected: HashMap<String, usize>,
     /// Reads of each async request id.
@@ -267,6 +269,17 @@ impl FaultProxy {
         self.state.lock().map(|s| s.forwarded).unwrap_or(0)
     }
 
+    /// The pauses between consecutive requests of `op`.
+    pub fn gaps(&self, op: &str) -> Vec<Duration> {
+        self.state
+            .lock()
+            .map(|s| {
+                let t = s.arrived.get(op).cloned().unwrap_or_default();
+                t.windows(2).map(|w| w[1] - w[0]).collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub fn calls(&self, op: &str) -> usize {
         self.state
             .lock()
@@ -417,6 +430,7 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
         let (fault, delay) = {
             let mut s = state.lock().map_err(|_| std::io::Error::other("poisoned"))?;
             *s.calls.entry(op.clone()).or_default() += 1;
+            s.arrived.entry(op.clone()).or_default().push(Instant::now());
             if is_mutating(&op) {
                 s.mutating += 1;
                 if let Some((pid, at)) = s.kill_before {
