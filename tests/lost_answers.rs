@@ -6,6 +6,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::fault_proxy::{FaultProxy, Rules};
 use common::{Moto, PART2_ANSWERS, Test, cases_with, part2_counts, repo};
 
@@ -76,6 +78,56 @@ fn a_lost_attach_managed_policy_answer_attaches_it_once() {
 #[test]
 fn a_lost_create_account_assignment_answer_leaves_one_assignment() {
     part_2_losing("CreateAccountAssignment");
+}
+
+const NOT_ACTIVATED_ANSWERS: &str = r#"
+[inputs]
+account_email = "it.admins@example.com"
+[steps.email-and-browser]
+confirm = true
+reachable = "tomorrow morning UTC"
+[steps.case]
+confirm = true
+[steps.root-sign-in]
+confirm = true
+account_id = "123456789012"
+"#;
+
+/// CreateCase is retried by the plugin, not the SDK. Throttled on every attempt, it is asked at
+/// most `AWS_MAX_ATTEMPTS` times, each time after a longer pause, then the step fails saying AWS
+/// is throttling, and no case was filed.
+#[test]
+fn a_create_case_throttled_on_every_attempt_is_given_up_after_the_attempts() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            throttle_op: Some("CreateCase".into()),
+            ..Rules::default()
+        },
+    );
+    let out = Test::new()
+        .file("a.toml", NOT_ACTIVATED_ANSWERS)
+        .aws(&proxy.endpoint)
+        .env("AWS_MAX_ATTEMPTS", "3")
+        .args([
+            "run",
+            &runbook("troubleshooting/not-activated.md"),
+            "--answers",
+            "a.toml",
+            "--yes",
+        ])
+        .run();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(proxy.calls("CreateCase"), 3, "one request per attempt: {out:?}");
+    assert!(out.stderr.contains("AWS is throttling requests"), "{out:?}");
+    // The pause before each new attempt doubles (400 ms, then 800 ms).
+    let gaps = proxy.gaps("CreateCase");
+    assert!(
+        gaps.len() == 2 && gaps[0] >= Duration::from_millis(400) && gaps[1] >= Duration::from_millis(800),
+        "{gaps:?}"
+    );
+    assert!(cases_with(&moto.endpoint, "not activated after 24 hours").is_empty());
 }
 
 /// CreateCase has no idempotency token either: a second case would reach a person at AWS
