@@ -447,7 +447,7 @@ pub fn digest_key(runbook_dir: &Path) -> Result<Vec<u8>, JournalError> {
 
 /// The key must be ours, private, and exactly 32 bytes: a planted or truncated key would make
 /// the digests of secrets guessable.
-fn read_key(mut f: File, path: &Path) -> Result<Vec<u8>, JournalError> {
+fn read_key(f: File, path: &Path) -> Result<Vec<u8>, JournalError> {
     use std::os::unix::fs::MetadataExt;
     let m = f.metadata().map_err(|e| io(path, e))?;
     let bad = |why: &str| JournalError::Io {
@@ -460,8 +460,10 @@ fn read_key(mut f: File, path: &Path) -> Result<Vec<u8>, JournalError> {
     if m.mode() & 0o077 != 0 || my_uid().is_some_and(|me| me != m.uid()) {
         return Err(bad("is readable or owned by someone else"));
     }
-    let mut key = Vec::with_capacity(32);
-    f.read_to_end(&mut key).map_err(|e| io(path, e))?;
+    // One byte more than a key at most: a file that grew since it was looked at is refused
+    // without being read whole.
+    let mut key = Vec::with_capacity(33);
+    f.take(33).read_to_end(&mut key).map_err(|e| io(path, e))?;
     if key.len() != 32 {
         return Err(bad("is not a 32-byte key file"));
     }
@@ -929,6 +931,27 @@ pub fn os_user() -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::os::unix::fs::MetadataExt;
+
+    /// A run directory at the depth the tool uses (`STATE/<runbook>-<hash>/runs/<name>`): `open`
+    /// owns its last three components, and never the test's temporary directory or those above.
+    /// Built here, not by the code under test, so that no mutant can move a test's files out of
+    /// its temporary directory.
+    fn run_dir_in(tmp: &tempfile::TempDir) -> PathBuf {
+        runs_of(&tmp.path().join("rb-00000000"), "default")
+    }
+
+    fn runs_of(runbook_dir: &Path, name: &str) -> PathBuf {
+        runbook_dir.join("runs").join(name)
+    }
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::symlink_metadata(p).expect("stat").mode() & 0o7777
+    }
+
+    fn open(dir: &Path) -> Journal {
+        Journal::open(dir, "r.md", false, Redactor::default()).expect("open")
+    }
 
     #[test]
     fn timestamps_are_rfc3339_utc_with_millis() {
@@ -942,9 +965,10 @@ mod tests {
 
     #[test]
     fn second_open_reports_the_holder() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let _first = Journal::open(dir.path(), "r.md", false, Redactor::default()).expect("first");
-        match Journal::open(dir.path(), "r.md", false, Redactor::default()) {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = run_dir_in(&tmp);
+        let _first = Journal::open(&dir, "r.md", false, Redactor::default()).expect("first");
+        match Journal::open(&dir, "r.md", false, Redactor::default()) {
             Err(JournalError::Locked { holder }) => assert!(holder.contains("pid"), "{holder}"),
             other => panic!("expected a lock error, got {:?}", other.err()),
         }
@@ -952,9 +976,11 @@ mod tests {
 
     #[test]
     fn newer_state_is_refused() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("state.json"), r#"{"version": 99}"#).expect("write");
-        let e = Journal::open(dir.path(), "r.md", false, Redactor::default())
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = run_dir_in(&tmp);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join("state.json"), r#"{"version": 99}"#).expect("write");
+        let e = Journal::open(&dir, "r.md", false, Redactor::default())
             .err()
             .expect("refused");
         assert!(e.to_string().contains("newer"), "{e}");
@@ -962,8 +988,9 @@ mod tests {
 
     #[test]
     fn entries_round_trip_and_items_are_found_by_step() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut j = Journal::open(dir.path(), "r.md", false, Redactor::default()).expect("open");
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = run_dir_in(&tmp);
+        let mut j = Journal::open(&dir, "r.md", false, Redactor::default()).expect("open");
         j.record(Entry::ItemFinished {
             step: "a".into(),
             hash: "h1".into(),
@@ -981,14 +1008,14 @@ mod tests {
         let items = j.finished_items("a").expect("read");
         assert_eq!(items.len(), 1);
         assert_eq!(items["x"], ("h1".to_string(), json!({"id": 1})));
-        let text = std::fs::read_to_string(dir.path().join("transcript.jsonl")).expect("read");
+        let text = std::fs::read_to_string(dir.join("transcript.jsonl")).expect("read");
         assert!(text.contains(r#""event":"item-finished""#), "{text}");
     }
 
     #[test]
     fn values_deeper_than_the_limit_are_refused_not_written() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut j = Journal::open(dir.path(), "r.md", false, Redactor::default()).expect("open");
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut j = Journal::open(&run_dir_in(&tmp), "r.md", false, Redactor::default()).expect("open");
         let mut v = json!(1);
         for _ in 0..MAX_DEPTH {
             v = json!([v]);
@@ -1006,13 +1033,15 @@ mod tests {
 
     #[test]
     fn a_torn_last_line_is_ended_before_the_next_entry() {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = run_dir_in(&tmp);
+        std::fs::create_dir_all(&dir).expect("mkdir");
         std::fs::write(
-            dir.path().join("transcript.jsonl"),
+            dir.join("transcript.jsonl"),
             "{\"ts\":\"x\",\"run\":\"r\",\"event\":\"item-fin",
         )
         .expect("write");
-        let mut j = Journal::open(dir.path(), "r.md", false, Redactor::default()).expect("open");
+        let mut j = Journal::open(&dir, "r.md", false, Redactor::default()).expect("open");
         j.record(Entry::ItemFinished {
             step: "a".into(),
             hash: "h".into(),
@@ -1028,8 +1057,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let target = dir.path().join("victim");
         std::fs::write(&target, "keep").expect("write");
-        let run = dir.path().join("r");
-        std::fs::create_dir(&run).expect("mkdir");
+        let run = run_dir_in(&dir);
+        std::fs::create_dir_all(&run).expect("mkdir");
         std::os::unix::fs::symlink(&target, run.join("transcript.jsonl")).expect("link");
         let e = Journal::open(&run, "r.md", false, Redactor::default())
             .err()
@@ -1049,5 +1078,518 @@ mod tests {
         assert_ne!(run_name("a/b"), run_name("a_b"));
         let long = "x".repeat(100);
         assert_ne!(run_name(&long), run_name(&"x".repeat(101)));
+    }
+
+    #[test]
+    fn intents_and_results_are_fsynced_progress_lines_are_not() {
+        let durable = [
+            Entry::Intent {
+                step: "s".into(),
+                item_key: None,
+                call: "CreateAccount".into(),
+                target: "t".into(),
+            },
+            Entry::Requested {
+                step: "s".into(),
+                item_key: None,
+                call: "CreateAccount".into(),
+                target: "t".into(),
+                request_id: None,
+            },
+            Entry::ItemFinished {
+                step: "s".into(),
+                hash: "h".into(),
+                item_key: "k".into(),
+                outputs: json!({}),
+            },
+            Entry::StepFinished {
+                step: "s".into(),
+                hash: "h".into(),
+                outputs: json!({}),
+            },
+            Entry::RunFinished { outcome: "done".into() },
+        ];
+        let progress = [
+            Entry::StepStarted {
+                step: "s".into(),
+                hash: "h".into(),
+            },
+            Entry::Log {
+                step: "s".into(),
+                message: "m".into(),
+            },
+            Entry::Note {
+                step: "s".into(),
+                item_key: None,
+                message: "m".into(),
+            },
+        ];
+        for e in &durable {
+            assert!(e.durable(), "{e:?}");
+        }
+        for e in &progress {
+            assert!(!e.durable(), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn a_runbook_keeps_its_runs_under_its_name_and_a_digest_of_its_path() {
+        let state = Path::new("/state");
+        let one = dir_for(state, Path::new("/nowhere/one/setup.md"));
+        let two = dir_for(state, Path::new("/nowhere/two/setup.md"));
+        assert_eq!(one.parent(), Some(state));
+        let name = one.file_name().and_then(|n| n.to_str()).expect("name");
+        let digest = name.strip_prefix("setup-").expect("named by the stem");
+        assert!(
+            digest.len() == 8 && digest.chars().all(|c| c.is_ascii_hexdigit()),
+            "{name}"
+        );
+        assert_ne!(one, two, "two runbooks of one name keep apart");
+        assert_eq!(run_dir(&one, "prod"), one.join("runs").join("prod"));
+    }
+
+    #[test]
+    fn open_makes_the_journal_directories_owner_only_and_leaves_those_above_alone() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let outer = tmp.path().join("operators");
+        std::fs::create_dir(&outer).expect("mkdir");
+        std::fs::set_permissions(&outer, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let rb = outer.join("rb-00000000");
+        let dir = runs_of(&rb, "prod");
+        drop(open(&dir));
+        for d in [&rb, &rb.join("runs"), &dir] {
+            assert_eq!(mode(d), 0o700, "{}", d.display());
+        }
+        assert_eq!(
+            mode(&outer),
+            0o755,
+            "a directory above the journal's own keeps its mode"
+        );
+        for f in ["lock", "transcript.jsonl", "state.json"] {
+            assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
+        }
+    }
+
+    #[test]
+    fn existing_journal_directories_and_files_open_to_others_are_made_private() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = run_dir_in(&tmp);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        for f in ["lock", "transcript.jsonl"] {
+            std::fs::write(dir.join(f), "").expect("write");
+            std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        }
+        drop(open(&dir));
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join("lock")), 0o600);
+        assert_eq!(mode(&dir.join("transcript.jsonl")), 0o600);
+    }
+
+    #[test]
+    fn a_journal_directory_that_is_a_link_is_refused_a_link_above_it_is_followed() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let elsewhere = tmp.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).expect("mkdir");
+        let runs = tmp.path().join("rb-00000000").join("runs");
+        std::fs::create_dir_all(&runs).expect("mkdir");
+        std::os::unix::fs::symlink(&elsewhere, runs.join("prod")).expect("link");
+        let e = Journal::open(&runs.join("prod"), "r.md", false, Redactor::default())
+            .err()
+            .expect("refused");
+        assert!(
+            matches!(&e, JournalError::Symlink { path } if *path == runs.join("prod")),
+            "{e}"
+        );
+        assert_eq!(
+            std::fs::read_dir(&elsewhere).expect("read").count(),
+            0,
+            "nothing written through"
+        );
+
+        // The operator's own layout above the journal may hold links.
+        let real = tmp.path().join("real");
+        std::fs::create_dir(&real).expect("mkdir");
+        std::os::unix::fs::symlink(&real, tmp.path().join("state")).expect("link");
+        let dir = runs_of(&tmp.path().join("state").join("rb-11111111"), "prod");
+        drop(open(&dir));
+        assert!(real.join("rb-11111111/runs/prod/state.json").is_file());
+    }
+
+    #[test]
+    fn a_journal_directory_that_cannot_be_made_is_named() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        std::os::unix::fs::symlink(tmp.path().join("gone"), tmp.path().join("dangling")).expect("link");
+        let rb = tmp.path().join("dangling").join("rb-00000000");
+        let e = Journal::open(&runs_of(&rb, "prod"), "r.md", false, Redactor::default())
+            .err()
+            .expect("refused");
+        assert!(matches!(&e, JournalError::Io { path, .. } if *path == rb), "{e}");
+    }
+
+    #[test]
+    fn this_process_is_the_owner_of_the_files_it_creates() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let f = tmp.path().join("mine");
+        std::fs::write(&f, "").expect("write");
+        let owner = std::fs::metadata(&f).expect("stat").uid();
+        assert_eq!(my_uid(), Some(owner));
+    }
+
+    /// Files and directories of another user are refused, never adopted. Needs root (CI runs as
+    /// root) to give a file away; elsewhere it says so and checks nothing.
+    #[test]
+    fn journal_files_and_keys_of_another_user_are_refused() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = run_dir_in(&tmp);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let transcript = dir.join("transcript.jsonl");
+        std::fs::write(&transcript, "").expect("write");
+        if std::os::unix::fs::chown(&transcript, Some(4242), Some(4242)).is_err() {
+            eprintln!("SKIPPED journal_files_and_keys_of_another_user_are_refused: not root");
+            return;
+        }
+        let e = Journal::open(&dir, "r.md", false, Redactor::default())
+            .err()
+            .expect("refused");
+        assert!(e.to_string().contains("belongs to another user"), "{e}");
+
+        std::fs::remove_file(&transcript).expect("rm");
+        std::os::unix::fs::chown(&dir, Some(4242), Some(4242)).expect("chown");
+        let e = Journal::open(&dir, "r.md", false, Redactor::default())
+            .err()
+            .expect("refused");
+        assert!(
+            matches!(&e, JournalError::Io { path, message } if *path == dir && message.contains("another user")),
+            "{e}"
+        );
+
+        let rb = tmp.path().join("rb-00000000");
+        std::fs::write(rb.join("key"), [7u8; 32]).expect("write");
+        std::fs::set_permissions(rb.join("key"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        std::os::unix::fs::chown(rb.join("key"), Some(4242), Some(4242)).expect("chown");
+        let e = digest_key(&rb).expect_err("refused");
+        assert!(e.to_string().contains("owned by someone else"), "{e}");
+    }
+
+    #[test]
+    fn the_digest_key_is_made_once_as_32_private_random_bytes() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let rb = tmp.path().join("rb-00000000");
+        let key = digest_key(&rb).expect("made");
+        assert_eq!(key.len(), 32);
+        assert!(key.iter().any(|b| *b != 0), "random, not zeros");
+        assert_eq!(std::fs::read(rb.join("key")).expect("read"), key);
+        assert_eq!(mode(&rb.join("key")), 0o600);
+        assert_eq!(mode(&rb), 0o700);
+        assert_eq!(digest_key(&rb).expect("read back"), key, "the same key on every run");
+        let other = digest_key(&tmp.path().join("rb-11111111")).expect("made");
+        assert_ne!(other, key, "each runbook has a key of its own");
+    }
+
+    #[test]
+    fn a_key_of_the_wrong_size_or_open_to_others_is_refused() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let rb = tmp.path().join("rb-00000000");
+        std::fs::create_dir(&rb).expect("mkdir");
+        let key = rb.join("key");
+        for (bytes, mode, why) in [
+            (16, 0o600, "is not a 32-byte key file"),
+            (33, 0o600, "is not a 32-byte key file"),
+            (32, 0o640, "is readable or owned by someone else"),
+            (32, 0o604, "is readable or owned by someone else"),
+        ] {
+            std::fs::write(&key, vec![7u8; bytes]).expect("write");
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).expect("chmod");
+            let e = digest_key(&rb).expect_err("refused");
+            assert!(e.to_string().contains(why), "{bytes} bytes, {mode:o}: {e}");
+        }
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        assert_eq!(digest_key(&rb).expect("a good key is read"), vec![7u8; 32]);
+    }
+
+    #[test]
+    fn a_saved_state_is_read_back_by_peek_and_by_the_next_open() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = run_dir_in(&tmp);
+        assert!(Journal::peek(&dir).expect("peek").is_none(), "no run yet");
+        let mut j = open(&dir);
+        let run_id = j.state.run_id.clone();
+        j.state.steps.insert("a".into(), StepState::new(StepStatus::Done, "h1"));
+        j.save().expect("save");
+        drop(j);
+        let peeked = Journal::peek(&dir).expect("peek").expect("a state");
+        assert_eq!(peeked.version, STATE_VERSION);
+        assert_eq!(peeked.steps["a"].status, StepStatus::Done);
+        let j = open(&dir);
+        assert_eq!(j.state.run_id, run_id, "the same run resumes");
+        assert_eq!(j.state.steps["a"].hash, "h1");
+        assert!(!dir.join("state.json.prev").exists());
+    }
+
+    #[test]
+    fn restart_moves_the_previous_state_aside() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = run_dir_in(&tmp);
+        let mut j = open(&dir);
+        j.state.steps.insert("a".into(), StepState::new(StepStatus::Done, "h1"));
+        j.save().expect("save");
+        drop(j);
+        let j = Journal::open(&dir, "r.md", true, Redactor::default()).expect("open");
+        assert!(j.state.steps.is_empty());
+        let prev = std::fs::read_to_string(dir.join("state.json.prev")).expect("kept aside");
+        assert!(prev.contains("h1"), "{prev}");
+    }
+
+    #[test]
+    fn a_linked_state_file_is_refused() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = run_dir_in(&tmp);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(tmp.path().join("other.json"), "{}").expect("write");
+        std::os::unix::fs::symlink(tmp.path().join("other.json"), dir.join("state.json")).expect("link");
+        let e = Journal::peek(&dir).expect_err("refused");
+        assert!(matches!(e, JournalError::Symlink { .. }), "{e}");
+    }
+
+    #[test]
+    fn the_state_file_masks_secrets_in_outputs_and_text_and_marks_those_outputs_secret() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = run_dir_in(&tmp);
+        let redactor = Redactor::default();
+        redactor.add("hunter2");
+        redactor.add("one");
+        let mut j = Journal::open(&dir, "r.md", false, redactor).expect("open");
+        let mut a = StepState::new(StepStatus::Done, "h");
+        a.outputs = json!({"password": "hunter2"});
+        let mut b = StepState::new(StepStatus::Done, "h");
+        b.outputs = json!({"id": "i-1"});
+        let mut c = StepState::new(StepStatus::Failed, "h");
+        c.error = Some("refused hunter2".into());
+        j.state
+            .steps
+            .extend([("a".into(), a), ("b".into(), b), ("c".into(), c)]);
+        j.save().expect("save");
+        let text = std::fs::read_to_string(dir.join("state.json")).expect("read");
+        assert!(!text.contains("hunter2"), "{text}");
+        let state = Journal::peek(&dir).expect("peek").expect("state");
+        assert_eq!(state.steps["a"].outputs, json!({"password": crate::redact::MASK}));
+        assert!(state.steps["a"].secret, "masked outputs are marked secret");
+        assert_eq!(state.steps["b"].outputs, json!({"id": "i-1"}));
+        assert!(!state.steps["b"].secret, "outputs without a secret are values");
+        assert_eq!(state.steps["c"].error.as_deref(), Some("refused ********"));
+        assert_eq!(
+            state.steps["a"].status,
+            StepStatus::Done,
+            "a secret `one` leaves `done` alone"
+        );
+    }
+
+    #[test]
+    fn depth_counts_the_levels_of_arrays_and_objects() {
+        assert_eq!(depth(&json!(1)), 1);
+        assert_eq!(depth(&json!([])), 1);
+        assert_eq!(depth(&json!([[1]])), 3);
+        assert_eq!(depth(&json!({"a": {"b": 1}})), 3);
+        assert_eq!(depth(&json!({"a": [{"b": []}], "c": 1})), 4);
+    }
+
+    /// `v` nested so that `depth(v) == levels`.
+    fn nested(levels: usize) -> Value {
+        let mut v = json!(1);
+        for _ in 1..levels {
+            v = json!([v]);
+        }
+        v
+    }
+
+    #[test]
+    fn the_journal_writes_values_up_to_the_depth_limit_and_no_deeper() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut j = open(&run_dir_in(&tmp));
+        // A transcript line holds its outputs one level down.
+        let line = |v| Entry::StepFinished {
+            step: "s".into(),
+            hash: "h".into(),
+            outputs: v,
+        };
+        j.record(line(nested(MAX_DEPTH - 1))).expect("at the limit");
+        let e = j.record(line(nested(MAX_DEPTH))).expect_err("one deeper");
+        assert!(matches!(e, JournalError::TooDeep { .. }), "{e}");
+        assert_eq!(j.lines().expect("read").len(), 1);
+        // The state file holds outputs at `steps.ID.outputs`, three levels down.
+        let mut st = StepState::new(StepStatus::Done, "h");
+        st.outputs = nested(MAX_DEPTH - 3);
+        j.state.steps.insert("s".into(), st.clone());
+        j.save().expect("at the limit");
+        st.outputs = nested(MAX_DEPTH - 2);
+        j.state.steps.insert("s".into(), st);
+        let e = j.save().expect_err("one deeper");
+        assert!(matches!(e, JournalError::TooDeep { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_secret_in_an_entry_is_masked_and_the_line_still_reads_back_as_its_entry() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let redactor = Redactor::default();
+        // A secret that happens to be part of an event's name.
+        redactor.add("finished");
+        let mut j = Journal::open(&run_dir_in(&tmp), "r.md", false, redactor).expect("open");
+        let written = j
+            .record(Entry::ItemFinished {
+                step: "a".into(),
+                hash: "h".into(),
+                item_key: "k".into(),
+                outputs: json!({"note": "finished"}),
+            })
+            .expect("record");
+        assert!(written.contains(r#""event":"item-finished""#), "{written}");
+        assert!(!written.contains(r#""finished""#), "{written}");
+        let items = j.finished_items("a").expect("read");
+        assert_eq!(items["k"], ("h".to_string(), json!({"note": crate::redact::MASK})));
+    }
+
+    #[test]
+    fn reopening_a_whole_transcript_adds_nothing_to_it() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = run_dir_in(&tmp);
+        let mut j = open(&dir);
+        j.record(Entry::RunFinished { outcome: "done".into() }).expect("record");
+        drop(j);
+        let before = std::fs::read(dir.join("transcript.jsonl")).expect("read");
+        drop(open(&dir));
+        assert_eq!(std::fs::read(dir.join("transcript.jsonl")).expect("read"), before);
+    }
+
+    #[test]
+    fn a_missing_transcript_reads_as_empty_and_a_linked_one_is_refused() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        assert!(read_lines(&tmp.path().join("missing.jsonl")).expect("empty").is_empty());
+        std::fs::write(tmp.path().join("real.jsonl"), "").expect("write");
+        std::os::unix::fs::symlink(tmp.path().join("real.jsonl"), tmp.path().join("t.jsonl")).expect("link");
+        let e = read_lines(&tmp.path().join("t.jsonl")).expect_err("refused");
+        assert!(matches!(e, JournalError::Symlink { .. }), "{e}");
+    }
+
+    #[test]
+    fn calls_stay_unsettled_until_the_step_or_item_settles_them() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut j = open(&run_dir_in(&tmp));
+        let key = |k: Option<&str>| k.map(String::from);
+        let intent = |step: &str, k: Option<&str>| Entry::Intent {
+            step: step.into(),
+            item_key: key(k),
+            call: "CreateAccount".into(),
+            target: "t".into(),
+        };
+        let requested = |step: &str, k: Option<&str>| Entry::Requested {
+            step: step.into(),
+            item_key: key(k),
+            call: "CreateAccount".into(),
+            target: "t".into(),
+            request_id: None,
+        };
+        let rejected = |step: &str, k: Option<&str>| Entry::Rejected {
+            step: step.into(),
+            item_key: key(k),
+            call: "CreateAccount".into(),
+            target: "t".into(),
+            code: "ValidationException".into(),
+        };
+        let item_finished = |step: &str, k: &str| Entry::ItemFinished {
+            step: step.into(),
+            hash: "h".into(),
+            item_key: k.into(),
+            outputs: json!({}),
+        };
+        let step_finished = |step: &str| Entry::StepFinished {
+            step: step.into(),
+            hash: "h".into(),
+            outputs: json!({}),
+        };
+        for e in [
+            intent("a", None),
+            intent("a", Some("x")),
+            requested("a", Some("x")),
+            intent("a", Some("y")),
+            rejected("a", Some("y")),
+            intent("a", Some("z")),
+            item_finished("a", "z"),
+            intent("a", Some("w")),
+            // Another step's entries settle nothing of step a.
+            intent("b", Some("q")),
+            requested("b", None),
+            rejected("b", None),
+            item_finished("b", "w"),
+            step_finished("b"),
+        ] {
+            j.record(e).expect("record");
+        }
+        let open_calls: Vec<(Option<String>, bool)> = j
+            .unsettled("a")
+            .expect("read")
+            .into_iter()
+            .map(|u| (u.item_key, u.answered))
+            .collect();
+        assert_eq!(
+            open_calls,
+            vec![(None, false), (key(Some("w")), false), (key(Some("x")), true)]
+        );
+        j.record(step_finished("a")).expect("record");
+        assert!(
+            j.unsettled("a").expect("read").is_empty(),
+            "a finished step settles its calls"
+        );
+    }
+
+    #[test]
+    fn a_finished_run_starts_a_new_run_id_and_an_unfinished_one_resumes_its_own() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut j = open(&run_dir_in(&tmp));
+        let first = j.state.run_id.clone();
+        assert!(
+            first.len() == 12 && first.chars().all(|c| c.is_ascii_hexdigit()),
+            "{first}"
+        );
+        j.state.outcome = Some("failed".into());
+        j.begin_run();
+        assert_eq!(j.state.run_id, first, "a failed run resumes under its id");
+        assert_eq!(j.state.outcome, None);
+        j.state.outcome = Some("done".into());
+        j.begin_run();
+        assert_ne!(j.state.run_id, first, "a run after a finished one is a new run");
+        assert_eq!(j.state.run_id.len(), 12);
+        assert_eq!(j.state.outcome, None);
+    }
+
+    #[test]
+    fn runs_lists_each_instance_most_recently_updated_first() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let rb = tmp.path().join("rb-00000000");
+        assert!(Journal::runs(&rb).expect("none yet").is_empty());
+        for name in ["older", "newer"] {
+            drop(open(&runs_of(&rb, name)));
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        std::fs::write(rb.join("runs").join("stray-file"), "").expect("write");
+        let names: Vec<String> = Journal::runs(&rb).expect("runs").into_iter().map(|r| r.name).collect();
+        assert_eq!(names, ["newer", "older"]);
+
+        let broken = tmp.path().join("rb-11111111");
+        std::fs::create_dir(&broken).expect("mkdir");
+        std::fs::write(broken.join("runs"), "").expect("write");
+        assert!(
+            Journal::runs(&broken).is_err(),
+            "a `runs` that is not a directory is an error"
+        );
+    }
+
+    #[test]
+    fn the_user_is_named_from_the_environment() {
+        let expected = ["USER", "USERNAME", "LOGNAME"]
+            .iter()
+            .find_map(|k| std::env::var(k).ok())
+            .unwrap_or_else(|| "unknown".into());
+        assert_eq!(os_user(), expected);
     }
 }

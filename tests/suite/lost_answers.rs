@@ -7,8 +7,9 @@
 use std::time::Duration;
 
 use crate::common::fault_proxy::{FaultProxy, Rules};
-use crate::common::{Moto, PART2_ANSWERS, Test, cases_with, part2_counts, repo};
+use crate::common::{Moto, PART2_ANSWERS, Test, block_on, cases_with, part2_counts, repo, sdk};
 use crate::faults::{ONE_ACCOUNT, accounts};
+use crate::provisioning::outputs;
 
 fn runbook(name: &str) -> String {
     repo().join("runbooks").join(name).display().to_string()
@@ -77,6 +78,56 @@ fn a_lost_attach_managed_policy_answer_attaches_it_once() {
 #[test]
 fn a_lost_create_account_assignment_answer_leaves_one_assignment() {
     part_2_losing("CreateAccountAssignment");
+}
+
+const NOT_ACTIVATED_ANSWERS: &str = r#"
+[inputs]
+account_email = "it.admins@example.com"
+[steps.email-and-browser]
+confirm = true
+reachable = "tomorrow morning UTC"
+[steps.case]
+confirm = true
+[steps.root-sign-in]
+confirm = true
+account_id = "123456789012"
+"#;
+
+/// CreateCase is retried by the plugin, not the SDK. Throttled on every attempt, it is asked at
+/// most `AWS_MAX_ATTEMPTS` times, each time after a longer pause, then the step fails saying AWS
+/// is throttling, and no case was filed.
+#[test]
+fn a_create_case_throttled_on_every_attempt_is_given_up_after_the_attempts() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            throttle_op: Some("CreateCase".into()),
+            ..Rules::default()
+        },
+    );
+    let out = Test::new()
+        .file("a.toml", NOT_ACTIVATED_ANSWERS)
+        .aws(&proxy.endpoint)
+        .env("AWS_MAX_ATTEMPTS", "3")
+        .args([
+            "run",
+            &runbook("troubleshooting/not-activated.md"),
+            "--answers",
+            "a.toml",
+            "--yes",
+        ])
+        .run();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(proxy.calls("CreateCase"), 3, "one request per attempt: {out:?}");
+    assert!(out.stderr.contains("AWS is throttling requests"), "{out:?}");
+    // The pause before each new attempt doubles (400 ms, then 800 ms).
+    let gaps = proxy.gaps("CreateCase");
+    assert!(
+        gaps.len() == 2 && gaps[0] >= Duration::from_millis(400) && gaps[1] >= Duration::from_millis(800),
+        "{gaps:?}"
+    );
+    assert!(cases_with(&moto.endpoint, "not activated after 24 hours").is_empty());
 }
 
 /// CreateCase has no idempotency token either: a second case would reach a person at AWS
@@ -201,4 +252,71 @@ email = "aws+${item}@example.com"
         "attempts were abandoned at the timeout"
     );
     assert_eq!(accounts(&moto.endpoint), 5, "exactly one of each");
+}
+
+/// CreateAccount is retried by the plugin, not the SDK. Throttled on every attempt, it is asked
+/// at most `AWS_MAX_ATTEMPTS` times, each time after a longer pause, then the step fails saying
+/// AWS is throttling, with nothing created.
+#[test]
+fn a_create_account_throttled_on_every_attempt_is_given_up_after_the_attempts() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            throttle_op: Some("CreateAccount".into()),
+            ..Rules::default()
+        },
+    );
+    let out = Test::new()
+        .file("r.md", ONE_ACCOUNT)
+        .aws(&proxy.endpoint)
+        .env("AWS_MAX_ATTEMPTS", "3")
+        .args(["run", "r.md"])
+        .run();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(proxy.calls("CreateAccount"), 3, "one request per attempt: {out:?}");
+    // The pause before each new attempt doubles (100 ms, then 200 ms): a sleep is never shorter.
+    let gaps = proxy.gaps("CreateAccount");
+    assert!(
+        gaps.len() == 2 && gaps[0] >= Duration::from_millis(100) && gaps[1] >= Duration::from_millis(200),
+        "{gaps:?}"
+    );
+    assert!(out.stderr.contains("AWS is throttling requests"), "{out:?}");
+    assert_eq!(accounts(&moto.endpoint), 0);
+}
+
+/// The answer to CreateAccount is lost while AWS does not list the new account yet: the look
+/// before asking again finds the creation request by the account's name and follows it.
+#[test]
+fn a_lost_create_account_answer_is_followed_by_its_request_before_the_account_is_listed() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            lose_answer_once: Some("CreateAccount".into()),
+            hide_accounts: true,
+            ..Rules::default()
+        },
+    );
+    let t = Test::new().file("r.md", ONE_ACCOUNT).aws(&proxy.endpoint);
+    let out = t.run_args(&["run".into(), "r.md".into()]);
+    assert_eq!(proxy.injected("lost-answer"), 1);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(proxy.calls("CreateAccount"), 1, "not asked twice: {out:?}");
+    assert!(
+        out.all().contains("but the account was being created: following it"),
+        "{out:?}"
+    );
+    assert_eq!(accounts(&moto.endpoint), 1, "exactly one account");
+    // The request followed is this account's, not another creation (the organization's own).
+    let created = block_on(async {
+        runbook_plugins::aws::organizations::all_accounts(&sdk(&moto.endpoint))
+            .await
+            .expect("accounts")
+            .into_iter()
+            .find(|a| a.name == "acme-payments-prod")
+            .map(|a| a.id)
+            .expect("created")
+    });
+    assert_eq!(outputs(t.dir.path(), "acct")["account_id"], created.as_str(), "{out:?}");
 }

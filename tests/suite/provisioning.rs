@@ -14,7 +14,7 @@ fn assignment_with(duration: &str, policies: &str) -> String {
 }
 
 /// The outputs the last run recorded for `step` (the one-line summary shows only a few).
-fn outputs(dir: &std::path::Path, step: &str) -> serde_json::Value {
+pub(crate) fn outputs(dir: &std::path::Path, step: &str) -> serde_json::Value {
     let runs = crate::common::run_dirs(&dir.join(".runbook"));
     let state = std::fs::read_to_string(runs.first().expect("a run").join("state.json")).expect("state");
     let v: serde_json::Value = serde_json::from_str(&state).expect("json");

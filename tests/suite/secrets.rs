@@ -243,6 +243,52 @@ fn no_secret_or_credential_in_anything_a_run_writes() {
     }
 }
 
+/// The environment's AWS credentials are secrets from the start of a run. Some AWS errors quote
+/// what a request carried; here every Organizations call is refused with a message that quotes
+/// the access key id and the session token the request was signed with. The refusal reaches
+/// the person, the transcript and the state file with both masked, and no byte written holds
+/// a credential.
+#[test]
+fn credentials_quoted_by_an_aws_error_are_masked_wherever_the_error_goes() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            echo_credentials: true,
+            ..Rules::default()
+        },
+    );
+    let t = Test::new()
+        .file(
+            "r.md",
+            "# Org\n\n```aws organizations.ensure-organization id=org\n```\n",
+        )
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_SESSION_TOKEN", SESSION_TOKEN);
+    let out = t.run_args(&["run".into(), "r.md".into()]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(proxy.injected("echo-credentials") > 0, "no call was refused: {out:?}");
+    let quoted = "The access key id ******** (session token ********) is not allowed";
+    assert!(
+        out.stderr.contains(quoted),
+        "the refusal reaches the person, masked: {out:?}"
+    );
+    let runs = crate::common::run_dirs(&t.path(".runbook"));
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    for f in ["transcript.jsonl", "state.json"] {
+        let text = std::fs::read_to_string(runs[0].join(f)).expect("journal file");
+        assert!(text.contains(quoted), "{f} records the refusal, masked: {text}");
+    }
+    let written = out.all() + t.written().as_str();
+    for s in [ACCESS_KEY, SECRET_KEY, SESSION_TOKEN] {
+        assert!(!written.contains(s), "`{s}` was written");
+    }
+}
+
 /// Runbooks whose last step probes the internet, which no test reaches.
 const OFFLINE_LAST_STEP: &[&str] = &["prerequisites.md"];
 

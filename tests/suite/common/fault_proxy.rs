@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -72,6 +72,13 @@ pub struct Rules {
     /// AWS's limits: a token bucket per API family, a cap on creations in progress, and
     /// creations that settle after a while (see `quota.rs`).
     pub quota: Option<QuotaModel>,
+    /// Every request of this operation is throttled (AWS keeps refusing it).
+    pub throttle_op: Option<String>,
+    /// Every JSON-protocol request is refused (AccessDeniedException) with a message that quotes
+    /// the credentials it carried: the access key id of its `Authorization: ... Credential=`
+    /// and its `X-Amz-Security-Token`, as some AWS errors quote what a request carried (S3's
+    /// InvalidAccessKeyId names the key).
+    pub echo_credentials: bool,
     /// Added before each request is forwarded.
     pub delay: Duration,
     pub seed: u64,
@@ -83,6 +90,8 @@ struct State {
     rng: u64,
     /// Requests seen per operation (`CreateAccount`, `DescribeCreateAccountStatus`, ...).
     calls: HashMap<String, usize>,
+    /// When each request of an operation arrived.
+    arrived: HashMap<String, Vec<Instant>>,
     /// Faults injected per kind.
     injected: HashMap<String, usize>,
     /// Reads of each async request id.
@@ -274,6 +283,17 @@ impl FaultProxy {
         self.state.lock().map(|s| s.forwarded).unwrap_or(0)
     }
 
+    /// The pauses between consecutive requests of `op`.
+    pub fn gaps(&self, op: &str) -> Vec<Duration> {
+        self.state
+            .lock()
+            .map(|s| {
+                let t = s.arrived.get(op).cloned().unwrap_or_default();
+                t.windows(2).map(|w| w[1] - w[0]).collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub fn calls(&self, op: &str) -> usize {
         self.state
             .lock()
@@ -330,6 +350,16 @@ pub fn is_mutating(op: &str) -> bool {
     ]
     .iter()
     .any(|p| op.starts_with(p))
+}
+
+/// A refusal that quotes the request's access key id and session token.
+fn credentials_quoted(req: &Request) -> String {
+    let key = header(&req.head, "authorization")
+        .and_then(|a| a.split_once("Credential="))
+        .and_then(|(_, rest)| rest.split('/').next())
+        .unwrap_or("");
+    let token = header(&req.head, "x-amz-security-token").unwrap_or("");
+    format!("The access key id {key} (session token {token}) is not allowed to make this call")
 }
 
 struct Request {
@@ -423,6 +453,7 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
         let (fault, delay) = {
             let mut s = state.lock().map_err(|_| std::io::Error::other("poisoned"))?;
             *s.calls.entry(op.clone()).or_default() += 1;
+            s.arrived.entry(op.clone()).or_default().push(Instant::now());
             if is_mutating(&op) {
                 s.mutating += 1;
                 if let Some((pid, at)) = s.kill_before {
@@ -449,8 +480,11 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
                     .throttle_nth
                     .as_ref()
                     .is_some_and(|(o, n)| *o == op && s.calls.get(&op) == Some(n))
+                || s.rules.throttle_op.as_deref() == Some(op.as_str())
             {
                 fault = Some("throttle");
+            } else if json && s.rules.echo_credentials {
+                fault = Some("echo-credentials");
             } else if json && s.roll(reset) {
                 fault = Some("reset");
             } else if json && s.roll(server_error) {
@@ -505,6 +539,15 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
                     "400 Bad Request",
                     &support_error,
                     "refused by the fault proxy",
+                )?;
+                continue;
+            }
+            Some("echo-credentials") => {
+                json_error(
+                    &mut conn,
+                    "400 Bad Request",
+                    "AccessDeniedException",
+                    &credentials_quoted(&req),
                 )?;
                 continue;
             }
