@@ -1,0 +1,256 @@
+//! The journal's files on disk: owner-only directories, files opened without following links
+//! and checked to be ours and private, the digest key, the headroom probe, torn-line repair,
+//! reading transcripts and state back.
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+/// Creates `dir` and its parents (new ones owner-only, 0700). The last `owned` components are
+/// the journal's own directories and must not be symbolic links; links above them are the
+/// operator's own layout.
+pub(super) fn make_private_dir(dir: &Path, owned: usize) -> Result<(), JournalError> {
+    let ours: Vec<&Path> = dir.ancestors().take(owned).collect();
+    let mut built = PathBuf::new();
+    for c in dir.components() {
+        built.push(c);
+        match std::fs::symlink_metadata(&built) {
+            Ok(m) if m.file_type().is_symlink() => {
+                if ours.contains(&built.as_path()) {
+                    return Err(JournalError::Symlink { path: built });
+                }
+            }
+            Ok(m) if ours.contains(&built.as_path()) => {
+                use std::os::unix::fs::MetadataExt;
+                if my_uid().is_some_and(|me| me != m.uid()) {
+                    return Err(JournalError::Io {
+                        path: built,
+                        message: "belongs to another user; choose another --state-dir".into(),
+                    });
+                }
+                if m.mode() & 0o077 != 0 {
+                    std::fs::set_permissions(&built, std::fs::Permissions::from_mode(0o700))
+                        .map_err(|e| io(&built, e))?;
+                }
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::DirBuilder::new()
+                    .mode(0o700)
+                    .create(&built)
+                    .or_else(|e| {
+                        if e.kind() == std::io::ErrorKind::AlreadyExists {
+                            Ok(())
+                        } else {
+                            Err(e)
+                        }
+                    })
+                    .map_err(|e| io(&built, e))?;
+            }
+            Err(e) => return Err(io(&built, e)),
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn open_options() -> OpenOptions {
+    let mut o = OpenOptions::new();
+    // No link is followed; a FIFO planted at a file's name does not block the open.
+    o.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).mode(0o600);
+    o
+}
+
+/// The user this process runs as (the owner of `/proc/self`).
+pub(super) fn my_uid() -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").ok().map(|m| m.uid())
+}
+
+/// A file of the journal must be a regular file of ours; its mode is made owner-only.
+pub(super) fn check_private(f: &File, path: &Path) -> Result<(), JournalError> {
+    use std::os::unix::fs::MetadataExt;
+    let m = f.metadata().map_err(|e| io(path, e))?;
+    if !m.is_file() {
+        return Err(JournalError::Io {
+            path: path.to_path_buf(),
+            message: "is not a regular file; remove it".into(),
+        });
+    }
+    if my_uid().is_some_and(|me| me != m.uid()) {
+        return Err(JournalError::Io {
+            path: path.to_path_buf(),
+            message: "belongs to another user; remove it or choose another --state-dir".into(),
+        });
+    }
+    if m.mode() & 0o077 != 0 {
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| io(path, e))?;
+    }
+    Ok(())
+}
+
+/// Reads the runbook's digest key, creating it (32 random bytes, 0600) on first use.
+pub fn digest_key(runbook_dir: &Path) -> Result<Vec<u8>, JournalError> {
+    make_private_dir(runbook_dir, 1)?;
+    let path = runbook_dir.join("key");
+    match open_options().read(true).open(&path) {
+        Ok(f) => return read_key(f, &path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(&path, e)),
+    }
+    let mut key = vec![0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| JournalError::Io {
+        path: path.clone(),
+        message: format!("no randomness for the key: {e}"),
+    })?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".key")
+        .permissions(std::fs::Permissions::from_mode(0o600))
+        .tempfile_in(runbook_dir)
+        .map_err(|e| io(runbook_dir, e))?;
+    tmp.write_all(&key).map_err(|e| io(&path, e))?;
+    tmp.as_file().sync_all().map_err(|e| io(&path, e))?;
+    // Another run may have made one meanwhile: keep the first.
+    match tmp.persist_noclobber(&path) {
+        Ok(_) => Ok(key),
+        Err(_) => read_key(open_options().read(true).open(&path).map_err(|e| io(&path, e))?, &path),
+    }
+}
+
+/// The key must be ours, private, and exactly 32 bytes: a planted or truncated key would make
+/// the digests of secrets guessable.
+pub(super) fn read_key(f: File, path: &Path) -> Result<Vec<u8>, JournalError> {
+    use std::os::unix::fs::MetadataExt;
+    let m = f.metadata().map_err(|e| io(path, e))?;
+    let bad = |why: &str| JournalError::Io {
+        path: path.to_path_buf(),
+        message: format!("{why}; remove it (completed steps will run again) or choose another --state-dir"),
+    };
+    if !m.is_file() || m.len() != 32 {
+        return Err(bad("is not a 32-byte key file"));
+    }
+    if m.mode() & 0o077 != 0 || my_uid().is_some_and(|me| me != m.uid()) {
+        return Err(bad("is readable or owned by someone else"));
+    }
+    // One byte more than a key at most: a file that grew since it was looked at is refused
+    // without being read whole.
+    let mut key = Vec::with_capacity(33);
+    f.take(33).read_to_end(&mut key).map_err(|e| io(path, e))?;
+    if key.len() != 32 {
+        return Err(bad("is not a 32-byte key file"));
+    }
+    Ok(key)
+}
+
+/// Writes and syncs [`HEADROOM`] bytes, then removes them.
+pub(super) fn probe_space(dir: &Path) -> Result<(), JournalError> {
+    let path = dir.join(".space-probe");
+    // A planted file or link at the probe's name is removed, never written through.
+    let _ = std::fs::remove_file(&path);
+    let result = (|| {
+        let mut f = open_options().write(true).create_new(true).open(&path)?;
+        f.write_all(&vec![0u8; HEADROOM])?;
+        f.sync_all()
+    })();
+    let _ = std::fs::remove_file(&path);
+    result.map_err(|e| io(&path, e))
+}
+
+/// Whether a file's last byte is something other than a newline.
+pub(super) fn ends_torn(f: &mut File) -> std::io::Result<bool> {
+    use std::io::{Seek, SeekFrom};
+    let len = f.metadata()?.len();
+    if len == 0 {
+        return Ok(false);
+    }
+    f.seek(SeekFrom::Start(len - 1))?;
+    let mut last = [0u8; 1];
+    f.read_exact(&mut last)?;
+    Ok(last[0] != b'\n')
+}
+
+/// Reads a transcript; a torn last line (a crash mid-write) is skipped.
+pub fn read_lines(path: &Path) -> Result<Vec<Line>, JournalError> {
+    let f = match open_options().read(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io(path, e)),
+    };
+    if !f.metadata().map_err(|e| io(path, e))?.is_file() {
+        return Err(JournalError::Io {
+            path: path.to_path_buf(),
+            message: "is not a regular file; remove it".into(),
+        });
+    }
+    let mut out = Vec::new();
+    for line in BufReader::new(f).lines() {
+        let line = line.map_err(|e| io(path, e))?;
+        if let Ok(l) = serde_json::from_str::<Line>(&line) {
+            out.push(l);
+        }
+    }
+    Ok(out)
+}
+
+/// How deep a value nests, without recursion (the value may be hostile).
+pub fn depth(v: &Value) -> usize {
+    let mut max = 0;
+    let mut stack = vec![(v, 1usize)];
+    while let Some((v, d)) = stack.pop() {
+        max = max.max(d);
+        match v {
+            Value::Array(a) => stack.extend(a.iter().map(|x| (x, d + 1))),
+            Value::Object(o) => stack.extend(o.values().map(|x| (x, d + 1))),
+            _ => {}
+        }
+    }
+    max
+}
+
+pub(super) fn read_state(path: &Path) -> Result<Option<State>, JournalError> {
+    let mut f = match open_options().read(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(path, e)),
+    };
+    if !f.metadata().map_err(|e| io(path, e))?.is_file() {
+        return Err(JournalError::Io {
+            path: path.to_path_buf(),
+            message: "is not a regular file; remove it".into(),
+        });
+    }
+    let mut text = String::new();
+    f.read_to_string(&mut text).map_err(|e| io(path, e))?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| JournalError::Corrupt {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let found = v.get("version").and_then(Value::as_u64).unwrap_or(0) as u32;
+    if found > STATE_VERSION {
+        return Err(JournalError::NewerVersion {
+            path: path.to_path_buf(),
+            found,
+        });
+    }
+    serde_json::from_value(v).map(Some).map_err(|e| JournalError::Corrupt {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+pub(super) fn new_run_id() -> String {
+    let mut b = [0u8; 6];
+    if getrandom::fill(&mut b).is_err() {
+        let t = jiff::Timestamp::now().as_nanosecond();
+        let d = Sha256::digest(format!("{t}-{}", std::process::id()).as_bytes());
+        b.copy_from_slice(&d[..6]);
+    }
+    hex::encode(b)
+}
+
+/// Who is at the keyboard, for the transcript.
+pub fn os_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
