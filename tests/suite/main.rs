@@ -7,6 +7,7 @@ mod common;
 mod actions;
 mod calls;
 mod check;
+mod check_hostile;
 mod coverage;
 mod crash;
 mod faults;
