@@ -463,3 +463,24 @@ fn real_world_markdown_checks_without_panic() {
         out.stderr.lines().rev().take(20).collect::<Vec<_>>().join("\n")
     );
 }
+
+/// `mutates=false` on an operation whose name says it changes something is allowed (the author
+/// may know better) but said aloud: `plan` will send it and no intent is journaled before it. On a
+/// read it is no news.
+#[test]
+fn mutates_false_on_a_changing_operation_is_a_warning() {
+    let out = Test::new()
+        .file(
+            "r.md",
+            "# T\n\n```aws identitystore:DeleteUser id=d mutates=false\nIdentityStoreId = \"d-1234567890\"\nUserId = \"u\"\n```\n\n```aws identitystore:ListUsers id=l mutates=false\nIdentityStoreId = \"d-1234567890\"\n```\n",
+        )
+        .args(["check", "r.md"])
+        .run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("r.md:3:46: warning: `identitystore:DeleteUser` is treated as read-only: `plan` will send it"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("0 errors, 1 warning"), "only the change: {out:?}");
+}

@@ -23,6 +23,22 @@ fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
 impl Checker<'_> {
     pub(super) fn check_call(&mut self, index: usize, step: &Step, name: &str, item: bool) {
         self.check_call_attrs(step);
+        // `mutates=false` on an operation whose name says it changes something makes `plan` send
+        // it and the journal skip its intent: allowed (the author may know better), said aloud.
+        if let Some(m) = step.attrs.mutates.as_ref().filter(|m| m.value == "false") {
+            let op = name.split_once(':').map_or(name, |(_, o)| o);
+            if !call::read_only(op) {
+                let source = self.source;
+                self.diags.push_with(Severity::Warning, || {
+                    Diagnostic::warning(
+                        source,
+                        m.span,
+                        format!("`{name}` is treated as read-only: `plan` will send it, and no intent is journaled before it"),
+                    )
+                    .with_help("only operations that change nothing should say mutates=false")
+                });
+            }
+        }
         let span = action_span(step, name);
         let resolved = match call::resolve(name) {
             Ok(c) => Some(c),
