@@ -4,13 +4,14 @@
 use std::collections::BTreeSet;
 
 use aws_sdk_ssoadmin::types::{StatusValues, TargetType};
-use futures::{StreamExt, TryStreamExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::identitystore::user_id;
-use super::sso_admin::{AssignmentParams, accounts_of, assigned_accounts, find_permission_set, poll_status};
+use super::sso_admin::{
+    AssignmentParams, accounts_of, assigned_accounts, find_permission_set, per_account, poll_status,
+};
 use crate::action::{Action, Plan, Verdict};
 use crate::context::{Context, Event};
 use crate::error::{PluginError, aws};
@@ -198,20 +199,7 @@ impl Action for RemoveAssignment {
                 request_id: None,
             })
             .collect();
-        let limit = ctx.pressure().adaptive(p.max_in_flight);
-        let made: Vec<RemovedAssignment> = futures::stream::iter(present)
-            .map(|a| {
-                let (limit, client, p) = (&limit, &client, &p);
-                async move {
-                    let _permit = limit.acquire().await;
-                    let r = remove_one(ctx, client, p, a).await;
-                    limit.succeeded();
-                    r
-                }
-            })
-            .buffer_unordered(p.max_in_flight.max(1))
-            .try_collect()
-            .await?;
+        let made = per_account(ctx, p.max_in_flight, present, |a| remove_one(ctx, &client, &p, a)).await?;
         let removed = made.iter().filter(|r| r.status == "removed").count();
         results.extend(made);
         let failed: Vec<String> = results

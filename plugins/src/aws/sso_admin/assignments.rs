@@ -409,22 +409,7 @@ impl Action for EnsureAssignment {
                 request_id: None,
             })
             .collect();
-        // Adaptive under max_in_flight: a throttle anywhere halves it, finished ones grow it.
-        let limit = ctx.pressure().adaptive(p.max_in_flight);
-        let made: Vec<AssignmentResult> = futures::stream::iter(missing)
-            .map(|a| {
-                let (limit, client, p) = (&limit, &client, &p);
-                async move {
-                    let _permit = limit.acquire().await;
-                    let r = assign_one(ctx, client, p, a).await;
-                    limit.succeeded();
-                    r
-                }
-            })
-            .buffer_unordered(p.max_in_flight.max(1))
-            // A journal that cannot record an intent stops the fan-out before its next call.
-            .try_collect()
-            .await?;
+        let made = per_account(ctx, p.max_in_flight, missing, |a| assign_one(ctx, &client, &p, a)).await?;
         let created = made.iter().filter(|r| r.status == "created").count();
         results.extend(made);
         let failed: Vec<&AssignmentResult> = results.iter().filter(|r| r.status.starts_with("failed")).collect();
@@ -459,4 +444,33 @@ pub(crate) fn poll_status(status: Option<&StatusValues>, reason: Option<&str>) -
                 .unwrap_or_else(|| "unknown".into()),
         ),
     }
+}
+
+/// Runs `one` for each account, at most `max` at once under an adaptive limit: a throttle
+/// anywhere halves it, finished ones grow it. A journal that cannot record an intent (an `Err`)
+/// stops the fan-out before its next call.
+pub(crate) async fn per_account<T, F, Fut>(
+    ctx: &Context,
+    max: usize,
+    accounts: Vec<String>,
+    one: F,
+) -> Result<Vec<T>, PluginError>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<T, PluginError>>,
+{
+    let limit = ctx.pressure().adaptive(max);
+    futures::stream::iter(accounts)
+        .map(|a| {
+            let (limit, call) = (&limit, one(a));
+            async move {
+                let _permit = limit.acquire().await;
+                let r = call.await;
+                limit.succeeded();
+                r
+            }
+        })
+        .buffer_unordered(max.max(1))
+        .try_collect()
+        .await
 }
