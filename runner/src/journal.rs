@@ -50,6 +50,12 @@ pub enum JournalError {
     Symlink { path: PathBuf },
     #[error("{path}: a value nested deeper than {MAX_DEPTH} levels cannot be journaled")]
     TooDeep { path: PathBuf },
+    #[error(
+        "{} may be a runbook that moved, and more than one journal left at an old place fits it:\n  {}\n  move the runbook back to the place whose journal is its own, or remove the others",
+        runbook.display(),
+        candidates.join("\n  ")
+    )]
+    MovedAmbiguous { runbook: PathBuf, candidates: Vec<String> },
 }
 
 fn io(path: &Path, e: std::io::Error) -> JournalError {
@@ -294,11 +300,12 @@ pub fn now() -> String {
     jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
-/// The directory that holds one runbook's runs: the file stem and a hash of its path.
+/// The directory that holds one runbook's runs: the stem and a hash of the file's real path (a
+/// symbolic link to it names the same directory). [`locate`] finds it after a move.
 pub fn dir_for(state_dir: &Path, runbook: &Path) -> PathBuf {
-    let canonical = std::fs::canonicalize(runbook).unwrap_or_else(|_| runbook.to_path_buf());
+    let canonical = moved::real_path(runbook);
     let digest = Sha256::digest(canonical.to_string_lossy().as_bytes());
-    let stem = runbook
+    let stem = canonical
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "runbook".into());
@@ -571,10 +578,12 @@ impl Journal {
 }
 
 mod files;
+mod moved;
 mod read;
 
 use files::*;
 pub use files::{depth, digest_key, os_user, read_lines};
+pub use moved::{Located, adopt, locate};
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -12,7 +12,7 @@ use crate::common::{Moto, Test, block_on, sdk};
 use serde_json::Value;
 
 /// What the tests take away: a user with an assignment in two accounts.
-struct Seeded {
+pub(crate) struct Seeded {
     instance: String,
     store: String,
     user_id: String,
@@ -20,7 +20,7 @@ struct Seeded {
     accounts: Vec<String>,
 }
 
-fn seed(endpoint: &str, user: &str) -> Seeded {
+pub(crate) fn seed(endpoint: &str, user: &str) -> Seeded {
     block_on(async {
         let ctx = sdk(endpoint);
         let sso = ctx.sso_admin(None).await.expect("client");
@@ -76,7 +76,7 @@ fn seed(endpoint: &str, user: &str) -> Seeded {
 }
 
 /// Users in the store, and the assignments of the permission set in each seeded account.
-fn left(endpoint: &str, s: &Seeded) -> (usize, usize) {
+pub(crate) fn left(endpoint: &str, s: &Seeded) -> (usize, usize) {
     block_on(async {
         let ctx = sdk(endpoint);
         let users = ctx
@@ -259,7 +259,7 @@ fn delete_assignment(s: &Seeded, account: &str) -> String {
     )
 }
 
-fn delete_user(s: &Seeded, attrs: &str) -> String {
+pub(crate) fn delete_user(s: &Seeded, attrs: &str) -> String {
     format!(
         "# Remove\n\n```aws identitystore:DeleteUser id=del{attrs}\nIdentityStoreId = \"{}\"\nUserId = \"{}\"\n```\n",
         s.store, s.user_id

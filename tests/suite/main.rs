@@ -13,6 +13,7 @@ mod crash;
 mod faults;
 mod kill_points;
 mod lost_answers;
+mod moved;
 mod new_account;
 mod prompts;
 mod props;

@@ -177,6 +177,23 @@ pub(crate) fn load_checked(file: &Path, color: bool) -> Result<(Source, Runbook)
     Ok((source, runbook))
 }
 
+/// The journal directory of a runbook, wherever it was left (it may have moved); changes
+/// nothing.
+fn located(state_dir: &Path, runbook: &Runbook) -> Result<PathBuf, Exit> {
+    match journal::locate(state_dir, Path::new(&runbook.path), &runbook.title) {
+        Ok(found) => {
+            if let Some(from) = found.moved_from {
+                eprintln!(
+                    "note: this runbook moved from {}; its journal is read from there",
+                    from.display()
+                );
+            }
+            Ok(found.dir)
+        }
+        Err(e) => Err(usage(&e.to_string())),
+    }
+}
+
 fn load_unchecked(file: &Path, color: bool) -> Result<Runbook, Exit> {
     match load::read(file) {
         Ok(s) => Ok(analyzer::check(&s, Registry::shared()).0),

@@ -12,7 +12,10 @@ pub async fn plan(args: PlanArgs, color: bool) -> Exit {
     let say = |s: &str| {
         let _ = crate::ui::print_out(&redactor.text(&crate::ui::sanitize(s)));
     };
-    let runbook_dir = journal::dir_for(&args.state_dir, Path::new(&runbook.path));
+    let runbook_dir = match located(&args.state_dir, &runbook) {
+        Ok(d) => d,
+        Err(e) => return e,
+    };
     let last = match pick_run(&runbook_dir, args.run.as_deref(), false) {
         Ok(r) => r,
         Err(e) => {

@@ -7,7 +7,10 @@ pub fn status(file: &Path, state_dir: &Path, run: Option<&str>, json_out: bool, 
         Ok(r) => r,
         Err(e) => return e,
     };
-    let dir = journal::dir_for(state_dir, Path::new(&runbook.path));
+    let dir = match located(state_dir, &runbook) {
+        Ok(d) => d,
+        Err(e) => return e,
+    };
     let picked = match pick_run(&dir, run, true) {
         Ok(s) => s,
         Err(e) => {
@@ -101,7 +104,10 @@ pub fn runs(file: &Path, state_dir: &Path, json_out: bool, color: bool) -> Exit 
         Ok(r) => r,
         Err(e) => return e,
     };
-    let dir = journal::dir_for(state_dir, Path::new(&runbook.path));
+    let dir = match located(state_dir, &runbook) {
+        Ok(d) => d,
+        Err(e) => return e,
+    };
     let runs = match Journal::runs(&dir) {
         Ok(r) => r,
         Err(e) => {

@@ -325,7 +325,28 @@ pub async fn run(source: Source, runbook: Runbook, ctx: Context, opts: RunOption
             return Exit::Usage;
         }
     };
-    let runbook_dir = journal::dir_for(&opts.state_dir, Path::new(&runbook.path));
+    let runbook_dir = match journal::adopt(&opts.state_dir, Path::new(&runbook.path), &runbook.title) {
+        Ok(found) => {
+            if let Some(from) = found.moved_from {
+                ui.note(&format!(
+                    "this runbook moved from {}; its journal moved with it",
+                    from.display()
+                ));
+            }
+            found.dir
+        }
+        Err(e @ JournalError::MovedAmbiguous { .. }) => {
+            ui.error(&format!("runbook: {e}\n  nothing was run"));
+            return Exit::Usage;
+        }
+        Err(e) => {
+            ui.error(&format!(
+                "runbook: cannot keep the journal in {}: {e}\n  nothing was run; fix it or choose another --state-dir (RUNBOOK_STATE_DIR)",
+                opts.state_dir.display()
+            ));
+            return Exit::Usage;
+        }
+    };
     let key = match journal::digest_key(&runbook_dir) {
         Ok(k) => k,
         Err(e) => {
