@@ -146,6 +146,24 @@ pub struct Context {
     run_dir: Option<Arc<PathBuf>>,
 }
 
+/// The one client factory: an SDK client of `$sdk` from the shared configuration, with the
+/// throttle watch every client reports to, the family's request pace when the family has one
+/// (`Limits`), and a region when the service needs its own. The SDK's config builders share no
+/// trait, hence a macro.
+macro_rules! client {
+    ($ctx:expr, $sdk:ident, $family:literal, $region:expr) => {{
+        let sdk = $ctx.sdk().await?;
+        let mut b = $sdk::config::Builder::from(sdk).interceptor($ctx.watch());
+        if let Some((http, watch)) = $ctx.paced(sdk, $family) {
+            b = b.http_client(http).interceptor(watch);
+        }
+        if let Some(r) = $region {
+            b = b.region(Region::new(r.to_string()));
+        }
+        Ok($sdk::Client::from_conf(b.build()))
+    }};
+}
+
 impl Context {
     /// A context that keeps AWS's published limits ([`Limits::published`]).
     pub fn new(aws: AwsOptions, state_dir: impl Into<PathBuf>, poll: PollSettings) -> Self {
@@ -342,66 +360,31 @@ impl Context {
     }
 
     pub async fn sts(&self) -> Result<aws_sdk_sts::Client, PluginError> {
-        let conf = aws_sdk_sts::config::Builder::from(self.sdk().await?)
-            .interceptor(self.watch())
-            .build();
-        Ok(aws_sdk_sts::Client::from_conf(conf))
+        client!(self, aws_sdk_sts, "sts", None::<&str>)
     }
 
+    /// IAM is global and answers in us-east-1.
     pub async fn iam(&self) -> Result<aws_sdk_iam::Client, PluginError> {
-        let conf = aws_sdk_iam::config::Builder::from(self.sdk().await?)
-            .region(Region::new("us-east-1"))
-            .interceptor(self.watch())
-            .build();
-        Ok(aws_sdk_iam::Client::from_conf(conf))
+        client!(self, aws_sdk_iam, "iam", Some("us-east-1"))
     }
 
     /// Organizations is global and answers in us-east-1.
     pub async fn organizations(&self) -> Result<aws_sdk_organizations::Client, PluginError> {
-        let sdk = self.sdk().await?;
-        let mut b = aws_sdk_organizations::config::Builder::from(sdk)
-            .region(Region::new("us-east-1"))
-            .interceptor(self.watch());
-        if let Some((http, watch)) = self.paced(sdk, "organizations") {
-            b = b.http_client(http).interceptor(watch);
-        }
-        Ok(aws_sdk_organizations::Client::from_conf(b.build()))
+        client!(self, aws_sdk_organizations, "organizations", Some("us-east-1"))
     }
 
     /// The Support API answers in us-east-1 only.
     pub async fn support(&self) -> Result<aws_sdk_support::Client, PluginError> {
-        let sdk = self.sdk().await?;
-        let mut b = aws_sdk_support::config::Builder::from(sdk)
-            .region(Region::new("us-east-1"))
-            .interceptor(self.watch());
-        if let Some((http, watch)) = self.paced(sdk, "support") {
-            b = b.http_client(http).interceptor(watch);
-        }
-        Ok(aws_sdk_support::Client::from_conf(b.build()))
+        client!(self, aws_sdk_support, "support", Some("us-east-1"))
     }
 
     /// sso-admin in the Identity Center home region (default: the configured region).
     pub async fn sso_admin(&self, region: Option<&str>) -> Result<aws_sdk_ssoadmin::Client, PluginError> {
-        let sdk = self.sdk().await?;
-        let mut b = aws_sdk_ssoadmin::config::Builder::from(sdk).interceptor(self.watch());
-        if let Some((http, watch)) = self.paced(sdk, "sso-admin") {
-            b = b.http_client(http).interceptor(watch);
-        }
-        if let Some(r) = region {
-            b = b.region(Region::new(r.to_string()));
-        }
-        Ok(aws_sdk_ssoadmin::Client::from_conf(b.build()))
+        client!(self, aws_sdk_ssoadmin, "sso-admin", region)
     }
 
+    /// identitystore in the Identity Center home region (default: the configured region).
     pub async fn identitystore(&self, region: Option<&str>) -> Result<aws_sdk_identitystore::Client, PluginError> {
-        let sdk = self.sdk().await?;
-        let mut b = aws_sdk_identitystore::config::Builder::from(sdk).interceptor(self.watch());
-        if let Some((http, watch)) = self.paced(sdk, "identitystore") {
-            b = b.http_client(http).interceptor(watch);
-        }
-        if let Some(r) = region {
-            b = b.region(Region::new(r.to_string()));
-        }
-        Ok(aws_sdk_identitystore::Client::from_conf(b.build()))
+        client!(self, aws_sdk_identitystore, "identitystore", region)
     }
 }

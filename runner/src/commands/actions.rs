@@ -7,22 +7,16 @@ use std::fmt::Write as _;
 use runbook_plugins::Registry;
 use runbook_plugins::call::{self, NameError};
 
-use crate::exit::Exit;
+use super::CommandError;
 
 /// The generic call's rules, as the reference and the terminal both say them.
 pub const CALL_RULES: &str = "`aws SERVICE:Operation` calls any operation of organizations, sso-admin, identitystore, support (JSON protocol), iam or sts (query protocol) by its API name. The body is the request in the API's member names (PascalCase, nested tables and arrays as the API shapes them); the outputs are the response as a map (`steps.ID.Accounts[0].Id`). Names and types are checked by `runbook check` against AWS's service models. An operation whose name starts with Describe, List or Get reads; any other changes AWS (`mutates=true|false` overrides). `plan` makes the reads and shows the changes without sending them. A change passes the guard and journals its intent before it is sent; after an unknown outcome (lost answer, 5xx, timeout, crash) a re-run stops and asks (answer `resend = true` under [steps.ID]) unless the step says `on-unknown=retry`.";
 
-pub fn run(name: Option<&str>) -> Exit {
+pub fn run(name: Option<&str>) -> Result<(), CommandError> {
     let registry = Registry::shared();
     let text = match name {
         None => overview(registry),
-        Some(n) if call::is_call(n) => match operation(n) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("runbook: {e}");
-                return Exit::Usage;
-            }
-        },
+        Some(n) if call::is_call(n) => operation(n).map_err(CommandError::Usage)?,
         Some(n) => match registry.get(n).or_else(|| registry.get(&format!("net.{n}"))) {
             Some(a) => action(a.info()),
             None if call::service(n).is_some() => service(n),
@@ -31,14 +25,15 @@ pub fn run(name: Option<&str>) -> Exit {
                 let hint = crate::suggest::closest(n, &names)
                     .map(|c| format!("; did you mean `{c}`?"))
                     .unwrap_or_default();
-                eprintln!("runbook: no action `{n}`{hint} (`runbook actions` lists them)");
-                return Exit::Usage;
+                return Err(CommandError::Usage(format!(
+                    "no action `{n}`{hint} (`runbook actions` lists them)"
+                )));
             }
         },
     };
     // A closed pipe (`runbook actions | head`) is not an error.
     let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
-    Exit::Done
+    Ok(())
 }
 
 fn overview(registry: &Registry) -> String {

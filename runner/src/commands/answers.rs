@@ -8,17 +8,17 @@ fn toml_str(s: &str) -> String {
 }
 
 /// `runbook answers FILE`: a commented answers file to fill in.
-pub(super) fn answers_template(file: &std::path::Path, color: bool) -> Exit {
+pub(super) fn answers_template(file: &std::path::Path, color: bool) -> Result<(), CommandError> {
     let source = match load::read(file) {
         Ok(s) => s,
         Err(d) => {
             report(&[d], color);
-            return Exit::Usage;
+            return Err(CommandError::Diagnosed);
         }
     };
     let (rb, diags) = analyzer::check(&source, Registry::shared());
     if report(&diags, color) {
-        return Exit::Usage;
+        return Err(CommandError::Diagnosed);
     }
     let clean = |s: &str| crate::ui::sanitize(s).replace('\n', " ");
     let mut o = String::new();
@@ -92,5 +92,5 @@ pub(super) fn answers_template(file: &std::path::Path, color: bool) -> Exit {
         o.push('\n');
     }
     let _ = crate::ui::print_out(o.trim_end());
-    Exit::Done
+    Ok(())
 }

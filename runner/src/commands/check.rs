@@ -2,7 +2,7 @@
 
 use super::*;
 
-pub(super) fn check(paths: &[PathBuf], json: bool, color: bool) -> Exit {
+pub(super) fn check(paths: &[PathBuf], json: bool, color: bool) -> Result<(), CommandError> {
     let (books, diags) = analyse(paths);
     // A capped file's closing note counts what it left out.
     let errors: usize = diags
@@ -43,5 +43,9 @@ pub(super) fn check(paths: &[PathBuf], json: bool, color: bool) -> Exit {
             plural(warnings)
         );
     }
-    if errors > 0 { Exit::Usage } else { Exit::Done }
+    if errors > 0 {
+        Err(CommandError::Diagnosed)
+    } else {
+        Ok(())
+    }
 }

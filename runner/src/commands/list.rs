@@ -2,7 +2,7 @@
 
 use super::*;
 
-pub(super) fn list(paths: &[PathBuf], json: bool, color: bool) -> Exit {
+pub(super) fn list(paths: &[PathBuf], json: bool, color: bool) -> Result<(), CommandError> {
     let paths = if paths.is_empty() {
         vec![PathBuf::from("runbooks")]
     } else {
@@ -45,5 +45,9 @@ pub(super) fn list(paths: &[PathBuf], json: bool, color: bool) -> Exit {
         }
     }
     report(&errors, color);
-    if errors.is_empty() { Exit::Done } else { Exit::Usage }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(CommandError::Diagnosed)
+    }
 }

@@ -24,6 +24,7 @@ use crate::{analyzer, eval, inputs, load};
 mod actions;
 mod answers;
 mod check;
+mod error;
 mod list;
 mod plan;
 mod render;
@@ -31,8 +32,15 @@ mod run;
 mod status;
 
 pub(crate) use actions::CALL_RULES;
+pub use error::CommandError;
 
+/// Runs one subcommand; its exit code is chosen, and its closing message printed, in one place
+/// ([`error::finish`]).
 pub fn dispatch(cli: Cli) -> Exit {
+    error::finish(execute(cli))
+}
+
+fn execute(cli: Cli) -> Result<(), CommandError> {
     let color = use_color(cli.color);
     match cli.command {
         Command::Check { paths, json } => check::check(&paths, json, color),
@@ -44,7 +52,7 @@ pub fn dispatch(cli: Cli) -> Exit {
             clap_complete::generate(shell, &mut Cli::command(), "runbook", &mut buf);
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(&buf).and_then(|()| out.flush());
-            Exit::Done
+            Ok(())
         }
         Command::Run(args) => runtime(|| run::run(args, color, None)),
         Command::Rehearse(args) => runtime(|| {
@@ -69,10 +77,10 @@ pub fn dispatch(cli: Cli) -> Exit {
     }
 }
 
-fn runtime<F, Fut>(f: F) -> Exit
+fn runtime<F, Fut>(f: F) -> Result<(), CommandError>
 where
     F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = Exit>,
+    Fut: std::future::Future<Output = Result<(), CommandError>>,
 {
     match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => {
@@ -82,10 +90,7 @@ where
             rt.shutdown_background();
             exit
         }
-        Err(e) => {
-            eprintln!("runbook: cannot start the async runtime: {e}");
-            Exit::StepFailed
-        }
+        Err(e) => Err(CommandError::Failed(format!("cannot start the async runtime: {e}"))),
     }
 }
 
@@ -143,43 +148,38 @@ fn plural(n: usize) -> &'static str {
 }
 
 /// AWS's published limits with the operator's `--rate` and `--in-progress` overrides.
-fn limits(a: &AwsArgs) -> Result<Limits, Exit> {
+fn limits(a: &AwsArgs) -> Result<Limits, CommandError> {
     let mut l = Limits::published();
     for spec in &a.rates {
-        l.set_rate(spec).map_err(|e| usage(&format!("--rate {e}")))?;
+        l.set_rate(spec)
+            .map_err(|e| CommandError::Usage(format!("--rate {e}")))?;
     }
     for spec in &a.in_progress {
         l.set_in_progress(spec)
-            .map_err(|e| usage(&format!("--in-progress {e}")))?;
+            .map_err(|e| CommandError::Usage(format!("--in-progress {e}")))?;
     }
     Ok(l)
 }
 
-fn usage(message: &str) -> Exit {
-    eprintln!("runbook: {message}");
-    Exit::Usage
-}
-
 /// Loads a runbook and refuses to run one that `check` would reject.
-pub(crate) fn load_checked(file: &Path, color: bool) -> Result<(Source, Runbook), Exit> {
+pub(crate) fn load_checked(file: &Path, color: bool) -> Result<(Source, Runbook), CommandError> {
     let source = load::read(file).map_err(|d| {
         report(&[d], color);
-        Exit::Usage
+        CommandError::Diagnosed
     })?;
     let (runbook, diags) = analyzer::check(&source, Registry::shared());
     if report(&diags, color) {
-        eprintln!(
-            "runbook: {} has errors; fix them before running (see `runbook check`)",
+        return Err(CommandError::Usage(format!(
+            "{} has errors; fix them before running (see `runbook check`)",
             file.display()
-        );
-        return Err(Exit::Usage);
+        )));
     }
     Ok((source, runbook))
 }
 
 /// The journal directory of a runbook, wherever it was left (it may have moved); changes
 /// nothing.
-fn located(state_dir: &Path, runbook: &Runbook) -> Result<PathBuf, Exit> {
+fn located(state_dir: &Path, runbook: &Runbook) -> Result<PathBuf, CommandError> {
     match journal::locate(state_dir, Path::new(&runbook.path), &runbook.title) {
         Ok(found) => {
             if let Some(from) = found.moved_from {
@@ -190,16 +190,16 @@ fn located(state_dir: &Path, runbook: &Runbook) -> Result<PathBuf, Exit> {
             }
             Ok(found.dir)
         }
-        Err(e) => Err(usage(&e.to_string())),
+        Err(e) => Err(CommandError::Usage(e.to_string())),
     }
 }
 
-fn load_unchecked(file: &Path, color: bool) -> Result<Runbook, Exit> {
+fn load_unchecked(file: &Path, color: bool) -> Result<Runbook, CommandError> {
     match load::read(file) {
         Ok(s) => Ok(analyzer::check(&s, Registry::shared()).0),
         Err(d) => {
             report(&[d], color);
-            Err(Exit::Usage)
+            Err(CommandError::Diagnosed)
         }
     }
 }

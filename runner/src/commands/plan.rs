@@ -2,71 +2,39 @@
 
 use super::*;
 
-pub async fn plan(args: PlanArgs, color: bool) -> Exit {
-    let (source, runbook) = match load_checked(&args.file, color) {
-        Ok(x) => x,
-        Err(e) => return e,
-    };
+pub async fn plan(args: PlanArgs, color: bool) -> Result<(), CommandError> {
+    let (source, runbook) = load_checked(&args.file, color)?;
     let redactor = crate::redact::Redactor::default();
     redactor.add_credentials_from_env();
     let say = |s: &str| {
         let _ = crate::ui::print_out(&redactor.text(&crate::ui::sanitize(s)));
     };
-    let runbook_dir = match located(&args.state_dir, &runbook) {
-        Ok(d) => d,
-        Err(e) => return e,
-    };
-    let last = match pick_run(&runbook_dir, args.run.as_deref(), false) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("runbook: {e}");
-            return Exit::Usage;
-        }
-    };
+    let runbook_dir = located(&args.state_dir, &runbook)?;
+    let last = pick_run(&runbook_dir, args.run.as_deref(), false).map_err(|e| CommandError::Usage(e.to_string()))?;
     let state = last.as_ref().map(|r| r.state.clone());
-    let limits = match limits(&args.aws) {
-        Ok(l) => l,
-        Err(e) => return e,
-    };
+    let limits = limits(&args.aws)?;
     let ctx = Context::with_limits(aws_options(&args.aws), &runbook_dir, poll_settings(), limits);
     let answers = match &args.answers {
-        Some(p) => match inputs::Answers::load(p) {
-            Ok(a) => a,
-            Err(e) => {
-                eprintln!("runbook: {e}");
-                return Exit::Usage;
-            }
-        },
+        Some(p) => inputs::Answers::load(p).map_err(|e| CommandError::Usage(e.to_string()))?,
         None => inputs::Answers::default(),
     };
-    let flags = match inputs::flags(&args.inputs)
+    let flags = inputs::flags(&args.inputs)
         .and_then(|f| inputs::check_known(&runbook.settings.inputs, &f, &answers).map(|()| f))
-    {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("runbook: {e}");
-            return Exit::Usage;
-        }
-    };
+        .map_err(|e| CommandError::Usage(e.to_string()))?;
     let stored = state.as_ref().map(|s| s.inputs.clone()).unwrap_or_default();
     let src = inputs::Sources {
         flags: &flags,
         answers: &answers,
         stored: &stored,
     };
-    let resolved = match inputs::resolve(
+    let resolved = inputs::resolve(
         &runbook.settings.inputs,
         None,
         &src,
         inputs::WhenMissing::Leave,
         &|_, _| Err(std::io::Error::other("plan asks nothing")),
-    ) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("runbook: {}", crate::ui::sanitize(&e.to_string()));
-            return Exit::Usage;
-        }
-    };
+    )
+    .map_err(|e| CommandError::Usage(crate::ui::sanitize(&e.to_string())))?;
     // Secrets are registered before anything is printed, and everything printed passes the
     // redactor: a plan shows what would happen, never a secret.
     let mut env = eval::Env {
@@ -129,10 +97,10 @@ pub async fn plan(args: PlanArgs, color: bool) -> Exit {
         });
     }
     if walked.errors {
-        Exit::StepFailed
+        Err(CommandError::StepFailed)
     } else if walked.pending && args.detailed_exitcode {
-        Exit::ChangesPending
+        Err(CommandError::ChangesPending)
     } else {
-        Exit::Done
+        Ok(())
     }
 }

@@ -8,7 +8,7 @@ pub(super) fn render(
     out: &std::path::Path,
     serve: Option<&str>,
     color: bool,
-) -> Exit {
+) -> Result<(), CommandError> {
     use crate::render::RenderError;
     let started = std::time::Instant::now();
     match crate::render::render(book, runbooks, out) {
@@ -21,27 +21,19 @@ pub(super) fn render(
         ),
         Err(RenderError::Runbooks(dir, diags)) => {
             report(&diags, color);
-            eprintln!("runbook: not rendered: the runbooks in {dir} have errors");
-            return Exit::Usage;
+            return Err(CommandError::Usage(format!(
+                "not rendered: the runbooks in {dir} have errors"
+            )));
         }
         Err(RenderError::Pages(diags)) => {
             report(&diags, color);
-            eprintln!("runbook: not rendered: the book's pages have errors");
-            return Exit::Usage;
+            return Err(CommandError::Usage("not rendered: the book's pages have errors".into()));
         }
-        Err(e) => {
-            eprintln!("runbook: render: {e}");
-            return Exit::Usage;
-        }
+        Err(e) => return Err(CommandError::Usage(format!("render: {e}"))),
     }
-    let Some(addr) = serve else { return Exit::Done };
-    let listener = match std::net::TcpListener::bind(addr) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("runbook: cannot serve on {addr}: {e}");
-            return Exit::Usage;
-        }
-    };
+    let Some(addr) = serve else { return Ok(()) };
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|e| CommandError::Usage(format!("cannot serve on {addr}: {e}")))?;
     match listener.local_addr() {
         Ok(a) => {
             let _ = crate::ui::print_out(&format!("serving {} at http://{a}/ (Ctrl-C stops)", out.display()));
@@ -49,11 +41,5 @@ pub(super) fn render(
         Err(e) => eprintln!("runbook: {e}"),
     }
     let _ = std::io::stdout().flush();
-    match crate::render::serve::serve(listener, out.to_path_buf()) {
-        Ok(()) => Exit::Done,
-        Err(e) => {
-            eprintln!("runbook: serve: {e}");
-            Exit::StepFailed
-        }
-    }
+    crate::render::serve::serve(listener, out.to_path_buf()).map_err(|e| CommandError::Failed(format!("serve: {e}")))
 }

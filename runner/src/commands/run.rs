@@ -3,15 +3,9 @@
 use super::*;
 
 /// `run`, or with `rehearsal` the account to emulate, `rehearse`.
-pub async fn run(args: RunArgs, color: bool, rehearsal: Option<crate::emulator::Account>) -> Exit {
-    let (source, runbook) = match load_checked(&args.file, color) {
-        Ok(x) => x,
-        Err(e) => return e,
-    };
-    let limits = match limits(&args.aws) {
-        Ok(l) => l,
-        Err(e) => return e,
-    };
+pub async fn run(args: RunArgs, color: bool, rehearsal: Option<crate::emulator::Account>) -> Result<(), CommandError> {
+    let (source, runbook) = load_checked(&args.file, color)?;
+    let limits = limits(&args.aws)?;
     let state_dir = args.state_dir.clone();
     let mut aws = aws_options(&args.aws);
     let mut emulator = None;
@@ -35,8 +29,9 @@ pub async fn run(args: RunArgs, color: bool, rehearsal: Option<crate::emulator::
                 emulator = Some(e);
             }
             Err(e) => {
-                eprintln!("rehearse: cannot start the AWS emulator: {e}");
-                return Exit::StepFailed;
+                return Err(CommandError::Failed(format!(
+                    "rehearse: cannot start the AWS emulator: {e}"
+                )));
             }
         }
     }
@@ -49,16 +44,18 @@ pub async fn run(args: RunArgs, color: bool, rehearsal: Option<crate::emulator::
         match Registry::shared().get("organizations.ensure-organization") {
             Some(a) => {
                 if let Err(e) = a.apply(&ctx, json!({})).await {
-                    eprintln!("rehearse: creating the emulated organization failed: {e}");
                     if let Some(e) = emulator {
                         e.stop().await;
                     }
-                    return Exit::StepFailed;
+                    return Err(CommandError::Failed(format!(
+                        "rehearse: creating the emulated organization failed: {e}"
+                    )));
                 }
             }
             None => {
-                eprintln!("rehearse: no organizations action to create the emulated organization");
-                return Exit::StepFailed;
+                return Err(CommandError::Failed(
+                    "rehearse: no organizations action to create the emulated organization".into(),
+                ));
             }
         }
     }
@@ -83,5 +80,5 @@ pub async fn run(args: RunArgs, color: bool, rehearsal: Option<crate::emulator::
     if let Some(e) = emulator {
         e.stop().await;
     }
-    exit
+    CommandError::from_run(exit)
 }

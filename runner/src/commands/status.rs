@@ -2,31 +2,24 @@
 
 use super::*;
 
-pub fn status(file: &Path, state_dir: &Path, run: Option<&str>, json_out: bool, color: bool) -> Exit {
-    let runbook = match load_unchecked(file, color) {
-        Ok(r) => r,
-        Err(e) => return e,
-    };
-    let dir = match located(state_dir, &runbook) {
-        Ok(d) => d,
-        Err(e) => return e,
-    };
-    let picked = match pick_run(&dir, run, true) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("runbook: {e}");
-            return Exit::Usage;
-        }
-    };
+pub fn status(
+    file: &Path,
+    state_dir: &Path,
+    run: Option<&str>,
+    json_out: bool,
+    color: bool,
+) -> Result<(), CommandError> {
+    let runbook = load_unchecked(file, color)?;
+    let dir = located(state_dir, &runbook)?;
+    let picked = pick_run(&dir, run, true).map_err(|e| CommandError::Usage(e.to_string()))?;
     let all_runs = Journal::runs(&dir).unwrap_or_default();
     let Some(picked) = picked else {
         if let Some(n) = run {
-            eprintln!(
-                "runbook: {} has no run named `{n}` (see `runbook runs {}`)",
+            return Err(CommandError::Usage(format!(
+                "{} has no run named `{n}` (see `runbook runs {}`)",
                 runbook.path,
                 file.display()
-            );
-            return Exit::Usage;
+            )));
         }
         if json_out {
             out(&json!({ "runbook": runbook.path, "runs": 0 }).to_string());
@@ -37,7 +30,7 @@ pub fn status(file: &Path, state_dir: &Path, run: Option<&str>, json_out: bool, 
                 dir.display()
             ));
         }
-        return Exit::Done;
+        return Ok(());
     };
     let state = picked.state;
     let steps: Vec<Value> = runbook
@@ -96,25 +89,13 @@ pub fn status(file: &Path, state_dir: &Path, run: Option<&str>, json_out: bool, 
             }
         }
     }
-    Exit::Done
+    Ok(())
 }
 
-pub fn runs(file: &Path, state_dir: &Path, json_out: bool, color: bool) -> Exit {
-    let runbook = match load_unchecked(file, color) {
-        Ok(r) => r,
-        Err(e) => return e,
-    };
-    let dir = match located(state_dir, &runbook) {
-        Ok(d) => d,
-        Err(e) => return e,
-    };
-    let runs = match Journal::runs(&dir) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("runbook: {e}");
-            return Exit::Usage;
-        }
-    };
+pub fn runs(file: &Path, state_dir: &Path, json_out: bool, color: bool) -> Result<(), CommandError> {
+    let runbook = load_unchecked(file, color)?;
+    let dir = located(state_dir, &runbook)?;
+    let runs = Journal::runs(&dir).map_err(|e| CommandError::Usage(e.to_string()))?;
     if json_out {
         let v: Vec<Value> = runs
             .iter()
@@ -123,11 +104,11 @@ pub fn runs(file: &Path, state_dir: &Path, json_out: bool, color: bool) -> Exit 
             })
             .collect();
         out(&serde_json::to_string_pretty(&v).unwrap_or_default());
-        return Exit::Done;
+        return Ok(());
     }
     if runs.is_empty() {
         out(&format!("{}: never run", runbook.path));
-        return Exit::Done;
+        return Ok(());
     }
     out(&format!(
         "{:<40} {:<10} {:<12} {}",
@@ -136,7 +117,7 @@ pub fn runs(file: &Path, state_dir: &Path, json_out: bool, color: bool) -> Exit 
     for r in &runs {
         out(&run_line(r));
     }
-    Exit::Done
+    Ok(())
 }
 
 /// One run in a listing: name, kind, outcome, last update.
