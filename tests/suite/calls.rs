@@ -521,3 +521,57 @@ fn credentials_in_an_answer_are_secret_and_not_made_twice() {
     assert_eq!(resent.code, 0, "{resent:?}");
     assert_eq!(proxy.calls("CreateAccessKey"), 2, "sent when a person said so");
 }
+
+#[test]
+fn an_answer_a_step_cannot_take_is_refused_before_anything_is_sent() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            lose_answer_once: Some("DeleteUser".into()),
+            ..Rules::default()
+        },
+    );
+    let s = seed(&moto.endpoint, "leaving.admin");
+    let t = Test::new().file("r.md", delete_user(&s, "")).aws(&proxy.endpoint);
+    assert_eq!(t.run_args(&["run".into(), "r.md".into()]).code, 1);
+    let with = |answers: &str| {
+        std::fs::write(t.path("a.toml"), answers).expect("answers");
+        t.run_args(&["run".into(), "r.md".into(), "--answers".into(), "a.toml".into()])
+    };
+    // "yes" is not yes: it used to read as no answer, and the run asked for `resend = true`.
+    let yes = with("[steps.del]\nresend = \"yes\"\n");
+    assert_eq!(yes.code, 2, "{yes:?}");
+    assert!(yes.stderr.contains("`resend` must be true or false"), "{yes:?}");
+    // A manual step's answer on a call is a mistake, named with what the step takes.
+    let confirm = with("[steps.del]\nconfirm = true\n");
+    assert_eq!(confirm.code, 2, "{confirm:?}");
+    assert!(confirm.stderr.contains("takes only `resend`"), "{confirm:?}");
+    assert_eq!(proxy.calls("DeleteUser"), 1, "nothing was sent");
+}
+
+#[test]
+fn a_step_timeout_bounds_the_call_itself_and_the_rerun_asks() {
+    let moto = Moto::start();
+    // AWS deletes the user; its answer is held for 30 s, well inside the attempt timeout.
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            slow_answers: 1,
+            slow_by: std::time::Duration::from_secs(30),
+            slow_op: Some("DeleteUser".into()),
+            ..Rules::default()
+        },
+    );
+    let s = seed(&moto.endpoint, "leaving.admin");
+    let t = Test::new()
+        .file("r.md", delete_user(&s, " timeout=2s"))
+        .aws(&proxy.endpoint);
+    let out = t.run_args(&["run".into(), "r.md".into()]);
+    assert_eq!(out.code, 1, "the step gave up at its timeout: {out:?}");
+    assert!(out.all().contains("timeout=2s ran out"), "{out:?}");
+    assert_eq!(left(&moto.endpoint, &s).0, 0, "AWS acted");
+    let again = t.run_args(&["run".into(), "r.md".into(), "--yes".into()]);
+    assert_eq!(again.code, 3, "the call in flight is an unknown outcome: {again:?}");
+    assert_eq!(proxy.calls("DeleteUser"), 1, "not sent again");
+}

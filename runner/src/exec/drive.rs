@@ -22,12 +22,21 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
         return Exit::Usage;
     }
     let linked = followup::linked(rb);
-    for sid in shared.answers.steps.keys().filter(|_| opts.failed.is_none()) {
-        if rb.step(sid).is_none() && !linked.iter().any(|l| l.step(sid).is_some()) {
+    for (sid, given) in shared.answers.steps.iter().filter(|_| opts.failed.is_none()) {
+        let Some(step) = rb.step(sid).or_else(|| linked.iter().find_map(|l| l.step(sid))) else {
             shared.ui.error(&format!(
                 "runbook: answers file names step `{sid}`, which {} does not have",
                 rb.path
             ));
+            return Exit::Usage;
+        };
+        let sends_text = step
+            .executor
+            .action()
+            .and_then(|a| shared.registry.get(&a))
+            .is_some_and(|a| a.info().sends_text);
+        if let Err(e) = answers_fit(step, sends_text, given) {
+            shared.ui.error(&format!("runbook: answers file, [steps.{sid}]: {e}"));
             return Exit::Usage;
         }
     }
@@ -508,4 +517,36 @@ fn fail(shared: &Shared, step: &Step, message: &str, hint: Option<String>) -> Ex
     }
     shared.ui.error(&text);
     Exit::StepFailed
+}
+
+/// What an answers file may say to a step: a manual step's `confirm` (and its questions, which
+/// the step checks when it asks), a call's `resend`, the `confirm` of an action that sends text
+/// to AWS, each a boolean; nothing to any other step.
+/// A value that is almost right (`resend = "yes"`) would otherwise read as no answer at all.
+fn answers_fit(
+    step: &Step,
+    sends_text: bool,
+    given: &std::collections::BTreeMap<String, toml::Value>,
+) -> Result<(), String> {
+    let takes: &[&str] = match &step.executor {
+        crate::model::Executor::Manual => &["confirm"],
+        e if e.call().is_some() => &["resend"],
+        // An action that sends text to AWS (a support case) shows it and asks first.
+        _ if sends_text => &["confirm"],
+        _ => &[],
+    };
+    for (k, v) in given {
+        if takes.contains(&k.as_str()) {
+            if !v.is_bool() {
+                return Err(format!("`{k}` must be true or false, not {v}"));
+            }
+        } else if !matches!(step.executor, crate::model::Executor::Manual) {
+            let what = step.executor.word();
+            return Err(match takes {
+                [] => format!("this `{what}` step takes no answers (`{k}` given)"),
+                _ => format!("`{k}`: this `{what}` step takes only `{}`", takes.join("`, `")),
+            });
+        }
+    }
+    Ok(())
 }

@@ -121,6 +121,25 @@ pub(super) async fn run_with_retries(
     }
 }
 
+/// Never, without a deadline.
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn timed_out(step: &Step) -> StepError {
+    let given = step.attrs.timeout.as_ref().map(|t| t.value.as_str()).unwrap_or("?");
+    StepError::Failed {
+        message: format!("timed out: the step's timeout={given} ran out while it waited for AWS"),
+        hint: Some(
+            "a call in flight may have taken effect; running again looks (or asks) before anything is sent again"
+                .into(),
+        ),
+    }
+}
+
 /// Text that goes to AWS (a support case) is shown, then confirmed: by `--yes`, by
 /// `[steps.ID] confirm = true` in the answers file, or by the person at the terminal.
 fn confirm_text(shared: &Arc<Shared>, step: &Step, params: &Value) -> Result<(), StepError> {
@@ -177,6 +196,33 @@ pub(super) async fn run_once(
     memo: Option<Arc<Memo>>,
     deadline: Option<Instant>,
 ) -> Result<Outcome, StepError> {
+    match &step.executor {
+        Executor::Aws { .. } | Executor::Net { .. } => {
+            // `timeout=` bounds the call itself, not only the polling after it: an action's own
+            // deadline (its polls say which request is still running) comes first, this is the
+            // backstop for a call that does not come back.
+            let bound = timeout(step).map(|t| Instant::now() + t + GRACE);
+            tokio::select! {
+                r = run_action(shared, step, env, item, params, memo) => r,
+                () = until(bound) => Err(timed_out(step)),
+            }
+        }
+        Executor::Manual => super::person::run_manual(shared, step, env, item.map(|(v, _)| v), deadline).await,
+        Executor::Rhai => super::script::run_rhai(shared, step, env, item.map(|(v, _)| v), deadline).await,
+    }
+}
+
+/// How long past `timeout=` an action has to report its own deadline before it is cut off.
+const GRACE: Duration = Duration::from_secs(2);
+
+async fn run_action(
+    shared: &Arc<Shared>,
+    step: &Step,
+    env: &Env,
+    item: Option<(&Value, String)>,
+    params: Option<Value>,
+    memo: Option<Arc<Memo>>,
+) -> Result<Outcome, StepError> {
     if let Some(name) = step.executor.call() {
         let params = params.ok_or_else(|| StepError::failed("parameters were not resolved"))?;
         return super::call::run(shared, step, env, name, item.map(|(_, k)| k), params).await;
@@ -198,7 +244,6 @@ pub(super) async fn run_once(
             let ctx = shared.context_for(step, item.map(|(_, k)| k), memo);
             Ok(Outcome::public(action.apply(&ctx, params).await?))
         }
-        Executor::Manual => super::person::run_manual(shared, step, env, item.map(|(v, _)| v), deadline).await,
-        Executor::Rhai => super::script::run_rhai(shared, step, env, item.map(|(v, _)| v), deadline).await,
+        Executor::Manual | Executor::Rhai => Err(StepError::failed("not an action step")),
     }
 }
