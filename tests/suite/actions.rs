@@ -17,7 +17,7 @@ fn iam_checks() {
     let t = Test::new().aws(&moto.endpoint);
     // moto reports AccountMFAEnabled = 0: the check must fail and say why.
     let out = run(&t, "# MFA\n\n```aws iam.check-root-mfa id=mfa\n```\n");
-    assert_eq!(out.code, 1, "{out:?}");
+    out.code_is(1);
     assert!(
         out.stderr
             .contains("MFA is not active for the root user of 123456789012 (AccountMFAEnabled = 0)"),
@@ -28,14 +28,12 @@ fn iam_checks() {
         "{out:?}"
     );
     let out = run(&t, "# Quota\n\n```aws iam.check-role-quota id=q\nmin_free = 10\n```\n");
-    assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stdout.contains("quota=1000"), "{out:?}");
+    out.code_is(0).stdout_has("quota=1000");
     let out = run(
         &t,
         "# Quota\n\n```aws iam.check-role-quota id=q\nmin_free = 5000\n```\n",
     );
-    assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains("IAM roles left"), "{out:?}");
+    out.code_is(1).stderr_has("IAM roles left");
 }
 
 #[test]
@@ -44,7 +42,7 @@ fn organization_checks_and_listing() {
     let t = Test::new().aws(&moto.endpoint);
     let out = run(&t, "# M\n\n```aws organizations.check-management-account id=m\n```\n");
     assert_eq!(out.code, 1, "no organization yet: {out:?}");
-    assert!(out.stderr.contains("is not in an organization"), "{out:?}");
+    out.stderr_has("is not in an organization");
     let text = r#"# Org
 
 ```aws organizations.ensure-organization id=org
@@ -68,9 +66,9 @@ print("ids: " + steps.l.ids.len());
 ```
 "#;
     let out = run(&t, text);
-    assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stdout.contains("management_account_id=123456789012"), "{out:?}");
-    assert!(out.stdout.contains("n=1"), "{out:?}");
+    out.code_is(0)
+        .stdout_has("management_account_id=123456789012")
+        .stdout_has("n=1");
 }
 
 #[test]
@@ -89,7 +87,7 @@ timeout = "1s"
 ```
 "#;
     let out = run(&t, text);
-    assert_eq!(out.code, 1, "{out:?}");
+    out.code_is(1);
     assert!(
         out.stderr
             .contains("timed out after 1s waiting for user nobody to be synced"),
@@ -114,15 +112,14 @@ case_id = "${steps.c.case_id}"
 "#;
     // Without a confirmation the case text is shown and nothing is sent.
     let out = run(&t, text);
-    assert_eq!(out.code, 3, "{out:?}");
+    out.code_is(3);
     assert!(
         out.stdout.contains("c sends this to AWS:") && out.stdout.contains("body: Please activate."),
         "{out:?}"
     );
-    assert!(out.stderr.contains("confirm = true under [steps.c]"), "{out:?}");
+    out.stderr_has("confirm = true under [steps.c]");
     let out = t.run_args(&["run".into(), "r.md".into(), "--yes".into()]);
-    assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stdout.contains("✓ s"), "{out:?}");
+    out.code_is(0).stdout_has("✓ s");
 }
 
 #[test]
@@ -146,8 +143,7 @@ fn net_reachability_reports_each_url() {
         "# Net\n\n```net check-reachable id=n\nurls = [\"http://127.0.0.1:{port}/start\", \"http://127.0.0.1:{closed}/login\"]\ntimeout = \"3s\"\n```\n"
     );
     let out = run(&t, &text);
-    assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains("1 of 2 URLs unreachable"), "{out:?}");
+    out.code_is(1).stderr_has("1 of 2 URLs unreachable");
     assert!(
         out.stderr.contains(&format!(
             "http://127.0.0.1:{closed}/login: connecting to 127.0.0.1:{closed} failed"
@@ -158,8 +154,7 @@ fn net_reachability_reports_each_url() {
         &t,
         &text.replace("timeout = \"3s\"", "timeout = \"3s\"\nrequire_all = false"),
     );
-    assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stdout.contains("failed=1"), "{out:?}");
+    out.code_is(0).stdout_has("failed=1");
 }
 
 #[test]
@@ -182,7 +177,7 @@ confirm = "ok?"
 "#;
     std::fs::write(t.path("r.md"), text).expect("write");
     let out = t.run_args(&["plan".into(), "r.md".into(), "--json".into()]);
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     let plan: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
     let rows = &plan["steps"];
     assert_eq!(rows[0]["verdict"], "would-create", "{rows}");
@@ -257,7 +252,7 @@ email = "ops@example.com"
     assert!(by("user")["details"].to_string().contains("user ops"), "{v}");
     assert_eq!(by("never")["verdict"], "skipped", "{v}");
     let text_plan = plan(&[]);
-    assert!(text_plan.stdout.contains("changes pending"), "{text_plan:?}");
+    text_plan.stdout_has("changes pending");
     // Nothing was changed by planning.
     for (op, _) in proxy.operations() {
         assert!(
@@ -266,10 +261,10 @@ email = "ops@example.com"
         );
     }
     let run = t.run_args(&["run".into(), "r.md".into()]);
-    assert_eq!(run.code, 0, "{run:?}");
+    run.code_is(0);
     let after = plan(&[]);
     assert_eq!(after.code, 0, "nothing to do after the run: {after:?}");
-    assert!(after.stdout.contains("nothing to do"), "{after:?}");
+    after.stdout_has("nothing to do");
 }
 
 /// `run --events -`: NDJSON on stdout, one event per line, each with the schema version, and the
@@ -361,7 +356,7 @@ fn long_term_root_keys_are_warned_about_and_session_credentials_are_not() {
         .file("r.md", text);
     let out = run(&keys, text);
     assert_eq!(out.code, 0, "a warning, not a failure: {out:?}");
-    assert!(out.stdout.contains("credentials=long-term is_root=true"), "{out:?}");
+    out.stdout_has("credentials=long-term is_root=true");
     assert!(
         out.all()
             .contains("these are long-term access keys of the ROOT user of 123456789012"),
@@ -375,8 +370,7 @@ fn long_term_root_keys_are_warned_about_and_session_credentials_are_not() {
         .env("AWS_SESSION_TOKEN", "session-token")
         .file("r.md", text);
     let out = run(&session, text);
-    assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stdout.contains("credentials=temporary is_root=true"), "{out:?}");
+    out.code_is(0).stdout_has("credentials=temporary is_root=true");
     assert!(!out.all().contains("long-term access keys"), "{out:?}");
     assert!(out.all().contains("you are signed in as the root user"), "{out:?}");
     // An IAM user's long-term keys are not the root's: no root-key warning.
@@ -384,8 +378,7 @@ fn long_term_root_keys_are_warned_about_and_session_credentials_are_not() {
         .aws(&moto.endpoint)
         .env("AWS_ACCESS_KEY_ID", "AKIAUSERKEY000000001");
     let out = run(&user, text);
-    assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stdout.contains("credentials=long-term is_root=false"), "{out:?}");
+    out.code_is(0).stdout_has("credentials=long-term is_root=false");
     assert!(!out.all().contains("ROOT user"), "{out:?}");
 }
 
@@ -408,7 +401,7 @@ fn the_root_mfa_check_refuses_to_report_on_another_account() {
         )
     };
     let other = check("111122223333");
-    assert_eq!(other.code, 1, "{other:?}");
+    other.code_is(1);
     assert!(
         other
             .stderr
@@ -421,7 +414,7 @@ fn the_root_mfa_check_refuses_to_report_on_another_account() {
         "nothing was read about the wrong account"
     );
     let same = check("123456789012");
-    assert_eq!(same.code, 0, "{same:?}");
+    same.code_is(0);
     assert!(
         same.stdout.contains("account_id=123456789012 mfa_enabled=true"),
         "{same:?}"
@@ -439,15 +432,14 @@ fn new_account_checks_and_account_names_checked_as_a_whole() {
         &t,
         "# M\n\n```aws organizations.check-management-account id=m\norganization_optional = true\nrequire_all_features = true\n```\n",
     );
-    assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stdout.contains("in_organization=false"), "{out:?}");
+    out.code_is(0).stdout_has("in_organization=false");
     assert!(out.all().contains("is in no organization yet"), "{out:?}");
     // Every problem of a list is named at once.
     let out = run(
         &t,
         "# N\n\n```aws organizations.check-account-names id=n\nnames = [\"AnyCompany-audit-prod\", \" \", \"Payments\", \"anycompany-audit-PROD\", \"x\"]\nemail_template = \"aws+{name}@example.com\"\nnaming_pattern = \"[A-Za-z0-9]+(-[A-Za-z0-9]+){2,}\"\n```\n",
     );
-    assert_eq!(out.code, 1, "{out:?}");
+    out.code_is(1);
     for says in [
         "3 problem(s) with the account list, nothing was created",
         "`Payments` does not follow the naming standard",
@@ -461,13 +453,12 @@ fn new_account_checks_and_account_names_checked_as_a_whole() {
         "# N\n\n```aws organizations.check-account-names id=n\nnames = [\"AnyCompany-audit-prod\", \"paulo-santos-testaccount\"]\nemail_template = \"aws+{name}@example.com\"\nnaming_pattern = \"[A-Za-z0-9]+(-[A-Za-z0-9]+){2,}\"\n```\n",
     );
     assert_eq!(out.code, 0, "the guide's own examples pass: {out:?}");
-    assert!(out.stdout.contains("count=2"), "{out:?}");
+    out.stdout_has("count=2");
     // A user looked up once, not waited for.
     let out = run(
         &t,
         "# U\n\n```aws sso-admin.find-instance id=ic\n```\n\n```aws identitystore.find-user id=u\nidentity_store_id = \"${steps.ic.identity_store_id}\"\nuser_name = \"nobody\"\n```\n",
     );
-    assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stdout.contains("found=false"), "{out:?}");
+    out.code_is(0).stdout_has("found=false");
     assert!(out.all().contains("IAM Identity Center has no user nobody"), "{out:?}");
 }

@@ -173,7 +173,7 @@ fn calls_by_name_in_both_protocols_answer_as_maps() {
         .aws(&moto.endpoint)
         .args(["run", "r.md"]);
     let out = t.run();
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     let seen = outputs(t.dir.path(), "seen");
     assert_eq!(seen["user"], "alice", "{seen}");
     assert_eq!(seen["created"], "alice", "{seen}");
@@ -235,9 +235,9 @@ UserId = "u-1"
         .aws(&proxy.endpoint)
         .args(["plan", "r.md"]);
     let out = t.run();
-    assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stdout.contains("would call iam:CreateUser"), "{out:?}");
-    assert!(out.stdout.contains("would call identitystore:DeleteUser"), "{out:?}");
+    out.code_is(0)
+        .stdout_has("would call iam:CreateUser")
+        .stdout_has("would call identitystore:DeleteUser");
     assert_eq!(
         proxy.calls("ListUsers"),
         1,
@@ -313,16 +313,14 @@ fn a_kill_between_intent_and_answer_does_not_repeat_the_call_blindly() {
     assert_eq!(left(&moto.endpoint, &s).0, 0, "AWS acted");
     // The re-run stops and asks; it does not send the call again.
     let again = t.run_args(&["run".into(), "r.md".into(), "--yes".into()]);
-    assert_eq!(again.code, 3, "{again:?}");
-    assert!(again.stderr.contains("outcome"), "{again:?}");
-    assert!(again.stderr.contains("resend = true"), "{again:?}");
+    again.code_is(3).stderr_has("outcome").stderr_has("resend = true");
     assert_eq!(proxy.calls("DeleteUser"), 1, "not repeated blindly");
     // A person who checked answers: it is sent again (and AWS says the user is gone).
     std::fs::write(t.path("a.toml"), "[steps.del]\nresend = true\n").expect("answers");
     let resent = t.run_args(&["run".into(), "r.md".into(), "--answers".into(), "a.toml".into()]);
     assert_eq!(proxy.calls("DeleteUser"), 2, "{resent:?}");
     // (moto answers a second DeleteUser with success; AWS would say ResourceNotFoundException.)
-    assert_eq!(resent.code, 0, "{resent:?}");
+    resent.code_is(0);
 }
 
 #[test]
@@ -341,8 +339,7 @@ fn a_lost_answer_is_an_unknown_outcome_and_on_unknown_retry_sends_again() {
         .aws(&proxy.endpoint)
         .args(["run", "r.md"]);
     let out = t.run();
-    assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains("outcome is unknown"), "{out:?}");
+    out.code_is(1).stderr_has("outcome is unknown");
     assert_eq!(
         proxy.calls("DeleteUser"),
         1,
@@ -360,7 +357,7 @@ fn a_lost_answer_is_an_unknown_outcome_and_on_unknown_retry_sends_again() {
 fn a_wrong_member_name_is_a_located_check_error_with_a_suggestion() {
     let text = "# Remove\n\n```aws identitystore:DeleteUser id=del\nIdentityStoreId = \"d-1\"\nUserID = \"u\"\n```\n\n```aws identitystore:DeleteUsers\n```\n\n```aws sso-admin:ListAccountAssignmentsForPrincipal id=l\nInstanceArn = \"arn\"\nPrincipalId = \"u\"\nPrincipalType = \"USERS\"\nMaxResults = \"ten\"\nFilter = { AccountId = 1 }\n```\n\n```rhai\nsteps.l.AccountAssignment\n```\n";
     let out = Test::new().file("r.md", text).args(["check", "r.md"]).run();
-    assert_eq!(out.code, 2, "{out:?}");
+    out.code_is(2);
     let e = &out.stderr;
     for want in [
         "r.md:5:1: error: `identitystore:DeleteUser` has no request member `UserID`",
@@ -392,7 +389,7 @@ fn removals_are_idempotent_and_a_permission_set_still_assigned_is_refused() {
         .aws(&proxy.endpoint)
         .args(["run", "ps.md"]);
     let refused = t.run();
-    assert_eq!(refused.code, 1, "{refused:?}");
+    refused.code_is(1);
     assert!(
         refused
             .stderr
@@ -408,7 +405,7 @@ fn removals_are_idempotent_and_a_permission_set_still_assigned_is_refused() {
     );
     let t = Test::new().file("all.md", &all).aws(&proxy.endpoint);
     let out = t.run_args(&["run".into(), "all.md".into()]);
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     assert_eq!(outputs(t.dir.path(), "a")["removed"], 2);
     assert_eq!(outputs(t.dir.path(), "a")["assignments"][0]["status"], "absent");
     assert_eq!(outputs(t.dir.path(), "u")["removed"], true);
@@ -416,7 +413,7 @@ fn removals_are_idempotent_and_a_permission_set_still_assigned_is_refused() {
     assert_eq!(left(&moto.endpoint, &s), (0, 0));
     // Everything already absent: success, nothing removed.
     let again = t.run_args(&["run".into(), "all.md".into(), "--restart".into()]);
-    assert_eq!(again.code, 0, "{again:?}");
+    again.code_is(0);
     assert_eq!(outputs(t.dir.path(), "a")["removed"], 0);
     assert_eq!(outputs(t.dir.path(), "u")["removed"], false);
     assert_eq!(outputs(t.dir.path(), "ps")["removed"], false);
@@ -436,8 +433,7 @@ fn the_offboarding_runbook_leaves_the_user_and_its_assignments_gone() {
             .display()
             .to_string(),
     ]);
-    assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stdout.contains("removed_assignments=2"), "{out:?}");
+    out.code_is(0).stdout_has("removed_assignments=2");
     assert_eq!(
         left(&moto.endpoint, &s),
         (0, 0),
@@ -460,7 +456,7 @@ fn a_result_in_the_transcript_but_not_the_state_file_is_not_sent_again() {
     );
     let t = Test::new().file("r.md", &text).aws(&proxy.endpoint);
     let first = t.run_args(&["run".into(), "r.md".into()]);
-    assert_eq!(first.code, 0, "{first:?}");
+    first.code_is(0);
     assert_eq!(proxy.calls("CreateUser"), 1);
     let user_id = outputs(t.dir.path(), "cu")["UserId"].clone();
     assert!(user_id.is_string(), "{user_id}");
@@ -475,7 +471,7 @@ fn a_result_in_the_transcript_but_not_the_state_file_is_not_sent_again() {
     state["outcome"] = Value::Null;
     std::fs::write(&state_path, state.to_string()).expect("write state");
     let again = t.run_args(&["run".into(), "r.md".into(), "--yes".into()]);
-    assert_eq!(again.code, 0, "{again:?}");
+    again.code_is(0);
     assert_eq!(proxy.calls("CreateUser"), 1, "not sent again: {again:?}");
     assert!(
         again.stdout.contains("finished before the last run stopped"),
@@ -495,7 +491,7 @@ fn credentials_in_an_answer_are_secret_and_not_made_twice() {
     let text = "# Key\n\n```aws iam:CreateUser id=u\nUserName = \"deploy\"\n```\n\n```aws iam:CreateAccessKey id=k\nUserName = \"deploy\"\n```\n";
     let t = Test::new().file("r.md", text).aws(&proxy.endpoint);
     let first = t.run_args(&["run".into(), "r.md".into()]);
-    assert_eq!(first.code, 0, "{first:?}");
+    first.code_is(0);
     assert_eq!(proxy.calls("CreateAccessKey"), 1);
     let key = outputs(t.dir.path(), "k");
     assert!(
@@ -513,12 +509,11 @@ fn credentials_in_an_answer_are_secret_and_not_made_twice() {
         }
     }
     let again = t.run_args(&["run".into(), "r.md".into(), "--yes".into()]);
-    assert_eq!(again.code, 3, "{again:?}");
-    assert!(again.stderr.contains("resend = true"), "{again:?}");
+    again.code_is(3).stderr_has("resend = true");
     assert_eq!(proxy.calls("CreateAccessKey"), 1, "no second key");
     std::fs::write(t.path("a.toml"), "[steps.k]\nresend = true\n").expect("answers");
     let resent = t.run_args(&["run".into(), "r.md".into(), "--answers".into(), "a.toml".into()]);
-    assert_eq!(resent.code, 0, "{resent:?}");
+    resent.code_is(0);
     assert_eq!(proxy.calls("CreateAccessKey"), 2, "sent when a person said so");
 }
 
@@ -541,12 +536,10 @@ fn an_answer_a_step_cannot_take_is_refused_before_anything_is_sent() {
     };
     // "yes" is not yes: it used to read as no answer, and the run asked for `resend = true`.
     let yes = with("[steps.del]\nresend = \"yes\"\n");
-    assert_eq!(yes.code, 2, "{yes:?}");
-    assert!(yes.stderr.contains("`resend` must be true or false"), "{yes:?}");
+    yes.code_is(2).stderr_has("`resend` must be true or false");
     // A manual step's answer on a call is a mistake, named with what the step takes.
     let confirm = with("[steps.del]\nconfirm = true\n");
-    assert_eq!(confirm.code, 2, "{confirm:?}");
-    assert!(confirm.stderr.contains("takes only `resend`"), "{confirm:?}");
+    confirm.code_is(2).stderr_has("takes only `resend`");
     assert_eq!(proxy.calls("DeleteUser"), 1, "nothing was sent");
 }
 

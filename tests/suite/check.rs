@@ -111,7 +111,7 @@ fn unknown_action_suggests_the_closest() {
         .file("r.md", "# T\n\n```aws sts.whoamy\n```\n")
         .args(["check", "r.md"])
         .run();
-    assert_eq!(out.code, 2);
+    out.code_is(2);
     assert_eq!(
         out.stderr,
         "r.md:3:8: error: unknown aws action `sts.whoamy`\n  |\n3 | ```aws sts.whoamy\n  |        ^^^^^^^^^^\n  = help: did you mean `sts.whoami`?\nchecked 1 runbook (1 step): 1 error, 0 warnings\n"
@@ -130,7 +130,7 @@ fn suggestions_never_offer_the_opposite_effect() {
         )
         .args(["check", "r.md"])
         .run();
-    assert_eq!(out.code, 2, "{out:?}");
+    out.code_is(2);
     assert!(
         out.stderr.contains("unknown aws action `identitystore.disable-user`"),
         "{out:?}"
@@ -180,13 +180,12 @@ fn a_bad_duration_known_only_at_run_time_names_the_parameter() {
         .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
         .args(["run", "r.md", "--input", "hours=4 hours"])
         .run();
-    assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains("r.md:8:1: error: step `ps` failed"), "{out:?}");
+    out.code_is(1).stderr_has("r.md:8:1: error: step `ps` failed");
     assert!(
         out.stderr.contains("`session_duration`: "),
         "names the parameter: {out:?}"
     );
-    assert!(out.stderr.contains("`4 hours` is not an ISO-8601 duration"), "{out:?}");
+    out.stderr_has("`4 hours` is not an ISO-8601 duration");
 }
 
 /// A script whose value is a literal map has known outputs: a typo in a later reference is a
@@ -237,12 +236,12 @@ fn unknown_input_with_suggestion() {
         )
         .args(["check", "r.md"])
         .run();
-    assert_eq!(out.code, 2);
+    out.code_is(2);
     assert!(
         out.stderr.starts_with("r.md:8:17: error: unknown input `admin_usr`\n"),
         "{out:?}"
     );
-    assert!(out.stderr.contains("did you mean `admin_user`?"), "{out:?}");
+    out.stderr_has("did you mean `admin_user`?");
 }
 
 #[test]
@@ -354,7 +353,7 @@ fn directory_without_runbooks_and_missing_paths() {
         .file("empty/notes.txt", "x")
         .args(["check", "empty", "missing.md"])
         .run();
-    assert_eq!(out.code, 2);
+    out.code_is(2);
     assert_eq!(
         out.stderr,
         "empty: error: no runbooks here (no *.md files in this directory or below)\nmissing.md: error: no such file or directory\nchecked 0 runbooks (0 steps): 0 errors, 0 warnings\n".replace("0 errors", "2 errors")
@@ -367,7 +366,7 @@ fn json_diagnostics_for_tools() {
         .file("r.md", "# T\n\n```aws sts.whoami retry=3\n```\n")
         .args(["check", "--json", "r.md"])
         .run();
-    assert_eq!(out.code, 2);
+    out.code_is(2);
     let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
     assert_eq!(v[0]["line"], 3);
     assert_eq!(v[0]["col"], 19);
@@ -379,12 +378,11 @@ fn bundled_runbooks_are_clean_and_listed() {
     let out = Test::new()
         .args(["check", &repo().join("runbooks").display().to_string()])
         .run();
-    assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stderr.contains(" 0 errors, 0 warnings"), "{out:?}");
+    out.code_is(0).stderr_has(" 0 errors, 0 warnings");
     let out = Test::new()
         .args(["list", "--json", &repo().join("runbooks").display().to_string()])
         .run();
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     let books: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
     let titles: Vec<&str> = books
         .as_array()
@@ -418,11 +416,11 @@ fn examples_in_the_book_and_readme_check_clean() {
     }
     assert!(n >= 1, "README has a runbook example");
     let out = t.args(["check", "."]).run();
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     let out = Test::new()
         .args(["check", &repo().join("book").display().to_string()])
         .run();
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
 }
 
 /// Real-world Markdown: 150 READMEs, guides and changelogs of crates this project builds with,
@@ -449,7 +447,7 @@ fn real_world_markdown_checks_without_panic() {
         std::fs::copy(f, t.path(name)).expect("copy");
     }
     let out = t.run_args(&["list".into(), "--json".into(), ".".into()]);
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     let books: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
     let books = books.as_array().expect("array");
     assert_eq!(books.len(), 150, "every file was read as a runbook");
@@ -476,7 +474,7 @@ fn mutates_false_on_a_changing_operation_is_a_warning() {
         )
         .args(["check", "r.md"])
         .run();
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     assert!(
         out.stderr
             .contains("r.md:3:46: warning: `identitystore:DeleteUser` is treated as read-only: `plan` will send it"),

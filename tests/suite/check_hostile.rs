@@ -17,7 +17,7 @@ fn on_failure_cannot_leave_the_runbooks_root() {
         );
     std::os::unix::fs::symlink("/etc", t.path("runbooks/etc")).expect("symlink");
     let out = t.run_args(&["check".into(), "runbooks".into()]);
-    assert_eq!(out.code, 2, "{out:?}");
+    out.code_is(2);
     let errors: Vec<&str> = out
         .stderr
         .lines()
@@ -41,7 +41,7 @@ fn on_failure_cannot_leave_the_runbooks_root() {
     assert!(errors[2].contains("not a runbook"), "{errors:?}");
     // The same runbook checked on its own: its runbooks root is still `runbooks/`.
     let out = t.run_args(&["check".into(), "runbooks/r.md".into()]);
-    assert_eq!(out.code, 2, "{out:?}");
+    out.code_is(2);
     let errors = out
         .stderr
         .lines()

@@ -99,7 +99,7 @@ fn every_guide_section_is_covered_and_says_the_guides_facts() {
     let out = Test::new()
         .args(["list", "--json", &repo().join("runbooks").display().to_string()])
         .run();
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     let listed: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
     let listed: Vec<String> = listed
         .as_array()
@@ -173,7 +173,7 @@ fn the_site_keeps_the_guides_links_and_cross_references() {
         "--out".into(),
         "site".into(),
     ]);
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     let page = |p: &str| std::fs::read_to_string(t.path("site").join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
     let support = "href=\"https://console.aws.amazon.com/support/home#/case/create";
     let signup = "href=\"https://portal.aws.amazon.com/billing/signup\"";

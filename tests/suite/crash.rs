@@ -53,7 +53,7 @@ fn a_fan_out_killed_halfway_resumes_and_creates_each_account_once() {
         serde_json::from_str::<serde_json::Value>(l).expect("transcript line parses");
     }
     let out = t.run_args(&["run".into(), "r.md".into(), "--max-in-flight".into(), "4".into()]);
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     assert!(
         out.stdout
             .contains(&format!("{done_before} of 100 items were already done")),

@@ -45,14 +45,14 @@ fn account_creation_is_polled_through_in_progress_to_succeeded() {
         .aws(&proxy.endpoint)
         .args(["run", "r.md"])
         .run();
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     assert_eq!(proxy.calls("CreateAccount"), 1);
     assert!(
         proxy.calls("DescribeCreateAccountStatus") >= 3,
         "polled {}",
         proxy.calls("DescribeCreateAccountStatus")
     );
-    assert!(out.stdout.contains("created=true"), "{out:?}");
+    out.stdout_has("created=true");
     assert_eq!(accounts(&moto.endpoint), 1);
 }
 
@@ -72,8 +72,7 @@ fn a_failed_creation_surfaces_aws_reason_and_what_to_do() {
         .aws(&proxy.endpoint)
         .args(["run", "r.md"])
         .run();
-    assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains("r.md:6:1: error: step `acct` failed: creation of account acme-payments-prod failed: EMAIL_ALREADY_EXISTS (request car-"), "{out:?}");
+    out.code_is(1).stderr_has("r.md:6:1: error: step `acct` failed: creation of account acme-payments-prod failed: EMAIL_ALREADY_EXISTS (request car-");
     assert!(
         out.stderr.contains("help: another AWS account uses this email"),
         "{out:?}"
@@ -96,13 +95,12 @@ fn a_creation_past_the_deadline_times_out_and_a_rerun_does_not_create_again() {
         .aws(&proxy.endpoint)
         .args(["run", "r.md"]);
     let out = t.run();
-    assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains("timed out after"), "{out:?}");
+    out.code_is(1).stderr_has("timed out after");
     assert!(out.stderr.contains("request car-"), "the request id is named: {out:?}");
-    assert!(out.stderr.contains("run the step again to resume polling"), "{out:?}");
+    out.stderr_has("run the step again to resume polling");
     proxy.set_rules(Rules::default());
     let again = t.run();
-    assert_eq!(again.code, 0, "{again:?}");
+    again.code_is(0);
     assert_eq!(proxy.calls("CreateAccount"), 1, "no second CreateAccount");
     assert_eq!(accounts(&moto.endpoint), 1);
 }
@@ -127,7 +125,7 @@ fn a_rerun_follows_the_request_still_in_progress_and_never_creates_again() {
         .aws(&proxy.endpoint)
         .args(["run", "r.md"]);
     let out = t.run();
-    assert_eq!(out.code, 1, "{out:?}");
+    out.code_is(1);
     let request = out
         .stderr
         .split("request ")
@@ -144,7 +142,7 @@ fn a_rerun_follows_the_request_still_in_progress_and_never_creates_again() {
         ..Rules::default()
     });
     let again = t.run();
-    assert_eq!(again.code, 0, "{again:?}");
+    again.code_is(0);
     assert!(proxy.reads_of(&request) > polled_before, "the re-run polled {request}");
     assert_eq!(proxy.calls("CreateAccount"), 1, "no second CreateAccount");
     assert_eq!(accounts(&moto.endpoint), 1);
@@ -193,7 +191,7 @@ fn an_assignment_is_polled_to_succeeded() {
         .aws(&proxy.endpoint)
         .args(["run", "r.md"])
         .run();
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     assert_eq!(proxy.calls("CreateAccountAssignment"), 1);
     assert!(proxy.calls("DescribeAccountAssignmentCreationStatus") >= 2);
 }
@@ -214,8 +212,7 @@ fn a_failed_assignment_says_why_and_exits_1() {
         .aws(&proxy.endpoint)
         .args(["run", "r.md"])
         .run();
-    assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains("No such principal"), "{out:?}");
+    out.code_is(1).stderr_has("No such principal");
 }
 
 #[test]
@@ -247,14 +244,14 @@ email = "aws+${item}@example.com"
         .env("AWS_MAX_ATTEMPTS", "12")
         .args(["run", "r.md"])
         .run();
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     assert!(proxy.injected("throttle") > 0, "throttling was injected");
     assert!(proxy.injected("500") + proxy.injected("503") > 0, "5xx was injected");
     assert_eq!(accounts(&moto.endpoint), 5, "exactly one of each");
     assert_eq!(proxy.calls("CreateAccount") - proxy.injected_on("CreateAccount"), 5);
-    assert!(out.stdout.contains("accts summary"), "{out:?}");
-    assert!(out.stdout.contains("    done now               5\n"), "{out:?}");
-    assert!(out.stdout.contains("    failed                 0\n"), "{out:?}");
+    out.stdout_has("accts summary")
+        .stdout_has("    done now               5\n")
+        .stdout_has("    failed                 0\n");
 }
 
 #[test]
@@ -279,10 +276,9 @@ fn on_the_basic_plan_the_support_case_is_handed_over() {
         "a.toml".into(),
         "--yes".into(),
     ]);
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     let link = "https://console.aws.amazon.com/support/home#/case/create?issueType=customer-service&serviceCode=customer-account&categoryCode=activation";
-    assert!(out.stdout.contains(link), "{out:?}");
-    assert!(out.stdout.contains("handed_over=true"), "{out:?}");
+    out.stdout_has(link).stdout_has("handed_over=true");
     let handover = find(t.dir.path(), "support-case-").expect("hand-over file");
     let text = std::fs::read_to_string(handover).expect("read");
     assert!(text.contains(link));
@@ -315,7 +311,7 @@ fn a_permission_set_created_meanwhile_is_taken_not_duplicated() {
         ..Rules::default()
     });
     let again = t.run_args(&["run".into(), "r.md".into(), "--restart".into()]);
-    assert_eq!(again.code, 0, "{again:?}");
+    again.code_is(0);
     assert_eq!(proxy.injected("conflict"), 1);
     assert_eq!(proxy.calls("CreatePermissionSet"), 2);
     let sets = block_on(async {
@@ -391,7 +387,7 @@ email = "aws+${item}@example.com"
         .env("AWS_MAX_ATTEMPTS", "15")
         .args(["run", "r.md"])
         .run();
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     assert_eq!(accounts(&moto.endpoint), 50);
 
     let upstream = |op: &str| proxy.calls(op) - proxy.injected_on(op);
@@ -459,7 +455,7 @@ email = "aws+twins@example.com"
         .aws(&moto.endpoint)
         .args(["run", "r.md"])
         .run();
-    assert_eq!(out.code, 1, "{out:?}");
+    out.code_is(1);
     assert!(
         out.stderr
             .contains("another item of this fan-out creates an account for aws+twins@example.com"),
@@ -500,7 +496,7 @@ fn a_throttle_halves_the_requests_in_flight() {
         // what a throttle does to concurrency, so the budget is lifted.
         .args(["run", "r.md", "--rate", "sso-admin=off"])
         .run();
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     assert_eq!(proxy.injected("throttle"), 1, "one throttle");
     assert_eq!(
         proxy.calls("CreateAccountAssignment") - proxy.injected_on("CreateAccountAssignment"),

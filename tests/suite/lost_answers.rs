@@ -118,9 +118,9 @@ fn a_create_case_throttled_on_every_attempt_is_given_up_after_the_attempts() {
             "--yes",
         ])
         .run();
-    assert_eq!(out.code, 1, "{out:?}");
+    out.code_is(1);
     assert_eq!(proxy.calls("CreateCase"), 3, "one request per attempt: {out:?}");
-    assert!(out.stderr.contains("AWS is throttling requests"), "{out:?}");
+    out.stderr_has("AWS is throttling requests");
     // The pause before each new attempt doubles (400 ms, then 800 ms).
     let gaps = proxy.gaps("CreateCase");
     assert!(
@@ -167,7 +167,7 @@ account_id = "123456789012"
         ])
         .run();
     assert_eq!(proxy.injected("lost-answer"), 1, "{:?}", proxy.operations());
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     assert_eq!(
         cases_with(&moto.endpoint, "not activated after 24 hours").len(),
         1,
@@ -194,7 +194,7 @@ fn a_lost_create_account_answer_does_not_create_twice() {
         .args(["run", "r.md"])
         .run();
     assert_eq!(proxy.injected("lost-answer"), 1);
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     assert_eq!(proxy.calls("CreateAccount"), 1, "not asked twice");
     assert_eq!(accounts(&moto.endpoint), 1, "exactly one account");
 }
@@ -235,7 +235,7 @@ email = "aws+${item}@example.com"
         .env("AWS_MAX_ATTEMPTS", "12")
         .args(["run", "r.md", "--attempt-timeout", "500ms"])
         .run();
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     assert!(proxy.injected("reset") > 0, "connections were reset");
     assert_eq!(proxy.injected("slow"), 2, "two CreateAccount answers were held back");
     // Each account was asked for once at moto: the held answers were followed by a look, not
@@ -273,7 +273,7 @@ fn a_create_account_throttled_on_every_attempt_is_given_up_after_the_attempts() 
         .env("AWS_MAX_ATTEMPTS", "3")
         .args(["run", "r.md"])
         .run();
-    assert_eq!(out.code, 1, "{out:?}");
+    out.code_is(1);
     assert_eq!(proxy.calls("CreateAccount"), 3, "one request per attempt: {out:?}");
     // The pause before each new attempt doubles (100 ms, then 200 ms): a sleep is never shorter.
     let gaps = proxy.gaps("CreateAccount");
@@ -281,7 +281,7 @@ fn a_create_account_throttled_on_every_attempt_is_given_up_after_the_attempts() 
         gaps.len() == 2 && gaps[0] >= Duration::from_millis(100) && gaps[1] >= Duration::from_millis(200),
         "{gaps:?}"
     );
-    assert!(out.stderr.contains("AWS is throttling requests"), "{out:?}");
+    out.stderr_has("AWS is throttling requests");
     assert_eq!(accounts(&moto.endpoint), 0);
 }
 
@@ -301,7 +301,7 @@ fn a_lost_create_account_answer_is_followed_by_its_request_before_the_account_is
     let t = Test::new().file("r.md", ONE_ACCOUNT).aws(&proxy.endpoint);
     let out = t.run_args(&["run".into(), "r.md".into()]);
     assert_eq!(proxy.injected("lost-answer"), 1);
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     assert_eq!(proxy.calls("CreateAccount"), 1, "not asked twice: {out:?}");
     assert!(
         out.all().contains("but the account was being created: following it"),

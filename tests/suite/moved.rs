@@ -21,8 +21,7 @@ fn lost_delete(name: &str) -> (Moto, FaultProxy, Test) {
     let s = seed(&moto.endpoint, "leaving.admin");
     let t = Test::new().file(name, delete_user(&s, "")).aws(&proxy.endpoint);
     let out = t.run_args(&["run".into(), name.into()]);
-    assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains("outcome is unknown"), "{out:?}");
+    out.code_is(1).stderr_has("outcome is unknown");
     assert_eq!(proxy.calls("DeleteUser"), 1);
     assert_eq!(left(&moto.endpoint, &s).0, 0, "AWS acted");
     (moto, proxy, t)
@@ -38,7 +37,7 @@ fn a_renamed_runbook_keeps_its_unknown_outcome() {
     std::fs::rename(t.path("offboard.md"), t.path("offboard-alice.md")).expect("rename");
     let again = run(&t, "offboard-alice.md");
     assert_eq!(again.code, 3, "the re-run stops and asks: {again:?}");
-    assert!(again.stderr.contains("outcome"), "{again:?}");
+    again.stderr_has("outcome");
     assert!(
         again.all().contains("moved from") && again.all().contains("/offboard.md"),
         "it says where the journal came from: {again:?}"
@@ -46,7 +45,7 @@ fn a_renamed_runbook_keeps_its_unknown_outcome() {
     assert_eq!(proxy.calls("DeleteUser"), 1, "not sent again under the new name");
     // The journal moved with it: the next run finds it under the new name straight away.
     let third = run(&t, "offboard-alice.md");
-    assert_eq!(third.code, 3, "{third:?}");
+    third.code_is(3);
     assert!(!third.all().contains("moved from"), "adopted once: {third:?}");
     assert_eq!(proxy.calls("DeleteUser"), 1);
 }
@@ -58,13 +57,13 @@ fn a_runbook_moved_to_another_directory_keeps_its_unknown_outcome() {
     std::fs::rename(t.path("offboard.md"), t.path("ops/offboard.md")).expect("move");
     // `status` reads the journal where it was left, and moves nothing.
     let status = t.run_args(&["status".into(), "ops/offboard.md".into()]);
-    assert_eq!(status.code, 0, "{status:?}");
+    status.code_is(0);
     assert!(
         status.all().contains("moved from") && status.stdout.contains("del"),
         "{status:?}"
     );
     let again = run(&t, "ops/offboard.md");
-    assert_eq!(again.code, 3, "{again:?}");
+    again.code_is(3);
     assert_eq!(proxy.calls("DeleteUser"), 1, "not sent again from the new place");
 }
 
@@ -73,7 +72,7 @@ fn a_runbook_run_through_a_symlink_keeps_its_unknown_outcome() {
     let (_moto, proxy, t) = lost_delete("offboard.md");
     std::os::unix::fs::symlink("offboard.md", t.path("today.md")).expect("symlink");
     let again = run(&t, "today.md");
-    assert_eq!(again.code, 3, "{again:?}");
+    again.code_is(3);
     assert_eq!(proxy.calls("DeleteUser"), 1, "not sent again through the link");
 }
 
@@ -90,7 +89,7 @@ fn two_journals_that_could_be_a_moved_runbook_are_refused_not_guessed() {
     std::fs::rename(t.path("a/offboard.md"), t.path("c/offboard.md")).expect("move");
     std::fs::remove_file(t.path("b/offboard.md")).expect("rm");
     let c = run(&t, "c/offboard.md");
-    assert_eq!(c.code, 2, "{c:?}");
+    c.code_is(2);
     assert!(
         c.stderr.contains("a/offboard.md") && c.stderr.contains("b/offboard.md"),
         "{c:?}"

@@ -28,7 +28,7 @@ fn runbooks_with_steps() -> Vec<String> {
     let out = Test::new()
         .args(["list", "--json", &repo().join("runbooks").display().to_string()])
         .run();
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
     v.as_array()
         .expect("array")
@@ -103,32 +103,31 @@ fn every_bundled_runbook_rehearses_on_its_own_from_a_new_account() {
 fn the_rehearsed_account_can_have_a_support_plan_with_the_api_and_an_organization() {
     let rb = "troubleshooting/no-verification-call.md";
     let basic = rehearse(&rehearsal(), rb, &[]);
-    assert_eq!(basic.code, 0, "{basic:?}");
+    basic.code_is(0);
     assert!(
         basic.stdout.contains("handed_over=true reason=support-plan"),
         "{basic:?}"
     );
     let developer = rehearse(&rehearsal(), rb, &["--support-plan", "developer"]);
-    assert_eq!(developer.code, 0, "{developer:?}");
+    developer.code_is(0);
     assert!(
         developer.stdout.contains("handed_over=true reason=support-plan"),
         "{developer:?}"
     );
     let business = rehearse(&rehearsal(), rb, &["--support-plan", "business"]);
-    assert_eq!(business.code, 0, "{business:?}");
-    assert!(business.stdout.contains("created=true"), "{business:?}");
-    assert!(business.stdout.contains("handed_over=false"), "{business:?}");
+    business
+        .code_is(0)
+        .stdout_has("created=true")
+        .stdout_has("handed_over=false");
 
     let fresh = rehearse(&rehearsal(), "prerequisites.md", &[]);
-    assert_eq!(fresh.code, 0, "{fresh:?}");
-    assert!(fresh.stdout.contains("in_organization=false"), "{fresh:?}");
+    fresh.code_is(0).stdout_has("in_organization=false");
     let org = rehearse(&rehearsal(), "prerequisites.md", &["--with-organization"]);
-    assert_eq!(org.code, 0, "{org:?}");
-    assert!(org.stdout.contains("feature_set=ALL in_organization=true"), "{org:?}");
+    org.code_is(0).stdout_has("feature_set=ALL in_organization=true");
 
     // The root user, on session credentials (as CloudShell gives), not moto's default IAM user.
     let who = rehearse(&rehearsal(), "users-and-credentials.md", &[]);
-    assert_eq!(who.code, 0, "{who:?}");
+    who.code_is(0);
     assert!(
         who.stdout
             .contains("arn=arn:aws:iam::123456789012:root credentials=temporary is_root=true"),
@@ -136,7 +135,7 @@ fn the_rehearsed_account_can_have_a_support_plan_with_the_api_and_an_organizatio
     );
 
     let no_mfa = rehearse(&rehearsal(), "part-2-identity-center.md", &["--without-root-mfa"]);
-    assert_eq!(no_mfa.code, 1, "{no_mfa:?}");
+    no_mfa.code_is(1);
     assert!(
         no_mfa.stderr.contains("MFA is not active for the root user"),
         "{no_mfa:?}"
@@ -172,7 +171,7 @@ fn part_1_checks_the_account_the_operator_named() {
         "other.toml",
         "--yes",
     ]));
-    assert_eq!(other.code, 1, "{other:?}");
+    other.code_is(1);
     assert!(
         other
             .stderr
@@ -191,7 +190,7 @@ fn part_1_checks_the_account_the_operator_named() {
         "--yes",
         "--restart",
     ]));
-    assert_eq!(same.code, 0, "{same:?}");
+    same.code_is(0);
     assert!(
         same.stdout.contains("account_id=123456789012 mfa_enabled=true"),
         "{same:?}"
@@ -203,7 +202,7 @@ fn part_1_checks_the_account_the_operator_named() {
 #[test]
 fn prerequisites_pass_on_a_new_account_read_only_and_run_every_check() {
     let out = rehearse(&rehearsal(), "prerequisites.md", &[]);
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     for ran in [
         "✓ management-account",
         "✓ role-quota",
@@ -273,16 +272,15 @@ fn part_2_stops_before_identity_center_when_root_mfa_is_off() {
         "--answers",
         "a.toml",
     ]));
-    assert_eq!(out.code, 1, "{out:?}");
+    out.code_is(1);
     assert!(
         out.stderr
             .contains("step `root-mfa` failed: MFA is not active for the root user"),
         "{out:?}"
     );
-    assert!(out.stderr.contains("runbook run "), "{out:?}");
-    assert!(out.stderr.contains("part-1-new-account.md"), "{out:?}");
+    out.stderr_has("runbook run ").stderr_has("part-1-new-account.md");
     assert_eq!(proxy.mutating(), 0, "nothing was created: {:?}", proxy.operations());
-    assert!(!out.stdout.contains("enable-identity-center"), "{out:?}");
+    out.stdout_lacks("enable-identity-center");
 }
 
 // Item 7: every name is checked before any account is created; the guide's own example passes.
@@ -304,12 +302,12 @@ fn multiple_accounts_with_one_bad_name_creates_nothing() {
     };
     // A brand-new account: not even the organization is created for a list with a bad name.
     let bad = run("AnyCompany-audit-prod, Payments, AnyCompany-log-prod");
-    assert_eq!(bad.code, 1, "{bad:?}");
+    bad.code_is(1);
     assert!(
         bad.stderr.contains("`Payments` does not follow the naming standard"),
         "{bad:?}"
     );
-    assert!(bad.stderr.contains("nothing was created"), "{bad:?}");
+    bad.stderr_has("nothing was created");
     assert_eq!(
         proxy.mutating(),
         0,
@@ -327,7 +325,7 @@ fn multiple_accounts_with_one_bad_name_creates_nothing() {
             .expect("organization");
     });
     let bad = run("acme-audit-prod, Payments, acme-log-prod");
-    assert_eq!(bad.code, 1, "{bad:?}");
+    bad.code_is(1);
     assert_eq!(proxy.calls("CreateAccount"), 0, "{:?}", proxy.operations());
     let count = || {
         block_on(async {
@@ -340,13 +338,13 @@ fn multiple_accounts_with_one_bad_name_creates_nothing() {
     let before = count();
     // Two names sharing a root email are caught as early.
     let twice = run("AnyCompany-audit-prod, anycompany-AUDIT-prod");
-    assert_eq!(twice.code, 1, "{twice:?}");
+    twice.code_is(1);
     assert_eq!(proxy.calls("CreateAccount"), 0);
     // The guide's examples follow the default standard; without a user from Part 2 the accounts
     // are made and the access steps say why they were skipped, without waiting for anyone.
     let started = std::time::Instant::now();
     let good = run("AnyCompany-audit-prod, paulo-santos-testaccount");
-    assert_eq!(good.code, 0, "{good:?}");
+    good.code_is(0);
     assert!(
         started.elapsed() < std::time::Duration::from_secs(20),
         "no wait for a user"
@@ -358,7 +356,7 @@ fn multiple_accounts_with_one_bad_name_creates_nothing() {
             .contains("no access given: IAM Identity Center has no user cloud.admin"),
         "{good:?}"
     );
-    assert!(good.stdout.contains("↷ member-assignments"), "{good:?}");
+    good.stdout_has("↷ member-assignments");
     // Once the user exists (Part 2), `--from admin`, as the warning says, gives the access.
     block_on(async {
         let ctx = sdk(&moto.endpoint);
@@ -397,9 +395,10 @@ fn multiple_accounts_with_one_bad_name_creates_nothing() {
         "--from",
         "admin",
     ]));
-    assert_eq!(access.code, 0, "{access:?}");
-    assert!(access.stdout.contains("✓ member-assignments"), "{access:?}");
-    assert!(access.stdout.contains("created=2"), "{access:?}");
+    access
+        .code_is(0)
+        .stdout_has("✓ member-assignments")
+        .stdout_has("created=2");
     assert_eq!(proxy.calls("CreateAccount"), 2, "no account twice");
 }
 

@@ -47,7 +47,7 @@ fn a_changed_assigned_permission_set_is_provisioned_again() {
         .aws(&proxy.endpoint)
         .args(["run", "r.md"]);
     let first = t.run();
-    assert_eq!(first.code, 0, "{first:?}");
+    first.code_is(0);
     assert_eq!(outputs(t.dir.path(), "ps")["created"], true);
     assert_eq!(
         proxy.calls("ProvisionPermissionSet"),
@@ -58,14 +58,14 @@ fn a_changed_assigned_permission_set_is_provisioned_again() {
     // A longer session for the assigned set: updated, then provisioned again, and waited for.
     std::fs::write(t.path("r.md"), assignment_with("PT4H", admin)).expect("write");
     let longer = t.run();
-    assert_eq!(longer.code, 0, "{longer:?}");
+    longer.code_is(0);
     assert_eq!(proxy.calls("UpdatePermissionSet"), 1);
     assert_eq!(
         proxy.calls("ProvisionPermissionSet"),
         1,
         "ProvisionPermissionSet reached the emulator"
     );
-    assert!(longer.stdout.contains("provisioned=true"), "{longer:?}");
+    longer.stdout_has("provisioned=true");
     assert_eq!(outputs(t.dir.path(), "ps")["updated"], true);
     assert_eq!(
         proxy.calls("DescribePermissionSetProvisioningStatus"),
@@ -79,8 +79,7 @@ fn a_changed_assigned_permission_set_is_provisioned_again() {
 
     // Unchanged: nothing to provision.
     let same = t.run_args(&["run".into(), "r.md".into(), "--restart".into()]);
-    assert_eq!(same.code, 0, "{same:?}");
-    assert!(same.stdout.contains("provisioned=false"), "{same:?}");
+    same.code_is(0).stdout_has("provisioned=false");
     assert_eq!(proxy.calls("ProvisionPermissionSet"), 1);
 
     // Another managed policy is a change too.
@@ -90,8 +89,7 @@ fn a_changed_assigned_permission_set_is_provisioned_again() {
     )
     .expect("write");
     let policy = t.run();
-    assert_eq!(policy.code, 0, "{policy:?}");
-    assert!(policy.stdout.contains("provisioned=true"), "{policy:?}");
+    policy.code_is(0).stdout_has("provisioned=true");
     assert_eq!(proxy.calls("AttachManagedPolicyToPermissionSet"), 2);
     assert_eq!(proxy.calls("ProvisionPermissionSet"), 2);
 }
@@ -113,7 +111,7 @@ fn a_change_is_provisioned_even_before_aws_lists_the_accounts_as_behind() {
     assert_eq!(t.run().code, 0);
     std::fs::write(t.path("r.md"), assignment_with("PT8H", "\"AdministratorAccess\"")).expect("write");
     let out = t.run();
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     assert_eq!(
         proxy.calls("ProvisionPermissionSet"),
         1,
@@ -137,7 +135,7 @@ fn a_failed_provisioning_says_why() {
     });
     std::fs::write(t.path("r.md"), assignment_with("PT2H", "\"AdministratorAccess\"")).expect("write");
     let out = t.run();
-    assert_eq!(out.code, 1, "{out:?}");
+    out.code_is(1);
     assert!(
         out.stderr.contains(
             "provisioning of permission set AdministratorAccess failed: The IAM role quota of account 123456789012 is exceeded"
@@ -180,10 +178,10 @@ fn a_run_killed_between_the_change_and_the_provisioning_provisions_on_resume() {
     proxy.disarm_kill();
     assert_eq!(proxy.calls("UpdatePermissionSet"), 1);
     let resumed = t.run();
-    assert_eq!(resumed.code, 0, "{resumed:?}");
+    resumed.code_is(0);
     // Nothing differs from what the step asks any more, but AWS reports the account on an
     // older version of the set: provisioned.
-    assert!(resumed.stdout.contains("provisioned=true"), "{resumed:?}");
+    resumed.stdout_has("provisioned=true");
     assert_eq!(outputs(t.dir.path(), "ps")["updated"], false);
     assert_eq!(proxy.calls("UpdatePermissionSet"), 1);
 }

@@ -90,7 +90,7 @@ fn assignments_at_the_quota_model_each_once_in_about_two_calls() {
         .aws(&proxy.endpoint)
         .args(["run", "r.md"])
         .run();
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     assert_each_assigned_once(&moto, n);
     let upstream = proxy.calls("CreateAccountAssignment") - proxy.injected_on("CreateAccountAssignment");
     assert_eq!(upstream, n, "each created once");
@@ -128,7 +128,7 @@ fn the_in_progress_cap_is_kept_and_can_be_lifted() {
     // Forty items at once: only the cap holds them back.
     let t = Test::new().file("r.md", wide_assignments(n, 40)).aws(&proxy.endpoint);
     let out = t.run_args(&["run".into(), "r.md".into(), "--rate".into(), "sso-admin=500".into()]);
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     assert_each_assigned_once(&moto, n);
     let (refused, most) = proxy.quota(|q| {
         (
@@ -151,7 +151,7 @@ fn the_in_progress_cap_is_kept_and_can_be_lifted() {
         "--in-progress".into(),
         "CreateAccountAssignment=off".into(),
     ]);
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     assert!(
         proxy.quota(|q| q.refused.get("CreateAccountAssignment").copied().unwrap_or(0)) > 0,
         "without the cap AWS refuses some: {:?} {:?}",
@@ -170,7 +170,7 @@ fn a_rate_given_on_the_command_line_is_the_rate_kept() {
         .aws(&proxy.endpoint)
         .args(["run", "r.md", "--rate", "sso-admin=5"])
         .run();
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     let (most, total) = proxy.quota(|q| {
         (
             q.max_per_window("sso-admin", Duration::from_secs(1)),
@@ -185,7 +185,7 @@ fn a_rate_given_on_the_command_line_is_the_rate_kept() {
         .aws(&proxy.endpoint)
         .args(["run", "r.md", "--rate", "ec2=5"])
         .run();
-    assert_eq!(bad.code, 2, "{bad:?}");
+    bad.code_is(2);
     assert!(
         bad.stderr.contains("--rate `ec2`: unknown API family (known: "),
         "{bad:?}"
@@ -204,7 +204,7 @@ fn throttles_halve_the_pace_and_it_recovers() {
         .env("AWS_MAX_ATTEMPTS", "10")
         .args(["run", "r.md", "--rate", "sso-admin=40"])
         .run();
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     assert_each_assigned_once(&moto, n);
     let throttled = proxy.quota(|q| q.throttled.get("sso-admin").copied().unwrap_or(0));
     let calls = assignment_calls(&proxy);
@@ -240,7 +240,7 @@ email = "aws+${{item}}@example.com"
         .aws(&proxy.endpoint)
         .args(["run", "r.md"])
         .run();
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     assert_eq!(
         proxy.calls("CreateAccount") - proxy.injected_on("CreateAccount"),
         n,
@@ -291,7 +291,7 @@ fn status_reads_are_sent_when_assignments_have_been_seen_to_settle() {
         .aws(&proxy.endpoint)
         .args(["run", "r.md", "--rate", "sso-admin=500"])
         .run();
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     assert_each_assigned_once(&moto, n);
     let reads = proxy.calls("DescribeAccountAssignmentCreationStatus") as f64 / n as f64;
     eprintln!("status reads per assignment {reads:.2}");

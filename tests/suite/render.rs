@@ -43,7 +43,7 @@ fn render_bundled() -> (Test, std::path::PathBuf) {
             &out.display().to_string(),
         ])
         .run();
-    assert_eq!(r.code, 0, "{r:?}");
+    r.code_is(0);
     assert!(r.stderr.contains("rendered 10 runbooks"), "{}", r.stderr);
     (t, out)
 }
@@ -54,7 +54,7 @@ fn a_page_per_runbook_and_a_card_per_step() {
     let list = Test::new()
         .args(["list", "--json", &repo().join("runbooks").display().to_string()])
         .run();
-    assert_eq!(list.code, 0, "{list:?}");
+    list.code_is(0);
     let books: serde_json::Value = serde_json::from_str(&list.stdout).expect("list --json");
     let books = books.as_array().expect("array");
     assert_eq!(books.len(), 10);
@@ -173,7 +173,7 @@ fn secrets_never_reach_the_site() {
         .file("runbooks/secret.md", rb)
         .args(["render"]);
     let out = t.run();
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     let site = files(&t.path("site"));
     assert!(site.len() > 10, "a site was written");
     for (p, bytes) in site {
@@ -196,7 +196,7 @@ fn a_runbook_with_errors_is_not_rendered() {
         .file("runbooks/bad.md", "# Bad\n\n```aws sts.whoami\nbogus = 1\n```\n")
         .args(["render"]);
     let out = t.run();
-    assert_eq!(out.code, 2, "{out:?}");
+    out.code_is(2);
     assert!(
         out.stderr.contains("bad.md:4:1: error: unknown parameter `bogus`"),
         "{}",
@@ -240,7 +240,7 @@ const RB: &str = "# R\n\n## Do it\n\n```manual id=a\nconfirm = \"ok?\"\n```\n";
 fn render_out_refuses_a_directory_it_did_not_make() {
     let t = project(RB).file("important/data.txt", "precious");
     let out = t.run_args(&["render".into(), "--out".into(), "important".into()]);
-    assert_eq!(out.code, 2, "{out:?}");
+    out.code_is(2);
     assert!(out.stderr.contains("important"), "names the directory: {}", out.stderr);
     assert!(
         out.stderr.contains("not made by `runbook render`"),
@@ -253,7 +253,7 @@ fn render_out_refuses_a_directory_it_did_not_make() {
     // A file is no directory to replace either.
     let t = project(RB).file("notes.txt", "keep");
     let out = t.run_args(&["render".into(), "--out".into(), "notes.txt".into()]);
-    assert_eq!(out.code, 2, "{out:?}");
+    out.code_is(2);
     assert_eq!(read(&t.path("notes.txt")), "keep");
 }
 
@@ -288,7 +288,7 @@ fn render_out_is_never_a_source_directory_or_an_ancestor_of_one() {
     // Absolute paths to an ancestor of the sources are refused too.
     let t = project(RB);
     let out = t.run_args(&["render".into(), "--out".into(), t.dir.path().display().to_string()]);
-    assert_eq!(out.code, 2, "{out:?}");
+    out.code_is(2);
     assert_eq!(read(&t.path("runbooks/r.md")), RB);
 }
 
@@ -311,7 +311,7 @@ fn a_failed_render_leaves_nothing_behind_and_keeps_the_previous_site() {
     let index = read(&t.path("site/index.html"));
     std::fs::write(t.path("runbooks/r.md"), "# R\n\n```aws sts.whoami\nbogus = 1\n```\n").expect("write");
     let out = t.run_args(&["render".into()]);
-    assert_eq!(out.code, 2, "{out:?}");
+    out.code_is(2);
     assert_eq!(read(&t.path("site/index.html")), index, "the previous site stays");
     assert!(leftovers(t.dir.path()).is_empty(), "{:?}", leftovers(t.dir.path()));
 }
@@ -323,9 +323,9 @@ fn step_bodies_are_never_preprocessed() {
 ```aws sso-admin.ensure-permission-set id=ps\ninstance_arn = \"arn\"\nname = \"n\"\ndescription = \"{{#include /proc/self/environ}}\"\n```\n";
     let t = project(rb).env("RUNBOOK_TEST_CANARY", canary);
     let out = t.run_args(&["check".into(), "runbooks".into()]);
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     let out = t.run_args(&["render".into()]);
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     let text = all_text(&t.path("site"));
     assert!(!text.contains(canary), "the environment reached the site");
     let page = read(&t.path("site/runbooks/r.html"));
@@ -343,7 +343,7 @@ Third {{ #rustdoc_include link.md }}\n\n{{#playground /etc/hostname}}\n\n{{#incl
     let t = project(rb).file("runbooks/inside.txt", "INSIDE-THE-ROOT-4411");
     std::os::unix::fs::symlink("/etc/passwd", t.path("runbooks/link.md")).expect("symlink");
     let out = t.run_args(&["check".into(), "runbooks".into()]);
-    assert_eq!(out.code, 2, "{out:?}");
+    out.code_is(2);
     let located: Vec<&str> = out
         .stderr
         .lines()
@@ -355,14 +355,14 @@ Third {{ #rustdoc_include link.md }}\n\n{{#playground /etc/hostname}}\n\n{{#incl
     assert!(located[2].starts_with("runbooks/r.md:7:7: error: "), "{located:?}");
     assert!(located[3].starts_with("runbooks/r.md:9:1: error: "), "{located:?}");
     let out = t.run_args(&["render".into()]);
-    assert_eq!(out.code, 2, "{out:?}");
+    out.code_is(2);
     assert!(!t.path("site").exists(), "nothing rendered");
     assert!(!all_text(t.dir.path()).contains("root:x:0:0"), "/etc/passwd was copied");
 
     // Inside the roots, includes keep working.
     let t = project("# R\n\n{{#include inside.txt}}\n").file("runbooks/inside.txt", "INSIDE-THE-ROOT-4411");
     let out = t.run_args(&["render".into()]);
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     assert!(read(&t.path("site/runbooks/r.html")).contains("INSIDE-THE-ROOT-4411"));
 }
 
@@ -378,7 +378,7 @@ fn a_book_page_cannot_include_outside_the_book() {
             "# Page\n\n{{#include ../../../../../../../../etc/passwd}}\n",
         );
     let out = t.run_args(&["render".into()]);
-    assert_eq!(out.code, 2, "{out:?}");
+    out.code_is(2);
     assert!(out.stderr.contains("book/src/page.md:3:1"), "{}", out.stderr);
     assert!(!all_text(t.dir.path()).contains("root:x:0:0"), "/etc/passwd was copied");
 }
@@ -390,7 +390,7 @@ fn book_toml_cannot_run_commands_or_copy_outside_files() {
         "[book]\ntitle = \"t\"\n\n[preprocessor.evil]\ncommand = \"touch PWNED-pre\"\n\n[output.evil]\ncommand = \"touch PWNED-out\"\n",
     );
     let out = t.run_args(&["render".into()]);
-    assert_eq!(out.code, 2, "{out:?}");
+    out.code_is(2);
     assert!(out.stderr.contains("preprocessor.evil"), "{}", out.stderr);
     assert!(!t.path("PWNED-pre").exists() && !t.path("book/PWNED-pre").exists());
     assert!(!t.path("PWNED-out").exists() && !t.path("book/PWNED-out").exists());
@@ -399,7 +399,7 @@ fn book_toml_cannot_run_commands_or_copy_outside_files() {
         "[book]\ntitle = \"t\"\n\n[output.html]\nadditional-js = [\"../../../../../../../../etc/passwd\"]\n",
     );
     let out = t.run_args(&["render".into()]);
-    assert_eq!(out.code, 2, "{out:?}");
+    out.code_is(2);
     assert!(!all_text(t.dir.path()).contains("root:x:0:0"), "/etc/passwd was copied");
 }
 
@@ -408,7 +408,7 @@ fn on_failure_links_on_cards_are_relative_paths_only() {
     let rb = "# R\n\n```manual id=a on-failure=javascript:alert(1).md\n```\n";
     let t = project(rb).file("runbooks/javascript:alert(1).md", "# Evil\n");
     let out = t.run_args(&["render".into()]);
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     let page = read(&t.path("site/runbooks/r.html"));
     assert!(page.contains("rb-on-failure"), "the link is there");
     for (p, b) in files(&t.path("site")) {
@@ -426,7 +426,7 @@ fn rhai_cards_are_rhai_not_a_rust_playground() {
     let rb = "# R\n\n```rhai id=a\nlet s = `\n# a line mdBook would hide\n`;\n#{ x: s }\n```\n";
     let t = project(rb);
     let out = t.run_args(&["render".into()]);
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     let page = read(&t.path("site/runbooks/r.html"));
     assert!(page.contains("language-rhai"), "{page}");
     assert!(page.contains("# a line mdBook would hide"), "no hidden lines");
@@ -445,7 +445,7 @@ fn every_page_forbids_loading_from_other_hosts() {
     let rb = "# R\n\nA tracker: <img src=\"https://tracker.example/p.png\">\n\n```rhai id=a\n#{}\n```\n";
     let t = project(rb);
     let out = t.run_args(&["render".into()]);
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     let mut pages = 0;
     for (p, b) in files(&t.path("site")) {
         if p.extension().is_some_and(|e| e == "html") && !p.ends_with("toc.html") {

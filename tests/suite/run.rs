@@ -35,18 +35,18 @@ fn part_2_creates_one_of_each_and_a_second_run_creates_nothing() {
             "answers.toml",
         ]);
     let first = t.run();
-    assert_eq!(first.code, 0, "{first:?}");
+    first.code_is(0);
     assert!(first.stdout.contains("https://d-"), "portal URL shown: {first:?}");
-    assert!(first.stdout.contains(".awsapps.com/start"), "{first:?}");
-    assert!(first.stdout.contains("AdministratorAccess/cloud.admin"), "{first:?}");
+    first
+        .stdout_has(".awsapps.com/start")
+        .stdout_has("AdministratorAccess/cloud.admin");
     assert_eq!(
         part2_counts(&moto.endpoint),
         (1, vec!["PT1H".into(), "AdministratorAccess".into()], 1, 1)
     );
 
     let second = t.run();
-    assert_eq!(second.code, 0, "{second:?}");
-    assert!(second.stdout.contains("15 already done"), "{second:?}");
+    second.code_is(0).stdout_has("15 already done");
     // Even with the journal forgotten, every step looks before it acts.
     let third = t.run_args(&[
         "run".into(),
@@ -55,8 +55,7 @@ fn part_2_creates_one_of_each_and_a_second_run_creates_nothing() {
         "answers.toml".into(),
         "--restart".into(),
     ]);
-    assert_eq!(third.code, 0, "{third:?}");
-    assert!(third.stdout.contains("created=false"), "{third:?}");
+    third.code_is(0).stdout_has("created=false");
     assert!(!third.all().contains("CreateUser"), "{third:?}");
     assert_eq!(
         part2_counts(&moto.endpoint),
@@ -82,7 +81,7 @@ fn stops_for_a_person_with_exit_3_then_resumes_with_answers() {
         "--input",
         "admin_email=cloud-admins@example.com",
     ]));
-    assert_eq!(stopped.code, 3, "{stopped:?}");
+    stopped.code_is(3);
     assert!(
         stopped.stderr.contains(
             "waiting for a person at step `enable-identity-center`: answer in the answers file under [steps.enable-identity-center]: confirm = true"
@@ -96,9 +95,10 @@ fn stops_for_a_person_with_exit_3_then_resumes_with_answers() {
     );
 
     let resumed = t.run_args(&args(&["--answers", "answers.toml"]));
-    assert_eq!(resumed.code, 0, "{resumed:?}");
-    assert!(resumed.stdout.contains("✓ organization  already done"), "{resumed:?}");
-    assert!(resumed.stdout.contains("finished in"), "{resumed:?}");
+    resumed
+        .code_is(0)
+        .stdout_has("✓ organization  already done")
+        .stdout_has("finished in");
     let transcript = t.written();
     assert!(transcript.contains(r#""event":"confirmed""#), "confirmation journaled");
     assert!(transcript.contains(r#""via":"answers-file""#));
@@ -111,7 +111,7 @@ const THREE_STEPS: &str = "# Edits\n\n```rhai id=one\n#{ n: 1 }\n```\n\n```rhai 
 fn an_edited_step_runs_again_and_the_others_do_not() {
     let t = Test::new().file("r.md", THREE_STEPS).args(["run", "r.md"]);
     let out = t.run();
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     assert!(out.stdout.contains(": 3 ran\n"), "no count of zero: {out:?}");
     std::fs::write(
         t.path("r.md"),
@@ -119,10 +119,10 @@ fn an_edited_step_runs_again_and_the_others_do_not() {
     )
     .expect("edit");
     let out = t.run();
-    assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stdout.contains("two changed since it last ran"), "{out:?}");
-    assert!(out.stdout.contains("1 ran, 2 already done"), "{out:?}");
-    assert!(out.stdout.contains("n=11"), "{out:?}");
+    out.code_is(0)
+        .stdout_has("two changed since it last ran")
+        .stdout_has("1 ran, 2 already done")
+        .stdout_has("n=11");
 }
 
 #[test]
@@ -137,9 +137,9 @@ fn a_secret_input_never_reaches_output_state_or_transcript() {
         format!("token={secret}"),
         "--yes".into(),
     ]);
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     // The script read a secret: each line it prints is secret as a whole.
-    assert!(out.stdout.contains("use: ********"), "{out:?}");
+    out.stdout_has("use: ********");
     assert!(!out.all().contains(secret), "{out:?}");
     let written = t.written();
     assert!(
@@ -161,7 +161,7 @@ fn rhai_scripts_are_stopped_by_their_limits() {
         let out = Test::new().file("r.md", text).args(["run", "r.md"]).run();
         assert_eq!(out.code, 1, "{script}: {out:?}");
         assert!(out.stderr.contains(expect), "{script}: {out:?}");
-        assert!(out.stderr.contains("r.md:3:1: error: step `bad` failed"), "{out:?}");
+        out.stderr_has("r.md:3:1: error: step `bad` failed");
     }
 }
 
@@ -280,7 +280,7 @@ fn multiple_accounts_creates_n_accounts_and_n_assignments_once() {
         "--answers".into(),
         "answers.toml".into(),
     ]);
-    assert_eq!(p2.code, 0, "{p2:?}");
+    p2.code_is(0);
     let args: Vec<String> = [
         "run",
         &runbook("multiple-accounts.md"),
@@ -293,7 +293,7 @@ fn multiple_accounts_creates_n_accounts_and_n_assignments_once() {
     .map(|s| s.to_string())
     .collect();
     let out = t.run_args(&args);
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     let count = || {
         block_on(async {
             let ctx = sdk(&moto.endpoint);
@@ -318,7 +318,7 @@ fn multiple_accounts_creates_n_accounts_and_n_assignments_once() {
             "aws+acme-pay-prod@example.com"
         ]
     );
-    assert!(out.stdout.contains("created=3"), "{out:?}");
+    out.stdout_has("created=3");
     // The emulator, not the tool's own summary: each new account holds the permission set for
     // the administrative user exactly once.
     let admin_id = block_on(async {
@@ -364,9 +364,9 @@ fn multiple_accounts_creates_n_accounts_and_n_assignments_once() {
         );
     }
     let again = t.run_args(&[args.clone(), vec!["--restart".into()]].concat());
-    assert_eq!(again.code, 0, "{again:?}");
+    again.code_is(0);
     assert!(!again.all().contains("CreateAccount "), "{again:?}");
-    assert!(again.stdout.contains("created=0"), "{again:?}");
+    again.stdout_has("created=0");
     assert_eq!(count().len(), 3);
     // A name off the standard is refused before anything is created.
     let bad = t.run_args(&[
@@ -378,8 +378,7 @@ fn multiple_accounts_creates_n_accounts_and_n_assignments_once() {
         "admin_user=cloud.admin".into(),
         "--restart".into(),
     ]);
-    assert_eq!(bad.code, 1, "{bad:?}");
-    assert!(bad.stderr.contains("does not follow the naming standard"), "{bad:?}");
+    bad.code_is(1).stderr_has("does not follow the naming standard");
     assert_eq!(count().len(), 3);
 }
 
@@ -459,7 +458,7 @@ account_id = "123456789012"
         );
         let again = t.run_args(&[args.clone(), vec!["--restart".into()]].concat());
         assert_eq!(again.code, 0, "{file}: {again:?}");
-        assert!(again.stdout.contains("created=false"), "{again:?}");
+        again.stdout_has("created=false");
         assert_eq!(cases_with(&moto.endpoint, subject).len(), 1, "{file}: no second case");
     }
 }
@@ -470,18 +469,16 @@ fn bad_answers_and_inputs_are_usage_errors() {
         .file("r.md", THREE_STEPS)
         .file("bad.toml", "[steps.nope]\nconfirm = true\n");
     let out = t.run_args(&["run".into(), "r.md".into(), "--answers".into(), "bad.toml".into()]);
-    assert_eq!(out.code, 2, "{out:?}");
-    assert!(out.stderr.contains("answers file names step `nope`"), "{out:?}");
+    out.code_is(2).stderr_has("answers file names step `nope`");
     let out = t.run_args(&["run".into(), "r.md".into(), "--input".into(), "who=me".into()]);
-    assert_eq!(out.code, 2, "{out:?}");
+    out.code_is(2);
     assert!(
         out.stderr.contains("unknown input `who` (this runbook takes none)"),
         "{out:?}"
     );
     std::fs::write(t.path("bad.toml"), "[inputz]\n").expect("write");
     let out = t.run_args(&["run".into(), "r.md".into(), "--answers".into(), "bad.toml".into()]);
-    assert_eq!(out.code, 2, "{out:?}");
-    assert!(out.stderr.contains("bad.toml:1:2: unknown field `inputz`"), "{out:?}");
+    out.code_is(2).stderr_has("bad.toml:1:2: unknown field `inputz`");
 }
 
 /// `runbook answers` writes a template that, filled in, runs the runbook to its end.
@@ -498,7 +495,7 @@ fn the_answers_template_round_trips_generated_filled_and_run() {
     );
     let t = Test::new().aws(&proxy.endpoint);
     let out = t.run_args(&["answers".into(), runbook("part-2-identity-center.md")]);
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     let template = out.stdout.clone();
     assert!(
         template.contains("[inputs]") && template.contains("[steps.enable-identity-center]"),
@@ -516,8 +513,7 @@ fn the_answers_template_round_trips_generated_filled_and_run() {
         "--answers".into(),
         "empty.toml".into(),
     ]);
-    assert_eq!(waits.code, 3, "{waits:?}");
-    assert!(waits.stderr.contains("admin_user"), "{waits:?}");
+    waits.code_is(3).stderr_has("admin_user");
     let filled = template
         .replace("# admin_user = \"\"", "admin_user = \"cloud.admin\"")
         .replace("# admin_email = \"\"", "admin_email = \"cloud-admins@example.com\"")
@@ -529,7 +525,7 @@ fn the_answers_template_round_trips_generated_filled_and_run() {
         "--answers".into(),
         "filled.toml".into(),
     ]);
-    assert_eq!(done.code, 0, "{done:?}");
+    done.code_is(0);
     assert_eq!(part2_counts(&moto.endpoint).2, 1, "the user exists");
 }
 
@@ -568,18 +564,17 @@ confirm = true
         "a.toml".into(),
     ]);
     assert_eq!(out.code, 3, "Part 1 stays waiting at the PIN: {out:?}");
-    assert!(out.stdout.contains("continuing into"), "{out:?}");
-    assert!(out.stdout.contains("no-verification-call.md"), "{out:?}");
+    out.stdout_has("continuing into").stdout_has("no-verification-call.md");
     assert_eq!(
         cases_with(&moto.endpoint, "verification call not received").len(),
         1,
         "the troubleshooting runbook opened its case"
     );
     let status = t.run_args(&["status".into(), runbook("part-1-new-account.md")]);
-    assert!(status.stdout.contains("continued into"), "{status:?}");
+    status.stdout_has("continued into");
     // Without answers and without a terminal nothing continues by itself: the pointer is printed.
     let t2 = Test::new().aws(&moto.endpoint);
     let failed = t2.run_args(&["run".into(), runbook("troubleshooting/no-verification-call.md")]);
     assert_ne!(failed.code, 0);
-    assert!(!failed.stdout.contains("continuing into"), "{failed:?}");
+    failed.stdout_lacks("continuing into");
 }

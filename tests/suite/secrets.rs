@@ -270,7 +270,7 @@ fn credentials_quoted_by_an_aws_error_are_masked_wherever_the_error_goes() {
         .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
         .env("AWS_SESSION_TOKEN", SESSION_TOKEN);
     let out = t.run_args(&["run".into(), "r.md".into()]);
-    assert_eq!(out.code, 1, "{out:?}");
+    out.code_is(1);
     assert!(proxy.injected("echo-credentials") > 0, "no call was refused: {out:?}");
     let quoted = "The access key id ******** (session token ********) is not allowed";
     assert!(

@@ -126,7 +126,7 @@ fn a_read_only_state_dir_stops_the_run_before_any_call() {
     let scratch = tempfile::tempdir().expect("tempdir");
     let _m = Mount::tmpfs(&scratch.path().join("ro"), "ro,size=1m");
     let (out, calls) = run_with_state_dir(&scratch.path().join("ro"));
-    assert_eq!(out.code, 2, "{out:?}");
+    out.code_is(2);
     assert!(out.stderr.contains("cannot keep the journal in"), "{}", out.stderr);
     assert!(out.stderr.to_lowercase().contains("read-only"), "{}", out.stderr);
     assert!(out.stderr.contains("nothing was run"), "{}", out.stderr);
@@ -145,7 +145,7 @@ fn a_full_state_dir_stops_the_run_before_any_call() {
     // not.
     std::fs::write(dir.join("filler"), vec![0u8; 400 * 1024]).expect("fill");
     let (out, calls) = run_with_state_dir(&dir);
-    assert_eq!(out.code, 2, "{out:?}");
+    out.code_is(2);
     assert!(out.stderr.contains("cannot keep the journal in"), "{}", out.stderr);
     assert!(out.stderr.to_lowercase().contains("no space"), "{}", out.stderr);
     assert_eq!(calls, 0, "no AWS call was made");
@@ -162,7 +162,7 @@ fn a_state_dir_under_a_file_is_a_clear_usage_error() {
         "--state-dir".into(),
         "not-a-dir/state".into(),
     ]);
-    assert_eq!(out.code, 2, "{out:?}");
+    out.code_is(2);
     assert!(out.stderr.contains("not-a-dir/state"), "{}", out.stderr);
     assert!(out.stderr.to_lowercase().contains("not a directory"), "{}", out.stderr);
 }
@@ -214,8 +214,7 @@ fn a_state_dir_that_fills_mid_fan_out_stops_the_run_and_the_resume_creates_each_
         while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
         run.join().expect("run thread")
     });
-    assert_eq!(stopped.code, 1, "{stopped:?}");
-    assert!(stopped.stderr.contains("cannot write the journal"), "{stopped:?}");
+    stopped.code_is(1).stderr_has("cannot write the journal");
     assert!(
         stopped.stderr.contains("run the same command again to resume"),
         "{stopped:?}"
@@ -236,7 +235,7 @@ fn a_state_dir_that_fills_mid_fan_out_stops_the_run_and_the_resume_creates_each_
     );
     std::fs::remove_file(&filler).expect("free space");
     let resumed = t.run_args(&args);
-    assert_eq!(resumed.code, 0, "{resumed:?}");
+    resumed.code_is(0);
     let accounts: Vec<String> = crate::common::block_on(async {
         runbook_plugins::aws::organizations::all_accounts(&crate::common::sdk(&moto.endpoint))
             .await

@@ -82,8 +82,8 @@ fn every_refusal_of_the_support_api_hands_the_case_over() {
         "--yes".into(),
     ]);
     assert_eq!(out.code, 0, "no credentials: {out:?}");
-    assert!(out.stdout.contains("handed_over=true reason=no-credentials"), "{out:?}");
-    assert!(out.stdout.contains("no AWS credentials found"), "{out:?}");
+    out.stdout_has("handed_over=true reason=no-credentials")
+        .stdout_has("no AWS credentials found");
     assert_eq!(
         proxy.operations().len(),
         0,
@@ -129,8 +129,7 @@ fn a_case_is_filed_only_from_the_account_it_is_about() {
     let proxy = FaultProxy::start(&moto.endpoint, Rules::default());
     // The credentials are 123456789012's; the case is about another account.
     let (t, out) = run_not_activated(&proxy.endpoint, "210987654321");
-    assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stdout.contains("handed_over=true reason=other-account"), "{out:?}");
+    out.code_is(0).stdout_has("handed_over=true reason=other-account");
     assert!(
         out.stdout
             .contains("The credentials are for account 123456789012, but the case is about account 210987654321"),
@@ -145,8 +144,7 @@ fn a_case_is_filed_only_from_the_account_it_is_about() {
     assert!(find(t.dir.path(), "support-case-").is_some());
     // From the account itself, the case is filed.
     let (_, own) = run_not_activated(&proxy.endpoint, "123456789012");
-    assert_eq!(own.code, 0, "{own:?}");
-    assert!(own.stdout.contains("created=true"), "{own:?}");
+    own.code_is(0).stdout_has("created=true");
     assert_eq!(proxy.calls("CreateCase"), 1);
 }
 
@@ -186,7 +184,7 @@ fn a_resolved_case_with_the_same_subject_gets_a_follow_up_that_names_it() {
     assert_eq!(status, "resolved", "the earlier case is resolved");
 
     let (t, out) = run_not_activated(&moto.endpoint, "123456789012");
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     assert!(out.stdout.contains("created=true"), "a new case: {out:?}");
     assert!(out.stdout.contains(&format!("follows_up={old_id}")), "{out:?}");
     let cases = super_cases(&moto.endpoint);
@@ -210,8 +208,7 @@ fn a_resolved_case_with_the_same_subject_gets_a_follow_up_that_names_it() {
         "--yes".into(),
         "--restart".into(),
     ]);
-    assert_eq!(again.code, 0, "{again:?}");
-    assert!(again.stdout.contains("created=false"), "{again:?}");
+    again.code_is(0).stdout_has("created=false");
     assert!(again.stdout.contains(&format!("case_id={}", new.0)), "{again:?}");
     assert_eq!(super_cases(&moto.endpoint).len(), 2);
 }

@@ -68,17 +68,17 @@ fn a_changed_input_runs_the_aws_step_again_and_creates_the_new_user() {
         ])
     };
     let first = run("alice");
-    assert_eq!(first.code, 0, "{first:?}");
+    first.code_is(0);
     assert_eq!(user_names(&moto.endpoint), vec!["alice".to_string()]);
     let second = run("bob");
-    assert_eq!(second.code, 0, "{second:?}");
+    second.code_is(0);
     assert!(
         second
             .stdout
             .contains("changed since the last run: admin_user: alice → bob"),
         "{second:?}"
     );
-    assert!(!second.stdout.contains("admin-user  already done"), "{second:?}");
+    second.stdout_lacks("admin-user  already done");
     assert_eq!(
         user_names(&moto.endpoint),
         vec!["alice".to_string(), "bob".to_string()],
@@ -102,13 +102,13 @@ fn a_manual_step_whose_resolved_text_changed_is_asked_again() {
         "--answers".into(),
         "yes.toml".into(),
     ]);
-    assert_eq!(first.code, 0, "{first:?}");
+    first.code_is(0);
     let same = t.run_args(&["run".into(), "r.md".into(), "--input".into(), "x=a".into()]);
     assert_eq!(same.code, 0, "unchanged: already done, nothing asked: {same:?}");
-    assert!(same.stdout.contains("greet  already done"), "{same:?}");
+    same.stdout_has("greet  already done");
     let changed = t.run_args(&["run".into(), "r.md".into(), "--input".into(), "x=b".into()]);
     assert_eq!(changed.code, 3, "the person is asked again: {changed:?}");
-    assert!(changed.stdout.contains("hello b"), "{changed:?}");
+    changed.stdout_has("hello b");
     assert!(
         changed.stderr.contains("waiting for a person at step `greet`"),
         "{changed:?}"
@@ -132,7 +132,7 @@ fn two_runs_with_different_inputs_are_both_kept_and_listed() {
             "--answers".into(),
             "yes.toml".into(),
         ]);
-        assert_eq!(out.code, 0, "{out:?}");
+        out.code_is(0);
         assert!(out.stdout.contains(&format!("(run user={user})")), "{out:?}");
     }
     let named = t.run_args(&[
@@ -143,9 +143,9 @@ fn two_runs_with_different_inputs_are_both_kept_and_listed() {
         "--input".into(),
         "user=carol".into(),
     ]);
-    assert_eq!(named.code, 3, "{named:?}");
+    named.code_is(3);
     let runs = t.run_args(&["runs".into(), "r.md".into()]);
-    assert_eq!(runs.code, 0, "{runs:?}");
+    runs.code_is(0);
     for name in ["user=alice", "user=bob", "carol-onboarding"] {
         assert!(runs.stdout.contains(name), "{name} listed: {runs:?}");
     }
@@ -156,8 +156,7 @@ fn two_runs_with_different_inputs_are_both_kept_and_listed() {
     );
     // Resuming one run sees its own record: alice is already done.
     let again = t.run_args(&["run".into(), "r.md".into(), "--input".into(), "user=alice".into()]);
-    assert_eq!(again.code, 0, "{again:?}");
-    assert!(again.stdout.contains("greet  already done"), "{again:?}");
+    again.code_is(0).stdout_has("greet  already done");
 }
 
 #[test]
@@ -221,7 +220,7 @@ fn escape_sequences_from_runbooks_answers_and_aws_never_reach_the_terminal() {
         )
         .file("a.toml", "[steps.m]\nconfirm = true\n");
     let out = t.run_args(&["run".into(), "r.md".into(), "--answers".into(), "a.toml".into()]);
-    assert_eq!(out.code, 1, "{out:?}");
+    out.code_is(1);
     assert!(out.all().contains("EMAIL_ALREADY_EXISTS"), "{out:?}");
     assert!(
         !out.stdout.contains('\u{1b}') && !out.stdout.contains('\u{9b}'),
@@ -260,7 +259,7 @@ fn links_planted_in_the_state_directory_are_never_followed() {
     for name in ["lock", "transcript.jsonl", ".space-probe", "state.json"] {
         let t = Test::new().file("r.md", "# R\n\n```rhai id=a\n#{ a: 1 }\n```\n");
         let first = t.run_args(&["run".into(), "r.md".into()]);
-        assert_eq!(first.code, 0, "{first:?}");
+        first.code_is(0);
         let run_dir = walk(t.path(".runbook"))
             .into_iter()
             .find(|p| p.file_name().is_some_and(|n| n == "state.json"))
@@ -321,7 +320,7 @@ fn a_rehearsal_never_shares_a_journal_with_a_real_run() {
         "--run".into(),
         "prod".into(),
     ]);
-    assert_eq!(rehearsed.code, 0, "{rehearsed:?}");
+    rehearsed.code_is(0);
     let real = t.run_args(&[
         "run".into(),
         "acct.md".into(),
@@ -330,8 +329,7 @@ fn a_rehearsal_never_shares_a_journal_with_a_real_run() {
         "--run".into(),
         "prod".into(),
     ]);
-    assert_eq!(real.code, 0, "{real:?}");
-    assert!(!real.stdout.contains("acct  already done"), "{real:?}");
+    real.code_is(0).stdout_lacks("acct  already done");
     assert_eq!(
         account_names(&moto.endpoint)
             .iter()
@@ -348,8 +346,7 @@ fn a_rehearsal_never_shares_a_journal_with_a_real_run() {
         "--run".into(),
         "prod".into(),
     ]);
-    assert_eq!(again.code, 0, "{again:?}");
-    assert!(!again.stdout.contains("acct  already done"), "{again:?}");
+    again.code_is(0).stdout_lacks("acct  already done");
     let status = t.run_args(&["status".into(), "acct.md".into(), "--run".into(), "prod".into()]);
     assert!(
         status.stdout.contains("run prod"),
@@ -364,9 +361,9 @@ fn step_ids_that_expressions_cannot_tell_apart_are_an_error() {
         "# R\n\n```rhai id=acct-name\n#{v: 1}\n```\n\n```rhai id=acct_name\n#{v: 2}\n```\n",
     );
     let out = t.run_args(&["check".into(), "r.md".into()]);
-    assert_eq!(out.code, 2, "{out:?}");
-    assert!(out.stderr.contains("r.md:7:"), "{out:?}");
-    assert!(out.stderr.contains("is the same as `acct-name`"), "{out:?}");
+    out.code_is(2)
+        .stderr_has("r.md:7:")
+        .stderr_has("is the same as `acct-name`");
 }
 
 #[test]
@@ -376,7 +373,7 @@ fn list_and_completions_never_print_raw_escapes_nor_panic_on_a_closed_pipe() {
         "# Title \u{1b}]0;pwned\u{7}\u{9b}31m\n\n```rhai id=a\n#{}\n```\n",
     );
     let out = t.run_args(&["list".into(), "e.md".into()]);
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     assert!(
         !out.stdout.contains('\u{1b}') && !out.stdout.contains('\u{9b}'),
         "{:?}",
@@ -415,7 +412,7 @@ fn a_planted_or_empty_key_and_lax_modes_are_not_trusted() {
             "a planted key ({} bytes, {mode:o}) was used: {out:?}",
             bytes.len()
         );
-        assert!(out.stderr.contains("key"), "{out:?}");
+        out.stderr_has("key");
     }
     std::fs::remove_file(&key).expect("rm");
     // A run directory and files left group- and world-writable are made private again.
@@ -444,7 +441,7 @@ fn another_aws_target_is_another_step() {
         "--input".into(),
         "name=alpha-prod".into(),
     ]);
-    assert_eq!(first.code, 0, "{first:?}");
+    first.code_is(0);
     let other = t.run_args(&[
         "run".into(),
         "acct.md".into(),
@@ -453,8 +450,7 @@ fn another_aws_target_is_another_step() {
         "--endpoint-url".into(),
         b.endpoint.clone(),
     ]);
-    assert_eq!(other.code, 0, "{other:?}");
-    assert!(!other.stdout.contains("acct  already done"), "{other:?}");
+    other.code_is(0).stdout_lacks("acct  already done");
     assert_eq!(
         account_names(&b.endpoint).iter().filter(|n| *n == "alpha-prod").count(),
         1
@@ -501,7 +497,7 @@ fn different_key_values_are_different_runs() {
             "--answers".into(),
             "yes.toml".into(),
         ]);
-        assert_eq!(out.code, 0, "{out:?}");
+        out.code_is(0);
         assert!(
             !out.stdout.contains("m  already done"),
             "{token} {tenant} shared a run: {out:?}"
@@ -533,14 +529,13 @@ fn status_follows_no_link_and_a_fifo_does_not_hang() {
     let started = std::time::Instant::now();
     let out = t.run_args(&["status".into(), "r.md".into()]);
     assert!(started.elapsed().as_secs() < 10, "hung");
-    assert_eq!(out.code, 2, "{out:?}");
+    out.code_is(2);
     let out = t.run_args(&["run".into(), "r.md".into()]);
-    assert_eq!(out.code, 2, "{out:?}");
+    out.code_is(2);
     // A symlinked runs/ directory.
     let elsewhere = t.path("elsewhere");
     std::fs::rename(&runs, &elsewhere).expect("move");
     std::os::unix::fs::symlink(&elsewhere, &runs).expect("link");
     let out = t.run_args(&["status".into(), "r.md".into()]);
-    assert_eq!(out.code, 2, "{out:?}");
-    assert!(out.stderr.contains("symbolic link"), "{out:?}");
+    out.code_is(2).stderr_has("symbolic link");
 }

@@ -31,8 +31,7 @@ fn plan_never_prints_a_secret() {
             args.push("--json".into());
         }
         let out = t.run_args(&args);
-        assert_eq!(out.code, 0, "{out:?}");
-        assert!(out.stdout.contains("would-create"), "{out:?}");
+        out.code_is(0).stdout_has("would-create");
         assert!(!out.all().contains("hunter2xyz"), "{out:?}");
         assert!(!out.all().contains("HUNTER2XYZ"), "a derived secret: {out:?}");
     }
@@ -45,8 +44,7 @@ fn list_json_never_prints_a_secret_default() {
         "# R\n\n```runbook\n[inputs.pw]\nprompt = \"pw\"\nsecret = true\ndefault = \"s3cr3t-default\"\n```\n\n```rhai id=a\n#{}\n```\n",
     );
     let out = t.run_args(&["list".into(), "--json".into(), "r.md".into()]);
-    assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stdout.contains("\"secret\": true"), "{out:?}");
+    out.code_is(0).stdout_has("\"secret\": true");
     assert!(!out.all().contains("s3cr3t-default"), "{out:?}");
 }
 
@@ -75,7 +73,7 @@ fn a_basic_plan_hand_over_keeps_secrets_out_of_the_file_and_its_name() {
         "pw=Tok3nSecret".into(),
         "--yes".into(),
     ]);
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     let written = t.written();
     assert!(
         written.contains("Support case to open by hand"),
@@ -130,10 +128,9 @@ fn a_secret_answer_is_asked_again_on_resume_never_replaced_by_the_mask() {
         resumed.code, 3,
         "the PIN is asked again, not taken from the journal: {resumed:?}"
     );
-    assert!(resumed.stderr.contains("step `ask`"), "{resumed:?}");
+    resumed.stderr_has("step `ask`");
     let done = t.run_args(&["run".into(), "r.md".into(), "--answers".into(), "both.toml".into()]);
-    assert_eq!(done.code, 0, "{done:?}");
-    assert!(done.stdout.contains("ok=true"), "{done:?}");
+    done.code_is(0).stdout_has("ok=true");
     // The answers files sit beside the runbook: only what runbook wrote is searched.
     let written = crate::common::transcripts(&t.path(".runbook"))
         + crate::common::run_dirs(&t.path(".runbook"))
@@ -157,7 +154,7 @@ fn values_derived_from_a_secret_are_secret_too() {
         "# R\n\n```runbook\n[inputs.pw]\nprompt = \"pw\"\nsecret = true\n```\n\n```rhai id=derive public=n\nlet s = inputs.pw;\nprint(s.sub_string(1));\nprint(s.to_upper());\nlet chars = [];\nfor c in s.chars() { chars.push(c.to_string()); }\n#{ tail: s.sub_string(1), upper: s.to_upper(), chars: chars, n: 1 }\n```\n\n```rhai id=after\n#{ again: steps.derive.tail + \"!\" }\n```\n",
     );
     let out = t.run_args(&["run".into(), "r.md".into(), "--input".into(), "pw=Hunter2Zq".into()]);
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     let all = format!("{}{}", out.all(), t.written());
     for leak in ["Hunter2Zq", "unter2Zq", "HUNTER2ZQ", "unter2Zq!"] {
         assert!(!all.contains(leak), "`{leak}` leaked:\n{all}");
@@ -174,9 +171,9 @@ fn scripts_cannot_reach_aws_or_the_network() {
         "# R\n\n```rhai id=sneaky\nplugin(\"organizations.ensure-account\", #{ name: \"x-prod\", email: \"x@example.com\" })\n```\n",
     );
     let out = t.run_args(&["run".into(), "r.md".into()]);
-    assert_eq!(out.code, 1, "{out:?}");
+    out.code_is(1);
     assert!(out.stderr.contains("r.md:"), "located: {out:?}");
-    assert!(out.stderr.contains("plugin"), "{out:?}");
+    out.stderr_has("plugin");
     assert_eq!(proxy.forwarded(), 0, "a script reached AWS");
     assert!(account_names(&moto.endpoint).is_empty());
 }
@@ -189,8 +186,7 @@ fn a_map_of_distinct_large_strings_is_stopped_by_the_memory_bound() {
         "# R\n\n```rhai id=bomb\nlet m = #{};\nlet s = \"x\";\ns.pad(1000000, \"y\");\nfor i in 0..3000 { m[\"k\" + i] = s + i; }\nm\n```\n",
     );
     let out = t.run_args(&["run".into(), "r.md".into()]);
-    assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains("MiB of memory"), "{out:?}");
+    out.code_is(1).stderr_has("MiB of memory");
 }
 
 #[test]
@@ -201,8 +197,7 @@ fn a_map_bomb_fails_the_step_with_a_located_error() {
     );
     let started = std::time::Instant::now();
     let out = t.run_args(&["run".into(), "r.md".into()]);
-    assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains("r.md:"), "{out:?}");
+    out.code_is(1).stderr_has("r.md:");
     assert!(started.elapsed().as_secs() < 30, "took {:?}", started.elapsed());
     let state = walk(t.path(".runbook"));
     let total: u64 = state
@@ -233,7 +228,7 @@ fn deep_values_fail_the_step_and_the_journal_stays_readable() {
         let status = t.run_args(&["status".into(), "r.md".into()]);
         assert_eq!(status.code, 0, "the journal reads back: {status:?}");
         let again = t.run_args(&["run".into(), "r.md".into()]);
-        assert_eq!(again.code, 1, "{again:?}");
+        again.code_is(1);
     }
 }
 
@@ -243,8 +238,7 @@ fn a_script_honours_its_timeout() {
     let started = std::time::Instant::now();
     let out = t.run_args(&["run".into(), "r.md".into()]);
     let took = started.elapsed();
-    assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains("timeout="), "{out:?}");
+    out.code_is(1).stderr_has("timeout=");
     assert!(took.as_secs_f64() < 5.0, "ran {took:?}, past its timeout");
 }
 
@@ -258,10 +252,10 @@ fn a_short_secret_never_corrupts_the_journal_nor_comes_back_as_a_mask() {
     );
     for _ in 0..2 {
         let out = t.run_args(&["run".into(), "r.md".into(), "--input".into(), "pin=one".into()]);
-        assert_eq!(out.code, 0, "{out:?}");
+        out.code_is(0);
     }
     let status = t.run_args(&["status".into(), "r.md".into()]);
-    assert_eq!(status.code, 0, "{status:?}");
+    status.code_is(0);
     // A plain value that happens to equal a secret is masked in the journal, and so is never
     // read back from it as a value.
     let t = Test::new().aws(&moto.endpoint).file(
@@ -276,7 +270,7 @@ fn a_short_secret_never_corrupts_the_journal_nor_comes_back_as_a_mask() {
         "--input".into(),
         "pin=2024".into(),
     ]);
-    assert_eq!(first.code, 3, "{first:?}");
+    first.code_is(3);
     let second = t.run_args(&[
         "run".into(),
         "r.md".into(),
@@ -285,7 +279,7 @@ fn a_short_secret_never_corrupts_the_journal_nor_comes_back_as_a_mask() {
         "--answers".into(),
         "ans.toml".into(),
     ]);
-    assert_eq!(second.code, 0, "{second:?}");
+    second.code_is(0);
     let names = account_names(&moto.endpoint);
     assert!(names.contains(&"acct-2024".to_string()), "{names:?}");
     assert!(
@@ -308,7 +302,7 @@ fn items_of_a_fan_out_over_a_secret_are_secret() {
         "--input".into(),
         "pin=987654".into(),
     ]);
-    assert_eq!(out.code, 0, "{out:?}");
+    out.code_is(0);
     let all = out.all() + t.written().as_str();
     for leak in ["hunter2", "HUNTER2", "987654", "987655", "\"h\",\"u\""] {
         assert!(!all.contains(leak), "`{leak}` leaked:\n{all}");
@@ -371,7 +365,7 @@ fn a_secret_with_a_control_character_is_masked_on_the_terminal_too() {
         )
         .file("a.toml", "[inputs]\npw = \"hunter2\\r\"\n[steps.m]\nconfirm = true\n");
     let out = t.run_args(&["run".into(), "r.md".into(), "--answers".into(), "a.toml".into()]);
-    assert_eq!(out.code, 1, "{out:?}");
+    out.code_is(1);
     assert!(!out.all().contains("hunter2"), "{out:?}");
 }
 
@@ -382,8 +376,7 @@ fn map_keys_count_against_the_memory_bound() {
         "# R\n\n```rhai id=a timeout=60s\nlet s = \"x\"; for i in 0..19 { s += s; }\nlet m = #{}; for i in 0..5000 { m[s + i] = 1; }\n#{n: m.len()}\n```\n",
     );
     let out = t.run_args(&["run".into(), "r.md".into()]);
-    assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains("MiB of memory"), "{out:?}");
+    out.code_is(1).stderr_has("MiB of memory");
 }
 
 #[test]
@@ -395,7 +388,6 @@ fn a_steps_timeout_bounds_its_expressions_too() {
     );
     let started = std::time::Instant::now();
     let out = t.run_args(&["run".into(), "r.md".into(), "--yes".into()]);
-    assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains("timeout="), "{out:?}");
+    out.code_is(1).stderr_has("timeout=");
     assert!(started.elapsed().as_secs() < 10, "took {:?}", started.elapsed());
 }

@@ -41,9 +41,41 @@ pub struct Output {
     pub stderr: String,
 }
 
+/// Assertions on a run, each failing with the whole output (as just's test builder does):
+/// `t.run().code_is(2).stderr_has("r.md:3:1: error")`.
 impl Output {
     pub fn all(&self) -> String {
         format!("{}{}", self.stdout, self.stderr)
+    }
+
+    #[track_caller]
+    pub fn code_is(&self, code: i32) -> &Output {
+        assert_eq!(self.code, code, "exit code\n{self:?}");
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr_has(&self, part: &str) -> &Output {
+        assert!(self.stderr.contains(part), "stderr lacks {part:?}\n{self:?}");
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr_lacks(&self, part: &str) -> &Output {
+        assert!(!self.stderr.contains(part), "stderr has {part:?}\n{self:?}");
+        self
+    }
+
+    #[track_caller]
+    pub fn stdout_has(&self, part: &str) -> &Output {
+        assert!(self.stdout.contains(part), "stdout lacks {part:?}\n{self:?}");
+        self
+    }
+
+    #[track_caller]
+    pub fn stdout_lacks(&self, part: &str) -> &Output {
+        assert!(!self.stdout.contains(part), "stdout has {part:?}\n{self:?}");
+        self
     }
 }
 
