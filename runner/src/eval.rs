@@ -154,7 +154,7 @@ impl Env {
         serde_json::json!({ "read": read, "run": run, "item": item })
     }
 
-    pub fn eval(&self, engine: &Engine, code: &str, item: Option<&Value>) -> Result<Dynamic, String> {
+    pub fn eval(&self, engine: &Engine, code: &str, item: Option<&Value>) -> Result<Dynamic, EvalError> {
         let mut scope = self.scope_for(code, item);
         let secret = self.reads_secret(code);
         let d = engine
@@ -163,9 +163,9 @@ impl Env {
                 let limit = crate::sandbox::is_limit(&e);
                 if secret && !limit {
                     // What failed may quote what it computed from the secret.
-                    "the expression failed; its message is withheld because it reads a secret".to_string()
+                    EvalError::Withheld
                 } else {
-                    crate::sandbox::describe(&e, &crate::sandbox::Limits::default())
+                    EvalError::Script(crate::sandbox::describe(&e, &crate::sandbox::Limits::default()))
                 }
             })?;
         if secret {
@@ -175,12 +175,10 @@ impl Env {
     }
 
     /// A string with `${...}`: exactly one expression keeps its type, anything else is text.
-    pub fn interpolate(&self, engine: &Engine, s: &str, item: Option<&Value>) -> Result<Value, String> {
-        let pieces = interp::pieces(s).map_err(|e| e.message)?;
+    pub fn interpolate(&self, engine: &Engine, s: &str, item: Option<&Value>) -> Result<Value, EvalError> {
+        let pieces = interp::pieces(s).map_err(|e| EvalError::Syntax(e.message))?;
         if let Some(code) = interp::whole_expr(&pieces) {
-            let d = self
-                .eval(engine, code, item)
-                .map_err(|e| format!("`${{{}}}`: {e}", code.trim()))?;
+            let d = self.eval(engine, code, item).map_err(|e| e.within(code))?;
             return Ok(to_json(&d));
         }
         let mut out = String::new();
@@ -191,9 +189,7 @@ impl Env {
             match p {
                 Piece::Lit(l) => out.push_str(&l),
                 Piece::Expr { code, .. } => {
-                    let d = self
-                        .eval(engine, &code, item)
-                        .map_err(|e| format!("`${{{}}}`: {e}", code.trim()))?;
+                    let d = self.eval(engine, &code, item).map_err(|e| e.within(&code))?;
                     match to_json(&d) {
                         Value::String(s) => out.push_str(&s),
                         Value::Null => {}
@@ -210,7 +206,7 @@ impl Env {
     }
 
     /// Interpolates every string in a JSON value.
-    pub fn resolve(&self, engine: &Engine, v: &Value, item: Option<&Value>) -> Result<Value, String> {
+    pub fn resolve(&self, engine: &Engine, v: &Value, item: Option<&Value>) -> Result<Value, EvalError> {
         Ok(match v {
             Value::String(s) if s.contains("${") => self.interpolate(engine, s, item)?,
             Value::String(s) => Value::String(s.replace("$${", "${")),
@@ -222,7 +218,7 @@ impl Env {
             Value::Object(o) => Value::Object(
                 o.iter()
                     .map(|(k, x)| Ok((k.clone(), self.resolve(engine, x, item)?)))
-                    .collect::<Result<_, String>>()?,
+                    .collect::<Result<_, EvalError>>()?,
             ),
             other => other.clone(),
         })
@@ -236,13 +232,44 @@ fn mentions(code: &str, word: &str) -> bool {
 }
 
 /// A TOML body as JSON (before interpolation).
-pub fn toml_body(body: &str) -> Result<Value, String> {
-    let table: toml::Table = toml::from_str(body).map_err(|e| e.message().to_string())?;
-    serde_json::to_value(table).map_err(|e| e.to_string())
+pub fn toml_body(body: &str) -> Result<Value, EvalError> {
+    let table: toml::Table = toml::from_str(body).map_err(|e| EvalError::Body(e.message().to_string()))?;
+    serde_json::to_value(table).map_err(|e| EvalError::Body(e.to_string()))
 }
 
-pub fn truthy(d: &Dynamic) -> Result<bool, String> {
-    d.as_bool().map_err(|t| format!("expected true or false, got {t}"))
+pub fn truthy(d: &Dynamic) -> Result<bool, EvalError> {
+    d.as_bool().map_err(|t| EvalError::NotBool(t.to_string()))
+}
+
+/// Why an expression, a `${...}` string or a step body could not be evaluated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EvalError {
+    /// The `${...}` text itself is malformed.
+    #[error("{0}")]
+    Syntax(String),
+    /// The TOML body does not parse.
+    #[error("{0}")]
+    Body(String),
+    /// The script failed (or hit a sandbox limit), as the sandbox describes it.
+    #[error("{0}")]
+    Script(String),
+    /// It failed while reading a secret: the message could quote it.
+    #[error("the expression failed; its message is withheld because it reads a secret")]
+    Withheld,
+    #[error("expected true or false, got {0}")]
+    NotBool(String),
+    /// The expression of one `${...}` in a string, and why it failed.
+    #[error("`${{{code}}}`: {inner}")]
+    In { code: String, inner: Box<EvalError> },
+}
+
+impl EvalError {
+    fn within(self, code: &str) -> EvalError {
+        EvalError::In {
+            code: code.trim().to_string(),
+            inner: Box::new(self),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -67,8 +67,8 @@ pub fn resolve_in(root: &Path, runbook: &Path, target: &str) -> Result<PathBuf, 
 }
 
 /// [`resolve_in`] with the root found from the runbook's own location (see [`runbooks_root`]).
-pub fn resolve_within(runbook: &Path, target: &str) -> Result<PathBuf, String> {
-    resolve_in(&runbooks_root(runbook), runbook, target).map_err(|e| e.to_string())
+pub fn resolve_within(runbook: &Path, target: &str) -> Result<PathBuf, PathError> {
+    resolve_in(&runbooks_root(runbook), runbook, target)
 }
 
 #[cfg(test)]
@@ -108,8 +108,7 @@ mod tests {
                     .join("out.md")
                     .display()
                     .to_string()
-            )
-            .to_string())
+            ))
         );
     }
 }

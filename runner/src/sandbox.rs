@@ -54,27 +54,29 @@ pub const SCRIPT_STACK: usize = 512 << 20;
 
 /// Converts what a script returned to JSON, refusing values nested deeper than
 /// [`MAX_OUTPUT_DEPTH`] or larger than [`MAX_OUTPUT_BYTES`] before anything copies them.
-pub fn bounded_json(d: &Dynamic) -> Result<serde_json::Value, String> {
+pub fn bounded_json(d: &Dynamic) -> Result<serde_json::Value, OutputTooBig> {
     let mut budget = MAX_OUTPUT_BYTES;
     convert(d, 1, &mut budget)
 }
 
-fn spend(budget: &mut usize, n: usize) -> Result<(), String> {
-    *budget = budget.checked_sub(n).ok_or_else(|| {
-        format!(
-            "the script returned more than {} KiB (strings, lists and maps together)",
-            MAX_OUTPUT_BYTES >> 10
-        )
-    })?;
+/// A script's value that is refused before anything copies it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OutputTooBig {
+    #[error("the script returned more than {} KiB (strings, lists and maps together)", MAX_OUTPUT_BYTES >> 10)]
+    Large,
+    #[error("the script returned a value nested deeper than {MAX_OUTPUT_DEPTH} levels")]
+    Deep,
+}
+
+fn spend(budget: &mut usize, n: usize) -> Result<(), OutputTooBig> {
+    *budget = budget.checked_sub(n).ok_or(OutputTooBig::Large)?;
     Ok(())
 }
 
-fn convert(d: &Dynamic, depth: usize, budget: &mut usize) -> Result<serde_json::Value, String> {
+fn convert(d: &Dynamic, depth: usize, budget: &mut usize) -> Result<serde_json::Value, OutputTooBig> {
     use serde_json::Value;
     if depth > MAX_OUTPUT_DEPTH {
-        return Err(format!(
-            "the script returned a value nested deeper than {MAX_OUTPUT_DEPTH} levels"
-        ));
+        return Err(OutputTooBig::Deep);
     }
     spend(budget, 16)?;
     if d.is_unit() {
@@ -306,9 +308,9 @@ pub async fn run_script(
                 }
             });
             let result = match engine.eval_with_scope::<Dynamic>(&mut scope, &body) {
-                Ok(d) => bounded_json(&d).map_err(|message| ScriptError {
+                Ok(d) => bounded_json(&d).map_err(|e| ScriptError {
                     position: rhai::Position::NONE,
-                    message,
+                    message: e.to_string(),
                     limit: true,
                 }),
                 Err(e) => Err(ScriptError {

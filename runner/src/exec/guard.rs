@@ -40,7 +40,10 @@ impl Shared {
         let engine = self.engine();
         let text = |v: &Option<String>| -> Result<Option<String>, StepError> {
             match v {
-                Some(s) => match env.interpolate(&engine, s, None).map_err(StepError::failed)? {
+                Some(s) => match env
+                    .interpolate(&engine, s, None)
+                    .map_err(|e| StepError::failed(e.to_string()))?
+                {
                     Value::String(s) => Ok(Some(s)),
                     other => Ok(Some(other.to_string())),
                 },

@@ -98,7 +98,7 @@ fn resolve(
                 .ok_or_else(|| "the manual step's body does not parse; run `runbook check`".to_string())?;
             let text = |s: &Option<String>| -> Result<Value, String> {
                 match s {
-                    Some(t) => env.interpolate(engine, t, item),
+                    Some(t) => env.interpolate(engine, t, item).map_err(|e| e.to_string()),
                     None => Ok(Value::Null),
                 }
             };

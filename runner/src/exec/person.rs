@@ -62,7 +62,7 @@ pub(super) async fn run_manual(
                     .map(|v| v.as_str().map(String::from).unwrap_or_else(|| v.to_string()))
             })
             .transpose()
-            .map_err(StepError::failed)
+            .map_err(|e| StepError::failed(e.to_string()))
     };
     if let Some(instr) = text(&m.instructions)? {
         shared.ui.block(&format!("\n{}\n", instr.trim_end()));
