@@ -7,7 +7,8 @@ Usage: python3 plugins/models/trim.py [BOTOCORE_DATA_DIR]
 Keeps per service: the protocol metadata (protocol, apiVersion, endpointPrefix, signingName,
 targetPrefix, jsonVersion, globalEndpoint), every operation's input and output shape (and the
 query protocol's resultWrapper), and every shape reachable from them with its type, members
-(shape, locationName, flattened), required members, list members, map keys and values, enums and
+(shape, locationName, flattened), required members, list members, map keys and values, enums, the
+bounds (min and max: a number's value, a string's or a list's length) and
 the document flag. Documentation, examples, errors and endpoint rules are dropped.
 """
 import glob
@@ -18,7 +19,7 @@ import sys
 
 SERVICES = ["organizations", "sso-admin", "identitystore", "support", "iam", "sts"]
 META = ["protocol", "apiVersion", "endpointPrefix", "signingName", "targetPrefix", "jsonVersion", "globalEndpoint", "serviceId"]
-SHAPE_KEYS = ["type", "required", "enum", "flattened", "document"]
+SHAPE_KEYS = ["type", "required", "enum", "flattened", "document", "min", "max"]
 REF_KEYS = ["shape", "locationName", "flattened"]
 
 

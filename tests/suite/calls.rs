@@ -355,7 +355,7 @@ fn a_lost_answer_is_an_unknown_outcome_and_on_unknown_retry_sends_again() {
 
 #[test]
 fn a_wrong_member_name_is_a_located_check_error_with_a_suggestion() {
-    let text = "# Remove\n\n```aws identitystore:DeleteUser id=del\nIdentityStoreId = \"d-1\"\nUserID = \"u\"\n```\n\n```aws identitystore:DeleteUsers\n```\n\n```aws sso-admin:ListAccountAssignmentsForPrincipal id=l\nInstanceArn = \"arn\"\nPrincipalId = \"u\"\nPrincipalType = \"USERS\"\nMaxResults = \"ten\"\nFilter = { AccountId = 1 }\n```\n\n```rhai\nsteps.l.AccountAssignment\n```\n";
+    let text = "# Remove\n\n```aws identitystore:DeleteUser id=del\nIdentityStoreId = \"d-1\"\nUserID = \"u\"\n```\n\n```aws identitystore:DeleteUsers\n```\n\n```aws sso-admin:ListAccountAssignmentsForPrincipal id=l\nInstanceArn = \"arn\"\nPrincipalId = \"u\"\nPrincipalType = \"USERS\"\nMaxResults = \"ten\"\nFilter = { AccountId = 1 }\n```\n\n```rhai\nsteps.l.AccountAssignment\n```\n\n```aws organizations:ListAccounts id=huge\nMaxResults = 100000\n```\n\n```aws iam:CreateUser id=long\nUserName = '${\"x\"}-this-name-is-far-longer-than-the-sixty-four-characters-iam-allows'\nPath = \"/this/path/is/fine/\"\nTags = []\n```\n\n```aws iam:CreateUser id=toolong\nUserName = \"a-user-name-that-is-far-longer-than-the-sixty-four-characters-iam-allows\"\n```\n";
     let out = Test::new().file("r.md", text).args(["check", "r.md"]).run();
     out.code_is(2);
     let e = &out.stderr;
@@ -369,9 +369,13 @@ fn a_wrong_member_name_is_a_located_check_error_with_a_suggestion() {
         "r.md:15:14: error: `MaxResults` must be integer, not a string",
         "r.md:16:24: error: `Filter.AccountId` must be string, not an integer",
         "error: step `l` has no output `AccountAssignment`",
+        "r.md:24:14: error: `MaxResults` must be from 1 to 20, not 100000",
+        "r.md:34:12: error: `UserName` must be from 1 to 64 characters long, not 72",
     ] {
         assert!(e.contains(want), "missing `{want}` in:\n{e}");
     }
+    // A length only known at run time is checked then, before the call is sent.
+    assert!(!e.contains("r.md:28:"), "{e}");
 }
 
 #[test]

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use crate::context::{Context, Event};
 use crate::error::PluginError;
-pub use model::{Service, Shape, service, service_names};
+pub use model::{Measure, Service, Shape, service, service_names};
 
 /// `service:Operation`, resolved against the models.
 #[derive(Debug, Clone, Copy)]
@@ -154,6 +154,15 @@ fn validate(service: &Service, shape: &Shape, v: &Value, path: &str) -> Result<(
     if !ok {
         return Err(format!("{} must be {}, not {v}", at(path), shape.describe()));
     }
+    let measure = match v {
+        Value::Number(n) => n.as_f64().map(Measure::Number),
+        Value::String(s) => Some(Measure::Chars(s.chars().count())),
+        Value::Array(a) => Some(Measure::Items(a.len())),
+        _ => None,
+    };
+    if let Some(why) = measure.and_then(|m| shape.out_of_bounds(m)) {
+        return Err(format!("{} {why}", at(path)));
+    }
     match v {
         Value::String(s) if !shape.choices.is_empty() && !shape.choices.contains(s) => Err(format!(
             "{} must be one of {}, not `{s}`",
@@ -278,6 +287,27 @@ pub async fn invoke(ctx: &Context, call: Call, request: Value, opts: Options) ->
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_value_outside_the_models_bounds_is_refused_before_it_is_sent() {
+        let list = resolve("organizations:ListAccounts").expect("resolves");
+        assert_eq!(
+            list.validate(&json!({ "MaxResults": 5000 })),
+            Err("`MaxResults` must be from 1 to 20, not 5000".to_string())
+        );
+        assert_eq!(
+            list.validate(&json!({ "MaxResults": 0 })),
+            Err("`MaxResults` must be from 1 to 20, not 0".to_string())
+        );
+        assert_eq!(list.validate(&json!({ "MaxResults": 20 })), Ok(()));
+        let user = resolve("iam:CreateUser").expect("resolves");
+        let long = "u".repeat(65);
+        assert_eq!(
+            user.validate(&json!({ "UserName": long })),
+            Err("`UserName` must be from 1 to 64 characters long, not 65".to_string())
+        );
+        assert_eq!(user.validate(&json!({ "UserName": "u".repeat(64) })), Ok(()));
+    }
 
     #[test]
     fn names_resolve_with_candidates() {

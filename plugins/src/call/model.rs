@@ -82,6 +82,19 @@ pub struct Shape {
     /// A free-form JSON value (identitystore's `AttributeValue`).
     #[serde(default)]
     pub document: bool,
+    /// The least and the most a number may be, or a string or a list may hold.
+    #[serde(default)]
+    pub min: Option<f64>,
+    #[serde(default)]
+    pub max: Option<f64>,
+}
+
+/// What [`Shape::out_of_bounds`] measures: a number's value, a string's or a list's length.
+#[derive(Debug, Clone, Copy)]
+pub enum Measure {
+    Number(f64),
+    Chars(usize),
+    Items(usize),
 }
 
 impl Shape {
@@ -99,6 +112,29 @@ impl Shape {
             // string, timestamp (ISO 8601), blob (base64)
             _ => "string",
         }
+    }
+
+    /// Why a value is outside the model's bounds (the one rule `check` and the run share), if it
+    /// is: `must be from 1 to 20, not 5000`, `must be at most 64 characters long, not 80`.
+    pub fn out_of_bounds(&self, m: Measure) -> Option<String> {
+        let (value, unit) = match m {
+            Measure::Number(n) if matches!(self.ty.as_str(), "integer" | "long" | "float" | "double") => (n, ""),
+            Measure::Chars(n) if self.ty == "string" => (n as f64, " characters long"),
+            Measure::Items(n) if self.ty == "list" => (n as f64, " items long"),
+            _ => return None,
+        };
+        let below = self.min.is_some_and(|min| value < min);
+        let above = self.max.is_some_and(|max| value > max);
+        if !below && !above {
+            return None;
+        }
+        let range = match (self.min, self.max) {
+            (Some(lo), Some(hi)) => format!("from {lo} to {hi}{unit}"),
+            (Some(lo), None) => format!("at least {lo}{unit}"),
+            (None, Some(hi)) => format!("at most {hi}{unit}"),
+            (None, None) => return None,
+        };
+        Some(format!("must be {range}, not {value}"))
     }
 
     /// What a person reads: `string`, `list of Tag`, `one of USER, GROUP`, ...

@@ -1,7 +1,7 @@
 //! `check` for generic calls (`aws SERVICE:Operation`): the operation's name, and the request's
 //! member names and types against the service model, each error located in the Markdown.
 
-use runbook_plugins::call::{self, NameError, Service, Shape};
+use runbook_plugins::call::{self, Measure, NameError, Service, Shape};
 use toml::de::{DeTable, DeValue};
 
 use super::{Checker, action_span, closest};
@@ -219,6 +219,19 @@ impl Checker<'_> {
                     super::params::article(kind)
                 ),
             );
+            return;
+        }
+        let measure = match value {
+            DeValue::Integer(i) => i128::from_str_radix(i.as_str(), i.radix())
+                .ok()
+                .map(|n| Measure::Number(n as f64)),
+            DeValue::Float(f) => f.as_str().parse().ok().map(Measure::Number),
+            DeValue::String(s) if !s.contains("${") => Some(Measure::Chars(s.chars().count())),
+            DeValue::Array(a) => Some(Measure::Items(a.len())),
+            _ => None,
+        };
+        if let Some(why) = measure.and_then(|m| shape.out_of_bounds(m)) {
+            self.error(span, format!("`{path}` {why}"));
             return;
         }
         match value {
