@@ -170,9 +170,9 @@ impl Checker<'_> {
         }
         self.check_call_only_attrs(step);
         match &step.executor {
-            Executor::Aws { action } | Executor::Net { action } => {
-                let name = step.executor.action().unwrap_or_default();
-                if self.registry.get(&name).is_none() {
+            Executor::Action { name, .. } => {
+                let action = step.executor.written().unwrap_or(name);
+                if self.registry.get(name).is_none() {
                     let names = self.registry.names();
                     let prefix = if step.executor.word() == "net" { "net." } else { "" };
                     let span = action_span(step, action);
@@ -193,7 +193,7 @@ impl Checker<'_> {
                     self.diags.push(d);
                     self.check_toml_body(index, step, None, has_item);
                 } else {
-                    self.check_toml_body(index, step, Some(&name), has_item);
+                    self.check_toml_body(index, step, Some(name), has_item);
                 }
             }
             Executor::Manual => self.check_manual(index, step, has_item),
@@ -388,18 +388,16 @@ impl Checker<'_> {
 
     fn outputs_of_step(&self, step: &Step) -> Outputs {
         let mut known = match &step.executor {
-            Executor::Aws { action } if runbook_plugins::call::is_call(action) => {
-                match runbook_plugins::call::resolve(action) {
+            Executor::Action { .. } if step.executor.call().is_some() => {
+                match runbook_plugins::call::resolve(step.executor.call().unwrap_or_default()) {
                     Ok(c) => c.output_members(),
                     Err(_) => return Outputs::Any,
                 }
             }
-            Executor::Aws { .. } | Executor::Net { .. } => {
-                match step.executor.action().and_then(|a| self.registry.get(&a)) {
-                    Some(a) => a.info().outputs.iter().map(|f| f.name.clone()).collect(),
-                    None => return Outputs::Any,
-                }
-            }
+            Executor::Action { name, .. } => match self.registry.get(name) {
+                Some(a) => a.info().outputs.iter().map(|f| f.name.clone()).collect(),
+                None => return Outputs::Any,
+            },
             Executor::Manual => {
                 let mut sink = Vec::new();
                 match manual::parse(self.source, step, &mut sink) {

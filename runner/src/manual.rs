@@ -69,7 +69,10 @@ pub fn verify_action(verify: &str) -> Result<String, String> {
     let mut words = verify.split_whitespace();
     match (words.next(), words.next(), words.next()) {
         (Some("aws"), Some(a), None) => Ok(a.to_string()),
-        (Some("net"), Some(a), None) => Ok(format!("net.{a}")),
+        (Some("net"), Some(a), None) => Ok(crate::model::Executor::action_step(crate::model::Family::Net, a)
+            .action()
+            .unwrap_or(a)
+            .to_string()),
         _ => Err(first_line(&format!(
             "`verify` must be `aws SERVICE.ACTION` or `net ACTION`, not `{verify}`"
         ))),

@@ -89,40 +89,90 @@ pub struct Section {
     pub prose: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+/// Who does a step: a person, a script, or a plugin action. Built once by the parser.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Executor {
     Manual,
     Rhai,
-    Aws { action: String },
-    Net { action: String },
+    /// `aws SERVICE.ACTION`, `aws SERVICE:Operation` (a call by API name) or `net ACTION`.
+    Action {
+        family: Family,
+        name: String,
+    },
+}
+
+/// The word that opens an action step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Aws,
+    Net,
 }
 
 impl Executor {
+    /// An action step as written after its word (`net check-reachable` is `check-reachable`).
+    pub fn action_step(family: Family, written: &str) -> Executor {
+        let name = match family {
+            Family::Aws => written.to_string(),
+            Family::Net => format!("net.{written}"),
+        };
+        Executor::Action { family, name }
+    }
+
     pub fn word(&self) -> &'static str {
         match self {
             Executor::Manual => "manual",
             Executor::Rhai => "rhai",
-            Executor::Aws { .. } => "aws",
-            Executor::Net { .. } => "net",
+            Executor::Action {
+                family: Family::Aws, ..
+            } => "aws",
+            Executor::Action {
+                family: Family::Net, ..
+            } => "net",
         }
     }
 
     /// The generic call an `aws SERVICE:Operation` step names (None for built-in actions).
     pub fn call(&self) -> Option<&str> {
         match self {
-            Executor::Aws { action } if runbook_plugins::call::is_call(action) => Some(action),
+            Executor::Action {
+                family: Family::Aws,
+                name,
+            } if runbook_plugins::call::is_call(name) => Some(name),
             _ => None,
         }
     }
 
-    /// The plugin registry's name for the action, for `aws` and `net` steps.
-    pub fn action(&self) -> Option<String> {
+    /// The plugin registry's name for the action (`net.check-reachable`), for action steps.
+    pub fn action(&self) -> Option<&str> {
         match self {
-            Executor::Aws { action } => Some(action.clone()),
-            Executor::Net { action } => Some(format!("net.{action}")),
+            Executor::Action { name, .. } => Some(name),
             _ => None,
         }
+    }
+
+    /// The action as the step writes it after its word (`check-reachable` for `net`).
+    pub fn written(&self) -> Option<&str> {
+        match self {
+            Executor::Action {
+                family: Family::Net,
+                name,
+            } => Some(name.strip_prefix("net.").unwrap_or(name)),
+            Executor::Action { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+}
+
+/// As `list --json` has always shown it: `{"kind": "aws", "action": "iam:CreateUser"}`.
+impl Serialize for Executor {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("kind", self.word())?;
+        if let Some(a) = self.written() {
+            m.serialize_entry("action", a)?;
+        }
+        m.end()
     }
 }
 

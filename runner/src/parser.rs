@@ -7,7 +7,7 @@ use std::ops::Range;
 use pulldown_cmark::{CodeBlockKind, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
 use crate::diagnostic::{Diagnostic, Diags, Severity};
-use crate::model::{Attr, Attributes, Executor, Runbook, Section, Settings, Step};
+use crate::model::{Attr, Attributes, Executor, Family, Runbook, Section, Settings, Step};
 use crate::source::{Source, Span};
 
 mod fences;
@@ -353,11 +353,8 @@ fn parse_step(
                     return None;
                 }
             };
-            if word == "aws" {
-                Executor::Aws { action }
-            } else {
-                Executor::Net { action }
-            }
+            let family = if word == "aws" { Family::Aws } else { Family::Net };
+            Executor::action_step(family, &action)
         }
         _ => {
             let _ = info;

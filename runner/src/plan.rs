@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::eval::{self, Env};
 use crate::interp;
-use crate::model::{Executor, Runbook, Step};
+use crate::model::{Executor, Family, Runbook, Step};
 use crate::sandbox::{self, Limits};
 use crate::source::Source;
 
@@ -49,12 +49,14 @@ fn kind(step: &Step, registry: &Registry) -> String {
     match &step.executor {
         Executor::Manual => "person".into(),
         Executor::Rhai => "script".into(),
-        Executor::Net { .. } => "net (checks)".into(),
-        Executor::Aws { .. } if step.executor.call().is_some() => match step.call_mutates() {
+        Executor::Action {
+            family: Family::Net, ..
+        } => "net (checks)".into(),
+        Executor::Action { .. } if step.executor.call().is_some() => match step.call_mutates() {
             Some(true) => "aws (changes)".into(),
             _ => "aws (reads)".into(),
         },
-        Executor::Aws { action } => match registry.get(action).map(|a| a.info().mutates) {
+        Executor::Action { name, .. } => match registry.get(name).map(|a| a.info().mutates) {
             Some(true) => "aws (changes)".into(),
             _ => "aws (reads)".into(),
         },
@@ -137,7 +139,7 @@ async fn plan_step(
     let mut row = Row {
         step: step.id.clone(),
         kind: kind(step, registry),
-        action: step.executor.action(),
+        action: step.executor.action().map(String::from),
         verdict: "unknown".into(),
         details: Vec::new(),
         items: None,
@@ -234,12 +236,11 @@ async fn plan_step(
                 env.set_step(&step.id, outputs);
             }
         }
-        Executor::Aws { .. } if step.executor.call().is_some() => {
+        Executor::Action { .. } if step.executor.call().is_some() => {
             plan_call(step, env, ctx, &engine, &items, &each, mutating, &mut row, plan).await;
         }
-        Executor::Aws { .. } | Executor::Net { .. } => {
-            let name = step.executor.action().unwrap_or_default();
-            let Some(action) = registry.get(&name) else {
+        Executor::Action { name, .. } => {
+            let Some(action) = registry.get(name) else {
                 row.verdict = "error".into();
                 row.details.push(format!("unknown action {name}"));
                 plan.errors = true;

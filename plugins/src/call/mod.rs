@@ -341,7 +341,7 @@ mod tests {
         assert!(e.contains("UserId"), "{e}");
         let a = resolve("sso-admin:DeleteAccountAssignment").expect("resolves");
         let e = a
-            .validate(&json!({"InstanceArn": "a", "TargetId": "1", "TargetType": "ACCOUNT", "PermissionSetArn": "p", "PrincipalType": "USER", "PrincipalId": "u"}))
+            .validate(&json!({"InstanceArn": "arn:aws:sso:::instance/ssoins-1234567890abcdef", "TargetId": "111111111111", "TargetType": "ACCOUNT", "PermissionSetArn": "arn:aws:sso:::permissionSet/ssoins-1234567890abcdef/ps-1234567890abcdef", "PrincipalType": "USER", "PrincipalId": "u"}))
             .expect_err("enum");
         assert!(e.contains("AWS_ACCOUNT"), "{e}");
         let l = resolve("organizations:ListAccounts").expect("resolves");

@@ -34,11 +34,9 @@ pub(super) fn list(paths: &[PathBuf], json: bool, color: bool) -> Result<(), Com
                 let _ = writeln!(out, "  inputs: {}", crate::ui::sanitize(&names.join(", ")));
             }
             for s in &b.steps {
-                let what = s.executor.action().unwrap_or_else(|| s.executor.word().to_string());
-                let what = if s.executor.word() == "aws" || s.executor.word() == "net" {
-                    format!("{} {}", s.executor.word(), what.trim_start_matches("net."))
-                } else {
-                    what
+                let what = match s.executor.written() {
+                    Some(written) => format!("{} {written}", s.executor.word()),
+                    None => s.executor.word().to_string(),
                 };
                 let _ = writeln!(out, "  {:>5}  {:<32} {}", s.line, s.id, crate::ui::sanitize(&what));
             }

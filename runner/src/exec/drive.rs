@@ -33,7 +33,7 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
         let sends_text = step
             .executor
             .action()
-            .and_then(|a| shared.registry.get(&a))
+            .and_then(|a| shared.registry.get(a))
             .is_some_and(|a| a.info().sends_text);
         if let Err(e) = answers_fit(step, sends_text, given) {
             shared.ui.error(&format!("runbook: answers file, [steps.{sid}]: {e}"));

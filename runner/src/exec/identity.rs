@@ -11,7 +11,7 @@ use sha2::Sha256;
 
 use super::Shared;
 use crate::eval::{self, Env};
-use crate::model::{Executor, Step};
+use crate::model::{Executor, Family, Step};
 
 /// Keyed digests (HMAC-SHA256 with the state directory's key).
 pub struct Digester {
@@ -84,7 +84,7 @@ fn resolve(
     target: &Value,
 ) -> Result<(Value, Option<Value>), String> {
     match &step.executor {
-        Executor::Aws { .. } | Executor::Net { .. } => {
+        Executor::Action { .. } => {
             let params = eval::toml_body(&step.body)
                 .and_then(|b| env.resolve(engine, &b, item))
                 .map_err(|e| format!("parameters: {e}"))?;
@@ -124,7 +124,13 @@ fn resolve(
 /// Where AWS steps act: the endpoint, profile and region asked for, and the caller's account
 /// when it can be told.
 async fn target(shared: &Shared, step: &Step) -> Value {
-    if !matches!(step.executor, Executor::Aws { .. }) {
+    if !matches!(
+        step.executor,
+        Executor::Action {
+            family: Family::Aws,
+            ..
+        }
+    ) {
         return Value::Null;
     }
     let o = shared.ctx.aws_options();

@@ -16,8 +16,7 @@ use crate::model::{Executor, Step};
 
 pub(super) fn describe(step: &Step) -> String {
     match &step.executor {
-        Executor::Aws { action } => format!("aws {action}"),
-        Executor::Net { action } => format!("net {action}"),
+        Executor::Action { .. } => format!("{} {}", step.executor.word(), step.executor.written().unwrap_or("")),
         Executor::Manual => "manual".into(),
         Executor::Rhai => "rhai".into(),
     }
@@ -58,7 +57,7 @@ pub(super) async fn gate(shared: &Arc<Shared>, step: &Step, plan: &Prepared) -> 
         shared
             .ui
             .block(&format!("  parameters: {}", shared.redactor.value(params)));
-        if let Some(a) = shared.registry.get(&action) {
+        if let Some(a) = shared.registry.get(action) {
             match a.plan(&shared.context_for(step, None, None), params.clone()).await {
                 Ok(plan) => {
                     for i in plan.items {
@@ -197,7 +196,7 @@ pub(super) async fn run_once(
     deadline: Option<Instant>,
 ) -> Result<Outcome, StepError> {
     match &step.executor {
-        Executor::Aws { .. } | Executor::Net { .. } => {
+        Executor::Action { .. } => {
             // `timeout=` bounds the call itself, not only the polling after it: an action's own
             // deadline (its polls say which request is still running) comes first, this is the
             // backstop for a call that does not come back.
@@ -228,11 +227,10 @@ async fn run_action(
         return super::call::run(shared, step, env, name, item.map(|(_, k)| k), params).await;
     }
     match &step.executor {
-        Executor::Aws { .. } | Executor::Net { .. } => {
-            let name = step.executor.action().unwrap_or_default();
+        Executor::Action { name, .. } => {
             let action = shared
                 .registry
-                .get(&name)
+                .get(name)
                 .ok_or_else(|| StepError::failed(format!("unknown action `{name}`")))?;
             let params = params.ok_or_else(|| StepError::failed("parameters were not resolved"))?;
             if action.info().mutates {

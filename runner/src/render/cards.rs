@@ -314,11 +314,10 @@ fn card(source: &Source, step: &Step, registry: &Registry) -> String {
     let (kind, badge) = match &step.executor {
         Executor::Manual => ("person", "person"),
         Executor::Rhai => ("script", "script"),
-        Executor::Aws { action } | Executor::Net { action } => {
-            let name = step.executor.action().unwrap_or_else(|| action.clone());
+        Executor::Action { name, .. } => {
             let mutates = step
                 .call_mutates()
-                .unwrap_or_else(|| registry.get(&name).is_some_and(|a| a.info().mutates));
+                .unwrap_or_else(|| registry.get(name).is_some_and(|a| a.info().mutates));
             if mutates { ("aws", "AWS") } else { ("check", "check") }
         }
     };
@@ -328,13 +327,13 @@ fn card(source: &Source, step: &Step, registry: &Registry) -> String {
         "<div class=\"rb-step rb-{kind}\" id=\"step-{id}\"><div class=\"rb-step-head\"><span class=\"rb-badge rb-badge-{kind}\">{badge}</span> ",
         id = esc(&step.id)
     );
-    match step.executor.action() {
+    match step.executor.written() {
         Some(a) => {
             let _ = write!(
                 o,
                 "<code class=\"rb-action\">{} {}</code>",
                 step.executor.word(),
-                esc(a.trim_start_matches("net."))
+                esc(a)
             );
         }
         None => {
@@ -376,7 +375,7 @@ fn card(source: &Source, step: &Step, registry: &Registry) -> String {
                 esc(step.body.trim_end())
             );
         }
-        Executor::Aws { .. } | Executor::Net { .. } => action_body(&mut o, step, registry),
+        Executor::Action { .. } => action_body(&mut o, step, registry),
     }
     if let Some(t) = &step.attrs.timeout {
         let _ = write!(o, "<p class=\"rb-attr\">Gives up after {}.</p>", esc(&t.value));
@@ -428,7 +427,7 @@ fn action_body(o: &mut String, step: &Step, registry: &Registry) {
         return;
     }
     let Some(name) = step.executor.action() else { return };
-    let Some(action) = registry.get(&name) else { return };
+    let Some(action) = registry.get(name) else { return };
     let info = action.info();
     let _ = write!(
         o,
