@@ -579,11 +579,13 @@ impl Journal {
 
 mod files;
 mod moved;
+mod pending;
 mod read;
 
 use files::*;
 pub use files::{depth, digest_key, os_user, read_lines};
 pub use moved::{Located, adopt, locate};
+pub use pending::{Pending, PendingCall};
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

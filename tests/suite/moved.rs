@@ -82,8 +82,18 @@ fn two_journals_that_could_be_a_moved_runbook_are_refused_not_guessed() {
     // The same runbook, run from a second place, then both places gone.
     std::fs::create_dir(t.path("b")).expect("mkdir");
     std::fs::copy(t.path("a/offboard.md"), t.path("b/offboard.md")).expect("copy");
-    let b = run(&t, "b/offboard.md");
-    assert_eq!(b.code, 0, "a copy at another place is another runbook: {b:?}");
+    // A copy is another runbook with a journal of its own, but the same request with an
+    // unknown outcome is asked about from any journal; a person says to send it.
+    run(&t, "b/offboard.md").code_is(3);
+    assert_eq!(proxy.calls("DeleteUser"), 1);
+    std::fs::write(t.path("a.toml"), "[steps.del]\nresend = true\n").expect("answers");
+    let b = t.run_args(&[
+        "run".into(),
+        "b/offboard.md".into(),
+        "--answers".into(),
+        "a.toml".into(),
+    ]);
+    b.code_is(0);
     assert_eq!(proxy.calls("DeleteUser"), 2);
     std::fs::create_dir(t.path("c")).expect("mkdir");
     std::fs::rename(t.path("a/offboard.md"), t.path("c/offboard.md")).expect("move");
@@ -95,4 +105,80 @@ fn two_journals_that_could_be_a_moved_runbook_are_refused_not_guessed() {
         "{c:?}"
     );
     assert_eq!(proxy.calls("DeleteUser"), 2, "nothing sent while it is unclear");
+}
+
+/// Copies a directory tree (files and directories only).
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read dir").flatten() {
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if e.file_type().expect("type").is_dir() {
+            copy_tree(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).expect("copy");
+        }
+    }
+}
+
+#[test]
+fn a_renamed_step_keeps_its_unknown_outcome() {
+    let (_moto, proxy, t) = lost_delete("offboard.md");
+    let text = std::fs::read_to_string(t.path("offboard.md")).expect("read");
+    std::fs::write(t.path("offboard.md"), text.replace("id=del", "id=remove-user")).expect("write");
+    let again = run(&t, "offboard.md");
+    again
+        .code_is(3)
+        .stderr_has("the same identitystore:DeleteUser request was sent");
+    assert_eq!(proxy.calls("DeleteUser"), 1, "not sent again under the step's new id");
+    // A person who checked says to send it again.
+    std::fs::write(t.path("a.toml"), "[steps.remove-user]\nresend = true\n").expect("answers");
+    let resent = t.run_args(&["run".into(), "offboard.md".into(), "--answers".into(), "a.toml".into()]);
+    resent.code_is(0);
+    assert_eq!(proxy.calls("DeleteUser"), 2);
+}
+
+#[test]
+fn a_retitled_copy_elsewhere_with_the_journal_does_not_send_again() {
+    let (_moto, proxy, t) = lost_delete("offboard.md");
+    // The project copied with its state directory, the copy retitled: a journal of its own.
+    copy_tree(&t.path(".runbook"), &t.path("copy/.runbook"));
+    let text = std::fs::read_to_string(t.path("offboard.md")).expect("read");
+    std::fs::write(t.path("copy/offboard.md"), text.replace("# Remove", "# Remove, again")).expect("write");
+    let again = t.run_args(&[
+        "run".into(),
+        "copy/offboard.md".into(),
+        "--state-dir".into(),
+        "copy/.runbook".into(),
+        "--yes".into(),
+    ]);
+    again.code_is(3).stderr_has("outcome is unknown");
+    assert_eq!(proxy.calls("DeleteUser"), 1, "not sent again from the copy");
+}
+
+#[test]
+fn a_link_left_at_the_old_name_keeps_the_unknown_outcome() {
+    let (_moto, proxy, t) = lost_delete("offboard.md");
+    std::fs::rename(t.path("offboard.md"), t.path("offboard-v2.md")).expect("rename");
+    std::os::unix::fs::symlink("offboard-v2.md", t.path("offboard.md")).expect("symlink");
+    // The journal follows it (the old name now leads here), not only the request's mark.
+    run(&t, "offboard-v2.md").code_is(3).stdout_has("moved from");
+    run(&t, "offboard.md").code_is(3);
+    assert_eq!(proxy.calls("DeleteUser"), 1);
+}
+
+#[test]
+fn another_runbook_that_only_shares_the_title_does_not_take_the_journal() {
+    let (_moto, proxy, t) = lost_delete("offboard.md");
+    std::fs::rename(t.path("offboard.md"), t.path("offboard-alice.md")).expect("rename");
+    // Same title, none of its steps: not the runbook that moved.
+    std::fs::write(
+        t.path("checklist.md"),
+        "# Remove\n\n```rhai id=look\n#{ ok: true }\n```\n",
+    )
+    .expect("write");
+    let other = run(&t, "checklist.md");
+    other.code_is(0);
+    assert!(!other.all().contains("moved from"), "{other:?}");
+    run(&t, "offboard-alice.md").code_is(3);
+    assert_eq!(proxy.calls("DeleteUser"), 1);
 }

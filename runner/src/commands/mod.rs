@@ -180,7 +180,8 @@ pub(crate) fn load_checked(file: &Path, color: bool) -> Result<(Source, Runbook)
 /// The journal directory of a runbook, wherever it was left (it may have moved); changes
 /// nothing.
 fn located(state_dir: &Path, runbook: &Runbook) -> Result<PathBuf, CommandError> {
-    match journal::locate(state_dir, Path::new(&runbook.path), &runbook.title) {
+    let steps: Vec<&str> = runbook.steps.iter().map(|s| s.id.as_str()).collect();
+    match journal::locate(state_dir, Path::new(&runbook.path), &runbook.title, &steps) {
         Ok(found) => {
             if let Some(from) = found.moved_from {
                 eprintln!(

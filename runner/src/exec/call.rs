@@ -33,8 +33,27 @@ pub(super) async fn run(
     if opts.mutates {
         shared.guard(env).await?;
     }
-    let ctx = shared.context_for(step, item, None);
-    let outputs = call::invoke(&ctx, c, params, opts).await?;
+    let ctx = shared.context_for(step, item.clone(), None);
+    let mark = if opts.mutates && !opts.retry_unknown {
+        Some(mark_pending(shared, step, &ctx, name, item.as_deref(), &params).await?)
+    } else {
+        None
+    };
+    let sent = call::invoke(&ctx, c, params, opts).await;
+    if let Some(digest) = &mark {
+        // The mark stays while this journal says the outcome is unknown.
+        let unknown = shared
+            .journal
+            .lock()
+            .map_err(|_| StepError::Journal("journal lock poisoned".into()))?
+            .unsettled(&step.id)?
+            .iter()
+            .any(|u| u.item_key == item && u.call == name);
+        if !unknown {
+            shared.pending.0.clear(digest);
+        }
+    }
+    let outputs = sent?;
     // An answer that carries credentials (CreateAccessKey's SecretAccessKey, GetSessionToken's
     // SessionToken, a Password) is secret: never printed, stored masked.
     let mut found = Vec::new();
@@ -49,6 +68,61 @@ pub(super) async fn run(
         outputs,
         secrecy: Secrecy::AllBut(step.attrs.public_outputs()),
     })
+}
+
+/// Refuses a request that another journal (a copy, a moved or edited version of this runbook)
+/// sent with an unknown outcome, unless a person said to send it again; then marks it.
+async fn mark_pending(
+    shared: &Arc<Shared>,
+    step: &Step,
+    ctx: &runbook_plugins::Context,
+    name: &str,
+    item: Option<&str>,
+    params: &Value,
+) -> Result<String, StepError> {
+    let where_to = serde_json::json!({
+        "request": params,
+        "endpoint": ctx.aws_options().endpoint_url,
+        "region": ctx.region().await.ok(),
+    });
+    let digest = shared.pending.1.request(name, &where_to);
+    if let Some(earlier) = shared.pending.0.get(&digest) {
+        // This journal's own unknown outcome was asked about already (settle_unknown).
+        let ours = shared
+            .journal
+            .lock()
+            .map_err(|_| StepError::Journal("journal lock poisoned".into()))?
+            .unsettled(&step.id)?
+            .iter()
+            .any(|u| u.item_key.as_deref() == item && u.call == name);
+        let resend = shared
+            .answers
+            .steps
+            .get(&step.id)
+            .and_then(|s| s.get("resend"))
+            .and_then(toml::Value::as_bool)
+            == Some(true);
+        if !ours && !resend {
+            return Err(StepError::Waiting(format!(
+                "{}: the same {name} request was sent by {} (step `{}`, run `{}`, at {}) and its outcome is unknown; check in AWS whether it took effect, then answer resend = true under [steps.{}] to send it again",
+                step.id, earlier.runbook, earlier.step, earlier.run, earlier.at, step.id
+            )));
+        }
+    }
+    let run = shared.journal.lock().map(|j| j.state.name.clone()).unwrap_or_default();
+    let me = crate::journal::PendingCall {
+        runbook: shared.runbook.path.clone(),
+        run,
+        step: step.id.clone(),
+        call: name.to_string(),
+        at: crate::journal::now(),
+    };
+    shared
+        .pending
+        .0
+        .mark(&digest, &me)
+        .map_err(|e| StepError::Journal(format!("nothing was sent: {e}")))?;
+    Ok(digest)
 }
 
 /// A mutating call that finished with secrets in its answer is not sent again for its outputs

@@ -40,6 +40,11 @@ impl Digester {
         self.mac(&[b"value", name.as_bytes(), value.as_bytes()])
     }
 
+    /// A call by API name and where it goes: the same request from any runbook digests alike.
+    pub fn request(&self, call: &str, what: &Value) -> String {
+        self.mac(&[b"request", call.as_bytes(), what.to_string().as_bytes()])
+    }
+
     /// The identity of a step (or one item of a fan-out) that resolved to `what`.
     pub fn step(&self, info: &str, body: &str, what: &Value) -> String {
         self.mac(&[b"step", info.as_bytes(), body.as_bytes(), what.to_string().as_bytes()])

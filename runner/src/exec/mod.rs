@@ -182,6 +182,8 @@ pub struct Shared {
     pub ui: Ui,
     pub redactor: Redactor,
     pub digester: Digester,
+    /// The state directory's marks of calls whose outcome is unknown, and their digests' key.
+    pub pending: (journal::Pending, Digester),
     pub interrupted: Arc<AtomicBool>,
     pub interrupt: Notify,
     identity: OnceCell<Result<Identity, String>>,
@@ -325,7 +327,8 @@ pub async fn run(source: Source, runbook: Runbook, ctx: Context, opts: RunOption
             return Exit::Usage;
         }
     };
-    let runbook_dir = match journal::adopt(&opts.state_dir, Path::new(&runbook.path), &runbook.title) {
+    let step_ids: Vec<&str> = runbook.steps.iter().map(|s| s.id.as_str()).collect();
+    let runbook_dir = match journal::adopt(&opts.state_dir, Path::new(&runbook.path), &runbook.title, &step_ids) {
         Ok(found) => {
             if let Some(from) = found.moved_from {
                 ui.note(&format!(
@@ -358,6 +361,16 @@ pub async fn run(source: Source, runbook: Runbook, ctx: Context, opts: RunOption
         }
     };
     let digester = Digester::new(key);
+    let pending = match journal::Pending::open(&opts.state_dir) {
+        Ok((p, key)) => (p, Digester::new(key)),
+        Err(e) => {
+            ui.error(&format!(
+                "runbook: cannot keep the journal in {}: {e}\n  nothing was run; fix it or choose another --state-dir (RUNBOOK_STATE_DIR)",
+                opts.state_dir.display()
+            ));
+            return Exit::Usage;
+        }
+    };
     // Which instance: --run, the key inputs' values, a fresh one per rehearsal, or the default.
     let name = match run_name(&runbook, &opts, &flags, &answers, &ui, &digester) {
         Ok(n) => n,
@@ -420,6 +433,7 @@ pub async fn run(source: Source, runbook: Runbook, ctx: Context, opts: RunOption
         ui,
         redactor,
         digester,
+        pending,
         interrupted: Arc::new(AtomicBool::new(false)),
         interrupt: Notify::new(),
         identity: OnceCell::new(),

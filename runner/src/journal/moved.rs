@@ -29,7 +29,7 @@ pub struct Located {
 }
 
 /// Finds the journal of a runbook without changing anything (`plan`, `status`, `runs`).
-pub fn locate(state_dir: &Path, runbook: &Path, title: &str) -> Result<Located, JournalError> {
+pub fn locate(state_dir: &Path, runbook: &Path, title: &str, steps: &[&str]) -> Result<Located, JournalError> {
     let dir = dir_for(state_dir, runbook);
     if std::fs::symlink_metadata(&dir).is_ok() {
         return Ok(Located { dir, moved_from: None });
@@ -53,10 +53,15 @@ pub fn locate(state_dir: &Path, runbook: &Path, title: &str) -> Result<Located, 
             });
         }
         let Some(origin) = read_origin(&other) else { continue };
-        let gone = std::fs::symlink_metadata(&origin.path).is_err();
+        // Gone from its old place: missing, or the name now leads elsewhere (a link left behind
+        // at the old name leads here).
+        let now = std::fs::canonicalize(&origin.path).ok();
+        let here = now.as_deref() == Some(real.as_path());
+        let gone = now.as_deref() != Some(origin.path.as_path());
         let same_name = origin.path.file_name() == real.file_name();
         let same_title = !title.is_empty() && origin.title == title;
-        if gone && (same_name || same_title) {
+        // A runbook that merely shares a title, with none of the journal's steps, is another.
+        if here || (gone && (same_name || same_title) && shares_a_step(&other, steps)) {
             found.push((other, origin.path));
         }
     }
@@ -84,8 +89,8 @@ pub fn locate(state_dir: &Path, runbook: &Path, title: &str) -> Result<Located, 
 
 /// Finds the journal of a runbook about to run, brings one it left at its old place to the
 /// directory of its new place, and records where the runbook is now.
-pub fn adopt(state_dir: &Path, runbook: &Path, title: &str) -> Result<Located, JournalError> {
-    let found = locate(state_dir, runbook, title)?;
+pub fn adopt(state_dir: &Path, runbook: &Path, title: &str, steps: &[&str]) -> Result<Located, JournalError> {
+    let found = locate(state_dir, runbook, title, steps)?;
     let dir = dir_for(state_dir, runbook);
     if found.dir != dir {
         if let Err(e) = std::fs::rename(&found.dir, &dir) {
@@ -117,6 +122,14 @@ fn hash_suffix(dir: &Path) -> Option<String> {
     let name = dir.file_name()?.to_str()?;
     let (_, hash) = name.rsplit_once('-')?;
     (hash.len() == 8).then(|| hash.to_string())
+}
+
+/// Whether a journal's runs know any of these step ids.
+fn shares_a_step(dir: &Path, steps: &[&str]) -> bool {
+    Journal::runs(dir).is_ok_and(|runs| {
+        runs.iter()
+            .any(|r| r.state.steps.keys().any(|k| steps.contains(&k.as_str())))
+    })
 }
 
 /// A journal with at least one run in it.
