@@ -479,6 +479,18 @@ fn bad_answers_and_inputs_are_usage_errors() {
     std::fs::write(t.path("bad.toml"), "[inputz]\n").expect("write");
     let out = t.run_args(&["run".into(), "r.md".into(), "--answers".into(), "bad.toml".into()]);
     out.code_is(2).stderr_has("bad.toml:1:2: unknown field `inputz`");
+    // A manual step's answers are checked before the first step runs, not when it is reached.
+    let asks = "# Ask\n\n```rhai id=first\n#{ ran: true }\n```\n\n```manual id=ticket\nconfirm = \"Filed?\"\n[ask.ticket]\nprompt = \"Ticket\"\n```\n";
+    let t = Test::new()
+        .file("a.md", asks)
+        .file("typo.toml", "[steps.ticket]\nconfirm = true\ntiket = \"T-1\"\n")
+        .file("table.toml", "[steps.ticket]\nconfirm = true\nticket = { a = 1 }\n");
+    let typo = t.run_args(&["run".into(), "a.md".into(), "--answers".into(), "typo.toml".into()]);
+    typo.code_is(2)
+        .stderr_has("[steps.ticket]: the step asks no `tiket` (it asks: ticket)")
+        .stdout_lacks("first");
+    let table = t.run_args(&["run".into(), "a.md".into(), "--answers".into(), "table.toml".into()]);
+    table.code_is(2).stderr_has("`ticket` must be a value, not a table");
 }
 
 /// `runbook answers` writes a template that, filled in, runs the runbook to its end.

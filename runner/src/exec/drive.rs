@@ -35,7 +35,13 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
             .action()
             .and_then(|a| shared.registry.get(a))
             .is_some_and(|a| a.info().sends_text);
-        if let Err(e) = answers_fit(step, sends_text, given) {
+        // A manual step of this runbook: its questions are known before anything runs.
+        let asks: Option<Vec<String>> = rb
+            .step(sid)
+            .filter(|s| matches!(s.executor, crate::model::Executor::Manual))
+            .and_then(|s| crate::manual::parse(&shared.source, s, &mut Vec::new()))
+            .map(|m| m.ask.into_iter().map(|(n, _)| n).collect());
+        if let Err(e) = answers_fit(step, sends_text, given).and_then(|()| asks_fit(asks.as_deref(), given)) {
             shared.ui.error(&format!("runbook: answers file, [steps.{sid}]: {e}"));
             return Exit::Usage;
         }
@@ -517,6 +523,25 @@ fn fail(shared: &Shared, step: &Step, message: &str, hint: Option<String>) -> Ex
     }
     shared.ui.error(&text);
     Exit::StepFailed
+}
+
+/// A manual step's answers name its questions, each a value, not a table or a list.
+fn asks_fit(asks: Option<&[String]>, given: &std::collections::BTreeMap<String, toml::Value>) -> Result<(), String> {
+    let Some(asks) = asks else { return Ok(()) };
+    for (k, v) in given.iter().filter(|(k, _)| k.as_str() != "confirm") {
+        if !asks.contains(k) {
+            let known = if asks.is_empty() {
+                "it asks nothing".to_string()
+            } else {
+                format!("it asks: {}", asks.join(", "))
+            };
+            return Err(format!("the step asks no `{k}` ({known})"));
+        }
+        if v.is_table() || v.is_array() {
+            return Err(format!("`{k}` must be a value, not a {}", v.type_str()));
+        }
+    }
+    Ok(())
 }
 
 /// What an answers file may say to a step: a manual step's `confirm` (and its questions, which
