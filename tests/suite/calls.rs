@@ -116,7 +116,7 @@ fn outputs(dir: &Path, step: &str) -> Value {
 }
 
 /// The binary, run in the test's directory against `endpoint`, as a child the proxy can kill.
-fn spawn(t: &Test, endpoint: &str, args: &[&str]) -> std::process::Child {
+pub(crate) fn spawn(t: &Test, endpoint: &str, args: &[&str]) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_runbook"))
         .args(args)
         .current_dir(t.dir.path())

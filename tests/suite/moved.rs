@@ -182,3 +182,34 @@ fn another_runbook_that_only_shares_the_title_does_not_take_the_journal() {
     run(&t, "offboard-alice.md").code_is(3);
     assert_eq!(proxy.calls("DeleteUser"), 1);
 }
+
+#[test]
+fn a_run_still_going_at_the_old_place_keeps_its_journal() {
+    let moto = Moto::start();
+    // The answer to DeleteUser is held 4 s: the first run is still going when the file moves.
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            slow_answers: 1,
+            slow_by: std::time::Duration::from_secs(4),
+            slow_op: Some("DeleteUser".into()),
+            ..Rules::default()
+        },
+    );
+    let s = seed(&moto.endpoint, "leaving.admin");
+    let t = Test::new()
+        .file("offboard.md", delete_user(&s, ""))
+        .aws(&proxy.endpoint);
+    let mut first = crate::calls::spawn(&t, &proxy.endpoint, &["run", "offboard.md"]);
+    let start = std::time::Instant::now();
+    while proxy.calls("DeleteUser") == 0 && start.elapsed() < std::time::Duration::from_secs(20) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::fs::rename(t.path("offboard.md"), t.path("offboard-alice.md")).expect("rename");
+    run(&t, "offboard-alice.md")
+        .code_is(2)
+        .stderr_has("another run of this runbook is in progress");
+    let status = first.wait().expect("wait");
+    assert_eq!(status.code(), Some(0), "the first run kept its journal and finished");
+    assert_eq!(proxy.calls("DeleteUser"), 1);
+}

@@ -93,6 +93,10 @@ pub fn adopt(state_dir: &Path, runbook: &Path, title: &str, steps: &[&str]) -> R
     let found = locate(state_dir, runbook, title, steps)?;
     let dir = dir_for(state_dir, runbook);
     if found.dir != dir {
+        // A run still going at the old place keeps its journal where it is.
+        if let Some(holder) = in_use(&found.dir) {
+            return Err(JournalError::Locked { holder });
+        }
         if let Err(e) = std::fs::rename(&found.dir, &dir) {
             // Another run may have adopted it meanwhile.
             if std::fs::symlink_metadata(&dir).is_err() {
@@ -122,6 +126,28 @@ fn hash_suffix(dir: &Path) -> Option<String> {
     let name = dir.file_name()?.to_str()?;
     let (_, hash) = name.rsplit_once('-')?;
     (hash.len() == 8).then(|| hash.to_string())
+}
+
+/// Who holds a run of this journal, if a run is going (a lock taken and given back at once).
+fn in_use(dir: &Path) -> Option<String> {
+    let runs = std::fs::read_dir(dir.join("runs")).ok()?;
+    for r in runs.flatten() {
+        let path = r.path().join("lock");
+        let Ok(mut f) = open_options().read(true).write(true).open(&path) else {
+            continue;
+        };
+        match FileExt::try_lock_exclusive(&f) {
+            Ok(true) => {
+                let _ = FileExt::unlock(&f);
+            }
+            _ => {
+                let mut holder = String::new();
+                let _ = f.read_to_string(&mut holder);
+                return Some(crate::ui::sanitize(holder.trim()));
+            }
+        }
+    }
+    None
 }
 
 /// Whether a journal's runs know any of these step ids.
