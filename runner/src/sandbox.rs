@@ -158,6 +158,15 @@ pub fn engine(limits: Limits, log: Option<Log>, interrupted: Option<Arc<std::syn
     e.set_max_variables(1_000);
     e.set_max_functions(1_000);
     e.disable_symbol("eval");
+    // Rhai's `sleep` blocks between operations, where neither the deadline nor Ctrl-C is seen.
+    const NO_SLEEP: &str =
+        "`sleep` is not available in runbook scripts: a script computes; waiting is a step's job (a poll, a person)";
+    e.register_fn("sleep", |_: f64| -> Result<(), Box<EvalAltResult>> {
+        Err(NO_SLEEP.into())
+    });
+    e.register_fn("sleep", |_: i64| -> Result<(), Box<EvalAltResult>> {
+        Err(NO_SLEEP.into())
+    });
     let started = Instant::now();
     let baseline = resident();
     let last_sample = std::sync::atomic::AtomicU64::new(0);

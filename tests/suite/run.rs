@@ -213,6 +213,13 @@ fn rhai_cannot_import_eval_or_touch_files() {
             "r.md:3:1: error: step `bad` failed",
         ),
         (
+            "sleep(10)".into(),
+            " timeout=1s",
+            1,
+            "`sleep` is not available in runbook scripts",
+            "r.md:3:1: error: step `bad` failed",
+        ),
+        (
             "let x = 0; loop { x += 1; }".into(),
             " timeout=50ms",
             1,
