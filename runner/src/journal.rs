@@ -584,7 +584,7 @@ mod read;
 
 use files::*;
 pub use files::{depth, digest_key, os_user, read_lines};
-pub use moved::{Located, adopt, locate};
+pub use moved::{Located, adopt, elsewhere, locate};
 pub use pending::{Pending, PendingCall};
 #[cfg(test)]
 mod tests;

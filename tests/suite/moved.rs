@@ -213,3 +213,23 @@ fn a_run_still_going_at_the_old_place_keeps_its_journal() {
     assert_eq!(status.code(), Some(0), "the first run kept its journal and finished");
     assert_eq!(proxy.calls("DeleteUser"), 1);
 }
+
+#[test]
+fn a_run_from_another_working_directory_finds_the_journal_beside_the_runbook() {
+    let (_moto, proxy, t) = lost_delete("ops/offboard.md");
+    // The first run was started in ops/ (its journal is ops/.runbook); the second from above.
+    std::fs::rename(t.path(".runbook"), t.path("ops/.runbook")).expect("move the journal");
+    let again = run(&t, "ops/offboard.md");
+    again.code_is(2).stderr_has("ops/.runbook (a run started from");
+    assert_eq!(proxy.calls("DeleteUser"), 1, "nothing sent from the second place");
+    // Pointed at it, the run finds the unknown outcome and asks.
+    let there = t.run_args(&[
+        "run".into(),
+        "ops/offboard.md".into(),
+        "--state-dir".into(),
+        "ops/.runbook".into(),
+        "--yes".into(),
+    ]);
+    there.code_is(3);
+    assert_eq!(proxy.calls("DeleteUser"), 1);
+}

@@ -328,6 +328,20 @@ pub async fn run(source: Source, runbook: Runbook, ctx: Context, opts: RunOption
         }
     };
     let step_ids: Vec<&str> = runbook.steps.iter().map(|s| s.id.as_str()).collect();
+    let here = journal::locate(&opts.state_dir, Path::new(&runbook.path), &runbook.title, &step_ids);
+    if here.is_ok_and(|l| std::fs::symlink_metadata(&l.dir).is_err()) && !opts.rehearsal {
+        if let Some(other) = journal::elsewhere(&opts.state_dir, Path::new(&runbook.path), &runbook.title, &step_ids) {
+            ui.error(&format!(
+                "runbook: the journal of {} is in {} (a run started from {}), not in {}\n  nothing was run; run from there, or pass --state-dir {}",
+                runbook.path,
+                other.display(),
+                other.parent().map(|p| p.display().to_string()).unwrap_or_default(),
+                opts.state_dir.display(),
+                other.display()
+            ));
+            return Exit::Usage;
+        }
+    }
     let runbook_dir = match journal::adopt(&opts.state_dir, Path::new(&runbook.path), &runbook.title, &step_ids) {
         Ok(found) => {
             if let Some(from) = found.moved_from {

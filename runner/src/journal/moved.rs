@@ -118,6 +118,30 @@ pub fn adopt(state_dir: &Path, runbook: &Path, title: &str, steps: &[&str]) -> R
     })
 }
 
+/// A state directory other than `state_dir` that keeps a journal of this runbook: a `.runbook/`
+/// beside the runbook or in a directory above it (a run started from there). Looked for when
+/// `state_dir` has none, so that a run from another working directory does not start a second
+/// record and send again what the first left unknown.
+pub fn elsewhere(state_dir: &Path, runbook: &Path, title: &str, steps: &[&str]) -> Option<PathBuf> {
+    let ours = std::fs::canonicalize(state_dir).ok();
+    let real = real_path(runbook);
+    for a in real.parent()?.ancestors() {
+        let candidate = a.join(".runbook");
+        let Ok(m) = std::fs::symlink_metadata(&candidate) else {
+            continue;
+        };
+        if !m.is_dir() || std::fs::canonicalize(&candidate).ok() == ours {
+            continue;
+        }
+        if let Ok(found) = locate(&candidate, runbook, title, steps) {
+            if has_runs(&found.dir) {
+                return Some(candidate);
+            }
+        }
+    }
+    None
+}
+
 pub(super) fn real_path(runbook: &Path) -> PathBuf {
     std::fs::canonicalize(runbook).unwrap_or_else(|_| runbook.to_path_buf())
 }
