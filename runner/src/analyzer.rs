@@ -35,11 +35,24 @@ pub fn check(source: &Source, registry: &Registry) -> (Runbook, Vec<Diagnostic>)
 pub fn check_in(source: &Source, registry: &Registry, root: &Path) -> (Runbook, Vec<Diagnostic>) {
     let mut diags = Diags::new();
     let runbook = parser::parse_into(source, &mut diags);
+    let diags = check_parsed(source, &runbook, diags, registry, root);
+    (runbook, diags)
+}
+
+/// [`check_in`] for a runbook already parsed, with the diagnostics its parsing left: what `render`
+/// uses, which parses each runbook once for its pages and checks it beside mdBook's build.
+pub fn check_parsed(
+    source: &Source,
+    runbook: &Runbook,
+    mut diags: Diags,
+    registry: &Registry,
+    root: &Path,
+) -> Vec<Diagnostic> {
     let root = crate::paths::canonical(root);
     let mut cx = Checker {
         source,
         registry,
-        runbook: &runbook,
+        runbook,
         root: &root,
         engine: sandbox::checking_engine(),
         diags: &mut diags,
@@ -62,8 +75,7 @@ pub fn check_in(source: &Source, registry: &Registry, root: &Path) -> (Runbook, 
         cx.check_step(i, step);
     }
     cx.check_links();
-    let diags = diags.finish(&source.path().display().to_string());
-    (runbook, diags)
+    diags.finish(&source.path().display().to_string())
 }
 
 /// The outputs of a script whose value is a literal map (`#{ email: ..., name: ... }` as its

@@ -212,7 +212,7 @@ impl Diagnostic {
 
 /// One file's diagnostics, at most [`MAX_PER_FILE`]: the rest are only counted, so that hostile
 /// input with a problem in every byte costs neither memory nor a flood of output.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Diags {
     kept: Vec<Diagnostic>,
     hidden_errors: usize,

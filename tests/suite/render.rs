@@ -381,6 +381,21 @@ fn a_book_page_cannot_include_outside_the_book() {
     out.code_is(2);
     assert!(out.stderr.contains("book/src/page.md:3:1"), "{}", out.stderr);
     assert!(!all_text(t.dir.path()).contains("root:x:0:0"), "/etc/passwd was copied");
+    // Nor can SUMMARY.md name a chapter outside it (mdBook reads one, and writes its page there).
+    let t = project(RB).file(
+        "book/src/SUMMARY.md",
+        "[Leak](../../../../../../../../etc/passwd)
+",
+    );
+    let out = t.run_args(&["render".into()]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("failed to read chapter"), "{}", out.stderr);
+    assert!(!all_text(t.dir.path()).contains("root:x:0:0"), "/etc/passwd was copied");
+    // A linked file among the book's assets is not published.
+    let t = project(RB);
+    std::os::unix::fs::symlink("/etc/passwd", t.path("book/src/leak.txt")).expect("symlink");
+    assert_eq!(t.run_args(&["render".into()]).code, 0);
+    assert!(!t.path("site/leak.txt").exists() && !all_text(&t.path("site")).contains("root:x:0:0"));
 }
 
 #[test]

@@ -18,7 +18,7 @@ use runbook_plugins::Registry;
 use serde_json::Value;
 
 use crate::analyzer;
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, Diags};
 use crate::manual;
 use crate::model::{Executor, Input, Runbook, Step};
 use crate::render::links::Expander;
@@ -30,8 +30,8 @@ pub struct StepCards {
     /// How the runbooks directory is named in the "run this" command.
     pub shown_dir: String,
     pub registry: &'static Registry,
-    /// Runbooks as `check` already read them, by path under `dir`.
-    pub parsed: HashMap<String, (Source, Runbook)>,
+    /// Runbooks as staging parsed them, by path under `dir` (with what parsing found).
+    pub parsed: Arc<HashMap<String, (Source, Runbook, Diags)>>,
     /// The canonical runbooks root: a runbook's includes stay inside it.
     pub runbooks_root: PathBuf,
     /// The canonical book root, and where its chapters are (book/src): a page's includes stay
@@ -96,7 +96,7 @@ impl StepCards {
         // Reuse what `check` read (it has the runbook's real path, which includes start from).
         let fresh;
         let (source, rb) = match self.parsed.get(&rel_s) {
-            Some((source, rb)) if source.text == ch.content => (source, rb),
+            Some((source, rb, _)) if source.text == ch.content => (source, rb),
             _ => {
                 let source = Source::new(self.runbooks_root.join(rel), std::mem::take(&mut ch.content));
                 let (rb, _) = analyzer::check_in(&source, self.registry, &self.runbooks_root);

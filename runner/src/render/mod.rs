@@ -7,20 +7,28 @@
 
 pub mod cards;
 pub mod links;
+mod out;
 pub mod reference;
 pub mod serve;
+mod stage;
+mod summary;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use mdbook_driver::MDBook;
+use mdbook_driver::book::Book;
 use mdbook_driver::builtin_preprocessors::IndexPreprocessor;
 use mdbook_driver::config::Config;
-use pulldown_cmark::{Event, Parser, Tag};
+use mdbook_preprocessor::{Preprocessor, PreprocessorContext};
+use mdbook_summary::Summary;
 use runbook_plugins::Registry;
 
-use crate::diagnostic::Diagnostic;
+use out::OutDir;
+pub use stage::stage;
+
+use crate::diagnostic::{Diagnostic, Diags};
 use crate::model::Runbook;
 use crate::source::Source;
 use crate::{analyzer, load, paths};
@@ -60,86 +68,34 @@ fn book_error(e: mdbook_driver::errors::Error) -> RenderError {
     RenderError::Book(format!("{e:#}"))
 }
 
-/// A book ready for mdBook: book/ and the runbooks copied into a temporary directory.
+/// A book ready for mdBook: what its renderer reads from disk copied into a temporary directory,
+/// the runbooks parsed, the generated pages written (see [`stage`]).
 pub struct Staged {
     dir: tempfile::TempDir,
+    /// book/ as given: its pages are read from there when the book is loaded.
+    book_dir: PathBuf,
     /// The canonical book and runbooks roots: includes stay inside them.
     book_root: PathBuf,
     runbooks_root: PathBuf,
     /// Runbook chapters, in index order: (path under src/, title).
     pub runbooks: Vec<(String, String)>,
-    /// What `check` read, by path under the runbooks directory: the cards reuse it.
-    parsed: HashMap<String, (Source, Runbook)>,
+    /// Each runbook as parsed, by path under the runbooks directory, with what parsing found:
+    /// the cards and `check` reuse it.
+    parsed: Arc<HashMap<String, (Source, Runbook, Diags)>>,
+    /// book/'s Markdown pages (paths relative to book/) that staging would have copied.
+    pages: BTreeSet<PathBuf>,
+    /// Generated pages by path under src/: the CLI and plugin references.
+    generated: HashMap<String, String>,
     registry: &'static Registry,
     shown_dir: String,
+    /// The book with its cards already in (see [`Staged::precard`]).
+    carded: Option<Book>,
 }
 
 impl Staged {
     pub fn root(&self) -> &Path {
         self.dir.path()
     }
-}
-
-/// Copies book/ and runbooks/ into a staging directory and writes the generated pages.
-pub fn stage(book: &Path, runbooks: &Path) -> Result<Staged, RenderError> {
-    let registry = Registry::shared();
-    let book_root = paths::canonical(book);
-    let runbooks_root = paths::canonical(runbooks);
-    let dir = tempfile::Builder::new()
-        .prefix("runbook-render-")
-        .tempdir()
-        .map_err(io(Path::new("temporary directory")))?;
-    copy_tree(book, dir.path(), &|_| true)?;
-    let src = dir.path().join("src");
-    let rb_dir = src.join(RUNBOOKS_DIR);
-    copy_tree(runbooks, &rb_dir, &|p| p.extension().is_some_and(|e| e == "md"))?;
-
-    // Parse every runbook (titles for the summary, models for the cards); `check` runs later,
-    // beside mdBook's build (see `render`).
-    let (files, diags) = load::collect(&[runbooks.to_path_buf()]);
-    if diags.iter().any(Diagnostic::is_error) {
-        return Err(RenderError::Runbooks(runbooks.display().to_string(), diags));
-    }
-    let mut titles = Vec::new();
-    let mut parsed = HashMap::new();
-    for f in &files {
-        let source = load::read(f).map_err(|d| RenderError::Runbooks(runbooks.display().to_string(), vec![d]))?;
-        let (rb, _) = crate::parser::parse(&source);
-        let rel = slash(f.strip_prefix(runbooks).unwrap_or(f));
-        titles.push((rel.clone(), rb.title.clone()));
-        parsed.insert(rel, (source, rb));
-    }
-    let ordered = index_order(runbooks, titles)?;
-
-    let reference = src.join("reference");
-    std::fs::create_dir_all(&reference).map_err(io(&reference))?;
-    let cli = reference.join("cli.md");
-    std::fs::write(&cli, reference::cli_reference()).map_err(io(&cli))?;
-    let plugins = reference.join("plugins.md");
-    std::fs::write(&plugins, reference::plugin_reference(registry)).map_err(io(&plugins))?;
-
-    let summary_path = src.join("SUMMARY.md");
-    let summary = std::fs::read_to_string(&summary_path).map_err(io(&summary_path))?;
-    let summary = with_runbooks(&summary, &ordered);
-    std::fs::write(&summary_path, summary).map_err(io(&summary_path))?;
-    Ok(Staged {
-        dir,
-        book_root,
-        runbooks_root,
-        runbooks: ordered,
-        parsed,
-        registry,
-        // The command on each page is run from the repository: a relative path stays as given,
-        // an absolute one (a build machine's) becomes its last component.
-        shown_dir: if runbooks.is_absolute() {
-            runbooks
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        } else {
-            slash(runbooks)
-        },
-    })
 }
 
 /// Builds the staged book into `out`. With `cards` false it is plain mdBook (the bench's peer).
@@ -158,32 +114,62 @@ fn build_with(
     cards: bool,
     refused: &Arc<Mutex<Vec<Diagnostic>>>,
 ) -> Result<(), RenderError> {
-    let config_path = staged.root().join("book.toml");
-    let mut config = if config_path.exists() {
-        Config::from_disk(&config_path).map_err(book_error)?
-    } else {
-        Config::default()
-    };
-    safe_config(&mut config, staged)?;
+    let mut config = staged.config()?;
     config.build.build_dir = absolute(out);
-    config.build.create_missing = false;
-    config.build.use_default_preprocessors = false;
-    let book_src = staged.book_root.join(&config.book.src);
-    let mut md = MDBook::load_with_config(staged.root(), config).map_err(book_error)?;
-    if cards {
-        md.with_preprocessor(cards::StepCards {
-            dir: RUNBOOKS_DIR.into(),
-            shown_dir: staged.shown_dir.clone(),
-            registry: staged.registry,
-            parsed: staged.parsed.clone(),
-            runbooks_root: staged.runbooks_root.clone(),
-            book_root: staged.book_root.clone(),
-            book_src,
-            refused: refused.clone(),
-        });
+    let book = match &staged.carded {
+        Some(book) => book.clone(),
+        None => staged.load_book(&config)?,
+    };
+    let cards = cards.then(|| staged.step_cards(&config, refused));
+    let mut md = MDBook::load_with_config_and_summary(staged.root(), config, Summary::default()).map_err(book_error)?;
+    md.book = book;
+    if let Some(cards) = cards {
+        md.with_preprocessor(cards);
     }
     md.with_preprocessor(IndexPreprocessor::new());
     md.build().map_err(book_error)
+}
+
+impl Staged {
+    /// book.toml, held to the rules of [`build`].
+    fn config(&self) -> Result<Config, RenderError> {
+        let config_path = self.root().join("book.toml");
+        let mut config = if config_path.exists() {
+            Config::from_disk(&config_path).map_err(book_error)?
+        } else {
+            Config::default()
+        };
+        self.materialize(&config)?;
+        safe_config(&mut config, self)?;
+        config.build.create_missing = false;
+        config.build.use_default_preprocessors = false;
+        Ok(config)
+    }
+
+    fn step_cards(&self, config: &Config, refused: &Arc<Mutex<Vec<Diagnostic>>>) -> cards::StepCards {
+        cards::StepCards {
+            dir: RUNBOOKS_DIR.into(),
+            shown_dir: self.shown_dir.clone(),
+            registry: self.registry,
+            parsed: Arc::clone(&self.parsed),
+            runbooks_root: self.runbooks_root.clone(),
+            book_root: self.book_root.clone(),
+            book_src: self.book_root.join(&config.book.src),
+            refused: refused.clone(),
+        }
+    }
+
+    /// The bench's second peer: turns the step blocks into cards now, so that
+    /// `build(staged, out, false)` builds with plain mdBook the pages `render` builds (without
+    /// `{{#title}}` titles, which the cards hand to the build that runs them).
+    pub fn precard(&mut self) -> Result<(), RenderError> {
+        let config = self.config()?;
+        let book = self.load_book(&config)?;
+        let cards = self.step_cards(&config, &Arc::new(Mutex::new(Vec::new())));
+        let ctx = PreprocessorContext::new(self.root().to_path_buf(), config, "html".into());
+        self.carded = Some(cards.run(&ctx, book).map_err(book_error)?);
+        Ok(())
+    }
 }
 
 /// The theme we build with: mdBook's, plus a head that forbids loading from any other host.
@@ -342,128 +328,15 @@ fn render_into(book: &Path, runbooks: &Path, target: &OutDir) -> Result<Staged, 
     Ok(staged)
 }
 
-/// `--out`, checked before anything is built: missing, empty, or a site we made; never a source
-/// directory or one that contains a source.
-struct OutDir {
-    /// Absolute, with symlinks of its parent resolved.
-    path: PathBuf,
-    /// Parent directories this render created, deepest first (removed again if it fails).
-    created: Vec<PathBuf>,
-}
-
-impl OutDir {
-    fn prepare(out: &Path, sources: &[&Path]) -> Result<OutDir, RenderError> {
-        let shown = out.display().to_string();
-        let refuse = |why: String| RenderError::Out {
-            path: shown.clone(),
-            why,
-        };
-        let abs = normalize(&absolute(out));
-        let Some(name) = abs.file_name().map(|n| n.to_os_string()) else {
-            return Err(refuse("is the root directory".into()));
-        };
-        let parent = abs.parent().unwrap_or(Path::new("/")).to_path_buf();
-        let mut created = Vec::new();
-        let mut p = parent.as_path();
-        while !p.exists() {
-            created.push(p.to_path_buf());
-            p = match p.parent() {
-                Some(q) => q,
-                None => break,
-            };
-        }
-        let real_parent = p
-            .canonicalize()
-            .map_err(|e| refuse(load::io_message(&e)))?
-            .join(parent.strip_prefix(p).unwrap_or(Path::new("")));
-        let path = real_parent.join(&name);
-        for src in sources {
-            let real = paths::canonical(src);
-            if real.starts_with(&path) {
-                return Err(refuse(format!(
-                    "{} the source directory {}; the site must go elsewhere",
-                    if real == path { "is" } else { "contains" },
-                    src.display()
-                )));
-            }
-        }
-        match std::fs::symlink_metadata(&path) {
-            Err(_) => {}
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(refuse("is a symbolic link; name the directory itself".into()));
-            }
-            Ok(m) if !m.is_dir() => return Err(refuse("is a file, not a directory".into())),
-            Ok(_) => {
-                let mut entries = std::fs::read_dir(&path).map_err(|e| refuse(load::io_message(&e)))?;
-                let empty = entries.next().is_none();
-                let ours = std::fs::symlink_metadata(path.join(SITE_MARKER)).is_ok_and(|m| m.is_file());
-                if !empty && !ours {
-                    return Err(refuse(format!(
-                        "holds files not made by `runbook render` (it has no {SITE_MARKER}); \
-name an empty or new directory, or one a render made"
-                    )));
-                }
-            }
-        }
-        if !created.is_empty() {
-            std::fs::create_dir_all(&parent).map_err(|e| refuse(load::io_message(&e)))?;
-        }
-        Ok(OutDir { path, created })
-    }
-
-    /// Moves the built site into place; a previous site is removed only once the new one is in.
-    fn replace_with(&self, building: tempfile::TempDir) -> Result<(), RenderError> {
-        let parent = self.path.parent().unwrap_or(Path::new("/"));
-        if self.path.exists() {
-            let old = tempfile::Builder::new()
-                .prefix(".runbook-old-site-")
-                .tempdir_in(parent)
-                .map_err(io(parent))?;
-            let aside = old.path().join("site");
-            std::fs::rename(&self.path, &aside).map_err(io(&self.path))?;
-            if let Err(e) = std::fs::rename(building.path(), &self.path) {
-                let _ = std::fs::rename(&aside, &self.path);
-                return Err(io(&self.path)(e));
-            }
-            drop(old);
-        } else {
-            std::fs::rename(building.path(), &self.path).map_err(io(&self.path))?;
-        }
-        let _ = building.keep();
-        Ok(())
-    }
-
-    /// After a failed render: removes the parent directories it created (when still empty).
-    fn undo(&self) {
-        for d in &self.created {
-            let _ = std::fs::remove_dir(d);
-        }
-    }
-}
-
-/// `a/./b/../c` as `a/c`, without touching the file system (`..` of a symlink is taken
-/// lexically; the sources are compared after canonicalizing, so nothing escapes the check).
-fn normalize(p: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out
-}
-
 impl Staged {
     /// `check` over every staged runbook: the errors, sorted.
     pub fn check(&self) -> Vec<Diagnostic> {
         let mut errors: Vec<Diagnostic> = self
             .parsed
             .values()
-            .flat_map(|(source, _)| analyzer::check_in(source, self.registry, &self.runbooks_root).1)
+            .flat_map(|(source, rb, diags)| {
+                analyzer::check_parsed(source, rb, diags.clone(), self.registry, &self.runbooks_root)
+            })
             .filter(Diagnostic::is_error)
             .collect();
         crate::diagnostic::sort(&mut errors);
@@ -486,109 +359,4 @@ fn slash(p: &Path) -> String {
         .map(|c| c.as_os_str().to_string_lossy())
         .collect::<Vec<_>>()
         .join("/")
-}
-
-fn copy_tree(from: &Path, to: &Path, keep: &dyn Fn(&Path) -> bool) -> Result<(), RenderError> {
-    std::fs::create_dir_all(to).map_err(io(to))?;
-    let entries = std::fs::read_dir(from).map_err(io(from))?;
-    for entry in entries {
-        let entry = entry.map_err(io(from))?;
-        let path = entry.path();
-        let name = entry.file_name();
-        if name.to_string_lossy().starts_with('.') {
-            continue;
-        }
-        let ty = entry.file_type().map_err(io(&path))?;
-        if ty.is_dir() {
-            copy_tree(&path, &to.join(&name), keep)?;
-        } else if ty.is_file() && keep(&path) {
-            std::fs::copy(&path, to.join(&name)).map_err(io(&path))?;
-        }
-    }
-    Ok(())
-}
-
-/// Orders runbooks as the index (runbooks/README.md) links them; the index comes first and
-/// runbooks it does not link follow in path order, so every runbook is a chapter.
-fn index_order(runbooks: &Path, titles: Vec<(String, String)>) -> Result<Vec<(String, String)>, RenderError> {
-    let index_path = runbooks.join("README.md");
-    let mut order: Vec<String> = Vec::new();
-    if let Ok(text) = std::fs::read_to_string(&index_path) {
-        order.push("README.md".into());
-        for ev in Parser::new_ext(&text, crate::parser::markdown_options()) {
-            if let Event::Start(Tag::Link { dest_url, .. }) = ev {
-                let dest = dest_url.split('#').next().unwrap_or("");
-                if dest.ends_with(".md") && !dest.contains("://") && !order.iter().any(|o| o == dest) {
-                    order.push(dest.trim_start_matches("./").to_string());
-                }
-            }
-        }
-    }
-    let mut rest: BTreeSet<(String, String)> = titles.into_iter().collect();
-    let mut out = Vec::new();
-    for path in order {
-        if let Some(found) = rest.iter().find(|(p, _)| *p == path).cloned() {
-            rest.remove(&found);
-            out.push(found);
-        }
-    }
-    out.extend(rest);
-    Ok(out)
-}
-
-/// SUMMARY.md with the marker line replaced by the runbook chapters (appended when absent).
-fn with_runbooks(summary: &str, runbooks: &[(String, String)]) -> String {
-    let mut items = String::new();
-    let (index, rest): (Vec<_>, Vec<_>) = runbooks.iter().partition(|(p, _)| p == "README.md");
-    let indent = if let Some((p, t)) = index.first() {
-        items.push_str(&format!("- [{}]({RUNBOOKS_DIR}/{p})\n", escape_link_text(t)));
-        "    "
-    } else {
-        ""
-    };
-    for (p, t) in rest {
-        items.push_str(&format!("{indent}- [{}]({RUNBOOKS_DIR}/{p})\n", escape_link_text(t)));
-    }
-    if summary.lines().any(|l| l.trim() == RUNBOOKS_MARKER) {
-        let mut out = String::new();
-        for line in summary.lines() {
-            if line.trim() == RUNBOOKS_MARKER {
-                out.push_str(&items);
-            } else {
-                out.push_str(line);
-                out.push('\n');
-            }
-        }
-        out
-    } else {
-        format!("{summary}\n# Runbooks\n\n{items}")
-    }
-}
-
-fn escape_link_text(t: &str) -> String {
-    t.replace('[', "\\[").replace(']', "\\]")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn summary_nests_runbooks_under_the_index_in_index_order() {
-        let s = with_runbooks(
-            "# Summary\n\n[Intro](introduction.md)\n\n# Runbooks\n\n<!-- runbooks -->\n\n# Reference\n",
-            &[
-                ("README.md".into(), "AWS Setup".into()),
-                ("b.md".into(), "B [x]".into()),
-                ("a.md".into(), "A".into()),
-            ],
-        );
-        assert!(
-            s.contains(
-                "- [AWS Setup](runbooks/README.md)\n    - [B \\[x\\]](runbooks/b.md)\n    - [A](runbooks/a.md)\n"
-            ),
-            "{s}"
-        );
-        assert!(!s.contains(RUNBOOKS_MARKER));
-    }
 }
