@@ -118,6 +118,7 @@ fn outputs(dir: &Path, step: &str) -> Value {
 /// The binary, run in the test's directory against `endpoint`, as a child the proxy can kill.
 pub(crate) fn spawn(t: &Test, endpoint: &str, args: &[&str]) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_runbook"))
+        .env("RUNBOOK_LANDING_MS", "0")
         .args(args)
         .current_dir(t.dir.path())
         .env("NO_COLOR", "1")

@@ -25,6 +25,8 @@ fn a_fan_out_killed_halfway_resumes_and_creates_each_account_once() {
     );
     let t = Test::new().file("r.md", text).aws(&proxy.endpoint);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_runbook"));
+    // No wait for abandoned calls to land: these tests re-run at once on purpose.
+    cmd.env("RUNBOOK_LANDING_MS", "0");
     cmd.args(["run", "r.md", "--max-in-flight", "4"])
         .current_dir(t.dir.path())
         .env("NO_COLOR", "1")
@@ -90,6 +92,7 @@ fn ctrl_c_journals_the_interruption_and_exits_130() {
     );
     let t = Test::new().file("r.md", text);
     let mut child = Command::new(env!("CARGO_BIN_EXE_runbook"))
+        .env("RUNBOOK_LANDING_MS", "0")
         .args(["run", "r.md"])
         .current_dir(t.dir.path())
         .env("NO_COLOR", "1")

@@ -90,6 +90,8 @@ impl Rig {
 
     fn command(&self, t: &Test) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_runbook"));
+        // No wait for abandoned calls to land: these tests re-run at once on purpose.
+        cmd.env("RUNBOOK_LANDING_MS", "0");
         cmd.args(["run", "r.md", "--answers", "answers.toml", "--max-in-flight", "3"])
             .current_dir(t.dir.path())
             .env("NO_COLOR", "1")

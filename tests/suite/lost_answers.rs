@@ -320,3 +320,61 @@ fn a_lost_create_account_answer_is_followed_by_its_request_before_the_account_is
     });
     assert_eq!(outputs(t.dir.path(), "acct")["account_id"], created.as_str(), "{out:?}");
 }
+
+const ONE_SET: &str = "# One set\n\n```aws sso-admin.find-instance id=ic\n```\n\n```aws sso-admin.ensure-permission-set id=ps timeout=2s\ninstance_arn = \"${steps.ic.instance_arn}\"\nname = \"ReadOnly\"\n```\n";
+
+/// Permission sets named `ReadOnly` in the emulator.
+fn read_only_sets(endpoint: &str) -> usize {
+    block_on(async {
+        let sso = sdk(endpoint).sso_admin(None).await.expect("client");
+        let instance = sso.list_instances().send().await.expect("instances").instances()[0]
+            .instance_arn()
+            .expect("arn")
+            .to_string();
+        let mut n = 0;
+        for arn in sso
+            .list_permission_sets()
+            .instance_arn(&instance)
+            .send()
+            .await
+            .expect("sets")
+            .permission_sets()
+        {
+            let d = sso
+                .describe_permission_set()
+                .instance_arn(&instance)
+                .permission_set_arn(arn)
+                .send()
+                .await
+                .expect("describe");
+            n += usize::from(d.permission_set().and_then(|p| p.name()) == Some("ReadOnly"));
+        }
+        n
+    })
+}
+
+#[test]
+fn a_create_abandoned_at_the_timeout_is_let_land_before_the_rerun_looks() {
+    let moto = Moto::start();
+    // CreatePermissionSet reaches AWS 5 s after it was sent; the step gives up at 2 s (+2 s).
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            hold_first: Some(("CreatePermissionSet".into(), Duration::from_secs(5))),
+            ..Rules::default()
+        },
+    );
+    let t = Test::new()
+        .file("r.md", ONE_SET)
+        .aws(&proxy.endpoint)
+        .env("RUNBOOK_LANDING_MS", "7000");
+    t.run_args(&["run".into(), "r.md".into()])
+        .code_is(1)
+        .stderr_has("timeout=2s ran out");
+    // At once: the first request has not landed yet. The re-run waits for it, then looks.
+    let again = t.run_args(&["run".into(), "r.md".into(), "--yes".into()]);
+    std::thread::sleep(Duration::from_secs(2)); // the held request has landed by now
+    assert_eq!(proxy.calls("CreatePermissionSet"), 1, "made once: {again:?}");
+    assert_eq!(read_only_sets(&moto.endpoint), 1);
+    again.code_is(0).stdout_has("may still reach AWS");
+}

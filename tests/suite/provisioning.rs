@@ -155,6 +155,8 @@ fn a_run_killed_between_the_change_and_the_provisioning_provisions_on_resume() {
     assert_eq!(t.run().code, 0);
     std::fs::write(t.path("r.md"), assignment_with("PT2H", "\"AdministratorAccess\"")).expect("write");
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_runbook"));
+    // No wait for abandoned calls to land: these tests re-run at once on purpose.
+    cmd.env("RUNBOOK_LANDING_MS", "0");
     cmd.args(["run", "r.md"])
         .current_dir(t.dir.path())
         .env("NO_COLOR", "1")

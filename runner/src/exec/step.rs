@@ -91,6 +91,12 @@ pub(super) async fn run_with_retries(
     loop {
         if step.executor.call().is_some() {
             super::call::settle_unknown(shared, step)?;
+        } else if attempt == 0 && matches!(step.executor, Executor::Action { .. }) {
+            let waited = tokio::select! {
+                r = let_abandoned_calls_land(shared, step) => r,
+                _ = shared.interrupt.notified() => Err(StepError::Interrupted),
+            };
+            waited?;
         }
         let fut = async {
             match &plan.items {
@@ -118,6 +124,40 @@ pub(super) async fn run_with_retries(
             other => return other,
         }
     }
+}
+
+/// How long a request sent and then abandoned (a kill, a timeout) may still reach AWS and act:
+/// AWS refuses a request signed more than 5 minutes ago (SigV4), with a minute for clocks.
+const LANDING: Duration = Duration::from_secs(6 * 60);
+
+/// A built-in action looks before it creates. After a call it abandoned (its intent journaled,
+/// no answer), a look made at once can miss a request still on its way, and create a second
+/// one: the re-run waits until the first can no longer land (`RUNBOOK_LANDING_MS` in tests).
+async fn let_abandoned_calls_land(shared: &Arc<Shared>, step: &Step) -> Result<(), StepError> {
+    let open = shared
+        .journal
+        .lock()
+        .map_err(|_| StepError::Journal("journal lock poisoned".into()))?
+        .unsettled(&step.id)?;
+    let landing = std::env::var("RUNBOOK_LANDING_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(LANDING, Duration::from_millis);
+    let latest = open.iter().filter_map(|u| u.at.parse::<jiff::Timestamp>().ok()).max();
+    let Some(latest) = latest else { return Ok(()) };
+    let since = jiff::Timestamp::now().duration_since(latest);
+    let Ok(since) = Duration::try_from(since) else {
+        return Ok(());
+    };
+    if let Some(left) = landing.checked_sub(since) {
+        shared.ui.note(&format!(
+            "{}: a call sent at {latest} has no answer in the journal and may still reach AWS; waiting {}s before looking, so that it is not made twice",
+            step.id,
+            left.as_secs().max(1)
+        ));
+        tokio::time::sleep(left).await;
+    }
+    Ok(())
 }
 
 /// Never, without a deadline.

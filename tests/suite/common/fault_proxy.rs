@@ -85,6 +85,9 @@ pub struct Rules {
     pub echo_credentials: bool,
     /// Added before each request is forwarded.
     pub delay: Duration,
+    /// The first request of this operation is held this long before it is forwarded: it
+    /// reaches AWS after its sender gave up on it.
+    pub hold_first: Option<(String, Duration)>,
     pub seed: u64,
 }
 
@@ -358,7 +361,10 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
                     }
                 }
             }
-            let delay = s.rules.delay;
+            let delay = match &s.rules.hold_first {
+                Some((o, d)) if *o == op && s.calls.get(&op) == Some(&1) => *d,
+                _ => s.rules.delay,
+            };
             let (throttle, server_error, reset) = (s.rules.throttle_pct, s.rules.server_error_pct, s.rules.reset_pct);
             let mut fault = None;
             if s.rules.subscription_required && target.starts_with("AWSSupport_") {

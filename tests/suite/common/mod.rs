@@ -143,6 +143,8 @@ impl Test {
             .env("AWS_SECRET_ACCESS_KEY", "testing-secret-key-never-printed")
             .env("AWS_REGION", "us-east-1")
             .env("RUNBOOK_POLL_INITIAL_MS", "20")
+            // No wait for abandoned calls to land, unless a test is about it.
+            .env("RUNBOOK_LANDING_MS", "0")
             .env("RUNBOOK_POLL_CAP_MS", "100")
     }
 
