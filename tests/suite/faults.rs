@@ -462,6 +462,20 @@ email = "aws+twins@example.com"
         "{out:?}"
     );
     assert_eq!(accounts(&moto.endpoint), 1);
+    // The summary adds up with a failed item.
+    let summary = out
+        .stdout
+        .split("accts summary")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{out:?}"));
+    let row = |name: &str| {
+        summary
+            .lines()
+            .find_map(|l| l.trim_start().strip_prefix(name))
+            .map(str::trim)
+    };
+    let rows = ["items", "done before this run", "done now", "failed", "waiting"].map(row);
+    assert_eq!(rows, ["2", "0", "1", "1", "0"].map(Some), "{summary}");
 }
 
 // Item 6 of issue #16: a permission set lives on as an IAM role in each account it is assigned

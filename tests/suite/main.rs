@@ -10,6 +10,7 @@ mod check;
 mod check_hostile;
 mod coverage;
 mod crash;
+mod fanout;
 mod faults;
 mod kill_points;
 mod lost_answers;

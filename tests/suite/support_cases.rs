@@ -212,3 +212,68 @@ fn a_resolved_case_with_the_same_subject_gets_a_follow_up_that_names_it() {
     assert!(again.stdout.contains(&format!("case_id={}", new.0)), "{again:?}");
     assert_eq!(super_cases(&moto.endpoint).len(), 2);
 }
+
+/// The addresses a runbook copies on a case reach AWS Support with it (read back from the
+/// emulator, not from the tool's output), and an open case with another subject is not the case:
+/// a new one is filed beside it.
+#[test]
+fn the_cc_addresses_reach_the_case_and_a_case_with_another_subject_is_not_adopted() {
+    let moto = Moto::start();
+    moto.support_case_status_every(1_000_000);
+    let other = block_on(async {
+        sdk(&moto.endpoint)
+            .support()
+            .await
+            .expect("client")
+            .create_case()
+            .subject("Billing question")
+            .communication_body("an unrelated open case")
+            .send()
+            .await
+            .expect("case")
+            .case_id()
+            .unwrap_or("")
+            .to_string()
+    });
+    let subject = "Account activation: copy the team";
+    let text = format!(
+        "# Case\n\n```aws support.ensure-case id=c\nsubject = \"{subject}\"\nbody = \"Please activate.\"\naccount_id = \"123456789012\"\ncc = [\"it.admins@example.com\", \"security@example.com\"]\n```\n"
+    );
+    let t = Test::new().file("r.md", text).aws(&moto.endpoint);
+    let out = t.run_args(&["run".into(), "r.md".into(), "--yes".into()]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("created=true"), "{out:?}");
+    assert!(
+        !out.stdout.contains(&other),
+        "the other subject's case is not this one: {out:?}"
+    );
+    let cases = block_on(async {
+        let out = sdk(&moto.endpoint)
+            .support()
+            .await
+            .expect("client")
+            .describe_cases()
+            .include_resolved_cases(true)
+            .send()
+            .await
+            .expect("cases");
+        out.cases()
+            .iter()
+            .map(|c| {
+                (
+                    c.case_id().unwrap_or("").to_string(),
+                    c.subject().unwrap_or("").to_string(),
+                    c.cc_email_addresses().to_vec(),
+                )
+            })
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(cases.len(), 2, "the other case and a new one: {cases:?}");
+    let new = cases.iter().find(|c| c.1 == subject).expect("a case with the subject");
+    assert_ne!(new.0, other, "{cases:?}");
+    assert_eq!(
+        new.2,
+        vec!["it.admins@example.com".to_string(), "security@example.com".to_string()],
+        "{cases:?}"
+    );
+}

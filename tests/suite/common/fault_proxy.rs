@@ -78,6 +78,8 @@ pub struct Rules {
     pub quota: Option<QuotaModel>,
     /// Every request of this operation is throttled (AWS keeps refusing it).
     pub throttle_op: Option<String>,
+    /// Every request of this operation is refused with this error code (AWS did nothing).
+    pub refuse_op: Option<(String, String)>,
     /// Every JSON-protocol request is refused (AccessDeniedException) with a message that quotes
     /// the credentials it carried: the access key id of its `Authorization: ... Credential=`
     /// and its `X-Amz-Security-Token`, as some AWS errors quote what a request carried (S3's
@@ -379,6 +381,8 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
                 || s.rules.throttle_op.as_deref() == Some(op.as_str())
             {
                 fault = Some("throttle");
+            } else if s.rules.refuse_op.as_ref().is_some_and(|(o, _)| *o == op) {
+                fault = Some("refuse");
             } else if json && s.rules.echo_credentials {
                 fault = Some("echo-credentials");
             } else if json && s.roll(reset) {
@@ -413,9 +417,15 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
         if !delay.is_zero() {
             std::thread::sleep(delay);
         }
+        // The code of a refusal: Support's, or the refused operation's.
         let support_error = state
             .lock()
-            .map(|s| s.rules.support_error.clone())
+            .map(|s| {
+                s.rules
+                    .support_error
+                    .clone()
+                    .or_else(|| s.rules.refuse_op.clone().map(|r| r.1))
+            })
             .unwrap_or_default()
             .unwrap_or_default();
         match fault {
@@ -429,7 +439,7 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
                 json_error(&mut conn, "400 Bad Request", code, message)?;
                 continue;
             }
-            Some("support-error") => {
+            Some("support-error" | "refuse") => {
                 json_error(
                     &mut conn,
                     "400 Bad Request",
