@@ -42,14 +42,7 @@ pub(super) async fn run(
     let sent = call::invoke(&ctx, c, params, opts).await;
     if let Some(digest) = &mark {
         // The mark stays while this journal says the outcome is unknown.
-        let unknown = shared
-            .journal
-            .lock()
-            .map_err(|_| StepError::Journal("journal lock poisoned".into()))?
-            .unsettled(&step.id)?
-            .iter()
-            .any(|u| u.item_key == item && u.call == name);
-        if !unknown {
+        if !unsettled(shared, step, item.as_deref(), name)? {
             shared.pending.0.clear(digest);
         }
     }
@@ -70,6 +63,27 @@ pub(super) async fn run(
     })
 }
 
+/// `resend = true|false` under `[steps.ID]` in the answers file.
+fn resend_answer(shared: &Shared, step: &Step) -> Option<bool> {
+    shared
+        .answers
+        .steps
+        .get(&step.id)
+        .and_then(|s| s.get("resend"))
+        .and_then(toml::Value::as_bool)
+}
+
+/// Whether this run's journal holds `call` for this step (and item) without an answer.
+fn unsettled(shared: &Shared, step: &Step, item: Option<&str>, call: &str) -> Result<bool, StepError> {
+    Ok(shared
+        .journal
+        .lock()
+        .map_err(|_| StepError::Journal("journal lock poisoned".into()))?
+        .unsettled(&step.id)?
+        .iter()
+        .any(|u| u.item_key.as_deref() == item && u.call == call))
+}
+
 /// Refuses a request that another journal (a copy, a moved or edited version of this runbook)
 /// sent with an unknown outcome, unless a person said to send it again; then marks it.
 async fn mark_pending(
@@ -88,21 +102,8 @@ async fn mark_pending(
     let digest = shared.pending.1.request(name, &where_to);
     if let Some(earlier) = shared.pending.0.get(&digest) {
         // This journal's own unknown outcome was asked about already (settle_unknown).
-        let ours = shared
-            .journal
-            .lock()
-            .map_err(|_| StepError::Journal("journal lock poisoned".into()))?
-            .unsettled(&step.id)?
-            .iter()
-            .any(|u| u.item_key.as_deref() == item && u.call == name);
-        let resend = shared
-            .answers
-            .steps
-            .get(&step.id)
-            .and_then(|s| s.get("resend"))
-            .and_then(toml::Value::as_bool)
-            == Some(true);
-        if !ours && !resend {
+        let ours = unsettled(shared, step, item, name)?;
+        if !ours && resend_answer(shared, step) != Some(true) {
             return Err(StepError::Waiting(format!(
                 "{}: the same {name} request was sent by {} (step `{}`, run `{}`, at {}) and its outcome is unknown; check in AWS whether it took effect, then answer resend = true under [steps.{}] to send it again",
                 step.id, earlier.runbook, earlier.step, earlier.run, earlier.at, step.id
@@ -133,12 +134,7 @@ pub(super) fn resend_after_secret_answer(shared: &Arc<Shared>, step: &Step) -> R
     if !opts.mutates || opts.retry_unknown {
         return Ok(());
     }
-    let resend = shared
-        .answers
-        .steps
-        .get(&step.id)
-        .and_then(|s| s.get("resend"))
-        .and_then(toml::Value::as_bool);
+    let resend = resend_answer(shared, step);
     if resend == Some(true) {
         return Ok(());
     }
@@ -224,13 +220,7 @@ pub(super) fn settle_unknown(shared: &Arc<Shared>, step: &Step) -> Result<(), St
         listed.join("; ")
     );
     shared.ui.warn(&question);
-    let resend = shared
-        .answers
-        .steps
-        .get(&step.id)
-        .and_then(|s| s.get("resend"))
-        .and_then(toml::Value::as_bool);
-    match resend {
+    match resend_answer(shared, step) {
         Some(true) => return Ok(()),
         Some(false) => {
             return Err(StepError::Waiting(format!(
