@@ -450,11 +450,8 @@ name = "${item}"
 email = "aws+twins@example.com"
 ```
 "#;
-    let out = Test::new()
-        .file("r.md", text)
-        .aws(&moto.endpoint)
-        .args(["run", "r.md"])
-        .run();
+    let t = Test::new().file("r.md", text).aws(&moto.endpoint).args(["run", "r.md"]);
+    let out = t.run();
     out.code_is(1);
     assert!(
         out.stderr
@@ -476,6 +473,13 @@ email = "aws+twins@example.com"
     };
     let rows = ["items", "done before this run", "done now", "failed", "waiting"].map(row);
     assert_eq!(rows, ["2", "0", "1", "1", "0"].map(Some), "{summary}");
+    // Run again: the email now belongs to acme-twin-prod. The dev item must not take that account
+    // as its own (its outputs would hand later steps the prod account) nor make another.
+    t.run()
+        .code_is(1)
+        .stderr_has("the account for aws+twins@example.com is")
+        .stderr_has("`acme-twin-prod`, not `acme-twin-dev`");
+    assert_eq!(accounts(&moto.endpoint), 1);
 }
 
 // Item 6 of issue #16: a permission set lives on as an IAM role in each account it is assigned

@@ -58,6 +58,28 @@ fn check_name(p: &EnsureAccountParams) -> Result<(), PluginError> {
     Ok(())
 }
 
+/// The account that holds this email, if any. Email is an account's identity in AWS, but an
+/// account found under another name is not the one the step asks for: taking it would hand the
+/// step's outputs (and every later step) another account, so it is an error that names both.
+fn by_email<'a>(
+    accounts: &'a [AccountSummary],
+    p: &EnsureAccountParams,
+) -> Result<Option<&'a AccountSummary>, PluginError> {
+    let Some(a) = accounts.iter().find(|a| a.email.eq_ignore_ascii_case(&p.email)) else {
+        return Ok(None);
+    };
+    if a.name != p.name {
+        return Err(PluginError::Check {
+            message: format!("the account for {} is {} `{}`, not `{}`", p.email, a.id, a.name, p.name),
+            hint: Some(format!(
+                "every account needs its own root email; if {} is the account meant, name it `{}` in the runbook",
+                a.id, a.name
+            )),
+        });
+    }
+    Ok(Some(a))
+}
+
 fn failure_hint(reason: &str) -> Option<String> {
     Some(
         match reason {
@@ -159,7 +181,7 @@ impl Action for EnsureAccount {
     async fn plan(ctx: &Context, p: &EnsureAccountParams) -> Result<Plan, PluginError> {
         check_name(p)?;
         let accounts = all_accounts(ctx).await?;
-        Ok(match accounts.iter().find(|a| a.email.eq_ignore_ascii_case(&p.email)) {
+        Ok(match by_email(&accounts, p)? {
             Some(a) => Plan::one(
                 Verdict::Exists,
                 format!("account {} ({}) for {}", a.id, a.name, a.email),
@@ -172,7 +194,7 @@ impl Action for EnsureAccount {
         check_name(&p)?;
         // In a fan-out the organization's accounts are listed once, for all items.
         let accounts = ctx.memo("organizations:ListAccounts", || all_accounts(ctx)).await?;
-        if let Some(a) = accounts.iter().find(|a| a.email.eq_ignore_ascii_case(&p.email)) {
+        if let Some(a) = by_email(&accounts, &p)? {
             return Ok(EnsuredAccount {
                 account_id: a.id.clone(),
                 create_request_id: None,
@@ -339,11 +361,7 @@ async fn create_account(ctx: &Context, p: &EnsureAccountParams) -> Result<Create
 /// Whether a CreateAccount for this account already landed: the account exists (by email), or a
 /// creation request for its name is in progress or just succeeded.
 async fn landed(ctx: &Context, p: &EnsureAccountParams) -> Result<Option<Landed>, PluginError> {
-    if let Some(a) = all_accounts(ctx)
-        .await?
-        .iter()
-        .find(|a| a.email.eq_ignore_ascii_case(&p.email))
-    {
+    if let Some(a) = by_email(&all_accounts(ctx).await?, p)? {
         return Ok(Some(Landed::Account(a.id.clone())));
     }
     let statuses = create_statuses(ctx, &[CreateAccountState::InProgress, CreateAccountState::Succeeded]).await?;
