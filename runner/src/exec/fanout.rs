@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
+use runbook_plugins::Fanout;
 use serde_json::{Value, json};
 
 use super::identity::{Item, Prepared};
@@ -109,35 +110,28 @@ pub(super) async fn fan_out(
     // AIMD under the --max-in-flight ceiling: throttles seen by any client halve it, finished
     // items grow it back.
     let pressure = shared.ctx.pressure().clone();
-    let adaptive = pressure.adaptive(limit);
+    let fanout = Fanout::new(&pressure, limit);
     let throttled_before = pressure.throttled();
     let started = Instant::now();
     let mut failures = Vec::new();
     let mut secret = false;
-    let mut stream = futures::stream::iter(todo)
-        .map(|i| {
-            let memo = memo.clone();
-            let adaptive = &adaptive;
-            let item = &items[i];
-            async move {
-                let _permit = adaptive.acquire().await;
-                let r = super::step::run_once(
-                    shared,
-                    step,
-                    env,
-                    Some((&item.value, item.key.clone())),
-                    item.params.clone(),
-                    memo,
-                    plan.deadline,
-                )
-                .await;
-                if r.is_ok() {
-                    adaptive.succeeded();
-                }
-                (i, r)
-            }
-        })
-        .buffer_unordered(limit);
+    let mut stream = fanout.run(todo, |i| {
+        let memo = memo.clone();
+        let item = &items[i];
+        async move {
+            let r = super::step::run_once(
+                shared,
+                step,
+                env,
+                Some((&item.value, item.key.clone())),
+                item.params.clone(),
+                memo,
+                plan.deadline,
+            )
+            .await;
+            (i, r)
+        }
+    });
     let outcome = async {
         while let Some((i, r)) = stream.next().await {
             let item = &items[i];
@@ -177,7 +171,7 @@ pub(super) async fn fan_out(
     drop(stream);
     outcome?;
     let (ok, failed) = bar.finish();
-    let (now, lowest, halved) = adaptive.stats();
+    let (now, lowest, halved) = fanout.stats();
     let summary = FanoutSummary {
         step: &step.id,
         total: items.len(),

@@ -446,9 +446,9 @@ pub(crate) fn poll_status(status: Option<&StatusValues>, reason: Option<&str>) -
     }
 }
 
-/// Runs `one` for each account, at most `max` at once under an adaptive limit: a throttle
-/// anywhere halves it, finished ones grow it. A journal that cannot record an intent (an `Err`)
-/// stops the fan-out before its next call.
+/// Runs `one` for each account through the one fan-out engine ([`crate::Fanout`]), at most `max`
+/// at once. A journal that cannot record an intent (an `Err`) stops the fan-out before its next
+/// call.
 pub(crate) async fn per_account<T, F, Fut>(
     ctx: &Context,
     max: usize,
@@ -459,18 +459,6 @@ where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = Result<T, PluginError>>,
 {
-    let limit = ctx.pressure().adaptive(max);
-    futures::stream::iter(accounts)
-        .map(|a| {
-            let (limit, call) = (&limit, one(a));
-            async move {
-                let _permit = limit.acquire().await;
-                let r = call.await;
-                limit.succeeded();
-                r
-            }
-        })
-        .buffer_unordered(max.max(1))
-        .try_collect()
-        .await
+    let fanout = crate::Fanout::new(ctx.pressure(), max);
+    fanout.run(accounts, one).try_collect().await
 }
