@@ -1,5 +1,6 @@
 //! What can go wrong in a plugin action, said so that the operator knows what to do next.
 
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -17,6 +18,9 @@ pub enum PluginError {
         code: String,
         message: String,
         request_id: Option<String>,
+        /// The HTTP status of AWS's error answer; `None` when no answer came (never sent, timed
+        /// out, reset, unreadable).
+        status: Option<u16>,
     },
 
     /// A read-only check found the account not as the runbook needs it.
@@ -83,6 +87,19 @@ impl PluginError {
     pub fn is_throttling(&self) -> bool {
         matches!(self, PluginError::Aws { code, .. } if is_throttling_code(code))
     }
+
+    /// AWS answered the call with a refusal, so it did nothing: a throttle, or an error answer
+    /// that is not a server fault. A 5xx, a timeout, a reset or an unreadable answer is not a
+    /// refusal: the call may have been done.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, PluginError::Aws { code, status: Some(status), .. } if nothing_done(*status, code))
+    }
+}
+
+/// Whether an error answer (its HTTP status and code) means AWS did nothing: the one rule for
+/// the built-in actions and calls by API name.
+pub(crate) fn nothing_done(status: u16, code: &str) -> bool {
+    status == 429 || is_throttling_code(code) || (status < 500 && !is_transient_code(code))
 }
 
 /// Error codes AWS services use for throttling (the SDKs' list, plus `TooManyRequests`).
@@ -149,17 +166,23 @@ fn aws_hint(code: &str) -> Option<&'static str> {
 }
 
 /// Builds a [`PluginError::Aws`] from an SDK error, keeping the code, message and request id.
-pub fn aws<E, R>(call: &'static str, err: SdkError<E, R>) -> PluginError
+pub fn aws<E>(call: &'static str, err: SdkError<E, HttpResponse>) -> PluginError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-    SdkError<E, R>: ProvideErrorMetadata + RequestId,
+    SdkError<E, HttpResponse>: ProvideErrorMetadata + RequestId,
 {
     let request_id = err.request_id().map(String::from);
+    let status = match &err {
+        SdkError::ServiceError(s) => Some(s.raw().status().as_u16()),
+        _ => None,
+    };
     let (code, message) = match &err {
         SdkError::ServiceError(s) => {
             let e = s.err();
-            let code = e.code().map(String::from).unwrap_or_else(|| http_code(s.raw()));
+            let code = e
+                .code()
+                .map(String::from)
+                .unwrap_or_else(|| format!("HttpStatus{}", s.raw().status().as_u16()));
             let message = e
                 .message()
                 .map(String::from)
@@ -176,15 +199,6 @@ where
         code,
         message: message.lines().next().unwrap_or("").to_string(),
         request_id,
+        status,
     }
-}
-
-fn http_code<R: std::fmt::Debug>(raw: &R) -> String {
-    // The raw response type differs by client; its Debug output carries the status.
-    let dbg = format!("{raw:?}");
-    dbg.split("status: StatusCode(")
-        .nth(1)
-        .and_then(|s| s.get(..3))
-        .map(|s| format!("HttpStatus{s}"))
-        .unwrap_or_else(|| "Unknown".to_string())
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::common::fault_proxy::{FaultProxy, Rules};
 use crate::common::{Moto, PART2_ANSWERS, Test, block_on, cases_with, part2_counts, repo, sdk};
-use crate::faults::{ONE_ACCOUNT, accounts};
+use crate::faults::{ASSIGNMENT, ONE_ACCOUNT, accounts};
 use crate::provisioning::outputs;
 
 fn runbook(name: &str) -> String {
@@ -377,4 +377,55 @@ fn a_create_abandoned_at_the_timeout_is_let_land_before_the_rerun_looks() {
     assert_eq!(proxy.calls("CreatePermissionSet"), 1, "made once: {again:?}");
     assert_eq!(read_only_sets(&moto.endpoint), 1);
     again.code_is(0).stdout_has("may still reach AWS");
+}
+
+/// A call AWS answered has landed: a step that failed after the answer (the assignment ended
+/// FAILED) is run again at once, without waiting for calls that might still be on their way.
+#[test]
+fn a_rerun_after_an_answered_call_failed_does_not_wait_for_it_to_land() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            in_progress_reads: 1,
+            fail_with: Some("Received a 404 status error: No such principal".into()),
+            ..Rules::default()
+        },
+    );
+    let t = Test::new()
+        .file("r.md", ASSIGNMENT)
+        .aws(&proxy.endpoint)
+        .env("RUNBOOK_LANDING_MS", "60000");
+    t.run_args(&["run".into(), "r.md".into()])
+        .code_is(1)
+        .stderr_has("No such principal");
+    // (The assignment exists at moto: the proxy played the FAILED status.)
+    t.run_args(&["run".into(), "r.md".into()])
+        .code_is(0)
+        .stdout_lacks("may still reach AWS");
+}
+
+/// AWS refused the create (nothing done): the re-run has nothing to wait for.
+#[test]
+fn a_rerun_after_aws_refused_the_create_does_not_wait_for_it_to_land() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            refuse_op: Some(("CreatePermissionSet".into(), "AccessDeniedException".into())),
+            ..Rules::default()
+        },
+    );
+    let t = Test::new()
+        .file("r.md", ONE_SET)
+        .aws(&proxy.endpoint)
+        .env("RUNBOOK_LANDING_MS", "60000");
+    t.run_args(&["run".into(), "r.md".into()])
+        .code_is(1)
+        .stderr_has("AccessDeniedException");
+    t.run_args(&["run".into(), "r.md".into()])
+        .code_is(1)
+        .stderr_has("AccessDeniedException")
+        .stdout_lacks("may still reach AWS");
+    assert_eq!(proxy.calls("CreatePermissionSet"), 2);
 }

@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::mutation::Mutation;
 use crate::action::{Action, Plan, Verdict};
 use crate::context::{Context, Event};
 use crate::duration::Wait;
@@ -127,11 +128,7 @@ impl Action for EnsureUser {
                 created: false,
             });
         }
-        ctx.emit(Event::Intent {
-            call: "identitystore:CreateUser".into(),
-            target: p.user_name.clone(),
-        })?;
-        let res = ctx
+        let create = ctx
             .identitystore(region)
             .await?
             .create_user()
@@ -145,32 +142,26 @@ impl Action for EnsureUser {
                     .build(),
             )
             .emails(Email::builder().value(&p.email).r#type("work").primary(true).build())
-            .send()
-            .await;
-        match res {
-            Ok(out) => {
-                ctx.emit(Event::Requested {
-                    call: "identitystore:CreateUser".into(),
-                    target: p.user_name.clone(),
-                    request_id: None,
-                })?;
+            .send();
+        match Mutation::new(ctx, "identitystore:CreateUser", &p.user_name)
+            .send(create, |_| None)
+            .await
+        {
+            Ok(out) => Ok(User {
+                user_id: out.user_id().to_string(),
+                created: true,
+            }),
+            // Made between our look and our create: take it.
+            Err(e) if e.code() == Some("ConflictException") => {
+                let id = user_id(ctx, region, &p.identity_store_id, &p.user_name)
+                    .await?
+                    .ok_or(e)?;
                 Ok(User {
-                    user_id: out.user_id().to_string(),
-                    created: true,
+                    user_id: id,
+                    created: false,
                 })
             }
-            Err(e) => {
-                let e = aws("identitystore:CreateUser", e);
-                if e.code() == Some("ConflictException") {
-                    if let Some(id) = user_id(ctx, region, &p.identity_store_id, &p.user_name).await? {
-                        return Ok(User {
-                            user_id: id,
-                            created: false,
-                        });
-                    }
-                }
-                Err(e)
-            }
+            Err(e) => Err(e),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod iam;
 pub mod identitystore;
+mod mutation;
 pub mod organizations;
 pub mod remove;
 pub mod sso_admin;

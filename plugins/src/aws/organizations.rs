@@ -5,6 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::mutation::Mutation;
 use crate::action::{Action, Plan, Verdict};
 use crate::aws::sts::caller;
 use crate::context::{Context, Event};
@@ -127,22 +128,15 @@ impl Action for EnsureOrganization {
             return Ok(o);
         }
         let client = ctx.organizations().await?;
-        ctx.emit(Event::Intent {
-            call: "organizations:CreateOrganization".into(),
-            target: p.feature_set.as_str().into(),
-        })?;
-        let out = client
+        let create = client
             .create_organization()
             .feature_set(OrganizationFeatureSet::from(p.feature_set.as_str()))
-            .send()
-            .await;
-        match out {
+            .send();
+        match Mutation::new(ctx, "organizations:CreateOrganization", p.feature_set.as_str())
+            .send(create, |_| None)
+            .await
+        {
             Ok(out) => {
-                ctx.emit(Event::Requested {
-                    call: "organizations:CreateOrganization".into(),
-                    target: p.feature_set.as_str().into(),
-                    request_id: None,
-                })?;
                 let o = out.organization();
                 Ok(Organization {
                     id: o.and_then(|o| o.id()).unwrap_or_default().to_string(),
@@ -154,16 +148,9 @@ impl Action for EnsureOrganization {
                     created: true,
                 })
             }
-            Err(e) => {
-                let e = aws("organizations:CreateOrganization", e);
-                // Someone made it between our look and our create: take theirs.
-                if e.code() == Some("AlreadyInOrganizationException") {
-                    if let Some(o) = describe(ctx).await? {
-                        return Ok(o);
-                    }
-                }
-                Err(e)
-            }
+            // Someone made it between our look and our create: take theirs.
+            Err(e) if e.code() == Some("AlreadyInOrganizationException") => describe(ctx).await?.ok_or(e),
+            Err(e) => Err(e),
         }
     }
 }

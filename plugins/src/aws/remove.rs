@@ -8,12 +8,15 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use aws_sdk_ssoadmin::operation::delete_account_assignment::DeleteAccountAssignmentOutput;
+
 use super::identitystore::user_id;
+use super::mutation::Mutation;
 use super::sso_admin::{
     AssignmentParams, accounts_of, assigned_accounts, find_permission_set, per_account, poll_status,
 };
 use crate::action::{Action, Plan, Verdict};
-use crate::context::{Context, Event};
+use crate::context::Context;
 use crate::error::{PluginError, aws};
 use crate::poll::until_done;
 
@@ -43,20 +46,19 @@ async fn remove_one(
     p: &AssignmentParams,
     account: String,
 ) -> Result<RemovedAssignment, PluginError> {
-    let call = "sso-admin:DeleteAccountAssignment";
-    let target = format!(
-        "{} {} {} in {account}",
-        p.principal_type.sdk().as_str(),
-        p.principal_id,
-        p.permission_set_arn
+    let removing = Mutation::new(
+        ctx,
+        "sso-admin:DeleteAccountAssignment",
+        format!(
+            "{} {} {} in {account}",
+            p.principal_type.sdk().as_str(),
+            p.principal_id,
+            p.permission_set_arn
+        ),
     );
-    ctx.emit(Event::Intent {
-        call: call.into(),
-        target: target.clone(),
-    })?;
     let mut attempt = 0u32;
     let out = loop {
-        let res = client
+        let delete = client
             .delete_account_assignment()
             .instance_arn(&p.instance_arn)
             .permission_set_arn(&p.permission_set_arn)
@@ -64,48 +66,38 @@ async fn remove_one(
             .principal_id(&p.principal_id)
             .target_type(TargetType::AwsAccount)
             .target_id(&account)
-            .send()
-            .await;
-        match res {
+            .send();
+        let request_id: fn(&DeleteAccountAssignmentOutput) -> Option<&str> =
+            |o| o.account_assignment_deletion_status().and_then(|s| s.request_id());
+        match removing.send(delete, request_id).await {
             Ok(out) => break out,
-            Err(e) => {
-                let e = aws(call, e);
-                match e.code() {
-                    // Removed meanwhile (or by the answer we lost): what we wanted.
-                    Some("ResourceNotFoundException") => {
-                        ctx.emit(Event::Rejected {
-                            call: call.into(),
-                            target,
-                            code: "ResourceNotFoundException".into(),
-                        })?;
-                        return Ok(RemovedAssignment {
-                            account_id: account,
-                            status: "absent".into(),
-                            request_id: None,
-                        });
-                    }
-                    Some("ConflictException") if attempt < 8 => {
-                        attempt += 1;
-                        tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt))).await;
-                    }
-                    _ => {
-                        return Ok(RemovedAssignment {
-                            account_id: account,
-                            status: format!("failed: {e}"),
-                            request_id: None,
-                        });
-                    }
+            Err(e) => match e.code() {
+                // Removed meanwhile (or by the answer we lost): what we wanted.
+                Some("ResourceNotFoundException") => {
+                    return Ok(RemovedAssignment {
+                        account_id: account,
+                        status: "absent".into(),
+                        request_id: None,
+                    });
                 }
-            }
+                Some("ConflictException") if attempt < 8 => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt))).await;
+                }
+                // The journal's own error stops the fan-out.
+                _ if matches!(e, PluginError::Journal(_)) => return Err(e),
+                _ => {
+                    return Ok(RemovedAssignment {
+                        account_id: account,
+                        status: format!("failed: {e}"),
+                        request_id: None,
+                    });
+                }
+            },
         }
     };
     let st = out.account_assignment_deletion_status();
     let req = st.and_then(|s| s.request_id()).map(String::from);
-    ctx.emit(Event::Requested {
-        call: call.into(),
-        target,
-        request_id: req.clone(),
-    })?;
     let outcome = match st.and_then(|s| s.status()) {
         Some(StatusValues::Succeeded) => Ok(()),
         Some(StatusValues::Failed) => Err(st
@@ -279,48 +271,23 @@ impl Action for RemoveUser {
                 removed: false,
             });
         };
-        let call = "identitystore:DeleteUser";
-        let target = format!("{} ({id})", p.user_name);
-        ctx.emit(Event::Intent {
-            call: call.into(),
-            target: target.clone(),
-        })?;
-        let res = ctx
+        let delete = ctx
             .identitystore(region)
             .await?
             .delete_user()
             .identity_store_id(&p.identity_store_id)
             .user_id(&id)
-            .send()
-            .await;
-        match res {
-            Ok(_) => {
-                ctx.emit(Event::Requested {
-                    call: call.into(),
-                    target,
-                    request_id: None,
-                })?;
-                Ok(RemovedUser {
-                    user_id: id,
-                    removed: true,
-                })
-            }
-            Err(e) => {
-                let e = aws(call, e);
-                if e.code() == Some("ResourceNotFoundException") {
-                    ctx.emit(Event::Rejected {
-                        call: call.into(),
-                        target,
-                        code: "ResourceNotFoundException".into(),
-                    })?;
-                    return Ok(RemovedUser {
-                        user_id: id,
-                        removed: false,
-                    });
-                }
-                Err(e)
-            }
-        }
+            .send();
+        let removed = match Mutation::new(ctx, "identitystore:DeleteUser", format!("{} ({id})", p.user_name))
+            .send(delete, |_| None)
+            .await
+        {
+            Ok(_) => true,
+            // Removed meanwhile: what we wanted.
+            Err(e) if e.code() == Some("ResourceNotFoundException") => false,
+            Err(e) => return Err(e),
+        };
+        Ok(RemovedUser { user_id: id, removed })
     }
 }
 
@@ -451,45 +418,27 @@ impl Action for RemovePermissionSet {
         if !assigned.is_empty() {
             return Err(still_assigned(&p.name, &assigned));
         }
-        let call = "sso-admin:DeletePermissionSet";
-        let target = format!("{} ({})", p.name, found.arn);
-        ctx.emit(Event::Intent {
-            call: call.into(),
-            target: target.clone(),
-        })?;
-        let res = client
+        let delete = client
             .delete_permission_set()
             .instance_arn(&p.instance_arn)
             .permission_set_arn(&found.arn)
-            .send()
-            .await;
-        match res {
-            Ok(_) => {
-                ctx.emit(Event::Requested {
-                    call: call.into(),
-                    target,
-                    request_id: None,
-                })?;
-                Ok(RemovedPermissionSet {
-                    arn: found.arn,
-                    removed: true,
-                })
-            }
-            Err(e) => {
-                let e = aws(call, e);
-                if e.code() == Some("ResourceNotFoundException") {
-                    ctx.emit(Event::Rejected {
-                        call: call.into(),
-                        target,
-                        code: "ResourceNotFoundException".into(),
-                    })?;
-                    return Ok(RemovedPermissionSet {
-                        arn: found.arn,
-                        removed: false,
-                    });
-                }
-                Err(e)
-            }
-        }
+            .send();
+        let removed = match Mutation::new(
+            ctx,
+            "sso-admin:DeletePermissionSet",
+            format!("{} ({})", p.name, found.arn),
+        )
+        .send(delete, |_| None)
+        .await
+        {
+            Ok(_) => true,
+            // Removed meanwhile: what we wanted.
+            Err(e) if e.code() == Some("ResourceNotFoundException") => false,
+            Err(e) => return Err(e),
+        };
+        Ok(RemovedPermissionSet {
+            arn: found.arn,
+            removed,
+        })
     }
 }

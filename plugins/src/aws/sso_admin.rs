@@ -5,11 +5,14 @@ use std::collections::HashSet;
 use aws_sdk_ssoadmin::types::{
     PrincipalType as SdkPrincipal, ProvisionTargetType, ProvisioningStatus, StatusValues, TargetType,
 };
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use aws_sdk_ssoadmin::operation::provision_permission_set::ProvisionPermissionSetOutput;
+
+use super::mutation::Mutation;
 use crate::action::{Action, Plan, Verdict};
 use crate::context::{Context, Event};
 use crate::duration::SessionDuration;
@@ -329,67 +332,47 @@ impl Action for EnsurePermissionSet {
                 let duration_differs = found.session_duration.as_deref() != Some(p.session_duration.as_str());
                 if duration_differs || description_differs(&found, &p) {
                     let target = format!("{} session {}", p.name, p.session_duration.as_str());
-                    ctx.emit(Event::Intent {
-                        call: "sso-admin:UpdatePermissionSet".into(),
-                        target: target.clone(),
-                    })?;
-                    client
+                    let update = client
                         .update_permission_set()
                         .instance_arn(&p.instance_arn)
                         .permission_set_arn(&found.arn)
                         .session_duration(p.session_duration.as_str())
                         .set_description(p.description.clone())
-                        .send()
-                        .await
-                        .map_err(|e| aws("sso-admin:UpdatePermissionSet", e))?;
-                    ctx.emit(Event::Requested {
-                        call: "sso-admin:UpdatePermissionSet".into(),
-                        target,
-                        request_id: None,
-                    })?;
+                        .send();
+                    Mutation::new(ctx, "sso-admin:UpdatePermissionSet", target)
+                        .send(update, |_| None)
+                        .await?;
                     updated = true;
                 }
                 found.arn
             }
             None => {
-                ctx.emit(Event::Intent {
-                    call: "sso-admin:CreatePermissionSet".into(),
-                    target: p.name.clone(),
-                })?;
-                let res = client
+                let create = client
                     .create_permission_set()
                     .instance_arn(&p.instance_arn)
                     .name(&p.name)
                     .session_duration(p.session_duration.as_str())
                     .set_description(p.description.clone())
-                    .send()
-                    .await;
-                match res {
+                    .send();
+                match Mutation::new(ctx, "sso-admin:CreatePermissionSet", &p.name)
+                    .send(create, |_| None)
+                    .await
+                {
                     Ok(out) => {
                         created = true;
-                        let arn = out
-                            .permission_set()
+                        out.permission_set()
                             .and_then(|ps| ps.permission_set_arn())
                             .unwrap_or_default()
-                            .to_string();
-                        ctx.emit(Event::Requested {
-                            call: "sso-admin:CreatePermissionSet".into(),
-                            target: p.name.clone(),
-                            request_id: None,
-                        })?;
-                        arn
+                            .to_string()
                     }
-                    Err(e) => {
-                        let e = aws("sso-admin:CreatePermissionSet", e);
-                        // A permission set of that name appeared meanwhile: use it.
-                        if e.code() != Some("ConflictException") {
-                            return Err(e);
-                        }
+                    // A permission set of that name appeared meanwhile: use it.
+                    Err(e) if e.code() == Some("ConflictException") => {
                         find_permission_set(&client, &p.instance_arn, &p.name)
                             .await?
                             .map(|f| f.arn)
                             .ok_or(e)?
                     }
+                    Err(e) => return Err(e),
                 }
             }
         };
@@ -400,33 +383,24 @@ impl Action for EnsurePermissionSet {
             if have.contains(&a) {
                 continue;
             }
-            let target = format!("{} {a}", p.name);
-            ctx.emit(Event::Intent {
-                call: "sso-admin:AttachManagedPolicyToPermissionSet".into(),
-                target: target.clone(),
-            })?;
-            let res = client
+            let attach = client
                 .attach_managed_policy_to_permission_set()
                 .instance_arn(&p.instance_arn)
                 .permission_set_arn(&arn)
                 .managed_policy_arn(&a)
-                .send()
-                .await;
-            match res {
-                Ok(_) => {
-                    ctx.emit(Event::Requested {
-                        call: "sso-admin:AttachManagedPolicyToPermissionSet".into(),
-                        target,
-                        request_id: None,
-                    })?;
-                    attached.push(a)
-                }
-                Err(e) => {
-                    let e = aws("sso-admin:AttachManagedPolicyToPermissionSet", e);
-                    if e.code() != Some("ConflictException") {
-                        return Err(e);
-                    }
-                }
+                .send();
+            match Mutation::new(
+                ctx,
+                "sso-admin:AttachManagedPolicyToPermissionSet",
+                format!("{} {a}", p.name),
+            )
+            .send(attach, |_| None)
+            .await
+            {
+                Ok(_) => attached.push(a),
+                // Attached meanwhile: as wanted.
+                Err(e) if e.code() == Some("ConflictException") => {}
+                Err(e) => return Err(e),
             }
         }
         // A permission set lives on in each account it is assigned in as an IAM role; a change
@@ -485,42 +459,34 @@ async fn provision(
     ps: &str,
     name: &str,
 ) -> Result<String, PluginError> {
-    let target = format!("{name} to all provisioned accounts");
-    ctx.emit(Event::Intent {
-        call: "sso-admin:ProvisionPermissionSet".into(),
-        target: target.clone(),
-    })?;
+    let provisioning = Mutation::new(
+        ctx,
+        "sso-admin:ProvisionPermissionSet",
+        format!("{name} to all provisioned accounts"),
+    );
     let mut attempt = 0u32;
     let out = loop {
-        let res = client
+        let send = client
             .provision_permission_set()
             .instance_arn(instance_arn)
             .permission_set_arn(ps)
             .target_type(ProvisionTargetType::AllProvisionedAccounts)
-            .send()
-            .await;
-        match res {
+            .send();
+        let request_id: fn(&ProvisionPermissionSetOutput) -> Option<&str> =
+            |o| o.permission_set_provisioning_status().and_then(|s| s.request_id());
+        match provisioning.send(send, request_id).await {
             Ok(out) => break out,
-            Err(e) => {
-                let e = aws("sso-admin:ProvisionPermissionSet", e);
-                // Another operation on the set is running: wait and ask again (provisioning
-                // the latest version twice is harmless).
-                if e.code() == Some("ConflictException") && attempt < 8 {
-                    attempt += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt))).await;
-                    continue;
-                }
-                return Err(e);
+            // Another operation on the set is running: wait and ask again (provisioning the
+            // latest version twice is harmless).
+            Err(e) if e.code() == Some("ConflictException") && attempt < 8 => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt))).await;
             }
+            Err(e) => return Err(e),
         }
     };
     let st = out.permission_set_provisioning_status();
     let req = st.and_then(|s| s.request_id()).unwrap_or_default().to_string();
-    ctx.emit(Event::Requested {
-        call: "sso-admin:ProvisionPermissionSet".into(),
-        target,
-        request_id: Some(req.clone()),
-    })?;
     match st.and_then(|s| s.status()) {
         Some(StatusValues::Succeeded) => {}
         Some(StatusValues::Failed) => {

@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::mutation::Mutation;
 use crate::action::{Action, Plan, Verdict};
 use crate::aws::sts::caller;
 use crate::context::{Context, Event};
@@ -406,11 +407,9 @@ impl Action for EnsureCase {
             },
         };
         let client = ctx.support().await?;
-        ctx.emit(Event::Intent {
-            call: "support:CreateCase".into(),
-            target: p.subject.clone(),
-        })?;
-        let case_id = match create_case(ctx, &client, &p, follows.as_ref()).await? {
+        let filing = Mutation::new(ctx, "support:CreateCase", &p.subject);
+        filing.intent()?;
+        let case_id = match create_case(ctx, &filing, &client, &p, follows.as_ref()).await? {
             Ok(id) => id,
             Err(e) => {
                 return match refusal(&e) {
@@ -419,11 +418,7 @@ impl Action for EnsureCase {
                 };
             }
         };
-        ctx.emit(Event::Requested {
-            call: "support:CreateCase".into(),
-            target: p.subject.clone(),
-            request_id: Some(case_id.clone()),
-        })?;
+        filing.answered(Some(case_id.clone()))?;
         let (display_id, status) = match describe_one(ctx, &case_id).await {
             Ok(Some((d, s))) => (d, s),
             _ => (String::new(), "opened".into()),
@@ -458,12 +453,15 @@ impl Action for EnsureCase {
 /// outer error is the journal's; the inner one is the call's.
 async fn create_case(
     ctx: &Context,
+    filing: &Mutation<'_>,
     client: &aws_sdk_support::Client,
     p: &EnsureCaseParams,
     follows: Option<&Found>,
 ) -> Result<Result<String, PluginError>, PluginError> {
     let attempts = ctx.aws_options().max_attempts.unwrap_or(5).max(1);
     let mut attempt = 1;
+    // An attempt whose outcome is unknown keeps the intent open, whatever the later ones say.
+    let mut uncertain = false;
     loop {
         let res = client
             .create_case()
@@ -486,7 +484,10 @@ async fn create_case(
             Err(e) => aws("support:CreateCase", e),
         };
         if !e.is_transient() || attempt >= attempts {
-            return Ok(Err(e));
+            return Ok(Err(if uncertain { e } else { filing.failed(e)? }));
+        }
+        if !e.is_refusal() {
+            uncertain = true;
         }
         if !e.is_throttling() {
             match cases_with_subject(ctx, p).await.map(existing) {

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::{Call, Options, query};
 use crate::context::Context;
-use crate::error::{PluginError, is_throttling_code, is_transient_code};
+use crate::error::{PluginError, is_throttling_code, nothing_done};
 
 type Https = hyper_rustls::HttpsConnector<HttpConnector>;
 
@@ -89,6 +89,7 @@ fn aws_error(
         code: code.into(),
         message: message.into(),
         request_id,
+        status: None,
     }
 }
 
@@ -281,12 +282,15 @@ async fn once(ctx: &Context, call: Call, req: http::Request<Full<Bytes>>) -> Att
         };
     }
     let (code, message, id) = parse_error(call, &text, error_type.as_deref(), status);
-    let error = aws_error(call, code.clone(), message, header_id.or(id));
+    let mut error = aws_error(call, code.clone(), message, header_id.or(id));
+    if let PluginError::Aws { status: answered, .. } = &mut error {
+        *answered = Some(status);
+    }
     if status == 429 || is_throttling_code(&code) {
         ctx.pressure().on_throttle();
         return Attempt::NotDone { error, retry: true };
     }
-    if status >= 500 || is_transient_code(&code) {
+    if !nothing_done(status, &code) {
         return Attempt::Unknown(error);
     }
     Attempt::NotDone { error, retry: false }

@@ -143,7 +143,12 @@ async fn let_abandoned_calls_land(shared: &Arc<Shared>, step: &Step) -> Result<(
         .ok()
         .and_then(|v| v.parse().ok())
         .map_or(LANDING, Duration::from_millis);
-    let latest = open.iter().filter_map(|u| u.at.parse::<jiff::Timestamp>().ok()).max();
+    // A call AWS answered has landed: only the unanswered ones may still be on their way.
+    let latest = open
+        .iter()
+        .filter(|u| !u.answered)
+        .filter_map(|u| u.at.parse::<jiff::Timestamp>().ok())
+        .max();
     let Some(latest) = latest else { return Ok(()) };
     let since = jiff::Timestamp::now().duration_since(latest);
     let Ok(since) = Duration::try_from(since) else {

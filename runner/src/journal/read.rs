@@ -28,11 +28,13 @@ impl Journal {
         Ok(out)
     }
 
-    /// Calls of a step (by item) whose intent was journaled and whose outcome was not: no
-    /// finished step or item after it, and no refusal by AWS. `answered` when AWS's answer was
-    /// journaled but the step never finished with it.
+    /// Calls of a step (by item, API name and target: one action may make several, one per
+    /// account) whose intent was journaled and whose outcome was not: no finished step or item
+    /// after it, and no refusal by AWS. `answered` when AWS's answer was journaled but the step
+    /// never finished with it.
     pub fn unsettled(&self, step: &str) -> Result<Vec<Unsettled>, JournalError> {
-        let mut open: BTreeMap<Option<String>, Unsettled> = BTreeMap::new();
+        type Key = (Option<String>, String, String);
+        let mut open: BTreeMap<Key, Unsettled> = BTreeMap::new();
         for l in self.lines()? {
             match l.entry {
                 Entry::Intent {
@@ -42,7 +44,7 @@ impl Journal {
                     target,
                 } if s == step => {
                     open.insert(
-                        item_key.clone(),
+                        (item_key.clone(), call.clone(), target.clone()),
                         Unsettled {
                             item_key,
                             call,
@@ -52,16 +54,29 @@ impl Journal {
                         },
                     );
                 }
-                Entry::Requested { step: s, item_key, .. } if s == step => {
-                    if let Some(u) = open.get_mut(&item_key) {
+                Entry::Requested {
+                    step: s,
+                    item_key,
+                    call,
+                    target,
+                    ..
+                } if s == step => {
+                    if let Some(u) = open.get_mut(&(item_key, call, target)) {
                         u.answered = true;
                     }
                 }
-                Entry::Rejected { step: s, item_key, .. } if s == step => {
-                    open.remove(&item_key);
+                Entry::Rejected {
+                    step: s,
+                    item_key,
+                    call,
+                    target,
+                    ..
+                } if s == step => {
+                    open.remove(&(item_key, call, target));
                 }
                 Entry::ItemFinished { step: s, item_key, .. } if s == step => {
-                    open.remove(&Some(item_key));
+                    let item = Some(item_key);
+                    open.retain(|(k, _, _), _| *k != item);
                 }
                 Entry::StepFinished { step: s, .. } if s == step => open.clear(),
                 _ => {}

@@ -451,6 +451,65 @@ fn calls_stay_unsettled_until_the_step_or_item_settles_them() {
     );
 }
 
+/// One action makes one call per account (an assignment's fan-out): AWS refusing the call for
+/// one account settles that call only, never another account's call whose outcome is unknown.
+#[test]
+fn a_refusal_settles_only_the_call_it_answers() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut j = open(&run_dir_in(&tmp));
+    let call = |target: &str| (String::from("sso-admin:CreateAccountAssignment"), target.to_string());
+    let (c, a) = call("USER u in 111111111111");
+    let (_, b) = call("USER u in 222222222222");
+    for e in [
+        Entry::Intent {
+            step: "s".into(),
+            item_key: None,
+            call: c.clone(),
+            target: a.clone(),
+        },
+        Entry::Intent {
+            step: "s".into(),
+            item_key: None,
+            call: c.clone(),
+            target: b.clone(),
+        },
+        Entry::Rejected {
+            step: "s".into(),
+            item_key: None,
+            call: c.clone(),
+            target: a.clone(),
+            code: "AccessDeniedException".into(),
+        },
+    ] {
+        j.record(e).expect("record");
+    }
+    let open_calls: Vec<String> = j.unsettled("s").expect("read").into_iter().map(|u| u.target).collect();
+    assert_eq!(open_calls, vec![b.clone()]);
+    // And an answer for one account does not answer another's.
+    j.record(Entry::Intent {
+        step: "s".into(),
+        item_key: None,
+        call: c.clone(),
+        target: a.clone(),
+    })
+    .expect("record");
+    j.record(Entry::Requested {
+        step: "s".into(),
+        item_key: None,
+        call: c,
+        target: b.clone(),
+        request_id: None,
+    })
+    .expect("record");
+    let answered: Vec<(String, bool)> = j
+        .unsettled("s")
+        .expect("read")
+        .into_iter()
+        .map(|u| (u.target, u.answered))
+        .collect();
+    assert_eq!(answered, vec![(a, false), (b, true)]);
+}
+
 #[test]
 fn a_finished_run_starts_a_new_run_id_and_an_unfinished_one_resumes_its_own() {
     let tmp = tempfile::tempdir().expect("tempdir");

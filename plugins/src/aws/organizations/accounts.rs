@@ -2,6 +2,7 @@
 //! looked for), polled to SUCCEEDED under the cap on creations in progress.
 
 use super::*;
+use crate::aws::mutation::Mutation;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -242,23 +243,16 @@ impl Action for EnsureAccount {
                 created: true,
             });
         }
-        let target = format!("{} <{}>", p.name, p.email);
-        ctx.emit(Event::Intent {
-            call: "organizations:CreateAccount".into(),
-            target: target.clone(),
-        })?;
-        let out = match create_account(ctx, &p).await? {
+        let creating = Mutation::new(ctx, "organizations:CreateAccount", format!("{} <{}>", p.name, p.email));
+        creating.intent()?;
+        let out = match create_account(ctx, &creating, &p).await? {
             Created::Answer(out) => out,
             Created::Found(found) => {
                 let (account_id, request) = match found {
                     Landed::Account(id) => (id, None),
                     Landed::Request(req) => (wait_for_account(ctx, &req, &p.name, None).await?, Some(req)),
                 };
-                ctx.emit(Event::Requested {
-                    call: "organizations:CreateAccount".into(),
-                    target,
-                    request_id: request.clone(),
-                })?;
+                creating.answered(request.clone())?;
                 return Ok(EnsuredAccount {
                     account_id,
                     create_request_id: request,
@@ -269,11 +263,7 @@ impl Action for EnsureAccount {
         let since = std::time::Instant::now();
         let st = out.create_account_status();
         let req = st.and_then(|s| s.id()).unwrap_or_default().to_string();
-        ctx.emit(Event::Requested {
-            call: "organizations:CreateAccount".into(),
-            target,
-            request_id: Some(req.clone()),
-        })?;
+        creating.answered(Some(req.clone()))?;
         let account_id = match (st.and_then(|s| s.state()), st.and_then(|s| s.account_id())) {
             // Already final in the answer: no need to ask again.
             (Some(CreateAccountState::Succeeded), Some(id)) => id.to_string(),
@@ -315,11 +305,17 @@ enum Landed {
 /// after AWS acted (a 5xx, a reset connection, a timeout) would create a second account. Retries
 /// happen here instead. A throttle means AWS did nothing, so it is simply retried; any other
 /// transient error is followed by a look (ListAccounts, ListCreateAccountStatus) before asking again.
-async fn create_account(ctx: &Context, p: &EnsureAccountParams) -> Result<Created, PluginError> {
+async fn create_account(
+    ctx: &Context,
+    creating: &Mutation<'_>,
+    p: &EnsureAccountParams,
+) -> Result<Created, PluginError> {
     let client = ctx.organizations().await?;
     let attempts = ctx.aws_options().max_attempts.unwrap_or(5).max(1);
     let mut backoff = std::time::Duration::from_millis(100);
     let mut attempt = 1;
+    // An attempt whose outcome is unknown keeps the intent open, whatever the later ones say.
+    let mut uncertain = false;
     loop {
         let sent = client
             .create_account()
@@ -338,7 +334,10 @@ async fn create_account(ctx: &Context, p: &EnsureAccountParams) -> Result<Create
             Err(e) => aws("organizations:CreateAccount", e),
         };
         if !err.is_transient() || attempt >= attempts {
-            return Err(err);
+            return Err(if uncertain { err } else { creating.failed(err)? });
+        }
+        if !err.is_refusal() {
+            uncertain = true;
         }
         if !err.is_throttling()
             && let Some(found) = landed(ctx, p).await?

@@ -2,6 +2,7 @@
 //! once (a lost answer is looked for, not resent) and polled until it settles.
 
 use super::*;
+use crate::aws::mutation::Mutation;
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
 pub enum PrincipalType {
@@ -138,11 +139,9 @@ async fn assign_one(
         Some(cap) => cap.acquire_owned().await.ok(),
         None => None,
     };
-    ctx.emit(Event::Intent {
-        call: "sso-admin:CreateAccountAssignment".into(),
-        target: target.clone(),
-    })?;
-    let created = match create_assignment(ctx, client, p, &account).await? {
+    let assigning = Mutation::new(ctx, "sso-admin:CreateAccountAssignment", target);
+    assigning.intent()?;
+    let created = match create_assignment(ctx, &assigning, client, p, &account).await? {
         Ok(out) => out,
         Err(e) => {
             return Ok(AssignmentResult {
@@ -164,11 +163,7 @@ async fn assign_one(
         Sent::Found(Landed::Assigned) => (None, Some((Some(StatusValues::Succeeded), None))),
         Sent::Found(Landed::Request(id)) => (Some(id), None),
     };
-    ctx.emit(Event::Requested {
-        call: "sso-admin:CreateAccountAssignment".into(),
-        target,
-        request_id: req.clone(),
-    })?;
+    assigning.answered(req.clone())?;
     let outcome = match first {
         Some((Some(StatusValues::Succeeded), _)) => Ok(()),
         Some((Some(StatusValues::Failed), reason)) => Err(reason.unwrap_or_else(|| "no reason given".into())),
@@ -215,11 +210,14 @@ enum Landed {
 /// this account's failure.
 async fn create_assignment(
     ctx: &Context,
+    assigning: &Mutation<'_>,
     client: &aws_sdk_ssoadmin::Client,
     p: &AssignmentParams,
     account: &str,
 ) -> Result<Result<Sent, PluginError>, PluginError> {
     let mut attempt = 0u32;
+    // An attempt whose outcome is unknown keeps the intent open, whatever the later ones say.
+    let mut uncertain = false;
     loop {
         let res = client
             .create_account_assignment()
@@ -241,7 +239,10 @@ async fn create_assignment(
         };
         let conflict = e.code() == Some("ConflictException");
         if !(conflict || e.is_transient()) || attempt >= 8 {
-            return Ok(Err(e));
+            return Ok(Err(if uncertain { e } else { assigning.failed(e)? }));
+        }
+        if !e.is_refusal() {
+            uncertain = true;
         }
         if !conflict && !e.is_throttling() {
             match assignment_landed(client, p, account).await {
