@@ -61,13 +61,45 @@ struct Target {
     path: String,
 }
 
-fn parse_url(url: &str) -> Result<Target, String> {
+/// Why a URL was not reached: the detail a result row shows.
+#[derive(Debug, thiserror::Error)]
+enum Unreachable {
+    #[error("only http:// and https:// URLs can be checked")]
+    Scheme,
+    #[error("bad port `{0}`")]
+    Port(String),
+    #[error("no concrete host to reach (wildcards cannot be probed)")]
+    NoHost,
+    #[error("DNS lookup of {host} failed: {error}")]
+    Dns { host: String, error: std::io::Error },
+    #[error("DNS lookup of {0} gave no address")]
+    NoAddress(String),
+    #[error("connecting to {addr} failed: {error}")]
+    Connect {
+        addr: std::net::SocketAddr,
+        error: std::io::Error,
+    },
+    #[error("{0}")]
+    Tls(String),
+    #[error("TLS handshake with {host} failed: {error}")]
+    Handshake { host: String, error: std::io::Error },
+    #[error("sending the request: {0}")]
+    Send(std::io::Error),
+    #[error("reading the answer: {0}")]
+    Read(std::io::Error),
+    #[error("the server did not answer HTTP")]
+    NotHttp,
+    #[error("no answer within {0}")]
+    Timeout(String),
+}
+
+fn parse_url(url: &str) -> Result<Target, Unreachable> {
     let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
         (true, r)
     } else if let Some(r) = url.strip_prefix("http://") {
         (false, r)
     } else {
-        return Err("only http:// and https:// URLs can be checked".into());
+        return Err(Unreachable::Scheme);
     };
     let (authority, path) = rest
         .find(['/', '?', '#'])
@@ -78,13 +110,14 @@ fn parse_url(url: &str) -> Result<Target, String> {
         format!("/{path}")
     };
     let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
-            (h.to_string(), p.parse::<u16>().map_err(|_| format!("bad port `{p}`"))?)
-        }
+        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (
+            h.to_string(),
+            p.parse::<u16>().map_err(|_| Unreachable::Port(p.to_string()))?,
+        ),
         _ => (authority.to_string(), if tls { 443 } else { 80 }),
     };
     if host.is_empty() || host.contains('*') {
-        return Err("no concrete host to reach (wildcards cannot be probed)".into());
+        return Err(Unreachable::NoHost);
     }
     Ok(Target {
         tls,
@@ -94,22 +127,20 @@ fn parse_url(url: &str) -> Result<Target, String> {
     })
 }
 
-async fn head<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, t: &Target) -> Result<String, String> {
+async fn head<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, t: &Target) -> Result<String, Unreachable> {
     let req = format!(
         "HEAD {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: runbook-net-check\r\nConnection: close\r\n\r\n",
         t.path, t.host
     );
-    s.write_all(req.as_bytes())
-        .await
-        .map_err(|e| format!("sending the request: {e}"))?;
+    s.write_all(req.as_bytes()).await.map_err(Unreachable::Send)?;
     let mut buf = vec![0u8; 512];
-    let n = s.read(&mut buf).await.map_err(|e| format!("reading the answer: {e}"))?;
+    let n = s.read(&mut buf).await.map_err(Unreachable::Read)?;
     let text = String::from_utf8_lossy(&buf[..n]);
     let line = text.lines().next().unwrap_or("").trim().to_string();
     if line.starts_with("HTTP/") {
         Ok(line)
     } else {
-        Err("the server did not answer HTTP".into())
+        Err(Unreachable::NotHttp)
     }
 }
 
@@ -127,24 +158,29 @@ pub(crate) fn tls_config() -> Result<Arc<tokio_rustls::rustls::ClientConfig>, St
     Ok(Arc::new(cfg))
 }
 
-async fn probe(url: &str) -> Result<String, String> {
+async fn probe(url: &str) -> Result<String, Unreachable> {
     let t = parse_url(url)?;
     let addrs: Vec<_> = tokio::net::lookup_host((t.host.as_str(), t.port))
         .await
-        .map_err(|e| format!("DNS lookup of {} failed: {e}", t.host))?
+        .map_err(|error| Unreachable::Dns {
+            host: t.host.clone(),
+            error,
+        })?
         .collect();
-    let addr = addrs
-        .first()
-        .ok_or_else(|| format!("DNS lookup of {} gave no address", t.host))?;
+    let addr = addrs.first().ok_or_else(|| Unreachable::NoAddress(t.host.clone()))?;
     let tcp = TcpStream::connect(addr)
         .await
-        .map_err(|e| format!("connecting to {addr} failed: {e}"))?;
+        .map_err(|error| Unreachable::Connect { addr: *addr, error })?;
     if t.tls {
-        let name = tokio_rustls::rustls::pki_types::ServerName::try_from(t.host.clone()).map_err(|e| e.to_string())?;
-        let tls = tokio_rustls::TlsConnector::from(tls_config()?)
+        let name = tokio_rustls::rustls::pki_types::ServerName::try_from(t.host.clone())
+            .map_err(|e| Unreachable::Tls(e.to_string()))?;
+        let tls = tokio_rustls::TlsConnector::from(tls_config().map_err(Unreachable::Tls)?)
             .connect(name, tcp)
             .await
-            .map_err(|e| format!("TLS handshake with {} failed: {e}", t.host))?;
+            .map_err(|error| Unreachable::Handshake {
+                host: t.host.clone(),
+                error,
+            })?;
         head(tls, &t).await
     } else {
         head(tcp, &t).await
@@ -182,17 +218,17 @@ impl Action for CheckReachable {
         let checks = p.urls.iter().map(|u| async move {
             let r = tokio::time::timeout(limit, probe(u))
                 .await
-                .unwrap_or_else(|_| Err(format!("no answer within {timeout}")));
+                .unwrap_or_else(|_| Err(Unreachable::Timeout(timeout.to_string())));
             match r {
                 Ok(status) => Reachability {
                     url: u.clone(),
                     ok: true,
                     detail: status,
                 },
-                Err(detail) => Reachability {
+                Err(why) => Reachability {
                     url: u.clone(),
                     ok: false,
-                    detail,
+                    detail: why.to_string(),
                 },
             }
         });

@@ -448,7 +448,7 @@ impl Checker<'_> {
         if let Some(v) = &m.verify {
             let vspan = m.verify_span.unwrap_or(span);
             match manual::verify_action(v) {
-                Err(msg) => self.error(vspan, msg),
+                Err(bad) => self.error(vspan, bad.to_string()),
                 Ok(name) => match self.registry.get(&name) {
                     None => self.error(vspan, format!("`verify` names unknown action `{name}`")),
                     Some(a) if a.info().mutates => self.error(

@@ -120,8 +120,29 @@ impl Emulator {
     }
 }
 
+/// Why the emulator did not start; each says what to install or check.
+#[derive(Debug, thiserror::Error)]
+pub enum EmulatorError {
+    #[error("cannot run {python} to create a virtualenv: {error}; install Python 3 with venv")]
+    NoPython { python: String, error: std::io::Error },
+    #[error("`{python} -m venv {}` failed; install Python 3 with venv (Debian: python3-venv)", venv.display())]
+    Venv { python: String, venv: PathBuf },
+    #[error("pip: {0}")]
+    Pip(std::io::Error),
+    #[error("pip install {MOTO} failed:\n{0}")]
+    Install(String),
+    #[error("no free loopback port: {0}")]
+    Port(std::io::Error),
+    #[error("cannot start {}: {error}", bin.display())]
+    Spawn { bin: PathBuf, error: std::io::Error },
+    #[error("moto_server exited with {0}")]
+    Exited(std::process::ExitStatus),
+    #[error("moto_server did not answer within 30s")]
+    NoAnswer,
+}
+
 /// Finds `moto_server`: `$RUNBOOK_MOTO_SERVER`, the state directory's virtualenv, or a new one.
-async fn moto_server(state_dir: &Path, say: &dyn Fn(&str)) -> Result<PathBuf, String> {
+async fn moto_server(state_dir: &Path, say: &dyn Fn(&str)) -> Result<PathBuf, EmulatorError> {
     if let Some(p) = std::env::var_os("RUNBOOK_MOTO_SERVER") {
         return Ok(PathBuf::from(p));
     }
@@ -140,36 +161,35 @@ async fn moto_server(state_dir: &Path, say: &dyn Fn(&str)) -> Result<PathBuf, St
         .arg(&venv)
         .status()
         .await
-        .map_err(|e| format!("cannot run {python} to create a virtualenv: {e}; install Python 3 with venv"))?;
+        .map_err(|error| EmulatorError::NoPython {
+            python: python.clone(),
+            error,
+        })?;
     if !status.success() {
-        return Err(format!(
-            "`{python} -m venv {}` failed; install Python 3 with venv (Debian: python3-venv)",
-            venv.display()
-        ));
+        return Err(EmulatorError::Venv { python, venv });
     }
     let out = Command::new(venv.join("bin").join("pip"))
         .args(["install", "--quiet", "--disable-pip-version-check", MOTO])
         .output()
         .await
-        .map_err(|e| format!("pip: {e}"))?;
+        .map_err(EmulatorError::Pip)?;
     if !out.status.success() {
-        return Err(format!(
-            "pip install {MOTO} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
+        return Err(EmulatorError::Install(
+            String::from_utf8_lossy(&out.stderr).into_owned(),
         ));
     }
     Ok(bin)
 }
 
-fn free_port() -> Result<u16, String> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free loopback port: {e}"))?;
-    l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+fn free_port() -> Result<u16, EmulatorError> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(EmulatorError::Port)?;
+    l.local_addr().map(|a| a.port()).map_err(EmulatorError::Port)
 }
 
 /// Starts moto on loopback, waits until it answers, and puts the answering layer in front.
-pub async fn start(state_dir: &Path, account: Account, say: &dyn Fn(&str)) -> Result<Emulator, String> {
+pub async fn start(state_dir: &Path, account: Account, say: &dyn Fn(&str)) -> Result<Emulator, EmulatorError> {
     let bin = moto_server(state_dir, say).await?;
-    let mut last = String::new();
+    let mut last = EmulatorError::NoAnswer;
     for _ in 0..3 {
         let port = free_port()?;
         let mut child = Command::new(&bin)
@@ -179,27 +199,25 @@ pub async fn start(state_dir: &Path, account: Account, say: &dyn Fn(&str)) -> Re
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+            .map_err(|error| EmulatorError::Spawn {
+                bin: bin.clone(),
+                error,
+            })?;
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(30) {
             if let Ok(Some(status)) = child.try_wait() {
-                last = format!("moto_server exited with {status}");
+                last = EmulatorError::Exited(status);
                 break;
             }
             if ready(port).await {
-                let listener = TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .map_err(|e| format!("no loopback port for the answering layer: {e}"))?;
-                let endpoint = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
+                let listener = TcpListener::bind("127.0.0.1:0").await.map_err(EmulatorError::Port)?;
+                let endpoint = format!("http://{}", listener.local_addr().map_err(EmulatorError::Port)?);
                 let layer = tokio::spawn(serve(listener, port, Arc::new(account)));
                 return Ok(Emulator { child, layer, endpoint });
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let _ = child.kill().await;
-        if last.is_empty() {
-            last = "moto_server did not answer within 30s".into();
-        }
     }
     Err(last)
 }

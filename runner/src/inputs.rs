@@ -80,25 +80,52 @@ pub fn flags(raw: &[String]) -> Result<BTreeMap<String, String>, InputError> {
         .collect()
 }
 
+/// A value an input does not take. A secret's value is never part of the message.
+#[derive(Debug, thiserror::Error)]
+pub enum Invalid {
+    #[error("`{name}` must be one of: {}", choices.join(", "))]
+    NotAChoice { name: String, choices: Vec<String> },
+    #[error("{shown} does not match the pattern {pattern} for `{name}`")]
+    NoMatch {
+        /// The value in backticks, or "the value" for a secret.
+        shown: String,
+        pattern: String,
+        name: String,
+    },
+    #[error("the pattern for `{name}` is invalid: {error}")]
+    BadPattern { name: String, error: String },
+}
+
 /// Checks a value against an input's pattern and choices.
-pub fn validate(name: &str, input: &Input, value: &str) -> Result<(), String> {
+pub fn validate(name: &str, input: &Input, value: &str) -> Result<(), Invalid> {
     if let Some(choices) = &input.choices {
         if !choices.iter().any(|c| c == value) {
-            return Err(format!("`{name}` must be one of: {}", choices.join(", ")));
+            return Err(Invalid::NotAChoice {
+                name: name.to_string(),
+                choices: choices.clone(),
+            });
         }
     }
     if let Some(p) = &input.pattern {
         match anchored(p) {
             Ok(re) if re.is_match(value) => {}
             Ok(_) => {
-                let shown = if input.secret {
-                    "the value".to_string()
-                } else {
-                    format!("`{value}`")
-                };
-                return Err(format!("{shown} does not match the pattern {p} for `{name}`"));
+                return Err(Invalid::NoMatch {
+                    shown: if input.secret {
+                        "the value".to_string()
+                    } else {
+                        format!("`{value}`")
+                    },
+                    pattern: p.clone(),
+                    name: name.to_string(),
+                });
             }
-            Err(e) => return Err(format!("the pattern for `{name}` is invalid: {e}")),
+            Err(e) => {
+                return Err(Invalid::BadPattern {
+                    name: name.to_string(),
+                    error: e.to_string(),
+                });
+            }
         }
     }
     Ok(())
@@ -221,7 +248,10 @@ pub fn resolve(
         };
         let value = match given {
             Some((v, from)) => {
-                validate(name, input, &v).map_err(|message| InputError::Invalid { source_: from, message })?;
+                validate(name, input, &v).map_err(|e| InputError::Invalid {
+                    source_: from,
+                    message: e.to_string(),
+                })?;
                 v
             }
             None if when_missing == WhenMissing::Ask && crate::prompt::interactive() => {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::diagnostic::Diagnostic;
 use crate::model::{Input, Step};
-use crate::parser::{RawInput, first_line, toml_error};
+use crate::parser::{RawInput, toml_error};
 use crate::source::{Source, Span};
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -64,8 +64,13 @@ pub fn parse(source: &Source, step: &Step, diags: &mut Vec<Diagnostic>) -> Optio
     })
 }
 
+/// A `verify` that does not name an action the way it must.
+#[derive(Debug, thiserror::Error)]
+#[error("`verify` must be `aws SERVICE.ACTION` or `net ACTION`, not `{}`", .0.escape_debug())]
+pub struct BadVerify(pub String);
+
 /// `aws iam.check-root-mfa` -> `iam.check-root-mfa`; `net check-reachable` -> `net.check-reachable`.
-pub fn verify_action(verify: &str) -> Result<String, String> {
+pub fn verify_action(verify: &str) -> Result<String, BadVerify> {
     let mut words = verify.split_whitespace();
     match (words.next(), words.next(), words.next()) {
         (Some("aws"), Some(a), None) => Ok(a.to_string()),
@@ -73,8 +78,6 @@ pub fn verify_action(verify: &str) -> Result<String, String> {
             .action()
             .unwrap_or(a)
             .to_string()),
-        _ => Err(first_line(&format!(
-            "`verify` must be `aws SERVICE.ACTION` or `net ACTION`, not `{verify}`"
-        ))),
+        _ => Err(BadVerify(verify.to_string())),
     }
 }

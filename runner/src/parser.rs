@@ -16,7 +16,7 @@ pub use fences::SHELLS;
 use fences::{near_miss, shell_fence};
 use settings::parse_settings;
 pub use settings::{PATTERN_LIMIT, anchored};
-pub(crate) use settings::{RawInput, first_line, toml_error};
+pub(crate) use settings::{RawInput, toml_error};
 
 /// The pulldown-cmark options every reader of a runbook uses (the renderer too).
 pub fn markdown_options() -> Options {

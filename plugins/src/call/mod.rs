@@ -107,13 +107,13 @@ impl Call {
     }
 
     /// Checks a resolved request against the model: member names, types, required members.
-    pub fn validate(&self, request: &Value) -> Result<(), String> {
+    pub fn validate(&self, request: &Value) -> Result<(), RequestError> {
         let empty = Value::Object(Default::default());
         let request = if request.is_null() { &empty } else { request };
         match self.input() {
             Some(shape) => validate(self.service, shape, request, ""),
             None if request.as_object().is_some_and(|o| o.is_empty()) => Ok(()),
-            None => Err(format!("{} takes no request members", self.full_name())),
+            None => Err(RequestError::NoMembers(self.full_name())),
         }
     }
 }
@@ -135,7 +135,32 @@ pub fn kebab(name: &str) -> String {
     out
 }
 
-fn validate(service: &Service, shape: &Shape, v: &Value, path: &str) -> Result<(), String> {
+/// What in a request the service's model does not allow. `at` is the member's path
+/// (`Filter.Status`, `Tags[0]`), or "the request".
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RequestError {
+    #[error("{at} must be {expected}, not {got}")]
+    WrongType { at: String, expected: String, got: Value },
+    #[error("{at} {why}")]
+    OutOfBounds { at: String, why: String },
+    #[error("{at} must be one of {}, not `{got}`", choices.join(", "))]
+    NotAChoice {
+        at: String,
+        choices: Vec<String>,
+        got: String,
+    },
+    #[error("{at} has no member `{member}`")]
+    NoSuchMember { at: String, member: String },
+    #[error("{at} needs member `{member}`")]
+    Missing { at: String, member: String },
+    #[error("{0} takes no request members")]
+    NoMembers(&'static str),
+    /// The embedded model names a shape it does not hold (a trimming fault).
+    #[error("model: no shape {0}")]
+    Model(String),
+}
+
+fn validate(service: &Service, shape: &Shape, v: &Value, path: &str) -> Result<(), RequestError> {
     let at = |p: &str| {
         if p.is_empty() {
             "the request".to_string()
@@ -152,7 +177,11 @@ fn validate(service: &Service, shape: &Shape, v: &Value, path: &str) -> Result<(
         _ => false,
     };
     if !ok {
-        return Err(format!("{} must be {}, not {v}", at(path), shape.describe()));
+        return Err(RequestError::WrongType {
+            at: at(path),
+            expected: shape.describe(),
+            got: v.clone(),
+        });
     }
     let measure = match v {
         Value::Number(n) => n.as_f64().map(Measure::Number),
@@ -161,27 +190,30 @@ fn validate(service: &Service, shape: &Shape, v: &Value, path: &str) -> Result<(
         _ => None,
     };
     if let Some(why) = measure.and_then(|m| shape.out_of_bounds(m)) {
-        return Err(format!("{} {why}", at(path)));
+        return Err(RequestError::OutOfBounds { at: at(path), why });
     }
     match v {
-        Value::String(s) if !shape.choices.is_empty() && !shape.choices.contains(s) => Err(format!(
-            "{} must be one of {}, not `{s}`",
-            at(path),
-            shape.choices.join(", ")
-        )),
+        Value::String(s) if !shape.choices.is_empty() && !shape.choices.contains(s) => Err(RequestError::NotAChoice {
+            at: at(path),
+            choices: shape.choices.clone(),
+            got: s.clone(),
+        }),
         Value::Object(o) if shape.ty == "structure" => {
             for (k, x) in o {
-                let r = shape
-                    .members
-                    .get(k)
-                    .ok_or_else(|| format!("{} has no member `{k}`", at(path)))?;
+                let r = shape.members.get(k).ok_or_else(|| RequestError::NoSuchMember {
+                    at: at(path),
+                    member: k.clone(),
+                })?;
                 let inner = service
                     .shape(&r.shape)
-                    .ok_or_else(|| format!("model: no shape {}", r.shape))?;
+                    .ok_or_else(|| RequestError::Model(r.shape.clone()))?;
                 validate(service, inner, x, &join(path, k))?;
             }
             match shape.required.iter().find(|r| !o.contains_key(*r)) {
-                Some(r) => Err(format!("{} needs member `{r}`", at(path))),
+                Some(r) => Err(RequestError::Missing {
+                    at: at(path),
+                    member: r.clone(),
+                }),
                 None => Ok(()),
             }
         }
@@ -292,18 +324,18 @@ mod tests {
     fn a_value_outside_the_models_bounds_is_refused_before_it_is_sent() {
         let list = resolve("organizations:ListAccounts").expect("resolves");
         assert_eq!(
-            list.validate(&json!({ "MaxResults": 5000 })),
+            list.validate(&json!({ "MaxResults": 5000 })).map_err(|e| e.to_string()),
             Err("`MaxResults` must be from 1 to 20, not 5000".to_string())
         );
         assert_eq!(
-            list.validate(&json!({ "MaxResults": 0 })),
+            list.validate(&json!({ "MaxResults": 0 })).map_err(|e| e.to_string()),
             Err("`MaxResults` must be from 1 to 20, not 0".to_string())
         );
         assert_eq!(list.validate(&json!({ "MaxResults": 20 })), Ok(()));
         let user = resolve("iam:CreateUser").expect("resolves");
         let long = "u".repeat(65);
         assert_eq!(
-            user.validate(&json!({ "UserName": long })),
+            user.validate(&json!({ "UserName": long })).map_err(|e| e.to_string()),
             Err("`UserName` must be from 1 to 64 characters long, not 65".to_string())
         );
         assert_eq!(user.validate(&json!({ "UserName": "u".repeat(64) })), Ok(()));
@@ -336,14 +368,20 @@ mod tests {
         let e = c
             .validate(&json!({"IdentityStoreId": "d-1", "UserID": "u"}))
             .expect_err("unknown member");
-        assert!(e.contains("UserID"), "{e}");
+        assert_eq!(
+            e,
+            RequestError::NoSuchMember {
+                at: "the request".into(),
+                member: "UserID".into()
+            }
+        );
         let e = c.validate(&json!({"IdentityStoreId": "d-1"})).expect_err("required");
-        assert!(e.contains("UserId"), "{e}");
+        assert!(e.to_string().contains("UserId"), "{e}");
         let a = resolve("sso-admin:DeleteAccountAssignment").expect("resolves");
         let e = a
             .validate(&json!({"InstanceArn": "arn:aws:sso:::instance/ssoins-1234567890abcdef", "TargetId": "111111111111", "TargetType": "ACCOUNT", "PermissionSetArn": "arn:aws:sso:::permissionSet/ssoins-1234567890abcdef/ps-1234567890abcdef", "PrincipalType": "USER", "PrincipalId": "u"}))
             .expect_err("enum");
-        assert!(e.contains("AWS_ACCOUNT"), "{e}");
+        assert!(e.to_string().contains("AWS_ACCOUNT"), "{e}");
         let l = resolve("organizations:ListAccounts").expect("resolves");
         assert!(l.validate(&json!({"MaxResults": "5"})).is_err());
         assert!(l.validate(&Value::Null).is_ok());

@@ -215,7 +215,7 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
         let deadline = step::timeout(step).map(|t| Instant::now() + t);
         let plan = match identity::prepare(&shared, step, env_for_step, deadline).await {
             Ok(p) => p,
-            Err(e) => return fail(&shared, step, &e, None),
+            Err(e) => return fail(&shared, step, &e.to_string(), None),
         };
         if let Some(st) = &recorded {
             if st.status == StepStatus::Done && !forced {

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use super::Shared;
-use crate::eval::{self, Env};
+use crate::eval::{self, Env, EvalError};
 use crate::model::{Executor, Family, Step};
 
 /// Keyed digests (HMAC-SHA256 with the state directory's key).
@@ -78,8 +78,23 @@ pub fn item_key(item: &Value) -> String {
     }
 }
 
+/// Why a step could not be made ready: what failed to resolve.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error("parameters: {0}")]
+    Parameters(EvalError),
+    #[error("the manual step's body does not parse; run `runbook check`")]
+    ManualBody,
+    #[error("{0}")]
+    Text(EvalError),
+    #[error("`for-each` must give a list, got {0}")]
+    NotAList(Value),
+    #[error("`for-each`: {0}")]
+    ForEach(EvalError),
+}
+
 /// What a step resolves to for one item (or none), and the action's parameters when it has an
-/// action. Errors name what failed to resolve.
+/// action.
 fn resolve(
     shared: &Shared,
     step: &Step,
@@ -87,23 +102,22 @@ fn resolve(
     item: Option<&Value>,
     engine: &rhai::Engine,
     target: &Value,
-) -> Result<(Value, Option<Value>), String> {
+) -> Result<(Value, Option<Value>), PrepareError> {
     match &step.executor {
         Executor::Action { .. } => {
             let params = eval::toml_body(&step.body)
                 .and_then(|b| env.resolve(engine, &b, item))
-                .map_err(|e| format!("parameters: {e}"))?;
+                .map_err(PrepareError::Parameters)?;
             // Where it acts is part of what it does: another account, region or endpoint is
             // another step.
             Ok((json!({ "params": params, "target": target }), Some(params)))
         }
         Executor::Manual => {
             let mut sink = Vec::new();
-            let m = crate::manual::parse(&shared.source, step, &mut sink)
-                .ok_or_else(|| "the manual step's body does not parse; run `runbook check`".to_string())?;
-            let text = |s: &Option<String>| -> Result<Value, String> {
+            let m = crate::manual::parse(&shared.source, step, &mut sink).ok_or(PrepareError::ManualBody)?;
+            let text = |s: &Option<String>| -> Result<Value, PrepareError> {
                 match s {
-                    Some(t) => env.interpolate(engine, t, item).map_err(|e| e.to_string()),
+                    Some(t) => env.interpolate(engine, t, item).map_err(PrepareError::Text),
                     None => Ok(Value::Null),
                 }
             };
@@ -158,7 +172,7 @@ pub async fn prepare(
     step: &Step,
     env: &Env,
     deadline: Option<std::time::Instant>,
-) -> Result<Prepared, String> {
+) -> Result<Prepared, PrepareError> {
     let info = &shared.source.text[step.info_span.start..step.info_span.end];
     let target = target(shared, step).await;
     let engine = shared.engine_until(deadline);
@@ -173,8 +187,8 @@ pub async fn prepare(
     };
     let values = match env.eval(&engine, &list.value, None).map(|d| eval::to_json(&d)) {
         Ok(Value::Array(a)) => a,
-        Ok(other) => return Err(format!("`for-each` must give a list, got {other}")),
-        Err(e) => return Err(format!("`for-each`: {e}")),
+        Ok(other) => return Err(PrepareError::NotAList(other)),
+        Err(e) => return Err(PrepareError::ForEach(e)),
     };
     let mut items = Vec::with_capacity(values.len());
     for (i, value) in values.into_iter().enumerate() {

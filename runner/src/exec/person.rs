@@ -71,7 +71,7 @@ pub(super) async fn run_manual(
     let (answers, via) = collect_answers(shared, step, &m, &question)?;
     // A person confirmed: check what can be checked before calling it done.
     if let Some(v) = &m.verify {
-        let name = manual::verify_action(v).map_err(StepError::failed)?;
+        let name = manual::verify_action(v).map_err(|bad| StepError::failed(bad.to_string()))?;
         let action = shared
             .registry
             .get(&name)

@@ -152,7 +152,7 @@ pub fn anchored(pattern: &str) -> Result<regex::Regex, regex::Error> {
         .build()
 }
 
-pub(crate) fn first_line(s: &str) -> String {
+fn first_line(s: &str) -> String {
     let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     // regex and toml errors put the useful sentence last.
     let last = lines.last().copied().unwrap_or(s);
