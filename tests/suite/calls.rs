@@ -548,6 +548,19 @@ fn an_answer_a_step_cannot_take_is_refused_before_anything_is_sent() {
     assert_eq!(proxy.calls("DeleteUser"), 1, "nothing was sent");
 }
 
+/// A read has no unknown outcome to send again: `resend` on it is a mistake, said before the run.
+#[test]
+fn resend_on_a_read_call_is_refused() {
+    let moto = Moto::start();
+    let t = Test::new()
+        .file("r.md", "# Read\n\n```aws organizations:ListRoots id=roots\n```\n")
+        .file("a.toml", "[steps.roots]\nresend = true\n")
+        .aws(&moto.endpoint);
+    t.run_args(&["run".into(), "r.md".into(), "--answers".into(), "a.toml".into()])
+        .code_is(2)
+        .stderr_has("takes no answers (`resend` given)");
+}
+
 #[test]
 fn a_step_timeout_bounds_the_call_itself_and_the_rerun_asks() {
     let moto = Moto::start();

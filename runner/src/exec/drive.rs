@@ -555,7 +555,8 @@ fn answers_fit(
 ) -> Result<(), String> {
     let takes: &[&str] = match &step.executor {
         crate::model::Executor::Manual => &["confirm"],
-        e if e.call().is_some() => &["resend"],
+        // Only a call that changes AWS can have an unknown outcome to send again.
+        e if e.call().is_some() && super::call::options(step).mutates => &["resend"],
         // An action that sends text to AWS (a support case) shows it and asks first.
         _ if sends_text => &["confirm"],
         _ => &[],
