@@ -96,10 +96,12 @@ impl PluginError {
     }
 }
 
-/// Whether an error answer (its HTTP status and code) means AWS did nothing: the one rule for
-/// the built-in actions and calls by API name.
+/// Whether an error answer (its HTTP status and code) means AWS did nothing: a client error
+/// (4xx: refused, throttled, a concurrent modification) or a throttle sent as a 5xx (`SlowDown`).
+/// A server fault may come after AWS acted. The one rule for the built-in actions and calls by
+/// API name.
 pub(crate) fn nothing_done(status: u16, code: &str) -> bool {
-    status == 429 || is_throttling_code(code) || (status < 500 && !is_transient_code(code))
+    status < 500 || is_throttling_code(code)
 }
 
 /// Error codes AWS services use for throttling (the SDKs' list, plus `TooManyRequests`).
@@ -200,5 +202,52 @@ where
         message: message.lines().next().unwrap_or("").to_string(),
         request_id,
         status,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answered(status: u16, code: &str) -> PluginError {
+        PluginError::Aws {
+            call: "x:Y",
+            code: code.into(),
+            message: String::new(),
+            request_id: None,
+            status: Some(status),
+        }
+    }
+
+    #[test]
+    fn a_refusal_is_an_answer_below_500_or_a_throttle() {
+        for (status, code) in [
+            (400, "AccessDeniedException"),
+            (400, "ThrottlingException"),
+            (429, "TooManyRequestsException"),
+            (409, "ConflictException"),
+            (400, "ConcurrentModificationException"),
+            (499, "HttpStatus499"),
+            (503, "SlowDown"),
+        ] {
+            assert!(answered(status, code).is_refusal(), "{status} {code}");
+        }
+        for (status, code) in [
+            (500, "InternalFailure"),
+            (500, "HttpStatus500"),
+            (502, "HttpStatus502"),
+            (503, "ServiceUnavailable"),
+        ] {
+            assert!(!answered(status, code).is_refusal(), "{status} {code}");
+        }
+        // No answer at all (a timeout, a reset): the call may have been done.
+        let unanswered = PluginError::Aws {
+            call: "x:Y",
+            code: "TimeoutError".into(),
+            message: String::new(),
+            request_id: None,
+            status: None,
+        };
+        assert!(!unanswered.is_refusal());
     }
 }
