@@ -39,6 +39,10 @@ pub struct PollSettings {
     pub cap: Duration,
     /// Used when the step has no `timeout=`.
     pub default_deadline: Duration,
+    /// How long a request sent and then abandoned (its answer lost, its attempt timed out) may
+    /// still reach AWS and act: AWS refuses a request signed more than 5 minutes ago (SigV4),
+    /// with a minute for clocks. A look made sooner can miss it.
+    pub landing: Duration,
 }
 
 impl Default for PollSettings {
@@ -47,6 +51,7 @@ impl Default for PollSettings {
             initial: Duration::from_millis(250),
             cap: Duration::from_secs(5),
             default_deadline: Duration::from_secs(15 * 60),
+            landing: Duration::from_secs(6 * 60),
         }
     }
 }

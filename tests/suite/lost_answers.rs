@@ -429,3 +429,98 @@ fn a_rerun_after_aws_refused_the_create_does_not_wait_for_it_to_land() {
         .stdout_lacks("may still reach AWS");
     assert_eq!(proxy.calls("CreatePermissionSet"), 2);
 }
+
+/// Another team's account of the same name, and this step's CreateAccount answered with a server
+/// error: the creation requests AWS lists by name are not this step's unless the account has
+/// this step's email. It used to be taken, and the step said `created=true` for it (attacker
+/// finding, session 6: the bundled multiple-accounts runbook then gave the admin user
+/// AdministratorAccess in the other team's account).
+#[test]
+fn an_account_of_the_same_name_with_another_email_is_never_taken() {
+    let moto = Moto::start();
+    let theirs = block_on(async {
+        let org = sdk(&moto.endpoint).organizations().await.expect("client");
+        org.create_organization()
+            .feature_set("ALL".into())
+            .send()
+            .await
+            .expect("organization");
+        org.create_account()
+            .account_name("acme-payments-prod")
+            .email("payments-team@example.com")
+            .send()
+            .await
+            .expect("their account")
+            .create_account_status()
+            .and_then(|s| s.account_id())
+            .map(String::from)
+    });
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            refuse_op: Some(("CreateAccount".into(), "InternalServerException".into())),
+            ..Rules::default()
+        },
+    );
+    let out = Test::new()
+        .file("r.md", ONE_ACCOUNT)
+        .aws(&proxy.endpoint)
+        .env("AWS_MAX_ATTEMPTS", "2")
+        .args(["run", "r.md"])
+        .run();
+    out.code_is(1).stdout_lacks("created=true");
+    if let Some(id) = theirs {
+        out.stdout_lacks(&id);
+    }
+}
+
+/// A CreateAccount whose attempt timed out may still reach AWS: the plugin waits until it can
+/// no longer land before it looks, and finds it, instead of asking again at once (attacker
+/// finding, session 6: four accounts from one step).
+#[test]
+fn a_create_account_past_its_attempt_timeout_is_let_land_before_the_look() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            hold_first: Some(("CreateAccount".into(), Duration::from_secs(3))),
+            ..Rules::default()
+        },
+    );
+    let out = Test::new()
+        .file("r.md", ONE_ACCOUNT)
+        .aws(&proxy.endpoint)
+        .env("RUNBOOK_LANDING_MS", "5000")
+        .args(["run", "r.md", "--attempt-timeout", "1s"])
+        .run();
+    std::thread::sleep(Duration::from_secs(3)); // a held request has landed by now
+    assert_eq!(accounts(&moto.endpoint), 1, "one account: {out:?}");
+    out.code_is(0).stdout_has("may still reach AWS");
+}
+
+/// A step renamed after its create was abandoned keeps the re-run's wait: any step's unanswered
+/// call counts (attacker finding, session 6: a renamed id, or a heading the id came from, made
+/// the second set at once).
+#[test]
+fn a_renamed_step_still_lets_its_abandoned_create_land() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            hold_first: Some(("CreatePermissionSet".into(), Duration::from_secs(5))),
+            ..Rules::default()
+        },
+    );
+    let t = Test::new()
+        .file("r.md", ONE_SET)
+        .aws(&proxy.endpoint)
+        .env("RUNBOOK_LANDING_MS", "7000");
+    t.run_args(&["run".into(), "r.md".into()])
+        .code_is(1)
+        .stderr_has("timeout=2s ran out");
+    std::fs::write(t.path("r.md"), ONE_SET.replace("id=ps", "id=read-only")).expect("rename");
+    let again = t.run_args(&["run".into(), "r.md".into(), "--yes".into()]);
+    std::thread::sleep(Duration::from_secs(2)); // the held request has landed by now
+    assert_eq!(read_only_sets(&moto.endpoint), 1, "made once: {again:?}");
+    again.code_is(0).stdout_has("may still reach AWS");
+}

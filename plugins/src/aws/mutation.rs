@@ -75,6 +75,27 @@ impl<'a> Mutation<'a> {
         })
     }
 
+    /// After an answer that leaves the outcome unknown (a 5xx, a timeout, a reset), waits until
+    /// the request, sent at `sent`, can no longer reach AWS ([`crate::PollSettings::landing`]):
+    /// only then does a look for what it made see everything it could have made.
+    pub(crate) async fn let_land(&self, sent: std::time::Instant, why: &PluginError) -> Result<(), PluginError> {
+        let left = self.ctx.poll_settings().landing.saturating_sub(sent.elapsed());
+        if left.is_zero() {
+            return Ok(());
+        }
+        self.ctx.emit(Event::Note {
+            message: format!(
+                "{} {} answered {}: it may still reach AWS; waiting {}s before looking, so that it is not made twice",
+                self.call,
+                self.target,
+                why.code().unwrap_or("an error"),
+                left.as_secs().max(1)
+            ),
+        })?;
+        tokio::time::sleep(left).await;
+        Ok(())
+    }
+
     /// Journals a refusal as `Rejected` and hands the error back; any other error leaves the
     /// intent open. The outer error is the journal's.
     pub(crate) fn failed(&self, e: PluginError) -> Result<PluginError, PluginError> {

@@ -463,6 +463,7 @@ async fn create_case(
     // An attempt whose outcome is unknown keeps the intent open, whatever the later ones say.
     let mut uncertain = false;
     loop {
+        let sent = std::time::Instant::now();
         let res = client
             .create_case()
             .subject(&p.subject)
@@ -488,6 +489,8 @@ async fn create_case(
         }
         if !e.is_refusal() {
             uncertain = true;
+            // The request may still be on its way to AWS: a look made now can miss it.
+            filing.let_land(sent, &e).await?;
         }
         if !e.is_throttling() {
             match cases_with_subject(ctx, p).await.map(existing) {

@@ -217,6 +217,7 @@ fn poll_settings() -> PollSettings {
         initial: ms("RUNBOOK_POLL_INITIAL_MS").unwrap_or(d.initial),
         cap: ms("RUNBOOK_POLL_CAP_MS").unwrap_or(d.cap),
         default_deadline: d.default_deadline,
+        landing: ms("RUNBOOK_LANDING_MS").unwrap_or(d.landing),
     }
 }
 

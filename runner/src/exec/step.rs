@@ -126,23 +126,18 @@ pub(super) async fn run_with_retries(
     }
 }
 
-/// How long a request sent and then abandoned (a kill, a timeout) may still reach AWS and act:
-/// AWS refuses a request signed more than 5 minutes ago (SigV4), with a minute for clocks.
-const LANDING: Duration = Duration::from_secs(6 * 60);
-
 /// A built-in action looks before it creates. After a call it abandoned (its intent journaled,
 /// no answer), a look made at once can miss a request still on its way, and create a second
-/// one: the re-run waits until the first can no longer land (`RUNBOOK_LANDING_MS` in tests).
+/// one: the re-run waits until the first can no longer land (`PollSettings::landing`,
+/// `RUNBOOK_LANDING_MS` in tests). Any step's abandoned call counts: the step may have been
+/// renamed since.
 async fn let_abandoned_calls_land(shared: &Arc<Shared>, step: &Step) -> Result<(), StepError> {
     let open = shared
         .journal
         .lock()
         .map_err(|_| StepError::Journal("journal lock poisoned".into()))?
-        .unsettled(&step.id)?;
-    let landing = std::env::var("RUNBOOK_LANDING_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map_or(LANDING, Duration::from_millis);
+        .unsettled_anywhere()?;
+    let landing = shared.ctx.poll_settings().landing;
     // A call AWS answered has landed: only the unanswered ones may still be on their way.
     let latest = open
         .iter()

@@ -33,18 +33,28 @@ impl Journal {
     /// after it, and no refusal by AWS. `answered` when AWS's answer was journaled but the step
     /// never finished with it.
     pub fn unsettled(&self, step: &str) -> Result<Vec<Unsettled>, JournalError> {
-        type Key = (Option<String>, String, String);
+        self.open_calls(Some(step))
+    }
+
+    /// The open calls of every step, also of steps the runbook no longer has (a renamed id).
+    pub fn unsettled_anywhere(&self) -> Result<Vec<Unsettled>, JournalError> {
+        self.open_calls(None)
+    }
+
+    fn open_calls(&self, only: Option<&str>) -> Result<Vec<Unsettled>, JournalError> {
+        type Key = (String, Option<String>, String, String);
         let mut open: BTreeMap<Key, Unsettled> = BTreeMap::new();
+        let wanted = |s: &str| only.is_none_or(|w| w == s);
         for l in self.lines()? {
             match l.entry {
                 Entry::Intent {
-                    step: s,
+                    step,
                     item_key,
                     call,
                     target,
-                } if s == step => {
+                } if wanted(&step) => {
                     open.insert(
-                        (item_key.clone(), call.clone(), target.clone()),
+                        (step, item_key.clone(), call.clone(), target.clone()),
                         Unsettled {
                             item_key,
                             call,
@@ -55,30 +65,30 @@ impl Journal {
                     );
                 }
                 Entry::Requested {
-                    step: s,
+                    step,
                     item_key,
                     call,
                     target,
                     ..
-                } if s == step => {
-                    if let Some(u) = open.get_mut(&(item_key, call, target)) {
+                } if wanted(&step) => {
+                    if let Some(u) = open.get_mut(&(step, item_key, call, target)) {
                         u.answered = true;
                     }
                 }
                 Entry::Rejected {
-                    step: s,
+                    step,
                     item_key,
                     call,
                     target,
                     ..
-                } if s == step => {
-                    open.remove(&(item_key, call, target));
+                } if wanted(&step) => {
+                    open.remove(&(step, item_key, call, target));
                 }
-                Entry::ItemFinished { step: s, item_key, .. } if s == step => {
+                Entry::ItemFinished { step, item_key, .. } if wanted(&step) => {
                     let item = Some(item_key);
-                    open.retain(|(k, _, _), _| *k != item);
+                    open.retain(|(s, k, _, _), _| *s != step || *k != item);
                 }
-                Entry::StepFinished { step: s, .. } if s == step => open.clear(),
+                Entry::StepFinished { step, .. } if wanted(&step) => open.retain(|(s, _, _, _), _| *s != step),
                 _ => {}
             }
         }

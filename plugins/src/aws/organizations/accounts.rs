@@ -231,17 +231,26 @@ impl Action for EnsureAccount {
         let pending = ctx
             .memo("organizations:ListCreateAccountStatus", || in_progress(ctx))
             .await?;
-        if let Some(req) = pending
+        // AWS lists creation requests by account name only, and names are not unique: one is
+        // this step's only if the account it made has this step's email.
+        for req in pending
             .iter()
-            .find(|s| s.account_name() == Some(p.name.as_str()))
-            .and_then(|s| s.id())
+            .filter(|s| s.account_name() == Some(p.name.as_str()))
+            .filter_map(|s| s.id())
         {
-            let account_id = wait_for_account(ctx, req, &p.name, None).await?;
-            return Ok(EnsuredAccount {
-                account_id,
-                create_request_id: Some(req.to_string()),
-                created: true,
-            });
+            match wait_for_account(ctx, req, &p.name, None).await {
+                Ok(account_id) if ours(ctx, &account_id, &p).await? => {
+                    return Ok(EnsuredAccount {
+                        account_id,
+                        create_request_id: Some(req.to_string()),
+                        created: true,
+                    });
+                }
+                // Another's account of the same name, or a request that failed (this step's
+                // own, if it was, fails again the same way and says so).
+                Ok(_) | Err(PluginError::Failed { .. }) => {}
+                Err(e) => return Err(e),
+            }
         }
         let creating = Mutation::new(ctx, "organizations:CreateAccount", format!("{} <{}>", p.name, p.email));
         creating.intent()?;
@@ -250,7 +259,23 @@ impl Action for EnsureAccount {
             Created::Found(found) => {
                 let (account_id, request) = match found {
                     Landed::Account(id) => (id, None),
-                    Landed::Request(req) => (wait_for_account(ctx, &req, &p.name, None).await?, Some(req)),
+                    Landed::Request(req) => {
+                        let id = wait_for_account(ctx, &req, &p.name, None).await?;
+                        if !ours(ctx, &id, &p).await? {
+                            // Not this step's: whether its own request was made is unknown. The
+                            // intent stays open: a re-run lets it land, then looks by email.
+                            return Err(PluginError::Failed {
+                                what: format!("creation of account {}", p.name),
+                                reason: format!(
+                                    "the outcome of CreateAccount is unknown; the creation of an account named {} that was in progress made account {id}, which has another email",
+                                    p.name
+                                ),
+                                request_id: Some(req),
+                                hint: Some("run the step again: it waits for this step's request to land, then looks for the account by its email".into()),
+                            });
+                        }
+                        (id, Some(req))
+                    }
                 };
                 creating.answered(request.clone())?;
                 return Ok(EnsuredAccount {
@@ -317,7 +342,8 @@ async fn create_account(
     // An attempt whose outcome is unknown keeps the intent open, whatever the later ones say.
     let mut uncertain = false;
     loop {
-        let sent = client
+        let sent = std::time::Instant::now();
+        let answer = client
             .create_account()
             .account_name(&p.name)
             .email(&p.email)
@@ -329,7 +355,7 @@ async fn create_account(
             )
             .send()
             .await;
-        let err = match sent {
+        let err = match answer {
             Ok(out) => return Ok(Created::Answer(out)),
             Err(e) => aws("organizations:CreateAccount", e),
         };
@@ -338,6 +364,8 @@ async fn create_account(
         }
         if !err.is_refusal() {
             uncertain = true;
+            // The request may still be on its way to AWS: a look made now can miss it.
+            creating.let_land(sent, &err).await?;
         }
         if !err.is_throttling()
             && let Some(found) = landed(ctx, p).await?
@@ -364,9 +392,34 @@ async fn landed(ctx: &Context, p: &EnsureAccountParams) -> Result<Option<Landed>
         return Ok(Some(Landed::Account(a.id.clone())));
     }
     let statuses = create_statuses(ctx, &[CreateAccountState::InProgress, CreateAccountState::Succeeded]).await?;
-    Ok(statuses
-        .iter()
-        .find(|s| s.account_name() == Some(p.name.as_str()))
-        .and_then(|s| s.id())
-        .map(|id| Landed::Request(id.to_string())))
+    let mut in_progress = None;
+    for s in statuses.iter().filter(|s| s.account_name() == Some(p.name.as_str())) {
+        // Made, but not listed yet: this step's only if it has this step's email.
+        if let (Some(CreateAccountState::Succeeded), Some(id)) = (s.state(), s.account_id())
+            && ours(ctx, id, p).await?
+        {
+            return Ok(Some(Landed::Account(id.to_string())));
+        }
+        // Whose it is shows only once it is made: the caller follows it and checks.
+        if s.state() == Some(&CreateAccountState::InProgress) {
+            in_progress = in_progress.or(s.id());
+        }
+    }
+    Ok(in_progress.map(|id| Landed::Request(id.to_string())))
+}
+
+/// Whether an account is the one this step asks for: its email and its name. AWS lists
+/// creation requests by account name only, and names are not unique.
+async fn ours(ctx: &Context, account_id: &str, p: &EnsureAccountParams) -> Result<bool, PluginError> {
+    let out = ctx
+        .organizations()
+        .await?
+        .describe_account()
+        .account_id(account_id)
+        .send()
+        .await
+        .map_err(|e| aws("organizations:DescribeAccount", e))?;
+    Ok(out.account().is_some_and(|a| {
+        a.email().is_some_and(|e| e.eq_ignore_ascii_case(&p.email)) && a.name() == Some(p.name.as_str())
+    }))
 }
