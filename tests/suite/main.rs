@@ -16,6 +16,7 @@ mod kill_points;
 mod lost_answers;
 mod moved;
 mod new_account;
+mod pages;
 mod prompts;
 mod props;
 mod provisioning;

@@ -264,7 +264,70 @@ fn target_of(request: &Value) -> String {
     format!("{}...", &t[..end])
 }
 
-/// Makes the call. A mutating call journals its intent first and its answer after.
+/// At most so many pages of one read (10,000 pages of 100 is far past any account's assignments).
+const MAX_PAGES: usize = 10_000;
+
+/// A read answered in pages (`NextToken`, or IAM's `Marker` with `IsTruncated`) is read to its
+/// end and the pages' lists joined, as the SDK's paginators do: a step that lists a user's
+/// assignments to remove them sees all of them, not the first page (attacker finding, session 6:
+/// the offboarding runbook removed the first page and deleted the user). A token seen before
+/// ends the reading, as it does in the SDK.
+async fn read_all(ctx: &Context, call: Call, mut request: Value, opts: Options) -> Result<Value, PluginError> {
+    let send = |request: Value| async move {
+        match wire::send(ctx, call, &request, opts).await {
+            Ok(answer) => Ok(answer.body),
+            Err(wire::Failure::Refused(e) | wire::Failure::Unknown(e)) => Err(e),
+        }
+    };
+    let mut body = send(request.clone()).await?;
+    let takes = |member: &str| call.input().is_some_and(|s| s.members.contains_key(member));
+    let token = if takes("NextToken") {
+        "NextToken"
+    } else if takes("Marker") {
+        "Marker"
+    } else {
+        return Ok(body);
+    };
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..MAX_PAGES {
+        let next = match token {
+            "Marker" if body.get("IsTruncated") != Some(&Value::Bool(true)) => None,
+            _ => body.get(token).and_then(Value::as_str).filter(|t| !t.is_empty()),
+        };
+        let Some(next) = next.map(String::from) else {
+            break;
+        };
+        if !seen.insert(next.clone()) {
+            break;
+        }
+        if let Some(o) = request.as_object_mut() {
+            o.insert(token.into(), Value::String(next));
+        }
+        let page = send(request.clone()).await?;
+        if let (Some(all), Value::Object(page)) = (body.as_object_mut(), page) {
+            // The token member leaves with the page that had one.
+            all.remove(token);
+            for (k, v) in page {
+                match (all.get_mut(&k), v) {
+                    (Some(Value::Array(joined)), Value::Array(more)) => joined.extend(more),
+                    (_, v) => {
+                        all.insert(k, v);
+                    }
+                }
+            }
+        }
+    }
+    if let Some(o) = body.as_object_mut() {
+        o.remove(token);
+        if token == "Marker" {
+            o.insert("IsTruncated".into(), Value::Bool(false));
+        }
+    }
+    Ok(body)
+}
+
+/// Makes the call. A mutating call journals its intent first and its answer after; a read is
+/// read to its last page.
 pub async fn invoke(ctx: &Context, call: Call, request: Value, opts: Options) -> Result<Value, PluginError> {
     let request = if request.is_null() {
         Value::Object(Default::default())
@@ -273,6 +336,9 @@ pub async fn invoke(ctx: &Context, call: Call, request: Value, opts: Options) ->
     };
     call.validate(&request)
         .map_err(|message| PluginError::Other(format!("{}: {message}", call.full_name())))?;
+    if !opts.mutates {
+        return read_all(ctx, call, request, opts).await;
+    }
     let name = call.full_name();
     let target = target_of(&request);
     if opts.mutates {
