@@ -198,3 +198,35 @@ fn ctrl_c_at_a_prompt_is_an_interruption() {
         "exit 130: {status:?} {screen:?}"
     );
 }
+
+/// An answer a question's `choices` or `pattern` refuses stops the run before its first step,
+/// as a bad `[inputs]` value does (attacker finding, session 6: it failed only when the manual
+/// step was reached, after earlier steps had sent their calls).
+#[test]
+fn an_answer_its_question_refuses_stops_the_run_before_anything_runs() {
+    let asks = "# Ask\n\n```rhai id=first\n#{ ran: true }\n```\n\n```manual id=plan\nconfirm = \"Chosen?\"\n[ask.tier]\nprompt = \"Support plan\"\nchoices = [\"basic\", \"business\"]\n[ask.acct]\nprompt = \"Account\"\npattern = \"[0-9]{12}\"\n```\n";
+    let t = Test::new()
+        .file("a.md", asks)
+        .file(
+            "choice.toml",
+            "[steps.plan]\nconfirm = true\ntier = \"platinum\"\nacct = \"123456789012\"\n",
+        )
+        .file(
+            "pattern.toml",
+            "[steps.plan]\nconfirm = true\ntier = \"basic\"\nacct = \"12\"\n",
+        )
+        .file(
+            "good.toml",
+            "[steps.plan]\nconfirm = true\ntier = \"basic\"\nacct = \"123456789012\"\n",
+        );
+    let run = |answers: &str| t.run_args(&["run".into(), "a.md".into(), "--answers".into(), answers.into()]);
+    run("choice.toml")
+        .code_is(2)
+        .stderr_has("`tier` must be one of: basic, business")
+        .stdout_lacks("first");
+    run("pattern.toml")
+        .code_is(2)
+        .stderr_has("does not match the pattern [0-9]{12} for `acct`")
+        .stdout_lacks("first");
+    run("good.toml").code_is(0);
+}

@@ -36,11 +36,11 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
             .and_then(|a| shared.registry.get(a))
             .is_some_and(|a| a.info().sends_text);
         // A manual step of this runbook: its questions are known before anything runs.
-        let asks: Option<Vec<String>> = rb
+        let asks: Option<Vec<(String, crate::model::Input)>> = rb
             .step(sid)
             .filter(|s| matches!(s.executor, crate::model::Executor::Manual))
             .and_then(|s| crate::manual::parse(&shared.source, s, &mut Vec::new()))
-            .map(|m| m.ask.into_iter().map(|(n, _)| n).collect());
+            .map(|m| m.ask);
         if let Err(e) = answers_fit(step, sends_text, given).and_then(|()| asks_fit(asks.as_deref(), given)) {
             shared.ui.error(&format!("runbook: answers file, [steps.{sid}]: {e}"));
             return Exit::Usage;
@@ -525,21 +525,27 @@ fn fail(shared: &Shared, step: &Step, message: &str, hint: Option<String>) -> Ex
     Exit::StepFailed
 }
 
-/// A manual step's answers name its questions, each a value, not a table or a list.
-fn asks_fit(asks: Option<&[String]>, given: &std::collections::BTreeMap<String, toml::Value>) -> Result<(), String> {
+/// A manual step's answers name its questions, each a value, not a table or a list, that the
+/// question's `choices` and `pattern` take.
+fn asks_fit(
+    asks: Option<&[(String, crate::model::Input)]>,
+    given: &std::collections::BTreeMap<String, toml::Value>,
+) -> Result<(), String> {
     let Some(asks) = asks else { return Ok(()) };
     for (k, v) in given.iter().filter(|(k, _)| k.as_str() != "confirm") {
-        if !asks.contains(k) {
-            let known = if asks.is_empty() {
+        let Some((_, input)) = asks.iter().find(|(n, _)| n == k) else {
+            let names: Vec<&str> = asks.iter().map(|(n, _)| n.as_str()).collect();
+            let known = if names.is_empty() {
                 "it asks nothing".to_string()
             } else {
-                format!("it asks: {}", asks.join(", "))
+                format!("it asks: {}", names.join(", "))
             };
             return Err(format!("the step asks no `{k}` ({known})"));
-        }
-        if v.is_table() || v.is_array() {
+        };
+        let Some(text) = crate::inputs::Answers::text(v) else {
             return Err(format!("`{k}` must be a value, not a {}", v.type_str()));
-        }
+        };
+        crate::inputs::validate(k, input, &text).map_err(|e| e.to_string())?;
     }
     Ok(())
 }
