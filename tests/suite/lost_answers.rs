@@ -524,3 +524,32 @@ fn a_renamed_step_still_lets_its_abandoned_create_land() {
     assert_eq!(read_only_sets(&moto.endpoint), 1, "made once: {again:?}");
     again.code_is(0).stdout_has("may still reach AWS");
 }
+
+/// `resend = true` after an unknown outcome sends again only once the first request can no
+/// longer land: a person who checked AWS at once may not have seen it yet (attacker finding,
+/// session 6: two cases).
+#[test]
+fn resend_waits_for_the_first_request_to_land() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            lose_answer_once: Some("CreateUser".into()),
+            ..Rules::default()
+        },
+    );
+    let text = "# Resend\n\n```aws sso-admin.find-instance id=ic\n```\n\n```aws identitystore:CreateUser id=mk\nIdentityStoreId = \"${steps.ic.identity_store_id}\"\nUserName = \"resent\"\nDisplayName = \"R\"\nName = { GivenName = \"R\", FamilyName = \"S\" }\n```\n";
+    let t = Test::new()
+        .file("r.md", text)
+        .file("a.toml", "[steps.mk]\nresend = true\n")
+        .aws(&proxy.endpoint)
+        .env("RUNBOOK_LANDING_MS", "3000");
+    t.run_args(&["run".into(), "r.md".into()]).code_is(1);
+    let again = t.run_args(&["run".into(), "r.md".into(), "--answers".into(), "a.toml".into()]);
+    again.stdout_has("may still reach AWS");
+    assert_eq!(
+        proxy.calls("CreateUser"),
+        2,
+        "sent again when a person said so: {again:?}"
+    );
+}

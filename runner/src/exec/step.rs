@@ -91,7 +91,10 @@ pub(super) async fn run_with_retries(
     loop {
         if step.executor.call().is_some() {
             super::call::settle_unknown(shared, step)?;
-        } else if attempt == 0 && matches!(step.executor, Executor::Action { .. }) {
+        }
+        // Also before a call by name is sent again (`resend = true`, `on-unknown=retry`): a
+        // person who checked AWS at once may not have seen it yet.
+        if attempt == 0 && matches!(step.executor, Executor::Action { .. }) {
             let waited = tokio::select! {
                 r = let_abandoned_calls_land(shared, step) => r,
                 _ = shared.interrupt.notified() => Err(StepError::Interrupted),
