@@ -78,6 +78,19 @@ fn a_fan_out_killed_halfway_resumes_and_creates_each_account_once() {
 
 #[test]
 fn ctrl_c_journals_the_interruption_and_exits_130() {
+    interrupted_by("-INT");
+}
+
+/// A terminal closed (SIGHUP) or a service manager stopping the run (SIGTERM) is an
+/// interruption too, journaled as one (attacker finding, session 6: exit 143 and 129, no
+/// "interrupted" in the journal).
+#[test]
+fn sigterm_and_sighup_are_interruptions_too() {
+    interrupted_by("-TERM");
+    interrupted_by("-HUP");
+}
+
+fn interrupted_by(signal: &str) {
     // A server that accepts and never answers keeps the step busy.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
@@ -107,13 +120,13 @@ fn ctrl_c_journals_the_interruption_and_exits_130() {
     }
     std::thread::sleep(Duration::from_millis(200));
     let ok = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .expect("kill")
         .success();
     assert!(ok);
     let status = child.wait().expect("wait");
-    assert_eq!(status.code(), Some(130));
+    assert_eq!(status.code(), Some(130), "{signal}");
     assert!(started.elapsed() < Duration::from_secs(30), "stopped promptly");
     let written = t.written();
     assert!(written.contains("\"event\":\"interrupted\""), "interruption journaled");
