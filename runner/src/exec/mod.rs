@@ -16,6 +16,7 @@ mod guard;
 pub mod identity;
 mod person;
 mod script;
+mod signals;
 mod step;
 
 use std::collections::BTreeMap;
@@ -458,30 +459,7 @@ pub async fn run(source: Source, runbook: Runbook, ctx: Context, opts: RunOption
         opts,
         events,
     });
-    {
-        let s = shared.clone();
-        tokio::spawn(async move {
-            // Ctrl-C, a closed terminal (SIGHUP) and a stop request (SIGTERM) all interrupt:
-            // the step in flight is journaled as interrupted and the run exits 130.
-            use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    s.interrupted.store(true, Ordering::SeqCst);
-                    s.interrupt.notify_waiters();
-                }
-                return;
-            };
-            let signalled = tokio::select! {
-                r = tokio::signal::ctrl_c() => r.is_ok(),
-                r = term.recv() => r.is_some(),
-                r = hup.recv() => r.is_some(),
-            };
-            if signalled {
-                s.interrupted.store(true, Ordering::SeqCst);
-                s.interrupt.notify_waiters();
-            }
-        });
-    }
+    signals::interrupt_on_signals(shared.clone());
     let exit = drive::drive(shared.clone(), &flags).await;
     let outcome = match exit {
         Exit::Done => "done",
