@@ -13,6 +13,72 @@ pub enum Status<T> {
     Failed(String),
 }
 
+/// One operation being polled: what to call it, its request, and when to give up.
+struct Polled<'a> {
+    ctx: &'a Context,
+    what: &'a str,
+    request_id: Option<&'a str>,
+    started: Instant,
+    deadline: Instant,
+}
+
+/// What one look came to.
+enum Looked<T> {
+    /// Done or failed: the poll's result.
+    Final(Result<T, PluginError>),
+    /// Still in progress, named by its status.
+    Pending(String),
+    /// Throttling or a server fault during the look: the operation itself is not affected.
+    Retrying(String),
+}
+
+impl<'a> Polled<'a> {
+    fn new(ctx: &'a Context, what: &'a str, request_id: Option<&'a str>) -> Self {
+        let started = Instant::now();
+        Polled {
+            ctx,
+            what,
+            request_id,
+            started,
+            deadline: ctx.deadline.unwrap_or(started + ctx.poll_settings().default_deadline),
+        }
+    }
+
+    fn judge<T>(&self, looked: Result<Status<T>, PluginError>) -> Looked<T> {
+        match looked {
+            Ok(Status::Done(t)) => Looked::Final(Ok(t)),
+            Ok(Status::Failed(reason)) => Looked::Final(Err(PluginError::Failed {
+                what: self.what.to_string(),
+                reason,
+                request_id: self.request_id.map(String::from),
+                hint: None,
+            })),
+            Ok(Status::Pending(status)) => Looked::Pending(status),
+            Err(e) if e.is_transient() => Looked::Retrying(format!("retrying after {}", e.code().unwrap_or("error"))),
+            Err(e) => Looked::Final(Err(e)),
+        }
+    }
+
+    /// Reports a look that found it not done yet; past the deadline, the timeout. Returns now.
+    fn not_yet(&self, status: String) -> Result<Instant, PluginError> {
+        self.ctx.emit(Event::Polling {
+            what: self.what.to_string(),
+            status: status.clone(),
+            request_id: self.request_id.map(String::from),
+        })?;
+        let now = Instant::now();
+        if now >= self.deadline {
+            return Err(PluginError::Timeout {
+                what: self.what.to_string(),
+                status,
+                waited_secs: self.started.elapsed().as_secs(),
+                request_id: self.request_id.map(String::from),
+            });
+        }
+        Ok(now)
+    }
+}
+
 /// Polls `look` until it says done or failed, or the context's deadline passes. Throttling and
 /// server faults during a poll count as "still pending": the operation itself is not affected.
 pub async fn until_done<T, F, Fut>(
@@ -26,40 +92,15 @@ where
     Fut: Future<Output = Result<Status<T>, PluginError>>,
 {
     let settings = ctx.poll_settings();
-    let started = Instant::now();
-    let deadline = ctx.deadline.unwrap_or(started + settings.default_deadline);
+    let polled = Polled::new(ctx, what, request_id);
     let mut delay = settings.initial;
-    let mut last;
     loop {
-        match look().await {
-            Ok(Status::Done(t)) => return Ok(t),
-            Ok(Status::Failed(reason)) => {
-                return Err(PluginError::Failed {
-                    what: what.to_string(),
-                    reason,
-                    request_id: request_id.map(String::from),
-                    hint: None,
-                });
-            }
-            Ok(Status::Pending(status)) => last = status,
-            Err(e) if e.is_transient() => last = format!("retrying after {}", e.code().unwrap_or("error")),
-            Err(e) => return Err(e),
-        }
-        ctx.emit(Event::Polling {
-            what: what.to_string(),
-            status: last.clone(),
-            request_id: request_id.map(String::from),
-        })?;
-        let now = Instant::now();
-        if now >= deadline {
-            return Err(PluginError::Timeout {
-                what: what.to_string(),
-                status: last,
-                waited_secs: started.elapsed().as_secs(),
-                request_id: request_id.map(String::from),
-            });
-        }
-        tokio::time::sleep(delay.min(deadline - now)).await;
+        let status = match polled.judge(look().await) {
+            Looked::Final(r) => return r,
+            Looked::Pending(s) | Looked::Retrying(s) => s,
+        };
+        let now = polled.not_yet(status)?;
+        tokio::time::sleep(delay.min(polled.deadline - now)).await;
         delay = (delay * 2).min(settings.cap).max(Duration::from_millis(1));
     }
 }
@@ -84,9 +125,8 @@ where
     Fut: Future<Output = Result<Status<T>, PluginError>>,
 {
     let settings = ctx.poll_settings();
-    let started = Instant::now();
-    let made = since.unwrap_or(started);
-    let deadline = ctx.deadline.unwrap_or(started + settings.default_deadline);
+    let polled = Polled::new(ctx, what, request_id);
+    let made = since.unwrap_or(polled.started);
     let budget = ctx.budget();
     let learned = since.and_then(|_| budget.expected_settle(kind));
     let mut at = made + learned.map_or(settings.initial, |e| e.mul_f64(1.0 + jitter() * 0.03));
@@ -94,41 +134,19 @@ where
     loop {
         let now = Instant::now();
         if at > now {
-            tokio::time::sleep(at.min(deadline) - now).await;
+            tokio::time::sleep(at.min(polled.deadline) - now).await;
         }
-        let last = match look().await {
-            Ok(Status::Done(t)) => return Ok(t),
-            Ok(Status::Failed(reason)) => {
-                return Err(PluginError::Failed {
-                    what: what.to_string(),
-                    reason,
-                    request_id: request_id.map(String::from),
-                    hint: None,
-                });
-            }
-            Ok(Status::Pending(status)) => {
+        let status = match polled.judge(look().await) {
+            Looked::Final(r) => return r,
+            Looked::Pending(s) => {
                 if since.is_some() {
                     budget.still_pending(kind, made.elapsed());
                 }
-                status
+                s
             }
-            Err(e) if e.is_transient() => format!("retrying after {}", e.code().unwrap_or("error")),
-            Err(e) => return Err(e),
+            Looked::Retrying(s) => s,
         };
-        ctx.emit(Event::Polling {
-            what: what.to_string(),
-            status: last.clone(),
-            request_id: request_id.map(String::from),
-        })?;
-        let now = Instant::now();
-        if now >= deadline {
-            return Err(PluginError::Timeout {
-                what: what.to_string(),
-                status: last,
-                waited_secs: started.elapsed().as_secs(),
-                request_id: request_id.map(String::from),
-            });
-        }
+        let now = polled.not_yet(status)?;
         // What this and the other items' looks have taught so far.
         let learned = since.and_then(|_| budget.expected_settle(kind));
         at = (now + step).max(made + learned.unwrap_or_default());
