@@ -96,6 +96,21 @@ impl PluginError {
     }
 }
 
+/// The SDK's paginators end the stream when AWS repeats a page token, and the list is then
+/// short: a stream that ended on a page still carrying a token is an error, never a whole list
+/// (a short list of accounts or cases is how a second one gets made).
+pub(crate) fn whole_list(call: &'static str, last_token: Option<&str>) -> Result<(), PluginError> {
+    match last_token.filter(|t| !t.is_empty()) {
+        None => Ok(()),
+        Some(_) => Err(PluginError::Failed {
+            what: format!("reading {call}"),
+            reason: "AWS repeated a page token: the list would be short".into(),
+            request_id: None,
+            hint: Some("run the step again, and report it if it persists".into()),
+        }),
+    }
+}
+
 /// Whether an error answer (its HTTP status and code) means AWS did nothing: a client error
 /// (4xx: refused, throttled, a concurrent modification) or a throttle sent as a 5xx (`SlowDown`).
 /// A server fault may come after AWS acted. The one rule for the built-in actions and calls by

@@ -94,3 +94,63 @@ if steps.listed.IsTruncated { throw "still truncated"; }
         .code_is(0)
         .stdout_has("n=3");
 }
+
+/// An endpoint that answers every request with `body`; returns its URL and how many it answered.
+fn same_page_forever(body: &'static str) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = answered.clone();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut buf = [0u8; 65536];
+            let _ = conn.read(&mut buf);
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    (endpoint, answered)
+}
+
+/// An endpoint that answers every request with the same page and the same token: the read
+/// fails instead of ending short (attacker finding, session 6: a repeated token ended the list,
+/// and the offboarding runbook deleted a user with 13 of 20 assignments left).
+#[test]
+fn a_repeated_page_token_fails_the_read() {
+    let (endpoint, answered) = same_page_forever(r#"{"Roots":[{"Id":"r-1","Name":"Root"}],"NextToken":"again"}"#);
+    let text = "# Roots\n\n```aws organizations:ListRoots id=roots\n```\n";
+    Test::new()
+        .file("r.md", text)
+        .aws(&endpoint)
+        .args(["run", "r.md"])
+        .run()
+        .code_is(1)
+        .stderr_has("AWS repeated a page token");
+    assert!(
+        answered.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "the first page and its repeat"
+    );
+}
+
+/// The built-in actions read through the SDK's paginators, which stop silently on a repeated
+/// token: that is an error too (attacker finding, session 6: ensure-account missed the account on
+/// a later page and made a second one).
+#[test]
+fn a_repeated_page_token_fails_a_built_in_read() {
+    let (endpoint, _) = same_page_forever(
+        r#"{"Accounts":[{"Id":"111111111111","Name":"acme-a-prod","Email":"a@example.com","Status":"ACTIVE"}],"NextToken":"again"}"#,
+    );
+    let text = "# Accounts\n\n```aws organizations.list-accounts id=all\n```\n";
+    Test::new()
+        .file("r.md", text)
+        .aws(&endpoint)
+        .args(["run", "r.md"])
+        .run()
+        .code_is(1)
+        .stderr_has("AWS repeated a page token");
+}

@@ -9,7 +9,7 @@ use super::mutation::Mutation;
 use crate::action::{Action, Plan, Verdict};
 use crate::aws::sts::caller;
 use crate::context::{Context, Event};
-use crate::error::{PluginError, aws};
+use crate::error::{PluginError, aws, whole_list};
 use crate::poll::{Status, until_settled};
 
 mod accounts;
@@ -400,8 +400,10 @@ pub async fn all_accounts(ctx: &Context) -> Result<Vec<AccountSummary>, PluginEr
     let client = ctx.organizations().await?;
     let mut out = Vec::new();
     let mut pages = client.list_accounts().into_paginator().send();
+    let mut last = None;
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| aws("organizations:ListAccounts", e))?;
+        last = page.next_token().map(String::from);
         for a in page.accounts() {
             #[allow(deprecated)]
             let status = a.status().map(|s| s.as_str().to_string()).unwrap_or_default();
@@ -413,6 +415,7 @@ pub async fn all_accounts(ctx: &Context) -> Result<Vec<AccountSummary>, PluginEr
             });
         }
     }
+    whole_list("organizations:ListAccounts", last.as_deref())?;
     Ok(out)
 }
 
@@ -428,10 +431,13 @@ async fn create_statuses(
         .set_states(Some(states.to_vec()))
         .into_paginator()
         .send();
+    let mut last = None;
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| aws("organizations:ListCreateAccountStatus", e))?;
+        last = page.next_token().map(String::from);
         out.extend(page.create_account_statuses().iter().cloned());
     }
+    whole_list("organizations:ListCreateAccountStatus", last.as_deref())?;
     Ok(out)
 }
 

@@ -181,12 +181,15 @@ async fn cases_with_subject(ctx: &Context, p: &EnsureCaseParams) -> Result<Vec<F
         .language(&p.language)
         .into_paginator()
         .send();
+    let mut last = None;
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| aws("support:DescribeCases", e))?;
         // An empty page ends the listing even if it carries a token (moto's does).
         if page.cases().is_empty() {
+            last = None;
             break;
         }
+        last = page.next_token().map(String::from);
         out.extend(
             page.cases()
                 .iter()
@@ -199,6 +202,7 @@ async fn cases_with_subject(ctx: &Context, p: &EnsureCaseParams) -> Result<Vec<F
                 }),
         );
     }
+    crate::error::whole_list("support:DescribeCases", last.as_deref())?;
     Ok(out)
 }
 

@@ -264,14 +264,16 @@ fn target_of(request: &Value) -> String {
     format!("{}...", &t[..end])
 }
 
-/// At most so many pages of one read (10,000 pages of 100 is far past any account's assignments).
-const MAX_PAGES: usize = 10_000;
+/// At most so many pages of one read (1,000 pages of 100 is far past any account's assignments);
+/// more is an error, never a short list.
+const MAX_PAGES: usize = 1_000;
 
 /// A read answered in pages (`NextToken`, or IAM's `Marker` with `IsTruncated`) is read to its
 /// end and the pages' lists joined, as the SDK's paginators do: a step that lists a user's
 /// assignments to remove them sees all of them, not the first page (attacker finding, session 6:
-/// the offboarding runbook removed the first page and deleted the user). A token seen before
-/// ends the reading, as it does in the SDK.
+/// the offboarding runbook removed the first page and deleted the user). A token seen before,
+/// a page said to be truncated without a marker, or more than [`MAX_PAGES`] pages is an error:
+/// a short list read as a whole one is how a user is deleted with assignments left.
 async fn read_all(ctx: &Context, call: Call, mut request: Value, opts: Options) -> Result<Value, PluginError> {
     let send = |request: Value| async move {
         match wire::send(ctx, call, &request, opts).await {
@@ -281,25 +283,35 @@ async fn read_all(ctx: &Context, call: Call, mut request: Value, opts: Options) 
     };
     let mut body = send(request.clone()).await?;
     let takes = |member: &str| call.input().is_some_and(|s| s.members.contains_key(member));
-    let token = if takes("NextToken") {
-        "NextToken"
-    } else if takes("Marker") {
-        "Marker"
-    } else {
+    // The Support API spells it `nextToken`.
+    let Some(token) = ["NextToken", "nextToken", "Marker"].into_iter().find(|t| takes(t)) else {
         return Ok(body);
     };
+    let short = |why: &str| PluginError::Failed {
+        what: format!("reading {}", call.full_name()),
+        reason: format!("{why}: the list would be short"),
+        request_id: None,
+        hint: Some("AWS answered pages that do not add up; run the step again, and report it if it persists".into()),
+    };
     let mut seen = std::collections::HashSet::new();
-    for _ in 0..MAX_PAGES {
+    let mut pages = 1;
+    loop {
+        let next = body.get(token).and_then(Value::as_str).filter(|t| !t.is_empty());
         let next = match token {
             "Marker" if body.get("IsTruncated") != Some(&Value::Bool(true)) => None,
-            _ => body.get(token).and_then(Value::as_str).filter(|t| !t.is_empty()),
+            "Marker" if next.is_none() => return Err(short("a page said it was truncated and gave no marker")),
+            _ => next,
         };
         let Some(next) = next.map(String::from) else {
             break;
         };
         if !seen.insert(next.clone()) {
-            break;
+            return Err(short("AWS repeated a page token"));
         }
+        if pages >= MAX_PAGES {
+            return Err(short(&format!("more than {MAX_PAGES} pages")));
+        }
+        pages += 1;
         if let Some(o) = request.as_object_mut() {
             o.insert(token.into(), Value::String(next));
         }

@@ -148,6 +148,11 @@ pub(super) async fn send(ctx: &Context, call: Call, request: &Value, opts: Optio
             credentials,
         )
         .map_err(Failure::Refused)?;
+        // The family's request budget paces calls by name as it paces the built-in clients.
+        let bucket = ctx.budget().bucket(call.service.name);
+        if let Some(b) = &bucket {
+            b.take().await;
+        }
         let outcome = match tokio::time::timeout(attempt_timeout, once(ctx, call, req)).await {
             Ok(a) => a,
             Err(_) => Attempt::Unknown(aws_error(
@@ -157,6 +162,13 @@ pub(super) async fn send(ctx: &Context, call: Call, request: &Value, opts: Optio
                 None,
             )),
         };
+        if let Some(b) = &bucket {
+            match &outcome {
+                Attempt::NotDone { error, .. } if error.is_throttling() => b.throttled(),
+                Attempt::Answered(_) | Attempt::NotDone { .. } => b.answered(),
+                Attempt::Unknown(_) => {}
+            }
+        }
         match outcome {
             Attempt::Answered(a) => return Ok(a),
             Attempt::NotDone { error, retry } => {
