@@ -31,7 +31,9 @@ const MAX_PAGES: usize = 50;
 struct Round {
     started: Instant,
     answered: Instant,
-    ids: Arc<HashSet<String>>,
+    /// None: the listing was throttled. Every waiter it would have served hears "no news" from
+    /// it, rather than each sending a listing of its own into the throttle.
+    ids: Option<Arc<HashSet<String>>>,
 }
 
 /// The shared lister of one instance's creations in progress.
@@ -71,7 +73,10 @@ impl InProgress {
     }
 
     fn answer(round: &Round, id: &str) -> Look {
-        if round.ids.contains(id) {
+        let Some(ids) = &round.ids else {
+            return Look::NoNews;
+        };
+        if ids.contains(id) {
             Look::Pending {
                 started: round.started,
                 answered: round.answered,
@@ -101,25 +106,24 @@ impl InProgress {
         let start = previous.map_or(after, |r| after.max(r.started + spacing));
         tokio::time::sleep_until(start.into()).await;
         let started = Instant::now();
-        match list(client, &self.instance_arn).await {
-            Ok(ids) => {
-                let round = Round {
-                    started,
-                    answered: Instant::now(),
-                    ids: Arc::new(ids),
-                };
-                let look = Self::answer(&round, id);
-                if let Ok(mut l) = self.last.lock() {
-                    *l = Some(round);
-                }
-                look
-            }
-            Err(e) if e.is_throttling() => Look::NoNews,
+        let ids = match list(client, &self.instance_arn).await {
+            Ok(ids) => Some(Arc::new(ids)),
+            Err(e) if e.is_throttling() => None,
             Err(_) => {
                 self.refused.store(true, Ordering::Relaxed);
-                Look::Unavailable
+                return Look::Unavailable;
             }
+        };
+        let round = Round {
+            started,
+            answered: Instant::now(),
+            ids,
+        };
+        let look = Self::answer(&round, id);
+        if let Ok(mut l) = self.last.lock() {
+            *l = Some(round);
         }
+        look
     }
 }
 
