@@ -334,6 +334,14 @@ fn one_listing_per_round_serves_every_waiting_assignment() {
         reads * 10 < n,
         "status reads only where the listing cannot tell: {reads}"
     );
+    // Rounds are spaced (a fifth of the 20 requests a second at most): not one listing per item.
+    let mut gaps = proxy.gaps("ListAccountAssignmentCreationStatus");
+    gaps.sort();
+    let median = gaps.get(gaps.len() / 2).copied().unwrap_or_default();
+    assert!(
+        median >= std::time::Duration::from_millis(200),
+        "listings {median:?} apart (median of {gaps:?})"
+    );
     assert!(
         per_item <= 1.6,
         "{per_item:.2} calls per assignment: {:?}",
@@ -430,4 +438,62 @@ fn an_assignment_that_did_not_land_is_not_taken_for_another_accounts_request_in_
         proxy.operations()
     );
     assert_each_assigned_once(&moto, 4);
+}
+
+/// A runbook of `n` assignments with no `timeout=`: the run's own default deadline.
+fn assignments_without_timeout(n: usize) -> String {
+    assignments(n).replace(" timeout=5m", "")
+}
+
+/// A throttled listing of the creations in progress is a round without news: the waiters try
+/// the next round (they neither spin on the throttled round nor each send a listing of their
+/// own), and the listing stays on (no status read per assignment).
+#[test]
+fn a_throttled_listing_is_a_round_without_news_and_the_listing_stays_on() {
+    let n = 30;
+    let moto = Moto::start();
+    let mut rules = model(250);
+    rules.throttle_nth = Some(("ListAccountAssignmentCreationStatus".into(), 1));
+    let proxy = FaultProxy::start(&moto.endpoint, rules);
+    let text = assignments_without_timeout(n);
+    assert!(!text.contains("timeout="), "{text}");
+    let out = Test::new()
+        .file("r.md", text)
+        .aws(&proxy.endpoint)
+        .args(["run", "r.md"])
+        .run();
+    out.code_is(0);
+    assert_each_assigned_once(&moto, n);
+    assert_eq!(proxy.injected_on("ListAccountAssignmentCreationStatus"), 1);
+    assert!(proxy.calls("ListAccountAssignmentCreationStatus") >= 2);
+    let reads = proxy.calls("DescribeAccountAssignmentCreationStatus");
+    assert!(
+        reads * 5 < n,
+        "the listing stayed on: {reads} status reads, {:?}",
+        proxy.operations()
+    );
+}
+
+/// AWS may answer a listing in pages shorter than asked for: every page is read, so no creation
+/// on a later page is taken for settled (and its place under the cap given up) too early.
+#[test]
+fn a_listing_in_many_pages_is_read_to_its_last() {
+    let n = 60;
+    let mut rules = slow_settling(400);
+    if let Some(q) = rules.quota.as_mut() {
+        q.listing_page = 2;
+    }
+    let (moto, proxy) = runs_with(rules, n);
+    assert_each_assigned_once(&moto, n);
+    let (refused, most) = proxy.quota(|q| {
+        (
+            q.refused.values().sum::<usize>(),
+            q.max_in_progress.get("CreateAccountAssignment").copied().unwrap_or(0),
+        )
+    });
+    let reads = proxy.calls("DescribeAccountAssignmentCreationStatus");
+    eprintln!("most in progress {most}, {:?}", proxy.operations());
+    assert!(most > 2, "more in progress than one page holds: {most}");
+    assert_eq!(refused, 0, "no place under the cap given up early");
+    assert!(reads * 10 < n, "{reads} status reads: {:?}", proxy.operations());
 }

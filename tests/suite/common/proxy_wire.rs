@@ -420,7 +420,10 @@ pub(super) fn quota_answer(op: &str, req: &Request, state: &Mutex<State>) -> Opt
     let status = v["Filter"]["Status"].as_str();
     let all = s.quota.assignment_creations(&model, status, std::time::Instant::now());
     let from: usize = v["NextToken"].as_str().and_then(|t| t.parse().ok()).unwrap_or(0);
-    let size = v["MaxResults"].as_u64().map_or(100, |m| m.clamp(1, 100) as usize);
+    let size = v["MaxResults"]
+        .as_u64()
+        .map_or(100, |m| m.clamp(1, 100) as usize)
+        .min(model.listing_page.max(1));
     let page: Vec<Value> = all
         .iter()
         .skip(from)

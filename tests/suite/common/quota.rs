@@ -34,6 +34,9 @@ pub struct QuotaModel {
     pub settle: Duration,
     /// Assignment creations in these accounts end FAILED with this reason.
     pub fail: Vec<(String, String)>,
+    /// ListAccountAssignmentCreationStatus answers at most this many per page (AWS may answer
+    /// fewer than MaxResults, with a NextToken).
+    pub listing_page: usize,
 }
 
 impl QuotaModel {
@@ -44,6 +47,7 @@ impl QuotaModel {
             in_progress: Vec::new(),
             settle,
             fail: Vec::new(),
+            listing_page: 100,
         };
         for q in runbook_plugins::aws::QUOTAS {
             if let Some(r) = q.rate {
