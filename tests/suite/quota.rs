@@ -497,3 +497,30 @@ fn a_listing_in_many_pages_is_read_to_its_last() {
     assert_eq!(refused, 0, "no place under the cap given up early");
     assert!(reads * 10 < n, "{reads} status reads: {:?}", proxy.operations());
 }
+
+/// Assignments that come one by one (a slow pace: 10 requests a second) fall due one by one: the
+/// rounds of the listing stay half a second apart (a fifth of the budget), each serving whoever
+/// is due, rather than one listing per assignment.
+#[test]
+fn listing_rounds_stay_spaced_when_assignments_fall_due_one_by_one() {
+    let n = 40;
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(&moto.endpoint, model(1000));
+    let out = Test::new()
+        .file("r.md", assignments(n))
+        .aws(&proxy.endpoint)
+        .args(["run", "r.md", "--rate", "sso-admin=10"])
+        .run();
+    out.code_is(0);
+    assert_each_assigned_once(&moto, n);
+    let listings = proxy.calls("ListAccountAssignmentCreationStatus");
+    let mut gaps = proxy.gaps("ListAccountAssignmentCreationStatus");
+    gaps.sort();
+    let median = gaps.get(gaps.len() / 2).copied().unwrap_or_default();
+    eprintln!("{listings} listings, median gap {median:?}: {:?}", proxy.operations());
+    assert!(listings * 2 <= n, "{listings} listings for {n} assignments");
+    assert!(
+        median >= Duration::from_millis(400),
+        "listings {median:?} apart (median of {gaps:?})"
+    );
+}
