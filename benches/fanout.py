@@ -311,14 +311,15 @@ def main():
                     help="the quota model: runbook against a concurrent boto3 script at AWS's limits")
     ap.add_argument("--proxy-bin", help="the quota proxy (examples/quota_proxy.rs, built --release)")
     ap.add_argument("--sizes", default="200,1000", help="assignment counts for --quota")
-    ap.add_argument("--account-sizes", default="200", help="account counts for --quota")
+    ap.add_argument("--account-sizes", default="200,1000", help="account counts for --quota")
     ap.add_argument("--settle-ms", type=int, default=1000)
     args = ap.parse_args()
     if args.quota:
         import quota
         with tempfile.TemporaryDirectory() as work:
-            quota.main(args.runbook, args.proxy_bin, work, [int(x) for x in args.sizes.split(",") if x],
-                       [int(x) for x in args.account_sizes.split(",") if x], args.subset, args.settle_ms)
+            sizes = lambda text: [int(x) for x in text.split(",") if x and int(x) > 0]
+            quota.main(args.runbook, args.proxy_bin, work, sizes(args.sizes), sizes(args.account_sizes),
+                       args.subset, args.settle_ms)
         return
     moto_proc, moto = start_moto()
     try:

@@ -7,7 +7,9 @@
 #        benches/fanout.sh --scaling  (runbook alone at N = 200 and 1000: journal cost per item, RSS)
 #        benches/fanout.sh --quota    (AWS's own limits, played by the quota proxy of the tests:
 #                                      runbook against a concurrent boto3 script, N = 200 and 1000
-#                                      assignments, 200 accounts; aws-cli in full on 20)
+#                                      assignments, N = 200 and 1000 accounts (about 10 min for
+#                                      the 1000 accounts alone); aws-cli in full on 20)
+# Other sizes: .venv/bin/python benches/fanout.py --quota --sizes 200 --account-sizes 1000 ...
 # RUNBOOK_BENCH_NO_BUILD=1 skips the release build (when it is built already).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -66,11 +66,21 @@ impl Limits {
         self.in_progress.get(op).copied().flatten()
     }
 
+    /// The API families that have a rate (for names and suggestions).
+    pub fn families(&self) -> Vec<&str> {
+        self.rates.keys().map(String::as_str).collect()
+    }
+
+    /// The operations that have an in-progress cap.
+    pub fn capped_operations(&self) -> Vec<&str> {
+        self.in_progress.keys().map(String::as_str).collect()
+    }
+
     /// `FAMILY=REQUESTS_PER_SECOND` or `FAMILY=off`.
     pub fn set_rate(&mut self, spec: &str) -> Result<(), LimitError> {
         let (name, value) = split(spec)?;
-        let slot = known(&mut self.rates, name, "API family")?;
-        *slot = match value {
+        known(&mut self.rates, name, "API family")?;
+        let rate = match value {
             None => None,
             Some(v) => Some(
                 v.parse::<f64>()
@@ -79,14 +89,23 @@ impl Limits {
                     .ok_or_else(|| LimitError::Number(spec.into()))?,
             ),
         };
+        self.set_rate_to(name, rate)
+    }
+
+    /// A family's rate, or None: no client-side pace (a limits file's `[rate]` entry).
+    pub fn set_rate_to(&mut self, family: &str, rate: Option<f64>) -> Result<(), LimitError> {
+        if rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+            return Err(LimitError::Number(family.into()));
+        }
+        *known(&mut self.rates, family, "API family")? = rate;
         Ok(())
     }
 
     /// `OPERATION=COUNT` or `OPERATION=off`.
     pub fn set_in_progress(&mut self, spec: &str) -> Result<(), LimitError> {
         let (name, value) = split(spec)?;
-        let slot = known(&mut self.in_progress, name, "operation with an in-progress cap")?;
-        *slot = match value {
+        known(&mut self.in_progress, name, "operation with an in-progress cap")?;
+        let cap = match value {
             None => None,
             Some(v) => Some(
                 v.parse::<usize>()
@@ -95,6 +114,15 @@ impl Limits {
                     .ok_or_else(|| LimitError::Number(spec.into()))?,
             ),
         };
+        self.set_in_progress_to(name, cap)
+    }
+
+    /// An operation's cap, or None: no cap (a limits file's `[in-progress]` entry).
+    pub fn set_in_progress_to(&mut self, op: &str, cap: Option<usize>) -> Result<(), LimitError> {
+        if cap == Some(0) {
+            return Err(LimitError::Number(op.into()));
+        }
+        *known(&mut self.in_progress, op, "operation with an in-progress cap")? = cap;
         Ok(())
     }
 }

@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 Prose explains; fenced step blocks (```manual, ```rhai, ```aws SERVICE.ACTION, ```net ACTION) act.\n\
 `runbook run` walks an operator through them, journaling every step so that a run can stop, crash\n\
 or hand over and continue later with nothing lost and nothing done twice.",
-    after_help = "Examples:\n  runbook check runbooks/\n  runbook rehearse runbooks/part-2-identity-center.md --answers answers.toml\n  runbook run runbooks/part-2-identity-center.md --profile mgmt --region eu-west-1\n\nExit codes: 0 done, 1 a step failed, 2 usage or runbook error, 3 waiting for a person (the message names\nthe answer to give), 130 interrupted.\n\nEnvironment: RUNBOOK_STATE_DIR (journals), RUNBOOK_INPUT_<NAME> (an input's value, secrets too),\nRUNBOOK_ATTEMPT_TIMEOUT, RUNBOOK_MOTO_SERVER and RUNBOOK_PYTHON (the rehearsal's emulator),\nRUNBOOK_POLL_INITIAL_MS / RUNBOOK_POLL_CAP_MS, AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL,\nAWS_MAX_ATTEMPTS, NO_COLOR. See the book's \"Running in CI\" page."
+    after_help = "Examples:\n  runbook check runbooks/\n  runbook rehearse runbooks/part-2-identity-center.md --answers answers.toml\n  runbook run runbooks/part-2-identity-center.md --profile mgmt --region eu-west-1\n\nExit codes: 0 done, 1 a step failed, 2 usage or runbook error, 3 waiting for a person (the message names\nthe answer to give), 130 interrupted.\n\nEnvironment: RUNBOOK_STATE_DIR (journals), RUNBOOK_INPUT_<NAME> (an input's value, secrets too),\nRUNBOOK_ATTEMPT_TIMEOUT, RUNBOOK_LIMITS, RUNBOOK_MOTO_SERVER and RUNBOOK_PYTHON (the rehearsal's emulator),\nRUNBOOK_POLL_INITIAL_MS / RUNBOOK_POLL_CAP_MS, AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL,\nAWS_MAX_ATTEMPTS, NO_COLOR. See the book's \"Running in CI\" page."
 )]
 pub struct Cli {
     /// When to color output (NO_COLOR is honoured under `auto`).
@@ -162,6 +162,11 @@ pub struct AwsArgs {
     #[arg(long, env = "RUNBOOK_ATTEMPT_TIMEOUT", value_name = "DURATION", default_value = "60s",
           value_parser = parse_duration)]
     pub attempt_timeout: std::time::Duration,
+    /// AWS limits kept with the project: a TOML file with `[rate]` (FAMILY = requests per
+    /// second) and `[in-progress]` (OPERATION = how many at once), each value a number or "off".
+    /// `--rate` and `--in-progress` override it. Example: `[rate]` `sso-admin = 10`.
+    #[arg(long = "limits", value_name = "FILE", env = "RUNBOOK_LIMITS")]
+    pub limits_file: Option<PathBuf>,
     /// Requests per second kept to for an API family, `FAMILY=N` or `FAMILY=off` (repeatable).
     /// Default: AWS's published limits (sso-admin=20, identitystore=20, organizations=10).
     #[arg(long = "rate", value_name = "FAMILY=N")]

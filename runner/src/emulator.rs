@@ -17,6 +17,9 @@
 //!   leaves behind (active) unless asked for an account without it.
 //! - **permission set provisioning.** moto answers DescribePermissionSetProvisioningStatus with
 //!   HTTP 500; the layer answers SUCCEEDED for the request asked about.
+//! - **assignment creations in progress.** moto has no ListAccountAssignmentCreationStatus (HTTP
+//!   500) and settles every creation at once; asked for the creations IN_PROGRESS, the layer
+//!   answers none, which is moto's truth. (Other filters still go to moto.)
 //!
 //! Everything else goes to moto unchanged. The layer listens on loopback only.
 
@@ -413,6 +416,16 @@ fn answer(req: &Request, account: &Account) -> Option<Response> {
             Some("SubscriptionRequiredException"),
         ));
     }
+    if op.ends_with(".ListAccountAssignmentCreationStatus") {
+        let v: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+        if v["Filter"]["Status"] == "IN_PROGRESS" {
+            return Some(json(
+                "200 OK",
+                serde_json::json!({ "AccountAssignmentsCreationStatus": [] }),
+                None,
+            ));
+        }
+    }
     if op.ends_with(".DescribePermissionSetProvisioningStatus") {
         let v: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
         let id = v["ProvisionPermissionSetRequestId"].as_str().unwrap_or("");
@@ -545,6 +558,25 @@ mod tests {
         };
         let same = String::from_utf8(rewrite("GetAccountSummary", xml.into(), &off)).expect("utf8");
         assert_eq!(same, xml);
+    }
+
+    #[test]
+    fn no_assignment_creation_is_in_progress_at_moto() {
+        let req = |filter: &str| Request {
+            head: vec![
+                "POST / HTTP/1.1".into(),
+                "X-Amz-Target: SWBExternalService.ListAccountAssignmentCreationStatus".into(),
+            ],
+            body: format!(r#"{{"InstanceArn":"arn:aws:sso:::instance/ssoins-1","Filter":{{"Status":"{filter}"}}}}"#)
+                .into_bytes(),
+        };
+        let (status, _, body) = answer(&req("IN_PROGRESS"), &Account::default()).expect("answered");
+        assert!(status.starts_with("200"), "{status}");
+        assert_eq!(body, br#"{"AccountAssignmentsCreationStatus":[]}"#);
+        assert!(
+            answer(&req("FAILED"), &Account::default()).is_none(),
+            "moto's to answer"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod exit;
 mod inputs;
 pub mod interp;
 pub mod journal;
+mod limits_file;
 pub mod load;
 pub mod manual;
 pub mod model;

@@ -13,6 +13,7 @@ mod crash;
 mod fanout;
 mod faults;
 mod kill_points;
+mod limits_file;
 mod lost_answers;
 mod moved;
 mod new_account;

@@ -20,6 +20,7 @@ use crate::error::{PluginError, aws};
 use crate::poll::{Status, until_done, until_settled};
 
 mod assignments;
+mod in_progress;
 pub use assignments::*;
 
 /// IAM Identity Center User Guide, "IAM Identity Center quotas", throttle limits: the admin APIs

@@ -147,9 +147,16 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-/// AWS's published limits with the operator's `--rate` and `--in-progress` overrides.
-fn limits(a: &AwsArgs) -> Result<Limits, CommandError> {
+/// AWS's published limits, changed by the operator's limits file, then by `--rate` and
+/// `--in-progress`.
+fn limits(a: &AwsArgs, color: bool) -> Result<Limits, CommandError> {
     let mut l = Limits::published();
+    if let Some(file) = &a.limits_file {
+        crate::limits_file::apply(file, &mut l).map_err(|diags| {
+            report(&diags, color);
+            CommandError::Diagnosed
+        })?;
+    }
     for spec in &a.rates {
         l.set_rate(spec)
             .map_err(|e| CommandError::Usage(format!("--rate {e}")))?;

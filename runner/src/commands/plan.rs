@@ -12,7 +12,7 @@ pub async fn plan(args: PlanArgs, color: bool) -> Result<(), CommandError> {
     let runbook_dir = located(&args.state_dir, &runbook)?;
     let last = pick_run(&runbook_dir, args.run.as_deref(), false).map_err(|e| CommandError::Usage(e.to_string()))?;
     let state = last.as_ref().map(|r| r.state.clone());
-    let limits = limits(&args.aws)?;
+    let limits = limits(&args.aws, color)?;
     let ctx = Context::with_limits(aws_options(&args.aws), &runbook_dir, poll_settings(), limits);
     let answers = match &args.answers {
         Some(p) => inputs::Answers::load(p).map_err(|e| CommandError::Usage(e.to_string()))?,

@@ -5,7 +5,7 @@ use super::*;
 /// `run`, or with `rehearsal` the account to emulate, `rehearse`.
 pub async fn run(args: RunArgs, color: bool, rehearsal: Option<crate::emulator::Account>) -> Result<(), CommandError> {
     let (source, runbook) = load_checked(&args.file, color)?;
-    let limits = limits(&args.aws)?;
+    let limits = limits(&args.aws, color)?;
     let state_dir = args.state_dir.clone();
     let mut aws = aws_options(&args.aws);
     let mut emulator = None;

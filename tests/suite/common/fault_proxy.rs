@@ -73,6 +73,9 @@ pub struct Rules {
     pub support_error: Option<String>,
     /// The nth request (1-based) of this operation is throttled, once.
     pub throttle_nth: Option<(String, usize)>,
+    /// The nth request (1-based) of this operation is answered with a 500 before it reaches
+    /// moto, once: nothing happened, and the client cannot know.
+    pub server_error_nth: Option<(String, usize)>,
     /// AWS's limits: a token bucket per API family, a cap on creations in progress, and
     /// creations that settle after a while (see `quota.rs`).
     pub quota: Option<QuotaModel>,
@@ -381,6 +384,13 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
                 || s.rules.throttle_op.as_deref() == Some(op.as_str())
             {
                 fault = Some("throttle");
+            } else if s
+                .rules
+                .server_error_nth
+                .as_ref()
+                .is_some_and(|(o, n)| *o == op && s.calls.get(&op) == Some(n))
+            {
+                fault = Some("500");
             } else if s.rules.refuse_op.as_ref().is_some_and(|(o, _)| *o == op) {
                 fault = Some("refuse");
             } else if json && s.rules.echo_credentials {
@@ -499,7 +509,7 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
             }
             _ => {}
         }
-        if let Some(answer) = provisioning(&op, &req, state) {
+        if let Some(answer) = provisioning(&op, &req, state).or_else(|| quota_answer(&op, &req, state)) {
             let body = rewrite(&op, answer, state);
             respond(
                 &mut conn,
@@ -547,6 +557,8 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
         if !slow.is_zero() {
             std::thread::sleep(slow);
         }
+        // Moto made it, whether or not its answer gets through.
+        track_assignment(&op, &req, &body, state);
         if let Some(pid) = kill {
             let _ = std::process::Command::new("kill")
                 .args(["-KILL", &pid.to_string()])
@@ -562,7 +574,7 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
             )?;
             continue;
         }
-        let body = rewrite(&op, body, state);
+        let body = quota_listing(&op, rewrite(&op, body, state), state);
         let headers: Vec<(&str, String)> = headers
             .iter()
             .filter(|(k, _)| {

@@ -348,8 +348,14 @@ pub(super) fn rewrite(op: &str, body: Vec<u8>, state: &Mutex<State>) -> Vec<u8> 
             s.quota.created(&id, now);
         }
         let settled = s.quota.settled(&model, &id, now).unwrap_or(true);
+        let assignment = s.quota.assignment_status(&model, &id, now);
         drop(s);
-        if !settled {
+        if let Some((status, reason)) = assignment {
+            st.insert(field.into(), Value::from(status));
+            if let Some(r) = reason {
+                st.insert("FailureReason".into(), Value::from(r));
+            }
+        } else if !settled {
             st.insert(field.into(), Value::from("IN_PROGRESS"));
             st.remove("AccountId");
         }
@@ -369,6 +375,88 @@ pub(super) fn rewrite(op: &str, body: Vec<u8>, state: &Mutex<State>) -> Vec<u8> 
         st.insert(field.into(), Value::from("FAILED"));
         st.insert("FailureReason".into(), Value::from(reason.clone()));
         st.remove("AccountId");
+    }
+    serde_json::to_vec(&v).unwrap_or(body)
+}
+
+/// Under the quota model: moto made an assignment (its CreateAccountAssignment answer), which the
+/// model follows from now on.
+pub(super) fn track_assignment(op: &str, req: &Request, answer: &[u8], state: &Mutex<State>) {
+    if op != "CreateAccountAssignment" {
+        return;
+    }
+    let (Ok(asked), Ok(answered)) = (
+        serde_json::from_slice::<Value>(&req.body),
+        serde_json::from_slice::<Value>(answer),
+    ) else {
+        return;
+    };
+    let Some(id) = answered["AccountAssignmentCreationStatus"]["RequestId"].as_str() else {
+        return;
+    };
+    let field = |k: &str| asked[k].as_str().unwrap_or("").to_string();
+    if let Ok(mut s) = state.lock()
+        && s.rules.quota.is_some()
+    {
+        s.quota.assignment_created(
+            id,
+            &field("TargetId"),
+            &field("PermissionSetArn"),
+            &field("PrincipalId"),
+            std::time::Instant::now(),
+        );
+    }
+}
+
+/// Under the quota model, what AWS answers and moto cannot: ListAccountAssignmentCreationStatus
+/// from the creations the model saw (filtered by status, in pages of MaxResults, 100 at most).
+pub(super) fn quota_answer(op: &str, req: &Request, state: &Mutex<State>) -> Option<Vec<u8>> {
+    if op != "ListAccountAssignmentCreationStatus" {
+        return None;
+    }
+    let s = state.lock().ok()?;
+    let model = s.rules.quota.clone()?;
+    let v: Value = serde_json::from_slice(&req.body).unwrap_or_default();
+    let status = v["Filter"]["Status"].as_str();
+    let all = s.quota.assignment_creations(&model, status, std::time::Instant::now());
+    let from: usize = v["NextToken"].as_str().and_then(|t| t.parse().ok()).unwrap_or(0);
+    let size = v["MaxResults"]
+        .as_u64()
+        .map_or(100, |m| m.clamp(1, 100) as usize)
+        .min(model.listing_page.max(1));
+    let page: Vec<Value> = all
+        .iter()
+        .skip(from)
+        .take(size)
+        .map(|(id, st, date)| serde_json::json!({ "RequestId": id, "Status": st, "CreatedDate": date }))
+        .collect();
+    let mut out = serde_json::json!({ "AccountAssignmentsCreationStatus": page });
+    if from + size < all.len() {
+        out["NextToken"] = Value::from((from + size).to_string());
+    }
+    Some(out.to_string().into_bytes())
+}
+
+/// Under the quota model, a listing of assignments without those whose creation is in progress
+/// or failed (moto lists an assignment at once).
+pub(super) fn quota_listing(op: &str, body: Vec<u8>, state: &Mutex<State>) -> Vec<u8> {
+    if op != "ListAccountAssignments" && op != "ListAccountAssignmentsForPrincipal" {
+        return body;
+    }
+    let Ok(s) = state.lock() else { return body };
+    let Some(model) = s.rules.quota.clone() else {
+        return body;
+    };
+    let Ok(mut v) = serde_json::from_slice::<Value>(&body) else {
+        return body;
+    };
+    let now = std::time::Instant::now();
+    if let Some(list) = v.get_mut("AccountAssignments").and_then(Value::as_array_mut) {
+        list.retain(|a| {
+            let f = |k: &str| a[k].as_str().unwrap_or("");
+            !s.quota
+                .assignment_hidden(&model, f("AccountId"), f("PermissionSetArn"), f("PrincipalId"), now)
+        });
     }
     serde_json::to_vec(&v).unwrap_or(body)
 }

@@ -10,6 +10,11 @@
 //!   organizations: `TooManyRequestsException`) and never reaches moto.
 //! - Settle times: a creation reads IN_PROGRESS (its Create answer and every Describe) until
 //!   `settle` has passed since the proxy saw moto create it; moto's instant SUCCEEDED is rewritten.
+//!   An assignment creation in an account of `fail` then reads FAILED with its reason.
+//! - Listings that tell the truth about assignment creations (moto has none of this):
+//!   ListAccountAssignmentCreationStatus is answered from the creations seen (filtered by status,
+//!   in pages), and ListAccountAssignments(ForPrincipal) leave out an assignment whose creation is
+//!   still in progress or failed, as AWS lists an assignment only once it is made.
 //!
 //! The limits themselves (20 requests/s and 15 in progress for Identity Center, ...) are in
 //! `runbook_plugins::aws::QUOTAS`; [`QuotaModel::aws`] reads the same numbers.
@@ -27,6 +32,11 @@ pub struct QuotaModel {
     pub in_progress: Vec<(String, usize)>,
     /// How long a creation stays IN_PROGRESS.
     pub settle: Duration,
+    /// Assignment creations in these accounts end FAILED with this reason.
+    pub fail: Vec<(String, String)>,
+    /// ListAccountAssignmentCreationStatus answers at most this many per page (AWS may answer
+    /// fewer than MaxResults, with a NextToken).
+    pub listing_page: usize,
 }
 
 impl QuotaModel {
@@ -36,6 +46,8 @@ impl QuotaModel {
             rates: Vec::new(),
             in_progress: Vec::new(),
             settle,
+            fail: Vec::new(),
+            listing_page: 100,
         };
         for q in runbook_plugins::aws::QUOTAS {
             if let Some(r) = q.rate {
@@ -76,8 +88,22 @@ pub enum Verdict {
     Refuse(&'static str, &'static str),
 }
 
+/// One CreateAccountAssignment moto answered.
+#[derive(Debug, Clone)]
+struct Creation {
+    id: String,
+    account: String,
+    permission_set: String,
+    principal: String,
+    at: Instant,
+    /// Seconds since the epoch, as AWS's `CreatedDate`.
+    created_date: f64,
+}
+
 #[derive(Default, Debug)]
 pub struct QuotaState {
+    /// Assignment creations, in the order moto answered them.
+    assignments: Vec<Creation>,
     /// (tokens, last refill) per family.
     buckets: HashMap<String, (f64, Instant)>,
     /// When moto created each asynchronous request, by request id.
@@ -148,6 +174,75 @@ impl QuotaState {
     /// Whether the creation with this request id has settled (None: not one the model saw).
     pub fn settled(&self, model: &QuotaModel, id: &str, now: Instant) -> Option<bool> {
         self.created.get(id).map(|t| now.duration_since(*t) >= model.settle)
+    }
+
+    /// moto made this assignment (CreateAccountAssignment answered with request id `id`).
+    pub fn assignment_created(&mut self, id: &str, account: &str, permission_set: &str, principal: &str, now: Instant) {
+        let created_date = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.assignments.push(Creation {
+            id: id.to_string(),
+            account: account.to_string(),
+            permission_set: permission_set.to_string(),
+            principal: principal.to_string(),
+            at: now,
+            created_date,
+        });
+    }
+
+    fn status_of(&self, model: &QuotaModel, c: &Creation, now: Instant) -> (&'static str, Option<String>) {
+        if now.duration_since(c.at) < model.settle {
+            return ("IN_PROGRESS", None);
+        }
+        match model.fail.iter().find(|(a, _)| *a == c.account) {
+            Some((_, reason)) => ("FAILED", Some(reason.clone())),
+            None => ("SUCCEEDED", None),
+        }
+    }
+
+    /// An assignment creation's status and failure reason (None: not one the model saw).
+    pub fn assignment_status(
+        &self,
+        model: &QuotaModel,
+        id: &str,
+        now: Instant,
+    ) -> Option<(&'static str, Option<String>)> {
+        let c = self.assignments.iter().find(|c| c.id == id)?;
+        Some(self.status_of(model, c, now))
+    }
+
+    /// ListAccountAssignmentCreationStatus: (request id, status, created date) of every creation
+    /// seen, those with `status` only when given.
+    pub fn assignment_creations(
+        &self,
+        model: &QuotaModel,
+        status: Option<&str>,
+        now: Instant,
+    ) -> Vec<(String, &'static str, f64)> {
+        self.assignments
+            .iter()
+            .map(|c| (c.id.clone(), self.status_of(model, c, now).0, c.created_date))
+            .filter(|(_, st, _)| status.is_none_or(|s| s == *st))
+            .collect()
+    }
+
+    /// Whether a listing of assignments leaves this one out: it was made here, and no creation
+    /// of it has succeeded (yet).
+    pub fn assignment_hidden(
+        &self,
+        model: &QuotaModel,
+        account: &str,
+        permission_set: &str,
+        principal: &str,
+        now: Instant,
+    ) -> bool {
+        let mut made = self
+            .assignments
+            .iter()
+            .filter(|c| c.account == account && c.permission_set == permission_set && c.principal == principal)
+            .peekable();
+        made.peek().is_some() && !made.any(|c| self.status_of(model, c, now).0 == "SUCCEEDED")
     }
 
     /// The most requests of `family` admitted within any `window`.

@@ -1,7 +1,11 @@
 //! Account assignments: a permission set for a user or group in one or many accounts, each made
-//! once (a lost answer is looked for, not resent) and polled until it settles.
+//! once (a lost answer is looked for, not resent) and waited for until it settles: through one
+//! shared listing of the creations in progress ([`in_progress`]), or its own status reads where
+//! that listing is refused.
 
 use super::*;
+use in_progress::{InProgress, until_not_listed};
+
 use crate::aws::mutation::Mutation;
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -126,12 +130,22 @@ pub(crate) async fn assigned_accounts(
     Ok(out)
 }
 
+/// How one account's assignment ended in [`assign_one`].
+enum Outcome {
+    /// Final: exists, created or failed.
+    Done(AssignmentResult),
+    /// Its creation left the listing of creations in progress: SUCCEEDED or FAILED, to be told
+    /// by the principal's assignments or its status.
+    Settled { account: String, request_id: String },
+}
+
 async fn assign_one(
     ctx: &Context,
     client: &aws_sdk_ssoadmin::Client,
     p: &AssignmentParams,
+    lister: &InProgress,
     account: String,
-) -> Result<AssignmentResult, PluginError> {
+) -> Result<Outcome, PluginError> {
     let target = format!("{} {} in {account}", p.principal_type.sdk().as_str(), p.principal_id);
     // AWS keeps at most so many assignment creations in progress and refuses one more: hold a
     // place from before the call until this one is seen settled.
@@ -144,11 +158,11 @@ async fn assign_one(
     let created = match create_assignment(ctx, &assigning, client, p, &account).await? {
         Ok(out) => out,
         Err(e) => {
-            return Ok(AssignmentResult {
+            return Ok(Outcome::Done(AssignmentResult {
                 account_id: account,
                 status: format!("failed: {e}"),
                 request_id: None,
-            });
+            }));
         }
     };
     let since = std::time::Instant::now();
@@ -168,23 +182,71 @@ async fn assign_one(
         Some((Some(StatusValues::Succeeded), _)) => Ok(()),
         Some((Some(StatusValues::Failed), reason)) => Err(reason.unwrap_or_else(|| "no reason given".into())),
         _ => match &req {
-            Some(r) => wait_for_assignment(ctx, client, &p.instance_arn, r, &account, Some(since))
-                .await
-                .map_err(|e| match e {
-                    PluginError::Failed { reason, .. } => reason,
-                    e => e.to_string(),
-                }),
+            Some(r) => {
+                // One listing of the creations in progress serves every waiting assignment; its
+                // own status reads only where the listing is refused.
+                if until_not_listed(ctx, lister, client, r, &account, since).await? {
+                    return Ok(Outcome::Settled {
+                        account,
+                        request_id: r.clone(),
+                    });
+                }
+                wait_for_assignment(ctx, client, &p.instance_arn, r, &account, Some(since))
+                    .await
+                    .map_err(|e| match e {
+                        PluginError::Failed { reason, .. } => reason,
+                        e => e.to_string(),
+                    })
+            }
             None => Err("AWS returned no request id to follow".into()),
         },
     };
-    Ok(AssignmentResult {
+    Ok(Outcome::Done(finished(account, req, outcome)))
+}
+
+fn finished(account: String, request_id: Option<String>, outcome: Result<(), String>) -> AssignmentResult {
+    AssignmentResult {
         account_id: account,
         status: match outcome {
             Ok(()) => "created".into(),
             Err(reason) => format!("failed: {reason}"),
         },
-        request_id: req,
+        request_id,
+    }
+}
+
+/// The assignments whose creations settled out of sight (no longer listed in progress):
+/// created if the principal's assignments list them, which costs a page per hundred assignments
+/// where a status read costs one per assignment; the rest (a failure, a listing that lags) by
+/// their own status, FAILED with AWS's reason.
+async fn confirm(
+    ctx: &Context,
+    client: &aws_sdk_ssoadmin::Client,
+    p: &AssignmentParams,
+    settled: Vec<(String, String)>,
+    assigned_before: usize,
+) -> Result<Vec<AssignmentResult>, PluginError> {
+    let pages = (assigned_before + settled.len()) / 100 + 1;
+    let listed = if settled.len() > pages {
+        assigned_accounts(client, p).await?
+    } else {
+        HashSet::new()
+    };
+    let (made, unsure): (Vec<_>, Vec<_>) = settled.into_iter().partition(|(a, _)| listed.contains(a));
+    let mut out: Vec<AssignmentResult> = made.into_iter().map(|(a, r)| finished(a, Some(r), Ok(()))).collect();
+    let looked = per_account(ctx, p.max_in_flight, unsure, |pair| async move {
+        let (account, request_id) = pair;
+        let outcome = wait_for_assignment(ctx, client, &p.instance_arn, &request_id, &account, None)
+            .await
+            .map_err(|e| match e {
+                PluginError::Failed { reason, .. } => reason,
+                e => e.to_string(),
+            });
+        Ok(finished(account, Some(request_id), outcome))
     })
+    .await?;
+    out.extend(looked);
+    Ok(out)
 }
 
 /// What sending CreateAccountAssignment came to.
@@ -410,7 +472,27 @@ impl Action for EnsureAssignment {
                 request_id: None,
             })
             .collect();
-        let made = per_account(ctx, p.max_in_flight, missing, |a| assign_one(ctx, &client, &p, a)).await?;
+        let lister = ctx
+            .memo(
+                &format!("sso-admin:ListAccountAssignmentCreationStatus {}", p.instance_arn),
+                || async { Ok(InProgress::new(&p.instance_arn)) },
+            )
+            .await?;
+        let outcomes = per_account(ctx, p.max_in_flight, missing, |a| {
+            assign_one(ctx, &client, &p, &lister, a)
+        })
+        .await?;
+        let mut made = Vec::new();
+        let mut settled = Vec::new();
+        for o in outcomes {
+            match o {
+                Outcome::Done(r) => made.push(r),
+                Outcome::Settled { account, request_id } => settled.push((account, request_id)),
+            }
+        }
+        if !settled.is_empty() {
+            made.extend(confirm(ctx, &client, &p, settled, have.len()).await?);
+        }
         let created = made.iter().filter(|r| r.status == "created").count();
         results.extend(made);
         let failed: Vec<&AssignmentResult> = results.iter().filter(|r| r.status.starts_with("failed")).collect();
@@ -450,14 +532,14 @@ pub(crate) fn poll_status(status: Option<&StatusValues>, reason: Option<&str>) -
 /// Runs `one` for each account through the one fan-out engine ([`crate::Fanout`]), at most `max`
 /// at once. A journal that cannot record an intent (an `Err`) stops the fan-out before its next
 /// call.
-pub(crate) async fn per_account<T, F, Fut>(
+pub(crate) async fn per_account<A, T, F, Fut>(
     ctx: &Context,
     max: usize,
-    accounts: Vec<String>,
+    accounts: Vec<A>,
     one: F,
 ) -> Result<Vec<T>, PluginError>
 where
-    F: Fn(String) -> Fut,
+    F: Fn(A) -> Fut,
     Fut: std::future::Future<Output = Result<T, PluginError>>,
 {
     let fanout = crate::Fanout::new(ctx.pressure(), max);
