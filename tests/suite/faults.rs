@@ -560,3 +560,37 @@ fn a_throttle_halves_the_requests_in_flight() {
         .unwrap_or(0);
     assert!(recovered >= 6, "the limit grows back after the throttle: {arrivals:?}");
 }
+
+/// A closed account keeps its email for 90 days: ensure-account says so instead of calling it
+/// done (attacker finding, session 6: `created=false`, exit 0, for a SUSPENDED account).
+#[test]
+fn a_closed_account_is_not_done() {
+    let moto = Moto::start();
+    block_on(async {
+        let org = sdk(&moto.endpoint).organizations().await.expect("client");
+        org.create_organization()
+            .feature_set("ALL".into())
+            .send()
+            .await
+            .expect("organization");
+        let id = org
+            .create_account()
+            .account_name("acme-payments-prod")
+            .email("aws+payments-prod@example.com")
+            .send()
+            .await
+            .expect("account")
+            .create_account_status()
+            .and_then(|s| s.account_id())
+            .map(String::from)
+            .expect("id");
+        org.close_account().account_id(id).send().await.expect("closed");
+    });
+    Test::new()
+        .file("r.md", ONE_ACCOUNT)
+        .aws(&moto.endpoint)
+        .args(["run", "r.md"])
+        .run()
+        .code_is(1)
+        .stderr_has("it is closed (SUSPENDED)");
+}

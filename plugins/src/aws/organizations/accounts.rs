@@ -69,6 +69,16 @@ fn by_email<'a>(
     let Some(a) = accounts.iter().find(|a| a.email.eq_ignore_ascii_case(&p.email)) else {
         return Ok(None);
     };
+    // A closed account keeps its email for 90 days and cannot be used: not done.
+    if matches!(a.status.as_str(), "SUSPENDED" | "PENDING_CLOSURE") {
+        return Err(PluginError::Check {
+            message: format!(
+                "the account for {} is {} `{}`, and it is closed ({})",
+                p.email, a.id, a.name, a.status
+            ),
+            hint: Some("reopen it through AWS Support within 90 days of closing, or use another email".into()),
+        });
+    }
     if a.name != p.name {
         return Err(PluginError::Check {
             message: format!("the account for {} is {} `{}`, not `{}`", p.email, a.id, a.name, p.name),
