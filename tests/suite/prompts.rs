@@ -230,3 +230,16 @@ fn an_answer_its_question_refuses_stops_the_run_before_anything_runs() {
         .stdout_lacks("first");
     run("good.toml").code_is(0);
 }
+
+/// Choices are literal: a `${...}` in them would never be filled in, so `check` refuses it
+/// (attacker finding, session 6: the answer had to be the expression's text).
+#[test]
+fn an_expression_in_choices_is_a_check_error() {
+    let text = "# Ask\n\n```manual id=plan\nconfirm = \"Chosen?\"\n[ask.tier]\nprompt = \"Plan\"\nchoices = [\"${inputs.plans}\", \"none\"]\n```\n";
+    Test::new()
+        .file("a.md", text)
+        .args(["check", "a.md"])
+        .run()
+        .code_is(2)
+        .stderr_has("`tier`: `${inputs.plans}` is not filled in");
+}

@@ -109,6 +109,22 @@ impl RawInput {
             }
             value
         });
+        // Choices, patterns and defaults are literal: a `${...}` in them is never filled in, so
+        // an answer would have to be the expression's text.
+        let literal = [pattern.as_deref(), self.default.as_deref()]
+            .into_iter()
+            .flatten()
+            .chain(self.choices.iter().flatten().map(String::as_str));
+        if let Some(v) = literal.into_iter().find(|v| v.contains("${")) {
+            diags.push(
+                Diagnostic::error(
+                    source,
+                    span,
+                    format!("`{name}`: `{v}` is not filled in: choices, pattern and default are literal"),
+                )
+                .with_help("ask for the value without choices, or list them in the runbook"),
+            );
+        }
         if let (Some(choices), Some(default)) = (&self.choices, &self.default) {
             if !choices.contains(default) {
                 diags.push(Diagnostic::error(
