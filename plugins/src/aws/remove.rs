@@ -328,10 +328,13 @@ async fn assigned_in(
         .permission_set_arn(ps)
         .into_paginator()
         .send();
+    let mut last = None;
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| aws("sso-admin:ListAccountsForProvisionedPermissionSet", e))?;
+        last = page.next_token().map(String::from);
         accounts.extend(page.account_ids().iter().cloned());
     }
+    crate::error::whole_list("sso-admin:ListAccountsForProvisionedPermissionSet", last.as_deref())?;
     match super::organizations::all_accounts(ctx).await {
         Ok(all) => accounts.extend(all.into_iter().map(|a| a.id)),
         Err(e)

@@ -198,8 +198,10 @@ pub(crate) async fn find_permission_set(
         .instance_arn(instance_arn)
         .into_paginator()
         .send();
+    let mut last = None;
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| aws("sso-admin:ListPermissionSets", e))?;
+        last = page.next_token().map(String::from);
         for arn in page.permission_sets() {
             let d = client
                 .describe_permission_set()
@@ -219,6 +221,7 @@ pub(crate) async fn find_permission_set(
             }
         }
     }
+    crate::error::whole_list("sso-admin:ListPermissionSets", last.as_deref())?;
     Ok(None)
 }
 
@@ -234,14 +237,17 @@ async fn attached_policies(
         .permission_set_arn(ps)
         .into_paginator()
         .send();
+    let mut last = None;
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| aws("sso-admin:ListManagedPoliciesInPermissionSet", e))?;
+        last = page.next_token().map(String::from);
         out.extend(
             page.attached_managed_policies()
                 .iter()
                 .filter_map(|p| p.arn().map(String::from)),
         );
     }
+    crate::error::whole_list("sso-admin:ListManagedPoliciesInPermissionSet", last.as_deref())?;
     Ok(out)
 }
 
@@ -445,10 +451,13 @@ async fn stale_accounts(
         .provisioning_status(ProvisioningStatus::LatestPermissionSetNotProvisioned)
         .into_paginator()
         .send();
+    let mut last = None;
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| aws("sso-admin:ListAccountsForProvisionedPermissionSet", e))?;
+        last = page.next_token().map(String::from);
         out.extend(page.account_ids().iter().cloned());
     }
+    crate::error::whole_list("sso-admin:ListAccountsForProvisionedPermissionSet", last.as_deref())?;
     Ok(out)
 }
 

@@ -118,8 +118,10 @@ pub(crate) async fn assigned_accounts(
         .principal_type(p.principal_type.sdk())
         .into_paginator()
         .send();
+    let mut last = None;
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| aws("sso-admin:ListAccountAssignmentsForPrincipal", e))?;
+        last = page.next_token().map(String::from);
         out.extend(
             page.account_assignments()
                 .iter()
@@ -127,6 +129,7 @@ pub(crate) async fn assigned_accounts(
                 .filter_map(|a| a.account_id().map(String::from)),
         );
     }
+    crate::error::whole_list("sso-admin:ListAccountAssignmentsForPrincipal", last.as_deref())?;
     Ok(out)
 }
 
@@ -341,8 +344,10 @@ async fn assignment_landed(
         .permission_set_arn(&p.permission_set_arn)
         .into_paginator()
         .send();
+    let mut last = None;
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| aws("sso-admin:ListAccountAssignments", e))?;
+        last = page.next_token().map(String::from);
         if page
             .account_assignments()
             .iter()
@@ -351,6 +356,7 @@ async fn assignment_landed(
             return Ok(Some(Landed::Assigned));
         }
     }
+    crate::error::whole_list("sso-admin:ListAccountAssignments", last.as_deref())?;
     let mut pages = client
         .list_account_assignment_creation_status()
         .instance_arn(&p.instance_arn)
@@ -361,8 +367,10 @@ async fn assignment_landed(
         )
         .into_paginator()
         .send();
+    let mut last = None;
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| aws("sso-admin:ListAccountAssignmentCreationStatus", e))?;
+        last = page.next_token().map(String::from);
         for meta in page.account_assignments_creation_status() {
             let Some(id) = meta.request_id() else { continue };
             let out = client
@@ -383,6 +391,7 @@ async fn assignment_landed(
             }
         }
     }
+    crate::error::whole_list("sso-admin:ListAccountAssignmentCreationStatus", last.as_deref())?;
     Ok(None)
 }
 
