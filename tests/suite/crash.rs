@@ -90,7 +90,23 @@ fn sigterm_and_sighup_are_interruptions_too() {
     interrupted_by("-HUP");
 }
 
+/// Interrupted while a follow-up runbook (`on-failure=`) runs: the run exits 130, not 3
+/// (attacker finding, session 6: the parent said "waiting").
+#[test]
+fn an_interruption_in_a_follow_up_runbook_exits_130() {
+    interrupted_in(
+        "-TERM",
+        Some("# Parent\n\n```rhai id=boom on-failure=busy.md\nthrow \"no\";\n```\n"),
+    );
+}
+
 fn interrupted_by(signal: &str) {
+    interrupted_in(signal, None);
+}
+
+/// Sends `signal` while a step waits on a server that never answers; with `parent`, that step
+/// is in `busy.md`, reached through the parent's `on-failure=`.
+fn interrupted_in(signal: &str, parent: Option<&str>) {
     // A server that accepts and never answers keeps the step busy.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
@@ -103,10 +119,13 @@ fn interrupted_by(signal: &str) {
     let text = format!(
         "# Busy\n\n```net check-reachable id=busy\nurls = [\"http://127.0.0.1:{port}/\"]\ntimeout = \"60s\"\n```\n"
     );
-    let t = Test::new().file("r.md", text);
+    let t = match parent {
+        Some(p) => Test::new().file("busy.md", text).file("r.md", p),
+        None => Test::new().file("r.md", text),
+    };
     let mut child = Command::new(env!("CARGO_BIN_EXE_runbook"))
         .env("RUNBOOK_LANDING_MS", "0")
-        .args(["run", "r.md"])
+        .args(["run", "r.md", "--yes"])
         .current_dir(t.dir.path())
         .env("NO_COLOR", "1")
         .env_remove("RUNBOOK_STATE_DIR")
@@ -115,7 +134,8 @@ fn interrupted_by(signal: &str) {
         .spawn()
         .expect("spawn");
     let started = Instant::now();
-    while !t.written().contains("\"step-started\"") && started.elapsed() < Duration::from_secs(20) {
+    let busy = |w: &str| w.contains("\"step-started\"") && w.contains("\"step\":\"busy\"");
+    while !busy(&t.written()) && started.elapsed() < Duration::from_secs(20) {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(200));

@@ -342,6 +342,9 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
                 // A person's "no" at a step with `on-failure=` leads into that runbook.
                 if msg.starts_with(person::REFUSED) {
                     followup::continue_into(&shared, step, &env, &msg).await;
+                    if signalled(&shared) {
+                        return interrupted(&shared, &step.id);
+                    }
                 }
                 if opts.rehearsal {
                     shared.ui.error(
@@ -367,6 +370,9 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
                 }
                 let exit = fail(&shared, step, &message, hint);
                 followup::continue_into(&shared, step, &env, &message).await;
+                if signalled(&shared) {
+                    return interrupted(&shared, &step.id);
+                }
                 return exit;
             }
         }
@@ -523,6 +529,12 @@ fn fail(shared: &Shared, step: &Step, message: &str, hint: Option<String>) -> Ex
     }
     shared.ui.error(&text);
     Exit::StepFailed
+}
+
+/// Whether a signal interrupted the run (also while a follow-up runbook ran: its interruption
+/// is the parent's, exit 130, not "waiting").
+fn signalled(shared: &Shared) -> bool {
+    shared.interrupted.load(std::sync::atomic::Ordering::SeqCst)
 }
 
 /// A manual step's answers name its questions, each a value, not a table or a list, that the
