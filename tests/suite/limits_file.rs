@@ -19,43 +19,10 @@ fn book_example() -> String {
         .to_string()
 }
 
+/// Identity Center, a user, a permission set, then one assignment step over `n` accounts, 40 at
+/// once.
 fn assignments(n: usize) -> String {
-    format!(
-        r#"# Assign
-
-```rhai id=accounts
-let v = [];
-for i in 0..{n} {{ v.push(`${{100000000000 + i}}`); }}
-#{{ ids: v }}
-```
-
-```aws sso-admin.find-instance id=ic
-```
-
-```aws identitystore.ensure-user id=user
-identity_store_id = "${{steps.ic.identity_store_id}}"
-user_name = "ops"
-display_name = "Ops"
-given_name = "O"
-family_name = "Ps"
-email = "ops@example.com"
-```
-
-```aws sso-admin.ensure-permission-set id=ps
-instance_arn = "${{steps.ic.instance_arn}}"
-name = "AdministratorAccess"
-managed_policies = ["AdministratorAccess"]
-```
-
-```aws sso-admin.ensure-assignment id=assign timeout=5m
-instance_arn = "${{steps.ic.instance_arn}}"
-permission_set_arn = "${{steps.ps.arn}}"
-principal_id = "${{steps.user.user_id}}"
-account_ids = "${{steps.accounts.ids}}"
-max_in_flight = 40
-```
-"#
-    )
+    crate::quota::wide_assignments(n, 40)
 }
 
 /// AWS's limits with room to spare, so that what is kept is the client's own.

@@ -15,7 +15,7 @@ fn assignments(n: usize) -> String {
 }
 
 /// The same with `max_in_flight` items at once in the assignment step.
-fn wide_assignments(n: usize, wide: usize) -> String {
+pub(crate) fn wide_assignments(n: usize, wide: usize) -> String {
     format!(
         r#"# Assign
 
