@@ -566,24 +566,9 @@ fn a_throttle_halves_the_requests_in_flight() {
 #[test]
 fn a_closed_account_is_not_done() {
     let moto = Moto::start();
+    let id = seed_account(&moto.endpoint, "acme-payments-prod", "aws+payments-prod@example.com");
     block_on(async {
         let org = sdk(&moto.endpoint).organizations().await.expect("client");
-        org.create_organization()
-            .feature_set("ALL".into())
-            .send()
-            .await
-            .expect("organization");
-        let id = org
-            .create_account()
-            .account_name("acme-payments-prod")
-            .email("aws+payments-prod@example.com")
-            .send()
-            .await
-            .expect("account")
-            .create_account_status()
-            .and_then(|s| s.account_id())
-            .map(String::from)
-            .expect("id");
         org.close_account().account_id(id).send().await.expect("closed");
     });
     Test::new()
@@ -593,4 +578,27 @@ fn a_closed_account_is_not_done() {
         .run()
         .code_is(1)
         .stderr_has("it is closed (SUSPENDED)");
+}
+
+/// An organization (all features) and one member account made straight at moto, as another
+/// team would have made it; its id.
+pub(crate) fn seed_account(endpoint: &str, name: &str, email: &str) -> String {
+    block_on(async {
+        let org = sdk(endpoint).organizations().await.expect("client");
+        org.create_organization()
+            .feature_set("ALL".into())
+            .send()
+            .await
+            .expect("organization");
+        org.create_account()
+            .account_name(name)
+            .email(email)
+            .send()
+            .await
+            .expect("account")
+            .create_account_status()
+            .and_then(|s| s.account_id())
+            .map(String::from)
+            .expect("id")
+    })
 }

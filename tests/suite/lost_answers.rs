@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::common::fault_proxy::{FaultProxy, Rules};
 use crate::common::{Moto, PART2_ANSWERS, Test, block_on, cases_with, part2_counts, repo, sdk};
-use crate::faults::{ASSIGNMENT, ONE_ACCOUNT, accounts};
+use crate::faults::{ASSIGNMENT, ONE_ACCOUNT, accounts, seed_account};
 use crate::provisioning::outputs;
 
 fn runbook(name: &str) -> String {
@@ -353,10 +353,10 @@ fn read_only_sets(endpoint: &str) -> usize {
     })
 }
 
-#[test]
-fn a_create_abandoned_at_the_timeout_is_let_land_before_the_rerun_looks() {
+/// A run whose CreatePermissionSet reaches AWS 5 s after it was sent, while the step gives up at
+/// 2 s (+2 s): the run fails with the create on its way. Re-runs wait up to 7 s for it to land.
+fn a_set_create_abandoned_on_its_way() -> (Moto, FaultProxy, Test) {
     let moto = Moto::start();
-    // CreatePermissionSet reaches AWS 5 s after it was sent; the step gives up at 2 s (+2 s).
     let proxy = FaultProxy::start(
         &moto.endpoint,
         Rules {
@@ -371,6 +371,12 @@ fn a_create_abandoned_at_the_timeout_is_let_land_before_the_rerun_looks() {
     t.run_args(&["run".into(), "r.md".into()])
         .code_is(1)
         .stderr_has("timeout=2s ran out");
+    (moto, proxy, t)
+}
+
+#[test]
+fn a_create_abandoned_at_the_timeout_is_let_land_before_the_rerun_looks() {
+    let (moto, proxy, t) = a_set_create_abandoned_on_its_way();
     // At once: the first request has not landed yet. The re-run waits for it, then looks.
     let again = t.run_args(&["run".into(), "r.md".into(), "--yes".into()]);
     std::thread::sleep(Duration::from_secs(2)); // the held request has landed by now
@@ -438,23 +444,7 @@ fn a_rerun_after_aws_refused_the_create_does_not_wait_for_it_to_land() {
 #[test]
 fn an_account_of_the_same_name_with_another_email_is_never_taken() {
     let moto = Moto::start();
-    let theirs = block_on(async {
-        let org = sdk(&moto.endpoint).organizations().await.expect("client");
-        org.create_organization()
-            .feature_set("ALL".into())
-            .send()
-            .await
-            .expect("organization");
-        org.create_account()
-            .account_name("acme-payments-prod")
-            .email("payments-team@example.com")
-            .send()
-            .await
-            .expect("their account")
-            .create_account_status()
-            .and_then(|s| s.account_id())
-            .map(String::from)
-    });
+    let theirs = seed_account(&moto.endpoint, "acme-payments-prod", "payments-team@example.com");
     let proxy = FaultProxy::start(
         &moto.endpoint,
         Rules {
@@ -468,10 +458,7 @@ fn an_account_of_the_same_name_with_another_email_is_never_taken() {
         .env("AWS_MAX_ATTEMPTS", "2")
         .args(["run", "r.md"])
         .run();
-    out.code_is(1).stdout_lacks("created=true");
-    if let Some(id) = theirs {
-        out.stdout_lacks(&id);
-    }
+    out.code_is(1).stdout_lacks("created=true").stdout_lacks(&theirs);
 }
 
 /// A CreateAccount whose attempt timed out may still reach AWS: the plugin waits until it can
@@ -503,21 +490,7 @@ fn a_create_account_past_its_attempt_timeout_is_let_land_before_the_look() {
 /// the second set at once).
 #[test]
 fn a_renamed_step_still_lets_its_abandoned_create_land() {
-    let moto = Moto::start();
-    let proxy = FaultProxy::start(
-        &moto.endpoint,
-        Rules {
-            hold_first: Some(("CreatePermissionSet".into(), Duration::from_secs(5))),
-            ..Rules::default()
-        },
-    );
-    let t = Test::new()
-        .file("r.md", ONE_SET)
-        .aws(&proxy.endpoint)
-        .env("RUNBOOK_LANDING_MS", "7000");
-    t.run_args(&["run".into(), "r.md".into()])
-        .code_is(1)
-        .stderr_has("timeout=2s ran out");
+    let (moto, _proxy, t) = a_set_create_abandoned_on_its_way();
     std::fs::write(t.path("r.md"), ONE_SET.replace("id=ps", "id=read-only")).expect("rename");
     let again = t.run_args(&["run".into(), "r.md".into(), "--yes".into()]);
     std::thread::sleep(Duration::from_secs(2)); // the held request has landed by now
