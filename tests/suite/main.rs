@@ -12,6 +12,7 @@ mod coverage;
 mod crash;
 mod fanout;
 mod faults;
+mod fresh_clone;
 mod kill_points;
 mod limits_file;
 mod lost_answers;
