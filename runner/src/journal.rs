@@ -496,9 +496,10 @@ impl Journal {
         // must not turn `done` into `d********`). Outputs that held a secret are stored masked
         // and marked secret: a mask is never read back as a value.
         for st in self.state.steps.values_mut() {
-            let masked = self.redactor.value(&st.outputs);
-            if masked != st.outputs {
-                st.outputs = masked;
+            // Outputs that hold a secret are kept as one opaque value: a mask in place would
+            // keep their shape.
+            if self.redactor.value(&st.outputs) != st.outputs {
+                st.outputs = Value::String(crate::redact::MASK.into());
                 st.secret = true;
             }
             for text in [&mut st.error, &mut st.waiting_for].into_iter().flatten() {
@@ -554,6 +555,8 @@ impl Journal {
                 o.into_iter()
                     .map(|(k, v)| match k.as_str() {
                         "event" | "ts" | "run" | "hash" => (k, v),
+                        // A step's or item's outputs that hold a secret: one opaque value.
+                        "outputs" if self.redactor.value(&v) != v => (k, Value::String(crate::redact::MASK.into())),
                         _ => {
                             let v = self.redactor.value(&v);
                             (k, v)
@@ -597,7 +600,7 @@ mod pending;
 mod read;
 
 use files::*;
-pub use files::{depth, digest_key, os_user, read_lines};
+pub use files::{depth, legacy_key, make_key, os_user, own_key, own_key_path, read_lines};
 pub use moved::{Located, adopt, elsewhere, locate};
 pub use pending::{Pending, PendingCall};
 #[cfg(test)]

@@ -29,6 +29,7 @@ mod render;
 mod run;
 mod safety_page;
 mod secrets;
+mod secrets_by_construction;
 mod statedir;
 mod support_cases;
 mod trust;

@@ -94,8 +94,12 @@ async fn refuse_unknown_elsewhere(
         "endpoint": ctx.aws_options().endpoint_url,
         "region": ctx.region().await.ok(),
     });
-    let legacy = shared.pending.1.request(name, &legacy);
-    let earlier = shared.pending.0.get(&digest).or_else(|| shared.pending.0.get(&legacy));
+    let legacy = shared.pending.1.legacy_request(name, &legacy);
+    let earlier = shared
+        .pending
+        .0
+        .get(&digest)
+        .or_else(|| legacy.as_deref().and_then(|l| shared.pending.0.get(l)));
     if let Some(earlier) = earlier {
         // This journal's own unknown outcome was asked about already (settle_unknown).
         let ours = unsettled(shared, step, item, name)?;
@@ -105,9 +109,29 @@ async fn refuse_unknown_elsewhere(
                 step.id, earlier.runbook, earlier.step, earlier.run, earlier.at, step.id
             )));
         }
-        shared.pending.0.clear(&legacy);
+        if let Some(l) = &legacy {
+            shared.pending.0.clear(l);
+        }
     }
     Ok(())
+}
+
+/// Whether running this step again sends a call by name that changes AWS.
+pub(super) fn sends_again(step: &Step) -> bool {
+    let opts = options(step);
+    step.executor.call().is_some() && opts.mutates && !opts.retry_unknown
+}
+
+/// A finished call by name that changes AWS, whose secret input cannot be compared with what it
+/// sent (its digest was made with another key): sent again only when a person says so.
+pub(super) fn resend_unverifiable(shared: &Arc<Shared>, step: &Step) -> Result<(), StepError> {
+    if resend_answer(shared, step) == Some(true) {
+        return Ok(());
+    }
+    Err(StepError::Waiting(format!(
+        "{}: it finished before, and whether the secret it sends has changed cannot be told (the key that digested it is not this one); check in AWS, then answer resend = true under [steps.{}] to send it again, or run from a later step with --from",
+        step.id, step.id
+    )))
 }
 
 /// A mutating call that finished with secrets in its answer is not sent again for its outputs

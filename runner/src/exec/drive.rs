@@ -1,6 +1,7 @@
 //! The step loop: each step in order, skipped when done and unchanged, else run (with retries,
 //! its deadline, the guard), journaled, and ended as done, waiting, failed or interrupted.
 
+use super::identity::Sameness;
 use super::*;
 
 pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>) -> Exit {
@@ -132,6 +133,18 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
             continue;
         }
         let engine = shared.engine();
+        // `check` refuses these; a secret known only at run time (an answer AWS marked
+        // sensitive) is refused here too: whether a step ran, and its items, are shown to all.
+        for (word, attr) in [("if", &step.attrs.if_), ("for-each", &step.attrs.for_each)] {
+            if attr.as_ref().is_some_and(|a| env.reads_secret(&a.value)) {
+                return fail(
+                    &shared,
+                    step,
+                    &format!("`{word}=` reads a secret: whether the step runs, and its items, would tell it"),
+                    None,
+                );
+            }
+        }
         if let Some(cond) = &step.attrs.if_ {
             match env.eval(&engine, &cond.value, None).and_then(|d| eval::truthy(&d)) {
                 Ok(true) => {}
@@ -186,7 +199,8 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
         };
         if let Some(st) = &recorded {
             if st.status == StepStatus::Done && !forced {
-                if st.hash == plan.hash && !st.secret {
+                let same = Digester::compare(&st.hash, &plan.hash, plan.legacy_hash.as_deref());
+                if same == Sameness::Same && !st.secret {
                     reused += 1;
                     shared.ui.step_finished(
                         &step.id,
@@ -198,8 +212,15 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
                 }
                 // A call that changed AWS and answered with secrets (CreateAccessKey) cannot be
                 // run again for its outputs: that would make another.
-                if st.secret && st.hash == plan.hash && step.executor.call().is_some() {
+                if st.secret && same == Sameness::Same && step.executor.call().is_some() {
                     if let Err(e) = super::call::resend_after_secret_answer(&shared, step) {
+                        return step_error_exit(&shared, Some(step), e);
+                    }
+                }
+                // A call by name that changes AWS is never sent again on a guess: whether the
+                // secret it sends changed cannot be told without the key that digested it.
+                if same == Sameness::Unverifiable && super::call::sends_again(step) {
+                    if let Err(e) = super::call::resend_unverifiable(&shared, step) {
                         return step_error_exit(&shared, Some(step), e);
                     }
                 }
@@ -207,6 +228,12 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
                     format!(
                         "{}: its outputs hold secrets, which are never kept: running it again",
                         step.id
+                    )
+                } else if same == Sameness::Unverifiable {
+                    format!(
+                        "{}: it read a secret, and whether that changed cannot be told (its digest was made with another key than {}): running it again",
+                        step.id,
+                        crate::journal::own_key_path().map(|p| p.display().to_string()).unwrap_or_default()
                     )
                 } else {
                     format!("{} changed since it last ran: running it again", step.id)

@@ -170,7 +170,7 @@ impl Outcome {
     fn stored(&self) -> Value {
         match &self.secrecy {
             Secrecy::None => self.outputs.clone(),
-            Secrecy::AllBut(public) => Redactor::mask_all(&self.outputs, public),
+            Secrecy::AllBut(public) => Redactor::opaque(&self.outputs, public),
         }
     }
 }
@@ -276,8 +276,8 @@ impl Shared {
 
 /// Runs a runbook. `ctx` carries the AWS settings (real, or the rehearsal emulator).
 pub async fn run(source: Source, runbook: Runbook, ctx: Context, opts: RunOptions) -> Exit {
-    let redactor = Redactor::default();
-    redactor.add_credentials_from_env();
+    // One redaction authority for the whole process: this run, the runs it continues into, plan.
+    let redactor = Redactor::global();
     // With `--events -` stdout carries the events, and the lines for people go to stderr.
     let events_on_stdout = opts.events.as_deref() == Some(Path::new("-"));
     let ui = Ui::with_output(opts.color, redactor.clone(), events_on_stdout);
@@ -302,7 +302,7 @@ pub async fn run(source: Source, runbook: Runbook, ctx: Context, opts: RunOption
             return Exit::Usage;
         }
     };
-    let (journal, digester, pending) = match setup::open_journal(&runbook, &opts, &given, &ui, &redactor) {
+    let (journal, digester, pending) = match setup::open_journal(&runbook, &source, &opts, &given, &ui, &redactor) {
         Ok(x) => x,
         Err(exit) => return exit,
     };

@@ -102,6 +102,7 @@ pub(super) fn preflight(runbook: &Runbook, source: &Source, opts: &RunOptions) -
 /// The journal of this run, opened: `Err` is the exit, already reported.
 pub(super) fn open_journal(
     runbook: &Runbook,
+    source: &Source,
     opts: &RunOptions,
     given: &Given,
     ui: &Ui,
@@ -146,8 +147,26 @@ pub(super) fn open_journal(
         Err(e @ JournalError::MovedAmbiguous { .. }) => return Err(usage(format!("{e}\n  nothing was run"))),
         Err(e) => return Err(usage(cannot_keep(&opts.state_dir, &e))),
     };
-    let key = journal::digest_key(&runbook_dir).map_err(|e| usage(cannot_keep(&runbook_dir, &e)))?;
-    let digester = Digester::new(key);
+    let key = journal::legacy_key(&runbook_dir).map_err(|e| usage(cannot_keep(&runbook_dir, &e)))?;
+    // A runbook that declares secrets needs the operator's key to tell whether they changed: a
+    // key that is not trustworthy (planted, readable by others) is refused before anything runs.
+    let declares_secrets = runbook.settings.inputs.values().any(|i| i.secret)
+        || runbook.steps.iter().any(|s| {
+            matches!(s.executor, Executor::Manual)
+                && crate::manual::parse(source, s, &mut Vec::new()).is_some_and(|m| m.ask.iter().any(|(_, i)| i.secret))
+        });
+    let digester = if declares_secrets {
+        match journal::own_key() {
+            Ok(own) => Digester::with_own_key(key, own),
+            Err(e) => {
+                return Err(usage(format!(
+                    "cannot use the key of secret digests: {e}\n  nothing was run"
+                )));
+            }
+        }
+    } else {
+        Digester::new(key)
+    };
     let pending = match journal::Pending::open(&opts.state_dir) {
         Ok((p, key)) => (p, Digester::new(key)),
         Err(e) => return Err(usage(cannot_keep(&opts.state_dir, &e))),

@@ -201,13 +201,38 @@ pub(super) async fn run_once(
             // deadline (its polls say which request is still running) comes first, this is the
             // backstop for a call that does not come back.
             let bound = timeout(step).map(|t| Instant::now() + t + GRACE);
-            tokio::select! {
+            // A request that holds a secret may come back quoted in AWS's error ("The user with
+            // name ... cannot be found"): such a step's failures say what failed, never what AWS
+            // wrote.
+            let tainted = env.reads_secret(&crate::eval::step_code(step)) || (item.is_some() && env.secret_item);
+            let r = tokio::select! {
                 r = run_action(shared, step, env, item, params, memo) => r,
                 () = until(bound) => Err(timed_out(step)),
-            }
+            };
+            r.map_err(|e| if tainted { withheld(e) } else { e })
         }
         Executor::Manual => super::person::run_manual(shared, step, env, item.map(|(v, _)| v), deadline).await,
         Executor::Rhai => super::script::run_rhai(shared, step, env, item.map(|(v, _)| v), deadline).await,
+    }
+}
+
+/// A failure of a step whose request held a secret: its kind and AWS's error code stay (they
+/// come from AWS's vocabulary), the text does not.
+fn withheld(e: StepError) -> StepError {
+    match e {
+        StepError::Failed { message, hint } => {
+            // `CALL failed: CODE: text`: keep what precedes the text.
+            let head: Vec<&str> = message.splitn(3, ": ").collect();
+            let code = match head.as_slice() {
+                [call, code, _] if call.ends_with(" failed") && !code.contains(' ') => format!("{call}: {code}"),
+                _ => "the step failed".to_string(),
+            };
+            StepError::Failed {
+                message: format!("{code} (the rest of the message is withheld: the request holds a secret)"),
+                hint,
+            }
+        }
+        other => other,
     }
 }
 
