@@ -263,13 +263,13 @@ impl Step {
         Span::new(at, at)
     }
 
-    /// Whether a generic call step changes AWS: its `mutates=`, else its operation's name.
+    /// Whether a generic call step changes AWS: its `mutates=`, else its operation's name or the
+    /// model's read-only marker.
     pub fn call_mutates(&self) -> Option<bool> {
         let name = self.executor.call()?;
         if let Some(m) = &self.attrs.mutates {
             return Some(m.value != "false");
         }
-        let op = name.split_once(':').map_or(name, |(_, o)| o);
-        Some(!runbook_plugins::call::read_only(op))
+        Some(!runbook_plugins::call::reads(name))
     }
 }
