@@ -4,6 +4,8 @@
 
 mod common;
 
+mod accounts;
+
 mod actions;
 mod calls;
 mod check;

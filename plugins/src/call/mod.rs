@@ -281,7 +281,11 @@ pub async fn invoke(ctx: &Context, call: Call, request: Value, opts: Options) ->
         return pages::read_all(ctx, call, request, opts).await;
     }
     let name = call.full_name();
-    let target = target_of(&request);
+    // The journal names where a call acted when it is not the caller's own account and region.
+    let target = match ctx.place() {
+        Some(p) => format!("{} in {}", target_of(&request), p.describe()),
+        None => target_of(&request),
+    };
     if opts.mutates {
         ctx.emit(Event::Intent {
             call: name.to_string(),

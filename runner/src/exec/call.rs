@@ -25,7 +25,7 @@ pub(super) async fn run(
     step: &Step,
     env: &Env,
     name: &str,
-    item: Option<String>,
+    item: Option<(&Value, String)>,
     params: Value,
 ) -> Result<Outcome, StepError> {
     let c = call::resolve(name).map_err(|e| StepError::failed(e.to_string()))?;
@@ -33,7 +33,9 @@ pub(super) async fn run(
     if opts.mutates {
         shared.guard(env).await?;
     }
-    let ctx = shared.context_for(step, item.clone(), None);
+    let key = item.as_ref().map(|(_, k)| k.clone());
+    let ctx = shared.context_in(step, env, item, None).await?;
+    let item = key;
     let mark = if opts.mutates && !opts.retry_unknown {
         Some(mark_pending(shared, step, &ctx, name, item.as_deref(), &params).await?)
     } else {
@@ -94,11 +96,15 @@ async fn mark_pending(
     item: Option<&str>,
     params: &Value,
 ) -> Result<String, StepError> {
-    let where_to = serde_json::json!({
+    let mut where_to = serde_json::json!({
         "request": params,
         "endpoint": ctx.aws_options().endpoint_url,
         "region": ctx.region().await.ok(),
     });
+    // The same request in another account is another request (unplaced digests unchanged).
+    if let (Some(a), Some(o)) = (ctx.account(), where_to.as_object_mut()) {
+        o.insert("account".into(), Value::String(a.to_string()));
+    }
     let digest = shared.pending.1.request(name, &where_to);
     if let Some(earlier) = shared.pending.0.get(&digest) {
         // This journal's own unknown outcome was asked about already (settle_unknown).

@@ -364,6 +364,9 @@ fn card(source: &Source, step: &Step, registry: &Registry) -> String {
             esc(&a.value)
         );
     }
+    if let Some(at) = crate::placement::written(&step.attrs) {
+        let _ = write!(o, "<p class=\"rb-attr rb-place\">Acts {}.</p>", esc(&at));
+    }
     match &step.executor {
         Executor::Manual => manual_body(&mut o, source, step),
         Executor::Rhai => {
