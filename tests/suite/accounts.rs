@@ -272,3 +272,47 @@ UserName = "planned"
         .stdout_has("in account 222233334444 (OrganizationAccountAccessRole), region eu-west-1");
     assert_eq!(users(&moto.endpoint, Some("222233334444")), "[]");
 }
+
+/// The bundled baseline runbook, run for real against an organization with two member
+/// accounts: each member account has the password policy and both contacts; the management
+/// account has neither.
+#[test]
+fn the_account_baseline_runbook_sets_every_member_account() {
+    let moto = Moto::start();
+    let ids = boto(
+        &moto.endpoint,
+        "o = c('organizations')\no.create_organization(FeatureSet='ALL')\nids = [o.create_account(AccountName=n, Email=n + '@example.com')['CreateAccountStatus']['AccountId'] for n in ['dev', 'prod']]\nprint(' '.join(ids))",
+    );
+    let repo = crate::common::repo();
+    let t = Test::new().aws(&moto.endpoint);
+    t.run_args(&[
+        "run".into(),
+        repo.join("runbooks/account-baseline.md").display().to_string(),
+        "--answers".into(),
+        repo.join("runbooks/rehearsal/account-baseline.toml")
+            .display()
+            .to_string(),
+    ])
+    .code_is(0)
+    .stdout_has("baseline set in 2 member account(s)");
+    for id in ids.split(' ') {
+        assert_eq!(
+            boto(
+                &moto.endpoint,
+                &format!(
+                    "{IN_ACCOUNT}p = member('iam', '{id}').get_account_password_policy()['PasswordPolicy']\na = member('account', '{id}')\nprint(p['MinimumPasswordLength'], p['PasswordReusePrevention'], a.get_alternate_contact(AlternateContactType='SECURITY')['AlternateContact']['EmailAddress'], a.get_alternate_contact(AlternateContactType='BILLING')['AlternateContact']['PhoneNumber'])"
+                )
+            ),
+            "14 24 security@example.com +1 206 555 0101",
+            "account {id}"
+        );
+    }
+    assert_eq!(
+        boto(
+            &moto.endpoint,
+            "from botocore.exceptions import ClientError\ntry:\n    c('iam').get_account_password_policy()\n    print('set')\nexcept ClientError as e:\n    print(e.response['Error']['Code'])"
+        ),
+        "NoSuchEntity",
+        "the management account is left as it was"
+    );
+}
