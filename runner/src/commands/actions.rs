@@ -147,7 +147,7 @@ fn operation(name: &str) -> Result<String, String> {
     }
     let secret = c.sensitive_outputs();
     if !secret.is_empty() {
-        let _ = writeln!(o, "secret in the answer (masked): {}", secret.join(", "));
+        let _ = writeln!(o, "sensitive in the answer (the model says so): {}", secret.join(", "));
     }
     o.push_str("\nrequest members:\n");
     let members = |shape: Option<&call::Shape>, o: &mut String, required: bool| {
