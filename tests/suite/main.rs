@@ -14,6 +14,8 @@ mod coverage;
 mod crash;
 mod fanout;
 mod faults;
+mod fresh_clone;
+mod interpreter;
 mod kill_points;
 mod limits_file;
 mod lost_answers;
