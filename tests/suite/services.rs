@@ -306,7 +306,8 @@ if steps.params.Parameters.len() != 2 { throw `params: ${steps.params.Parameters
 }
 
 /// route53 is global and rest-xml without a payload member: the request's body is the input
-/// shape's own root element.
+/// shape's own root element. The zone id CreateHostedZone answers (`/hostedzone/Z1`) is taken
+/// as is by the next call, as the SDKs take it.
 #[test]
 fn route53_by_name_writes_its_root_element() {
     let moto = Moto::start();
@@ -321,6 +322,11 @@ HostedZoneConfig = { Comment = "made by a runbook", PrivateZone = false }
 ```aws route53:ListHostedZones id=zones
 ```
 
+```aws route53:ChangeResourceRecordSets id=records
+HostedZoneId = "${steps.zone.HostedZone.Id}"
+ChangeBatch = { Comment = "baseline", Changes = [{ Action = "UPSERT", ResourceRecordSet = { Name = "db.example.internal", Type = "A", TTL = 60, ResourceRecords = [{ Value = "10.0.0.7" }] } }] }
+```
+
 ```rhai id=seen
 #{ zones: steps.zones.HostedZones.len(), comment: steps.zones.HostedZones[0].Config.Comment }
 ```
@@ -332,9 +338,9 @@ HostedZoneConfig = { Comment = "made by a runbook", PrivateZone = false }
     assert_eq!(
         boto(
             &moto.endpoint,
-            "print(c('route53').list_hosted_zones()['HostedZones'][0]['Name'])"
+            "r = c('route53')\nz = r.list_hosted_zones()['HostedZones'][0]\nprint(z['Name'], [x['ResourceRecords'][0]['Value'] for x in r.list_resource_record_sets(HostedZoneId=z['Id'])['ResourceRecordSets'] if x['Type'] == 'A'])"
         ),
-        "example.internal."
+        "example.internal. ['10.0.0.7']"
     );
 }
 

@@ -250,6 +250,31 @@ pub struct Options {
     pub retry_unknown: bool,
 }
 
+/// What the SDKs change in a request before it is sent, so a value read from one answer can be
+/// written into the next request as is: route53 answers `/hostedzone/Z1` and takes `Z1`
+/// (botocore's `fix_route53_ids`).
+fn customize(call: Call, mut request: Value) -> Value {
+    if call.service.name != "route53" {
+        return request;
+    }
+    let Some(input) = call.input() else {
+        return request;
+    };
+    if let Some(o) = request.as_object_mut() {
+        for (name, r) in &input.members {
+            if !matches!(r.shape.as_str(), "ResourceId" | "DelegationSetId" | "ChangeId") {
+                continue;
+            }
+            if let Some(Value::String(v)) = o.get_mut(name) {
+                if let Some(last) = v.rsplit('/').next().map(String::from) {
+                    *v = last;
+                }
+            }
+        }
+    }
+    request
+}
+
 /// A short, stable rendering of the request for the journal (masked there like every entry).
 fn target_of(request: &Value) -> String {
     let t = request.to_string();
@@ -274,7 +299,7 @@ pub async fn invoke(ctx: &Context, call: Call, request: Value, opts: Options) ->
     if let Some(why) = call.refusal() {
         return Err(PluginError::Other(why));
     }
-    let request = call.with_tokens(request);
+    let request = call.with_tokens(customize(call, request));
     call.validate(&request)
         .map_err(|message| PluginError::Other(format!("{}: {message}", call.full_name())))?;
     if !opts.mutates {
@@ -394,6 +419,11 @@ mod tests {
             t.with_tokens(json!({"MaxCount": 1, "MinCount": 1}))["ClientToken"]
         );
         assert_eq!(t.with_tokens(json!({"ClientToken": "mine"}))["ClientToken"], "mine");
+        let r = resolve("route53:ChangeResourceRecordSets").expect("resolves");
+        assert_eq!(
+            customize(r, json!({"HostedZoneId": "/hostedzone/Z1", "ChangeBatch": {}}))["HostedZoneId"],
+            "Z1"
+        );
     }
 
     #[test]
