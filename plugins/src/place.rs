@@ -108,13 +108,13 @@ pub fn is_region(r: &str) -> bool {
 
 /// The assumed role's credentials, kept until five minutes before they expire.
 #[derive(Debug)]
-pub(crate) struct Refreshing {
-    inner: aws_config::sts::AssumeRoleProvider,
+pub(crate) struct Refreshing<P = aws_config::sts::AssumeRoleProvider> {
+    inner: P,
     held: Arc<Mutex<Option<Credentials>>>,
 }
 
-impl Refreshing {
-    pub(crate) fn new(inner: aws_config::sts::AssumeRoleProvider) -> Self {
+impl<P: ProvideCredentials> Refreshing<P> {
+    pub(crate) fn new(inner: P) -> Self {
         Refreshing {
             inner,
             held: Arc::default(),
@@ -138,7 +138,7 @@ impl Refreshing {
     }
 }
 
-impl ProvideCredentials for Refreshing {
+impl<P: ProvideCredentials> ProvideCredentials for Refreshing<P> {
     fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
     where
         Self: 'a,
@@ -150,6 +150,56 @@ impl ProvideCredentials for Refreshing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Hands out credentials that expire `lasting` from now, counting how often it is asked.
+    #[derive(Debug)]
+    struct Counting {
+        asked: Arc<AtomicUsize>,
+        lasting: Duration,
+    }
+
+    impl ProvideCredentials for Counting {
+        fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            self.asked.fetch_add(1, Ordering::SeqCst);
+            future::ProvideCredentials::ready(Ok(Credentials::new(
+                "ASIA",
+                "secret",
+                Some("token".into()),
+                Some(SystemTime::now() + self.lasting),
+                "test",
+            )))
+        }
+    }
+
+    #[tokio::test]
+    async fn credentials_are_kept_until_five_minutes_before_they_expire() {
+        let asked = Arc::new(AtomicUsize::new(0));
+        let hour = Refreshing::new(Counting {
+            asked: asked.clone(),
+            lasting: Duration::from_secs(3600),
+        });
+        for _ in 0..5 {
+            hour.provide_credentials().await.expect("credentials");
+        }
+        assert_eq!(asked.load(Ordering::SeqCst), 1, "an hour's session is asked for once");
+        let asked = Arc::new(AtomicUsize::new(0));
+        let nearly_gone = Refreshing::new(Counting {
+            asked: asked.clone(),
+            lasting: Duration::from_secs(4 * 60),
+        });
+        for _ in 0..3 {
+            nearly_gone.provide_credentials().await.expect("credentials");
+        }
+        assert_eq!(
+            asked.load(Ordering::SeqCst),
+            3,
+            "credentials within five minutes of expiry are renewed"
+        );
+    }
 
     #[test]
     fn places_are_checked_and_described() {

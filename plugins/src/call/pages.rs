@@ -232,5 +232,16 @@ mod tests {
         );
         remove(&mut all, "DistributionList.NextMarker");
         assert_eq!(all, json!({"DistributionList": {"Items": [1, 2, 3]}}));
+        // More than one result key (s3 ListObjectVersions): each list is joined, a list first
+        // seen on a later page too.
+        let keys = ["Versions".to_string(), "DeleteMarkers".to_string()];
+        let mut all = json!({"Versions": [1], "Name": "b"});
+        join(
+            &mut all,
+            json!({"Versions": [2], "DeleteMarkers": [9], "Name": "b"}),
+            &keys,
+        );
+        join(&mut all, json!({"DeleteMarkers": [10]}), &keys);
+        assert_eq!(all, json!({"Versions": [1, 2], "DeleteMarkers": [9, 10], "Name": "b"}));
     }
 }
