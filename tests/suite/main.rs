@@ -15,6 +15,7 @@ mod crash;
 mod fanout;
 mod faults;
 mod fresh_clone;
+mod gate;
 mod interpreter;
 mod kill_points;
 mod limits_file;

@@ -250,6 +250,24 @@ pub struct Options {
     pub retry_unknown: bool,
 }
 
+/// What a call's intent, claim and mark name as its target: the request as sent (tokens filled
+/// in), and where it acts when that is not the caller's own account and region.
+pub fn target(call: Call, ctx: &Context, request: &Value) -> String {
+    let request = if request.is_null() {
+        Value::Object(Default::default())
+    } else {
+        request.clone()
+    };
+    place_target(ctx, &call.with_tokens(customize(call, request)))
+}
+
+fn place_target(ctx: &Context, request: &Value) -> String {
+    match ctx.place() {
+        Some(p) => format!("{} in {}", target_of(request), p.describe()),
+        None => target_of(request),
+    }
+}
+
 /// What the SDKs change in a request before it is sent, so a value read from one answer can be
 /// written into the next request as is: route53 answers `/hostedzone/Z1` and takes `Z1`
 /// (botocore's `fix_route53_ids`).
@@ -276,7 +294,7 @@ fn customize(call: Call, mut request: Value) -> Value {
 }
 
 /// A short, stable rendering of the request for the journal (masked there like every entry).
-fn target_of(request: &Value) -> String {
+pub fn target_of(request: &Value) -> String {
     let t = request.to_string();
     if t.len() <= 300 {
         return t;
@@ -306,11 +324,10 @@ pub async fn invoke(ctx: &Context, call: Call, request: Value, opts: Options) ->
         return pages::read_all(ctx, call, request, opts).await;
     }
     let name = call.full_name();
-    // The journal names where a call acted when it is not the caller's own account and region.
-    let target = match ctx.place() {
-        Some(p) => format!("{} in {}", target_of(&request), p.describe()),
-        None => target_of(&request),
-    };
+    let target = place_target(ctx, &request);
+    // AWS makes a second one of most things a call by name makes (it has no client token to
+    // tell them apart): one item, run or process at a time, after any lost answer has landed.
+    let _claim = ctx.claim(name, &target, crate::Duplicates::Made).await?;
     if opts.mutates {
         ctx.emit(Event::Intent {
             call: name.to_string(),

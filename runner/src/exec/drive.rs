@@ -175,6 +175,13 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
         let deadline = step::timeout(step).map(|t| Instant::now() + t);
         let plan = match identity::prepare(&shared, step, env_for_step, deadline).await {
             Ok(p) => p,
+            // Not the step's failure: nothing is recorded of it, and it stays as it was.
+            Err(e @ identity::PrepareError::Identity(_)) => {
+                shared.ui.error(&format!(
+                    "runbook: {e}\n  = help: check the credentials (`aws sts get-caller-identity --profile ...`), then run again; the journal is unchanged"
+                ));
+                return Exit::StepFailed;
+            }
             Err(e) => return fail(&shared, step, &e.to_string(), None),
         };
         if let Some(st) = &recorded {

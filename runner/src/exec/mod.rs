@@ -12,6 +12,7 @@ mod drive;
 mod events;
 mod fanout;
 mod followup;
+mod gate;
 mod guard;
 pub mod identity;
 mod person;
@@ -188,7 +189,7 @@ pub struct Shared {
     pub pending: (journal::Pending, Digester),
     pub interrupted: Arc<AtomicBool>,
     pub interrupt: Notify,
-    identity: OnceCell<Result<Identity, String>>,
+    identity: OnceCell<Result<Identity, guard::IdentityError>>,
     management: OnceCell<Result<String, String>>,
     pub source: Source,
     pub runbook: Runbook,
@@ -332,6 +333,27 @@ pub async fn run(source: Source, runbook: Runbook, ctx: Context, opts: RunOption
         events,
     });
     signals::interrupt_on_signals(shared.clone());
+    // Who is calling is known before anything is journaled: a run that cannot tell changes
+    // nothing (an STS outage once made every AWS step look changed and poisoned the journal).
+    let acts_on_aws = shared.runbook.steps.iter().any(|s| {
+        matches!(
+            s.executor,
+            crate::model::Executor::Action {
+                family: crate::model::Family::Aws,
+                ..
+            }
+        )
+    });
+    if acts_on_aws
+        && let Err(e) = shared.caller().await
+        && e.outage
+    {
+        shared.ui.error(&format!(
+            "runbook: cannot tell which account the credentials are for: sts:GetCallerIdentity: {}\n  = help: AWS did not answer; run again when it does (nothing was run, and the journal is as it was)",
+            e.message
+        ));
+        return Exit::StepFailed;
+    }
     let exit = drive::drive(shared.clone(), &flags).await;
     let outcome = match exit {
         Exit::Done => "done",
