@@ -15,6 +15,7 @@ mod error;
 mod fanout;
 mod limits;
 mod net;
+mod place;
 mod poll;
 mod pressure;
 mod registry;
@@ -24,5 +25,6 @@ pub use context::{AwsOptions, Claim, Context, Duplicates, Event, Events, Memo, P
 pub use error::PluginError;
 pub use fanout::{Fanout, Finished};
 pub use limits::{LimitError, Limits};
+pub use place::{DEFAULT_ROLE, Place, is_region};
 pub use pressure::{AdaptiveLimit, Pressure};
 pub use registry::Registry;

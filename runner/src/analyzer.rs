@@ -18,6 +18,7 @@ use crate::suggest::{closest, same_effect};
 
 mod call;
 mod params;
+mod place;
 
 /// The most script one `rhai` step may hold. Rhai's compiler resolves each variable by searching
 /// every `let` before it, so its time grows with the square of a script's size: 64 KiB compiles in
@@ -250,6 +251,7 @@ impl Checker<'_> {
     }
 
     fn check_attrs(&mut self, index: usize, step: &Step) {
+        self.check_place(index, step);
         let a = &step.attrs;
         // Both are evaluated once, before any fan-out: neither sees `item`.
         for attr in [&a.if_, &a.for_each].into_iter().flatten() {

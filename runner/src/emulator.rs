@@ -461,6 +461,10 @@ fn rewrite(op: &str, body: Vec<u8>, account: &Account) -> Vec<u8> {
             let Some(acct) = between(&xml, "<Account>", "</Account>").map(String::from) else {
                 return body;
             };
+            // A role assumed in a member account is that role, not the root user.
+            if xml.contains(":assumed-role/") {
+                return body;
+            }
             replace_between(&mut xml, "<Arn>", "</Arn>", &format!("arn:aws:iam::{acct}:root"));
             replace_between(&mut xml, "<UserId>", "</UserId>", &acct);
             xml.into_bytes()

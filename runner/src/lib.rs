@@ -19,6 +19,7 @@ pub mod manual;
 pub mod model;
 pub mod parser;
 mod paths;
+mod placement;
 mod plan;
 mod prompt;
 mod prose;

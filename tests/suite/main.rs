@@ -4,6 +4,7 @@
 
 mod common;
 
+mod accounts;
 mod actions;
 mod calls;
 mod check;
@@ -30,6 +31,7 @@ mod run;
 mod safety_page;
 mod secrets;
 mod secrets_by_construction;
+mod services;
 mod statedir;
 mod support_cases;
 mod trust;

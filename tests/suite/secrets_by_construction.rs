@@ -228,3 +228,30 @@ instructions = "The parent failed with: ${run.failed.error}"
     assert!(!all.contains("Hunter2Secret"), "{all}");
     assert!(all.contains("The parent failed with"), "the child ran: {all}");
 }
+
+/// What AWS marks sensitive in its answer is secret wherever it would go (attacker finding:
+/// CreateVirtualMFADevice's `Base32StringSeed`, from which anyone computes the MFA codes, was
+/// stored and streamed in clear: the trimmed models had dropped botocore's `sensitive` trait).
+#[test]
+fn an_mfa_seed_aws_answers_with_is_never_stored_or_shown() {
+    let moto = Moto::start();
+    let text = r#"# MFA
+
+```aws iam:CreateVirtualMFADevice id=mfa
+VirtualMFADeviceName = "probe"
+```
+"#;
+    let t = Test::new().file("r.md", text).aws(&moto.endpoint);
+    let out = t.run_args(&["run".into(), "r.md".into(), "--events".into(), "events.ndjson".into()]);
+    out.code_is(0);
+    let mut all = out.all();
+    for (_, text) in files(&t.path(".runbook")) {
+        all.push_str(&text);
+    }
+    let events = std::fs::read_to_string(t.path("events.ndjson")).expect("events");
+    all.push_str(&events);
+    for shown in ["Base32StringSeed", "QRCodePNG", "SerialNumber"] {
+        assert!(!all.contains(shown), "`{shown}` shows:\n{all}");
+    }
+    assert!(events.contains(r#""outputs":"********""#), "{events}");
+}

@@ -25,7 +25,7 @@ pub(super) async fn run(
     step: &Step,
     env: &Env,
     name: &str,
-    item: Option<String>,
+    item: Option<(&Value, String)>,
     params: Value,
 ) -> Result<Outcome, StepError> {
     let c = call::resolve(name).map_err(|e| StepError::failed(e.to_string()))?;
@@ -33,16 +33,24 @@ pub(super) async fn run(
     if opts.mutates {
         shared.guard(env).await?;
     }
-    let ctx = shared.context_for(step, item.clone(), None);
+    let key = item.as_ref().map(|(_, k)| k.clone());
+    // In the step's account= and region=, when it names them.
+    let ctx = shared.context_in(step, env, item, None).await?;
+    let item = key;
     if opts.mutates && !opts.retry_unknown {
-        refuse_unknown_elsewhere(shared, step, &ctx, name, item.as_deref(), &params).await?;
+        refuse_unknown_elsewhere(shared, step, &ctx, c, item.as_deref(), &params).await?;
+    }
+    // What the model marks sensitive in the request (a Password) is masked everywhere from now.
+    for v in c.sensitive_in_request(&params) {
+        shared.redactor.add(&v);
     }
     let sent = call::invoke(&ctx, c, params, opts).await;
     let outputs = sent?;
-    // An answer that carries credentials (CreateAccessKey's SecretAccessKey, GetSessionToken's
-    // SessionToken, a Password) is secret: never printed, stored masked.
-    let mut found = Vec::new();
-    secret_members(&outputs, &mut found);
+    // An answer that carries a secret (what the service model marks sensitive: CreateAccessKey's
+    // SecretAccessKey, CreateVirtualMFADevice's Base32StringSeed, GetSecretValue's SecretString;
+    // and the credentials the models leave unmarked) is secret: never printed, stored opaque.
+    let mut found = c.sensitive_in_response(&outputs);
+    unmarked_secrets(&outputs, &mut found);
     if found.is_empty() {
         return Ok(Outcome::public(outputs));
     }
@@ -83,11 +91,13 @@ async fn refuse_unknown_elsewhere(
     shared: &Arc<Shared>,
     step: &Step,
     ctx: &runbook_plugins::Context,
-    name: &str,
+    c: call::Call,
     item: Option<&str>,
     params: &Value,
 ) -> Result<(), StepError> {
-    let digest = super::gate::digest(shared, name, &call::target_of(params));
+    let name = c.full_name();
+    // The target the call's claim and mark name: where it acts included.
+    let digest = super::gate::digest(shared, name, &call::target(c, ctx, params));
     // Marks an earlier version wrote, under the state directory's pending key.
     let legacy = serde_json::json!({
         "request": params,
@@ -166,29 +176,23 @@ pub(super) fn resend_after_secret_answer(shared: &Arc<Shared>, step: &Step) -> R
     )))
 }
 
-/// Members AWS uses for secrets in its answers.
-const SECRET_MEMBERS: &[&str] = &[
-    "SecretAccessKey",
-    "SessionToken",
-    "Password",
-    "PrivateKey",
-    "ClientSecret",
-    "SecretString",
-    "SecretBinary",
-];
+/// Members that carry credentials where the published service models do not mark them
+/// `sensitive` (sts's Credentials: GetSessionToken, AssumeRole, GetFederationToken; and the same
+/// names anywhere else). Everything else comes from the models' own trait.
+const UNMARKED: &[&str] = &["SecretAccessKey", "SessionToken"];
 
-/// The string values of secret members anywhere in an answer.
-fn secret_members(v: &Value, out: &mut Vec<String>) {
+/// The string values of [`UNMARKED`] members anywhere in an answer.
+fn unmarked_secrets(v: &Value, out: &mut Vec<String>) {
     match v {
         Value::Object(o) => {
             for (k, x) in o {
                 match x {
-                    Value::String(s) if SECRET_MEMBERS.contains(&k.as_str()) && !s.is_empty() => out.push(s.clone()),
-                    _ => secret_members(x, out),
+                    Value::String(s) if UNMARKED.contains(&k.as_str()) && !s.is_empty() => out.push(s.clone()),
+                    _ => unmarked_secrets(x, out),
                 }
             }
         }
-        Value::Array(a) => a.iter().for_each(|x| secret_members(x, out)),
+        Value::Array(a) => a.iter().for_each(|x| unmarked_secrets(x, out)),
         _ => {}
     }
 }

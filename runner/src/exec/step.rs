@@ -42,6 +42,25 @@ impl Shared {
             .with_deadline(timeout(step).map(|d| Instant::now() + d))
             .with_memo(memo)
     }
+
+    /// [`Shared::context_for`] in the step's `account=` and `region=`, resolved for this item:
+    /// the role there is assumed (once per run and account) and its identity checked.
+    pub(super) async fn context_in(
+        self: &Arc<Self>,
+        step: &Step,
+        env: &Env,
+        item: Option<(&Value, String)>,
+        memo: Option<Arc<Memo>>,
+    ) -> Result<Context, StepError> {
+        let (value, key) = item.map_or((None, None), |(v, k)| (Some(v), Some(k)));
+        let ctx = self.context_for(step, key, memo);
+        let place = crate::placement::resolve(step, env, &self.engine(), value)
+            .map_err(|e| StepError::failed(format!("account/region: {e}")))?;
+        match place {
+            Some(p) => Ok(ctx.elsewhere(&p).await?),
+            None => Ok(ctx),
+        }
+    }
 }
 
 pub(super) enum Gate {
@@ -249,7 +268,7 @@ async fn run_action(
 ) -> Result<Outcome, StepError> {
     if let Some(name) = step.executor.call() {
         let params = params.ok_or_else(|| StepError::failed("parameters were not resolved"))?;
-        return super::call::run(shared, step, env, name, item.map(|(_, k)| k), params).await;
+        return super::call::run(shared, step, env, name, item, params).await;
     }
     match &step.executor {
         Executor::Action { name, .. } => {
@@ -264,7 +283,7 @@ async fn run_action(
             if action.info().sends_text {
                 confirm_text(shared, step, &params)?;
             }
-            let ctx = shared.context_for(step, item.map(|(_, k)| k), memo);
+            let ctx = shared.context_in(step, env, item, memo).await?;
             Ok(Outcome::public(action.apply(&ctx, params).await?))
         }
         Executor::Manual | Executor::Rhai => Err(StepError::failed("not an action step")),
