@@ -61,10 +61,10 @@ inputs['global:ACCOUNT_ID'] = process.env.SIM_ACCOUNT_ID || '123456789012';
 // The simulator logs each step on stdout; our report is the last line.
 const result = new ssm.AutomationSimulation(document, { awsInvoker: invoker, pauseHook }).start(inputs);
 process.stdout.write('\n' + JSON.stringify({
-  responseCode: result.responseCode,
+  responseCode: ssm.ResponseCode[result.responseCode],
   executedSteps: result.executedSteps,
   outputs: result.outputs,
   approvals: approvals.length,
   stackTrace: result.stackTrace,
 }) + '\n');
-process.exit(result.responseCode === 'SUCCESS' ? 0 : 1);
+process.exit(result.responseCode === ssm.ResponseCode.SUCCESS ? 0 : 1);

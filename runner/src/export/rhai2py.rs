@@ -43,8 +43,6 @@ pub struct Refusal {
 /// map it ends with.
 pub struct Script {
     pub body: String,
-    /// Definitions of the helpers the body calls.
-    pub helpers: String,
     pub outputs: Vec<(String, Ty)>,
 }
 
@@ -140,7 +138,6 @@ pub fn script(code: &str, scope: &mut dyn Scope) -> Result<Script, Vec<Refusal>>
     let mut t = Tr {
         scope,
         errors: Vec::new(),
-        helpers: Vec::new(),
         vars: Default::default(),
     };
     if let Some(f) = ast.iter_functions().find(|f| !f.name.starts_with("anon$")) {
@@ -182,11 +179,7 @@ pub fn script(code: &str, scope: &mut dyn Scope) -> Result<Script, Vec<Refusal>>
     if !t.errors.is_empty() {
         return Err(t.errors);
     }
-    Ok(Script {
-        body,
-        helpers: helpers(&t.helpers),
-        outputs,
-    })
+    Ok(Script { body, outputs })
 }
 
 /// The keys of the map a script ends with: its outputs, before it is translated.
@@ -204,14 +197,13 @@ pub fn map_keys(code: &str) -> Vec<String> {
 }
 
 /// Translates one expression (an `if=`, a `${...}`); also returns the helper definitions it needs.
-pub fn expr(code: &str, scope: &mut dyn Scope) -> Result<(String, Ty, String), Vec<Refusal>> {
+pub fn expr(code: &str, scope: &mut dyn Scope) -> Result<(String, Ty), Vec<Refusal>> {
     let ast = engine()
         .compile_expression(code)
         .map_err(|e| vec![at(e.position(), format!("cannot compile: {e}"))])?;
     let mut t = Tr {
         scope,
         errors: Vec::new(),
-        helpers: Vec::new(),
         vars: Default::default(),
     };
     let (py, ty) = match ast.statements() {
@@ -222,47 +214,12 @@ pub fn expr(code: &str, scope: &mut dyn Scope) -> Result<(String, Ty, String), V
     if !t.errors.is_empty() {
         return Err(t.errors);
     }
-    Ok((py, ty, helpers(&t.helpers)))
-}
-
-/// Python helpers that keep Rhai's meaning where Python's differs.
-fn helpers(used: &[&str]) -> String {
-    let mut out = String::new();
-    let defs: &[(&str, &str)] = &[
-        (
-            "_str",
-            "def _str(v):\n    if v is None:\n        return \"\"\n    if isinstance(v, bool):\n        return \"true\" if v else \"false\"\n    return str(v)\n",
-        ),
-        (
-            "_add",
-            "def _add(a, b):\n    if isinstance(a, str) or isinstance(b, str):\n        return _str(a) + _str(b)\n    return a + b\n",
-        ),
-        (
-            "_get",
-            "def _get(o, k):\n    return o.get(k) if isinstance(o, dict) else None\n",
-        ),
-        (
-            "_idx",
-            "def _idx(o, i):\n    if isinstance(o, dict):\n        return o.get(i)\n    return o[i]\n",
-        ),
-        ("_coalesce", "def _coalesce(a, b):\n    return b if a is None else a\n"),
-    ];
-    let mut need: Vec<&str> = used.to_vec();
-    if need.contains(&"_add") && !need.contains(&"_str") {
-        need.push("_str");
-    }
-    for (name, def) in defs {
-        if need.contains(name) {
-            out.push_str(def);
-        }
-    }
-    out
+    Ok((py, ty))
 }
 
 struct Tr<'a> {
     scope: &'a mut dyn Scope,
     errors: Vec<Refusal>,
-    helpers: Vec<&'static str>,
     /// What each variable was last given, as far as known.
     vars: std::collections::HashMap<String, Ty>,
 }
@@ -292,12 +249,6 @@ impl Tr<'_> {
         ("None".into(), Ty::Unknown)
     }
 
-    fn help(&mut self, name: &'static str) {
-        if !self.helpers.contains(&name) {
-            self.helpers.push(name);
-        }
-    }
-
     fn stmt(&mut self, s: &Stmt, depth: usize, out: &mut String) {
         let pad = "    ".repeat(depth);
         match s {
@@ -318,7 +269,6 @@ impl Tr<'_> {
                         let (rhs, _) = self.expr(&bin.rhs);
                         let line = match syntax {
                             "+=" => {
-                                self.help("_add");
                                 format!("{target} = _add({target}, {rhs})")
                             }
                             "-=" | "*=" => format!("{target} {syntax} {rhs}"),
@@ -468,7 +418,6 @@ impl Tr<'_> {
     /// `fail`, `warn`, `print` as statements.
     fn call_stmt(&mut self, c: &FnCallExpr, pos: Position) -> String {
         let arg = |t: &mut Self| {
-            t.help("_str");
             c.args
                 .first()
                 .map_or_else(|| "\"\"".to_string(), |a| format!("_str({})", t.expr(a).0))
@@ -534,7 +483,6 @@ impl Tr<'_> {
             Expr::CharConstant(c, _) => (py_str(&c.to_string()), Ty::Str),
             Expr::StringConstant(s, _) => (py_str(s), Ty::Str),
             Expr::InterpolatedString(parts, _) => {
-                self.help("_str");
                 let ps: Vec<String> = parts
                     .iter()
                     .map(|p| match p {
@@ -577,7 +525,6 @@ impl Tr<'_> {
                 (format!("({})", ps.join(op)), Ty::Bool)
             }
             Expr::Coalesce(xs, _) => {
-                self.help("_coalesce");
                 let ps: Vec<String> = xs.iter().map(|x| self.expr(x).0).collect();
                 (format!("_coalesce({})", ps.join(", ")), Ty::Unknown)
             }
@@ -612,20 +559,10 @@ impl Tr<'_> {
                         (format!("({a} + {b})"), Ty::Int)
                     } else if strs.0 || strs.1 {
                         // A string on either side: Rhai joins the other's text.
-                        let side = |t: &mut Self, p: &str, is: bool| {
-                            if is {
-                                p.to_string()
-                            } else {
-                                t.help("_str");
-                                format!("_str({p})")
-                            }
-                        };
-                        let (l, r) = (side(self, a, strs.0), side(self, b, strs.1));
-                        (format!("{l} + {r}"), Ty::Str)
+                        let side = |p: &str, is: bool| if is { p.to_string() } else { format!("_str({p})") };
+                        (format!("{} + {}", side(a, strs.0), side(b, strs.1)), Ty::Str)
                     } else {
-                        self.help("_add");
-                        let ty = if *ta == Ty::Str || *tb == Ty::Str { Ty::Str } else { Ty::Unknown };
-                        (format!("_add({a}, {b})"), ty)
+                        (format!("_add({a}, {b})"), Ty::Unknown)
                     }
                 }
                 ("-" | "*", [(a, _), (b, _)]) => (format!("({a} {name} {b})"), Ty::Int),
@@ -637,10 +574,7 @@ impl Tr<'_> {
                 let s = self.call_stmt(c, pos);
                 self.refuse(pos, format!("cannot export `{name}` used as a value ({s})"))
             }
-            "to_string" if c.args.len() == 1 => {
-                self.help("_str");
-                (format!("_str({})", self.expr(&c.args[0]).0), Ty::Str)
-            }
+            "to_string" if c.args.len() == 1 => (format!("_str({})", self.expr(&c.args[0]).0), Ty::Str),
             _ => self.refuse(
                 pos,
                 format!("cannot export the function `{name}`: outside the exportable Rhai subset"),
@@ -686,12 +620,8 @@ impl Tr<'_> {
         };
         for link in &links[i..] {
             (py, ty) = match link {
-                Link::Prop(p) => {
-                    self.help("_get");
-                    (format!("_get({py}, {})", py_str(p)), Ty::Unknown)
-                }
+                Link::Prop(p) => (format!("_get({py}, {})", py_str(p)), Ty::Unknown),
                 Link::Index(x) => {
-                    self.help("_idx");
                     let (ix, _) = self.expr(x);
                     (format!("_idx({py}, {ix})"), Ty::Unknown)
                 }
@@ -712,10 +642,7 @@ impl Tr<'_> {
             ("split", [a]) => (format!("{recv}.split({a})"), Ty::List),
             ("to_upper", []) => (format!("{recv}.upper()"), Ty::Str),
             ("to_lower", []) => (format!("{recv}.lower()"), Ty::Str),
-            ("to_string", []) => {
-                self.help("_str");
-                (format!("_str({recv})"), Ty::Str)
-            }
+            ("to_string", []) => (format!("_str({recv})"), Ty::Str),
             (name, _)
                 if m.args
                     .iter()

@@ -291,7 +291,7 @@ pub fn flush(x: &mut Lower, errors: Vec<(crate::source::Span, String, Option<Str
 
 /// An `aws:executeScript` step: the prelude's helpers it uses, `defs`, and `handler` with `body`.
 pub fn script(name: &str, scope: &mut PyScope, defs: &str, body: &str, outputs: Outs) -> AStep {
-    let code = format!("{}{defs}{body}", scope.helper_text());
+    let code = format!("{defs}{body}");
     // The prelude's helpers this script calls, and those they call, in the prelude's order.
     let blocks: Vec<(&str, &str)> = PRELUDE
         .split("\n\n\n")
@@ -332,7 +332,6 @@ pub fn script(name: &str, scope: &mut PyScope, defs: &str, body: &str, outputs: 
     if code.contains("time.") {
         text = format!("import time\n{text}");
     }
-    text.push_str(&scope.helper_text());
     text.push_str(defs);
     text.push_str("def handler(events, context):\n");
     text.push_str(body);
@@ -482,7 +481,6 @@ fn manual(x: &mut Lower, step: &Step, name: &str) -> Vec<AStep> {
     for (ename, py) in hoisted {
         names.push(ename.clone());
         let body = format!("    return {{\"text\": _str({py})}}\n");
-        scope.helpers.push(rhai2py_str_helper());
         out.push(script(
             &ename,
             &mut scope,
@@ -528,10 +526,6 @@ fn manual(x: &mut Lower, step: &Step, name: &str) -> Vec<AStep> {
     out
 }
 
-fn rhai2py_str_helper() -> String {
-    "def _str(v):\n    if v is None:\n        return \"\"\n    if isinstance(v, bool):\n        return \"true\" if v else \"false\"\n    return str(v)\n".into()
-}
-
 /// `rhai` -> a script translated to Python; `inside`: the step's `if=`, checked in the script.
 fn rhai(x: &mut Lower, step: &Step, name: &str, inside: Option<&str>) -> Vec<AStep> {
     let mut scope = PyScope::new(x, x.cur_item.clone());
@@ -550,7 +544,6 @@ fn rhai(x: &mut Lower, step: &Step, name: &str, inside: Option<&str>) -> Vec<ASt
                 .map(|(k, ty)| (k.clone(), values::auto_of(*ty)))
                 .collect();
             let body = format!("{pre}{}", t.body);
-            scope.helpers.push(t.helpers.clone());
             let s = script(name, &mut scope, "", &body, Outs::Script(types.clone()));
             let secret = scope.reads_secret;
             let errs = scope.take_errors();

@@ -324,8 +324,6 @@ pub struct PyScope<'l, 'a> {
     /// The loop's iterator variable, inside a for-each step.
     pub item: Option<(String, Ty)>,
     pub reads_secret: bool,
-    /// Python helper definitions the translated expressions need.
-    pub helpers: Vec<String>,
     /// Refusals, flushed into the export's diagnostics by [`PyScope::finish`].
     pub errors: Vec<(Span, String, Option<String>)>,
 }
@@ -337,7 +335,6 @@ impl<'l, 'a> PyScope<'l, 'a> {
             payload: BTreeMap::new(),
             item,
             reads_secret: false,
-            helpers: Vec::new(),
             errors: Vec::new(),
         }
     }
@@ -345,26 +342,6 @@ impl<'l, 'a> PyScope<'l, 'a> {
     /// The refusals met, for the export's diagnostics.
     pub fn take_errors(&mut self) -> Vec<(Span, String, Option<String>)> {
         std::mem::take(&mut self.errors)
-    }
-
-    /// The helper definitions the expressions need, each once.
-    pub fn helper_text(&self) -> String {
-        let mut seen = std::collections::BTreeSet::new();
-        let mut out = String::new();
-        for h in &self.helpers {
-            for def in h
-                .split("\ndef ")
-                .enumerate()
-                .map(|(i, d)| if i == 0 { d.to_string() } else { format!("def {d}") })
-            {
-                let def = def.trim_end().to_string();
-                if !def.is_empty() && seen.insert(def.clone()) {
-                    out.push_str(&def);
-                    out.push_str("\n\n");
-                }
-            }
-        }
-        out
     }
 
     pub fn read(&mut self, r: &Resolved) -> String {
@@ -576,10 +553,7 @@ pub fn expr(step: &Step, scope: &mut PyScope, code: &str) -> Val {
     let before = scope.reads_secret;
     let t = rhai2py::expr(code, scope);
     match t {
-        Ok((py, ty, helpers)) => {
-            if !helpers.is_empty() {
-                scope.helpers.push(helpers);
-            }
+        Ok((py, ty)) => {
             let auto = match code.trim() {
                 "run.rehearsal" => Some(Node::Bool(false)),
                 "!run.rehearsal" => Some(Node::Bool(true)),

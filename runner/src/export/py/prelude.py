@@ -90,3 +90,34 @@ def _call(service, op, params, token):
 def _secret(name):
     # A SecureString, read here and never returned.
     return _client("ssm").get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+
+
+def _str(v):
+    # Rhai's text of a value: () is empty, booleans are lowercase.
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def _add(a, b):
+    # Rhai's `+`: a string on either side joins the other's text.
+    if isinstance(a, str) or isinstance(b, str):
+        return _str(a) + _str(b)
+    return a + b
+
+
+def _get(o, k):
+    # A map's missing property is (), as in Rhai.
+    return o.get(k) if isinstance(o, dict) else None
+
+
+def _idx(o, i):
+    if isinstance(o, dict):
+        return o.get(i)
+    return o[i]
+
+
+def _coalesce(a, b):
+    return b if a is None else a

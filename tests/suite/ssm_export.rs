@@ -1,0 +1,352 @@
+//! `runbook export --ssm`: every bundled runbook exports and validates against AWS's published
+//! schema for Automation documents (with our overlay), or fails with located diagnostics; Part 2
+//! and Part 1 run end to end in cdk-ssm-documents' simulator against moto, twice, and the second
+//! run changes nothing; each construct that cannot be exported is an error at its position.
+//!
+//! The schema and the simulator are node packages (tests/ssm/, pinned by its lockfile), installed
+//! here with `npm ci` on first use, as the harness installs moto; the simulated scripts run under
+//! the suite's virtualenv, whose moto brings boto3.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::common::fault_proxy::{FaultProxy, Rules};
+use crate::common::{Moto, Test, moto_server, part2_counts, repo};
+
+/// tests/ssm with its node packages, installed on first use (under a lock: tests run in
+/// parallel). None, said loudly and counted, where node is missing outside CI.
+fn node_tools() -> Option<PathBuf> {
+    let dir = repo().join("tests").join("ssm");
+    let ready = |d: &Path| d.join("node_modules/@cdklabs/cdk-ssm-documents/package.json").exists();
+    if ready(&dir) {
+        return Some(dir);
+    }
+    let have_node = Command::new("npm")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have_node {
+        let why = "SKIPPED ssm_export: node and npm are needed (Node 20; see the README's test section)";
+        assert!(std::env::var_os("CI").is_none(), "{why}; CI must run it");
+        eprintln!("\n{why}\n");
+        if let Some(f) = std::env::var_os("RUNBOOK_SKIPPED") {
+            use std::io::Write;
+            if let Ok(mut f) = std::fs::OpenOptions::new().append(true).create(true).open(f) {
+                let _ = writeln!(f, "{why}");
+            }
+        }
+        return None;
+    }
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(repo().join(".npm.lock"))
+        .expect("lock file");
+    fs4::fs_std::FileExt::lock_exclusive(&lock).expect("lock");
+    if !ready(&dir) {
+        let ok = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&dir)
+            .status()
+            .expect("npm")
+            .success();
+        assert!(ok, "npm ci in tests/ssm failed");
+    }
+    Some(dir)
+}
+
+/// The bundled runbooks, each with the `--skip`s the design gives it, or the located error it
+/// must fail with.
+const BUNDLED: &[(&str, &[&str], Option<&str>)] = &[
+    ("part-1-new-account.md", &[], None),
+    ("part-2-identity-center.md", &[], None),
+    ("users-and-credentials.md", &[], None),
+    ("prerequisites.md", &["firewall"], None),
+    ("offboard-admin.md", &[], None),
+    (
+        "multiple-accounts.md",
+        &[],
+        Some(
+            "multiple-accounts.md:119:19: error: cannot export `steps.member_accounts.results.map(|r| r.account_id)`: a reference to the outputs of `member_accounts`: it is a for-each step, and aws:loop keeps no per-item outputs",
+        ),
+    ),
+    ("troubleshooting/failed-attempts.md", &[], None),
+    ("troubleshooting/no-verification-call.md", &[], None),
+    ("troubleshooting/not-activated.md", &[], None),
+];
+
+/// Exports a runbook into `out`; returns the command's output.
+fn export(t: &Test, runbook: &str, skips: &[&str], out: &Path, extra: &[&str]) -> crate::common::Output {
+    let src = repo().join("runbooks").join(runbook);
+    let mut args = vec![
+        "export".to_string(),
+        "--ssm".into(),
+        src.display().to_string(),
+        "-o".into(),
+        out.display().to_string(),
+    ];
+    for s in skips {
+        args.push("--skip".into());
+        args.push((*s).into());
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    t.run_args(&args)
+}
+
+fn node(dir: &Path, args: &[&str], env: &[(&str, String)]) -> (i32, String, String) {
+    let venv_bin = moto_server().parent().expect("venv bin").to_path_buf();
+    let path = format!("{}:{}", venv_bin.display(), std::env::var("PATH").unwrap_or_default());
+    let mut cmd = Command::new("node");
+    cmd.args(args)
+        .current_dir(dir)
+        .env("PATH", path)
+        .env_remove("AWS_PROFILE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("node");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn every_bundled_runbook_exports_and_validates_or_says_where_it_cannot() {
+    let Some(tools) = node_tools() else { return };
+    let t = Test::new();
+    let mut written = Vec::new();
+    for (runbook, skips, error) in BUNDLED {
+        let out = t.path(&format!("{}.ssm.yaml", runbook.replace('/', "_")));
+        let o = export(&t, runbook, skips, &out, &[]);
+        match error {
+            None => {
+                o.code_is(0).stderr_has("exported ");
+                written.push(out);
+            }
+            Some(e) => {
+                o.code_is(2)
+                    .stderr_has(e)
+                    .stderr_has("= help: ")
+                    .stderr_has("nothing written");
+                assert!(!out.exists(), "{runbook}: a failed export wrote {}", out.display());
+            }
+        }
+    }
+    let files: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+    let mut args = vec!["validate.js"];
+    args.extend(files.iter().map(String::as_str));
+    let (code, stdout, stderr) = node(&tools, &args, &[]);
+    assert_eq!(
+        code, 0,
+        "an export is invalid against the schema with the overlay:\n{stdout}{stderr}"
+    );
+    // Against the schema as published, only what the overlay adds may fail: python3.11 (the
+    // snapshot stops at 3.7, which AWS no longer runs) and aws:loop.
+    let mut raw = vec!["validate.js", "--raw"];
+    raw.extend(files.iter().map(String::as_str));
+    let (_, stdout, _) = node(&tools, &raw, &[]);
+    let report: Value = serde_json::from_str(&stdout).expect("validate.js prints JSON");
+    for (file, errors) in report.as_object().expect("object") {
+        for e in errors.as_array().expect("array") {
+            let at = e["schemaPath"].as_str().unwrap_or("");
+            let why = format!("{file}: {e}");
+            let runtime = e["instancePath"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("/inputs/Runtime"))
+                || at.contains("/allOf/12/");
+            let loop_ = at.contains("/action/enum") || at.contains("/allOf/");
+            assert!(
+                runtime || (file.contains("offboard") && loop_),
+                "the published schema refuses more than the runtime: {why}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_export_is_deterministic_and_its_yaml_and_json_are_one_document() {
+    let t = Test::new();
+    let (a, b, j) = (t.path("a.yaml"), t.path("b.yaml"), t.path("a.json"));
+    export(&t, "part-2-identity-center.md", &[], &a, &[]).code_is(0);
+    export(&t, "part-2-identity-center.md", &[], &b, &[]).code_is(0);
+    export(&t, "part-2-identity-center.md", &[], &j, &["--format", "json"]).code_is(0);
+    assert_eq!(
+        std::fs::read(&a).expect("a"),
+        std::fs::read(&b).expect("b"),
+        "two exports differ"
+    );
+    // PyYAML (moto's dependency, in the suite's virtualenv) reads the YAML as JSON reads the JSON.
+    let python = moto_server().parent().expect("bin").join("python3");
+    let same = Command::new(python)
+        .args([
+            "-c",
+            "import json, sys, yaml; sys.exit(0 if yaml.safe_load(open(sys.argv[1])) == json.load(open(sys.argv[2])) else 1)",
+        ])
+        .arg(&a)
+        .arg(&j)
+        .status()
+        .expect("python");
+    assert!(same.success(), "the YAML and the JSON export differ");
+}
+
+/// Runs an exported document in the simulator against `endpoint`.
+fn simulate(tools: &Path, doc: &Path, endpoint: &str, params: &Value) -> Value {
+    let env = [
+        ("AWS_ENDPOINT_URL", endpoint.to_string()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+        ("AWS_SESSION_TOKEN", "testing".to_string()),
+        ("AWS_REGION", "us-east-1".to_string()),
+        ("AWS_DEFAULT_REGION", "us-east-1".to_string()),
+    ];
+    let docs = doc.display().to_string();
+    let (code, stdout, stderr) = node(tools, &["simulate.js", &docs, &params.to_string()], &env);
+    let last = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or("{}");
+    let v: Value = serde_json::from_str(last).unwrap_or(Value::Null);
+    assert_eq!(
+        code, 0,
+        "the simulation failed: {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        v["stackTrace"]
+    );
+    v
+}
+
+#[test]
+fn part_2_exported_runs_against_moto_and_a_second_run_creates_nothing() {
+    let Some(tools) = node_tools() else { return };
+    let t = Test::new();
+    let doc = t.path("part-2.ssm.yaml");
+    export(&t, "part-2-identity-center.md", &[], &doc, &[]).code_is(0);
+    let moto = Moto::start();
+    // moto always says the root user has no MFA; the proxy answers as an account that has it.
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            root_mfa: true,
+            ..Default::default()
+        },
+    );
+    let params = serde_json::json!({
+        "AdminUser": "cloud.admin",
+        "AdminEmail": "cloud-admins@example.com",
+        "Approvers": ["arn:aws:iam::123456789012:role/Approver"],
+    });
+    let first = simulate(&tools, &doc, &proxy.endpoint, &params);
+    let steps: Vec<&str> = first["executedSteps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for s in [
+        "guard",
+        "organization",
+        "identity_center",
+        "admin_user",
+        "admin",
+        "admin_permission_set",
+        "admin_assignment",
+        "sign_out_root",
+    ] {
+        assert!(steps.contains(&s), "step {s} did not run: {steps:?}");
+    }
+    assert!(
+        !steps.contains(&"connect_directory"),
+        "the directory step ran for the default directory: {steps:?}"
+    );
+    assert_eq!(first["approvals"], 6, "{first}");
+    let (sets, details, users, assignments) = part2_counts(&moto.endpoint);
+    assert_eq!((sets, users, assignments), (1, 1, 1), "{details:?}");
+    assert!(
+        details.contains(&"PT1H".to_string()) && details.contains(&"AdministratorAccess".to_string()),
+        "{details:?}"
+    );
+
+    let made = proxy.mutating();
+    let second = simulate(&tools, &doc, &proxy.endpoint, &params);
+    assert_eq!(second["executedSteps"], first["executedSteps"], "{second}");
+    assert_eq!(
+        proxy.mutating(),
+        made,
+        "the second run changed something: {:?}",
+        proxy.operations()
+    );
+    let again = part2_counts(&moto.endpoint);
+    assert_eq!(
+        (again.0, again.2, again.3),
+        (1, 1, 1),
+        "a duplicate after the second run: {again:?}"
+    );
+}
+
+#[test]
+fn part_1_exported_asks_its_questions_as_parameters_and_runs_twice_against_moto() {
+    let Some(tools) = node_tools() else { return };
+    let t = Test::new();
+    let doc = t.path("part-1.ssm.yaml");
+    export(&t, "part-1-new-account.md", &[], &doc, &[])
+        .code_is(0)
+        .stderr_has(
+            "part-1-new-account.md:105:4: note: question `account_id` becomes the document parameter `AccountId`",
+        );
+    let text = std::fs::read_to_string(&doc).expect("doc");
+    assert!(
+        text.contains("events[\"AccountId\"]") && text.contains("AccountId: '{{ AccountId }}'"),
+        "the MFA check reads the question's parameter:\n{text}"
+    );
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            root_mfa: true,
+            ..Default::default()
+        },
+    );
+    let params = serde_json::json!({
+        "AccountName": "AnyCompany-audit-prod",
+        "AccountEmail": "it.admins@example.com",
+        "SupportPlan": "basic",
+        "AccountId": "123456789012",
+        "Approvers": ["arn:aws:iam::123456789012:role/Approver"],
+    });
+    for run in 0..2 {
+        let r = simulate(&tools, &doc, &proxy.endpoint, &params);
+        assert_eq!(r["approvals"], 6, "run {run}: {r}");
+        let steps = r["executedSteps"].to_string();
+        assert!(steps.contains("root_mfa_check"), "run {run}: {steps}");
+    }
+    assert_eq!(proxy.mutating(), 0, "Part 1 changed AWS: {:?}", proxy.operations());
+
+    // The check refuses to report on an account other than the one named.
+    let wrong = serde_json::json!({
+        "AccountName": "AnyCompany-audit-prod",
+        "AccountEmail": "it.admins@example.com",
+        "SupportPlan": "basic",
+        "AccountId": "210987654321",
+        "Approvers": ["x"],
+    });
+    let venv_bin = moto_server().parent().expect("bin").to_path_buf();
+    let out = Command::new("node")
+        .args(["simulate.js", &doc.display().to_string(), &wrong.to_string()])
+        .current_dir(&tools)
+        .env(
+            "PATH",
+            format!("{}:{}", venv_bin.display(), std::env::var("PATH").unwrap_or_default()),
+        )
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .output()
+        .expect("node");
+    let all = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{all}");
+    assert!(all.contains("not for account 210987654321 that you named"), "{all}");
+}
