@@ -350,3 +350,117 @@ fn part_1_exported_asks_its_questions_as_parameters_and_runs_twice_against_moto(
     assert!(!out.status.success(), "{all}");
     assert!(all.contains("not for account 210987654321 that you named"), "{all}");
 }
+
+/// What cannot be exported, each at its position, with a help line; nothing is written.
+const REFUSED: &[(&str, &str, &[&str])] = &[
+    (
+        "# Net\n\n```net check-reachable id=probe\nurls = [\"https://example.com\"]\n```\n",
+        "r.md:3:4: error: cannot export `net check-reachable`: it probes the network of the machine it runs on",
+        &[
+            "= help: leave it out with `--skip probe`, and run it where the operator is: `runbook run r.md --only probe`",
+        ],
+    ),
+    (
+        "# Fan-out\n\n```rhai id=names\n#{ list: [\"a\", \"b\"] }\n```\n\n```rhai id=each for-each='steps.names.list'\n#{ upper: item.to_upper() }\n```\n\n```rhai id=after\n#{ n: steps.each.results.len() }\n```\n",
+        "r.md:12:7: error: cannot export a reference to the outputs of `each`: it is a for-each step, and aws:loop keeps no per-item outputs",
+        &["= help: read the items again in a later step that is not a fan-out"],
+    ),
+    (
+        "# While\n\n```rhai id=loops\nlet i = 0;\nwhile i < 3 { i += 1; }\n#{ n: i }\n```\n",
+        "r.md:5:1: error: cannot export a `while`/`loop`/`do` loop",
+        &["= help: rewrite it with the exportable Rhai subset"],
+    ),
+    (
+        "# Closure\n\n```rhai id=closures\nlet xs = [1, 2].map(|x| x + 1);\n#{ xs: xs }\n```\n",
+        "r.md:4:17: error: cannot export `.map(...)` with a closure: closures are outside the exportable Rhai subset",
+        &[],
+    ),
+    (
+        "# Division\n\n```rhai id=half\n#{ half: 7 / 2 }\n```\n",
+        "r.md:4:12: error: cannot export the operator `/`",
+        &[],
+    ),
+    (
+        "# Return\n\n```rhai id=early\nreturn #{ a: 1 };\n```\n",
+        "r.md:4:1: error: cannot export `return`: end the script with the map of its outputs instead",
+        &[],
+    ),
+    (
+        "# Fn\n\n```rhai id=f\nfn twice(x) { x + x }\n#{ a: twice(1) }\n```\n",
+        "error: cannot export the function `twice`",
+        &[],
+    ),
+    (
+        "# Secret\n\n```runbook\n[inputs.token]\nprompt = \"Token\"\nsecret = true\n```\n\n```manual id=show\ninstructions = \"Paste ${inputs.token} into the console.\"\n```\n",
+        "r.md:9:4: error: cannot export `show`: its message would show a secret to every approver",
+        &["= help: keep secrets to scripts"],
+    ),
+    (
+        "# Run user\n\n```rhai id=who\n#{ by: run.user }\n```\n",
+        "r.md:4:8: error: cannot export `run.user`: an Automation execution has no operator at a terminal",
+        &["= help: make it an input of the runbook"],
+    ),
+    (
+        "# Case\n\n```aws support.case-status id=status\ncase_id = \"case-123\"\n```\n",
+        "r.md:3:4: error: cannot export `aws support.case-status`: the export has no lowering for it yet",
+        &["= help: leave it out with `--skip status`"],
+    ),
+];
+
+#[test]
+fn each_construct_that_cannot_be_exported_is_an_error_at_its_position() {
+    for (runbook, error, more) in REFUSED {
+        let t = Test::new()
+            .file("r.md", runbook)
+            .args(["export", "--ssm", "r.md", "-o", "out.yaml"]);
+        let o = t.run();
+        o.code_is(2).stderr_has(error).stderr_has("nothing written");
+        for m in *more {
+            o.stderr_has(m);
+        }
+        assert!(!t.path("out.yaml").exists(), "a refused export was written:\n{o:?}");
+    }
+    // Automation's own limits: 100 loop items, 4,096 characters in an approval's message.
+    let items: Vec<String> = (0..101).map(|n| format!("\"i{n}\"")).collect();
+    let many = format!(
+        "# Many\n\n```rhai id=each for-each='[{}]'\n#{{ x: item }}\n```\n",
+        items.join(", ")
+    );
+    Test::new()
+        .file("r.md", many)
+        .args(["export", "--ssm", "r.md"])
+        .run()
+        .code_is(2)
+        .stderr_has("r.md:3:27: error: cannot export a for-each of 101 items: aws:loop takes at most 100");
+    let long = format!(
+        "# Long\n\n```manual id=read\ninstructions = \"{}\"\n```\n",
+        "x".repeat(4100)
+    );
+    Test::new()
+        .file("r.md", long)
+        .args(["export", "--ssm", "r.md"])
+        .run()
+        .code_is(2)
+        .stderr_has("r.md:3:1: error: cannot export `read`: its message is 4136 characters, and an approval's message holds at most 4096");
+}
+
+#[test]
+fn strict_makes_a_note_an_error_and_skip_leaves_a_step_out() {
+    let t = Test::new();
+    let out = t.path("p1.yaml");
+    export(&t, "part-1-new-account.md", &[], &out, &["--strict"])
+        .code_is(2)
+        .stderr_has("part-1-new-account.md:105:4: error: question `account_id` becomes the document parameter `AccountId`: it is answered when the execution starts, not at this step (--strict)");
+    assert!(!out.exists());
+    // Without --skip, prerequisites' network probe refuses the whole export; with it, the step
+    // is gone and so is every reference to it.
+    export(&t, "prerequisites.md", &[], &out, &[])
+        .code_is(2)
+        .stderr_has("= help: leave it out with `--skip firewall`");
+    export(&t, "prerequisites.md", &["firewall"], &out, &[]).code_is(0);
+    let text = std::fs::read_to_string(&out).expect("doc");
+    assert!(!text.contains("name: firewall\n"), "{text}");
+    export(&t, "prerequisites.md", &["firewall", "no-such-step"], &out, &[])
+        .code_is(2)
+        .stderr_has("--skip no-such-step: the runbook has no step `no-such-step`");
+}

@@ -64,7 +64,10 @@ pub fn export(
         }
     }
     let doc = x.assemble();
-    lint::lint(&doc, &mut x);
+    // A document whose lowering failed is not written: nothing to lint.
+    if !x.diags.iter().any(Diagnostic::is_error) {
+        lint::lint(&doc, &mut x);
+    }
     let mut diags = std::mem::take(&mut x.diags);
     if opts.strict {
         for d in &mut diags {

@@ -291,6 +291,8 @@ impl Lower<'_> {
 pub fn help_for(message: &str) -> String {
     if message.contains("for-each step") {
         "read the items again in a later step that is not a fan-out (for accounts: `aws organizations.list-accounts` with `name_pattern`, then its `ids`)".into()
+    } else if message.contains("`run.") {
+        "make it an input of the runbook (`[inputs.NAME]`): the document takes it as a parameter".into()
     } else if message.contains("leaves out") {
         "export that step too (drop its --skip), or leave out this one as well".into()
     } else {
