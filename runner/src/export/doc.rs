@@ -256,7 +256,7 @@ mod tests {
             .with("q", Node::s("it's"));
         assert_eq!(
             yaml(&doc),
-            "schemaVersion: '0.3'\nassumeRole: '{{ AutomationAssumeRole }}'\nflag: 'true'\naction: aws:executeScript\nn: 3\nsteps:\n- name: a_b\n  inputs:\n    Script: |\n      def handler(e, c):\n          return {}\nempty: []\nq: 'it''s'\n"
+            "schemaVersion: '0.3'\nassumeRole: '{{ AutomationAssumeRole }}'\nflag: 'true'\naction: aws:executeScript\n'n': 3\nsteps:\n- name: a_b\n  inputs:\n    Script: |\n      def handler(e, c):\n          return {}\nempty: []\nq: 'it''s'\n"
         );
     }
 

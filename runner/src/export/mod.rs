@@ -12,6 +12,7 @@ mod actions;
 mod doc;
 mod lint;
 mod rhai2py;
+mod script;
 mod steps;
 mod values;
 
