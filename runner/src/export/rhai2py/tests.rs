@@ -5,8 +5,8 @@ use serde_json::{Value, json};
 
 use super::{Scope, Ty, script};
 
-/// References read from one JSON object of values: `inputs.x`, `steps.a.b`.
-struct Values(Value);
+/// References read from the events the handler is given: `inputs.x`, `steps.a.b`.
+struct Values;
 
 impl Scope for Values {
     fn input(&mut self, name: &str) -> Result<(String, Ty), String> {
@@ -46,7 +46,7 @@ fn rhai(code: &str, values: &Value) -> Result<Value, String> {
 }
 
 fn python(code: &str, values: &Value) -> Result<Value, String> {
-    let t = script(code, &mut Values(values.clone())).map_err(|r| format!("{r:?}"))?;
+    let t = script(code, &mut Values).map_err(|r| format!("{r:?}"))?;
     let program = format!(
         "{}\n\ndef handler(events, context):\n{}\nimport json, sys\nprint(json.dumps(handler(json.loads(sys.argv[1]), None)))\n",
         super::super::script::PRELUDE,
