@@ -13,6 +13,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use serde::Serialize;
 use tokio::sync::OnceCell;
 
+use crate::action::BoxFuture;
 use crate::budget::{Budget, PaceWatch, Paced};
 use crate::error::PluginError;
 use crate::limits::Limits;
@@ -97,6 +98,43 @@ pub enum Event {
 /// durable is an error, and the action must not make the call it announces.
 pub trait Events: Send + Sync {
     fn event(&self, event: Event) -> Result<(), PluginError>;
+
+    /// Claims a target for a look-then-act (see [`Context::claim`]). Without a runner (plans of
+    /// old, tests) nothing is claimed.
+    fn claim<'a>(
+        &'a self,
+        _call: &'a str,
+        _target: &'a str,
+        _duplicates: Duplicates,
+    ) -> BoxFuture<'a, Result<Claim, PluginError>> {
+        Box::pin(async { Ok(Claim::none()) })
+    }
+}
+
+/// What AWS does with a second request like one already sent: it decides whether an answer that
+/// was lost must be let land before anything looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Duplicates {
+    /// AWS refuses it (a name or an email unique in its scope, an assignment that exists): a lost
+    /// answer is settled by looking, and a conflict means "it exists": no wait.
+    Refused,
+    /// AWS makes a second one (CreateCase, a call by name without a client token): a request
+    /// whose answer was lost is let land before anything looks.
+    Made,
+}
+
+/// A held claim on a target: no other item, run or process of the state directory acts on it
+/// until this is dropped.
+pub struct Claim(#[allow(dead_code)] Option<Box<dyn Any + Send + Sync>>);
+
+impl Claim {
+    pub fn none() -> Claim {
+        Claim(None)
+    }
+
+    pub fn holding(guard: Box<dyn Any + Send + Sync>) -> Claim {
+        Claim(Some(guard))
+    }
 }
 
 /// Discards events; for plans and tests.
@@ -253,6 +291,15 @@ impl Context {
             deadline,
             ..self.clone()
         }
+    }
+
+    /// Claims `call` on `target` for the look that decides whether to send it and the send: two
+    /// items of a fan-out, two runs or two processes sharing the state directory never act on one
+    /// target at once, and where AWS makes duplicates ([`Duplicates::Made`]) a request to it whose
+    /// answer was lost (this run's, an earlier run's, another journal's) is let land first, so that
+    /// the look sees everything it could have made. Every attempt of a step claims again.
+    pub async fn claim(&self, call: &str, target: &str, duplicates: Duplicates) -> Result<Claim, PluginError> {
+        self.events.claim(call, target, duplicates).await
     }
 
     /// Reports an event. An intent is durable when this returns `Ok`; on `Err` the action stops

@@ -19,8 +19,8 @@ mod poll;
 mod pressure;
 mod registry;
 
-pub use action::{Action, ActionInfo, DynAction, FieldSpec, Plan, PlanItem, Verdict};
-pub use context::{AwsOptions, Context, Event, Events, Memo, PollSettings};
+pub use action::{Action, ActionInfo, BoxFuture, DynAction, FieldSpec, Plan, PlanItem, Verdict};
+pub use context::{AwsOptions, Claim, Context, Duplicates, Event, Events, Memo, PollSettings};
 pub use error::PluginError;
 pub use fanout::{Fanout, Finished};
 pub use limits::{LimitError, Limits};

@@ -258,6 +258,9 @@ pub enum Entry {
     RunFinished {
         outcome: String,
     },
+    /// `--restart`: every step and item starts over from here (calls whose outcome is unknown
+    /// stay unknown).
+    Restarted {},
 }
 
 impl Entry {
@@ -279,6 +282,7 @@ impl Entry {
 /// A call whose outcome the journal does not know (see [`Journal::unsettled`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Unsettled {
+    pub step: String,
     pub item_key: Option<String>,
     pub call: String,
     pub target: String,
@@ -348,6 +352,7 @@ pub struct Journal {
     transcript: File,
     _lock: File,
     redactor: Redactor,
+    index: read::Index,
 }
 
 /// What a run instance looks like from outside, for `runbook runs` and `status`.
@@ -463,13 +468,18 @@ impl Journal {
             transcript.write_all(b"\n").map_err(|e| io(&tpath, e))?;
             transcript.sync_data().map_err(|e| io(&tpath, e))?;
         }
+        let index = read::Index::read(&tpath)?;
         let mut j = Journal {
             dir: dir.to_path_buf(),
             state,
             transcript,
             _lock: lock,
             redactor,
+            index,
         };
+        if restart {
+            j.record(Entry::Restarted {})?;
+        }
         // Prove the directory is writable, with room for the journal, before anything acts: a
         // run that cannot journal must stop before its first call, not after.
         j.save()?;
@@ -563,6 +573,10 @@ impl Journal {
             self.transcript.sync_data().map_err(|e| io(&path, e))?;
         }
         text.pop();
+        // The index sees the line as it will be read back (redacted).
+        if let Ok(written) = serde_json::from_str::<Line>(&text) {
+            self.index.apply(&written);
+        }
         Ok(text)
     }
 

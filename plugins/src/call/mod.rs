@@ -252,7 +252,7 @@ pub struct Options {
 }
 
 /// A short, stable rendering of the request for the journal (masked there like every entry).
-fn target_of(request: &Value) -> String {
+pub fn target_of(request: &Value) -> String {
     let t = request.to_string();
     if t.len() <= 300 {
         return t;
@@ -353,6 +353,9 @@ pub async fn invoke(ctx: &Context, call: Call, request: Value, opts: Options) ->
     }
     let name = call.full_name();
     let target = target_of(&request);
+    // AWS makes a second one of most things a call by name makes (it has no client token to
+    // tell them apart): one item, run or process at a time, after any lost answer has landed.
+    let _claim = ctx.claim(name, &target, crate::Duplicates::Made).await?;
     if opts.mutates {
         ctx.emit(Event::Intent {
             call: name.to_string(),

@@ -34,18 +34,10 @@ pub(super) async fn run(
         shared.guard(env).await?;
     }
     let ctx = shared.context_for(step, item.clone(), None);
-    let mark = if opts.mutates && !opts.retry_unknown {
-        Some(mark_pending(shared, step, &ctx, name, item.as_deref(), &params).await?)
-    } else {
-        None
-    };
-    let sent = call::invoke(&ctx, c, params, opts).await;
-    if let Some(digest) = &mark {
-        // The mark stays while this journal says the outcome is unknown.
-        if !unsettled(shared, step, item.as_deref(), name)? {
-            shared.pending.0.clear(digest);
-        }
+    if opts.mutates && !opts.retry_unknown {
+        refuse_unknown_elsewhere(shared, step, &ctx, name, item.as_deref(), &params).await?;
     }
+    let sent = call::invoke(&ctx, c, params, opts).await;
     let outputs = sent?;
     // An answer that carries credentials (CreateAccessKey's SecretAccessKey, GetSessionToken's
     // SessionToken, a Password) is secret: never printed, stored masked.
@@ -85,22 +77,26 @@ fn unsettled(shared: &Shared, step: &Step, item: Option<&str>, call: &str) -> Re
 }
 
 /// Refuses a request that another journal (a copy, a moved or edited version of this runbook)
-/// sent with an unknown outcome, unless a person said to send it again; then marks it.
-async fn mark_pending(
+/// sent with an unknown outcome, unless a person said to send it again. The gate marks it when
+/// it is sent.
+async fn refuse_unknown_elsewhere(
     shared: &Arc<Shared>,
     step: &Step,
     ctx: &runbook_plugins::Context,
     name: &str,
     item: Option<&str>,
     params: &Value,
-) -> Result<String, StepError> {
-    let where_to = serde_json::json!({
+) -> Result<(), StepError> {
+    let digest = super::gate::digest(shared, name, &call::target_of(params));
+    // Marks an earlier version wrote, under the state directory's pending key.
+    let legacy = serde_json::json!({
         "request": params,
         "endpoint": ctx.aws_options().endpoint_url,
         "region": ctx.region().await.ok(),
     });
-    let digest = shared.pending.1.request(name, &where_to);
-    if let Some(earlier) = shared.pending.0.get(&digest) {
+    let legacy = shared.pending.1.request(name, &legacy);
+    let earlier = shared.pending.0.get(&digest).or_else(|| shared.pending.0.get(&legacy));
+    if let Some(earlier) = earlier {
         // This journal's own unknown outcome was asked about already (settle_unknown).
         let ours = unsettled(shared, step, item, name)?;
         if !ours && resend_answer(shared, step) != Some(true) {
@@ -109,21 +105,9 @@ async fn mark_pending(
                 step.id, earlier.runbook, earlier.step, earlier.run, earlier.at, step.id
             )));
         }
+        shared.pending.0.clear(&legacy);
     }
-    let run = shared.journal.lock().map(|j| j.state.name.clone()).unwrap_or_default();
-    let me = crate::journal::PendingCall {
-        runbook: shared.runbook.path.clone(),
-        run,
-        step: step.id.clone(),
-        call: name.to_string(),
-        at: crate::journal::now(),
-    };
-    shared
-        .pending
-        .0
-        .mark(&digest, &me)
-        .map_err(|e| StepError::Journal(format!("nothing was sent: {e}")))?;
-    Ok(digest)
+    Ok(())
 }
 
 /// A mutating call that finished with secrets in its answer is not sent again for its outputs

@@ -7,17 +7,36 @@ use serde_json::Value;
 use super::{Shared, StepError};
 use crate::eval::Env;
 
+/// Why the caller's identity is not known.
+#[derive(Debug, Clone)]
+pub struct IdentityError {
+    /// AWS never answered (a 5xx, a timeout, the network): nothing may be believed about where a
+    /// step acts. Otherwise the answer was definite: no credentials, or credentials AWS refused.
+    pub outage: bool,
+    pub message: String,
+}
+
 impl Shared {
+    /// The caller, asked once per run.
     pub(crate) async fn identity(&self) -> Result<&Identity, StepError> {
+        self.caller()
+            .await
+            .map_err(|e| StepError::failed(format!("sts:GetCallerIdentity: {}", e.message)))
+    }
+
+    pub(crate) async fn caller(&self) -> Result<&Identity, IdentityError> {
         self.identity
             .get_or_init(|| async {
                 runbook_plugins::aws::sts::caller(&self.ctx)
                     .await
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| IdentityError {
+                        outage: !matches!(e, runbook_plugins::PluginError::Config(_)) && !e.is_refusal(),
+                        message: e.to_string(),
+                    })
             })
             .await
             .as_ref()
-            .map_err(|e| StepError::failed(format!("cannot tell who is calling: {e}")))
+            .map_err(Clone::clone)
     }
 
     /// Who is acting, for prompts and the transcript ("123456789012 as AdministratorAccess/alice").

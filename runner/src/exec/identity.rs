@@ -91,6 +91,10 @@ pub enum PrepareError {
     NotAList(Value),
     #[error("`for-each`: {0}")]
     ForEach(EvalError),
+    /// Which account the credentials are for could not be told: nothing may be believed about
+    /// where the step acts, so nothing is decided (or journaled) about it.
+    #[error("cannot tell which account the credentials are for: {0}")]
+    Identity(String),
 }
 
 /// What a step resolves to for one item (or none), and the action's parameters when it has an
@@ -140,9 +144,10 @@ fn resolve(
     }
 }
 
-/// Where AWS steps act: the endpoint, profile and region asked for, and the caller's account
-/// when it can be told.
-async fn target(shared: &Shared, step: &Step) -> Value {
+/// Where AWS steps act: the endpoint, profile and region asked for, and the caller's account.
+/// An STS failure is an error: an unknown account is not an account (read as one, it made every
+/// AWS step look changed, and a call by name stop as an unknown outcome).
+async fn target(shared: &Shared, step: &Step) -> Result<Value, PrepareError> {
     if !matches!(
         step.executor,
         Executor::Action {
@@ -150,19 +155,24 @@ async fn target(shared: &Shared, step: &Step) -> Value {
             ..
         }
     ) {
-        return Value::Null;
+        return Ok(Value::Null);
     }
     let o = shared.ctx.aws_options();
-    let account = match shared.identity().await {
+    // No credentials, or credentials AWS refused, is a definite answer (the step may hand over);
+    // no answer from STS is not.
+    let account = match shared.caller().await {
         Ok(id) => Some(id.account_id.clone()),
+        Err(e) if e.outage => {
+            return Err(PrepareError::Identity(format!("sts:GetCallerIdentity: {}", e.message)));
+        }
         Err(_) => None,
     };
-    json!({
+    Ok(json!({
         "endpoint": o.endpoint_url,
         "profile": o.profile,
         "region": shared.ctx.region().await.ok(),
         "account": account,
-    })
+    }))
 }
 
 /// Resolves a step (each item of a fan-out) and computes its identity. Every evaluation stops
@@ -174,7 +184,7 @@ pub async fn prepare(
     deadline: Option<std::time::Instant>,
 ) -> Result<Prepared, PrepareError> {
     let info = &shared.source.text[step.info_span.start..step.info_span.end];
-    let target = target(shared, step).await;
+    let target = target(shared, step).await?;
     let engine = shared.engine_until(deadline);
     let Some(list) = &step.attrs.for_each else {
         let (what, params) = resolve(shared, step, env, None, &engine, &target)?;

@@ -92,15 +92,6 @@ pub(super) async fn run_with_retries(
         if step.executor.call().is_some() {
             super::call::settle_unknown(shared, step)?;
         }
-        // Also before a call by name is sent again (`resend = true`, `on-unknown=retry`): a
-        // person who checked AWS at once may not have seen it yet.
-        if attempt == 0 && matches!(step.executor, Executor::Action { .. }) {
-            let waited = tokio::select! {
-                r = let_abandoned_calls_land(shared, step) => r,
-                _ = shared.interrupt.notified() => Err(StepError::Interrupted),
-            };
-            waited?;
-        }
         let fut = async {
             match &plan.items {
                 Some(items) => super::fanout::fan_out(shared, step, env, plan, items).await,
@@ -127,40 +118,6 @@ pub(super) async fn run_with_retries(
             other => return other,
         }
     }
-}
-
-/// A built-in action looks before it creates. After a call it abandoned (its intent journaled,
-/// no answer), a look made at once can miss a request still on its way, and create a second
-/// one: the re-run waits until the first can no longer land (`PollSettings::landing`,
-/// `RUNBOOK_LANDING_MS` in tests). Any step's abandoned call counts: the step may have been
-/// renamed since.
-async fn let_abandoned_calls_land(shared: &Arc<Shared>, step: &Step) -> Result<(), StepError> {
-    let open = shared
-        .journal
-        .lock()
-        .map_err(|_| StepError::Journal("journal lock poisoned".into()))?
-        .unsettled_anywhere()?;
-    let landing = shared.ctx.poll_settings().landing;
-    // A call AWS answered has landed: only the unanswered ones may still be on their way.
-    let latest = open
-        .iter()
-        .filter(|u| !u.answered)
-        .filter_map(|u| u.at.parse::<jiff::Timestamp>().ok())
-        .max();
-    let Some(latest) = latest else { return Ok(()) };
-    let since = jiff::Timestamp::now().duration_since(latest);
-    let Ok(since) = Duration::try_from(since) else {
-        return Ok(());
-    };
-    if let Some(left) = landing.checked_sub(since) {
-        shared.ui.note(&format!(
-            "{}: a call sent at {latest} has no answer in the journal and may still reach AWS; waiting {}s before looking, so that it is not made twice",
-            step.id,
-            left.as_secs().max(1)
-        ));
-        tokio::time::sleep(left).await;
-    }
-    Ok(())
 }
 
 /// Never, without a deadline.

@@ -83,4 +83,21 @@ impl Pending {
     pub fn clear(&self, digest: &str) {
         let _ = std::fs::remove_file(self.path(digest));
     }
+
+    /// The lock file of a target being acted on (`STATE/claims/<digest>.lock`), opened without
+    /// following a link; the caller locks it.
+    pub fn claim_file(&self, digest: &str) -> Result<File, JournalError> {
+        let dir = self.dir.with_file_name("claims");
+        make_private_dir(&dir, 1)?;
+        let path = dir.join(format!("{digest}.lock"));
+        let f = open_options()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io(&path, e))?;
+        check_private(&f, &path)?;
+        Ok(f)
+    }
 }
