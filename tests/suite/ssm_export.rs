@@ -16,30 +16,23 @@ use crate::common::fault_proxy::{FaultProxy, Rules};
 use crate::common::{Moto, Test, moto_server, part2_counts, repo};
 
 /// tests/ssm with its node packages, installed on first use (under a lock: tests run in
-/// parallel). None, said loudly and counted, where node is missing outside CI.
-fn node_tools() -> Option<PathBuf> {
+/// parallel), as the harness installs moto. Without node the test fails saying what to install:
+/// nothing is skipped.
+fn node_tools() -> PathBuf {
     let dir = repo().join("tests").join("ssm");
     let ready = |d: &Path| d.join("node_modules/@cdklabs/cdk-ssm-documents/package.json").exists();
     if ready(&dir) {
-        return Some(dir);
+        return dir;
     }
-    let have_node = Command::new("npm")
+    let have_npm = Command::new("npm")
         .arg("--version")
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    if !have_node {
-        let why = "SKIPPED ssm_export: node and npm are needed (Node 20; see the README's test section)";
-        assert!(std::env::var_os("CI").is_none(), "{why}; CI must run it");
-        eprintln!("\n{why}\n");
-        if let Some(f) = std::env::var_os("RUNBOOK_SKIPPED") {
-            use std::io::Write;
-            if let Ok(mut f) = std::fs::OpenOptions::new().append(true).create(true).open(f) {
-                let _ = writeln!(f, "{why}");
-            }
-        }
-        return None;
-    }
+    assert!(
+        have_npm,
+        "the SSM export tests need Node 20 and npm (scripts/test says how to install them)"
+    );
     let lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -56,7 +49,7 @@ fn node_tools() -> Option<PathBuf> {
             .success();
         assert!(ok, "npm ci in tests/ssm failed");
     }
-    Some(dir)
+    dir
 }
 
 /// The bundled runbooks, each with the `--skip`s the design gives it, or the located error it
@@ -118,7 +111,7 @@ fn node(dir: &Path, args: &[&str], env: &[(&str, String)]) -> (i32, String, Stri
 
 #[test]
 fn every_bundled_runbook_exports_and_validates_or_says_where_it_cannot() {
-    let Some(tools) = node_tools() else { return };
+    let tools = node_tools();
     let t = Test::new();
     let mut written = Vec::new();
     for (runbook, skips, error) in BUNDLED {
@@ -219,7 +212,7 @@ fn simulate(tools: &Path, doc: &Path, endpoint: &str, params: &Value) -> Value {
 
 #[test]
 fn part_2_exported_runs_against_moto_and_a_second_run_creates_nothing() {
-    let Some(tools) = node_tools() else { return };
+    let tools = node_tools();
     let t = Test::new();
     let doc = t.path("part-2.ssm.yaml");
     export(&t, "part-2-identity-center.md", &[], &doc, &[]).code_is(0);
@@ -287,7 +280,7 @@ fn part_2_exported_runs_against_moto_and_a_second_run_creates_nothing() {
 
 #[test]
 fn part_1_exported_asks_its_questions_as_parameters_and_runs_twice_against_moto() {
-    let Some(tools) = node_tools() else { return };
+    let tools = node_tools();
     let t = Test::new();
     let doc = t.path("part-1.ssm.yaml");
     export(&t, "part-1-new-account.md", &[], &doc, &[])
@@ -394,6 +387,16 @@ const REFUSED: &[(&str, &str, &[&str])] = &[
         "# Secret\n\n```runbook\n[inputs.token]\nprompt = \"Token\"\nsecret = true\n```\n\n```manual id=show\ninstructions = \"Paste ${inputs.token} into the console.\"\n```\n",
         "r.md:9:4: error: cannot export `show`: its message would show a secret to every approver",
         &["= help: keep secrets to scripts"],
+    ),
+    (
+        "# Secret\n\n```runbook\n[inputs.token]\nsecret = true\n```\n\n```aws identitystore.find-user id=who\nidentity_store_id = \"d-1234567890\"\nuser_name = \"${inputs.token}\"\n```\n",
+        "r.md:8:4: error: cannot export `who`: it passes a secret to `identitystore.find-user`, whose parameters an execution records",
+        &[],
+    ),
+    (
+        "# Secret\n\n```runbook\n[inputs.token]\nsecret = true\n```\n\n```rhai id=derive\n#{ len: inputs.token.len() }\n```\n",
+        "r.md:8:4: error: cannot export `derive`: it reads a secret and returns outputs, which an execution shows to whoever can read it",
+        &["= help: mark the outputs that hold no secret with `public=NAME,...`"],
     ),
     (
         "# Run user\n\n```rhai id=who\n#{ by: run.user }\n```\n",
