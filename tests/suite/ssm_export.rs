@@ -467,3 +467,75 @@ fn strict_makes_a_note_an_error_and_skip_leaves_a_step_out() {
         .code_is(2)
         .stderr_has("--skip no-such-step: the runbook has no step `no-such-step`");
 }
+
+#[test]
+fn the_site_links_each_runbooks_exported_document_or_says_why_there_is_none() {
+    let t = Test::new();
+    let site = t.path("site");
+    t.run_args(&[
+        "render".into(),
+        "--book".into(),
+        repo().join("book").display().to_string(),
+        "--runbooks".into(),
+        repo().join("runbooks").display().to_string(),
+        "--out".into(),
+        site.display().to_string(),
+    ])
+    .code_is(0);
+    let page = |p: &str| std::fs::read_to_string(site.join("runbooks").join(p)).expect("page");
+    let part2 = page("part-2-identity-center.html");
+    assert!(
+        part2.contains("<a href=\"part-2-identity-center.ssm.yaml\" download>"),
+        "Part 2's page links no document"
+    );
+    // The document on the site is the one `export --ssm` writes.
+    let mine = t.path("p2.yaml");
+    export(&t, "part-2-identity-center.md", &[], &mine, &[]).code_is(0);
+    let on_site = std::fs::read_to_string(site.join("runbooks/part-2-identity-center.ssm.yaml")).expect("on the site");
+    let strip = |s: &str| {
+        s.lines()
+            .filter(|l| !l.contains("Exported by"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(
+        strip(&on_site),
+        strip(&std::fs::read_to_string(&mine).expect("exported"))
+    );
+    assert!(page("prerequisites.html").contains("Left out: <code>firewall</code>"));
+    assert!(site.join("runbooks/troubleshooting/not-activated.ssm.yaml").exists());
+    assert!(page("troubleshooting/not-activated.html").contains("href=\"../../ssm-automation.html\""));
+    let multi = page("multiple-accounts.html");
+    assert!(
+        multi.contains("this runbook cannot be exported as it is: cannot export"),
+        "{multi}"
+    );
+    assert!(!site.join("runbooks/multiple-accounts.ssm.yaml").exists());
+    assert!(
+        site.join("ssm-automation.html").exists(),
+        "the book's SSM Automation page"
+    );
+}
+
+#[test]
+fn a_secret_is_a_parameter_store_name_and_never_its_value() {
+    let rb = "# Secret things\n\n```runbook\n[inputs.token]\nprompt = \"API token\"\nsecret = true\ndefault = \"SeKr1t-input-4471\"\n```\n\n\
+```manual id=paste\nconfirm = \"Pasted?\"\n[ask.otp]\nprompt = \"One-time code\"\nsecret = true\ndefault = \"SeKr1t-ask-9902\"\n```\n\n\
+```rhai id=use public=n\nlet n = inputs.token.len() + steps.paste.otp.len();\n#{ n: n }\n```\n";
+    let t = Test::new()
+        .file("r.md", rb)
+        .args(["export", "--ssm", "r.md", "-o", "out.yaml"]);
+    t.run().code_is(0);
+    let doc = std::fs::read_to_string(t.path("out.yaml")).expect("doc");
+    assert!(!doc.contains("SeKr1t"), "a secret default reached the document:\n{doc}");
+    for p in ["TokenParameterName:", "OtpParameterName:"] {
+        assert!(doc.contains(p), "no parameter {p}\n{doc}");
+    }
+    // Only the script reads them, from Parameter Store, with decryption.
+    assert!(
+        doc.contains("_secret(events[\"TokenParameterName\"])")
+            && doc.contains("_secret(events[\"OtpParameterName\"])"),
+        "{doc}"
+    );
+    assert!(doc.contains("get_parameter(Name=name, WithDecryption=True)"), "{doc}");
+}

@@ -179,7 +179,8 @@ pub(crate) struct Lower<'a> {
     /// Input name -> parameter name.
     pub inputs: HashMap<String, String>,
     /// (step key, question) -> parameter name.
-    pub asks: HashMap<(String, String), String>,
+    /// (step key, question) -> parameter name, and whether the question is secret.
+    pub asks: HashMap<(String, String), (String, bool)>,
     /// Step key -> what is known of it.
     pub info: HashMap<String, StepInfo>,
     /// Step key -> the outputs later steps read (`*` for the whole step).
@@ -389,8 +390,14 @@ impl<'a> Lower<'a> {
             } else {
                 short
             };
-            self.asks.insert((key.clone(), q.clone()), name.clone());
-            self.params.push((name, values::parameter(input, false)));
+            // A secret answer is the name of a SecureString parameter, as a secret input is.
+            let name = if input.secret {
+                format!("{name}ParameterName")
+            } else {
+                name
+            };
+            self.asks.insert((key.clone(), q.clone()), (name.clone(), input.secret));
+            self.params.push((name, values::parameter(input, input.secret)));
         }
     }
 

@@ -298,7 +298,11 @@ fn manual(x: &mut Lower, step: &Step, name: &str) -> Vec<AStep> {
     };
     let key = interp::step_key(&step.id);
     for (q, _) in &m.ask {
-        let p = x.asks.get(&(key.clone(), q.clone())).cloned().unwrap_or_default();
+        let p = x
+            .asks
+            .get(&(key.clone(), q.clone()))
+            .map(|a| a.0.clone())
+            .unwrap_or_default();
         x.note(step.info_span, format!("question `{q}` becomes the document parameter `{p}`: it is answered when the execution starts, not at this step"));
     }
     let mut out = Vec::new();

@@ -244,10 +244,10 @@ impl Lower<'_> {
         }
         if info.manual {
             return match self.asks.get(&(key.clone(), field.to_string())) {
-                Some(p) => Ok(Resolved {
+                Some((p, secret)) => Ok(Resolved {
                     var: p.clone(),
                     ty: Ty::Str,
-                    secret: false,
+                    secret: *secret,
                 }),
                 None => Err(format!(
                     "`{id}` asks no question `{field}`: only its questions (parameters of the document) can be read"
