@@ -539,3 +539,66 @@ fn a_secret_is_a_parameter_store_name_and_never_its_value() {
     );
     assert!(doc.contains("get_parameter(Name=name, WithDecryption=True)"), "{doc}");
 }
+
+#[test]
+fn part_2_exported_with_an_external_idp_takes_the_synced_user_and_skips_what_the_idp_does() {
+    let tools = node_tools();
+    let t = Test::new();
+    let doc = t.path("part-2.ssm.yaml");
+    export(&t, "part-2-identity-center.md", &[], &doc, &[]).code_is(0);
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            root_mfa: true,
+            ..Default::default()
+        },
+    );
+    // The IdP has synchronized the administrative user into the identity store.
+    let python = moto_server().parent().expect("bin").join("python3");
+    let made = Command::new(python)
+        .args([
+            "-c",
+            "import boto3\nsso = boto3.client('sso-admin')\nstore = sso.list_instances()['Instances'][0]['IdentityStoreId']\n\
+print(boto3.client('identitystore').create_user(IdentityStoreId=store, UserName='synced.admin', DisplayName='S A', Name={'GivenName': 'S', 'FamilyName': 'A'})['UserId'])",
+        ])
+        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .output()
+        .expect("python");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let synced = String::from_utf8_lossy(&made.stdout).trim().to_string();
+    let params = serde_json::json!({
+        "AdminUser": "synced.admin",
+        "AdminEmail": "cloud-admins@example.com",
+        "IdentitySource": "external-idp",
+        "Approvers": ["arn:aws:iam::123456789012:role/Approver"],
+    });
+    let r = simulate(&tools, &doc, &proxy.endpoint, &params);
+    let steps: Vec<&str> = r["executedSteps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        steps.contains(&"connect_directory") && steps.contains(&"synced_user"),
+        "{steps:?}"
+    );
+    for skipped in ["set_password", "identity_center_mfa"] {
+        assert!(
+            !steps.contains(&skipped),
+            "{skipped} ran for an external IdP: {steps:?}"
+        );
+    }
+    assert_eq!(r["outputs"]["admin.user_id"], synced.as_str(), "{r}");
+    assert_eq!(
+        r["outputs"]["admin_user.user_id"], "",
+        "the default directory's user step made a user: {r}"
+    );
+    let (sets, _, _, assignments) = part2_counts(&moto.endpoint);
+    assert_eq!((sets, assignments), (1, 1));
+    assert_eq!(proxy.calls("CreateUser"), 0, "{:?}", proxy.operations());
+}

@@ -331,7 +331,18 @@ fn manual(x: &mut Lower, step: &Step, name: &str) -> Vec<AStep> {
         }
         message.push_str("\n\n");
     }
-    message.push_str(m.confirm.as_deref().unwrap_or("Done?"));
+    let confirm = values::string(step, &mut scope, m.confirm.as_deref().unwrap_or("Done?"));
+    match confirm.auto {
+        Some(Node::Str(c)) if !confirm.secret => message.push_str(&c),
+        _ => scope.errors.push((
+            step.info_span,
+            format!(
+                "cannot export the question of `{}`: it needs a computed value or a secret",
+                step.id
+            ),
+            Some("keep the question to plain text and `${inputs.x}` or `${steps.a.b}` references".into()),
+        )),
+    }
     message.push_str(" (Approve = yes, Reject = no)");
     let mut names = Vec::new();
     for (ename, py) in hoisted {
