@@ -602,3 +602,48 @@ print(boto3.client('identitystore').create_user(IdentityStoreId=store, UserName=
     assert_eq!((sets, assignments), (1, 1));
     assert_eq!(proxy.calls("CreateUser"), 0, "{:?}", proxy.operations());
 }
+
+#[test]
+fn a_support_case_exported_is_filed_once_or_handed_over_to_a_person() {
+    let tools = node_tools();
+    let t = Test::new();
+    let doc = t.path("not-activated.ssm.yaml");
+    export(&t, "troubleshooting/not-activated.md", &[], &doc, &[]).code_is(0);
+    let params = serde_json::json!({
+        "AccountEmail": "it.admins@example.com",
+        "Tried": "cleared the browser cache",
+        "Reachable": "tomorrow 09:00-12:00 UTC",
+        "AccountId": "123456789012",
+        "Approvers": ["arn:aws:iam::123456789012:role/Approver"],
+    });
+    // A plan with the Support API: the case is filed, and a second run finds it open.
+    let moto = Moto::start();
+    moto.support_case_status_every(1_000_000);
+    let proxy = FaultProxy::start(&moto.endpoint, Rules::default());
+    for _ in 0..2 {
+        let r = simulate(&tools, &doc, &proxy.endpoint, &params);
+        let steps = r["executedSteps"].to_string();
+        assert!(
+            !steps.contains("case_handover\""),
+            "handed over with the Support API: {steps}"
+        );
+    }
+    assert_eq!(proxy.calls("CreateCase"), 1, "{:?}", proxy.operations());
+    // The Basic plan: no Support API; a person is shown the case to file by hand.
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            subscription_required: true,
+            ..Default::default()
+        },
+    );
+    let r = simulate(&tools, &doc, &proxy.endpoint, &params);
+    let steps = r["executedSteps"].to_string();
+    assert!(
+        steps.contains("case_handover\""),
+        "no hand-over on the Basic plan: {steps}"
+    );
+    assert_eq!(r["approvals"], 5, "{r}");
+    assert_eq!(proxy.mutating(), 0, "{:?}", proxy.operations());
+}
