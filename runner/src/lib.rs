@@ -10,6 +10,7 @@ mod emulator;
 mod eval;
 mod exec;
 mod exit;
+mod export;
 mod inputs;
 pub mod interp;
 pub mod journal;

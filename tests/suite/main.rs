@@ -32,6 +32,7 @@ mod safety_page;
 mod secrets;
 mod secrets_by_construction;
 mod services;
+mod ssm_export;
 mod statedir;
 mod support_cases;
 mod trust;
