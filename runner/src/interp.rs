@@ -126,6 +126,21 @@ pub fn refs(code: &str) -> Vec<Ref> {
     let mut i = 0;
     while i < bytes.len() {
         let c = bytes[i];
+        // Comments are not code: an apostrophe in one is not a character literal.
+        if c == b'/' && bytes.get(i + 1) == Some(&b'/') {
+            while i < bytes.len() && bytes[i] != b'\n' {
+                i += 1;
+            }
+            continue;
+        }
+        if c == b'/' && bytes.get(i + 1) == Some(&b'*') {
+            i += 2;
+            while i < bytes.len() && !(bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/')) {
+                i += 1;
+            }
+            i += 2;
+            continue;
+        }
         if c == b'"' || c == b'`' || c == b'\'' {
             i += 1;
             while i < bytes.len() && bytes[i] != c {
@@ -260,5 +275,12 @@ mod tests {
         assert!(matches!(&r[0], Ref::Input { name, .. } if name == "user"));
         assert!(matches!(&r[1], Ref::Step { id, field: Some(f), .. } if id == "admin_ps" && f == "arn"));
         assert!(matches!(&r[2], Ref::Step { id, field: Some(f), .. } if id == "find-ic" && f == "store"));
+    }
+
+    #[test]
+    fn an_apostrophe_in_a_comment_hides_no_reference() {
+        let r = refs("// the parameter's value\nsteps.params.Parameters.len() /* it's */ + inputs.x");
+        assert_eq!(r.len(), 2, "{r:?}");
+        assert!(matches!(&r[0], Ref::Step { id, .. } if id == "params"));
     }
 }

@@ -3,30 +3,8 @@
 //! credentials do not mask ordinary words, and nothing stored lets anyone test guesses.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
-use crate::common::{Moto, Test};
-
-/// Every byte written under a directory, by path relative to it.
-fn files(dir: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).expect("inside").display().to_string();
-                out.insert(
-                    rel,
-                    String::from_utf8_lossy(&std::fs::read(&p).unwrap_or_default()).into_owned(),
-                );
-            }
-        }
-    }
-    out
-}
+use crate::common::{Moto, Test, files};
 
 /// A script that reads a secret cannot spell it in the shape of its outputs: a map whose members
 /// are `()` or `0` by the secret's bits, a list as long as the secret. Stored, streamed and shown,

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use crate::common::{Moto, Test, moto_server};
+use crate::common::{Moto, Test, files, moto_server};
 
 /// Runs `code` in the venv's python with `c(service)`, a boto3 client on `endpoint`; its stdout.
 pub(crate) fn boto(endpoint: &str, code: &str) -> String {
@@ -188,10 +188,17 @@ MaxItems = 1
 if steps.got.Configuration.Timeout != 30 { throw `timeout: ${steps.got.Configuration}`; }
 if steps.got.Tags.owner != "platform" { throw `tags: ${steps.got.Tags}`; }
 if steps.all.Functions.len() != 1 { throw "not listed"; }
+if steps.got.Configuration.Environment.Variables.STAGE != "prod" { throw "env"; }
 #{ env: steps.got.Configuration.Environment.Variables.STAGE }
 ```
 "#;
-    run(&moto, text).code_is(0).stdout_has("env=prod");
+    // The model marks a function's environment sensitive: it reached the script (which checked
+    // it), and nothing of it, name or value, was printed or kept.
+    let t = Test::new().file("r.md", text).aws(&moto.endpoint).args(["run", "r.md"]);
+    t.run().code_is(0).stdout_lacks("prod").stdout_lacks("STAGE");
+    for (path, text) in files(&t.path(".runbook")) {
+        assert!(!text.contains("prod") && !text.contains("STAGE"), "{path}: {text}");
+    }
     assert_eq!(
         boto(
             &moto.endpoint,
@@ -291,11 +298,22 @@ TopicArn = "${steps.topic.TopicArn}"
 ```
 
 ```rhai id=seen
-if steps.params.Parameters.len() != 2 { throw `params: ${steps.params.Parameters.len()}`; }
 #{ subs: steps.subs.Subscriptions.len(), proto: steps.subs.Subscriptions[0].Protocol }
 ```
+
+```rhai id=paged
+// A parameter's value is sensitive in the model: what reads it is secret, printed as nothing.
+if steps.params.Parameters.len() != 2 { throw `params: ${steps.params.Parameters.len()}`; }
+#{ values: steps.params.Parameters.map(|p| p.Value) }
+```
 "#;
-    run(&moto, text).code_is(0).stdout_has("subs=1").stdout_has("proto=sqs");
+    run(&moto, text)
+        .code_is(0)
+        .stdout_has("subs=1")
+        .stdout_has("proto=sqs")
+        .stdout_lacks("values=")
+        // PutParameter's value is masked where it is, however short.
+        .stdout_lacks(r#""Value":"one""#);
     assert_eq!(
         boto(
             &moto.endpoint,

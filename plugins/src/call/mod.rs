@@ -258,13 +258,16 @@ pub fn target(call: Call, ctx: &Context, request: &Value) -> String {
     } else {
         request.clone()
     };
-    place_target(ctx, &call.with_tokens(customize(call, request)))
+    sent_target(call, ctx, &call.with_tokens(customize(call, request)))
 }
 
-fn place_target(ctx: &Context, request: &Value) -> String {
+/// The target of a request as it will be sent: its sensitive members masked where they are, so
+/// no intent, claim, mark or line names a secret however short.
+fn sent_target(call: Call, ctx: &Context, request: &Value) -> String {
+    let request = call.masked_request(request);
     match ctx.place() {
-        Some(p) => format!("{} in {}", target_of(request), p.describe()),
-        None => target_of(request),
+        Some(p) => format!("{} in {}", target_of(&request), p.describe()),
+        None => target_of(&request),
     }
 }
 
@@ -324,7 +327,7 @@ pub async fn invoke(ctx: &Context, call: Call, request: Value, opts: Options) ->
         return pages::read_all(ctx, call, request, opts).await;
     }
     let name = call.full_name();
-    let target = place_target(ctx, &request);
+    let target = sent_target(call, ctx, &request);
     // AWS makes a second one of most things a call by name makes (it has no client token to
     // tell them apart): one item, run or process at a time, after any lost answer has landed.
     let _claim = ctx.claim(name, &target, crate::Duplicates::Made).await?;

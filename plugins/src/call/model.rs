@@ -347,6 +347,49 @@ pub fn service_names() -> Vec<&'static str> {
     SOURCES.iter().map(|s| s.0).collect()
 }
 
+/// Shapes the models mark `sensitive` that are the operator's own identity data, not secrets:
+/// the names, email addresses and contact details a setup runbook writes itself and must read
+/// back (a `for-each=` over the organization's accounts, an account's alternate contacts). The
+/// trait covers both kinds; everything else it marks (passwords, keys, tokens, MFA seeds, OTPs,
+/// parameter values, environment variables, presigned URLs) stays secret. Exact names, per
+/// service, so a new model adds no exception by itself.
+pub const IDENTITY_DATA: &[(&str, &[&str])] = &[
+    (
+        "organizations",
+        &["AccountName", "CreateAccountName", "Email", "HandshakePartyId"],
+    ),
+    (
+        "identitystore",
+        &[
+            "UserName",
+            "GroupDisplayName",
+            "ExternalIdIdentifier",
+            "ExternalIdIssuer",
+        ],
+    ),
+    (
+        "account",
+        &[
+            "AccountName",
+            "AddressLine",
+            "City",
+            "CompanyName",
+            "ContactInformationPhoneNumber",
+            "CountryCode",
+            "DistrictOrCounty",
+            "EmailAddress",
+            "FullName",
+            "Name",
+            "PhoneNumber",
+            "PostalCode",
+            "PrimaryEmailAddress",
+            "StateOrRegion",
+            "Title",
+            "WebsiteUrl",
+        ],
+    ),
+];
+
 /// Each service's model, parsed on first use and kept for the process.
 fn cells() -> &'static [OnceLock<Option<Service>>] {
     static CELLS: OnceLock<Vec<OnceLock<Option<Service>>>> = OnceLock::new();
@@ -359,10 +402,26 @@ fn parse(name: &'static str, gz: &[u8]) -> Option<Service> {
     // The files are ours and tested (`every_model_loads`); a broken one is left out.
     let mut s: Service = serde_json::from_slice(&text).ok()?;
     s.name = name;
+    for shape in IDENTITY_DATA
+        .iter()
+        .filter(|(svc, _)| *svc == name)
+        .flat_map(|(_, shapes)| *shapes)
+    {
+        if let Some(sh) = s.shapes.get_mut(*shape) {
+            sh.sensitive = false;
+        }
+    }
     for (op_name, op) in s.operations.iter_mut() {
         op.call = format!("{name}:{op_name}");
     }
     Some(s)
+}
+
+/// A service's model as bundled (gzipped JSON), before any adjustment.
+#[cfg(test)]
+pub fn raw(name: &str) -> Option<&'static [u8]> {
+    let i = SOURCES.binary_search_by(|s| s.0.cmp(name)).ok()?;
+    Some(SOURCES[i].5)
 }
 
 pub fn service(name: &str) -> Option<&'static Service> {

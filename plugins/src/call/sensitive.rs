@@ -63,6 +63,53 @@ fn walk(service: &Service, shape: &Shape, v: &Value, inherited: bool, out: &mut 
     }
 }
 
+/// `v` with every value the model marks sensitive replaced by the mask, whole (a sensitive map
+/// or structure becomes one mask, so neither its keys nor its size show). What a request looks
+/// like wherever it is shown or named: a short secret is masked by where it is, not by a search
+/// for its text.
+pub fn masked(service: &Service, shape: &Shape, v: &Value) -> Value {
+    mask(service, shape, v, 0)
+}
+
+/// What a masked value reads as.
+pub const MASK: &str = "********";
+
+fn mask(service: &Service, shape: &Shape, v: &Value, depth: usize) -> Value {
+    if shape.sensitive && !v.is_null() {
+        return Value::String(MASK.into());
+    }
+    if depth > MAX_DEPTH {
+        return v.clone();
+    }
+    let inner = |r: &Option<super::model::Ref>| r.as_ref().and_then(|r| service.shape(&r.shape));
+    match v {
+        Value::Object(o) if shape.ty == "structure" => Value::Object(
+            o.iter()
+                .map(|(k, x)| {
+                    let x = match shape.members.get(k).and_then(|r| service.shape(&r.shape)) {
+                        Some(s) => mask(service, s, x, depth + 1),
+                        None => x.clone(),
+                    };
+                    (k.clone(), x)
+                })
+                .collect(),
+        ),
+        Value::Object(o) if shape.ty == "map" => match inner(&shape.value) {
+            Some(s) => Value::Object(
+                o.iter()
+                    .map(|(k, x)| (k.clone(), mask(service, s, x, depth + 1)))
+                    .collect(),
+            ),
+            None => v.clone(),
+        },
+        Value::Array(a) => match inner(&shape.member) {
+            Some(s) => Value::Array(a.iter().map(|x| mask(service, s, x, depth + 1)).collect()),
+            None => v.clone(),
+        },
+        _ => v.clone(),
+    }
+}
+
 fn leaves(v: &Value, out: &mut Vec<String>) {
     match v {
         Value::String(s) if !s.is_empty() => out.push(s.clone()),
@@ -146,6 +193,14 @@ impl Call {
             .unwrap_or_default()
     }
 
+    /// The request with its sensitive members masked where they are.
+    pub fn masked_request(&self, request: &Value) -> Value {
+        match self.input() {
+            Some(s) => masked(self.service, s, request),
+            None => request.clone(),
+        }
+    }
+
     /// The sensitive values of an answer of this call.
     pub fn sensitive_in_response(&self, response: &Value) -> Vec<String> {
         self.output()
@@ -213,5 +268,58 @@ mod tests {
         );
         assert!(c.sensitive_outputs().contains(&"SecretString".to_string()));
         assert!(sensitive_outputs("nope", "Nothing").is_empty());
+    }
+
+    #[test]
+    fn identity_data_is_shown_and_every_other_sensitive_member_is_not() {
+        let accounts = resolve("organizations:ListAccounts").expect("resolves");
+        let answer = json!({"Accounts": [{"Id": "111111111111", "Name": "Prod", "Email": "a@example.com"}]});
+        assert!(accounts.sensitive_in_response(&answer).is_empty());
+        let made = resolve("organizations:CreateAccount").expect("resolves");
+        assert!(
+            made.sensitive_in_request(&json!({"AccountName": "Prod", "Email": "a@example.com"}))
+                .is_empty()
+        );
+        // The same service's other sensitive members, and the account service's one-time
+        // password, stay secret.
+        let otp = resolve("account:AcceptPrimaryEmailUpdate").expect("resolves");
+        assert_eq!(
+            otp.sensitive_in_request(
+                &json!({"AccountId": "111111111111", "Otp": "123456", "PrimaryEmail": "a@example.com"})
+            ),
+            vec!["123456"]
+        );
+        let notes = resolve("organizations:InviteAccountToOrganization").expect("resolves");
+        assert_eq!(
+            notes.sensitive_in_request(&json!({"Target": {"Id": "1", "Type": "ACCOUNT"}, "Notes": "private"})),
+            vec!["private"]
+        );
+    }
+
+    #[test]
+    fn a_short_sensitive_value_is_masked_where_it_is() {
+        let put = resolve("ssm:PutParameter").expect("resolves");
+        assert_eq!(
+            put.masked_request(&json!({"Name": "/a", "Value": "one", "Type": "String"})),
+            json!({"Name": "/a", "Value": MASK, "Type": "String"})
+        );
+        let f = resolve("lambda:CreateFunction").expect("resolves");
+        assert_eq!(
+            f.masked_request(&json!({"FunctionName": "f", "Environment": {"Variables": {"A": "1", "B": "2"}}})),
+            json!({"FunctionName": "f", "Environment": {"Variables": MASK}})
+        );
+    }
+
+    #[test]
+    fn every_identity_exception_names_a_sensitive_shape_of_its_model() {
+        for (service, shapes) in crate::call::model::IDENTITY_DATA {
+            let gz = crate::call::model::raw(service).expect("a bundled model");
+            let mut text = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gz), &mut text).expect("gzip");
+            let raw: Value = serde_json::from_slice(&text).expect("json");
+            for shape in *shapes {
+                assert_eq!(raw["shapes"][shape]["sensitive"], json!(true), "{service}: {shape}");
+            }
+        }
     }
 }

@@ -466,6 +466,27 @@ pub fn run_dirs(state: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Every byte written under a directory, by path relative to it.
+pub fn files(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).expect("inside").display().to_string();
+                out.insert(
+                    rel,
+                    String::from_utf8_lossy(&std::fs::read(&p).unwrap_or_default()).into_owned(),
+                );
+            }
+        }
+    }
+    out
+}
+
 /// Every transcript under a state directory, concatenated.
 pub fn transcripts(state: &Path) -> String {
     run_dirs(state)
