@@ -26,6 +26,7 @@ mod render;
 mod run;
 mod safety_page;
 mod secrets;
+mod site;
 mod statedir;
 mod support_cases;
 mod trust;

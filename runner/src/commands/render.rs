@@ -25,6 +25,10 @@ pub(super) fn render(
                 "not rendered: the runbooks in {dir} have errors"
             )));
         }
+        Err(RenderError::BookToml(diags)) => {
+            report(&diags, color);
+            return Err(CommandError::Usage("not rendered: book.toml has errors".into()));
+        }
         Err(RenderError::Pages(diags)) => {
             report(&diags, color);
             return Err(CommandError::Usage("not rendered: the book's pages have errors".into()));

@@ -1,0 +1,306 @@
+//! The published site from untrusted files (issue 29): no script from content, book.toml by
+//! allow-list, bounded includes, outputs that never follow links, any file name. Every attack
+//! runs through the binary; the browser half is `tests/browser.rs`.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::Test;
+
+/// A scratch project: a minimal book and one runbook `runbooks/r.md`.
+fn project(runbook: &str) -> Test {
+    Test::new()
+        .file("book/book.toml", "[book]\ntitle = \"t\"\n")
+        .file("book/src/SUMMARY.md", "# Summary\n\n<!-- runbooks -->\n")
+        .file("runbooks/r.md", runbook)
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// Every regular file under `dir` (links not followed), as (path, bytes).
+fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let Ok(ty) = e.file_type() else { continue };
+            if ty.is_dir() {
+                todo.push(e.path());
+            } else if ty.is_file() {
+                out.push((e.path(), std::fs::read(e.path()).expect("read")));
+            }
+        }
+    }
+    out
+}
+
+const HOSTILE: &str = "# R
+
+<script>window.__pwned = 1</script>
+
+Text <img src=x onerror=\"alert(1)\"> and [click](javascript:alert(2)) and <javascript:alert(3)> ![i](data:image/png,x) <kbd>Ctrl</kbd>
+
+<a href=\"jav&#x09;ascript:alert(4)\">entity</a>
+
+## &lt;img src=x onerror=alert(5)&gt; zebracrumb
+
+## Title {onclick=alert(6)}
+
+```manual id=a
+confirm = \"ok?\"
+```
+";
+
+#[test]
+fn raw_html_and_unsafe_links_never_reach_the_site_and_check_says_where() {
+    let t = project(HOSTILE);
+    let out = t.run_args(&["check".into(), "runbooks".into()]);
+    out.code_is(0);
+    let warnings: Vec<&str> = out.stderr.lines().filter(|l| l.contains(": warning: ")).collect();
+    let at: Vec<&str> = warnings.iter().filter_map(|l| l.split(": warning: ").next()).collect();
+    assert_eq!(
+        at,
+        [
+            "runbooks/r.md:3:1",
+            "runbooks/r.md:5:6",
+            "runbooks/r.md:5:41",
+            "runbooks/r.md:5:74",
+            "runbooks/r.md:5:96",
+            "runbooks/r.md:7:1",
+            "runbooks/r.md:11:10",
+        ],
+        "{}",
+        out.stderr
+    );
+    assert!(
+        warnings[0].ends_with("the site changes this: raw HTML `<script>` is not published"),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings[1].ends_with("the `onerror` attribute of `<img>` is not published"),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings[2].contains("the link to `javascript:alert(2)`"),
+        "{warnings:?}"
+    );
+    let out = t.run_args(&["render".into()]);
+    out.code_is(0);
+    let page = read(&t.path("site/runbooks/r.html"));
+    let main = page
+        .split("<main>")
+        .nth(1)
+        .and_then(|m| m.split("</main>").next())
+        .unwrap_or("");
+    // Attributes as mdBook writes them (quoted); the escaped heading text holds `onerror=` too.
+    for bad in [
+        "<script",
+        "onerror=\"",
+        "onclick=\"",
+        "href=\"javascript:",
+        "src=\"data:",
+        "href=\"jav",
+    ] {
+        assert!(!main.contains(bad), "{bad} reached the page: {main}");
+    }
+    assert!(
+        main.contains("<kbd>Ctrl</kbd>") && main.contains("<img src=\"x\">"),
+        "safe HTML is kept: {main}"
+    );
+    assert!(
+        main.contains(">click<") || main.contains("click and"),
+        "an unsafe link shows its text: {main}"
+    );
+}
+
+#[test]
+fn every_page_has_a_policy_that_allows_no_inline_script_but_its_own() {
+    let t = project(HOSTILE).file(
+        "book/book.toml",
+        "[book]\ntitle = \"t\"\n\n[output.html.redirect]\n\"/old.html\" = \"runbooks/r.html\"\n",
+    );
+    t.run_args(&["render".into()]).code_is(0);
+    let mut pages = 0;
+    for (p, b) in files(&t.path("site")) {
+        if p.extension().is_none_or(|e| e != "html") {
+            continue;
+        }
+        let text = String::from_utf8_lossy(&b);
+        let head = text.split("</head>").next().unwrap_or("");
+        let policy = head
+            .split("http-equiv=\"Content-Security-Policy\" content=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_else(|| panic!("{} has no Content-Security-Policy", p.display()));
+        let script_src = policy
+            .split(';')
+            .find(|d| d.trim().starts_with("script-src"))
+            .unwrap_or_else(|| panic!("{}: {policy}", p.display()));
+        assert!(!script_src.contains("unsafe"), "{}: {script_src}", p.display());
+        for source in script_src.split_whitespace().skip(1) {
+            assert!(
+                source == "'self'" || source.starts_with("'sha256-"),
+                "{}: {script_src}",
+                p.display()
+            );
+        }
+        pages += 1;
+    }
+    assert!(pages >= 5, "{pages} pages (the redirect page too)");
+}
+
+#[test]
+fn the_search_index_holds_text_never_markup() {
+    let t = project(HOSTILE);
+    t.run_args(&["render".into()]).code_is(0);
+    let index = files(&t.path("site"))
+        .into_iter()
+        .find(|(p, _)| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("searchindex"))
+        })
+        .map(|(_, b)| String::from_utf8_lossy(&b).into_owned())
+        .expect("a search index");
+    assert!(index.contains("zebracrumb"), "the heading is indexed");
+    // The breadcrumbs mdBook's searcher inserts as HTML hold the heading escaped.
+    let crumbs: Vec<&str> = index
+        .split("\"breadcrumbs\":\"")
+        .skip(1)
+        .map(|r| r.split('"').next().unwrap_or(""))
+        .collect();
+    assert!(!crumbs.is_empty());
+    for c in &crumbs {
+        assert!(!c.contains('<'), "markup in a breadcrumb: {c}");
+    }
+    assert!(
+        crumbs.iter().any(|c| c.contains("&lt;img src=x onerror=alert(5)&gt;")),
+        "{crumbs:?}"
+    );
+}
+
+#[test]
+fn book_toml_honours_only_documented_keys_and_paths_stay_inside() {
+    // The redirect of the issue: a key that climbs out of --out and the project.
+    let t = project("# R\n").file(
+        "book/book.toml",
+        "[book]\ntitle = \"t\"\n\n[output.html.redirect]\n\"/../../escaped/pwned.html\" = \"index.html\"\n",
+    );
+    let out = t.run_args(&["render".into(), "--out".into(), "deep/er/site".into()]);
+    out.code_is(2);
+    out.stderr_has("book/book.toml:5:1: error: redirect `/../../escaped/pwned.html` must be a path inside the site");
+    assert!(
+        !t.path("escaped").exists() && !t.path("deep/escaped").exists(),
+        "a file was written outside"
+    );
+    assert!(!t.path("deep/er/site").exists(), "nothing rendered");
+
+    // Keys that load script or are not documented: each an error at its place.
+    let t = project("# R\n").file(
+        "book/book.toml",
+        "[book]\ntitle = \"t\"\nmultilingual = false\n\n[output.html]\nadditional-js = [\"x.js\"]\ngoogle-analytics = \"UA-1\"\ndefault-theme = \"</script>\"\n",
+    );
+    std::fs::write(t.path("book/x.js"), "window.__pwned = 1").expect("write");
+    let out = t.run_args(&["render".into()]);
+    out.code_is(2);
+    let errors: Vec<&str> = out.stderr.lines().filter(|l| l.contains(": error: ")).collect();
+    assert_eq!(errors.len(), 4, "{}", out.stderr);
+    assert!(
+        errors[0].starts_with("book/book.toml:3:1: error: `book.multilingual` is not honoured"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1]
+            .starts_with("book/book.toml:6:1: error: `output.html.additional-js` is not honoured: it loads a script"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[2].starts_with("book/book.toml:7:1: error: `output.html.google-analytics` is not honoured"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[3].starts_with("book/book.toml:8:17: error: `default-theme` must be one of"),
+        "{errors:?}"
+    );
+    assert!(!t.path("site").exists());
+
+    // A linked stylesheet that points outside the book is not a file of the book.
+    let t = project("# R\n").file(
+        "book/book.toml",
+        "[book]\ntitle = \"t\"\n\n[output.html]\nadditional-css = [\"style.css\"]\n",
+    );
+    std::os::unix::fs::symlink("/etc/passwd", t.path("book/style.css")).expect("symlink");
+    let out = t.run_args(&["render".into()]);
+    out.code_is(2);
+    out.stderr_has("book/book.toml:5:19: error: additional-css `style.css` is not a .css file inside the book");
+
+    // What is documented works: a redirect inside the site, normalised, and a stylesheet.
+    let t = project("# R\n")
+        .file(
+            "book/book.toml",
+            "[book]\ntitle = \"t\"\n\n[output.html]\nadditional-css = [\"./style.css\"]\n\n[output.html.redirect]\n\"/a/../old/page.html\" = \"../runbooks/r.html\"\n",
+        )
+        .file("book/style.css", "body { color: black }\n");
+    t.run_args(&["render".into()]).code_is(0);
+    assert!(read(&t.path("site/old/page.html")).contains("../runbooks/r.html"));
+    assert!(
+        t.path("site/style.css").is_file()
+            || files(&t.path("site"))
+                .iter()
+                .any(|(p, _)| p.to_string_lossy().contains("style"))
+    );
+}
+
+/// A runbooks directory whose includes nest to ~14 MB per page under the old per-page limits
+/// (each page reads 931 files of 16 KiB): `pages` runbooks of it.
+pub fn amplifying(t: Test, pages: usize) -> Test {
+    let mut t = t
+        .file("runbooks/l0.txt", "x".repeat(16 << 10) + "\n")
+        .file("runbooks/l1.txt", "{{#include l0.txt}}\n".repeat(30))
+        .file("runbooks/l2.txt", "{{#include l1.txt}}\n".repeat(30));
+    for n in 0..pages {
+        t = t.file(
+            &format!("runbooks/r{n}.md"),
+            format!("# R{n}\n\n{{{{#include l2.txt}}}}\n"),
+        );
+    }
+    t
+}
+
+#[test]
+fn includes_cannot_amplify_a_small_book_into_a_large_site() {
+    let t = amplifying(
+        Test::new()
+            .file("book/book.toml", "[book]\ntitle = \"t\"\n")
+            .file("book/src/SUMMARY.md", "# Summary\n\n<!-- runbooks -->\n"),
+        3,
+    );
+    let started = std::time::Instant::now();
+    let out = t.run_args(&["render".into()]);
+    out.code_is(2);
+    let budget = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("than its budget"))
+        .unwrap_or_else(|| panic!("no budget error: {}", out.stderr));
+    assert!(
+        budget.starts_with("runbooks/l1.txt:")
+            && budget.contains(
+                ": error: `{{#include l0.txt}}` makes includes add more to the site than its budget (1 MiB plus 2 times"
+            ),
+        "{budget}"
+    );
+    assert!(!t.path("site").exists(), "nothing published");
+    let written: usize = files(t.dir.path()).iter().map(|(_, b)| b.len()).sum();
+    assert!(written < 1 << 20, "{written} bytes on disk");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    // `check` finds it in one runbook too, at the same place.
+    let out = t.run_args(&["check".into(), "runbooks/r0.md".into()]);
+    out.code_is(2);
+    out.stderr_has("than its budget");
+}
