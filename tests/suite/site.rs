@@ -304,3 +304,108 @@ fn includes_cannot_amplify_a_small_book_into_a_large_site() {
     out.code_is(2);
     out.stderr_has("than its budget");
 }
+
+/// `runbook render --serve` of `t` on a free port; killed when dropped.
+struct Served {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(t: &Test, idle_ms: u64) -> Served {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_runbook"))
+        .args(["render", "--serve", "127.0.0.1:0"])
+        .current_dir(t.dir.path())
+        .env("RUNBOOK_SERVE_TIMEOUT_MS", idle_ms.to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("serve line");
+    let port = line
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    Served { child, port }
+}
+
+fn kib(pid: u32, field: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    s.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .expect("field")
+}
+
+/// The whole answer to `GET path`.
+fn get(port: u16, path: &str) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .expect("timeout");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("send");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+#[test]
+fn serve_memory_stays_bounded_under_clients_that_never_read_and_others_are_served() {
+    use std::io::Write;
+    // A 2.5 MB runbook: its page and print.html are over 2 MB each.
+    let prose: String = (0..40_000)
+        .map(|i| format!("Line {i} of prose, with words enough to be a paragraph.\n\n"))
+        .collect();
+    let t = project(&format!("# Big\n\n{prose}"));
+    let server = serve(&t, 60_000);
+    let pid = server.child.id();
+    let page = get(server.port, "/print.html");
+    assert!(
+        page.starts_with(b"HTTP/1.1 200") && page.len() > 2_000_000,
+        "{}",
+        page.len()
+    );
+    let before = kib(pid, "VmRSS:");
+
+    // 32 clients ask for the big page and never read a byte of it.
+    let slow: Vec<std::net::TcpStream> = (0..32)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+            write!(s, "GET /print.html HTTP/1.1\r\nHost: x\r\n\r\n").expect("send");
+            s
+        })
+        .collect();
+    // And 64 more that connect and say nothing.
+    let silent: Vec<std::net::TcpStream> = (0..64)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect"))
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let held = kib(pid, "VmRSS:").saturating_sub(before);
+    // Others are still served, whole.
+    for _ in 0..8 {
+        let other = get(server.port, "/print.html");
+        assert!(
+            other.starts_with(b"HTTP/1.1 200"),
+            "{:?}",
+            String::from_utf8_lossy(&other[..other.len().min(80)])
+        );
+        assert_eq!(other.len(), page.len(), "a whole answer");
+    }
+    let peak = kib(pid, "VmHWM:");
+    eprintln!("32 clients that never read hold {held} KiB (peak RSS {peak} KiB)");
+    assert!(held < 16 << 10, "32 clients that never read hold {held} KiB");
+    drop((slow, silent));
+}
