@@ -409,3 +409,28 @@ fn serve_memory_stays_bounded_under_clients_that_never_read_and_others_are_serve
     assert!(held < 16 << 10, "32 clients that never read hold {held} KiB");
     drop((slow, silent));
 }
+
+#[test]
+fn render_never_writes_through_a_symbolic_link_in_out() {
+    for (link, out) in [
+        ("build", "build/site"),
+        ("build", "build/deeper/site"),
+        ("site", "site"),
+    ] {
+        let t = project("# R\n").file("outside/keep.txt", "keep");
+        std::os::unix::fs::symlink(t.path("outside"), t.path(link)).expect("symlink");
+        let absolute = t.path(out).display().to_string();
+        for given in [out.to_string(), format!("./{out}"), absolute] {
+            let r = t.run_args(&["render".into(), "--out".into(), given.clone()]);
+            assert_eq!(r.code, 2, "--out {given}: {r:?}");
+            assert!(r.stderr.contains("a symbolic link"), "--out {given}: {}", r.stderr);
+            let mut left: Vec<String> = std::fs::read_dir(t.path("outside"))
+                .expect("outside")
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            left.sort();
+            assert_eq!(left, ["keep.txt"], "--out {given} wrote outside");
+        }
+    }
+}
