@@ -434,3 +434,95 @@ fn render_never_writes_through_a_symbolic_link_in_out() {
         }
     }
 }
+
+/// Decodes `%XX` in a link.
+fn percent_decoded(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 3 <= b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn any_file_name_that_passes_check_renders_and_no_name_reaches_the_terminal_raw() {
+    let names = [
+        "a b",
+        "p)",
+        "[x]",
+        "q#1",
+        "r%20",
+        "x\" onmouseover=\"alert(1)",
+        "ü ñ",
+        "esc\u{1b}[31mred",
+        "new\nline",
+        "back\\slash",
+    ];
+    let mut t = Test::new()
+        .file("book/book.toml", "[book]\ntitle = \"t\"\n")
+        .file("book/src/SUMMARY.md", "# Summary\n\n<!-- runbooks -->\n")
+        .file("runbooks/README.md", "# Index\n\n- [A](a%20b.md)\n");
+    for n in names {
+        t = t.file(
+            &format!("runbooks/{n}.md"),
+            format!("# Title [{n}] `x`\n\n```manual id=a on-failure=README.md\nconfirm = \"ok?\"\n```\n"),
+        );
+    }
+    t.run_args(&["check".into(), "runbooks".into()]).code_is(0);
+    let out = t.run_args(&["render".into(), "--out".into(), "site\u{1b}[2J".into()]);
+    out.code_is(0);
+    assert!(!out.all().contains('\u{1b}'), "an escape reached the terminal: {out:?}");
+    let site = t.path("site\u{1b}[2J");
+    // Every link of the table of contents leads to a page that exists, and none has attributes
+    // of its own.
+    let toc = read(&site.join("toc.html"));
+    let hrefs: Vec<&str> = toc
+        .split("href=\"")
+        .skip(1)
+        .filter_map(|r| r.split('"').next())
+        .collect();
+    assert!(hrefs.len() >= names.len(), "{toc}");
+    for h in &hrefs {
+        let file = site.join(percent_decoded(h.split('#').next().unwrap_or("")));
+        assert!(file.is_file(), "the toc links to {h}, which is not a page of the site");
+    }
+    assert!(!toc.contains("onmouseover=\""), "a file name wrote an attribute: {toc}");
+    // The command on the page pastes as one word.
+    let pages: Vec<String> = files(&site.join("runbooks"))
+        .into_iter()
+        .map(|(_, b)| String::from_utf8_lossy(&b).into_owned())
+        .collect();
+    assert!(
+        pages.iter().any(|p| p.contains("runbook run 'runbooks/a b.md'")),
+        "the run-this command is not quoted"
+    );
+
+    // Names in errors are shown escaped too.
+    let t = project("# R\n").file(
+        "runbooks/bad\u{1b}]0;pwned\u{7}.md",
+        "# Bad\n\n```aws sts.whoami\nbogus = 1\n```\n",
+    );
+    for args in [vec!["check".to_string(), "runbooks".into()], vec!["render".into()]] {
+        let out = t.run_args(&args);
+        out.code_is(2);
+        assert!(
+            !out.all().contains('\u{1b}') && !out.all().contains('\u{7}'),
+            "{args:?}: {out:?}"
+        );
+        assert!(
+            out.stderr.contains("bad\\u{1b}]0;pwned\\u{7}.md"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+}

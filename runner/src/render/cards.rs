@@ -86,11 +86,13 @@ fn first_heading_end(text: &str) -> Option<usize> {
 }
 
 fn run_this(path: &str) -> String {
+    // Pasted into a shell: quoted as one word whatever the file's name.
+    let path = shell_words::quote(path);
     format!(
         "\n<div class=\"rb-run-this\"><strong>Run this</strong>\
 <pre><code class=\"language-bash\">runbook run {p}</code></pre>\
 <span>Try it first without an AWS account: <code>runbook rehearse {p}</code></span></div>\n\n",
-        p = esc(path)
+        p = esc(&path)
     )
 }
 
@@ -194,6 +196,8 @@ fn inputs_table(rb: &Runbook) -> String {
 /// percent-encoded, so no file name (`javascript:x.md`) can make the link a URL with a scheme.
 fn page_link(target: &str) -> String {
     let (path, frag) = target.split_once('#').map_or((target, None), |(p, f)| (p, Some(f)));
+    // The page a runbook is published as (`summary::page_path`).
+    let path = super::summary::page_path(path);
     let page = match path.strip_suffix("README.md") {
         Some(dir) => format!("{dir}index.html"),
         None => path
@@ -462,7 +466,11 @@ mod tests {
             "troubleshooting/not-activated.html"
         );
         assert_eq!(page_link("README.md#x"), "index.html#x");
-        assert_eq!(page_link("javascript:alert(1).md"), "javascript%3Aalert%281%29.html");
+        let evil = page_link("javascript:alert(1).md");
+        assert!(
+            evil.starts_with("javascript_alert%281%29-") && evil.ends_with(".html"),
+            "{evil}"
+        );
         assert_eq!(code_spans("a `b` c"), "a <code>b</code> c");
         assert_eq!(code_spans("odd ` tick"), "odd ` tick");
     }

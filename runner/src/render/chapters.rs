@@ -43,6 +43,8 @@ pub struct StepCards {
     pub markdown: MarkdownOptions,
     /// Pages this program generates (the references), by path under src/: not sanitized.
     pub generated: Vec<String>,
+    /// Each runbook's path under `dir` by where its page is published (`summary::page_path`).
+    pub by_page: HashMap<String, String>,
 }
 
 impl Preprocessor for StepCards {
@@ -93,7 +95,9 @@ impl StepCards {
             refused.extend(links.diags.finish(&shown));
             return links.title;
         };
-        let rel_s = super::slash(rel);
+        let page = super::slash(rel);
+        let rel_s = self.by_page.get(&page).cloned().unwrap_or(page);
+        let rel = std::path::Path::new(&rel_s);
         let shown = if self.shown_dir.is_empty() {
             rel_s.clone()
         } else {

@@ -152,6 +152,11 @@ impl Staged {
             budget: crate::links::Budget::new(self.page_bytes),
             markdown,
             generated: self.generated.keys().cloned().collect(),
+            by_page: self
+                .runbooks
+                .iter()
+                .map(|(rel, _)| (summary::page_path(rel), rel.clone()))
+                .collect(),
             dir: RUNBOOKS_DIR.into(),
             shown_dir: self.shown_dir.clone(),
             registry: self.registry,

@@ -17,7 +17,7 @@ use mdbook_driver::config::Config;
 use mdbook_summary::{SummaryItem, parse_summary};
 use runbook_plugins::Registry;
 
-use super::summary::{index_order, with_runbooks};
+use super::summary::{index_order, page_path, placeholder, with_runbooks};
 use super::{RUNBOOKS_DIR, RenderError, Staged, io, reference, slash};
 use crate::diagnostic::{Diagnostic, Diags};
 use crate::{load, paths};
@@ -175,19 +175,32 @@ impl Staged {
             SummaryItem::PartTitle(title) => return Ok(BookItem::PartTitle(title.clone())),
             other => return Err(RenderError::Book(format!("SUMMARY.md: {other:?} is not supported"))),
         };
+        // A runbook's placeholder (see `summary`): the chapter itself, with its title.
+        let runbook = link
+            .location
+            .as_deref()
+            .and_then(placeholder)
+            .and_then(|i| self.runbooks.get(i));
+        let name = runbook.map_or_else(|| link.name.clone(), |(_, title)| title.clone());
         let mut ch = match &link.location {
             Some(location) => {
-                let (path, mut content) = self.chapter_text(src, location)?;
+                let (path, mut content) = match runbook {
+                    Some((rel, _)) => (
+                        PathBuf::from(format!("{RUNBOOKS_DIR}/{}", page_path(rel))),
+                        self.parsed.get(rel).map(|(s, _, _)| s.text.clone()).unwrap_or_default(),
+                    ),
+                    None => self.chapter_text(src, location)?,
+                };
                 if content.starts_with('\u{feff}') {
                     content.replace_range(..3, "");
                 }
-                Chapter::new(&link.name, content, path, parents.to_vec())
+                Chapter::new(&name, content, path, parents.to_vec())
             }
-            None => Chapter::new_draft(&link.name, parents.to_vec()),
+            None => Chapter::new_draft(&name, parents.to_vec()),
         };
         ch.number = link.number.clone();
         let mut sub_parents = parents.to_vec();
-        sub_parents.push(link.name.clone());
+        sub_parents.push(name);
         ch.sub_items = link
             .nested_items
             .iter()
