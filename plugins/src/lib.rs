@@ -19,7 +19,7 @@ mod poll;
 mod pressure;
 mod registry;
 
-pub use action::{Action, ActionInfo, DynAction, FieldSpec, Plan, PlanItem, Verdict};
+pub use action::{Action, ActionInfo, DynAction, FieldSpec, Plan, PlanItem, Verdict, command};
 pub use context::{AwsOptions, Context, Event, Events, Memo, PollSettings};
 pub use error::PluginError;
 pub use fanout::{Fanout, Finished};

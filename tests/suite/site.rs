@@ -526,3 +526,67 @@ fn any_file_name_that_passes_check_renders_and_no_name_reaches_the_terminal_raw(
         );
     }
 }
+
+/// The text of `html` with the entities mdBook and the cards write decoded.
+fn unescape(html: &str) -> String {
+    html.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#10;", "\n")
+        .replace("&amp;", "&")
+}
+
+#[test]
+fn cli_commands_on_the_cards_paste_into_a_shell_as_written() {
+    let rb = r#"# Users
+
+```aws identitystore.ensure-user id=user
+identity_store_id = "d-1234567890"
+user_name = "pat.obrien"
+display_name = "Pat O'Brien"
+given_name = "Pat"
+family_name = "O'Brien $(touch PWNED) `touch PWNED2` \"q\""
+email = "pat@example.com"
+```
+"#;
+    let t = project(rb);
+    t.run_args(&["render".into()]).code_is(0);
+    let page = read(&t.path("site/runbooks/r.html"));
+    let code = page
+        .split("<code class=\"language-bash\">")
+        .filter_map(|r| r.split("</code>").next())
+        .map(unescape)
+        .find(|c| c.contains("create-user"))
+        .unwrap_or_else(|| panic!("no CLI block: {page}"));
+    let line = code
+        .lines()
+        .find(|l| l.contains("create-user"))
+        .expect("create-user line");
+    // Pasted into a real shell, with `aws` standing for a program that prints its arguments.
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("aws() {{ printf '%s\\n' \"$@\"; }}\n{line}"))
+        .current_dir(t.dir.path())
+        .output()
+        .expect("sh");
+    assert!(out.status.success(), "{line}: {}", String::from_utf8_lossy(&out.stderr));
+    let args: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect();
+    let after = |flag: &str| {
+        let i = args
+            .iter()
+            .position(|a| a == flag)
+            .unwrap_or_else(|| panic!("{flag} in {args:?}"));
+        args[i + 1].clone()
+    };
+    assert_eq!(after("--display-name"), "Pat O'Brien", "{line}");
+    let name: serde_json::Value = serde_json::from_str(&after("--name")).expect("JSON");
+    assert_eq!(
+        name["FamilyName"], "O'Brien $(touch PWNED) `touch PWNED2` \"q\"",
+        "{line}"
+    );
+    assert!(
+        !t.path("PWNED").exists() && !t.path("PWNED2").exists(),
+        "pasting ran a command"
+    );
+}
