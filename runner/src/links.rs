@@ -41,6 +41,8 @@ struct Left {
     bytes: usize,
     /// Files already counted towards the budget (each once, however often it is included).
     seen: HashSet<PathBuf>,
+    /// Their bytes.
+    included: usize,
 }
 
 impl Budget {
@@ -49,7 +51,13 @@ impl Budget {
         Budget(Arc::new(Mutex::new(Left {
             bytes: BUDGET_FLOOR.saturating_add(pages.saturating_mul(BUDGET_FACTOR)),
             seen: HashSet::new(),
+            included: 0,
         })))
+    }
+
+    /// Bytes of the distinct files included so far: inputs of the site as much as its pages.
+    pub fn included(&self) -> usize {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).included
     }
 
     /// Takes `len` bytes an include of `file` (of `file_len` bytes) adds; false when they are
@@ -57,6 +65,7 @@ impl Budget {
     fn take(&self, file: &Path, file_len: usize, len: usize) -> bool {
         let mut left = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if left.seen.insert(file.to_path_buf()) {
+            left.included = left.included.saturating_add(file_len);
             left.bytes = left.bytes.saturating_add(file_len.saturating_mul(BUDGET_FACTOR));
         }
         match left.bytes.checked_sub(len) {

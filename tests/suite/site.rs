@@ -590,3 +590,53 @@ email = "pat@example.com"
         "pasting ran a command"
     );
 }
+
+/// Headings of distinct made-up words: the text mdBook's search index grows most on (a
+/// character tree of every word, per heading), `bytes` of it.
+fn distinct_headings(bytes: usize) -> String {
+    let mut seed: u64 = 29;
+    let mut out = String::new();
+    while out.len() < bytes {
+        out.push_str("## ");
+        for _ in 0..3 {
+            for _ in 0..12 {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                out.push((b'a' + (seed >> 59) as u8 % 26) as char);
+            }
+            out.push(' ');
+        }
+        out.push_str("\n\n");
+    }
+    out
+}
+
+#[test]
+fn the_site_stays_within_its_stated_multiple_of_its_inputs() {
+    // 16 KiB of distinct headings, included 20 times (within the include budget): before, a
+    // site of 7 MB from 21 KB of input (336 times), now refused.
+    let mut t = Test::new()
+        .file("book/book.toml", "[book]\ntitle = \"t\"\n")
+        .file("book/src/SUMMARY.md", "# Summary\n\n<!-- runbooks -->\n")
+        .file("runbooks/h.txt", distinct_headings(16 << 10));
+    for n in 0..4 {
+        t = t.file(
+            &format!("runbooks/r{n}.md"),
+            format!("# R{n}\n\n") + "{{#include h.txt}}\n\n".repeat(5).as_str(),
+        );
+    }
+    let out = t.run_args(&["render".into()]);
+    out.code_is(2);
+    out.stderr_has("runbook: render: the site would be ");
+    out.stderr_has("(4 MiB, 64 KiB a page and 64 times its inputs)");
+    assert!(!t.path("site").exists(), "nothing published");
+    assert!(
+        std::fs::read_dir(t.dir.path())
+            .expect("dir")
+            .flatten()
+            .all(|e| !e.file_name().to_string_lossy().starts_with('.')),
+        "the site built beside --out was removed"
+    );
+    // The same headings once, as a page of their own, are a site like any other.
+    let t = project(&format!("# R\n\n{}", distinct_headings(16 << 10)));
+    t.run_args(&["render".into()]).code_is(0);
+}

@@ -55,6 +55,8 @@ pub enum RenderError {
     Book(String),
     #[error("--out {path}: {why}")]
     Out { path: String, why: String },
+    #[error("{0}")]
+    Oversized(String),
     #[error("book.toml has errors")]
     BookToml(Vec<Diagnostic>),
 }
@@ -86,8 +88,11 @@ pub struct Staged {
     parsed: Arc<HashMap<String, (Source, Runbook, Diags)>>,
     /// book/'s Markdown pages (paths relative to book/) that staging would have copied.
     pages: BTreeSet<PathBuf>,
-    /// Bytes of the runbooks and of book/'s pages: what includes may add is measured by them.
-    page_bytes: usize,
+    /// Bytes of the runbooks and of book/'s files: what includes may add and how large the site
+    /// may be are measured by them.
+    input_bytes: usize,
+    /// What includes may add to the site, all pages together.
+    budget: crate::links::Budget,
     /// Generated pages by path under src/: the CLI and plugin references.
     generated: HashMap<String, String>,
     registry: &'static Registry,
@@ -149,7 +154,7 @@ impl Staged {
     fn step_cards(&self, config: &Config, refused: &Arc<Mutex<Vec<Diagnostic>>>) -> chapters::StepCards {
         let markdown = markdown_options(config);
         chapters::StepCards {
-            budget: crate::links::Budget::new(self.page_bytes),
+            budget: self.budget.clone(),
             markdown,
             generated: self.generated.keys().cloned().collect(),
             by_page: self
@@ -258,6 +263,9 @@ fn render_into(book: &Path, runbooks: &Path, target: &OutDir) -> Result<Staged, 
     }
     built?;
     post::finish(building.path())?;
+    let pages = (staged.runbooks.len() + staged.pages.len()) as u64 + 3;
+    let inputs = staged.input_bytes + staged.budget.included();
+    post::bounded(building.path(), inputs as u64, pages)?;
     let marker = building.path().join(SITE_MARKER);
     std::fs::write(
         &marker,

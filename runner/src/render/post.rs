@@ -14,6 +14,50 @@ use sha2::{Digest, Sha256};
 
 use super::{RenderError, io};
 
+/// A site may hold this many bytes whatever its size (mdBook's own assets are about 1.3 MiB)...
+pub const SITE_FLOOR: u64 = 4 << 20;
+/// ...plus this many a page (mdBook's template and table of contents)...
+pub const SITE_PER_PAGE: u64 = 64 << 10;
+/// ...plus this many times the bytes of the book's files and the runbooks. The search index is
+/// the largest multiple (a character tree of every word): pages of nothing but distinct headings
+/// come to about 40 times their size.
+pub const SITE_FACTOR: u64 = 64;
+
+/// Refuses a built site larger than [`SITE_FLOOR`] + [`SITE_PER_PAGE`] per page + [`SITE_FACTOR`]
+/// times its inputs: whatever the Markdown does, the site stays within that multiple.
+pub(super) fn bounded(site: &Path, inputs: u64, pages: u64) -> Result<u64, RenderError> {
+    let limit = SITE_FLOOR
+        .saturating_add(SITE_PER_PAGE.saturating_mul(pages))
+        .saturating_add(SITE_FACTOR.saturating_mul(inputs));
+    let bytes = bytes_under(site)?;
+    if bytes > limit {
+        return Err(RenderError::Oversized(format!(
+            "the site would be {bytes} bytes, more than a site of {pages} pages from {inputs} bytes may be \
+({} MiB, {} KiB a page and {SITE_FACTOR} times its inputs); includes or repeated text multiply it",
+            SITE_FLOOR >> 20,
+            SITE_PER_PAGE >> 10
+        )));
+    }
+    Ok(bytes)
+}
+
+fn bytes_under(dir: &Path) -> Result<u64, RenderError> {
+    let mut total = 0;
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).map_err(io(&d))? {
+            let entry = entry.map_err(io(&d))?;
+            let ty = entry.file_type().map_err(io(&entry.path()))?;
+            if ty.is_dir() {
+                todo.push(entry.path());
+            } else {
+                total += entry.metadata().map_err(io(&entry.path()))?.len();
+            }
+        }
+    }
+    Ok(total)
+}
+
 /// The policy, with `{scripts}` replaced by the page's inline script hashes.
 const POLICY: &str = "default-src 'self'; script-src 'self'{scripts}; style-src 'self' 'unsafe-inline'; \
 img-src 'self' data:; font-src 'self' data:; connect-src 'self'; media-src 'self'; object-src 'none'; \

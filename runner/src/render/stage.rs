@@ -37,8 +37,8 @@ pub fn stage(book: &Path, runbooks: &Path) -> Result<Staged, RenderError> {
         .tempdir()
         .map_err(io(Path::new("temporary directory")))?;
     let mut pages = BTreeSet::new();
-    let mut page_bytes = 0;
-    copy_tree(book, dir.path(), Path::new(""), &mut pages, &mut page_bytes)?;
+    let mut input_bytes = 0;
+    copy_tree(book, dir.path(), Path::new(""), &mut pages, &mut input_bytes)?;
 
     // Parse every runbook (titles for the summary, models for the cards); `check` runs later,
     // on these models, beside mdBook's build (see `render`).
@@ -54,7 +54,7 @@ pub fn stage(book: &Path, runbooks: &Path) -> Result<Staged, RenderError> {
         let rb = crate::parser::parse_into(&source, &mut diags);
         let rel = slash(f.strip_prefix(runbooks).unwrap_or(f));
         titles.push((rel.clone(), rb.title.clone()));
-        page_bytes += source.text.len();
+        input_bytes += source.text.len();
         parsed.insert(rel, (source, rb, diags));
     }
     let ordered = index_order(runbooks, titles)?;
@@ -71,7 +71,8 @@ pub fn stage(book: &Path, runbooks: &Path) -> Result<Staged, RenderError> {
         runbooks: ordered,
         parsed: Arc::new(parsed),
         pages,
-        page_bytes,
+        input_bytes,
+        budget: crate::links::Budget::new(input_bytes),
         generated,
         registry,
         carded: None,
@@ -113,6 +114,7 @@ fn copy_tree(
             *bytes += entry.metadata().map_or(0, |m| m.len() as usize);
             pages.insert(rel.join(&name));
         } else if ty.is_file() {
+            *bytes += entry.metadata().map_or(0, |m| m.len() as usize);
             std::fs::copy(&path, to.join(&name)).map_err(io(&path))?;
         }
     }
