@@ -314,3 +314,9 @@ fn describe(v: &Value, defs: &Value) -> (String, Vec<String>, Vec<String>) {
 fn item_is_object(v: &Value) -> bool {
     v.get("properties").is_some()
 }
+
+/// A command line as a shell reads it, each word quoted only where it must be (shell-words), so
+/// a value such as `Pat O'Brien` pastes as one word, as written. The cards' CLI lines use it.
+pub fn command<S: AsRef<str>>(words: impl IntoIterator<Item = S>) -> String {
+    shell_words::join(words)
+}

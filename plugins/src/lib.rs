@@ -20,7 +20,7 @@ mod poll;
 mod pressure;
 mod registry;
 
-pub use action::{Action, ActionInfo, BoxFuture, DynAction, FieldSpec, Plan, PlanItem, Verdict};
+pub use action::{Action, ActionInfo, BoxFuture, DynAction, FieldSpec, Plan, PlanItem, Verdict, command};
 pub use context::{AwsOptions, Claim, Context, Duplicates, Event, Events, Memo, PollSettings};
 pub use error::PluginError;
 pub use fanout::{Fanout, Finished};

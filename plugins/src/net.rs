@@ -200,7 +200,7 @@ impl Action for CheckReachable {
             .into_iter()
             .flatten()
             .filter_map(Value::as_str)
-            .map(|u| format!("curl -sSI {u}"))
+            .map(|u| crate::command(["curl", "-sSI", u]))
             .collect()
     }
 

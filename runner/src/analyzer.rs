@@ -144,19 +144,32 @@ impl Checker<'_> {
     }
 
     /// `{{#include}}` and the other mdBook links in the prose (never in a step block): their
-    /// files must be inside the runbooks root, as `render` requires.
+    /// files must be inside the runbooks root, as `render` requires, and what they add is bounded
+    /// as one page of a site is. Then where the site will not publish what the author wrote (raw
+    /// HTML, links and images with other schemes, heading attributes): warnings.
     fn check_links(&mut self) {
         let mut machine: Vec<Span> = self.runbook.steps.iter().map(|s| s.span).collect();
         machine.extend(self.runbook.settings.span);
         machine.sort_by_key(|s| s.start);
-        let mut expander = crate::render::links::Expander::new(self.root);
+        let budget = crate::links::Budget::new(self.source.text.len());
+        let mut expander = crate::links::Expander::new(self.root, &budget);
         let mut sink = String::new();
-        for range in crate::render::links::prose_ranges(self.source.text.len(), &machine) {
+        for range in crate::links::prose_ranges(self.source.text.len(), &machine) {
             expander.expand(self.source, range, &mut sink);
             sink.clear();
         }
         self.diags
             .extend(expander.diags.finish(&self.source.path().display().to_string()));
+        let blocks: Vec<std::ops::Range<usize>> = machine.iter().map(|s| s.start..s.end).collect();
+        let source = self.source;
+        let changes = crate::markup::changes(&source.text, &crate::markup::default_options(), &blocks);
+        // An HTML block's later lines say nothing of their own.
+        for change in changes.iter().filter(|c| !c.why.is_empty()) {
+            let span = Span::new(change.range.start, change.range.end);
+            self.diags.push_with(Severity::Warning, || {
+                Diagnostic::warning(source, span, format!("the site changes this: {}", change.why))
+            });
+        }
     }
 
     fn check_settings(&mut self) {

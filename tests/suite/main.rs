@@ -33,6 +33,7 @@ mod secrets;
 mod secrets_by_construction;
 mod services;
 mod ssm_export;
+mod site;
 mod statedir;
 mod support_cases;
 mod trust;

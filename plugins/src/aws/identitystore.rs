@@ -95,19 +95,34 @@ impl Action for EnsureUser {
 
     fn cli(p: &Value) -> Vec<String> {
         let s = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        // Structured values as JSON (the AWS CLI takes it for any structure), each one word.
+        let name = serde_json::json!({"GivenName": s("given_name"), "FamilyName": s("family_name")});
+        let emails = serde_json::json!([{"Value": s("email"), "Type": "work", "Primary": true}]);
         vec![
-            format!(
-                "aws identitystore get-user-id --identity-store-id STORE_ID --alternate-identifier '{{\"UniqueAttribute\":{{\"AttributePath\":\"userName\",\"AttributeValue\":\"{}\"}}}}'",
-                s("user_name")
-            ),
-            format!(
-                "aws identitystore create-user --identity-store-id STORE_ID --user-name {} --display-name '{}' --name GivenName='{}',FamilyName='{}' --emails Value={},Type=work,Primary=true",
-                s("user_name"),
-                s("display_name"),
-                s("given_name"),
-                s("family_name"),
-                s("email")
-            ),
+            crate::command([
+                "aws",
+                "identitystore",
+                "get-user-id",
+                "--identity-store-id",
+                "STORE_ID",
+                "--alternate-identifier",
+                &user_name_identifier(&s("user_name")),
+            ]),
+            crate::command([
+                "aws",
+                "identitystore",
+                "create-user",
+                "--identity-store-id",
+                "STORE_ID",
+                "--user-name",
+                &s("user_name"),
+                "--display-name",
+                &s("display_name"),
+                "--name",
+                &name.to_string(),
+                "--emails",
+                &emails.to_string(),
+            ]),
         ]
     }
 
@@ -286,4 +301,9 @@ impl Action for FindUser {
             user_id: id.unwrap_or_default(),
         })
     }
+}
+
+/// `--alternate-identifier` of GetUserId by user name, as the AWS CLI's JSON.
+pub(crate) fn user_name_identifier(user_name: &str) -> String {
+    serde_json::json!({"UniqueAttribute": {"AttributePath": "userName", "AttributeValue": user_name}}).to_string()
 }

@@ -152,10 +152,23 @@ impl Action for RemoveAssignment {
     fn cli(p: &Value) -> Vec<String> {
         vec![
             "aws sso-admin list-account-assignments-for-principal --instance-arn INSTANCE_ARN --principal-id PRINCIPAL_ID --principal-type USER".into(),
-            format!(
-                "aws sso-admin delete-account-assignment --instance-arn INSTANCE_ARN --permission-set-arn PS_ARN --principal-type {} --principal-id PRINCIPAL_ID --target-type AWS_ACCOUNT --target-id ACCOUNT_ID",
-                p.get("principal_type").and_then(Value::as_str).unwrap_or("USER")
-            ),
+            crate::command([
+                "aws",
+                "sso-admin",
+                "delete-account-assignment",
+                "--instance-arn",
+                "INSTANCE_ARN",
+                "--permission-set-arn",
+                "PS_ARN",
+                "--principal-type",
+                p.get("principal_type").and_then(Value::as_str).unwrap_or("USER"),
+                "--principal-id",
+                "PRINCIPAL_ID",
+                "--target-type",
+                "AWS_ACCOUNT",
+                "--target-id",
+                "ACCOUNT_ID",
+            ]),
             "aws sso-admin describe-account-assignment-deletion-status --instance-arn INSTANCE_ARN --account-assignment-deletion-request-id REQUEST_ID".into(),
         ]
     }
@@ -247,9 +260,15 @@ impl Action for RemoveUser {
     fn cli(p: &Value) -> Vec<String> {
         let name = p.get("user_name").and_then(Value::as_str).unwrap_or("USER_NAME");
         vec![
-            format!(
-                "aws identitystore get-user-id --identity-store-id STORE_ID --alternate-identifier '{{\"UniqueAttribute\":{{\"AttributePath\":\"userName\",\"AttributeValue\":\"{name}\"}}}}'"
-            ),
+            crate::command([
+                "aws",
+                "identitystore",
+                "get-user-id",
+                "--identity-store-id",
+                "STORE_ID",
+                "--alternate-identifier",
+                &super::identitystore::user_name_identifier(name),
+            ]),
             "aws identitystore delete-user --identity-store-id STORE_ID --user-id USER_ID".into(),
         ]
     }

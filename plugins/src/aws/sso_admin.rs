@@ -260,10 +260,17 @@ impl Action for EnsurePermissionSet {
 
     fn cli(p: &Value) -> Vec<String> {
         let name = p.get("name").and_then(Value::as_str).unwrap_or("NAME");
-        let mut v = vec![format!(
-            "aws sso-admin create-permission-set --instance-arn INSTANCE_ARN --name {name} --session-duration {}",
-            p.get("session_duration").and_then(Value::as_str).unwrap_or("PT1H")
-        )];
+        let mut v = vec![crate::command([
+            "aws",
+            "sso-admin",
+            "create-permission-set",
+            "--instance-arn",
+            "INSTANCE_ARN",
+            "--name",
+            name,
+            "--session-duration",
+            p.get("session_duration").and_then(Value::as_str).unwrap_or("PT1H"),
+        ])];
         for pol in p
             .get("managed_policies")
             .and_then(Value::as_array)
@@ -271,10 +278,17 @@ impl Action for EnsurePermissionSet {
             .flatten()
             .filter_map(Value::as_str)
         {
-            v.push(format!(
-                "aws sso-admin attach-managed-policy-to-permission-set --instance-arn INSTANCE_ARN --permission-set-arn PS_ARN --managed-policy-arn {}",
-                policy_arn(pol)
-            ));
+            v.push(crate::command([
+                "aws",
+                "sso-admin",
+                "attach-managed-policy-to-permission-set",
+                "--instance-arn",
+                "INSTANCE_ARN",
+                "--permission-set-arn",
+                "PS_ARN",
+                "--managed-policy-arn",
+                &policy_arn(pol),
+            ]));
         }
         v.push("aws sso-admin provision-permission-set --instance-arn INSTANCE_ARN --permission-set-arn PS_ARN --target-type ALL_PROVISIONED_ACCOUNTS   # after a change".into());
         v.push("aws sso-admin describe-permission-set-provisioning-status --instance-arn INSTANCE_ARN --provision-permission-set-request-id REQUEST_ID".into());

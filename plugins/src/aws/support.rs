@@ -341,14 +341,25 @@ impl Action for EnsureCase {
         vec![
             "aws sts get-caller-identity --query Account".into(),
             "aws support describe-cases --region us-east-1 --include-resolved-cases".into(),
-            format!(
-                "aws support create-case --region us-east-1 --issue-type {} --service-code {} --category-code {} --severity-code {} --subject '{}' --communication-body file://case.txt",
-                g("issue_type", "customer-service"),
-                g("service_code", "customer-account"),
-                g("category_code", "activation"),
-                g("severity", "low"),
-                g("subject", "SUBJECT")
-            ),
+            crate::command([
+                "aws",
+                "support",
+                "create-case",
+                "--region",
+                "us-east-1",
+                "--issue-type",
+                &g("issue_type", "customer-service"),
+                "--service-code",
+                &g("service_code", "customer-account"),
+                "--category-code",
+                &g("category_code", "activation"),
+                "--severity-code",
+                &g("severity", "low"),
+                "--subject",
+                &g("subject", "SUBJECT"),
+                "--communication-body",
+                "file://case.txt",
+            ]),
         ]
     }
 

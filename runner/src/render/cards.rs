@@ -1,4 +1,4 @@
-//! The mdBook preprocessor that turns a runbook chapter's step blocks into cards.
+//! Cards: what a runbook chapter's step blocks become on the site.
 //!
 //! Every fenced step block is replaced by one HTML block (no blank line inside, so CommonMark
 //! keeps it whole): an executor badge, the action and what it checks or changes, a parameters
@@ -6,127 +6,33 @@
 //! steps become a checklist item with their questions; the `runbook` block becomes an inputs
 //! table. Secret values are never written: a secret default shows as "(secret)".
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::ops::Range;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 
-use mdbook_driver::book::{Book, BookItem, Chapter};
-use mdbook_preprocessor::{Preprocessor, PreprocessorContext};
 use runbook_plugins::Registry;
 use serde_json::Value;
 
-use crate::analyzer;
-use crate::diagnostic::{Diagnostic, Diags};
 use crate::manual;
 use crate::model::{Executor, Input, Runbook, Step};
-use crate::render::links::Expander;
 use crate::source::Source;
-
-pub struct StepCards {
-    /// Chapters under this directory of the book's src/ are runbooks.
-    pub dir: String,
-    /// How the runbooks directory is named in the "run this" command.
-    pub shown_dir: String,
-    pub registry: &'static Registry,
-    /// Runbooks as staging parsed them, by path under `dir` (with what parsing found).
-    pub parsed: Arc<HashMap<String, (Source, Runbook, Diags)>>,
-    /// The canonical runbooks root: a runbook's includes stay inside it.
-    pub runbooks_root: PathBuf,
-    /// The canonical book root, and where its chapters are (book/src): a page's includes stay
-    /// inside the book.
-    pub book_root: PathBuf,
-    pub book_src: PathBuf,
-    /// Includes refused while building; the build fails when there is any.
-    pub refused: Arc<Mutex<Vec<Diagnostic>>>,
-}
-
-impl Preprocessor for StepCards {
-    fn name(&self) -> &str {
-        "runbook-cards"
-    }
-
-    fn run(&self, ctx: &PreprocessorContext, mut book: Book) -> mdbook_driver::errors::Result<Book> {
-        let mut refused = Vec::new();
-        book.for_each_mut(|item| {
-            if let BookItem::Chapter(ch) = item {
-                if let Some(title) = self.chapter(ch, &mut refused) {
-                    if let Some(path) = &ch.path {
-                        ctx.chapter_titles.borrow_mut().insert(path.clone(), title);
-                    }
-                }
-            }
-        });
-        if refused.is_empty() {
-            Ok(book)
-        } else {
-            let n = refused.len();
-            if let Ok(mut r) = self.refused.lock() {
-                r.extend(refused);
-            }
-            Err(mdbook_driver::errors::Error::msg(format!("{n} include(s) refused")))
-        }
-    }
-}
-
-impl StepCards {
-    /// Turns a chapter's step blocks into cards and expands the links of its prose, confined to
-    /// its root. Returns the chapter's `{{#title}}`, if it sets one.
-    fn chapter(&self, ch: &mut Chapter, refused: &mut Vec<Diagnostic>) -> Option<String> {
-        let path = ch.source_path.clone()?;
-        let Ok(rel) = path.strip_prefix(&self.dir) else {
-            // A book page: links only, relative to the page's place in book/src.
-            let source = Source::new(self.book_src.join(&path), std::mem::take(&mut ch.content));
-            let mut links = Expander::new(&self.book_root);
-            let mut out = String::with_capacity(source.text.len());
-            links.expand(&source, 0..source.text.len(), &mut out);
-            ch.content = out;
-            refused.extend(links.diags.finish(&source.path().display().to_string()));
-            return links.title;
-        };
-        let rel_s = super::slash(rel);
-        let shown = if self.shown_dir.is_empty() {
-            rel_s.clone()
-        } else {
-            format!("{}/{rel_s}", self.shown_dir.trim_end_matches('/'))
-        };
-        let is_index = rel.file_name().is_some_and(|n| n == "README.md");
-        let mut links = Expander::new(&self.runbooks_root);
-        // Reuse what `check` read (it has the runbook's real path, which includes start from).
-        let fresh;
-        let (source, rb) = match self.parsed.get(&rel_s) {
-            Some((source, rb, _)) if source.text == ch.content => (source, rb),
-            _ => {
-                let source = Source::new(self.runbooks_root.join(rel), std::mem::take(&mut ch.content));
-                let (rb, _) = analyzer::check_in(&source, self.registry, &self.runbooks_root);
-                fresh = (source, rb);
-                (&fresh.0, &fresh.1)
-            }
-        };
-        ch.content = cards_with(source, &shown, rb, self.registry, is_index, |range, out| {
-            links.expand(source, range, out)
-        });
-        refused.extend(links.diags.finish(&source.path().display().to_string()));
-        links.title
-    }
-}
 
 /// The chapter's Markdown with step blocks and the settings block replaced; prose as written.
 pub fn cards(source: &Source, shown: &str, rb: &Runbook, registry: &Registry, is_index: bool) -> String {
-    cards_with(source, shown, rb, registry, is_index, |range, out| {
+    cards_with(source, shown, rb, registry, is_index, &mut Vec::new(), |range, out| {
         out.push_str(&source.text[range])
     })
 }
 
 /// [`cards`], with `prose` writing each stretch of text between machine blocks (the only text
-/// that links are expanded in: step bodies are never preprocessed).
+/// that links are expanded in: step bodies are never preprocessed). `ours` receives where in the
+/// result the HTML this module wrote is (the sanitizer leaves it alone).
 pub fn cards_with(
     source: &Source,
     shown: &str,
     rb: &Runbook,
     registry: &Registry,
     is_index: bool,
+    ours: &mut Vec<Range<usize>>,
     mut prose: impl FnMut(Range<usize>, &mut String),
 ) -> String {
     let text = &source.text;
@@ -148,7 +54,9 @@ pub fn cards_with(
     };
     if let Some(end) = title_end {
         prose(0..end, &mut out);
+        let from = out.len();
         out.push_str(&run_this(shown));
+        ours.push(from..out.len());
         at = end;
     }
     for (start, end, html) in blocks {
@@ -157,7 +65,9 @@ pub fn cards_with(
         }
         prose(at..start, &mut out);
         out.push_str("\n\n");
+        let from = out.len();
         out.push_str(&html);
+        ours.push(from..out.len());
         out.push_str("\n\n");
         at = end;
     }
@@ -176,11 +86,13 @@ fn first_heading_end(text: &str) -> Option<usize> {
 }
 
 fn run_this(path: &str) -> String {
+    // Pasted into a shell: quoted as one word whatever the file's name.
+    let path = shell_words::quote(path);
     format!(
         "\n<div class=\"rb-run-this\"><strong>Run this</strong>\
 <pre><code class=\"language-bash\">runbook run {p}</code></pre>\
 <span>Try it first without an AWS account: <code>runbook rehearse {p}</code></span></div>\n\n",
-        p = esc(path)
+        p = esc(&path)
     )
 }
 
@@ -284,6 +196,8 @@ fn inputs_table(rb: &Runbook) -> String {
 /// percent-encoded, so no file name (`javascript:x.md`) can make the link a URL with a scheme.
 fn page_link(target: &str) -> String {
     let (path, frag) = target.split_once('#').map_or((target, None), |(p, f)| (p, Some(f)));
+    // The page a runbook is published as (`summary::page_path`).
+    let path = super::summary::page_path(path);
     let page = match path.strip_suffix("README.md") {
         Some(dir) => format!("{dir}index.html"),
         None => path
@@ -542,6 +456,7 @@ fn manual_body(o: &mut String, source: &Source, step: &Step) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analyzer;
 
     #[test]
     fn placeholders_name_the_value_to_fill_in() {
@@ -557,7 +472,11 @@ mod tests {
             "troubleshooting/not-activated.html"
         );
         assert_eq!(page_link("README.md#x"), "index.html#x");
-        assert_eq!(page_link("javascript:alert(1).md"), "javascript%3Aalert%281%29.html");
+        let evil = page_link("javascript:alert(1).md");
+        assert!(
+            evil.starts_with("javascript_alert%281%29-") && evil.ends_with(".html"),
+            "{evil}"
+        );
         assert_eq!(code_spans("a `b` c"), "a <code>b</code> c");
         assert_eq!(code_spans("odd ` tick"), "odd ` tick");
     }

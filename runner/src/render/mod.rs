@@ -3,11 +3,13 @@
 //! The book is staged in a temporary directory: book/ is copied, runbooks/ lands under
 //! `src/runbooks/`, the CLI and plugin references are generated from clap and the registry, and the
 //! runbooks part of SUMMARY.md is written from the runbook index. mdBook then builds it with our
-//! preprocessor ([`cards::StepCards`]) registered in code; no `mdbook` binary is involved.
+//! preprocessor ([`chapters::StepCards`]) registered in code; no `mdbook` binary is involved.
 
 pub mod cards;
-pub mod links;
+mod chapters;
+mod config;
 mod out;
+mod post;
 pub mod reference;
 pub mod serve;
 mod ssm;
@@ -15,7 +17,7 @@ mod stage;
 mod summary;
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use mdbook_driver::MDBook;
@@ -32,7 +34,7 @@ pub use stage::stage;
 use crate::diagnostic::{Diagnostic, Diags};
 use crate::model::Runbook;
 use crate::source::Source;
-use crate::{analyzer, load, paths};
+use crate::{analyzer, load};
 
 /// The line in book/src/SUMMARY.md that the runbook chapters replace.
 pub const RUNBOOKS_MARKER: &str = "<!-- runbooks -->";
@@ -54,8 +56,10 @@ pub enum RenderError {
     Book(String),
     #[error("--out {path}: {why}")]
     Out { path: String, why: String },
-    #[error("{path}: {why}")]
-    Config { path: String, why: String },
+    #[error("{0}")]
+    Oversized(String),
+    #[error("book.toml has errors")]
+    BookToml(Vec<Diagnostic>),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RenderError + '_ {
@@ -85,6 +89,11 @@ pub struct Staged {
     parsed: Arc<HashMap<String, (Source, Runbook, Diags)>>,
     /// book/'s Markdown pages (paths relative to book/) that staging would have copied.
     pages: BTreeSet<PathBuf>,
+    /// Bytes of the runbooks and of book/'s files: what includes may add and how large the site
+    /// may be are measured by them.
+    input_bytes: usize,
+    /// What includes may add to the site, all pages together.
+    budget: crate::links::Budget,
     /// Generated pages by path under src/: the CLI and plugin references.
     generated: HashMap<String, String>,
     registry: &'static Registry,
@@ -134,12 +143,8 @@ fn build_with(
 impl Staged {
     /// book.toml, held to the rules of [`build`].
     fn config(&self) -> Result<Config, RenderError> {
-        let config_path = self.root().join("book.toml");
-        let mut config = if config_path.exists() {
-            Config::from_disk(&config_path).map_err(book_error)?
-        } else {
-            Config::default()
-        };
+        let shown = self.book_dir.join("book.toml");
+        let mut config = config::read(self.root(), &shown, &self.pages).map_err(RenderError::BookToml)?;
         self.materialize(&config)?;
         safe_config(&mut config, self)?;
         config.build.create_missing = false;
@@ -147,8 +152,17 @@ impl Staged {
         Ok(config)
     }
 
-    fn step_cards(&self, config: &Config, refused: &Arc<Mutex<Vec<Diagnostic>>>) -> cards::StepCards {
-        cards::StepCards {
+    fn step_cards(&self, config: &Config, refused: &Arc<Mutex<Vec<Diagnostic>>>) -> chapters::StepCards {
+        let markdown = markdown_options(config);
+        chapters::StepCards {
+            budget: self.budget.clone(),
+            markdown,
+            generated: self.generated.keys().cloned().collect(),
+            by_page: self
+                .runbooks
+                .iter()
+                .map(|(rel, _)| (summary::page_path(rel), rel.clone()))
+                .collect(),
             dir: RUNBOOKS_DIR.into(),
             shown_dir: self.shown_dir.clone(),
             registry: self.registry,
@@ -173,94 +187,24 @@ impl Staged {
     }
 }
 
-/// The theme we build with: mdBook's, plus a head that forbids loading from any other host.
-const HEAD: &str = "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'self'; \
-script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
-font-src 'self' data:; connect-src 'self'; media-src 'self'; object-src 'none'; frame-src 'self'; \
-form-action 'none'; base-uri 'self'\">\n";
-
-fn refuse(why: impl Into<String>) -> RenderError {
-    RenderError::Config {
-        path: "book.toml".into(),
-        why: why.into(),
-    }
+/// How mdBook will read the Markdown, from book.toml's options.
+fn markdown_options(config: &Config) -> mdbook_markdown::MarkdownOptions {
+    let html = config.html_config().unwrap_or_default();
+    let mut markdown = crate::markup::default_options();
+    markdown.smart_punctuation = html.smart_punctuation;
+    markdown.definition_lists = html.definition_lists;
+    markdown.admonitions = html.admonitions;
+    markdown
 }
 
-/// A relative path that stays where it is joined (no root, no `..`).
-fn plain_relative(p: &Path) -> bool {
-    p.components()
-        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
-}
+/// The theme we build with: mdBook's, with an empty custom head (the Content-Security-Policy is
+/// written into every page after the build, with the hashes of its inline scripts: `post`).
+const HEAD: &str = "";
 
-fn web_link(url: &str) -> bool {
-    url.starts_with("https://") || url.starts_with("http://")
-}
-
+/// What we set whatever book.toml says: our theme (mdBook's, with an empty custom head), no
+/// MathJax, no playground, no hidden lines.
 fn safe_config(config: &mut Config, staged: &Staged) -> Result<(), RenderError> {
     let root = staged.root();
-    let real_root = paths::canonical(root);
-    let preprocessors = config.preprocessors::<serde_json::Value>().unwrap_or_default();
-    if let Some(name) = preprocessors.keys().next() {
-        return Err(refuse(format!(
-            "[preprocessor.{name}] would run a program; `runbook render` runs none (remove the table)"
-        )));
-    }
-    let outputs = config.outputs::<serde_json::Value>().unwrap_or_default();
-    if let Some(name) = outputs.keys().find(|k| *k != "html") {
-        return Err(refuse(format!(
-            "[output.{name}] would run another renderer; `runbook render` builds HTML only (remove the table)"
-        )));
-    }
-    if !plain_relative(&config.book.src) {
-        return Err(refuse(format!(
-            "book.src `{}` must be a directory inside the book",
-            config.book.src.display()
-        )));
-    }
-    if let Some(html) = config.html_config() {
-        if html.theme.is_some() || root.join("theme").exists() {
-            return Err(refuse(
-                "a theme of the book's own is not supported: `runbook render` uses mdBook's, which loads nothing from other hosts",
-            ));
-        }
-        for (what, files) in [
-            ("additional-css", &html.additional_css),
-            ("additional-js", &html.additional_js),
-        ] {
-            for f in files {
-                let inside = root.join(f).canonicalize().is_ok_and(|p| p.starts_with(&real_root));
-                if !inside {
-                    return Err(refuse(format!(
-                        "{what} `{}` is not a file inside the book",
-                        f.display()
-                    )));
-                }
-            }
-        }
-        if html.live_reload_endpoint.is_some() {
-            return Err(refuse("live-reload-endpoint would make the site connect elsewhere"));
-        }
-        if let Some(p) = &html.input_404 {
-            if !plain_relative(Path::new(p)) {
-                return Err(refuse(format!("input-404 `{p}` must be a page inside the book")));
-            }
-        }
-        for (what, url) in [
-            ("git-repository-url", &html.git_repository_url),
-            ("edit-url-template", &html.edit_url_template),
-        ] {
-            if let Some(u) = url.as_deref().filter(|u| !web_link(u)) {
-                return Err(refuse(format!("{what} `{u}` must be an http(s) URL")));
-            }
-        }
-        for (from, to) in &html.redirect {
-            if to.contains(':') && !web_link(to) {
-                return Err(refuse(format!(
-                    "redirect of `{from}` to `{to}` must be a path or an http(s) URL"
-                )));
-            }
-        }
-    }
     let theme = root.join(".runbook-theme");
     std::fs::create_dir_all(&theme).map_err(io(&theme))?;
     let head = theme.join("head.hbs");
@@ -320,6 +264,10 @@ fn render_into(book: &Path, runbooks: &Path, target: &OutDir) -> Result<Staged, 
     }
     built?;
     staged.publish_ssm(building.path())?;
+    post::finish(building.path())?;
+    let pages = (staged.runbooks.len() + staged.pages.len()) as u64 + 3;
+    let inputs = staged.input_bytes + staged.budget.included();
+    post::bounded(building.path(), inputs as u64, pages)?;
     let marker = building.path().join(SITE_MARKER);
     std::fs::write(
         &marker,

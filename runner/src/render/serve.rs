@@ -1,179 +1,230 @@
-//! `runbook render --serve`: the built site over HTTP on loopback, for a preview or a browser.
-//! GET and HEAD only; paths stay inside the site directory. Bounded: a request line of at most
-//! 8 KiB, headers of at most 16 KiB, a few dozen connections at once, and a deadline per
-//! connection, so no client can make it hold memory, threads or time.
+//! `runbook render --serve`: the built site over HTTP on loopback, for a preview or a browser, on
+//! hyper (the HTTP stack the AWS SDK already brings; no HTTP of our own). GET and HEAD only; paths
+//! stay inside the site directory.
+//!
+//! Bounded, whatever clients do: hyper reads a request head of at most [`MAX_HEAD`] bytes; a file
+//! is sent in [`CHUNK`]-byte pieces read only as the client takes them (hyper buffers at most
+//! [`MAX_HEAD`] more), so a connection holds tens of KiB however large the file and however slow
+//! the reader (and the kernel holds at most about [`SEND_BUFFER`] of it); at most
+//! [`MAX_CONNECTIONS`] are served at once (the next are told 503), and a
+//! connection that moves no byte for the idle time is closed. One thread runs it all.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::convert::Infallible;
+use std::net::TcpListener;
 use std::path::{Component, Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-/// Longest request line read.
-pub const MAX_REQUEST_LINE: usize = 8 << 10;
-/// Most header bytes (all lines together) and header lines read.
-pub const MAX_HEADER_BYTES: usize = 16 << 10;
-pub const MAX_HEADERS: usize = 100;
-/// Connections answered at once; more are told 503 and closed.
-pub const MAX_CONNECTIONS: usize = 32;
-/// How long a connection may take, from accept to the end of the answer (`RUNBOOK_SERVE_TIMEOUT_MS`
-/// changes it, for tests).
-pub const DEADLINE: Duration = Duration::from_secs(10);
+use bytes::{Bytes, BytesMut};
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 
-fn deadline() -> Duration {
+/// Most bytes of a request head read, and of a response buffered beyond the piece being sent.
+pub const MAX_HEAD: usize = 16 << 10;
+/// A file is read and sent in pieces of this many bytes.
+pub const CHUNK: usize = 32 << 10;
+/// The kernel's send buffer of a connection (Linux doubles it): what a reader that stops holds
+/// outside this process is bounded too.
+pub const SEND_BUFFER: usize = 64 << 10;
+/// Connections served at once; more are told 503 and closed.
+pub const MAX_CONNECTIONS: usize = 256;
+/// How long a connection may go without moving a byte either way (`RUNBOOK_SERVE_TIMEOUT_MS`
+/// changes it, for tests).
+pub const IDLE: Duration = Duration::from_secs(10);
+
+fn idle() -> Duration {
     std::env::var("RUNBOOK_SERVE_TIMEOUT_MS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .map_or(DEADLINE, Duration::from_millis)
+        .map_or(IDLE, Duration::from_millis)
 }
 
-/// Serves `root` on `listener` until the process ends; one thread per connection, at most
-/// [`MAX_CONNECTIONS`] of them.
+type Body = BoxBody<Bytes, std::io::Error>;
+
+/// Serves `root` on `listener` until the process ends.
 pub fn serve(listener: TcpListener, root: PathBuf) -> std::io::Result<()> {
-    let busy = Arc::new(AtomicUsize::new(0));
-    let limit = deadline();
-    for stream in listener.incoming() {
-        let Ok(mut stream) = stream else { continue };
-        if busy.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
-            busy.fetch_sub(1, Ordering::SeqCst);
-            let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
-            let _ = respond(&mut stream, "503 Service Unavailable", "text/plain", b"busy\n", true);
-            continue;
-        }
-        let root = root.clone();
-        let slot = Slot(busy.clone());
-        std::thread::spawn(move || {
-            let _slot = slot;
-            let _ = answer(stream, &root, Instant::now() + limit);
-        });
-    }
-    Ok(())
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(4)
+        .build()?;
+    listener.set_nonblocking(true)?;
+    runtime.block_on(accept(listener, Arc::new(root), idle()))
 }
 
-/// A connection's place among the [`MAX_CONNECTIONS`]; given back when dropped.
-struct Slot(Arc<AtomicUsize>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// Why a request was not read.
-enum Refused {
-    TooLong,
-    Closed,
-}
-
-/// Reads one line of at most `max` bytes before `deadline`.
-fn read_line(r: &mut BufReader<TcpStream>, max: usize, deadline: Instant) -> Result<String, Refused> {
-    let mut line = Vec::new();
+async fn accept(listener: TcpListener, root: Arc<PathBuf>, idle: Duration) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let left = deadline
-            .checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
-            .ok_or(Refused::Closed)?;
-        r.get_ref().set_read_timeout(Some(left)).map_err(|_| Refused::Closed)?;
-        let buf = r.fill_buf().map_err(|_| Refused::Closed)?;
-        if buf.is_empty() {
-            return Err(Refused::Closed);
-        }
-        let (n, done) = match buf.iter().position(|&b| b == b'\n') {
-            Some(i) => (i + 1, true),
-            None => (buf.len(), false),
-        };
-        let n = n.min(max + 1 - line.len());
-        line.extend_from_slice(&buf[..n]);
-        r.consume(n);
-        if line.len() > max {
-            return Err(Refused::TooLong);
-        }
-        if done {
-            return Ok(String::from_utf8_lossy(&line).into_owned());
-        }
-    }
-}
-
-fn answer(mut stream: TcpStream, root: &Path, deadline: Instant) -> std::io::Result<()> {
-    stream.set_write_timeout(Some(
-        deadline
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_millis(1)),
-    ))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let request = match read_line(&mut reader, MAX_REQUEST_LINE, deadline) {
-        Ok(r) => r,
-        Err(Refused::TooLong) => {
-            return respond(
-                &mut stream,
-                "414 URI Too Long",
-                "text/plain",
-                b"request line too long\n",
-                true,
-            );
-        }
-        Err(Refused::Closed) => return Ok(()),
-    };
-    // Drain the headers, within their bounds.
-    let mut bytes = 0;
-    for n in 0.. {
-        let line = match read_line(&mut reader, MAX_HEADER_BYTES, deadline) {
-            Ok(l) => l,
-            Err(Refused::Closed) => return Ok(()),
-            Err(Refused::TooLong) => {
-                return respond(
-                    &mut stream,
-                    "431 Request Header Fields Too Large",
-                    "text/plain",
-                    b"headers too large\n",
-                    true,
-                );
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            // Out of descriptors, a reset before accept: wait a little and go on.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
             }
         };
-        if line == "\r\n" || line == "\n" {
-            break;
+        match Arc::clone(&slots).try_acquire_owned() {
+            Ok(slot) => {
+                let root = Arc::clone(&root);
+                tokio::spawn(async move {
+                    connection(stream, root, idle).await;
+                    drop(slot);
+                });
+            }
+            Err(_) => {
+                tokio::spawn(busy(stream));
+            }
         }
-        bytes += line.len();
-        if bytes > MAX_HEADER_BYTES || n >= MAX_HEADERS {
-            return respond(
-                &mut stream,
-                "431 Request Header Fields Too Large",
-                "text/plain",
-                b"headers too large\n",
-                true,
-            );
-        }
-    }
-    let mut words = request.split_whitespace();
-    let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or("/"));
-    if method != "GET" && method != "HEAD" {
-        return respond(&mut stream, "405 Method Not Allowed", "text/plain", b"GET only\n", true);
-    }
-    let Some(path) = file_for(root, target) else {
-        return respond(
-            &mut stream,
-            "404 Not Found",
-            "text/plain",
-            b"not found\n",
-            method == "GET",
-        );
-    };
-    match std::fs::read(&path) {
-        Ok(body) => respond(&mut stream, "200 OK", content_type(&path), &body, method == "GET"),
-        Err(_) => respond(
-            &mut stream,
-            "404 Not Found",
-            "text/plain",
-            b"not found\n",
-            method == "GET",
-        ),
     }
 }
 
-/// The file a request path names: percent-decoded, query dropped, `..` refused, `/` is index.html.
-fn file_for(root: &Path, target: &str) -> Option<PathBuf> {
-    let path = target.split(['?', '#']).next().unwrap_or("/");
+/// Tells a connection over the limit to come back later (without reading its request).
+async fn busy(mut stream: TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let answer = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nConnection: close\r\n\r\nbusy\n";
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(answer)).await;
+}
+
+/// One connection, closed when it has moved no byte for `idle`.
+async fn connection(stream: TcpStream, root: Arc<PathBuf>, idle: Duration) {
+    let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
+    let started = Instant::now();
+    let moved = Arc::new(AtomicU64::new(0));
+    let io = TokioIo::new(Watched {
+        inner: stream,
+        started,
+        moved: Arc::clone(&moved),
+    });
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.max_buf_size(MAX_HEAD)
+        .timer(TokioTimer::new())
+        .header_read_timeout(idle);
+    let service = hyper::service::service_fn(move |req| answer(req, Arc::clone(&root)));
+    let conn = http.serve_connection(io, service);
+    tokio::pin!(conn);
+    loop {
+        tokio::select! {
+            _ = &mut conn => return,
+            _ = tokio::time::sleep(idle / 4) => {
+                let last = started + Duration::from_millis(moved.load(Ordering::Relaxed));
+                if last.elapsed() > idle {
+                    return; // dropping the connection closes it
+                }
+            }
+        }
+    }
+}
+
+/// A stream that notes when it last moved a byte.
+struct Watched {
+    inner: TcpStream,
+    started: Instant,
+    /// Milliseconds from `started` to the last byte moved.
+    moved: Arc<AtomicU64>,
+}
+
+impl Watched {
+    fn touch(&self) {
+        self.moved
+            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.touch();
+        }
+        r
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.touch();
+        }
+        r
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut r = Response::new(
+        Full::new(Bytes::from_static(body.as_bytes()))
+            .map_err(|e| match e {})
+            .boxed(),
+    );
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain"));
+    r
+}
+
+async fn answer(req: Request<Incoming>, root: Arc<PathBuf>) -> Result<Response<Body>, Infallible> {
+    let head = match *req.method() {
+        Method::GET => false,
+        Method::HEAD => true,
+        _ => return Ok(text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n")),
+    };
+    let Some(path) = file_for(&root, req.uri().path()) else {
+        return Ok(text(StatusCode::NOT_FOUND, "not found\n"));
+    };
+    let file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(_) => return Ok(text(StatusCode::NOT_FOUND, "not found\n")),
+    };
+    let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+    let body: Body = if head {
+        Full::new(Bytes::new()).map_err(|e| match e {}).boxed()
+    } else {
+        // Each piece is read when hyper asks for it, that is when the client has taken the last.
+        let pieces = futures::stream::unfold(Some(file), |file| async move {
+            let mut file = file?;
+            let mut buf = BytesMut::with_capacity(CHUNK);
+            match file.read_buf(&mut buf).await {
+                Ok(0) => None,
+                Ok(_) => Some((Ok(Frame::data(buf.freeze())), Some(file))),
+                Err(e) => Some((Err(e), None)),
+            }
+        });
+        BodyExt::boxed(StreamBody::new(pieces))
+    };
+    let mut r = Response::new(body);
+    let headers = r.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type(&path)),
+    );
+    headers.insert(header::CONTENT_LENGTH, header::HeaderValue::from(len));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    Ok(r)
+}
+
+/// The file a request path names: percent-decoded, `..` refused, `/` is index.html.
+fn file_for(root: &Path, path: &str) -> Option<PathBuf> {
     let decoded = percent_decode(path)?;
     let mut out = root.to_path_buf();
     for c in Path::new(decoded.trim_start_matches('/')).components() {
@@ -222,18 +273,6 @@ fn content_type(p: &Path) -> &'static str {
     }
 }
 
-fn respond(s: &mut TcpStream, status: &str, ty: &str, body: &[u8], with_body: bool) -> std::io::Result<()> {
-    write!(
-        s,
-        "HTTP/1.1 {status}\r\nContent-Type: {ty}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )?;
-    if with_body {
-        s.write_all(body)?;
-    }
-    s.flush()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,7 +282,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("index.html"), "x").expect("write");
         assert!(file_for(dir.path(), "/").is_some());
-        assert!(file_for(dir.path(), "/index.html?q=1").is_some());
+        assert!(file_for(dir.path(), "/index.html").is_some());
         assert!(file_for(dir.path(), "/../etc/passwd").is_none());
         assert!(file_for(dir.path(), "/%2e%2e/etc/passwd").is_none());
         assert!(file_for(dir.path(), "/missing.html").is_none());

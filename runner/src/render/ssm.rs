@@ -19,7 +19,9 @@ impl Staged {
             if rb.steps.is_empty() {
                 continue;
             }
-            let stem = rel.trim_end_matches(".md");
+            // Where the page was published (a name URLs treat specially has a safe one).
+            let published = super::summary::page_path(rel);
+            let stem = published.trim_end_matches(".md");
             let page = site.join(RUNBOOKS_DIR).join(format!("{stem}.html"));
             let Ok(html) = std::fs::read_to_string(&page) else {
                 continue;

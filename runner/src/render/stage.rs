@@ -17,7 +17,7 @@ use mdbook_driver::config::Config;
 use mdbook_summary::{SummaryItem, parse_summary};
 use runbook_plugins::Registry;
 
-use super::summary::{index_order, with_runbooks};
+use super::summary::{index_order, page_path, placeholder, with_runbooks};
 use super::{RUNBOOKS_DIR, RenderError, Staged, io, reference, slash};
 use crate::diagnostic::{Diagnostic, Diags};
 use crate::{load, paths};
@@ -37,7 +37,8 @@ pub fn stage(book: &Path, runbooks: &Path) -> Result<Staged, RenderError> {
         .tempdir()
         .map_err(io(Path::new("temporary directory")))?;
     let mut pages = BTreeSet::new();
-    copy_tree(book, dir.path(), Path::new(""), &mut pages)?;
+    let mut input_bytes = 0;
+    copy_tree(book, dir.path(), Path::new(""), &mut pages, &mut input_bytes)?;
 
     // Parse every runbook (titles for the summary, models for the cards); `check` runs later,
     // on these models, beside mdBook's build (see `render`).
@@ -53,6 +54,7 @@ pub fn stage(book: &Path, runbooks: &Path) -> Result<Staged, RenderError> {
         let rb = crate::parser::parse_into(&source, &mut diags);
         let rel = slash(f.strip_prefix(runbooks).unwrap_or(f));
         titles.push((rel.clone(), rb.title.clone()));
+        input_bytes += source.text.len();
         parsed.insert(rel, (source, rb, diags));
     }
     let ordered = index_order(runbooks, titles)?;
@@ -69,6 +71,8 @@ pub fn stage(book: &Path, runbooks: &Path) -> Result<Staged, RenderError> {
         runbooks: ordered,
         parsed: Arc::new(parsed),
         pages,
+        input_bytes,
+        budget: crate::links::Budget::new(input_bytes),
         generated,
         registry,
         carded: None,
@@ -87,7 +91,13 @@ pub fn stage(book: &Path, runbooks: &Path) -> Result<Staged, RenderError> {
 
 /// Copies `from` into `to`, except symbolic links, hidden files and Markdown pages; the pages'
 /// paths (relative to the book) are collected instead, to be read when the book names them.
-fn copy_tree(from: &Path, to: &Path, rel: &Path, pages: &mut BTreeSet<PathBuf>) -> Result<(), RenderError> {
+fn copy_tree(
+    from: &Path,
+    to: &Path,
+    rel: &Path,
+    pages: &mut BTreeSet<PathBuf>,
+    bytes: &mut usize,
+) -> Result<(), RenderError> {
     std::fs::create_dir_all(to).map_err(io(to))?;
     let entries = std::fs::read_dir(from).map_err(io(from))?;
     for entry in entries {
@@ -99,10 +109,12 @@ fn copy_tree(from: &Path, to: &Path, rel: &Path, pages: &mut BTreeSet<PathBuf>) 
         }
         let ty = entry.file_type().map_err(io(&path))?;
         if ty.is_dir() {
-            copy_tree(&path, &to.join(&name), &rel.join(&name), pages)?;
+            copy_tree(&path, &to.join(&name), &rel.join(&name), pages, bytes)?;
         } else if ty.is_file() && path.extension().is_some_and(|e| e == "md") {
+            *bytes += entry.metadata().map_or(0, |m| m.len() as usize);
             pages.insert(rel.join(&name));
         } else if ty.is_file() {
+            *bytes += entry.metadata().map_or(0, |m| m.len() as usize);
             std::fs::copy(&path, to.join(&name)).map_err(io(&path))?;
         }
     }
@@ -165,19 +177,32 @@ impl Staged {
             SummaryItem::PartTitle(title) => return Ok(BookItem::PartTitle(title.clone())),
             other => return Err(RenderError::Book(format!("SUMMARY.md: {other:?} is not supported"))),
         };
+        // A runbook's placeholder (see `summary`): the chapter itself, with its title.
+        let runbook = link
+            .location
+            .as_deref()
+            .and_then(placeholder)
+            .and_then(|i| self.runbooks.get(i));
+        let name = runbook.map_or_else(|| link.name.clone(), |(_, title)| title.clone());
         let mut ch = match &link.location {
             Some(location) => {
-                let (path, mut content) = self.chapter_text(src, location)?;
+                let (path, mut content) = match runbook {
+                    Some((rel, _)) => (
+                        PathBuf::from(format!("{RUNBOOKS_DIR}/{}", page_path(rel))),
+                        self.parsed.get(rel).map(|(s, _, _)| s.text.clone()).unwrap_or_default(),
+                    ),
+                    None => self.chapter_text(src, location)?,
+                };
                 if content.starts_with('\u{feff}') {
                     content.replace_range(..3, "");
                 }
-                Chapter::new(&link.name, content, path, parents.to_vec())
+                Chapter::new(&name, content, path, parents.to_vec())
             }
-            None => Chapter::new_draft(&link.name, parents.to_vec()),
+            None => Chapter::new_draft(&name, parents.to_vec()),
         };
         ch.number = link.number.clone();
         let mut sub_parents = parents.to_vec();
-        sub_parents.push(link.name.clone());
+        sub_parents.push(name);
         ch.sub_items = link
             .nested_items
             .iter()
@@ -210,23 +235,28 @@ impl Staged {
         Ok((rel, text))
     }
 
-    /// Copies into the staging directory the pages mdBook's renderer reads from disk itself
-    /// (the 404 page; CSS or JavaScript named `.md`), when the book has them.
+    /// Writes into the staging directory the page mdBook's renderer reads from disk itself (the
+    /// 404 page, which no preprocessor sees: it is sanitized here), when the book has it.
     pub(super) fn materialize(&self, config: &Config) -> Result<(), RenderError> {
         let src = inside(&config.book.src).unwrap_or_default();
         let html = config.html_config().unwrap_or_default();
-        let mut wanted = vec![src.join(html.input_404.as_deref().unwrap_or("404.md"))];
-        wanted.extend(html.additional_css.iter().chain(&html.additional_js).cloned());
-        for rel in wanted.iter().filter_map(|p| inside(p)) {
-            if self.pages.contains(&rel) {
-                let to = self.root().join(&rel);
-                if let Some(parent) = to.parent() {
-                    std::fs::create_dir_all(parent).map_err(io(parent))?;
-                }
-                let from = self.book_dir.join(&rel);
-                std::fs::copy(&from, &to).map_err(io(&from))?;
-            }
+        let Some(rel) = inside(&src.join(html.input_404.as_deref().unwrap_or("404.md"))) else {
+            return Ok(());
+        };
+        if !self.pages.contains(&rel) {
+            return Ok(());
         }
-        Ok(())
+        let from = self.book_dir.join(&rel);
+        let text = std::fs::read_to_string(&from).map_err(io(&from))?;
+        let options = super::markdown_options(config);
+        let safe = crate::markup::sanitize(&text, &options, &[]).ok_or_else(|| RenderError::Io {
+            path: from.display().to_string(),
+            message: "its raw HTML and links do not settle under the sanitizer".into(),
+        })?;
+        let to = self.root().join(&rel);
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        std::fs::write(&to, safe).map_err(io(&to))
     }
 }

@@ -180,11 +180,15 @@ impl Action for EnsureAccount {
     fn cli(p: &Value) -> Vec<String> {
         vec![
             "aws organizations list-accounts".into(),
-            format!(
-                "aws organizations create-account --account-name {} --email {}",
+            crate::command([
+                "aws",
+                "organizations",
+                "create-account",
+                "--account-name",
                 p.get("name").and_then(Value::as_str).unwrap_or("NAME"),
-                p.get("email").and_then(Value::as_str).unwrap_or("EMAIL")
-            ),
+                "--email",
+                p.get("email").and_then(Value::as_str).unwrap_or("EMAIL"),
+            ]),
             "aws organizations describe-create-account-status --create-account-request-id CAR_ID".into(),
         ]
     }

@@ -439,10 +439,23 @@ impl Action for EnsureAssignment {
     fn cli(p: &Value) -> Vec<String> {
         vec![
             "aws sso-admin list-account-assignments-for-principal --instance-arn INSTANCE_ARN --principal-id PRINCIPAL_ID --principal-type USER".into(),
-            format!(
-                "aws sso-admin create-account-assignment --instance-arn INSTANCE_ARN --permission-set-arn PS_ARN --principal-type {} --principal-id PRINCIPAL_ID --target-type AWS_ACCOUNT --target-id ACCOUNT_ID",
-                p.get("principal_type").and_then(Value::as_str).unwrap_or("USER")
-            ),
+            crate::command([
+                "aws",
+                "sso-admin",
+                "create-account-assignment",
+                "--instance-arn",
+                "INSTANCE_ARN",
+                "--permission-set-arn",
+                "PS_ARN",
+                "--principal-type",
+                p.get("principal_type").and_then(Value::as_str).unwrap_or("USER"),
+                "--principal-id",
+                "PRINCIPAL_ID",
+                "--target-type",
+                "AWS_ACCOUNT",
+                "--target-id",
+                "ACCOUNT_ID",
+            ]),
             "aws sso-admin describe-account-assignment-creation-status --instance-arn INSTANCE_ARN --account-assignment-creation-request-id REQUEST_ID".into(),
         ]
     }

@@ -3,10 +3,15 @@
 //! files that resolve (symlinks followed) inside its root (the runbooks directory for a runbook,
 //! the book directory for a book page), and never inside a step block. `check` runs the same code
 //! and reports what it would refuse as located errors.
+//!
+//! What includes produce is bounded for the whole site, not only per page: a [`Budget`] shared by
+//! every page allows [`BUDGET_FLOOR`] plus [`BUDGET_FACTOR`] times the bytes of the pages and of
+//! the distinct files they include, so nesting cannot turn a small book into a large site.
 
+use std::collections::HashSet;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use regex::Regex;
 
@@ -23,6 +28,55 @@ pub const MAX_DEPTH: usize = 10;
 pub const MAX_PAGE: usize = 16 << 20;
 /// A page may read at most this many files (nesting can multiply them).
 pub const MAX_READS: usize = 1000;
+/// Includes may add this many bytes to a site (or to one runbook in `check`) whatever its size...
+pub const BUDGET_FLOOR: usize = 1 << 20;
+/// ...plus this many times the bytes of its pages and of the distinct files they include.
+pub const BUDGET_FACTOR: usize = 2;
+
+/// What includes may still add, shared by every page of a site (clones share it).
+#[derive(Clone)]
+pub struct Budget(Arc<Mutex<Left>>);
+
+struct Left {
+    bytes: usize,
+    /// Files already counted towards the budget (each once, however often it is included).
+    seen: HashSet<PathBuf>,
+    /// Their bytes.
+    included: usize,
+}
+
+impl Budget {
+    /// The budget of a site whose pages hold `pages` bytes.
+    pub fn new(pages: usize) -> Self {
+        Budget(Arc::new(Mutex::new(Left {
+            bytes: BUDGET_FLOOR.saturating_add(pages.saturating_mul(BUDGET_FACTOR)),
+            seen: HashSet::new(),
+            included: 0,
+        })))
+    }
+
+    /// Bytes of the distinct files included so far: inputs of the site as much as its pages.
+    pub fn included(&self) -> usize {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).included
+    }
+
+    /// Takes `len` bytes an include of `file` (of `file_len` bytes) adds; false when they are
+    /// more than what is left.
+    fn take(&self, file: &Path, file_len: usize, len: usize) -> bool {
+        let mut left = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if left.seen.insert(file.to_path_buf()) {
+            left.included = left.included.saturating_add(file_len);
+            left.bytes = left.bytes.saturating_add(file_len.saturating_mul(BUDGET_FACTOR));
+        }
+        match left.bytes.checked_sub(len) {
+            Some(rest) => {
+                left.bytes = rest;
+                true
+            }
+            None => false,
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
@@ -87,12 +141,18 @@ pub enum LinkError {
     TooBig { link: String },
     #[error("`{link}` makes the page read more than {MAX_READS} files")]
     TooMany { link: String },
+    #[error(
+        "`{link}` makes includes add more to the site than its budget ({} MiB plus {BUDGET_FACTOR} times the bytes of the pages and of the files they include)",
+        BUDGET_FLOOR >> 20
+    )]
+    OverBudget { link: String },
 }
 
 /// What links are resolved against, and what they have read so far.
 pub struct Expander<'a> {
     /// The canonical directory every file read must be inside.
     pub root: &'a Path,
+    budget: &'a Budget,
     /// Bytes written so far (the page, includes included).
     written: usize,
     /// Files read so far.
@@ -103,9 +163,10 @@ pub struct Expander<'a> {
 }
 
 impl<'a> Expander<'a> {
-    pub fn new(root: &'a Path) -> Self {
+    pub fn new(root: &'a Path, budget: &'a Budget) -> Self {
         Expander {
             root,
+            budget,
             written: 0,
             reads: 0,
             title: None,
@@ -116,18 +177,20 @@ impl<'a> Expander<'a> {
     /// Appends `source.text[range]` to `out` with its links expanded. A refused link is a
     /// diagnostic located in `source` and stays as written.
     pub fn expand(&mut self, source: &Source, range: Range<usize>, out: &mut String) {
-        self.expand_at(source, range, out, 0);
+        let dir = source.path().parent().unwrap_or(Path::new(".")).to_path_buf();
+        self.expand_at(source, &dir, range, out, 0);
     }
 
-    fn expand_at(&mut self, source: &Source, range: Range<usize>, out: &mut String, depth: usize) {
+    /// `dir` is where `source`'s links are resolved from (an included file's real directory;
+    /// `source` is named as the page names it, for messages).
+    fn expand_at(&mut self, source: &Source, dir: &Path, range: Range<usize>, out: &mut String, depth: usize) {
         let text = &source.text[range.clone()];
-        let dir = source.path().parent().unwrap_or(Path::new(".")).to_path_buf();
         let mut at = 0;
         for link in find(text) {
             self.push(out, &text[at..link.range.start]);
             at = link.range.end;
             let span = Span::new(range.start + link.range.start, range.start + link.range.end);
-            match self.one(&link, &dir, out, depth) {
+            match self.one(&link, source.path(), dir, out, depth) {
                 Ok(()) => {}
                 Err(e) => {
                     self.diags.push(Diagnostic::error(source, span, e.to_string()));
@@ -145,7 +208,14 @@ impl<'a> Expander<'a> {
         }
     }
 
-    fn one(&mut self, link: &Link<'_>, dir: &Path, out: &mut String, depth: usize) -> Result<(), LinkError> {
+    fn one(
+        &mut self,
+        link: &Link<'_>,
+        from: &Path,
+        dir: &Path,
+        out: &mut String,
+        depth: usize,
+    ) -> Result<(), LinkError> {
         let shown = || link.text.to_string();
         let mut words = link.arg.split_whitespace();
         let file_arg = words.next().unwrap_or("");
@@ -193,10 +263,16 @@ impl<'a> Expander<'a> {
             }
             _ => select(&text, spec),
         };
+        if !self.budget.take(&path, text.len(), body.len()) {
+            return Err(LinkError::OverBudget { link: shown() });
+        }
         // What an include brings in has links of its own, resolved from its own directory.
-        let included = Source::new(path, body);
+        // Named from the page (`runbooks/part.md`), read from where it really is.
+        let named = lexical(&from.parent().unwrap_or(Path::new("")).join(file));
+        let included = Source::new(named, body);
         let len = included.text.len();
-        self.expand_at(&included, 0..len, out, depth + 1);
+        let real_dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+        self.expand_at(&included, &real_dir, 0..len, out, depth + 1);
         if self.written > MAX_PAGE {
             return Err(LinkError::TooBig { link: shown() });
         }
@@ -220,6 +296,21 @@ impl<'a> Expander<'a> {
             })
         }
     }
+}
+
+/// `a/./b/../c` as `a/c`, without looking at the file system (for a name in a message).
+fn lexical(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::ParentDir if out.file_name().is_some() => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Reads a text file of at most [`MAX_PAGE`] bytes.
@@ -333,7 +424,8 @@ mod tests {
         std::fs::write(root.join("b.md"), "B").expect("write");
         std::fs::write(root.join("loop.md"), "{{#include loop.md}}").expect("write");
         let page = Source::new(root.join("page.md"), "x {{#include a.md}} {{#include /etc/hostname}}");
-        let mut e = Expander::new(&root);
+        let budget = Budget::new(0);
+        let mut e = Expander::new(&root, &budget);
         let mut out = String::new();
         e.expand(&page, 0..page.text.len(), &mut out);
         assert!(out.starts_with("x A B "), "{out}");
@@ -341,9 +433,26 @@ mod tests {
         assert_eq!(diags.len(), 1, "{diags:?}");
         assert!(diags[0].message.contains("outside"), "{diags:?}");
         let page = Source::new(root.join("page.md"), "{{#include loop.md}}");
-        let mut e = Expander::new(&root);
+        let mut e = Expander::new(&root, &budget);
         e.expand(&page, 0..page.text.len(), &mut String::new());
         let diags = e.diags.finish("page.md");
         assert!(diags.iter().any(|d| d.message.contains("deep")), "{diags:?}");
+    }
+
+    #[test]
+    fn includes_share_one_budget_across_pages() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().canonicalize().expect("canonical");
+        std::fs::write(root.join("big.md"), "x".repeat(300 << 10)).expect("write");
+        let budget = Budget::new(0);
+        let mut refused = 0;
+        for n in 0..10 {
+            let page = Source::new(root.join(format!("p{n}.md")), "{{#include big.md}}");
+            let mut e = Expander::new(&root, &budget);
+            e.expand(&page, 0..page.text.len(), &mut String::new());
+            refused += e.diags.finish("p.md").len();
+        }
+        // 1 MiB plus twice the 300 KiB file: five includes of it, not ten.
+        assert_eq!(refused, 5);
     }
 }
