@@ -11,13 +11,17 @@ impl Shared {
     pub(crate) async fn identity(&self) -> Result<&Identity, StepError> {
         self.identity
             .get_or_init(|| async {
+                // The hint too: a credentials failure says how to get credentials.
                 runbook_plugins::aws::sts::caller(&self.ctx)
                     .await
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| (e.to_string(), e.hint()))
             })
             .await
             .as_ref()
-            .map_err(|e| StepError::failed(format!("cannot tell who is calling: {e}")))
+            .map_err(|(e, hint)| StepError::Failed {
+                message: format!("cannot tell who is calling: {e}"),
+                hint: hint.clone(),
+            })
     }
 
     /// Who is acting, for prompts and the transcript ("123456789012 as AdministratorAccess/alice").

@@ -187,7 +187,7 @@ pub struct Shared {
     pub pending: (journal::Pending, Digester),
     pub interrupted: Arc<AtomicBool>,
     pub interrupt: Notify,
-    identity: OnceCell<Result<Identity, String>>,
+    identity: OnceCell<Result<Identity, (String, Option<String>)>>,
     management: OnceCell<Result<String, String>>,
     pub source: Source,
     pub runbook: Runbook,

@@ -121,7 +121,7 @@ pub fn adopt(state_dir: &Path, runbook: &Path, title: &str, steps: &[&str]) -> R
 /// A state directory other than `state_dir` that keeps a journal of this runbook: a `.runbook/`
 /// beside the runbook or in a directory above it (a run started from there). Looked for when
 /// `state_dir` has none, so that a run from another working directory does not start a second
-/// record and send again what the first left unknown.
+/// record and send again what the first left unknown. Rehearsals' records do not count.
 pub fn elsewhere(state_dir: &Path, runbook: &Path, title: &str, steps: &[&str]) -> Option<PathBuf> {
     let ours = std::fs::canonicalize(state_dir).ok();
     let real = real_path(runbook);
@@ -134,7 +134,9 @@ pub fn elsewhere(state_dir: &Path, runbook: &Path, title: &str, steps: &[&str]) 
             continue;
         }
         if let Ok(found) = locate(&candidate, runbook, title, steps) {
-            if has_runs(&found.dir) {
+            // A rehearsal's record holds nothing of real AWS (its emulator is gone): it never
+            // keeps a real run from its own state directory.
+            if Journal::runs(&found.dir).is_ok_and(|runs| runs.iter().any(|r| !r.state.rehearsal)) {
                 return Some(candidate);
             }
         }
