@@ -13,9 +13,11 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use serde::Serialize;
 use tokio::sync::OnceCell;
 
+use crate::action::BoxFuture;
 use crate::budget::{Budget, PaceWatch, Paced};
 use crate::error::PluginError;
 use crate::limits::Limits;
+use crate::place::{Place, Refreshing};
 use crate::pressure::{Pressure, ThrottleWatch};
 
 /// The AWS options of the command line (`--profile`, `--region`, `--endpoint-url`, retries).
@@ -97,6 +99,43 @@ pub enum Event {
 /// durable is an error, and the action must not make the call it announces.
 pub trait Events: Send + Sync {
     fn event(&self, event: Event) -> Result<(), PluginError>;
+
+    /// Claims a target for a look-then-act (see [`Context::claim`]). Without a runner (plans of
+    /// old, tests) nothing is claimed.
+    fn claim<'a>(
+        &'a self,
+        _call: &'a str,
+        _target: &'a str,
+        _duplicates: Duplicates,
+    ) -> BoxFuture<'a, Result<Claim, PluginError>> {
+        Box::pin(async { Ok(Claim::none()) })
+    }
+}
+
+/// What AWS does with a second request like one already sent: it decides whether an answer that
+/// was lost must be let land before anything looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Duplicates {
+    /// AWS refuses it (a name or an email unique in its scope, an assignment that exists): a lost
+    /// answer is settled by looking, and a conflict means "it exists": no wait.
+    Refused,
+    /// AWS makes a second one (CreateCase, a call by name without a client token): a request
+    /// whose answer was lost is let land before anything looks.
+    Made,
+}
+
+/// A held claim on a target: no other item, run or process of the state directory acts on it
+/// until this is dropped.
+pub struct Claim(#[allow(dead_code)] Option<Box<dyn Any + Send + Sync>>);
+
+impl Claim {
+    pub fn none() -> Claim {
+        Claim(None)
+    }
+
+    pub fn holding(guard: Box<dyn Any + Send + Sync>) -> Claim {
+        Claim(Some(guard))
+    }
 }
 
 /// Discards events; for plans and tests.
@@ -120,6 +159,15 @@ struct Shared {
     budget: Budget,
     /// The HTTP client under every paced client (one connection pool).
     http: std::sync::OnceLock<aws_smithy_runtime_api::client::http::SharedHttpClient>,
+    /// Other accounts and regions steps act in: each one's configuration (an assumed role's
+    /// cached credentials, a region) made once per run.
+    places: Mutex<HashMap<Place, Arc<OnceCell<Arc<Placed>>>>>,
+}
+
+/// The configuration of a step that acts in another account or region.
+struct Placed {
+    place: Place,
+    sdk: SdkConfig,
 }
 
 type Cell = Arc<OnceCell<Arc<dyn Any + Send + Sync>>>;
@@ -149,6 +197,8 @@ pub struct Context {
     redact: Option<Redact>,
     /// Where this run keeps its files (hand-overs), when it is not the shared directory.
     run_dir: Option<Arc<PathBuf>>,
+    /// Another account or region than the caller's (`account=`, `region=`).
+    placed: Option<Arc<Placed>>,
 }
 
 /// The one client factory: an SDK client of `$sdk` from the shared configuration, with the
@@ -186,13 +236,119 @@ impl Context {
                 pressure: Arc::default(),
                 budget: Budget::new(limits),
                 http: std::sync::OnceLock::new(),
+                places: Mutex::default(),
             }),
             events: Arc::new(NoEvents),
             deadline: None,
             memo: None,
             redact: None,
             run_dir: None,
+            placed: None,
         }
+    }
+
+    /// Where this context acts, when it is not the caller's own account and region.
+    pub fn place(&self) -> Option<&Place> {
+        self.placed.as_ref().map(|p| &p.place)
+    }
+
+    /// The account this context acts in by an assumed role, if another than the caller's.
+    pub fn account(&self) -> Option<&str> {
+        self.place().and_then(|p| p.account.as_deref())
+    }
+
+    /// This context in another account (by assuming `place.role` there) and/or region. The
+    /// role is assumed once per run and account, and its identity checked: the credentials
+    /// must be the account's that was asked for. Every use is reported (a note: the journal
+    /// and the events say where the step acted).
+    pub async fn elsewhere(&self, place: &Place) -> Result<Context, PluginError> {
+        if !place.is_elsewhere() {
+            return Ok(Context {
+                placed: None,
+                ..self.clone()
+            });
+        }
+        place.check().map_err(PluginError::Other)?;
+        let cell = self
+            .shared
+            .places
+            .lock()
+            .map_err(|_| PluginError::Other("places lock poisoned".into()))?
+            .entry(place.clone())
+            .or_default()
+            .clone();
+        let placed = cell
+            .get_or_try_init(|| async { self.assume(place).await.map(Arc::new) })
+            .await?
+            .clone();
+        self.emit(Event::Note {
+            message: format!("acting in {}", place.describe()),
+        })?;
+        Ok(Context {
+            placed: Some(placed),
+            ..self.clone()
+        })
+    }
+
+    async fn assume(&self, place: &Place) -> Result<Placed, PluginError> {
+        use aws_credential_types::provider::SharedCredentialsProvider;
+        let base = self.base_sdk().await?;
+        let mut b = base.to_builder();
+        let region = match &place.region {
+            Some(r) => r.clone(),
+            None => self.base_region().await?,
+        };
+        b.set_region(Some(Region::new(region.clone())));
+        let Some(account) = &place.account else {
+            return Ok(Placed {
+                place: place.clone(),
+                sdk: b.build(),
+            });
+        };
+        let role = place.role_name().to_string();
+        let arn = place.role_arn(account, &region);
+        let provider = aws_config::sts::AssumeRoleProvider::builder(arn.clone())
+            .session_name("runbook")
+            .configure(base)
+            .build()
+            .await;
+        let refreshing = Refreshing::new(provider);
+        let failed = |reason: String| PluginError::Failed {
+            what: format!("assuming role {role} in account {account}"),
+            reason,
+            request_id: None,
+            hint: Some(format!(
+                "check that account {account} has the role {role} (AWS Organizations creates OrganizationAccountAccessRole in the accounts it makes; an invited account needs one made), that the role's trust policy trusts the account you are signed in to, and that your credentials may call sts:AssumeRole on {arn}; `role=` on the step names another role"
+            )),
+        };
+        refreshing
+            .get()
+            .await
+            .map_err(|e| failed(aws_smithy_types::error::display::DisplayErrorContext(&e).to_string()))?;
+        b.set_credentials_provider(Some(SharedCredentialsProvider::new(refreshing)));
+        let placed = Placed {
+            place: place.clone(),
+            sdk: b.build(),
+        };
+        // The guard of a step elsewhere: the assumed identity is the account asked for.
+        let probe = Context {
+            placed: Some(Arc::new(Placed {
+                place: placed.place.clone(),
+                sdk: placed.sdk.clone(),
+            })),
+            events: Arc::new(NoEvents),
+            ..self.clone()
+        };
+        let id = crate::aws::sts::caller(&probe)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        if &id.account_id != account {
+            return Err(failed(format!(
+                "the role's credentials are for account {}, not {account}",
+                id.account_id
+            )));
+        }
+        Ok(placed)
     }
 
     /// The directory of one run: hand-over files are written there.
@@ -255,6 +411,15 @@ impl Context {
         }
     }
 
+    /// Claims `call` on `target` for the look that decides whether to send it and the send: two
+    /// items of a fan-out, two runs or two processes sharing the state directory never act on one
+    /// target at once, and where AWS makes duplicates ([`Duplicates::Made`]) a request to it whose
+    /// answer was lost (this run's, an earlier run's, another journal's) is let land first, so that
+    /// the look sees everything it could have made. Every attempt of a step claims again.
+    pub async fn claim(&self, call: &str, target: &str, duplicates: Duplicates) -> Result<Claim, PluginError> {
+        self.events.claim(call, target, duplicates).await
+    }
+
     /// Reports an event. An intent is durable when this returns `Ok`; on `Err` the action stops
     /// before the call.
     pub fn emit(&self, event: Event) -> Result<(), PluginError> {
@@ -305,8 +470,27 @@ impl Context {
         Some((Paced::new(inner, bucket.clone()), PaceWatch(bucket)))
     }
 
-    /// The shared SDK configuration, loaded once (profile, region, endpoint, retries).
+    /// The SDK configuration this context acts with: the shared one, or another account's or
+    /// region's ([`Context::elsewhere`]).
     pub async fn sdk(&self) -> Result<&SdkConfig, PluginError> {
+        match &self.placed {
+            Some(p) => Ok(&p.sdk),
+            None => self.base_sdk().await,
+        }
+    }
+
+    /// The caller's own region, whatever this context's place.
+    async fn base_region(&self) -> Result<String, PluginError> {
+        Ok(self
+            .base_sdk()
+            .await?
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "us-east-1".to_string()))
+    }
+
+    /// The shared SDK configuration, loaded once (profile, region, endpoint, retries).
+    async fn base_sdk(&self) -> Result<&SdkConfig, PluginError> {
         self.shared
             .sdk
             .get_or_try_init(|| async {
@@ -354,7 +538,7 @@ impl Context {
             .await
     }
 
-    /// The region from the profile or `--region`, or us-east-1.
+    /// The step's `region=`, else the region from the profile or `--region`, or us-east-1.
     pub async fn region(&self) -> Result<String, PluginError> {
         Ok(self
             .sdk()

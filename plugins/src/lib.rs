@@ -15,14 +15,16 @@ mod error;
 mod fanout;
 mod limits;
 mod net;
+mod place;
 mod poll;
 mod pressure;
 mod registry;
 
-pub use action::{Action, ActionInfo, DynAction, FieldSpec, Plan, PlanItem, Verdict};
-pub use context::{AwsOptions, Context, Event, Events, Memo, PollSettings};
+pub use action::{Action, ActionInfo, BoxFuture, DynAction, FieldSpec, Plan, PlanItem, Verdict};
+pub use context::{AwsOptions, Claim, Context, Duplicates, Event, Events, Memo, PollSettings};
 pub use error::PluginError;
 pub use fanout::{Fanout, Finished};
 pub use limits::{LimitError, Limits};
+pub use place::{DEFAULT_ROLE, Place, is_region};
 pub use pressure::{AdaptiveLimit, Pressure};
 pub use registry::Registry;

@@ -18,6 +18,7 @@ use crate::suggest::{closest, same_effect};
 
 mod call;
 mod params;
+mod place;
 
 /// The most script one `rhai` step may hold. Rhai's compiler resolves each variable by searching
 /// every `let` before it, so its time grows with the square of a script's size: 64 KiB compiles in
@@ -69,10 +70,14 @@ pub fn check_parsed(
             .chain(runbook.sections.iter().map(|s| s.slug.as_str()))
             .collect(),
         outputs: HashMap::new(),
+        secret_steps: HashSet::new(),
     };
     cx.check_settings();
     for (i, step) in runbook.steps.iter().enumerate() {
         cx.check_step(i, step);
+        if cx.makes_secrets(step) {
+            cx.secret_steps.insert(interp::step_key(&step.id));
+        }
     }
     cx.check_links();
     diags.finish(&source.path().display().to_string())
@@ -126,6 +131,9 @@ struct Checker<'a> {
     anchors: HashSet<&'a str>,
     /// Outputs of steps already asked about, by index (a manual body is parsed once).
     outputs: HashMap<usize, Outputs>,
+    /// Steps (by expression key) whose outputs are secret: a secret answer, or code that read a
+    /// secret. What reads them is secret too.
+    secret_steps: HashSet<String>,
 }
 
 impl Checker<'_> {
@@ -213,11 +221,58 @@ impl Checker<'_> {
         }
     }
 
+    /// The secrets `code` names: `inputs.NAME` of a secret input, `steps.ID` of a secret step.
+    fn secrets_named(&self, code: &str) -> Vec<String> {
+        let mut out: Vec<String> = interp::refs(code)
+            .into_iter()
+            .filter_map(|r| match r {
+                Ref::Input { name, .. } if self.runbook.settings.inputs.get(&name).is_some_and(|i| i.secret) => {
+                    Some(format!("inputs.{name}"))
+                }
+                Ref::Step { id, .. } if self.secret_steps.contains(&interp::step_key(&id)) => {
+                    Some(format!("steps.{id}"))
+                }
+                _ => None,
+            })
+            .collect();
+        out.dedup();
+        out
+    }
+
+    /// Whether a step's outputs are secret: it asks a secret question, or its code reads a
+    /// secret.
+    fn makes_secrets(&self, step: &Step) -> bool {
+        if !self.secrets_named(&step.body).is_empty() {
+            return true;
+        }
+        matches!(step.executor, Executor::Manual)
+            && crate::manual::parse(self.source, step, &mut Vec::new())
+                .is_some_and(|m| m.ask.iter().any(|(_, i)| i.secret))
+    }
+
     fn check_attrs(&mut self, index: usize, step: &Step) {
+        self.check_place(index, step);
         let a = &step.attrs;
         // Both are evaluated once, before any fan-out: neither sees `item`.
         for attr in [&a.if_, &a.for_each].into_iter().flatten() {
             self.check_expression(&attr.value, attr.span, index, false);
+        }
+        // Whether a step runs, and which items it has, show in every log, event and journal: a
+        // condition or a list over a secret would spell it out a bit (or an item) at a time.
+        for (word, attr) in [("if", &a.if_), ("for-each", &a.for_each)] {
+            let Some(attr) = attr else { continue };
+            let named = self.secrets_named(&attr.value);
+            if let Some(first) = named.first() {
+                let d = Diagnostic::error(
+                    self.source,
+                    attr.span,
+                    format!("`{word}=` reads the secret `{first}`"),
+                )
+                .with_help(format!(
+                    "whether a step runs and which items it has are shown in the log, the journal and the events, so a `{word}=` over a secret would tell it; decide inside a `rhai` step that reads it (its outputs stay secret), or on a value that is not secret"
+                ));
+                self.diags.push(d);
+            }
         }
         if let Some(t) = &a.timeout {
             if t.value.trim().parse::<u64>().is_ok() {

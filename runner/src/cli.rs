@@ -144,9 +144,44 @@ pub enum Command {
     )]
     Answers { file: PathBuf },
 
+    /// Write an AWS Systems Manager Automation document that does what the runbook does.
+    #[command(
+        after_help = "Examples:\n  runbook export --ssm runbooks/part-2-identity-center.md -o part-2.ssm.yaml\n  runbook export --ssm runbooks/prerequisites.md --skip firewall\n\nManual steps become approvals (questions become parameters), AWS steps scripts or API calls that\nlook before they create, if= a branch, for-each= a loop. What cannot be exported is an error at\nfile:line:col and nothing is written (exit 2); notes say what changes meaning (--strict: errors).\nStart it with `aws ssm start-automation-execution` (see the book's SSM Automation page)."
+    )]
+    Export(ExportArgs),
+
     /// Print shell completions.
     #[command(after_help = "Example:\n  runbook completions bash > /etc/bash_completion.d/runbook")]
     Completions { shell: clap_complete::Shell },
+}
+
+/// `export`: what to write, and where.
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    pub file: PathBuf,
+    /// Export to AWS Systems Manager Automation (schemaVersion 0.3), the one target there is.
+    #[arg(long, required = true)]
+    pub ssm: bool,
+    /// Write the document here instead of to stdout.
+    #[arg(short = 'o', long = "output", value_name = "OUT")]
+    pub out: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = ExportFormat::Yaml)]
+    pub format: ExportFormat,
+    /// Leave a step out (a `net` probe, say, run by hand with `runbook run FILE --only ID`).
+    #[arg(long = "skip", value_name = "ID")]
+    pub skip: Vec<String>,
+    /// Treat notes (what changes meaning in Automation) as errors.
+    #[arg(long)]
+    pub strict: bool,
+    /// Add an ApprovalTopicArn parameter: every approval notifies that SNS topic.
+    #[arg(long)]
+    pub approval_topic: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ExportFormat {
+    Yaml,
+    Json,
 }
 
 /// How to reach AWS; read by aws-config like the AWS CLI does.

@@ -10,6 +10,8 @@ use crate::source::{Source, Span};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// What a reader should know and nothing need change for (`export`: what changes meaning).
+    Note,
     Warning,
     Error,
 }
@@ -149,6 +151,7 @@ impl Diagnostic {
         let (label, code) = match self.severity {
             Severity::Error => ("error", "1;31"),
             Severity::Warning => ("warning", "1;33"),
+            Severity::Note => ("note", "1;36"),
         };
         let mut out = String::new();
         // Paths, messages and source lines come from files: no escape sequence of theirs acts.
@@ -249,7 +252,7 @@ impl Diags {
     fn count(&mut self, severity: Severity) {
         match severity {
             Severity::Error => self.hidden_errors += 1,
-            Severity::Warning => self.hidden_warnings += 1,
+            Severity::Warning | Severity::Note => self.hidden_warnings += 1,
         }
     }
 

@@ -225,6 +225,26 @@ impl Env {
     }
 }
 
+/// The code a step evaluates: a script's body, or the `${...}` expressions of any other body
+/// (TOML strings, where a reference inside quotes is still code). When the body's expressions
+/// cannot be told apart, all of it counts (an over-count only makes more secret).
+pub fn step_code(step: &crate::model::Step) -> String {
+    match &step.executor {
+        crate::model::Executor::Rhai => step.body.clone(),
+        _ => match interp::pieces(&step.body) {
+            Ok(pieces) => pieces
+                .into_iter()
+                .filter_map(|p| match p {
+                    Piece::Expr { code, .. } => Some(code),
+                    Piece::Lit(_) => None,
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Err(_) => step.body.clone(),
+        },
+    }
+}
+
 /// Whether `code` uses the identifier `word` (anywhere, strings included: an over-count is safe).
 fn mentions(code: &str, word: &str) -> bool {
     code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))

@@ -258,6 +258,9 @@ pub enum Entry {
     RunFinished {
         outcome: String,
     },
+    /// `--restart`: every step and item starts over from here (calls whose outcome is unknown
+    /// stay unknown).
+    Restarted {},
 }
 
 impl Entry {
@@ -279,6 +282,7 @@ impl Entry {
 /// A call whose outcome the journal does not know (see [`Journal::unsettled`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Unsettled {
+    pub step: String,
     pub item_key: Option<String>,
     pub call: String,
     pub target: String,
@@ -348,6 +352,7 @@ pub struct Journal {
     transcript: File,
     _lock: File,
     redactor: Redactor,
+    index: read::Index,
 }
 
 /// What a run instance looks like from outside, for `runbook runs` and `status`.
@@ -463,13 +468,18 @@ impl Journal {
             transcript.write_all(b"\n").map_err(|e| io(&tpath, e))?;
             transcript.sync_data().map_err(|e| io(&tpath, e))?;
         }
+        let index = read::Index::read(&tpath)?;
         let mut j = Journal {
             dir: dir.to_path_buf(),
             state,
             transcript,
             _lock: lock,
             redactor,
+            index,
         };
+        if restart {
+            j.record(Entry::Restarted {})?;
+        }
         // Prove the directory is writable, with room for the journal, before anything acts: a
         // run that cannot journal must stop before its first call, not after.
         j.save()?;
@@ -486,9 +496,10 @@ impl Journal {
         // must not turn `done` into `d********`). Outputs that held a secret are stored masked
         // and marked secret: a mask is never read back as a value.
         for st in self.state.steps.values_mut() {
-            let masked = self.redactor.value(&st.outputs);
-            if masked != st.outputs {
-                st.outputs = masked;
+            // Outputs that hold a secret are kept as one opaque value: a mask in place would
+            // keep their shape.
+            if self.redactor.value(&st.outputs) != st.outputs {
+                st.outputs = Value::String(crate::redact::MASK.into());
                 st.secret = true;
             }
             for text in [&mut st.error, &mut st.waiting_for].into_iter().flatten() {
@@ -544,6 +555,8 @@ impl Journal {
                 o.into_iter()
                     .map(|(k, v)| match k.as_str() {
                         "event" | "ts" | "run" | "hash" => (k, v),
+                        // A step's or item's outputs that hold a secret: one opaque value.
+                        "outputs" if self.redactor.value(&v) != v => (k, Value::String(crate::redact::MASK.into())),
                         _ => {
                             let v = self.redactor.value(&v);
                             (k, v)
@@ -563,6 +576,10 @@ impl Journal {
             self.transcript.sync_data().map_err(|e| io(&path, e))?;
         }
         text.pop();
+        // The index sees the line as it will be read back (redacted).
+        if let Ok(written) = serde_json::from_str::<Line>(&text) {
+            self.index.apply(&written);
+        }
         Ok(text)
     }
 
@@ -583,7 +600,7 @@ mod pending;
 mod read;
 
 use files::*;
-pub use files::{depth, digest_key, os_user, read_lines};
+pub use files::{depth, legacy_key, make_key, os_user, own_key, own_key_path, read_lines};
 pub use moved::{Located, adopt, elsewhere, locate};
 pub use pending::{Pending, PendingCall};
 #[cfg(test)]

@@ -199,9 +199,20 @@ pub struct Attributes {
     pub mutates: Option<Attr>,
     /// `on-unknown=retry|ask`: what a generic mutating call does after an unknown outcome.
     pub on_unknown: Option<Attr>,
+    /// `account=ID` (or `${...}`): an aws step acts in that account, by assuming `role=` there.
+    pub account: Option<Attr>,
+    /// `role=NAME`: the role assumed in `account=` (default OrganizationAccountAccessRole).
+    pub role: Option<Attr>,
+    /// `region=NAME` (or `${...}`): an aws step acts in that region.
+    pub region: Option<Attr>,
 }
 
 impl Attributes {
+    /// Whether the step says where it acts (`account=`, `region=`).
+    pub fn placed(&self) -> bool {
+        self.account.is_some() || self.region.is_some()
+    }
+
     /// The output names `public=` declares.
     pub fn public_outputs(&self) -> Vec<String> {
         self.public
@@ -263,13 +274,13 @@ impl Step {
         Span::new(at, at)
     }
 
-    /// Whether a generic call step changes AWS: its `mutates=`, else its operation's name.
+    /// Whether a generic call step changes AWS: its `mutates=`, else its operation's name or the
+    /// model's read-only marker.
     pub fn call_mutates(&self) -> Option<bool> {
         let name = self.executor.call()?;
         if let Some(m) = &self.attrs.mutates {
             return Some(m.value != "false");
         }
-        let op = name.split_once(':').map_or(name, |(_, o)| o);
-        Some(!runbook_plugins::call::read_only(op))
+        Some(!runbook_plugins::call::reads(name))
     }
 }

@@ -307,7 +307,7 @@ fn words(source: &Source, info_span: Span, diags: &mut Diags) -> Vec<(String, Op
     out
 }
 
-pub const ATTRIBUTES: [&str; 9] = [
+pub const ATTRIBUTES: [&str; 12] = [
     "id",
     "if",
     "timeout",
@@ -317,6 +317,9 @@ pub const ATTRIBUTES: [&str; 9] = [
     "public",
     "mutates",
     "on-unknown",
+    "account",
+    "role",
+    "region",
 ];
 
 fn parse_step(
@@ -380,6 +383,9 @@ fn parse_step(
             "public" => &mut attrs.public,
             "mutates" => &mut attrs.mutates,
             "on-unknown" => &mut attrs.on_unknown,
+            "account" => &mut attrs.account,
+            "role" => &mut attrs.role,
+            "region" => &mut attrs.region,
             _ => {
                 diags.push_with(Severity::Error, || {
                     let d = Diagnostic::error(source, wspan, format!("unknown attribute `{key}`"));

@@ -259,6 +259,19 @@ async fn plan_step(
                         return row;
                     }
                 };
+                let prefix = item.map(|v| format!("{}: ", eval_key(v))).unwrap_or_default();
+                let (ctx, where_) = match placed(step, env, &engine, ctx, *item).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        row.verdict = "fails".into();
+                        row.details.push(format!("{prefix}{e}"));
+                        plan.pending = true;
+                        return row;
+                    }
+                };
+                if !where_.is_empty() {
+                    row.details.push(format!("{prefix}acts{where_}"));
+                }
                 if !action.info().mutates {
                     // A read: do it, so later steps see what it found.
                     let ctx = ctx.with_deadline(Some(Instant::now() + READ_BUDGET));
@@ -279,14 +292,13 @@ async fn plan_step(
                     }
                     continue;
                 }
-                match action.plan(ctx, params).await {
+                match action.plan(&ctx, params).await {
                     Ok(p) => {
                         for i in p.items {
                             worst = Some(match worst {
                                 Some(w) if rank(w) >= rank(i.verdict) => w,
                                 _ => i.verdict,
                             });
-                            let prefix = item.map(|v| format!("{}: ", eval_key(v))).unwrap_or_default();
                             row.details
                                 .push(format!("{prefix}{}: {}", verdict_word(i.verdict), i.what));
                         }
@@ -318,6 +330,25 @@ async fn plan_step(
         }
     }
     row
+}
+
+/// A step's context in its `account=`/`region=` for one item (the role assumed, as a run
+/// would), and the words that say where: " in account 111122223333 (Role), region eu-west-1".
+async fn placed(
+    step: &Step,
+    env: &Env,
+    engine: &rhai::Engine,
+    ctx: &Context,
+    item: Option<&Value>,
+) -> Result<(Context, String), String> {
+    match crate::placement::resolve(step, env, engine, item) {
+        Ok(None) => Ok((ctx.clone(), String::new())),
+        Ok(Some(p)) => match ctx.elsewhere(&p).await {
+            Ok(c) => Ok((c, format!(" in {}", p.describe()))),
+            Err(e) => Err(e.to_string()),
+        },
+        Err(e) => Err(format!("account/region: {e}")),
+    }
 }
 
 /// A generic call: a read is made (so later steps resolve); a change is shown, never sent.
@@ -356,6 +387,15 @@ async fn plan_call(
             }
         };
         let prefix = item.map(|v| format!("{}: ", eval_key(v))).unwrap_or_default();
+        let (ctx, where_) = match placed(step, env, engine, ctx, *item).await {
+            Ok(p) => p,
+            Err(e) => {
+                row.verdict = "fails".into();
+                row.details.push(format!("{prefix}{e}"));
+                plan.pending = true;
+                return;
+            }
+        };
         if mutating {
             if let Err(e) = c.validate(&params) {
                 row.verdict = "error".into();
@@ -364,7 +404,7 @@ async fn plan_call(
                 return;
             }
             row.details
-                .push(format!("{prefix}would call {} {params}", c.full_name()));
+                .push(format!("{prefix}would call {} {params}{where_}", c.full_name()));
             continue;
         }
         let ctx = ctx.with_deadline(Some(Instant::now() + READ_BUDGET));

@@ -1,5 +1,15 @@
 //! Keeps secrets out of everything runbook writes: each string bound for the terminal, the
 //! transcript or the state file passes through a [`Redactor`] that knows the secret values.
+//!
+//! There is one redactor per process ([`Redactor::global`]): every run, the runs `on-failure=`
+//! continues into, `plan`, the event stream, errors and diagnostics all mask with it, so a secret
+//! learned anywhere is masked everywhere (attacker finding: a follow-up started with a fresh
+//! redactor and printed the parent's secret from the error it was handed).
+//!
+//! Searching text for a secret is the backstop, not the rule: what code derives from a secret is
+//! kept whole and opaque where it stands ([`Redactor::opaque`]). Secrets shorter than
+//! [`MIN_SEARCHED`] are masked where they are a whole value but not searched for inside text (a
+//! secret "x" would mask every x), and credentials of the environment below [`MIN_ENV`].
 
 use std::sync::{Arc, RwLock};
 
@@ -10,6 +20,14 @@ pub const MASK: &str = "********";
 /// Derived secret values shorter than this are masked where they stand (the outputs of the step
 /// that derived them) but not searched for in every other text: a secret "7" would mask every 7.
 pub const MIN_DERIVED: usize = 3;
+
+/// Secrets shorter than this are masked where they are a whole value, never searched for inside
+/// other text.
+pub const MIN_SEARCHED: usize = 4;
+
+/// Environment credentials shorter than this are test values (`AWS_SECRET_ACCESS_KEY=x`), not
+/// keys AWS issues (20 and 40 characters): searched for, they would mask every `x` printed.
+pub const MIN_ENV: usize = 8;
 
 /// A secret value. It formats as the mask, never in clear; [`Secret::expose`] is the one way to
 /// the value, for the places that must send it (an AWS parameter, the script scope).
@@ -78,6 +96,8 @@ fn encodings(secret: &str) -> Vec<String> {
 #[derive(Clone, Default)]
 pub struct Redactor {
     secrets: Arc<RwLock<Vec<String>>>,
+    /// Secrets too short to search for: masked only where a whole value equals one.
+    whole: Arc<RwLock<Vec<String>>>,
 }
 
 impl std::fmt::Debug for Redactor {
@@ -88,9 +108,29 @@ impl std::fmt::Debug for Redactor {
 }
 
 impl Redactor {
+    /// The redactor of this process, with the credentials of the environment already known.
+    pub fn global() -> Redactor {
+        static GLOBAL: std::sync::OnceLock<Redactor> = std::sync::OnceLock::new();
+        GLOBAL
+            .get_or_init(|| {
+                let r = Redactor::default();
+                r.add_credentials_from_env();
+                r
+            })
+            .clone()
+    }
+
     /// Remembers a secret value; empty values are ignored (they would match everywhere).
     pub fn add(&self, secret: &str) {
         if secret.is_empty() {
+            return;
+        }
+        if secret.chars().count() < MIN_SEARCHED {
+            if let Ok(mut w) = self.whole.write() {
+                if !w.iter().any(|x| x == secret) {
+                    w.push(secret.to_string());
+                }
+            }
             return;
         }
         // Text is sanitized for the terminal after redaction, but a secret may also reach a
@@ -139,8 +179,29 @@ impl Redactor {
         }
     }
 
-    /// Every leaf of `v` masked, keeping its shape: the stored outputs of a step that read a
-    /// secret. Keys in `public` keep their values.
+    /// The outputs of a step that read a secret, as anything outside the run may see them: one
+    /// opaque value, nothing of their shape (no member names, nulls, lengths or types: an attacker
+    /// once encoded a secret in a map of `()` and `0`), except the members the author declared
+    /// `public=`, which keep their values beside one masked member for the rest.
+    pub fn opaque(v: &Value, public: &[String]) -> Value {
+        let shown: serde_json::Map<String, Value> = match v {
+            Value::Object(o) => o
+                .iter()
+                .filter(|(k, _)| public.iter().any(|p| p == *k))
+                .map(|(k, x)| (k.clone(), x.clone()))
+                .collect(),
+            _ => serde_json::Map::new(),
+        };
+        if shown.is_empty() {
+            return Value::String(MASK.into());
+        }
+        let mut shown = shown;
+        shown.insert(MASK.into(), Value::String(MASK.into()));
+        Value::Object(shown)
+    }
+
+    /// Every leaf of `v` masked, keeping its shape (kept for tests of the old masking).
+    #[cfg(test)]
     pub fn mask_all(v: &Value, public: &[String]) -> Value {
         match v {
             Value::Object(o) => Value::Object(
@@ -166,9 +227,16 @@ impl Redactor {
     pub fn add_credentials_from_env(&self) {
         for k in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {
             if let Ok(v) = std::env::var(k) {
-                self.add(&v);
+                if v.chars().count() >= MIN_ENV {
+                    self.add(&v);
+                }
             }
         }
+    }
+
+    /// Whether a whole value is a secret too short to search for.
+    fn is_whole_secret(&self, s: &str) -> bool {
+        self.whole.read().map(|w| w.iter().any(|x| x == s)).unwrap_or(true)
     }
 
     pub fn text(&self, s: &str) -> String {
@@ -187,6 +255,8 @@ impl Redactor {
     /// `v` with every secret masked: in strings, in keys, and numbers that are secrets.
     pub fn value(&self, v: &Value) -> Value {
         match v {
+            Value::String(s) if self.is_whole_secret(s) => Value::String(MASK.into()),
+            Value::Number(n) if self.is_whole_secret(&n.to_string()) => Value::String(MASK.into()),
             Value::String(s) => Value::String(self.text(s)),
             Value::Number(n) if self.knows(&n.to_string()) => Value::String(self.text(&n.to_string())),
             Value::Array(a) => Value::Array(a.iter().map(|x| self.value(x)).collect()),
@@ -228,6 +298,27 @@ mod tests {
             assert!(!masked.contains("zz%22") && !masked.contains("&quot;&amp;"), "{masked}");
             assert!(masked.contains(MASK), "{masked}");
         }
+    }
+
+    #[test]
+    fn short_secrets_are_masked_as_whole_values_and_never_searched_for() {
+        let r = Redactor::default();
+        r.add("x");
+        assert_eq!(r.text("syntax probe"), "syntax probe");
+        assert_eq!(
+            r.value(&serde_json::json!({"a": "x", "b": "xx"})),
+            serde_json::json!({"a": MASK, "b": "xx"})
+        );
+    }
+
+    #[test]
+    fn opaque_outputs_keep_nothing_of_their_shape_but_the_public_members() {
+        let bits = serde_json::json!({"b0": null, "b1": 0, "list": [1, 2, 3]});
+        assert_eq!(Redactor::opaque(&bits, &[]), serde_json::json!(MASK));
+        assert_eq!(
+            Redactor::opaque(&serde_json::json!({"id": "u-1", "pin": "1234"}), &["id".into()]),
+            serde_json::json!({"id": "u-1", MASK: MASK})
+        );
     }
 
     #[test]

@@ -354,35 +354,45 @@ fn read_only_sets(endpoint: &str) -> usize {
 }
 
 /// A run whose CreatePermissionSet reaches AWS 5 s after it was sent, while the step gives up at
-/// 2 s (+2 s): the run fails with the create on its way. Re-runs wait up to 7 s for it to land.
+/// 2 s (+2 s): the run fails with the create on its way. AWS refuses a second set of one name
+/// (the proxy plays that, decided when a request lands).
 fn a_set_create_abandoned_on_its_way() -> (Moto, FaultProxy, Test) {
     let moto = Moto::start();
     let proxy = FaultProxy::start(
         &moto.endpoint,
         Rules {
             hold_first: Some(("CreatePermissionSet".into(), Duration::from_secs(5))),
+            conflict_on_duplicate_permission_set: true,
             ..Rules::default()
         },
     );
     let t = Test::new()
         .file("r.md", ONE_SET)
         .aws(&proxy.endpoint)
-        .env("RUNBOOK_LANDING_MS", "7000");
+        .env("RUNBOOK_LANDING_MS", "60000");
     t.run_args(&["run".into(), "r.md".into()])
         .code_is(1)
         .stderr_has("timeout=2s ran out");
     (moto, proxy, t)
 }
 
+/// AWS refuses a second permission set of one name, so a create abandoned on its way is settled
+/// by looking, at once: the re-run makes the set (the first request, landing later, is refused)
+/// and never waits the landing time (attacker finding: a kill while a set was being created cost
+/// the next run six minutes).
 #[test]
-fn a_create_abandoned_at_the_timeout_is_let_land_before_the_rerun_looks() {
+fn a_set_create_abandoned_at_the_timeout_is_settled_by_looking_without_a_wait() {
     let (moto, proxy, t) = a_set_create_abandoned_on_its_way();
-    // At once: the first request has not landed yet. The re-run waits for it, then looks.
+    let t0 = std::time::Instant::now();
     let again = t.run_args(&["run".into(), "r.md".into(), "--yes".into()]);
-    std::thread::sleep(Duration::from_secs(2)); // the held request has landed by now
-    assert_eq!(proxy.calls("CreatePermissionSet"), 1, "made once: {again:?}");
-    assert_eq!(read_only_sets(&moto.endpoint), 1);
-    again.code_is(0).stdout_has("may still reach AWS");
+    again.code_is(0).stdout_lacks("may still reach AWS");
+    assert!(
+        t0.elapsed() < Duration::from_secs(30),
+        "no landing wait: {:?}",
+        t0.elapsed()
+    );
+    std::thread::sleep(Duration::from_secs(5)); // the held request has landed (and been refused)
+    assert_eq!(read_only_sets(&moto.endpoint), 1, "{again:?}\n{:?}", proxy.operations());
 }
 
 /// A call AWS answered has landed: a step that failed after the answer (the assignment ended
@@ -485,16 +495,43 @@ fn a_create_account_past_its_attempt_timeout_is_let_land_before_the_look() {
     out.code_is(0).stdout_has("may still reach AWS");
 }
 
-/// A step renamed after its create was abandoned keeps the re-run's wait: any step's unanswered
-/// call counts (attacker finding, session 6: a renamed id, or a heading the id came from, made
-/// the second set at once).
+/// A step renamed after its CreateCase was abandoned keeps the re-run's wait: the claim is on the
+/// target, whatever step sent it (attacker finding, session 6: a renamed id, or a heading the id
+/// came from, made a second one at once).
 #[test]
 fn a_renamed_step_still_lets_its_abandoned_create_land() {
-    let (moto, _proxy, t) = a_set_create_abandoned_on_its_way();
-    std::fs::write(t.path("r.md"), ONE_SET.replace("id=ps", "id=read-only")).expect("rename");
+    let moto = Moto::start();
+    moto.support_case_status_every(1_000_000);
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            hold_first: Some(("CreateCase".into(), Duration::from_secs(4))),
+            ..Rules::default()
+        },
+    );
+    let case =
+        "# Case\n\n```aws support.ensure-case id=case\nsubject = \"Renamed probe\"\nbody = \"Not activated.\"\n```\n";
+    let t = Test::new()
+        .file("r.md", case)
+        .aws(&proxy.endpoint)
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .env("RUNBOOK_LANDING_MS", "6000");
+    t.run_args(&[
+        "run".into(),
+        "r.md".into(),
+        "--yes".into(),
+        "--attempt-timeout".into(),
+        "1s".into(),
+    ])
+    .code_is(1);
+    std::fs::write(t.path("r.md"), case.replace("id=case", "id=renamed")).expect("rename");
     let again = t.run_args(&["run".into(), "r.md".into(), "--yes".into()]);
     std::thread::sleep(Duration::from_secs(2)); // the held request has landed by now
-    assert_eq!(read_only_sets(&moto.endpoint), 1, "made once: {again:?}");
+    assert_eq!(
+        cases_with(&moto.endpoint, "Renamed probe").len(),
+        1,
+        "made once: {again:?}"
+    );
     again.code_is(0).stdout_has("may still reach AWS");
 }
 

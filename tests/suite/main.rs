@@ -4,6 +4,7 @@
 
 mod common;
 
+mod accounts;
 mod actions;
 mod calls;
 mod check;
@@ -15,7 +16,10 @@ mod emulated;
 mod ensure;
 mod fanout;
 mod faults;
+mod fresh_clone;
+mod gate;
 mod guide;
+mod interpreter;
 mod kill_points;
 mod limits_file;
 mod lost_answers;
@@ -30,6 +34,9 @@ mod render;
 mod run;
 mod safety_page;
 mod secrets;
+mod secrets_by_construction;
+mod services;
+mod ssm_export;
 mod statedir;
 mod support_cases;
 mod trust;

@@ -44,7 +44,7 @@ fn render_bundled() -> (Test, std::path::PathBuf) {
         ])
         .run();
     r.code_is(0);
-    assert!(r.stderr.contains("rendered 10 runbooks"), "{}", r.stderr);
+    assert!(r.stderr.contains("rendered 11 runbooks"), "{}", r.stderr);
     (t, out)
 }
 
@@ -57,7 +57,7 @@ fn a_page_per_runbook_and_a_card_per_step() {
     list.code_is(0);
     let books: serde_json::Value = serde_json::from_str(&list.stdout).expect("list --json");
     let books = books.as_array().expect("array");
-    assert_eq!(books.len(), 10);
+    assert_eq!(books.len(), 11);
     for b in books {
         let path = b["path"].as_str().expect("path");
         let rel = Path::new(path)

@@ -398,17 +398,25 @@ fn list_and_completions_never_print_raw_escapes_nor_panic_on_a_closed_pipe() {
 #[test]
 fn a_planted_or_empty_key_and_lax_modes_are_not_trusted() {
     use std::os::unix::fs::PermissionsExt;
-    let t = Test::new().file("r.md", "# R\n\n```rhai id=a\n#{ a: 1 }\n```\n");
-    assert_eq!(t.run_args(&["run".into(), "r.md".into()]).code, 0);
-    let key = walk(t.path(".runbook"))
-        .into_iter()
-        // The runbook's key (the state directory's pending/ has one too, checked alike).
-        .find(|p| p.file_name().is_some_and(|n| n == "key") && p.with_file_name("runs").is_dir())
-        .expect("key");
+    let t = Test::new().file(
+        "r.md",
+        "# R\n\n```runbook\n[inputs.pin]\nprompt = \"pin\"\nsecret = true\n```\n\n```rhai id=a\nlet p = inputs.pin;\n#{ a: 1 }\n```\n",
+    );
+    let run = |t: &Test| t.run_args(&["run".into(), "r.md".into(), "--input".into(), "pin=4821".into()]);
+    assert_eq!(run(&t).code, 0);
+    // The key of secret digests is the operator's, outside the state directory.
+    let key = t.path(".config/runbook/key");
+    assert!(key.is_file(), "the operator's key");
+    assert!(
+        !walk(t.path(".runbook"))
+            .iter()
+            .any(|p| p.file_name().is_some_and(|n| n == "key")),
+        "no key in the state directory"
+    );
     for (bytes, mode) in [(vec![b'A'; 32], 0o644), (Vec::new(), 0o600)] {
         std::fs::write(&key, &bytes).expect("plant");
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).expect("chmod");
-        let out = t.run_args(&["run".into(), "r.md".into()]);
+        let out = run(&t);
         assert_eq!(
             out.code,
             2,
@@ -418,11 +426,16 @@ fn a_planted_or_empty_key_and_lax_modes_are_not_trusted() {
         out.stderr_has("key");
     }
     std::fs::remove_file(&key).expect("rm");
+    let key = walk(t.path(".runbook"))
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|n| n == "origin.json"))
+        .expect("the runbook's journal")
+        .with_file_name("key");
     // A run directory and files left group- and world-writable are made private again.
     let run_dir = key.parent().expect("dir").join("runs").join("default");
     std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
     std::fs::set_permissions(run_dir.join("transcript.jsonl"), std::fs::Permissions::from_mode(0o666)).expect("chmod");
-    assert_eq!(t.run_args(&["run".into(), "r.md".into()]).code, 0);
+    assert_eq!(run(&t).code, 0);
     let dmode = std::fs::metadata(&run_dir).expect("meta").permissions().mode() & 0o777;
     let fmode = std::fs::metadata(run_dir.join("transcript.jsonl"))
         .expect("meta")

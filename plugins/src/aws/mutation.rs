@@ -56,6 +56,11 @@ impl<'a> Mutation<'a> {
         }
     }
 
+    /// Claims this call's target for the look before it and the send (see [`Context::claim`]).
+    pub(crate) async fn claim(&self, duplicates: crate::Duplicates) -> Result<crate::Claim, PluginError> {
+        self.ctx.claim(self.call, &self.target, duplicates).await
+    }
+
     /// The intent alone, for a call sent in a way of its own (CreateAccount and
     /// CreateAccountAssignment look before they send again); see [`Mutation::answered`] and
     /// [`Mutation::failed`].

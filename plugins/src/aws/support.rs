@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::mutation::Mutation;
 use crate::action::{Action, Plan, Verdict};
 use crate::aws::sts::caller;
+use crate::context::Duplicates;
 use crate::context::{Context, Event};
 use crate::error::{PluginError, aws};
 
@@ -389,6 +390,11 @@ impl Action for EnsureCase {
         if let Some(r) = account_guard(ctx, &p).await? {
             return hand_over(ctx, &p, &r, None);
         }
+        // AWS files a second case for a second CreateCase: no other item or run looks or files
+        // for this subject meanwhile, and a CreateCase whose answer was lost is let land before
+        // the look (every attempt: a step's retries= too).
+        let filing = Mutation::new(ctx, "support:CreateCase", &p.subject);
+        let _claim = filing.claim(Duplicates::Made).await?;
         let follows = match cases_with_subject(ctx, &p).await {
             Ok(cases) => match existing(cases) {
                 Existing::Open(c) => {
@@ -413,7 +419,6 @@ impl Action for EnsureCase {
             },
         };
         let client = ctx.support().await?;
-        let filing = Mutation::new(ctx, "support:CreateCase", &p.subject);
         filing.intent()?;
         let case_id = match create_case(ctx, &filing, &client, &p, follows.as_ref()).await? {
             Ok(id) => id,

@@ -1,24 +1,37 @@
-//! Any operation of the supported services by its API name: `aws organizations:ListAccounts`.
+//! Any operation of any AWS service by its API name: `aws organizations:ListAccounts`,
+//! `aws s3:PutBucketVersioning`, `aws ec2:DescribeVpcs`.
 //!
 //! The step body is the request in the API's own member names; the answer is the response as a
-//! map. Names and types are checked against the service models (`plugins/models/`, from
-//! botocore). Calls are signed with SigV4 from the same credentials, region and endpoint as the
-//! built-in actions, retried like them, and counted in the same throttle accounting.
+//! map. Names and types are checked against the service models (`plugins/models/`, botocore's,
+//! for every service). The request is written in the service's protocol (json, query, ec2,
+//! rest-json, rest-xml), sent to the endpoint its metadata names, signed with SigV4 from the same
+//! credentials and region as the built-in actions, retried like them, and counted in the same
+//! throttle accounting.
 //!
 //! A mutating call journals its intent before it is sent, `Requested` when AWS answered it, and
 //! `Rejected` when AWS refused it (nothing was done); anything else (a 5xx, a timeout, a reset
 //! connection after the request left) is an unknown outcome, never retried unless the step says
 //! `on-unknown=retry`.
 
+mod codec;
+mod endpoint;
+mod json;
 pub mod model;
+mod pages;
 mod query;
+mod rest;
+mod sensitive;
+mod validate;
 mod wire;
+mod xml;
 
 use serde_json::Value;
 
 use crate::context::{Context, Event};
 use crate::error::PluginError;
-pub use model::{Measure, Service, Shape, service, service_names};
+pub use model::{Listing, Measure, Service, Shape, api_reference, catalog, service, service_names};
+pub use sensitive::{sensitive_outputs, sensitive_values};
+pub use validate::RequestError;
 
 /// `service:Operation`, resolved against the models.
 #[derive(Debug, Clone, Copy)]
@@ -34,7 +47,7 @@ pub struct Call {
 pub enum NameError {
     #[error("`{0}` is not SERVICE:Operation (e.g. `organizations:ListAccounts`)")]
     Syntax(String),
-    #[error("no service `{service}` for generic calls")]
+    #[error("no AWS service `{service}`")]
     UnknownService {
         service: String,
         candidates: Vec<&'static str>,
@@ -75,12 +88,96 @@ pub fn resolve(name: &str) -> Result<Call, NameError> {
     }
 }
 
-/// An operation reads only when its name says so (as IAM's access levels do).
+/// An operation reads when its name says so (as IAM's access levels do).
 pub fn read_only(operation: &str) -> bool {
-    ["Describe", "List", "Get"].iter().any(|p| operation.starts_with(p))
+    ["Describe", "List", "Get", "Head"]
+        .iter()
+        .any(|p| operation.starts_with(p))
+}
+
+/// Whether `check` can tell a literal is a timestamp a call would send.
+pub fn is_timestamp(text: &str) -> bool {
+    codec::is_timestamp(&Value::String(text.to_string()))
+}
+
+/// Whether a literal is base64, as a blob member is written.
+pub fn is_base64(text: &str) -> bool {
+    codec::blob(&Value::String(text.to_string())).is_some()
+}
+
+/// Whether `service:Operation` reads: its name says so, or its model marks it read-only.
+pub fn reads(name: &str) -> bool {
+    match resolve(name) {
+        Ok(c) => c.reads(),
+        Err(_) => read_only(name.split_once(':').map_or(name, |(_, o)| o)),
+    }
 }
 
 impl Call {
+    /// Whether the call changes nothing: its name, or the model's own `readonly` marker.
+    pub fn reads(&self) -> bool {
+        read_only(self.name) || self.operation.readonly
+    }
+
+    /// Why a step cannot make this call at all (a streamed body, a protocol we do not speak).
+    pub fn refusal(&self) -> Option<String> {
+        if !self.service.spoken() {
+            return Some(format!(
+                "{} speaks only the {} protocol, which calls by name do not support",
+                self.service.name, self.service.metadata.protocol
+            ));
+        }
+        let service = self.service;
+        let streams = |shape: Option<&'static Shape>| -> Option<&'static str> {
+            shape.and_then(|s| {
+                s.members
+                    .iter()
+                    .find(|(_, r)| r.streaming || service.shape(&r.shape).is_some_and(|m| m.streaming || m.eventstream))
+                    .map(|(m, _)| m.as_str())
+            })
+        };
+        if let Some(m) = streams(self.input()) {
+            return Some(format!(
+                "{} streams its request body (`{m}`): a runbook step cannot send it; use the AWS CLI (`{}`) in a script step's hand-over, or a built-in action",
+                self.full_name(),
+                self.cli()
+            ));
+        }
+        if let Some(m) = streams(self.output()) {
+            return Some(format!(
+                "{} streams its answer (`{m}`): a runbook step cannot read it; use the AWS CLI (`{}`) by hand",
+                self.full_name(),
+                self.cli()
+            ));
+        }
+        None
+    }
+
+    /// The request with the idempotency tokens the step left out filled in, as the SDKs fill
+    /// them (ours derive from the request: the same request sent again is the same to AWS).
+    pub fn with_tokens(&self, request: Value) -> Value {
+        let Some(shape) = self.input() else {
+            return request;
+        };
+        let missing: Vec<&String> = shape
+            .members
+            .iter()
+            .filter(|(k, r)| r.idempotency_token && request.get(k.as_str()).is_none())
+            .map(|(k, _)| k)
+            .collect();
+        if missing.is_empty() {
+            return request;
+        }
+        let token = codec::idempotency_token(self.full_name(), &request);
+        let mut request = request;
+        if let Some(o) = request.as_object_mut() {
+            for k in missing {
+                o.insert(k.clone(), Value::String(token.clone()));
+            }
+        }
+        request
+    }
+
     /// `service:Operation`.
     pub fn full_name(&self) -> &'static str {
         &self.operation.call
@@ -101,6 +198,15 @@ impl Call {
             .unwrap_or_default()
     }
 
+    /// The operation's page in the AWS API reference.
+    pub fn api_reference(&self) -> Option<String> {
+        self.service
+            .metadata
+            .uid
+            .as_deref()
+            .map(|uid| model::api_reference(uid, Some(self.name)))
+    }
+
     /// The AWS CLI command that does the same by hand.
     pub fn cli(&self) -> String {
         format!("aws {} {}", self.service.name, kebab(self.name))
@@ -111,7 +217,7 @@ impl Call {
         let empty = Value::Object(Default::default());
         let request = if request.is_null() { &empty } else { request };
         match self.input() {
-            Some(shape) => validate(self.service, shape, request, ""),
+            Some(shape) => validate::validate(self.service, shape, request, ""),
             None if request.as_object().is_some_and(|o| o.is_empty()) => Ok(()),
             None => Err(RequestError::NoMembers(self.full_name())),
         }
@@ -135,113 +241,6 @@ pub fn kebab(name: &str) -> String {
     out
 }
 
-/// What in a request the service's model does not allow. `at` is the member's path
-/// (`Filter.Status`, `Tags[0]`), or "the request".
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum RequestError {
-    #[error("{at} must be {expected}, not {got}")]
-    WrongType { at: String, expected: String, got: Value },
-    #[error("{at} {why}")]
-    OutOfBounds { at: String, why: String },
-    #[error("{at} must be one of {}, not `{got}`", choices.join(", "))]
-    NotAChoice {
-        at: String,
-        choices: Vec<String>,
-        got: String,
-    },
-    #[error("{at} has no member `{member}`")]
-    NoSuchMember { at: String, member: String },
-    #[error("{at} needs member `{member}`")]
-    Missing { at: String, member: String },
-    #[error("{0} takes no request members")]
-    NoMembers(&'static str),
-    /// The embedded model names a shape it does not hold (a trimming fault).
-    #[error("model: no shape {0}")]
-    Model(String),
-}
-
-fn validate(service: &Service, shape: &Shape, v: &Value, path: &str) -> Result<(), RequestError> {
-    let at = |p: &str| {
-        if p.is_empty() {
-            "the request".to_string()
-        } else {
-            format!("`{p}`")
-        }
-    };
-    let kind = shape.json_kind();
-    let ok = match (kind, v) {
-        ("any", _) => return Ok(()),
-        ("object", Value::Object(_)) | ("array", Value::Array(_)) | ("string", Value::String(_)) => true,
-        ("integer", Value::Number(n)) => n.is_i64() || n.is_u64(),
-        ("number", Value::Number(_)) | ("boolean", Value::Bool(_)) => true,
-        _ => false,
-    };
-    if !ok {
-        return Err(RequestError::WrongType {
-            at: at(path),
-            expected: shape.describe(),
-            got: v.clone(),
-        });
-    }
-    let measure = match v {
-        Value::Number(n) => n.as_f64().map(Measure::Number),
-        Value::String(s) => Some(Measure::Chars(s.chars().count())),
-        Value::Array(a) => Some(Measure::Items(a.len())),
-        _ => None,
-    };
-    if let Some(why) = measure.and_then(|m| shape.out_of_bounds(m)) {
-        return Err(RequestError::OutOfBounds { at: at(path), why });
-    }
-    match v {
-        Value::String(s) if !shape.choices.is_empty() && !shape.choices.contains(s) => Err(RequestError::NotAChoice {
-            at: at(path),
-            choices: shape.choices.clone(),
-            got: s.clone(),
-        }),
-        Value::Object(o) if shape.ty == "structure" => {
-            for (k, x) in o {
-                let r = shape.members.get(k).ok_or_else(|| RequestError::NoSuchMember {
-                    at: at(path),
-                    member: k.clone(),
-                })?;
-                let inner = service
-                    .shape(&r.shape)
-                    .ok_or_else(|| RequestError::Model(r.shape.clone()))?;
-                validate(service, inner, x, &join(path, k))?;
-            }
-            match shape.required.iter().find(|r| !o.contains_key(*r)) {
-                Some(r) => Err(RequestError::Missing {
-                    at: at(path),
-                    member: r.clone(),
-                }),
-                None => Ok(()),
-            }
-        }
-        Value::Object(o) => match shape.value.as_ref().and_then(|r| service.shape(&r.shape)) {
-            Some(inner) => o
-                .iter()
-                .try_for_each(|(k, x)| validate(service, inner, x, &join(path, k))),
-            None => Ok(()),
-        },
-        Value::Array(a) => match shape.member.as_ref().and_then(|r| service.shape(&r.shape)) {
-            Some(inner) => a
-                .iter()
-                .enumerate()
-                .try_for_each(|(i, x)| validate(service, inner, x, &format!("{path}[{i}]"))),
-            None => Ok(()),
-        },
-        _ => Ok(()),
-    }
-}
-
-fn join(path: &str, k: &str) -> String {
-    if path.is_empty() {
-        k.to_string()
-    } else {
-        format!("{path}.{k}")
-    }
-}
-
 /// How a step asked for the call to be made.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
@@ -251,8 +250,51 @@ pub struct Options {
     pub retry_unknown: bool,
 }
 
+/// What a call's intent, claim and mark name as its target: the request as sent (tokens filled
+/// in), and where it acts when that is not the caller's own account and region.
+pub fn target(call: Call, ctx: &Context, request: &Value) -> String {
+    let request = if request.is_null() {
+        Value::Object(Default::default())
+    } else {
+        request.clone()
+    };
+    place_target(ctx, &call.with_tokens(customize(call, request)))
+}
+
+fn place_target(ctx: &Context, request: &Value) -> String {
+    match ctx.place() {
+        Some(p) => format!("{} in {}", target_of(request), p.describe()),
+        None => target_of(request),
+    }
+}
+
+/// What the SDKs change in a request before it is sent, so a value read from one answer can be
+/// written into the next request as is: route53 answers `/hostedzone/Z1` and takes `Z1`
+/// (botocore's `fix_route53_ids`).
+fn customize(call: Call, mut request: Value) -> Value {
+    if call.service.name != "route53" {
+        return request;
+    }
+    let Some(input) = call.input() else {
+        return request;
+    };
+    if let Some(o) = request.as_object_mut() {
+        for (name, r) in &input.members {
+            if !matches!(r.shape.as_str(), "ResourceId" | "DelegationSetId" | "ChangeId") {
+                continue;
+            }
+            if let Some(Value::String(v)) = o.get_mut(name) {
+                if let Some(last) = v.rsplit('/').next().map(String::from) {
+                    *v = last;
+                }
+            }
+        }
+    }
+    request
+}
+
 /// A short, stable rendering of the request for the journal (masked there like every entry).
-fn target_of(request: &Value) -> String {
+pub fn target_of(request: &Value) -> String {
     let t = request.to_string();
     if t.len() <= 300 {
         return t;
@@ -264,80 +306,6 @@ fn target_of(request: &Value) -> String {
     format!("{}...", &t[..end])
 }
 
-/// At most so many pages of one read (1,000 pages of 100 is far past any account's assignments);
-/// more is an error, never a short list.
-const MAX_PAGES: usize = 1_000;
-
-/// A read answered in pages (`NextToken`, or IAM's `Marker` with `IsTruncated`) is read to its
-/// end and the pages' lists joined, as the SDK's paginators do: a step that lists a user's
-/// assignments to remove them sees all of them, not the first page (attacker finding, session 6:
-/// the offboarding runbook removed the first page and deleted the user). A token seen before,
-/// a page said to be truncated without a marker, or more than [`MAX_PAGES`] pages is an error:
-/// a short list read as a whole one is how a user is deleted with assignments left.
-async fn read_all(ctx: &Context, call: Call, mut request: Value, opts: Options) -> Result<Value, PluginError> {
-    let send = |request: Value| async move {
-        match wire::send(ctx, call, &request, opts).await {
-            Ok(answer) => Ok(answer.body),
-            Err(wire::Failure::Refused(e) | wire::Failure::Unknown(e)) => Err(e),
-        }
-    };
-    let mut body = send(request.clone()).await?;
-    let takes = |member: &str| call.input().is_some_and(|s| s.members.contains_key(member));
-    // The Support API spells it `nextToken`.
-    let Some(token) = ["NextToken", "nextToken", "Marker"].into_iter().find(|t| takes(t)) else {
-        return Ok(body);
-    };
-    let short = |why: &str| PluginError::Failed {
-        what: format!("reading {}", call.full_name()),
-        reason: format!("{why}: the list would be short"),
-        request_id: None,
-        hint: Some("AWS answered pages that do not add up; run the step again, and report it if it persists".into()),
-    };
-    let mut seen = std::collections::HashSet::new();
-    let mut pages = 1;
-    loop {
-        let next = body.get(token).and_then(Value::as_str).filter(|t| !t.is_empty());
-        let next = match token {
-            "Marker" if body.get("IsTruncated") != Some(&Value::Bool(true)) => None,
-            "Marker" if next.is_none() => return Err(short("a page said it was truncated and gave no marker")),
-            _ => next,
-        };
-        let Some(next) = next.map(String::from) else {
-            break;
-        };
-        if !seen.insert(next.clone()) {
-            return Err(short("AWS repeated a page token"));
-        }
-        if pages >= MAX_PAGES {
-            return Err(short(&format!("more than {MAX_PAGES} pages")));
-        }
-        pages += 1;
-        if let Some(o) = request.as_object_mut() {
-            o.insert(token.into(), Value::String(next));
-        }
-        let page = send(request.clone()).await?;
-        if let (Some(all), Value::Object(page)) = (body.as_object_mut(), page) {
-            // The token member leaves with the page that had one.
-            all.remove(token);
-            for (k, v) in page {
-                match (all.get_mut(&k), v) {
-                    (Some(Value::Array(joined)), Value::Array(more)) => joined.extend(more),
-                    (_, v) => {
-                        all.insert(k, v);
-                    }
-                }
-            }
-        }
-    }
-    if let Some(o) = body.as_object_mut() {
-        o.remove(token);
-        if token == "Marker" {
-            o.insert("IsTruncated".into(), Value::Bool(false));
-        }
-    }
-    Ok(body)
-}
-
 /// Makes the call. A mutating call journals its intent first and its answer after; a read is
 /// read to its last page.
 pub async fn invoke(ctx: &Context, call: Call, request: Value, opts: Options) -> Result<Value, PluginError> {
@@ -346,13 +314,20 @@ pub async fn invoke(ctx: &Context, call: Call, request: Value, opts: Options) ->
     } else {
         request
     };
+    if let Some(why) = call.refusal() {
+        return Err(PluginError::Other(why));
+    }
+    let request = call.with_tokens(customize(call, request));
     call.validate(&request)
         .map_err(|message| PluginError::Other(format!("{}: {message}", call.full_name())))?;
     if !opts.mutates {
-        return read_all(ctx, call, request, opts).await;
+        return pages::read_all(ctx, call, request, opts).await;
     }
     let name = call.full_name();
-    let target = target_of(&request);
+    let target = place_target(ctx, &request);
+    // AWS makes a second one of most things a call by name makes (it has no client token to
+    // tell them apart): one item, run or process at a time, after any lost answer has landed.
+    let _claim = ctx.claim(name, &target, crate::Duplicates::Made).await?;
     if opts.mutates {
         ctx.emit(Event::Intent {
             call: name.to_string(),
@@ -434,9 +409,38 @@ mod tests {
         }
         assert!(matches!(resolve("sts"), Err(NameError::Syntax(_))));
         assert!(read_only("ListAccounts") && read_only("GetUserId") && !read_only("DeleteUser"));
+        assert!(read_only("HeadBucket"));
+        // Not by its name: by the model's marker.
+        assert!(reads("identitystore:IsMemberInGroups") && !reads("identitystore:CreateUser"));
+        assert!(resolve("s3:ListBuckets").is_ok() && resolve("account:GetAlternateContact").is_ok());
         assert_eq!(kebab("GetCallerIdentity"), "get-caller-identity");
         assert_eq!(kebab("ListAccountsForParent"), "list-accounts-for-parent");
         assert_eq!(kebab("GetSAMLProvider"), "get-saml-provider");
+    }
+
+    #[test]
+    fn streams_and_foreign_protocols_are_refused_by_name() {
+        let get = resolve("s3:GetObject").expect("resolves");
+        assert!(
+            get.refusal().is_some_and(|r| r.contains("streams its answer (`Body`)")),
+            "{:?}",
+            get.refusal()
+        );
+        let put = resolve("s3:PutObject").expect("resolves");
+        assert!(put.refusal().is_some_and(|r| r.contains("streams its request body")));
+        assert_eq!(resolve("s3:PutBucketTagging").expect("resolves").refusal(), None);
+        let t = resolve("ec2:RunInstances").expect("resolves");
+        let filled = t.with_tokens(json!({"MaxCount": 1, "MinCount": 1}));
+        assert_eq!(
+            filled["ClientToken"],
+            t.with_tokens(json!({"MaxCount": 1, "MinCount": 1}))["ClientToken"]
+        );
+        assert_eq!(t.with_tokens(json!({"ClientToken": "mine"}))["ClientToken"], "mine");
+        let r = resolve("route53:ChangeResourceRecordSets").expect("resolves");
+        assert_eq!(
+            customize(r, json!({"HostedZoneId": "/hostedzone/Z1", "ChangeBatch": {}}))["HostedZoneId"],
+            "Z1"
+        );
     }
 
     #[test]

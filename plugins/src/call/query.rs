@@ -1,10 +1,13 @@
-//! The query protocol (iam, sts): the request as form fields flattened by the model
-//! (`Tags.member.1.Key`), the answer as XML read back into the same map the JSON protocol gives
-//! (the `*Response` and `*Result` wrappers dropped, lists and numbers typed by the model).
+//! The query protocols: query (iam, sts, sns) and ec2. The request as form fields flattened by
+//! the model (`Tags.member.1.Key`; ec2: `Filter.1.Name`, every list flat), the answer as XML read
+//! back into the same map the JSON protocols give (the `*Response` and `*Result` wrappers
+//! dropped, lists and numbers typed by the model).
 
 use serde_json::{Map, Value};
 
+use super::codec::{self, Place};
 use super::model::{Ref, Service, Shape};
+use super::xml::{self, Node};
 
 /// The form body: `Action`, `Version`, then the request's members.
 pub(super) fn encode(service: &Service, operation: &str, input: Option<&Shape>, request: &Value) -> String {
@@ -28,15 +31,41 @@ fn at(prefix: &str, name: &str) -> String {
     }
 }
 
+/// ec2's field name for a member: `queryName`, else the `locationName` capitalised.
+fn ec2_name<'a>(r: &'a Ref, member: &'a str) -> std::borrow::Cow<'a, str> {
+    if let Some(q) = &r.query_name {
+        return q.into();
+    }
+    match r.location_name.as_deref() {
+        Some(l) => {
+            let mut c = l.chars();
+            match c.next() {
+                Some(f) => format!("{}{}", f.to_uppercase(), c.as_str()).into(),
+                None => member.into(),
+            }
+        }
+        None => member.into(),
+    }
+}
+
 fn flatten(service: &Service, shape: &Shape, v: &Value, prefix: &str, out: &mut Vec<(String, String)>) {
+    let ec2 = service.metadata.protocol == "ec2";
     match (shape.ty.as_str(), v) {
         ("structure", Value::Object(o)) => {
             for (k, x) in o {
                 let Some(r) = shape.members.get(k) else { continue };
                 let Some(inner) = service.shape(&r.shape) else { continue };
-                let name = r.location_name.as_deref().unwrap_or(k);
-                flatten_ref(service, r, inner, x, &at(prefix, name), out);
+                let name = if ec2 {
+                    ec2_name(r, k)
+                } else {
+                    r.location_name.as_deref().unwrap_or(k).into()
+                };
+                flatten_ref(service, r, inner, x, &at(prefix, &name), out);
             }
+        }
+        ("timestamp", x) => {
+            let t = codec::format_time(x, shape.timestamp_format.as_deref(), Place::XmlOrForm);
+            out.push((prefix.to_string(), codec::text(&t)));
         }
         (_, Value::String(s)) => out.push((prefix.to_string(), s.clone())),
         (_, Value::Bool(b)) => out.push((prefix.to_string(), b.to_string())),
@@ -47,16 +76,26 @@ fn flatten(service: &Service, shape: &Shape, v: &Value, prefix: &str, out: &mut 
 }
 
 fn flatten_ref(service: &Service, r: &Ref, shape: &Shape, v: &Value, prefix: &str, out: &mut Vec<(String, String)>) {
-    let flat = r.flattened || shape.flattened;
+    // ec2 writes every list flat: `Filter.1.Value.1`.
+    let flat = r.flattened || shape.flattened || service.metadata.protocol == "ec2";
     match (shape.ty.as_str(), v) {
         ("list", Value::Array(items)) => {
             if items.is_empty() {
-                out.push((prefix.to_string(), String::new()));
+                if service.metadata.protocol != "ec2" {
+                    out.push((prefix.to_string(), String::new()));
+                }
                 return;
             }
             let member = shape.member.as_ref();
             let list_prefix = if flat {
-                prefix.to_string()
+                // A flattened query list takes its member's name (`Attribute.1`); ec2 keeps its own.
+                match member.and_then(|m| m.location_name.as_deref()) {
+                    Some(n) if service.metadata.protocol == "query" => {
+                        let parent = prefix.rsplit_once('.').map_or("", |(p, _)| p);
+                        at(parent, n)
+                    }
+                    _ => prefix.to_string(),
+                }
             } else {
                 at(
                     prefix,
@@ -107,215 +146,25 @@ fn flatten_scalar(v: &Value, prefix: &str, out: &mut Vec<(String, String)>) {
     ));
 }
 
-/// An XML element, as far as the answer needs it.
-#[derive(Debug, Default)]
-pub(super) struct Node {
-    pub name: String,
-    pub text: String,
-    pub children: Vec<Node>,
-}
-
-impl Node {
-    fn child(&self, name: &str) -> Option<&Node> {
-        self.children.iter().find(|c| c.name == name)
-    }
-
-    /// The first element of this name anywhere below (error bodies nest differently).
-    pub fn find(&self, name: &str) -> Option<&Node> {
-        self.children
-            .iter()
-            .find_map(|c| if c.name == name { Some(c) } else { c.find(name) })
-    }
-}
-
-/// Deeper than any AWS answer: a hostile answer cannot make reading it recurse without bound.
-const MAX_DEPTH: usize = 64;
-
-/// Parses an XML document into its root element.
-pub(super) fn parse(text: &str) -> Result<Node, String> {
-    let mut stack: Vec<Node> = vec![Node::default()];
-    for token in xmlparser::Tokenizer::from(text) {
-        let token = token.map_err(|e| format!("the answer is not XML: {e}"))?;
-        match token {
-            xmlparser::Token::ElementStart { local, .. } => {
-                if stack.len() > MAX_DEPTH {
-                    return Err("the answer nests deeper than any AWS answer".into());
-                }
-                stack.push(Node {
-                    name: local.as_str().to_string(),
-                    ..Node::default()
-                });
-            }
-            xmlparser::Token::ElementEnd { end, .. } => match end {
-                xmlparser::ElementEnd::Open => {}
-                xmlparser::ElementEnd::Close(..) | xmlparser::ElementEnd::Empty => {
-                    let done = stack.pop().ok_or("unbalanced XML")?;
-                    stack.last_mut().ok_or("unbalanced XML")?.children.push(done);
-                }
-            },
-            xmlparser::Token::Text { text } | xmlparser::Token::Cdata { text, .. } => {
-                if let Some(n) = stack.last_mut() {
-                    n.text.push_str(&unescape(text.as_str()));
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut top = stack.pop().ok_or("empty XML")?;
-    if !stack.is_empty() {
-        return Err("the answer's XML is cut short".into());
-    }
-    top.children
-        .pop()
-        .ok_or_else(|| "the answer has no XML element".to_string())
-}
-
-fn unescape(s: &str) -> String {
-    if !s.contains('&') {
-        return s.to_string();
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find('&') {
-        out.push_str(&rest[..i]);
-        rest = &rest[i..];
-        let Some(end) = rest.find(';').filter(|e| *e <= 10) else {
-            out.push('&');
-            rest = &rest[1..];
-            continue;
-        };
-        let entity = &rest[1..end];
-        let c = match entity {
-            "amp" => Some('&'),
-            "lt" => Some('<'),
-            "gt" => Some('>'),
-            "quot" => Some('"'),
-            "apos" => Some('\''),
-            e if e.starts_with("#x") => u32::from_str_radix(&e[2..], 16).ok().and_then(char::from_u32),
-            e if e.starts_with('#') => e[1..].parse().ok().and_then(char::from_u32),
-            _ => None,
-        };
-        match c {
-            Some(c) => {
-                out.push(c);
-                rest = &rest[end + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = &rest[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// The answer's members: `<OpResponse><OpResult>...` read through the output shape.
+/// The answer's members: query's `<OpResponse><OpResult>...`, ec2's `<OpResponse>...`, read
+/// through the output shape.
 pub(super) fn decode(service: &Service, wrapper: Option<&str>, output: Option<&Shape>, root: &Node) -> Value {
-    let result = wrapper.and_then(|w| root.child(w));
+    let result = if service.metadata.protocol == "ec2" {
+        Some(root)
+    } else {
+        wrapper.and_then(|w| root.child(w))
+    };
     match (result, output) {
-        (Some(node), Some(shape)) => read(service, shape, node, 0),
+        (Some(node), Some(shape)) => xml::read(service, shape, node, 0),
         _ => Value::Object(Map::new()),
     }
-}
-
-/// The request id of an answer or an error (`RequestId`, wherever it sits).
-pub(super) fn request_id(root: &Node) -> Option<String> {
-    root.find("RequestId").map(|n| n.text.trim().to_string())
-}
-
-fn read(service: &Service, shape: &Shape, node: &Node, depth: usize) -> Value {
-    if depth > MAX_DEPTH {
-        return Value::Null;
-    }
-    match shape.ty.as_str() {
-        "structure" => {
-            let mut o = Map::new();
-            for (name, r) in &shape.members {
-                let Some(inner) = service.shape(&r.shape) else { continue };
-                let xml_name = r.location_name.as_deref().unwrap_or(name);
-                if inner.ty == "list" && (r.flattened || inner.flattened) {
-                    let items: Vec<&Node> = node.children.iter().filter(|c| c.name == xml_name).collect();
-                    if !items.is_empty() {
-                        o.insert(name.clone(), read_items(service, inner, &items, depth));
-                    }
-                } else if let Some(c) = node.child(xml_name) {
-                    o.insert(name.clone(), read(service, inner, c, depth + 1));
-                }
-            }
-            Value::Object(o)
-        }
-        "list" => {
-            let member_name = shape
-                .member
-                .as_ref()
-                .and_then(|m| m.location_name.as_deref())
-                .unwrap_or("member");
-            let items: Vec<&Node> = node.children.iter().filter(|c| c.name == member_name).collect();
-            read_items(service, shape, &items, depth)
-        }
-        "map" => {
-            let key_name = shape
-                .key
-                .as_ref()
-                .and_then(|k| k.location_name.as_deref())
-                .unwrap_or("key");
-            let value_name = shape
-                .value
-                .as_ref()
-                .and_then(|k| k.location_name.as_deref())
-                .unwrap_or("value");
-            let value_shape = shape.value.as_ref().and_then(|v| service.shape(&v.shape));
-            let entries = node.children.iter().filter(|c| shape.flattened || c.name == "entry");
-            let mut o = Map::new();
-            for e in entries {
-                let (Some(k), Some(v)) = (e.child(key_name), e.child(value_name)) else {
-                    continue;
-                };
-                let v = match value_shape {
-                    Some(s) => read(service, s, v, depth + 1),
-                    None => Value::String(v.text.clone()),
-                };
-                o.insert(k.text.trim().to_string(), v);
-            }
-            Value::Object(o)
-        }
-        "integer" | "long" => node
-            .text
-            .trim()
-            .parse::<i64>()
-            .map(Value::from)
-            .unwrap_or_else(|_| Value::String(node.text.clone())),
-        "float" | "double" => node
-            .text
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .and_then(serde_json::Number::from_f64)
-            .map(Value::Number)
-            .unwrap_or_else(|| Value::String(node.text.clone())),
-        "boolean" => Value::Bool(node.text.trim() == "true"),
-        _ => Value::String(node.text.clone()),
-    }
-}
-
-fn read_items(service: &Service, list: &Shape, items: &[&Node], depth: usize) -> Value {
-    let member = list.member.as_ref().and_then(|m| service.shape(&m.shape));
-    Value::Array(
-        items
-            .iter()
-            .map(|n| match member {
-                Some(s) => read(service, s, n, depth + 1),
-                None => Value::String(n.text.clone()),
-            })
-            .collect(),
-    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::call::resolve;
+    use crate::call::xml::{parse, request_id};
     use serde_json::json;
 
     #[test]
@@ -347,5 +196,26 @@ mod tests {
             .expect("parses");
         assert_eq!(e.find("Code").map(|n| n.text.as_str()), Some("NoSuchEntity"));
         assert!(parse(&"<a>".repeat(100)).is_err());
+    }
+
+    #[test]
+    fn ec2_fields_are_capitalised_and_flat() {
+        let c = resolve("ec2:DescribeVpcs").expect("resolves");
+        let body = encode(
+            c.service,
+            c.name,
+            c.input(),
+            &json!({"Filters": [{"Name": "tag:team", "Values": ["a", "b"]}], "VpcIds": ["vpc-1"], "DryRun": false}),
+        );
+        assert_eq!(
+            body,
+            "Action=DescribeVpcs&Version=2016-11-15&DryRun=false&Filter.1.Name=tag%3Ateam&Filter.1.Value.1=a&Filter.1.Value.2=b&VpcId.1=vpc-1"
+        );
+        let xml = r#"<DescribeVpcsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r-2</requestId><vpcSet><item><vpcId>vpc-1</vpcId><isDefault>true</isDefault></item></vpcSet></DescribeVpcsResponse>"#;
+        let root = parse(xml).expect("parses");
+        let v = decode(c.service, None, c.output(), &root);
+        assert_eq!(v["Vpcs"][0]["VpcId"], "vpc-1");
+        assert_eq!(v["Vpcs"][0]["IsDefault"], true);
+        assert_eq!(request_id(&root).as_deref(), Some("r-2"));
     }
 }

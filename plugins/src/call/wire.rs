@@ -1,5 +1,6 @@
-//! One generic call on the wire: endpoint, SigV4 signature, attempts with backoff under the
-//! attempt timeout, throttles counted where the built-in clients count them.
+//! One generic call on the wire: the request in the service's protocol, its endpoint, the SigV4
+//! signature, attempts with backoff under the attempt timeout, throttles counted where the
+//! built-in clients count them, and the answer read back through the output shape.
 
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
@@ -11,7 +12,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::Value;
 
-use super::{Call, Options, query};
+use super::endpoint::{self, Target};
+use super::rest::Outgoing;
+use super::{Call, Options, codec, json, query, rest, xml};
 use crate::context::Context;
 use crate::error::{PluginError, is_throttling_code, nothing_done};
 
@@ -60,22 +63,60 @@ fn client() -> Result<&'static Client<Https, Full<Bytes>>, PluginError> {
         .map_err(|e| PluginError::Config(format!("TLS: {e}")))
 }
 
-/// organizations, iam and support answer in us-east-1 (as the built-in clients are pinned).
-async fn region_for(ctx: &Context, call: Call) -> Result<String, PluginError> {
-    match call.service.name {
-        "organizations" | "iam" | "support" => Ok("us-east-1".into()),
-        _ => ctx.region().await,
+/// The request in the service's protocol, before it has a host.
+fn outgoing(call: Call, request: &Value) -> Result<Outgoing, PluginError> {
+    let meta = &call.service.metadata;
+    let mut out = match meta.protocol.as_str() {
+        "query" | "ec2" => Outgoing {
+            method: "POST".into(),
+            path: "/".into(),
+            query: String::new(),
+            headers: vec![(
+                "content-type".into(),
+                "application/x-www-form-urlencoded; charset=utf-8".into(),
+            )],
+            body: query::encode(call.service, call.name, call.input(), request).into_bytes(),
+        },
+        "json" => {
+            let body = match call.input() {
+                Some(shape) => json::to_wire(call.service, shape, request, 0),
+                None => Value::Object(Default::default()),
+            };
+            let mut headers = vec![(
+                "content-type".to_string(),
+                format!(
+                    "application/x-amz-json-{}",
+                    meta.json_version.as_deref().unwrap_or("1.1")
+                ),
+            )];
+            if let Some(p) = &meta.target_prefix {
+                headers.push(("x-amz-target".into(), format!("{p}.{}", call.name)));
+            }
+            Outgoing {
+                method: "POST".into(),
+                path: "/".into(),
+                query: String::new(),
+                headers,
+                body: body.to_string().into_bytes(),
+            }
+        }
+        "rest-json" | "rest-xml" => {
+            rest::encode(call, request).map_err(|e| PluginError::Other(format!("{}: {e}", call.full_name())))?
+        }
+        other => {
+            return Err(PluginError::Other(format!(
+                "{}: the {other} protocol is not supported",
+                call.full_name()
+            )));
+        }
+    };
+    let has_md5 = out.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-md5"));
+    if call.operation.checksum_required && !has_md5 {
+        use md5::Digest;
+        let sum = md5::Md5::digest(&out.body);
+        out.headers.push(("content-md5".into(), codec::base64(&sum)));
     }
-}
-
-fn default_endpoint(call: Call, region: &str) -> String {
-    match call.service.metadata.global_endpoint.as_deref() {
-        Some(host) if call.service.name == "iam" => format!("https://{host}"),
-        _ => format!(
-            "https://{}.{region}.amazonaws.com",
-            call.service.metadata.endpoint_prefix
-        ),
-    }
+    Ok(out)
 }
 
 fn aws_error(
@@ -95,34 +136,12 @@ fn aws_error(
 
 pub(super) async fn send(ctx: &Context, call: Call, request: &Value, opts: Options) -> Result<Answer, Failure> {
     let sdk = ctx.sdk().await.map_err(Failure::Refused)?;
-    let region = region_for(ctx, call).await.map_err(Failure::Refused)?;
-    let endpoint = sdk
-        .endpoint_url()
-        .map(|e| e.trim_end_matches('/').to_string())
-        .unwrap_or_else(|| default_endpoint(call, &region));
-    let uri: http::Uri = format!("{endpoint}/")
+    let target = endpoint::target(ctx, call).await.map_err(Failure::Refused)?;
+    let mut out = outgoing(call, request).map_err(Failure::Refused)?;
+    let url = endpoint::url(&target, call, &mut out, request).map_err(Failure::Refused)?;
+    let uri: http::Uri = url
         .parse()
-        .map_err(|e| Failure::Refused(PluginError::Config(format!("endpoint `{endpoint}`: {e}"))))?;
-    let (content_type, target, body) = if call.service.is_query() {
-        (
-            "application/x-www-form-urlencoded; charset=utf-8".to_string(),
-            None,
-            query::encode(call.service, call.name, call.input(), request),
-        )
-    } else {
-        (
-            format!(
-                "application/x-amz-json-{}",
-                call.service.metadata.json_version.as_deref().unwrap_or("1.1")
-            ),
-            call.service
-                .metadata
-                .target_prefix
-                .as_ref()
-                .map(|p| format!("{p}.{}", call.name)),
-            request.to_string(),
-        )
-    };
+        .map_err(|e| Failure::Refused(PluginError::Config(format!("endpoint `{url}`: {e}"))))?;
     let creds = sdk
         .credentials_provider()
         .ok_or_else(|| Failure::Refused(crate::error::no_credentials()))?;
@@ -138,16 +157,7 @@ pub(super) async fn send(ctx: &Context, call: Call, request: &Value, opts: Optio
             .provide_credentials()
             .await
             .map_err(|e| Failure::Refused(crate::error::credentials(&e, o.profile.as_deref())))?;
-        let req = signed(
-            call,
-            &uri,
-            &region,
-            &content_type,
-            target.as_deref(),
-            &body,
-            credentials,
-        )
-        .map_err(Failure::Refused)?;
+        let req = signed(&target, &uri, &out, credentials).map_err(Failure::Refused)?;
         // The family's request budget paces calls by name as it paces the built-in clients.
         let bucket = ctx.budget().bucket(call.service.name);
         if let Some(b) = &bucket {
@@ -200,37 +210,43 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 fn signed(
-    call: Call,
+    target: &Target,
     uri: &http::Uri,
-    region: &str,
-    content_type: &str,
-    target: Option<&str>,
-    body: &str,
+    out: &Outgoing,
     credentials: aws_credential_types::Credentials,
 ) -> Result<http::Request<Full<Bytes>>, PluginError> {
-    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    use aws_sigv4::http_request::{
+        PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
+        UriPathNormalizationMode, sign,
+    };
     let host = uri
         .authority()
         .map(|a| a.as_str().to_string())
         .ok_or_else(|| PluginError::Config(format!("endpoint `{uri}` has no host")))?;
     let mut builder = http::Request::builder()
-        .method("POST")
+        .method(out.method.as_str())
         .uri(uri.clone())
-        .header("host", &host)
-        .header("content-type", content_type);
-    if let Some(t) = target {
-        builder = builder.header("x-amz-target", t);
+        .header("host", &host);
+    for (k, v) in &out.headers {
+        builder = builder.header(k.as_str(), v.as_str());
     }
     let mut req = builder
-        .body(Full::new(Bytes::from(body.to_string())))
+        .body(Full::new(Bytes::from(out.body.clone())))
         .map_err(|e| PluginError::Other(format!("request: {e}")))?;
+    let mut settings = SigningSettings::default();
+    if target.signing_name == "s3" {
+        // s3 signs its paths as sent and wants the payload's hash in a header.
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+    }
     let identity = credentials.into();
     let params = aws_sigv4::sign::v4::SigningParams::builder()
         .identity(&identity)
-        .region(region)
-        .name(call.service.signing_name())
+        .region(&target.region)
+        .name(&target.signing_name)
         .time(SystemTime::now())
-        .settings(SigningSettings::default())
+        .settings(settings)
         .build()
         .map_err(|e| PluginError::Config(format!("signing: {e}")))?
         .into();
@@ -241,10 +257,10 @@ fn signed(
         .collect();
     let uri_text = uri.to_string();
     let signable = SignableRequest::new(
-        "POST",
+        out.method.as_str(),
         &uri_text,
         headers.into_iter(),
-        SignableBody::Bytes(body.as_bytes()),
+        SignableBody::Bytes(&out.body),
     )
     .map_err(|e| PluginError::Config(format!("signing: {e}")))?;
     let (instructions, _) = sign(signable, &params)
@@ -270,6 +286,7 @@ async fn once(ctx: &Context, call: Call, req: http::Request<Full<Bytes>>) -> Att
         Err(e) => return Attempt::Unknown(aws_error(call, "DispatchFailure", e.to_string(), None)),
     };
     let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
     let header_id = ["x-amzn-requestid", "x-amz-request-id"]
         .iter()
         .find_map(|h| resp.headers().get(*h).and_then(|v| v.to_str().ok()).map(String::from));
@@ -284,7 +301,7 @@ async fn once(ctx: &Context, call: Call, req: http::Request<Full<Bytes>>) -> Att
     };
     let text = String::from_utf8_lossy(&bytes);
     if (200..300).contains(&status) {
-        return match parse_answer(call, &text) {
+        return match parse_answer(call, status, &headers, &bytes) {
             Ok((body, id)) => Attempt::Answered(Answer {
                 body,
                 request_id: header_id.or(id),
@@ -308,23 +325,32 @@ async fn once(ctx: &Context, call: Call, req: http::Request<Full<Bytes>>) -> Att
     Attempt::NotDone { error, retry: false }
 }
 
-fn parse_answer(call: Call, text: &str) -> Result<(Value, Option<String>), String> {
-    if call.service.is_query() {
-        let root = query::parse(text)?;
-        let body = query::decode(
-            call.service,
-            call.operation.result_wrapper.as_deref(),
-            call.output(),
-            &root,
-        );
-        return Ok((body, query::request_id(&root)));
+fn parse_answer(
+    call: Call,
+    status: u16,
+    headers: &http::HeaderMap,
+    bytes: &[u8],
+) -> Result<(Value, Option<String>), String> {
+    let service = call.service;
+    match service.metadata.protocol.as_str() {
+        "query" | "ec2" => {
+            let root = xml::parse(&String::from_utf8_lossy(bytes))?;
+            let body = query::decode(service, call.operation.result_wrapper.as_deref(), call.output(), &root);
+            Ok((body, xml::request_id(&root)))
+        }
+        "rest-json" | "rest-xml" => Ok((rest::decode(call, status, headers, bytes)?, None)),
+        _ => {
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return Ok((Value::Object(Default::default()), None));
+            }
+            let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("the answer is not JSON: {e}"))?;
+            let v = match call.output() {
+                Some(shape) => json::from_wire(service, shape, &v, 0),
+                None => v,
+            };
+            Ok((v, None))
+        }
     }
-    if text.trim().is_empty() {
-        return Ok((Value::Object(Default::default()), None));
-    }
-    serde_json::from_str(text)
-        .map(|v| (v, None))
-        .map_err(|e| format!("the answer is not JSON: {e}"))
 }
 
 /// (code, message, request id) of an error answer in either protocol.
@@ -333,15 +359,16 @@ fn parse_error(call: Call, text: &str, header_type: Option<&str>, status: u16) -
         let c = c.rsplit('#').next().unwrap_or(c);
         c.split(':').next().unwrap_or(c).trim().to_string()
     };
-    if call.service.is_query() {
-        if let Ok(root) = query::parse(text) {
+    let xml_errors = matches!(call.service.metadata.protocol.as_str(), "query" | "ec2" | "rest-xml");
+    if xml_errors && !text.trim().is_empty() {
+        if let Ok(root) = xml::parse(text) {
             let code = root.find("Code").map(|n| n.text.trim().to_string());
             let message = root
                 .find("Message")
                 .map(|n| n.text.trim().to_string())
                 .unwrap_or_default();
             if let Some(code) = code {
-                return (code, message, query::request_id(&root));
+                return (code, message, xml::request_id(&root));
             }
         }
     } else if let Ok(v) = serde_json::from_str::<Value>(text) {
@@ -359,7 +386,15 @@ fn parse_error(call: Call, text: &str, header_type: Option<&str>, status: u16) -
             return (code, message, None);
         }
     }
-    let code = header_type.map(clean).unwrap_or_else(|| format!("HttpStatus{status}"));
+    // A HEAD answer has no body: its status is all there is (s3's `NotFound`).
+    let from_status = || {
+        http::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .map(|r| r.replace(' ', ""))
+            .unwrap_or_else(|| format!("HttpStatus{status}"))
+    };
+    let code = header_type.map(clean).unwrap_or_else(from_status);
     let first = text.lines().next().unwrap_or("").chars().take(200).collect();
     (code, first, None)
 }

@@ -26,8 +26,7 @@ impl Checker<'_> {
         // `mutates=false` on an operation whose name says it changes something makes `plan` send
         // it and the journal skip its intent: allowed (the author may know better), said aloud.
         if let Some(m) = step.attrs.mutates.as_ref().filter(|m| m.value == "false") {
-            let op = name.split_once(':').map_or(name, |(_, o)| o);
-            if !call::read_only(op) {
+            if !call::reads(name) {
                 let source = self.source;
                 self.diags.push_with(Severity::Warning, || {
                     Diagnostic::warning(
@@ -49,7 +48,9 @@ impl Checker<'_> {
                     }
                     NameError::UnknownService { service, candidates } => match suggest(service, candidates) {
                         Some(c) => format!("did you mean `{c}`?"),
-                        None => format!("services are: {}", candidates.join(", ")),
+                        None => {
+                            "services are named as the AWS CLI names them (`runbook actions` lists them)".to_string()
+                        }
                     },
                     NameError::UnknownOperation {
                         operation, candidates, ..
@@ -72,6 +73,12 @@ impl Checker<'_> {
                 return;
             }
         };
+        if let Some(why) = resolved.and_then(|c| c.refusal()) {
+            self.diags.push(
+                Diagnostic::error(self.source, span, why)
+                    .with_help("a step's request and answer are held whole in memory and in the journal"),
+            );
+        }
         if let Some(c) = resolved {
             match c.input() {
                 Some(shape) => {
@@ -162,7 +169,9 @@ impl Checker<'_> {
             }
         }
         for r in &shape.required {
-            if !table.keys().any(|k| k.get_ref().as_ref() == r.as_str()) {
+            // An idempotency token left out is filled in when the call is made, as the SDKs do.
+            let filled = shape.members.get(r).is_some_and(|m| m.idempotency_token);
+            if !filled && !table.keys().any(|k| k.get_ref().as_ref() == r.as_str()) {
                 let p = if path.is_empty() {
                     r.clone()
                 } else {
@@ -209,7 +218,27 @@ impl Checker<'_> {
         let ok = want == "any"
             || want == kind
             || (want == "number" && kind == "integer")
-            || (kind == "timestamp" && shape.ty == "timestamp");
+            || (kind == "timestamp" && shape.ty == "timestamp")
+            || (kind == "integer" && shape.ty == "timestamp");
+        if ok && shape.ty == "timestamp" {
+            if let DeValue::String(s) = value {
+                if !s.contains("${") && !call::is_timestamp(s) {
+                    self.error(
+                        span,
+                        format!("`{path}` must be a timestamp (ISO 8601, e.g. 2025-01-31T12:00:00Z), not `{s}`"),
+                    );
+                    return;
+                }
+            }
+        }
+        if ok && shape.ty == "blob" {
+            if let DeValue::String(s) = value {
+                if !s.contains("${") && !call::is_base64(s) {
+                    self.error(span, format!("`{path}` is a blob: write it in base64"));
+                    return;
+                }
+            }
+        }
         if !ok {
             self.error(
                 span,

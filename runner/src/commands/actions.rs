@@ -10,7 +10,7 @@ use runbook_plugins::call::{self, NameError};
 use super::CommandError;
 
 /// The generic call's rules, as the reference and the terminal both say them.
-pub const CALL_RULES: &str = "`aws SERVICE:Operation` calls any operation of organizations, sso-admin, identitystore, support (JSON protocol), iam or sts (query protocol) by its API name. The body is the request in the API's member names (PascalCase, nested tables and arrays as the API shapes them); the outputs are the response as a map (`steps.ID.Accounts[0].Id`). Names and types are checked by `runbook check` against AWS's service models. An operation whose name starts with Describe, List or Get reads; any other changes AWS (`mutates=true|false` overrides). `plan` makes the reads and shows the changes without sending them. A change passes the guard and journals its intent before it is sent; after an unknown outcome (lost answer, 5xx, timeout, crash) a re-run stops and asks (answer `resend = true` under [steps.ID]) unless the step says `on-unknown=retry`.";
+pub const CALL_RULES: &str = "`aws SERVICE:Operation` calls any operation of any AWS service by its API name (`aws s3:PutBucketVersioning`, `aws ec2:DescribeVpcs`; the service as the AWS CLI names it). The body is the request in the API's member names (PascalCase, nested tables and arrays as the API shapes them; timestamps in ISO 8601 or as TOML datetimes, blobs in base64); the outputs are the response as a map (`steps.ID.Accounts[0].Id`, timestamps in ISO 8601). Names and types are checked by `runbook check` against AWS's service models. An operation whose name starts with Describe, List, Get or Head, or that the model marks read-only, reads, to its last page; any other changes AWS (`mutates=true|false` overrides). An operation that streams its request or answer (s3 GetObject, PutObject) cannot be a step. Global services (iam, organizations, route53, ...) answer in one region whatever the step's. `plan` makes the reads and shows the changes without sending them. A change passes the guard and journals its intent before it is sent; after an unknown outcome (lost answer, 5xx, timeout, crash) a re-run stops and asks (answer `resend = true` under [steps.ID]) unless the step says `on-unknown=retry`.";
 
 pub fn run(name: Option<&str>) -> Result<(), CommandError> {
     let registry = Registry::shared();
@@ -52,10 +52,19 @@ fn overview(registry: &Registry) -> String {
         o,
         "\nAny operation by its API name (`aws SERVICE:Operation`):\n\n  {CALL_RULES}\n"
     );
+    let names: Vec<&str> = call::service_names();
+    let mut lines = String::new();
+    for chunk in names.chunks(6) {
+        let _ = writeln!(
+            lines,
+            "    {}",
+            chunk.iter().map(|n| format!("{n:<24}")).collect::<String>().trim_end()
+        );
+    }
     let _ = writeln!(
         o,
-        "  services: {}\n\n`runbook actions NAME` shows an action's parameters, `runbook actions SERVICE` its operations,\n`runbook actions SERVICE:Operation` an operation's request and response members.",
-        call::service_names().join(", ")
+        "  {} services:\n{lines}\n`runbook actions NAME` shows an action's parameters, `runbook actions SERVICE` its operations,\n`runbook actions SERVICE:Operation` an operation's request and response members.",
+        names.len()
     );
     o
 }
@@ -86,9 +95,29 @@ fn service(name: &str) -> String {
     let Some(s) = call::service(name) else {
         return String::new();
     };
-    let mut o = format!("{name} ({} protocol, {})\n\n", s.metadata.protocol, s.metadata.source);
+    let whole = if s.metadata.service_full_name.is_empty() {
+        String::new()
+    } else {
+        format!("{}; ", s.metadata.service_full_name)
+    };
+    let mut o = format!(
+        "{name} ({whole}{} protocol, {})\n",
+        s.metadata.protocol, s.metadata.source
+    );
+    if let Some(g) = &s.metadata.global {
+        let _ = writeln!(
+            o,
+            "global: answers at {} (signed for {}) whatever the region",
+            g.host, g.region
+        );
+    }
+    o.push('\n');
     for op in s.operations.keys() {
-        let kind = if call::read_only(op) { "reads" } else { "changes" };
+        let kind = match call::resolve(&format!("{name}:{op}")) {
+            Ok(c) if c.refusal().is_some() => "streams: not a step",
+            Ok(c) if c.reads() => "reads",
+            _ => "changes",
+        };
         let _ = writeln!(o, "  aws {name}:{op:<50} {kind}");
     }
     o
@@ -105,15 +134,22 @@ fn operation(name: &str) -> Result<String, String> {
         _ => e.to_string(),
     })?;
     let mut o = format!(
-        "aws {} ({}; by hand: {})\n\nrequest members:\n",
+        "aws {} ({}; by hand: {})\n",
         c.full_name(),
-        if call::read_only(c.name) {
-            "reads"
-        } else {
-            "changes AWS"
-        },
+        if c.reads() { "reads" } else { "changes AWS" },
         c.cli()
     );
+    if let Some(url) = c.api_reference() {
+        let _ = writeln!(o, "API reference: {url}");
+    }
+    if let Some(why) = c.refusal() {
+        let _ = writeln!(o, "cannot be a step: {why}");
+    }
+    let secret = c.sensitive_outputs();
+    if !secret.is_empty() {
+        let _ = writeln!(o, "sensitive in the answer (the model says so): {}", secret.join(", "));
+    }
+    o.push_str("\nrequest members:\n");
     let members = |shape: Option<&call::Shape>, o: &mut String, required: bool| {
         let Some(shape) = shape else {
             o.push_str("  (none)\n");

@@ -4,8 +4,7 @@ use super::*;
 
 pub async fn plan(args: PlanArgs, color: bool) -> Result<(), CommandError> {
     let (source, runbook) = load_checked(&args.file, color)?;
-    let redactor = crate::redact::Redactor::default();
-    redactor.add_credentials_from_env();
+    let redactor = crate::redact::Redactor::global();
     let say = |s: &str| {
         let _ = crate::ui::print_out(&redactor.text(&crate::ui::sanitize(s)));
     };
@@ -66,12 +65,13 @@ pub async fn plan(args: PlanArgs, color: bool) -> Result<(), CommandError> {
     let mut changes = Vec::new();
     if let Some(s) = &state {
         changes = crate::exec::identity::input_changes(&s.inputs, &BTreeMap::new(), &resolved.values, &BTreeMap::new());
-        if let Ok(key) = std::fs::read(runbook_dir.join("key")) {
-            let d = crate::exec::Digester::new(key);
-            for (k, v) in &resolved.secrets {
-                if s.secret_inputs.get(k).is_some_and(|old| *old != d.value(k, v.expose())) {
-                    changes.push(format!("{k}: changed (secret)"));
-                }
+        let d = crate::exec::Digester::new(None);
+        for (k, v) in &resolved.secrets {
+            if s.secret_inputs
+                .get(k)
+                .is_some_and(|old| crate::exec::Digester::value_changed(old, &d.value(k, v.expose())) == Some(true))
+            {
+                changes.push(format!("{k}: changed (secret)"));
             }
         }
         for (id, st) in &s.steps {

@@ -117,6 +117,10 @@ fn root_caller(a: Answer) -> Answer {
     let Some(account) = xml::text(&text, "Account") else {
         return a;
     };
+    // A role assumed in a member account is that role, not the root user.
+    if xml::text(&text, "Arn").is_some_and(|arn| arn.contains(":assumed-role/")) {
+        return a;
+    }
     let text = xml::set_text(&text, "Arn", &format!("arn:aws:iam::{account}:root"));
     let text = xml::set_text(&text, "UserId", &account);
     a.with_body(text)

@@ -25,7 +25,7 @@ pub(super) async fn run(
     step: &Step,
     env: &Env,
     name: &str,
-    item: Option<String>,
+    item: Option<(&Value, String)>,
     params: Value,
 ) -> Result<Outcome, StepError> {
     let c = call::resolve(name).map_err(|e| StepError::failed(e.to_string()))?;
@@ -33,24 +33,24 @@ pub(super) async fn run(
     if opts.mutates {
         shared.guard(env).await?;
     }
-    let ctx = shared.context_for(step, item.clone(), None);
-    let mark = if opts.mutates && !opts.retry_unknown {
-        Some(mark_pending(shared, step, &ctx, name, item.as_deref(), &params).await?)
-    } else {
-        None
-    };
-    let sent = call::invoke(&ctx, c, params, opts).await;
-    if let Some(digest) = &mark {
-        // The mark stays while this journal says the outcome is unknown.
-        if !unsettled(shared, step, item.as_deref(), name)? {
-            shared.pending.0.clear(digest);
-        }
+    let key = item.as_ref().map(|(_, k)| k.clone());
+    // In the step's account= and region=, when it names them.
+    let ctx = shared.context_in(step, env, item, None).await?;
+    let item = key;
+    if opts.mutates && !opts.retry_unknown {
+        refuse_unknown_elsewhere(shared, step, &ctx, c, item.as_deref(), &params).await?;
     }
+    // What the model marks sensitive in the request (a Password) is masked everywhere from now.
+    for v in c.sensitive_in_request(&params) {
+        shared.redactor.add(&v);
+    }
+    let sent = call::invoke(&ctx, c, params, opts).await;
     let outputs = sent?;
-    // An answer that carries credentials (CreateAccessKey's SecretAccessKey, GetSessionToken's
-    // SessionToken, a Password) is secret: never printed, stored masked.
-    let mut found = Vec::new();
-    secret_members(&outputs, &mut found);
+    // An answer that carries a secret (what the service model marks sensitive: CreateAccessKey's
+    // SecretAccessKey, CreateVirtualMFADevice's Base32StringSeed, GetSecretValue's SecretString;
+    // and the credentials the models leave unmarked) is secret: never printed, stored opaque.
+    let mut found = c.sensitive_in_response(&outputs);
+    unmarked_secrets(&outputs, &mut found);
     if found.is_empty() {
         return Ok(Outcome::public(outputs));
     }
@@ -85,22 +85,32 @@ fn unsettled(shared: &Shared, step: &Step, item: Option<&str>, call: &str) -> Re
 }
 
 /// Refuses a request that another journal (a copy, a moved or edited version of this runbook)
-/// sent with an unknown outcome, unless a person said to send it again; then marks it.
-async fn mark_pending(
+/// sent with an unknown outcome, unless a person said to send it again. The gate marks it when
+/// it is sent.
+async fn refuse_unknown_elsewhere(
     shared: &Arc<Shared>,
     step: &Step,
     ctx: &runbook_plugins::Context,
-    name: &str,
+    c: call::Call,
     item: Option<&str>,
     params: &Value,
-) -> Result<String, StepError> {
-    let where_to = serde_json::json!({
+) -> Result<(), StepError> {
+    let name = c.full_name();
+    // The target the call's claim and mark name: where it acts included.
+    let digest = super::gate::digest(shared, name, &call::target(c, ctx, params));
+    // Marks an earlier version wrote, under the state directory's pending key.
+    let legacy = serde_json::json!({
         "request": params,
         "endpoint": ctx.aws_options().endpoint_url,
         "region": ctx.region().await.ok(),
     });
-    let digest = shared.pending.1.request(name, &where_to);
-    if let Some(earlier) = shared.pending.0.get(&digest) {
+    let legacy = shared.pending.1.legacy_request(name, &legacy);
+    let earlier = shared
+        .pending
+        .0
+        .get(&digest)
+        .or_else(|| legacy.as_deref().and_then(|l| shared.pending.0.get(l)));
+    if let Some(earlier) = earlier {
         // This journal's own unknown outcome was asked about already (settle_unknown).
         let ours = unsettled(shared, step, item, name)?;
         if !ours && resend_answer(shared, step) != Some(true) {
@@ -109,21 +119,29 @@ async fn mark_pending(
                 step.id, earlier.runbook, earlier.step, earlier.run, earlier.at, step.id
             )));
         }
+        if let Some(l) = &legacy {
+            shared.pending.0.clear(l);
+        }
     }
-    let run = shared.journal.lock().map(|j| j.state.name.clone()).unwrap_or_default();
-    let me = crate::journal::PendingCall {
-        runbook: shared.runbook.path.clone(),
-        run,
-        step: step.id.clone(),
-        call: name.to_string(),
-        at: crate::journal::now(),
-    };
-    shared
-        .pending
-        .0
-        .mark(&digest, &me)
-        .map_err(|e| StepError::Journal(format!("nothing was sent: {e}")))?;
-    Ok(digest)
+    Ok(())
+}
+
+/// Whether running this step again sends a call by name that changes AWS.
+pub(super) fn sends_again(step: &Step) -> bool {
+    let opts = options(step);
+    step.executor.call().is_some() && opts.mutates && !opts.retry_unknown
+}
+
+/// A finished call by name that changes AWS, whose secret input cannot be compared with what it
+/// sent (its digest was made with another key): sent again only when a person says so.
+pub(super) fn resend_unverifiable(shared: &Arc<Shared>, step: &Step) -> Result<(), StepError> {
+    if resend_answer(shared, step) == Some(true) {
+        return Ok(());
+    }
+    Err(StepError::Waiting(format!(
+        "{}: it finished before, and whether the secret it sends has changed cannot be told (the key that digested it is not this one); check in AWS, then answer resend = true under [steps.{}] to send it again, or run from a later step with --from",
+        step.id, step.id
+    )))
 }
 
 /// A mutating call that finished with secrets in its answer is not sent again for its outputs
@@ -158,29 +176,23 @@ pub(super) fn resend_after_secret_answer(shared: &Arc<Shared>, step: &Step) -> R
     )))
 }
 
-/// Members AWS uses for secrets in its answers.
-const SECRET_MEMBERS: &[&str] = &[
-    "SecretAccessKey",
-    "SessionToken",
-    "Password",
-    "PrivateKey",
-    "ClientSecret",
-    "SecretString",
-    "SecretBinary",
-];
+/// Members that carry credentials where the published service models do not mark them
+/// `sensitive` (sts's Credentials: GetSessionToken, AssumeRole, GetFederationToken; and the same
+/// names anywhere else). Everything else comes from the models' own trait.
+const UNMARKED: &[&str] = &["SecretAccessKey", "SessionToken"];
 
-/// The string values of secret members anywhere in an answer.
-fn secret_members(v: &Value, out: &mut Vec<String>) {
+/// The string values of [`UNMARKED`] members anywhere in an answer.
+fn unmarked_secrets(v: &Value, out: &mut Vec<String>) {
     match v {
         Value::Object(o) => {
             for (k, x) in o {
                 match x {
-                    Value::String(s) if SECRET_MEMBERS.contains(&k.as_str()) && !s.is_empty() => out.push(s.clone()),
-                    _ => secret_members(x, out),
+                    Value::String(s) if UNMARKED.contains(&k.as_str()) && !s.is_empty() => out.push(s.clone()),
+                    _ => unmarked_secrets(x, out),
                 }
             }
         }
-        Value::Array(a) => a.iter().for_each(|x| secret_members(x, out)),
+        Value::Array(a) => a.iter().for_each(|x| unmarked_secrets(x, out)),
         _ => {}
     }
 }

@@ -1,51 +1,12 @@
 //! The step loop: each step in order, skipped when done and unchanged, else run (with retries,
 //! its deadline, the guard), journaled, and ended as done, waiting, failed or interrupted.
 
+use super::identity::Sameness;
 use super::*;
 
 pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>) -> Exit {
     let rb = &shared.runbook;
     let opts = &shared.opts;
-    for id in [&opts.from, &opts.only].into_iter().flatten() {
-        if rb.step(id).is_none() {
-            let ids: Vec<&str> = rb.steps.iter().map(|s| s.id.as_str()).collect();
-            shared.ui.error(&format!(
-                "runbook: no step `{id}` in {} (steps: {})",
-                rb.path,
-                ids.join(", ")
-            ));
-            return Exit::Usage;
-        }
-    }
-    if opts.step_mode && !crate::prompt::interactive() {
-        shared.ui.error("runbook: --step needs a terminal to ask in");
-        return Exit::Usage;
-    }
-    let linked = followup::linked(rb);
-    for (sid, given) in shared.answers.steps.iter().filter(|_| opts.failed.is_none()) {
-        let Some(step) = rb.step(sid).or_else(|| linked.iter().find_map(|l| l.step(sid))) else {
-            shared.ui.error(&format!(
-                "runbook: answers file names step `{sid}`, which {} does not have",
-                rb.path
-            ));
-            return Exit::Usage;
-        };
-        let sends_text = step
-            .executor
-            .action()
-            .and_then(|a| shared.registry.get(a))
-            .is_some_and(|a| a.info().sends_text);
-        // A manual step of this runbook: its questions are known before anything runs.
-        let asks: Option<Vec<(String, crate::model::Input)>> = rb
-            .step(sid)
-            .filter(|s| matches!(s.executor, crate::model::Executor::Manual))
-            .and_then(|s| crate::manual::parse(&shared.source, s, &mut Vec::new()))
-            .map(|m| m.ask);
-        if let Err(e) = answers_fit(step, sends_text, given).and_then(|()| asks_fit(asks.as_deref(), given)) {
-            shared.ui.error(&format!("runbook: answers file, [steps.{sid}]: {e}"));
-            return Exit::Usage;
-        }
-    }
     let (stored, stored_secrets) = shared
         .journal
         .lock()
@@ -172,6 +133,18 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
             continue;
         }
         let engine = shared.engine();
+        // `check` refuses these; a secret known only at run time (an answer AWS marked
+        // sensitive) is refused here too: whether a step ran, and its items, are shown to all.
+        for (word, attr) in [("if", &step.attrs.if_), ("for-each", &step.attrs.for_each)] {
+            if attr.as_ref().is_some_and(|a| env.reads_secret(&a.value)) {
+                return fail(
+                    &shared,
+                    step,
+                    &format!("`{word}=` reads a secret: whether the step runs, and its items, would tell it"),
+                    None,
+                );
+            }
+        }
         if let Some(cond) = &step.attrs.if_ {
             match env.eval(&engine, &cond.value, None).and_then(|d| eval::truthy(&d)) {
                 Ok(true) => {}
@@ -215,11 +188,19 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
         let deadline = step::timeout(step).map(|t| Instant::now() + t);
         let plan = match identity::prepare(&shared, step, env_for_step, deadline).await {
             Ok(p) => p,
+            // Not the step's failure: nothing is recorded of it, and it stays as it was.
+            Err(e @ identity::PrepareError::Identity(_)) => {
+                shared.ui.error(&format!(
+                    "runbook: {e}\n  = help: check the credentials (`aws sts get-caller-identity --profile ...`), then run again; the journal is unchanged"
+                ));
+                return Exit::StepFailed;
+            }
             Err(e) => return fail(&shared, step, &e.to_string(), None),
         };
         if let Some(st) = &recorded {
             if st.status == StepStatus::Done && !forced {
-                if st.hash == plan.hash && !st.secret {
+                let same = Digester::compare(&st.hash, &plan.hash, plan.legacy_hash.as_deref());
+                if same == Sameness::Same && !st.secret {
                     reused += 1;
                     shared.ui.step_finished(
                         &step.id,
@@ -231,8 +212,15 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
                 }
                 // A call that changed AWS and answered with secrets (CreateAccessKey) cannot be
                 // run again for its outputs: that would make another.
-                if st.secret && st.hash == plan.hash && step.executor.call().is_some() {
+                if st.secret && same == Sameness::Same && step.executor.call().is_some() {
                     if let Err(e) = super::call::resend_after_secret_answer(&shared, step) {
+                        return step_error_exit(&shared, Some(step), e);
+                    }
+                }
+                // A call by name that changes AWS is never sent again on a guess: whether the
+                // secret it sends changed cannot be told without the key that digested it.
+                if same == Sameness::Unverifiable && super::call::sends_again(step) {
+                    if let Err(e) = super::call::resend_unverifiable(&shared, step) {
                         return step_error_exit(&shared, Some(step), e);
                     }
                 }
@@ -240,6 +228,12 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
                     format!(
                         "{}: its outputs hold secrets, which are never kept: running it again",
                         step.id
+                    )
+                } else if same == Sameness::Unverifiable {
+                    format!(
+                        "{}: it read a secret, and whether that changed cannot be told (its digest was made with another key than {}): running it again",
+                        step.id,
+                        crate::journal::own_key_path().map(|p| p.display().to_string()).unwrap_or_default()
                     )
                 } else {
                     format!("{} changed since it last ran: running it again", step.id)
@@ -535,62 +529,4 @@ fn fail(shared: &Shared, step: &Step, message: &str, hint: Option<String>) -> Ex
 /// is the parent's, exit 130, not "waiting").
 fn signalled(shared: &Shared) -> bool {
     shared.interrupted.load(std::sync::atomic::Ordering::SeqCst)
-}
-
-/// A manual step's answers name its questions, each a value, not a table or a list, that the
-/// question's `choices` and `pattern` take.
-fn asks_fit(
-    asks: Option<&[(String, crate::model::Input)]>,
-    given: &std::collections::BTreeMap<String, toml::Value>,
-) -> Result<(), String> {
-    let Some(asks) = asks else { return Ok(()) };
-    for (k, v) in given.iter().filter(|(k, _)| k.as_str() != "confirm") {
-        let Some((_, input)) = asks.iter().find(|(n, _)| n == k) else {
-            let names: Vec<&str> = asks.iter().map(|(n, _)| n.as_str()).collect();
-            let known = if names.is_empty() {
-                "it asks nothing".to_string()
-            } else {
-                format!("it asks: {}", names.join(", "))
-            };
-            return Err(format!("the step asks no `{k}` ({known})"));
-        };
-        let Some(text) = crate::inputs::Answers::text(v) else {
-            return Err(format!("`{k}` must be a value, not a {}", v.type_str()));
-        };
-        crate::inputs::validate(k, input, &text).map_err(|e| e.to_string())?;
-    }
-    Ok(())
-}
-
-/// What an answers file may say to a step: a manual step's `confirm` (and its questions, which
-/// the step checks when it asks), a call's `resend`, the `confirm` of an action that sends text
-/// to AWS, each a boolean; nothing to any other step.
-/// A value that is almost right (`resend = "yes"`) would otherwise read as no answer at all.
-fn answers_fit(
-    step: &Step,
-    sends_text: bool,
-    given: &std::collections::BTreeMap<String, toml::Value>,
-) -> Result<(), String> {
-    let takes: &[&str] = match &step.executor {
-        crate::model::Executor::Manual => &["confirm"],
-        // Only a call that changes AWS can have an unknown outcome to send again.
-        e if e.call().is_some() && super::call::options(step).mutates => &["resend"],
-        // An action that sends text to AWS (a support case) shows it and asks first.
-        _ if sends_text => &["confirm"],
-        _ => &[],
-    };
-    for (k, v) in given {
-        if takes.contains(&k.as_str()) {
-            if !v.is_bool() {
-                return Err(format!("`{k}` must be true or false, not {v}"));
-            }
-        } else if !matches!(step.executor, crate::model::Executor::Manual) {
-            let what = step.executor.word();
-            return Err(match takes {
-                [] => format!("this `{what}` step takes no answers (`{k}` given)"),
-                _ => format!("`{k}`: this `{what}` step takes only `{}`", takes.join("`, `")),
-            });
-        }
-    }
-    Ok(())
 }

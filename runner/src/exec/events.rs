@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use runbook_plugins::{Event, Events, PluginError};
+use runbook_plugins::{BoxFuture, Claim, Duplicates, Event, Events, PluginError};
 
 use super::{Shared, StepError};
 use crate::journal::Entry;
@@ -28,6 +28,25 @@ impl Events for StepEvents {
                         "an earlier journal write failed; no further call is made".into(),
                     ));
                 }
+                // The state directory's mark first: from here until the answer is journaled,
+                // any journal that sees this target knows a request to it is out.
+                let mark = crate::journal::PendingCall {
+                    runbook: self.shared.runbook.path.clone(),
+                    run: self
+                        .shared
+                        .journal
+                        .lock()
+                        .map(|j| j.state.name.clone())
+                        .unwrap_or_default(),
+                    step: step.clone(),
+                    call: call.clone(),
+                    at: crate::journal::now(),
+                };
+                self.shared
+                    .pending
+                    .0
+                    .mark(&super::gate::digest(&self.shared, &call, &target), &mark)
+                    .map_err(|e| PluginError::Journal(format!("nothing was sent: {e}")))?;
                 ui.status(&format!("{step}  {call} {target}"));
                 Entry::Intent {
                     step,
@@ -83,9 +102,29 @@ impl Events for StepEvents {
                 }
             }
         };
+        let settled = match &entry {
+            Entry::Requested { call, target, .. } | Entry::Rejected { call, target, .. } => {
+                Some(super::gate::digest(&self.shared, call, target))
+            }
+            _ => None,
+        };
         self.shared.record(entry).map_err(|e| match e {
             StepError::Journal(m) => PluginError::Journal(m),
             other => PluginError::Journal(format!("{other:?}")),
-        })
+        })?;
+        // The answer is on disk: the request is no longer unknown to anyone.
+        if let Some(d) = settled {
+            self.shared.pending.0.clear(&d);
+        }
+        Ok(())
+    }
+
+    fn claim<'a>(
+        &'a self,
+        call: &'a str,
+        target: &'a str,
+        duplicates: Duplicates,
+    ) -> BoxFuture<'a, Result<Claim, PluginError>> {
+        Box::pin(super::gate::claim(&self.shared, &self.step, call, target, duplicates))
     }
 }

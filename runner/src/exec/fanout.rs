@@ -90,7 +90,10 @@ pub(super) async fn fan_out(
     for (i, item) in items.iter().enumerate() {
         match done_before.get(&item.key) {
             // Done before, and it would do the same now.
-            Some((hash, out)) if *hash == item.hash => {
+            Some((hash, out))
+                if super::identity::Digester::compare(hash, &item.hash, item.legacy_hash.as_deref())
+                    == super::identity::Sameness::Same =>
+            {
                 results[i] = Some(out.clone());
                 bar.item_finished(true, &shared.ui);
             }

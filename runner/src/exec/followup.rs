@@ -122,7 +122,8 @@ pub(super) async fn continue_into(shared: &Arc<Shared>, step: &Step, env: &Env, 
         rehearsal: shared.opts.rehearsal,
         run_name: Some(name.clone()),
         events: None,
-        failed: Some(json!({ "step": step.id, "error": error, "runbook": shared.runbook.path })),
+        // Redacted before the continued run sees it (it could quote a secret AWS echoed back).
+        failed: Some(json!({ "step": step.id, "error": shared.redactor.text(error), "runbook": shared.runbook.path })),
         depth: shared.opts.depth + 1,
     };
     shared

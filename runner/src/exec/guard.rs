@@ -7,21 +7,44 @@ use serde_json::Value;
 use super::{Shared, StepError};
 use crate::eval::Env;
 
+/// Why the caller's identity is not known.
+#[derive(Debug, Clone)]
+pub struct IdentityError {
+    /// AWS never answered (a 5xx, a timeout, the network): nothing may be believed about where a
+    /// step acts. Otherwise the answer was definite: no credentials, or credentials AWS refused.
+    pub outage: bool,
+    pub message: String,
+    /// What to do about it, when the plugin knows (a credentials failure names the ways to get
+    /// credentials).
+    pub hint: Option<String>,
+}
+
 impl Shared {
+    /// The caller, asked once per run.
     pub(crate) async fn identity(&self) -> Result<&Identity, StepError> {
+        self.caller()
+            .await
+            .map_err(|e| StepError::Failed {
+                message: format!("sts:GetCallerIdentity: {}", e.message),
+                hint: e.hint,
+            })
+    }
+
+    pub(crate) async fn caller(&self) -> Result<&Identity, IdentityError> {
         self.identity
             .get_or_init(|| async {
-                // The hint too: a credentials failure says how to get credentials.
                 runbook_plugins::aws::sts::caller(&self.ctx)
                     .await
-                    .map_err(|e| (e.to_string(), e.hint()))
+                    .map_err(|e| IdentityError {
+                        outage: !matches!(e, runbook_plugins::PluginError::Config(_)) && !e.is_refusal(),
+                        message: e.to_string(),
+                        // A credentials failure says how to get credentials.
+                        hint: e.hint(),
+                    })
             })
             .await
             .as_ref()
-            .map_err(|(e, hint)| StepError::Failed {
-                message: format!("cannot tell who is calling: {e}"),
-                hint: hint.clone(),
-            })
+            .map_err(Clone::clone)
     }
 
     /// Who is acting, for prompts and the transcript ("123456789012 as AdministratorAccess/alice").

@@ -12,10 +12,12 @@ mod drive;
 mod events;
 mod fanout;
 mod followup;
+mod gate;
 mod guard;
 pub mod identity;
 mod person;
 mod script;
+mod setup;
 mod signals;
 mod step;
 
@@ -168,7 +170,7 @@ impl Outcome {
     fn stored(&self) -> Value {
         match &self.secrecy {
             Secrecy::None => self.outputs.clone(),
-            Secrecy::AllBut(public) => Redactor::mask_all(&self.outputs, public),
+            Secrecy::AllBut(public) => Redactor::opaque(&self.outputs, public),
         }
     }
 }
@@ -187,7 +189,7 @@ pub struct Shared {
     pub pending: (journal::Pending, Digester),
     pub interrupted: Arc<AtomicBool>,
     pub interrupt: Notify,
-    identity: OnceCell<Result<Identity, (String, Option<String>)>>,
+    identity: OnceCell<Result<Identity, guard::IdentityError>>,
     management: OnceCell<Result<String, String>>,
     pub source: Source,
     pub runbook: Runbook,
@@ -274,11 +276,19 @@ impl Shared {
 
 /// Runs a runbook. `ctx` carries the AWS settings (real, or the rehearsal emulator).
 pub async fn run(source: Source, runbook: Runbook, ctx: Context, opts: RunOptions) -> Exit {
-    let redactor = Redactor::default();
-    redactor.add_credentials_from_env();
+    // One redaction authority for the whole process: this run, the runs it continues into, plan.
+    let redactor = Redactor::global();
     // With `--events -` stdout carries the events, and the lines for people go to stderr.
     let events_on_stdout = opts.events.as_deref() == Some(Path::new("-"));
     let ui = Ui::with_output(opts.color, redactor.clone(), events_on_stdout);
+    // Everything given is checked before the state directory is touched.
+    let given = match setup::preflight(&runbook, &source, &opts) {
+        Ok(g) => g,
+        Err(e) => {
+            ui.error(&format!("runbook: {e}"));
+            return Exit::Usage;
+        }
+    };
     let events = match EventSink::open(opts.events.as_deref()) {
         Ok(e) => e,
         Err(e) => {
@@ -292,149 +302,12 @@ pub async fn run(source: Source, runbook: Runbook, ctx: Context, opts: RunOption
             return Exit::Usage;
         }
     };
-    let answers = match &opts.answers {
-        Some(p) => match Answers::load(p) {
-            Ok(a) => a,
-            Err(e) => {
-                ui.error(&format!("runbook: {e}"));
-                return Exit::Usage;
-            }
-        },
-        None => Answers::default(),
-    };
-    // A continued run shares its parent's answers file, which names the parent's inputs and
-    // steps too.
-    let nested = opts.failed.is_some();
-    // The answers file may also answer the runbooks `on-failure=` leads into.
-    let linked = followup::linked(&runbook);
-    let mut known_inputs = runbook.settings.inputs.clone();
-    for l in &linked {
-        for (k, v) in &l.settings.inputs {
-            known_inputs.entry(k.clone()).or_insert_with(|| v.clone());
-        }
-    }
-    let flags = match inputs::flags(&opts.inputs).and_then(|f| {
-        if nested {
-            Ok(f)
-        } else {
-            // Flags name this runbook's inputs; the answers file may name the linked ones' too.
-            inputs::check_known(&runbook.settings.inputs, &f, &Answers::default())?;
-            inputs::check_known(&known_inputs, &f, &answers).map(|()| f)
-        }
-    }) {
-        Ok(f) => f,
-        Err(e) => {
-            ui.error(&format!("runbook: {e}"));
-            return Exit::Usage;
-        }
-    };
-    let step_ids: Vec<&str> = runbook.steps.iter().map(|s| s.id.as_str()).collect();
-    let here = journal::locate(&opts.state_dir, Path::new(&runbook.path), &runbook.title, &step_ids);
-    if here.is_ok_and(|l| std::fs::symlink_metadata(&l.dir).is_err()) && !opts.rehearsal {
-        if let Some(other) = journal::elsewhere(&opts.state_dir, Path::new(&runbook.path), &runbook.title, &step_ids) {
-            ui.error(&format!(
-                "runbook: the journal of {} is in {} (a run started from {}), not in {}\n  nothing was run; run from there, or pass --state-dir {}",
-                runbook.path,
-                other.display(),
-                other.parent().map(|p| p.display().to_string()).unwrap_or_default(),
-                opts.state_dir.display(),
-                other.display()
-            ));
-            return Exit::Usage;
-        }
-    }
-    let runbook_dir = match journal::adopt(&opts.state_dir, Path::new(&runbook.path), &runbook.title, &step_ids) {
-        Ok(found) => {
-            if let Some(from) = found.moved_from {
-                ui.note(&format!(
-                    "this runbook moved from {}; its journal moved with it",
-                    from.display()
-                ));
-            }
-            found.dir
-        }
-        Err(e @ JournalError::MovedAmbiguous { .. }) => {
-            ui.error(&format!("runbook: {e}\n  nothing was run"));
-            return Exit::Usage;
-        }
-        Err(e) => {
-            ui.error(&format!(
-                "runbook: cannot keep the journal in {}: {e}\n  nothing was run; fix it or choose another --state-dir (RUNBOOK_STATE_DIR)",
-                opts.state_dir.display()
-            ));
-            return Exit::Usage;
-        }
-    };
-    let key = match journal::digest_key(&runbook_dir) {
-        Ok(k) => k,
-        Err(e) => {
-            ui.error(&format!(
-                "runbook: cannot keep the journal in {}: {e}\n  nothing was run; fix it or choose another --state-dir (RUNBOOK_STATE_DIR)",
-                runbook_dir.display()
-            ));
-            return Exit::Usage;
-        }
-    };
-    let digester = Digester::new(key);
-    let pending = match journal::Pending::open(&opts.state_dir) {
-        Ok((p, key)) => (p, Digester::new(key)),
-        Err(e) => {
-            ui.error(&format!(
-                "runbook: cannot keep the journal in {}: {e}\n  nothing was run; fix it or choose another --state-dir (RUNBOOK_STATE_DIR)",
-                opts.state_dir.display()
-            ));
-            return Exit::Usage;
-        }
-    };
-    // Which instance: --run, the key inputs' values, a fresh one per rehearsal, or the default.
-    let name = match run_name(&runbook, &opts, &flags, &answers, &ui, &digester) {
-        Ok(n) => n,
+    let (journal, digester, pending) = match setup::open_journal(&runbook, &source, &opts, &given, &ui, &redactor) {
+        Ok(x) => x,
         Err(exit) => return exit,
     };
-    let dir = journal::run_dir(&runbook_dir, &name);
-    let mut journal = match Journal::open(&dir, &runbook.path, opts.restart, redactor.clone()) {
-        Ok(x) => x,
-        Err(e @ (JournalError::Io { .. } | JournalError::Symlink { .. })) => {
-            ui.error(&format!(
-                "runbook: cannot keep the journal in {}: {e}\n  nothing was run; free some space or choose another --state-dir (RUNBOOK_STATE_DIR)",
-                dir.display()
-            ));
-            return Exit::Usage;
-        }
-        Err(e) => {
-            ui.error(&format!("runbook: {e}"));
-            return Exit::Usage;
-        }
-    };
-    match journal.recover_finished() {
-        Ok(steps) => {
-            for step in steps {
-                ui.note(&format!(
-                    "{step}: finished before the last run stopped (the journal says so; the state file was not saved)"
-                ));
-            }
-        }
-        Err(e) => {
-            ui.error(&format!("runbook: {e}"));
-            return Exit::Usage;
-        }
-    }
-    // A journal is a rehearsal's or a real run's, never both.
-    if !journal.state.steps.is_empty() && journal.state.rehearsal != opts.rehearsal {
-        ui.error(&format!(
-            "runbook: the run `{name}` in {} is a {}; a {} never continues it",
-            dir.display(),
-            if journal.state.rehearsal {
-                "rehearsal"
-            } else {
-                "real run"
-            },
-            if opts.rehearsal { "rehearsal" } else { "real run" }
-        ));
-        return Exit::Usage;
-    }
-    journal.state.rehearsal = opts.rehearsal;
-    journal.state.name = name;
+    let dir = journal.dir.clone();
+    let setup::Given { answers, flags } = given;
     let ctx = {
         let r = redactor.clone();
         ctx.with_redact(Arc::new(move |s: &str| r.text(s)))
@@ -460,6 +333,27 @@ pub async fn run(source: Source, runbook: Runbook, ctx: Context, opts: RunOption
         events,
     });
     signals::interrupt_on_signals(shared.clone());
+    // Who is calling is known before anything is journaled: a run that cannot tell changes
+    // nothing (an STS outage once made every AWS step look changed and poisoned the journal).
+    let acts_on_aws = shared.runbook.steps.iter().any(|s| {
+        matches!(
+            s.executor,
+            crate::model::Executor::Action {
+                family: crate::model::Family::Aws,
+                ..
+            }
+        )
+    });
+    if acts_on_aws
+        && let Err(e) = shared.caller().await
+        && e.outage
+    {
+        shared.ui.error(&format!(
+            "runbook: cannot tell which account the credentials are for: sts:GetCallerIdentity: {}\n  = help: AWS did not answer; run again when it does (nothing was run, and the journal is as it was)",
+            e.message
+        ));
+        return Exit::StepFailed;
+    }
     let exit = drive::drive(shared.clone(), &flags).await;
     let outcome = match exit {
         Exit::Done => "done",

@@ -12,7 +12,6 @@ use super::{Outcome, Secrecy, Shared, StepError};
 use crate::eval::Env;
 use crate::journal::Entry;
 use crate::model::Step;
-use crate::redact::MASK;
 use crate::sandbox::{self, Limits};
 
 pub(super) async fn run_rhai(
@@ -32,7 +31,11 @@ pub(super) async fn run_rhai(
     let log_shared = shared.clone();
     let log_step = step.id.clone();
     let log: sandbox::Log = Arc::new(move |s: &str| {
-        let s = if tainted { MASK } else { s };
+        // A script that reads a secret prints nothing anywhere: not its lines, not masks in
+        // their place (how many there are can carry the secret too).
+        if tainted {
+            return;
+        }
         log_shared.ui.line(&format!("  {log_step}: {s}"));
         if let Err(StepError::Journal(m)) = log_shared.record(Entry::Log {
             step: log_step.clone(),
@@ -90,13 +93,15 @@ pub(super) async fn run_rhai(
             if shared.interrupted.load(Ordering::SeqCst) {
                 return Err(StepError::Interrupted);
             }
-            // A script that read a secret may quote it, or something derived from it, in
-            // its error (`fail("bad: " + inputs.pw)`): only the limits it hit are told.
-            let message = if tainted && !limit {
-                "the script failed; its message is withheld because it reads a secret".to_string()
-            } else {
-                message
-            };
+            // A script that read a secret may quote it, or something derived from it, in its
+            // error (`fail("bad: " + inputs.pw)`), and where it failed can spell it too (a
+            // ladder of `if c == N { fail() }`): neither is told, nor which limit it hit.
+            if tainted {
+                return Err(StepError::failed(
+                    "the script failed; its message and where it failed are withheld because it reads a secret",
+                ));
+            }
+            let _ = limit;
             Err(StepError::failed(format!("script{}: {message}", at(pos))))
         }
     }

@@ -42,6 +42,25 @@ impl Shared {
             .with_deadline(timeout(step).map(|d| Instant::now() + d))
             .with_memo(memo)
     }
+
+    /// [`Shared::context_for`] in the step's `account=` and `region=`, resolved for this item:
+    /// the role there is assumed (once per run and account) and its identity checked.
+    pub(super) async fn context_in(
+        self: &Arc<Self>,
+        step: &Step,
+        env: &Env,
+        item: Option<(&Value, String)>,
+        memo: Option<Arc<Memo>>,
+    ) -> Result<Context, StepError> {
+        let (value, key) = item.map_or((None, None), |(v, k)| (Some(v), Some(k)));
+        let ctx = self.context_for(step, key, memo);
+        let place = crate::placement::resolve(step, env, &self.engine(), value)
+            .map_err(|e| StepError::failed(format!("account/region: {e}")))?;
+        match place {
+            Some(p) => Ok(ctx.elsewhere(&p).await?),
+            None => Ok(ctx),
+        }
+    }
 }
 
 pub(super) enum Gate {
@@ -92,15 +111,6 @@ pub(super) async fn run_with_retries(
         if step.executor.call().is_some() {
             super::call::settle_unknown(shared, step)?;
         }
-        // Also before a call by name is sent again (`resend = true`, `on-unknown=retry`): a
-        // person who checked AWS at once may not have seen it yet.
-        if attempt == 0 && matches!(step.executor, Executor::Action { .. }) {
-            let waited = tokio::select! {
-                r = let_abandoned_calls_land(shared, step) => r,
-                _ = shared.interrupt.notified() => Err(StepError::Interrupted),
-            };
-            waited?;
-        }
         let fut = async {
             match &plan.items {
                 Some(items) => super::fanout::fan_out(shared, step, env, plan, items).await,
@@ -127,40 +137,6 @@ pub(super) async fn run_with_retries(
             other => return other,
         }
     }
-}
-
-/// A built-in action looks before it creates. After a call it abandoned (its intent journaled,
-/// no answer), a look made at once can miss a request still on its way, and create a second
-/// one: the re-run waits until the first can no longer land (`PollSettings::landing`,
-/// `RUNBOOK_LANDING_MS` in tests). Any step's abandoned call counts: the step may have been
-/// renamed since.
-async fn let_abandoned_calls_land(shared: &Arc<Shared>, step: &Step) -> Result<(), StepError> {
-    let open = shared
-        .journal
-        .lock()
-        .map_err(|_| StepError::Journal("journal lock poisoned".into()))?
-        .unsettled_anywhere()?;
-    let landing = shared.ctx.poll_settings().landing;
-    // A call AWS answered has landed: only the unanswered ones may still be on their way.
-    let latest = open
-        .iter()
-        .filter(|u| !u.answered)
-        .filter_map(|u| u.at.parse::<jiff::Timestamp>().ok())
-        .max();
-    let Some(latest) = latest else { return Ok(()) };
-    let since = jiff::Timestamp::now().duration_since(latest);
-    let Ok(since) = Duration::try_from(since) else {
-        return Ok(());
-    };
-    if let Some(left) = landing.checked_sub(since) {
-        shared.ui.note(&format!(
-            "{}: a call sent at {latest} has no answer in the journal and may still reach AWS; waiting {}s before looking, so that it is not made twice",
-            step.id,
-            left.as_secs().max(1)
-        ));
-        tokio::time::sleep(left).await;
-    }
-    Ok(())
 }
 
 /// Never, without a deadline.
@@ -244,13 +220,38 @@ pub(super) async fn run_once(
             // deadline (its polls say which request is still running) comes first, this is the
             // backstop for a call that does not come back.
             let bound = timeout(step).map(|t| Instant::now() + t + GRACE);
-            tokio::select! {
+            // A request that holds a secret may come back quoted in AWS's error ("The user with
+            // name ... cannot be found"): such a step's failures say what failed, never what AWS
+            // wrote.
+            let tainted = env.reads_secret(&crate::eval::step_code(step)) || (item.is_some() && env.secret_item);
+            let r = tokio::select! {
                 r = run_action(shared, step, env, item, params, memo) => r,
                 () = until(bound) => Err(timed_out(step)),
-            }
+            };
+            r.map_err(|e| if tainted { withheld(e) } else { e })
         }
         Executor::Manual => super::person::run_manual(shared, step, env, item.map(|(v, _)| v), deadline).await,
         Executor::Rhai => super::script::run_rhai(shared, step, env, item.map(|(v, _)| v), deadline).await,
+    }
+}
+
+/// A failure of a step whose request held a secret: its kind and AWS's error code stay (they
+/// come from AWS's vocabulary), the text does not.
+fn withheld(e: StepError) -> StepError {
+    match e {
+        StepError::Failed { message, hint } => {
+            // `CALL failed: CODE: text`: keep what precedes the text.
+            let head: Vec<&str> = message.splitn(3, ": ").collect();
+            let code = match head.as_slice() {
+                [call, code, _] if call.ends_with(" failed") && !code.contains(' ') => format!("{call}: {code}"),
+                _ => "the step failed".to_string(),
+            };
+            StepError::Failed {
+                message: format!("{code} (the rest of the message is withheld: the request holds a secret)"),
+                hint,
+            }
+        }
+        other => other,
     }
 }
 
@@ -267,7 +268,7 @@ async fn run_action(
 ) -> Result<Outcome, StepError> {
     if let Some(name) = step.executor.call() {
         let params = params.ok_or_else(|| StepError::failed("parameters were not resolved"))?;
-        return super::call::run(shared, step, env, name, item.map(|(_, k)| k), params).await;
+        return super::call::run(shared, step, env, name, item, params).await;
     }
     match &step.executor {
         Executor::Action { name, .. } => {
@@ -282,7 +283,7 @@ async fn run_action(
             if action.info().sends_text {
                 confirm_text(shared, step, &params)?;
             }
-            let ctx = shared.context_for(step, item.map(|(_, k)| k), memo);
+            let ctx = shared.context_in(step, env, item, memo).await?;
             Ok(Outcome::public(action.apply(&ctx, params).await?))
         }
         Executor::Manual | Executor::Rhai => Err(StepError::failed("not an action step")),

@@ -88,31 +88,73 @@ pub(super) fn check_private(f: &File, path: &Path) -> Result<(), JournalError> {
     Ok(())
 }
 
-/// Reads the runbook's digest key, creating it (32 random bytes, 0600) on first use.
-pub fn digest_key(runbook_dir: &Path) -> Result<Vec<u8>, JournalError> {
-    make_private_dir(runbook_dir, 1)?;
+/// The digest key earlier versions kept in a runbook's state directory, when there is one: only
+/// read, to recognise what they recorded, and never made any more.
+pub fn legacy_key(runbook_dir: &Path) -> Result<Option<Vec<u8>>, JournalError> {
     let path = runbook_dir.join("key");
     match open_options().read(true).open(&path) {
-        Ok(f) => return read_key(f, &path),
+        Ok(f) => read_key(f, &path).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(&path, e)),
+    }
+}
+
+/// Where the operator's own key lives: `RUNBOOK_KEY_FILE`, else `$XDG_CONFIG_HOME/runbook/key`,
+/// else `~/.config/runbook/key`. Never in a state directory: whoever has a state directory must
+/// not be able to test guesses of a secret against its digests.
+pub fn own_key_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("RUNBOOK_KEY_FILE").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|p| !p.is_empty())
+                .map(|h| PathBuf::from(h).join(".config"))
+        })?;
+    Some(config.join("runbook").join("key"))
+}
+
+/// The operator's key for digests of secrets (32 random bytes, 0600), made on first use.
+pub fn own_key() -> Result<Vec<u8>, JournalError> {
+    let path = own_key_path().ok_or_else(|| JournalError::Io {
+        path: PathBuf::from("~/.config/runbook/key"),
+        message: "no home directory for the key of secret digests; set RUNBOOK_KEY_FILE".into(),
+    })?;
+    make_key(&path)
+}
+
+/// Reads the key at `path`, making it (32 random bytes, 0600, in a private directory) when there
+/// is none.
+pub fn make_key(path: &Path) -> Result<Vec<u8>, JournalError> {
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    make_private_dir(&dir, 1)?;
+    match open_options().read(true).open(path) {
+        Ok(f) => return read_key(f, path),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io(&path, e)),
+        Err(e) => return Err(io(path, e)),
     }
     let mut key = vec![0u8; 32];
     getrandom::fill(&mut key).map_err(|e| JournalError::Io {
-        path: path.clone(),
+        path: path.to_path_buf(),
         message: format!("no randomness for the key: {e}"),
     })?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".key")
         .permissions(std::fs::Permissions::from_mode(0o600))
-        .tempfile_in(runbook_dir)
-        .map_err(|e| io(runbook_dir, e))?;
-    tmp.write_all(&key).map_err(|e| io(&path, e))?;
-    tmp.as_file().sync_all().map_err(|e| io(&path, e))?;
+        .tempfile_in(&dir)
+        .map_err(|e| io(&dir, e))?;
+    tmp.write_all(&key).map_err(|e| io(path, e))?;
+    tmp.as_file().sync_all().map_err(|e| io(path, e))?;
     // Another run may have made one meanwhile: keep the first.
-    match tmp.persist_noclobber(&path) {
+    match tmp.persist_noclobber(path) {
         Ok(_) => Ok(key),
-        Err(_) => read_key(open_options().read(true).open(&path).map_err(|e| io(&path, e))?, &path),
+        Err(_) => read_key(open_options().read(true).open(path).map_err(|e| io(path, e))?, path),
     }
 }
 
@@ -123,7 +165,9 @@ pub(super) fn read_key(f: File, path: &Path) -> Result<Vec<u8>, JournalError> {
     let m = f.metadata().map_err(|e| io(path, e))?;
     let bad = |why: &str| JournalError::Io {
         path: path.to_path_buf(),
-        message: format!("{why}; remove it (completed steps will run again) or choose another --state-dir"),
+        message: format!(
+            "{why}; fix it (chmod 600, owned by you) or remove it: steps that read a secret will be checked or asked again, nothing else runs again"
+        ),
     };
     if !m.is_file() || m.len() != 32 {
         return Err(bad("is not a 32-byte key file"));

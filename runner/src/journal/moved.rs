@@ -118,10 +118,12 @@ pub fn adopt(state_dir: &Path, runbook: &Path, title: &str, steps: &[&str]) -> R
     })
 }
 
-/// A state directory other than `state_dir` that keeps a journal of this runbook: a `.runbook/`
-/// beside the runbook or in a directory above it (a run started from there). Looked for when
-/// `state_dir` has none, so that a run from another working directory does not start a second
-/// record and send again what the first left unknown. Rehearsals' records do not count.
+/// A state directory other than `state_dir` that keeps a journal of this runbook's real runs: a
+/// `.runbook/` beside the runbook or in a directory above it (a run started from there). Looked
+/// for when `state_dir` has none, so that a run from another working directory does not start a
+/// second record and send again what the first left unknown. Rehearsals do not count: they ran
+/// against an emulator that is gone, so nothing they sent can reach the operator's account (a
+/// rehearsal in a fresh clone used to refuse every later real run from elsewhere).
 pub fn elsewhere(state_dir: &Path, runbook: &Path, title: &str, steps: &[&str]) -> Option<PathBuf> {
     let ours = std::fs::canonicalize(state_dir).ok();
     let real = real_path(runbook);
@@ -134,9 +136,7 @@ pub fn elsewhere(state_dir: &Path, runbook: &Path, title: &str, steps: &[&str]) 
             continue;
         }
         if let Ok(found) = locate(&candidate, runbook, title, steps) {
-            // A rehearsal's record holds nothing of real AWS (its emulator is gone): it never
-            // keeps a real run from its own state directory.
-            if Journal::runs(&found.dir).is_ok_and(|runs| runs.iter().any(|r| !r.state.rehearsal)) {
+            if has_real_runs(&found.dir) {
                 return Some(candidate);
             }
         }
@@ -181,6 +181,19 @@ fn shares_a_step(dir: &Path, steps: &[&str]) -> bool {
     Journal::runs(dir).is_ok_and(|runs| {
         runs.iter()
             .any(|r| r.state.steps.keys().any(|k| steps.contains(&k.as_str())))
+    })
+}
+
+/// A journal with at least one run in it that is not a rehearsal (a run whose state cannot be
+/// read counts as real: it is never guessed away).
+fn has_real_runs(dir: &Path) -> bool {
+    let Ok(runs) = std::fs::read_dir(dir.join("runs")) else {
+        return false;
+    };
+    runs.flatten().any(|r| match Journal::peek(&r.path()) {
+        Ok(Some(state)) => !state.rehearsal,
+        Ok(None) => false,
+        Err(_) => true,
     })
 }
 

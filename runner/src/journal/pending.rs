@@ -4,8 +4,8 @@
 //! each of those reads a journal that never saw the first send. Before a call by API name that
 //! changes AWS is sent, `STATE/pending/<digest>` is written (and synced); it is removed when
 //! the answer is journaled. A mark left by a lost answer, a kill or a timeout stops the same
-//! request from any journal until a person says to send it again. The digest is keyed (the
-//! request may hold secrets) with `STATE/pending/key`.
+//! request from any journal until a person says to send it again. The digest holds no secret and
+//! needs no key (`exec/gate.rs`); marks of earlier versions were keyed with `STATE/pending/key`.
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
@@ -30,10 +30,12 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// Opens (creating) `STATE/pending/` and returns it with the key of its digests.
-    pub fn open(state_dir: &Path) -> Result<(Pending, Vec<u8>), JournalError> {
+    /// Opens (creating) `STATE/pending/` and returns it with the key earlier versions digested
+    /// their marks with, when it is there.
+    pub fn open(state_dir: &Path) -> Result<(Pending, Option<Vec<u8>>), JournalError> {
         let dir = state_dir.join("pending");
-        let key = digest_key(&dir)?;
+        make_private_dir(&dir, 1)?;
+        let key = legacy_key(&dir)?;
         Ok((Pending { dir }, key))
     }
 
@@ -82,5 +84,22 @@ impl Pending {
     /// The answer is journaled: the request is no longer unknown.
     pub fn clear(&self, digest: &str) {
         let _ = std::fs::remove_file(self.path(digest));
+    }
+
+    /// The lock file of a target being acted on (`STATE/claims/<digest>.lock`), opened without
+    /// following a link; the caller locks it.
+    pub fn claim_file(&self, digest: &str) -> Result<File, JournalError> {
+        let dir = self.dir.with_file_name("claims");
+        make_private_dir(&dir, 1)?;
+        let path = dir.join(format!("{digest}.lock"));
+        let f = open_options()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io(&path, e))?;
+        check_private(&f, &path)?;
+        Ok(f)
     }
 }

@@ -282,7 +282,7 @@ fn the_state_file_masks_secrets_in_outputs_and_text_and_marks_those_outputs_secr
     let text = std::fs::read_to_string(dir.join("state.json")).expect("read");
     assert!(!text.contains("hunter2"), "{text}");
     let state = Journal::peek(&dir).expect("peek").expect("state");
-    assert_eq!(state.steps["a"].outputs, json!({"password": crate::redact::MASK}));
+    assert_eq!(state.steps["a"].outputs, json!(crate::redact::MASK));
     assert!(state.steps["a"].secret, "masked outputs are marked secret");
     assert_eq!(state.steps["b"].outputs, json!({"id": "i-1"}));
     assert!(!state.steps["b"].secret, "outputs without a secret are values");
@@ -355,7 +355,8 @@ fn a_secret_in_an_entry_is_masked_and_the_line_still_reads_back_as_its_entry() {
     assert!(written.contains(r#""event":"item-finished""#), "{written}");
     assert!(!written.contains(r#""finished""#), "{written}");
     let items = j.finished_items("a").expect("read");
-    assert_eq!(items["k"], ("h".to_string(), json!({"note": crate::redact::MASK})));
+    // Outputs that held a secret are one opaque value: nothing of their shape is kept.
+    assert_eq!(items["k"], ("h".to_string(), json!(crate::redact::MASK)));
 }
 
 #[test]

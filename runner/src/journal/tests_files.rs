@@ -124,7 +124,7 @@ fn journal_files_and_keys_of_another_user_are_refused() {
     std::fs::write(rb.join("key"), [7u8; 32]).expect("write");
     std::fs::set_permissions(rb.join("key"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
     std::os::unix::fs::chown(rb.join("key"), Some(4242), Some(4242)).expect("chown");
-    let e = digest_key(&rb).expect_err("refused");
+    let e = make_key(&rb.join("key")).expect_err("refused");
     assert!(e.to_string().contains("owned by someone else"), "{e}");
 }
 
@@ -132,14 +132,18 @@ fn journal_files_and_keys_of_another_user_are_refused() {
 fn the_digest_key_is_made_once_as_32_private_random_bytes() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let rb = tmp.path().join("rb-00000000");
-    let key = digest_key(&rb).expect("made");
+    let key = make_key(&rb.join("key")).expect("made");
     assert_eq!(key.len(), 32);
     assert!(key.iter().any(|b| *b != 0), "random, not zeros");
     assert_eq!(std::fs::read(rb.join("key")).expect("read"), key);
     assert_eq!(mode(&rb.join("key")), 0o600);
     assert_eq!(mode(&rb), 0o700);
-    assert_eq!(digest_key(&rb).expect("read back"), key, "the same key on every run");
-    let other = digest_key(&tmp.path().join("rb-11111111")).expect("made");
+    assert_eq!(
+        make_key(&rb.join("key")).expect("read back"),
+        key,
+        "the same key on every run"
+    );
+    let other = make_key(&tmp.path().join("rb-11111111").join("key")).expect("made");
     assert_ne!(other, key, "each runbook has a key of its own");
 }
 
@@ -157,9 +161,9 @@ fn a_key_of_the_wrong_size_or_open_to_others_is_refused() {
     ] {
         std::fs::write(&key, vec![7u8; bytes]).expect("write");
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).expect("chmod");
-        let e = digest_key(&rb).expect_err("refused");
+        let e = make_key(&rb.join("key")).expect_err("refused");
         assert!(e.to_string().contains(why), "{bytes} bytes, {mode:o}: {e}");
     }
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    assert_eq!(digest_key(&rb).expect("a good key is read"), vec![7u8; 32]);
+    assert_eq!(make_key(&rb.join("key")).expect("a good key is read"), vec![7u8; 32]);
 }

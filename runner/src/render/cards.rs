@@ -364,6 +364,9 @@ fn card(source: &Source, step: &Step, registry: &Registry) -> String {
             esc(&a.value)
         );
     }
+    if let Some(at) = crate::placement::written(&step.attrs) {
+        let _ = write!(o, "<p class=\"rb-attr rb-place\">Acts {}.</p>", esc(&at));
+    }
     match &step.executor {
         Executor::Manual => manual_body(&mut o, source, step),
         Executor::Rhai => {
@@ -399,8 +402,11 @@ fn call_body(o: &mut String, step: &Step, name: &str) {
     };
     let _ = write!(
         o,
-        "<p class=\"rb-summary\">Calls the AWS API operation <code>{}</code> by its name. <em>{}</em></p>",
-        esc(c.full_name()),
+        "<p class=\"rb-summary\">Calls the AWS API operation {} by its name. <em>{}</em></p>",
+        match c.api_reference() {
+            Some(url) => format!("<a href=\"{}\"><code>{}</code></a>", esc(&url), esc(c.full_name())),
+            None => format!("<code>{}</code>", esc(c.full_name())),
+        },
         if step.call_mutates().unwrap_or(true) {
             "Changes AWS: journaled before it is sent, never sent twice blindly."
         } else {

@@ -10,6 +10,7 @@ pub mod links;
 mod out;
 pub mod reference;
 pub mod serve;
+mod ssm;
 mod stage;
 mod summary;
 
@@ -318,6 +319,7 @@ fn render_into(book: &Path, runbooks: &Path, target: &OutDir) -> Result<Staged, 
         return Err(RenderError::Pages(refused));
     }
     built?;
+    staged.publish_ssm(building.path())?;
     let marker = building.path().join(SITE_MARKER);
     std::fs::write(
         &marker,

@@ -90,19 +90,25 @@ as TOML in the block's body. Any string value may use `${...}`; a later step rea
         "## Any operation by its API name\n\n{}\n",
         crate::commands::CALL_RULES
     );
-    o.push_str("| service | protocol | operations | model |\n|---|---|---|---|\n");
-    for name in runbook_plugins::call::service_names() {
-        if let Some(s) = runbook_plugins::call::service(name) {
-            let _ = writeln!(
-                o,
-                "| `{name}` | {} | {} | {} |",
-                s.metadata.protocol,
-                s.operations.len(),
-                cell(&s.metadata.source)
-            );
-        }
+    // From the models' index: listing every service opens none of them.
+    o.push_str("| service | protocol | operations | region | API reference |\n|---|---|---|---|---|\n");
+    for s in runbook_plugins::call::catalog() {
+        let region = match s.global {
+            Some(r) => format!("global ({r})"),
+            None => "the step's".into(),
+        };
+        let link = if s.uid.is_empty() {
+            String::new()
+        } else {
+            format!("[{}]({})", s.uid, runbook_plugins::call::api_reference(s.uid, None))
+        };
+        let _ = writeln!(
+            o,
+            "| `{}` | {} | {} | {region} | {link} |",
+            s.name, s.protocol, s.operations
+        );
     }
-    o.push_str("\n`runbook actions SERVICE` lists a service's operations; `runbook actions SERVICE:Operation` shows its request and response members.\n");
+    o.push_str("\n`runbook actions SERVICE` lists a service's operations; `runbook actions SERVICE:Operation` shows its request and response members and its API reference page, `https://docs.aws.amazon.com/goto/WebAPI/UID/Operation` (each call step's card links it too).\n");
     o
 }
 

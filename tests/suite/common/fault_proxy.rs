@@ -40,7 +40,8 @@ pub struct Rules {
     pub never_finish: bool,
     /// Every Support API call answers SubscriptionRequiredException (the Basic plan).
     pub subscription_required: bool,
-    /// CreatePermissionSet with a name already created answers ConflictException.
+    /// CreatePermissionSet with a name already created answers ConflictException, as AWS does
+    /// (decided when the request reaches moto, after any hold).
     pub conflict_on_duplicate_permission_set: bool,
     /// The next ListPermissionSets answers an empty list (another creator racing ours).
     pub hide_permission_sets_once: bool,
@@ -405,15 +406,6 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
             {
                 s.quota_refusal = Some((code, message));
                 fault = Some("quota");
-            } else if op == "CreatePermissionSet" && s.rules.conflict_on_duplicate_permission_set {
-                let name = serde_json::from_slice::<Value>(&req.body)
-                    .ok()
-                    .and_then(|v| v["Name"].as_str().map(String::from));
-                if let Some(n) = name {
-                    if !s.permission_sets.insert(n) {
-                        fault = Some("conflict");
-                    }
-                }
             }
             if fault == Some("throttle") && s.first_throttle_at.is_none() {
                 s.first_throttle_at = Some(s.completed);
@@ -427,6 +419,23 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
         if !delay.is_zero() {
             std::thread::sleep(delay);
         }
+        // AWS's uniqueness is decided when a request lands (after a hold), not when it leaves.
+        let fault = match fault {
+            None if op == "CreatePermissionSet" => {
+                let mut s = state.lock().map_err(|_| std::io::Error::other("poisoned"))?;
+                let name = serde_json::from_slice::<Value>(&req.body)
+                    .ok()
+                    .and_then(|v| v["Name"].as_str().map(String::from));
+                match name {
+                    Some(n) if s.rules.conflict_on_duplicate_permission_set && !s.permission_sets.insert(n.clone()) => {
+                        *s.injected.entry("conflict".into()).or_default() += 1;
+                        Some("conflict")
+                    }
+                    _ => None,
+                }
+            }
+            other => other,
+        };
         // The code of a refusal: Support's, or the refused operation's.
         let support_error = state
             .lock()

@@ -168,6 +168,21 @@ impl Test {
     }
 
     pub fn run_args(&self, args: &[String]) -> Output {
+        let mut child = self.spawn(args);
+        if let Some(mut stdin) = child.stdin.take() {
+            use std::io::Write;
+            let _ = stdin.write_all(self.stdin.as_bytes());
+        }
+        let out = child.wait_with_output().expect("wait");
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Starts the binary and returns at once (for runs side by side); `wait` collects it.
+    pub fn spawn(&self, args: &[String]) -> Child {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_runbook"));
         cmd.args(args)
             .current_dir(self.dir.path())
@@ -186,11 +201,11 @@ impl Test {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("spawn runbook");
-        if let Some(mut stdin) = child.stdin.take() {
-            use std::io::Write;
-            let _ = stdin.write_all(self.stdin.as_bytes());
-        }
+        cmd.spawn().expect("spawn runbook")
+    }
+
+    /// The output of a run [`Test::spawn`] started.
+    pub fn wait(child: Child) -> Output {
         let out = child.wait_with_output().expect("wait");
         Output {
             code: out.status.code().unwrap_or(-1),

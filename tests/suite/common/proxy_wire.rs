@@ -205,6 +205,11 @@ pub(super) fn provisioning(op: &str, req: &Request, state: &Mutex<State>) -> Opt
         }
         "CreateAccountAssignment" => {
             let account = v["TargetId"].as_str().unwrap_or("").to_string();
+            // As at AWS, the first assignment provisions the set as it is now: no account is
+            // then on an older version.
+            if !s.assigned.contains_key(&ps) {
+                s.changed_sets.remove(&ps);
+            }
             s.assigned.entry(ps).or_default().insert(account);
             None
         }

@@ -1,0 +1,125 @@
+//! The gate every mutating AWS call passes, built-in actions and calls by name alike, on every
+//! path (a retry, a fan-out item, a follow-up, a concurrent run, a resume).
+//!
+//! - **Claims.** An action claims its target (the call and what it acts on) before the look that
+//!   decides whether to send it, and holds the claim until the send is answered: two items, two
+//!   runs or two processes of one state directory never look-then-create the same thing at once
+//!   (`STATE/claims/<digest>.lock`, an advisory lock the OS gives back when the process dies).
+//! - **Landing.** Where AWS makes a second one of what a second request asks for (CreateCase,
+//!   calls by name), a claim first waits until any earlier request to the same target whose answer
+//!   was lost can no longer land (`PollSettings::landing`), whichever journal sent it; a clock that
+//!   went back counts as no time passed. Where AWS refuses duplicates, a lost answer is settled by
+//!   looking, at once.
+//! - **Marks.** Before a mutating call is sent, `STATE/pending/<digest>` says so (synced), then the
+//!   intent is journaled (synced); the answer (or AWS's refusal) is journaled and the mark removed.
+//!   A mark left behind is an outcome nobody knows: what the landing wait and the calls-by-name
+//!   stop read.
+//!
+//! The digest names a target without a key and without a secret: the call, the target with every
+//! secret masked, the endpoint and the account. Two requests that differ only in a secret share
+//! a digest, which errs on the side of waiting; nothing stored lets anyone test a guess.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use runbook_plugins::{Claim, Duplicates, PluginError};
+use sha2::{Digest, Sha256};
+
+use super::Shared;
+
+/// The digest of a target, the same from every journal of the state directory.
+pub(super) fn digest(shared: &Shared, call: &str, target: &str) -> String {
+    let masked = shared.redactor.text(target);
+    let endpoint = shared.ctx.aws_options().endpoint_url.clone().unwrap_or_default();
+    let account = match shared.identity.get() {
+        Some(Ok(id)) => id.account_id.clone(),
+        _ => String::new(),
+    };
+    let mut h = Sha256::new();
+    for part in ["target-v1", call, &masked, &endpoint, &account] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    hex::encode(&h.finalize()[..16])
+}
+
+/// How often a claim held elsewhere is tried again.
+const RETRY: Duration = Duration::from_millis(50);
+
+/// Claims a target for one step (or item); see the module's notes.
+pub(super) async fn claim(
+    shared: &Arc<Shared>,
+    step: &str,
+    call: &str,
+    target: &str,
+    duplicates: Duplicates,
+) -> Result<Claim, PluginError> {
+    let digest = digest(shared, call, target);
+    let file = shared
+        .pending
+        .0
+        .claim_file(&digest)
+        .map_err(|e| PluginError::Journal(format!("nothing was sent: {e}")))?;
+    let mut said = false;
+    let started = std::time::Instant::now();
+    loop {
+        match fs4::fs_std::FileExt::try_lock_exclusive(&file) {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(e) => return Err(PluginError::Journal(format!("nothing was sent: claiming {call}: {e}"))),
+        }
+        if !said && started.elapsed() > Duration::from_secs(1) {
+            said = true;
+            shared.ui.status(&format!(
+                "{step}  waiting: another item or run is acting on {call} {}",
+                shared.redactor.text(target)
+            ));
+        }
+        tokio::time::sleep(RETRY).await;
+    }
+    if duplicates == Duplicates::Made {
+        let_land(shared, step, call, target, &digest).await?;
+    }
+    Ok(Claim::holding(Box::new(file)))
+}
+
+/// Waits until a request to this target whose answer was lost can no longer land.
+async fn let_land(shared: &Shared, step: &str, call: &str, target: &str, digest: &str) -> Result<(), PluginError> {
+    let mut sent: Vec<String> = shared.pending.0.get(digest).map(|m| m.at).into_iter().collect();
+    // This journal's own unanswered sends (marks came later than some journals).
+    if let Ok(j) = shared.journal.lock() {
+        sent.extend(
+            j.unsettled_anywhere()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|u| !u.answered && u.call == call && u.target == target)
+                .map(|u| u.at),
+        );
+    }
+    let landing = shared.ctx.poll_settings().landing;
+    let now = jiff::Timestamp::now();
+    let mut left = Duration::ZERO;
+    for at in &sent {
+        let wait = match at.parse::<jiff::Timestamp>() {
+            // A clock that went back (or a time in the future) is no time passed.
+            Ok(t) => match Duration::try_from(now.duration_since(t)) {
+                Ok(since) => landing.saturating_sub(since),
+                Err(_) => landing,
+            },
+            // A mark whose time cannot be read: the whole wait.
+            Err(_) => landing,
+        };
+        left = left.max(wait);
+    }
+    if left.is_zero() {
+        return Ok(());
+    }
+    shared.ui.note(&format!(
+        "{step}: an earlier {call} {} has no answer and may still reach AWS; waiting {}s before looking, so that it is not made twice",
+        shared.redactor.text(target),
+        left.as_secs().max(1)
+    ));
+    // An interruption drops the step's future, and this wait with it.
+    tokio::time::sleep(left).await;
+    Ok(())
+}

@@ -1,0 +1,649 @@
+//! `runbook export --ssm`: every bundled runbook exports and validates against AWS's published
+//! schema for Automation documents (with our overlay), or fails with located diagnostics; Part 2
+//! and Part 1 run end to end in cdk-ssm-documents' simulator against moto, twice, and the second
+//! run changes nothing; each construct that cannot be exported is an error at its position.
+//!
+//! The schema and the simulator are node packages (tests/ssm/, pinned by its lockfile), installed
+//! here with `npm ci` on first use, as the harness installs moto; the simulated scripts run under
+//! the suite's virtualenv, whose moto brings boto3.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::common::fault_proxy::{FaultProxy, Rules};
+use crate::common::{Moto, Test, moto_server, part2_counts, repo};
+
+/// tests/ssm with its node packages, installed on first use (under a lock: tests run in
+/// parallel), as the harness installs moto. Without node the test fails saying what to install:
+/// nothing is skipped.
+fn node_tools() -> PathBuf {
+    let dir = repo().join("tests").join("ssm");
+    let ready = |d: &Path| d.join("node_modules/@cdklabs/cdk-ssm-documents/package.json").exists();
+    if ready(&dir) {
+        return dir;
+    }
+    let have_npm = Command::new("npm")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        have_npm,
+        "the SSM export tests need Node 20 and npm (scripts/test says how to install them)"
+    );
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(repo().join(".npm.lock"))
+        .expect("lock file");
+    fs4::fs_std::FileExt::lock_exclusive(&lock).expect("lock");
+    if !ready(&dir) {
+        let ok = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&dir)
+            .status()
+            .expect("npm")
+            .success();
+        assert!(ok, "npm ci in tests/ssm failed");
+    }
+    dir
+}
+
+/// The bundled runbooks, each with the `--skip`s the design gives it, or the located error it
+/// must fail with.
+const BUNDLED: &[(&str, &[&str], Option<&str>)] = &[
+    ("part-1-new-account.md", &[], None),
+    ("part-2-identity-center.md", &[], None),
+    ("users-and-credentials.md", &[], None),
+    ("prerequisites.md", &["firewall"], None),
+    ("offboard-admin.md", &[], None),
+    (
+        "multiple-accounts.md",
+        &[],
+        Some(
+            "multiple-accounts.md:119:19: error: cannot export `steps.member_accounts.results.map(|r| r.account_id)`: a reference to the outputs of `member_accounts`: it is a for-each step, and aws:loop keeps no per-item outputs",
+        ),
+    ),
+    ("troubleshooting/failed-attempts.md", &[], None),
+    ("troubleshooting/no-verification-call.md", &[], None),
+    ("troubleshooting/not-activated.md", &[], None),
+];
+
+/// Exports a runbook into `out`; returns the command's output.
+fn export(t: &Test, runbook: &str, skips: &[&str], out: &Path, extra: &[&str]) -> crate::common::Output {
+    let src = repo().join("runbooks").join(runbook);
+    let mut args = vec![
+        "export".to_string(),
+        "--ssm".into(),
+        src.display().to_string(),
+        "-o".into(),
+        out.display().to_string(),
+    ];
+    for s in skips {
+        args.push("--skip".into());
+        args.push((*s).into());
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    t.run_args(&args)
+}
+
+fn node(dir: &Path, args: &[&str], env: &[(&str, String)]) -> (i32, String, String) {
+    let venv_bin = moto_server().parent().expect("venv bin").to_path_buf();
+    let path = format!("{}:{}", venv_bin.display(), std::env::var("PATH").unwrap_or_default());
+    let mut cmd = Command::new("node");
+    cmd.args(args)
+        .current_dir(dir)
+        .env("PATH", path)
+        .env_remove("AWS_PROFILE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("node");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn every_bundled_runbook_exports_and_validates_or_says_where_it_cannot() {
+    let tools = node_tools();
+    let t = Test::new();
+    let mut written = Vec::new();
+    for (runbook, skips, error) in BUNDLED {
+        let out = t.path(&format!("{}.ssm.yaml", runbook.replace('/', "_")));
+        let o = export(&t, runbook, skips, &out, &[]);
+        match error {
+            None => {
+                o.code_is(0).stderr_has("exported ");
+                written.push(out);
+            }
+            Some(e) => {
+                o.code_is(2)
+                    .stderr_has(e)
+                    .stderr_has("= help: ")
+                    .stderr_has("nothing written");
+                assert!(!out.exists(), "{runbook}: a failed export wrote {}", out.display());
+            }
+        }
+    }
+    let files: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+    let mut args = vec!["validate.js"];
+    args.extend(files.iter().map(String::as_str));
+    let (code, stdout, stderr) = node(&tools, &args, &[]);
+    assert_eq!(
+        code, 0,
+        "an export is invalid against the schema with the overlay:\n{stdout}{stderr}"
+    );
+    // Against the schema as published, only what the overlay adds may fail: python3.11 (the
+    // snapshot stops at 3.7, which AWS no longer runs) and aws:loop.
+    let mut raw = vec!["validate.js", "--raw"];
+    raw.extend(files.iter().map(String::as_str));
+    let (_, stdout, _) = node(&tools, &raw, &[]);
+    let report: Value = serde_json::from_str(&stdout).expect("validate.js prints JSON");
+    for (file, errors) in report.as_object().expect("object") {
+        for e in errors.as_array().expect("array") {
+            let at = e["schemaPath"].as_str().unwrap_or("");
+            let why = format!("{file}: {e}");
+            let runtime = e["instancePath"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("/inputs/Runtime"))
+                || at.contains("/allOf/12/");
+            let loop_ = at.contains("/action/enum") || at.contains("/allOf/");
+            assert!(
+                runtime || (file.contains("offboard") && loop_),
+                "the published schema refuses more than the runtime: {why}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_export_is_deterministic_and_its_yaml_and_json_are_one_document() {
+    let t = Test::new();
+    let (a, b, j) = (t.path("a.yaml"), t.path("b.yaml"), t.path("a.json"));
+    export(&t, "part-2-identity-center.md", &[], &a, &[]).code_is(0);
+    export(&t, "part-2-identity-center.md", &[], &b, &[]).code_is(0);
+    export(&t, "part-2-identity-center.md", &[], &j, &["--format", "json"]).code_is(0);
+    assert_eq!(
+        std::fs::read(&a).expect("a"),
+        std::fs::read(&b).expect("b"),
+        "two exports differ"
+    );
+    // PyYAML (moto's dependency, in the suite's virtualenv) reads the YAML as JSON reads the JSON.
+    let python = moto_server().parent().expect("bin").join("python3");
+    let same = Command::new(python)
+        .args([
+            "-c",
+            "import json, sys, yaml; sys.exit(0 if yaml.safe_load(open(sys.argv[1])) == json.load(open(sys.argv[2])) else 1)",
+        ])
+        .arg(&a)
+        .arg(&j)
+        .status()
+        .expect("python");
+    assert!(same.success(), "the YAML and the JSON export differ");
+}
+
+/// Runs an exported document in the simulator against `endpoint`.
+fn simulate(tools: &Path, doc: &Path, endpoint: &str, params: &Value) -> Value {
+    let env = [
+        ("AWS_ENDPOINT_URL", endpoint.to_string()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+        ("AWS_SESSION_TOKEN", "testing".to_string()),
+        ("AWS_REGION", "us-east-1".to_string()),
+        ("AWS_DEFAULT_REGION", "us-east-1".to_string()),
+    ];
+    let docs = doc.display().to_string();
+    let (code, stdout, stderr) = node(tools, &["simulate.js", &docs, &params.to_string()], &env);
+    let last = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or("{}");
+    let v: Value = serde_json::from_str(last).unwrap_or(Value::Null);
+    assert_eq!(
+        code, 0,
+        "the simulation failed: {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        v["stackTrace"]
+    );
+    v
+}
+
+#[test]
+fn part_2_exported_runs_against_moto_and_a_second_run_creates_nothing() {
+    let tools = node_tools();
+    let t = Test::new();
+    let doc = t.path("part-2.ssm.yaml");
+    export(&t, "part-2-identity-center.md", &[], &doc, &[]).code_is(0);
+    let moto = Moto::start();
+    // moto always says the root user has no MFA; the proxy answers as an account that has it.
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            root_mfa: true,
+            ..Default::default()
+        },
+    );
+    let params = serde_json::json!({
+        "AdminUser": "cloud.admin",
+        "AdminEmail": "cloud-admins@example.com",
+        "Approvers": ["arn:aws:iam::123456789012:role/Approver"],
+    });
+    let first = simulate(&tools, &doc, &proxy.endpoint, &params);
+    let steps: Vec<&str> = first["executedSteps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for s in [
+        "guard",
+        "organization",
+        "identity_center",
+        "admin_user",
+        "admin",
+        "admin_permission_set",
+        "admin_assignment",
+        "sign_out_root",
+    ] {
+        assert!(steps.contains(&s), "step {s} did not run: {steps:?}");
+    }
+    assert!(
+        !steps.contains(&"connect_directory"),
+        "the directory step ran for the default directory: {steps:?}"
+    );
+    assert_eq!(first["approvals"], 6, "{first}");
+    let (sets, details, users, assignments) = part2_counts(&moto.endpoint);
+    assert_eq!((sets, users, assignments), (1, 1, 1), "{details:?}");
+    assert!(
+        details.contains(&"PT1H".to_string()) && details.contains(&"AdministratorAccess".to_string()),
+        "{details:?}"
+    );
+
+    let made = proxy.mutating();
+    let second = simulate(&tools, &doc, &proxy.endpoint, &params);
+    assert_eq!(second["executedSteps"], first["executedSteps"], "{second}");
+    assert_eq!(
+        proxy.mutating(),
+        made,
+        "the second run changed something: {:?}",
+        proxy.operations()
+    );
+    let again = part2_counts(&moto.endpoint);
+    assert_eq!(
+        (again.0, again.2, again.3),
+        (1, 1, 1),
+        "a duplicate after the second run: {again:?}"
+    );
+}
+
+#[test]
+fn part_1_exported_asks_its_questions_as_parameters_and_runs_twice_against_moto() {
+    let tools = node_tools();
+    let t = Test::new();
+    let doc = t.path("part-1.ssm.yaml");
+    export(&t, "part-1-new-account.md", &[], &doc, &[])
+        .code_is(0)
+        .stderr_has(
+            "part-1-new-account.md:105:4: note: question `account_id` becomes the document parameter `AccountId`",
+        );
+    let text = std::fs::read_to_string(&doc).expect("doc");
+    assert!(
+        text.contains("events[\"AccountId\"]") && text.contains("AccountId: '{{ AccountId }}'"),
+        "the MFA check reads the question's parameter:\n{text}"
+    );
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            root_mfa: true,
+            ..Default::default()
+        },
+    );
+    let params = serde_json::json!({
+        "AccountName": "AnyCompany-audit-prod",
+        "AccountEmail": "it.admins@example.com",
+        "SupportPlan": "basic",
+        "AccountId": "123456789012",
+        "Approvers": ["arn:aws:iam::123456789012:role/Approver"],
+    });
+    for run in 0..2 {
+        let r = simulate(&tools, &doc, &proxy.endpoint, &params);
+        assert_eq!(r["approvals"], 6, "run {run}: {r}");
+        let steps = r["executedSteps"].to_string();
+        assert!(steps.contains("root_mfa_check"), "run {run}: {steps}");
+    }
+    assert_eq!(proxy.mutating(), 0, "Part 1 changed AWS: {:?}", proxy.operations());
+
+    // The check refuses to report on an account other than the one named.
+    let wrong = serde_json::json!({
+        "AccountName": "AnyCompany-audit-prod",
+        "AccountEmail": "it.admins@example.com",
+        "SupportPlan": "basic",
+        "AccountId": "210987654321",
+        "Approvers": ["x"],
+    });
+    let venv_bin = moto_server().parent().expect("bin").to_path_buf();
+    let out = Command::new("node")
+        .args(["simulate.js", &doc.display().to_string(), &wrong.to_string()])
+        .current_dir(&tools)
+        .env(
+            "PATH",
+            format!("{}:{}", venv_bin.display(), std::env::var("PATH").unwrap_or_default()),
+        )
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .output()
+        .expect("node");
+    let all = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{all}");
+    assert!(all.contains("not for account 210987654321 that you named"), "{all}");
+}
+
+/// What cannot be exported, each at its position, with a help line; nothing is written.
+const REFUSED: &[(&str, &str, &[&str])] = &[
+    (
+        "# Net\n\n```net check-reachable id=probe\nurls = [\"https://example.com\"]\n```\n",
+        "r.md:3:4: error: cannot export `net check-reachable`: it probes the network of the machine it runs on",
+        &[
+            "= help: leave it out with `--skip probe`, and run it where the operator is: `runbook run r.md --only probe`",
+        ],
+    ),
+    (
+        "# Fan-out\n\n```rhai id=names\n#{ list: [\"a\", \"b\"] }\n```\n\n```rhai id=each for-each='steps.names.list'\n#{ upper: item.to_upper() }\n```\n\n```rhai id=after\n#{ n: steps.each.results.len() }\n```\n",
+        "r.md:12:7: error: cannot export a reference to the outputs of `each`: it is a for-each step, and aws:loop keeps no per-item outputs",
+        &["= help: read the items again in a later step that is not a fan-out"],
+    ),
+    (
+        "# While\n\n```rhai id=loops\nlet i = 0;\nwhile i < 3 { i += 1; }\n#{ n: i }\n```\n",
+        "r.md:5:1: error: cannot export a `while`/`loop`/`do` loop",
+        &["= help: rewrite it with the exportable Rhai subset"],
+    ),
+    (
+        "# Closure\n\n```rhai id=closures\nlet xs = [1, 2].map(|x| x + 1);\n#{ xs: xs }\n```\n",
+        "r.md:4:17: error: cannot export `.map(...)` with a closure: closures are outside the exportable Rhai subset",
+        &[],
+    ),
+    (
+        "# Division\n\n```rhai id=half\n#{ half: 7 / 2 }\n```\n",
+        "r.md:4:12: error: cannot export the operator `/`",
+        &[],
+    ),
+    (
+        "# Return\n\n```rhai id=early\nreturn #{ a: 1 };\n```\n",
+        "r.md:4:1: error: cannot export `return`: end the script with the map of its outputs instead",
+        &[],
+    ),
+    (
+        "# Fn\n\n```rhai id=f\nfn twice(x) { x + x }\n#{ a: twice(1) }\n```\n",
+        "error: cannot export the function `twice`",
+        &[],
+    ),
+    (
+        "# Secret\n\n```runbook\n[inputs.token]\nprompt = \"Token\"\nsecret = true\n```\n\n```manual id=show\ninstructions = \"Paste ${inputs.token} into the console.\"\n```\n",
+        "r.md:9:4: error: cannot export `show`: its message would show a secret to every approver",
+        &["= help: keep secrets to scripts"],
+    ),
+    (
+        "# Secret\n\n```runbook\n[inputs.token]\nsecret = true\n```\n\n```aws identitystore.find-user id=who\nidentity_store_id = \"d-1234567890\"\nuser_name = \"${inputs.token}\"\n```\n",
+        "r.md:8:4: error: cannot export `who`: it passes a secret to `identitystore.find-user`, whose parameters an execution records",
+        &[],
+    ),
+    (
+        "# Secret\n\n```runbook\n[inputs.token]\nsecret = true\n```\n\n```rhai id=derive\n#{ len: inputs.token.len() }\n```\n",
+        "r.md:8:4: error: cannot export `derive`: it reads a secret and returns outputs, which an execution shows to whoever can read it",
+        &["= help: mark the outputs that hold no secret with `public=NAME,...`"],
+    ),
+    (
+        "# Run user\n\n```rhai id=who\n#{ by: run.user }\n```\n",
+        "r.md:4:8: error: cannot export `run.user`: an Automation execution has no operator at a terminal",
+        &["= help: make it an input of the runbook"],
+    ),
+    (
+        "# Case\n\n```aws support.case-status id=status\ncase_id = \"case-123\"\n```\n",
+        "r.md:3:4: error: cannot export `aws support.case-status`: the export has no lowering for it yet",
+        &["= help: leave it out with `--skip status`"],
+    ),
+];
+
+#[test]
+fn each_construct_that_cannot_be_exported_is_an_error_at_its_position() {
+    for (runbook, error, more) in REFUSED {
+        let t = Test::new()
+            .file("r.md", runbook)
+            .args(["export", "--ssm", "r.md", "-o", "out.yaml"]);
+        let o = t.run();
+        o.code_is(2).stderr_has(error).stderr_has("nothing written");
+        for m in *more {
+            o.stderr_has(m);
+        }
+        assert!(!t.path("out.yaml").exists(), "a refused export was written:\n{o:?}");
+    }
+    // Automation's own limits: 100 loop items, 4,096 characters in an approval's message.
+    let items: Vec<String> = (0..101).map(|n| format!("\"i{n}\"")).collect();
+    let many = format!(
+        "# Many\n\n```rhai id=each for-each='[{}]'\n#{{ x: item }}\n```\n",
+        items.join(", ")
+    );
+    Test::new()
+        .file("r.md", many)
+        .args(["export", "--ssm", "r.md"])
+        .run()
+        .code_is(2)
+        .stderr_has("r.md:3:27: error: cannot export a for-each of 101 items: aws:loop takes at most 100");
+    let long = format!(
+        "# Long\n\n```manual id=read\ninstructions = \"{}\"\n```\n",
+        "x".repeat(4100)
+    );
+    Test::new()
+        .file("r.md", long)
+        .args(["export", "--ssm", "r.md"])
+        .run()
+        .code_is(2)
+        .stderr_has("r.md:3:1: error: cannot export `read`: its message is 4136 characters, and an approval's message holds at most 4096");
+}
+
+#[test]
+fn strict_makes_a_note_an_error_and_skip_leaves_a_step_out() {
+    let t = Test::new();
+    let out = t.path("p1.yaml");
+    export(&t, "part-1-new-account.md", &[], &out, &["--strict"])
+        .code_is(2)
+        .stderr_has("part-1-new-account.md:105:4: error: question `account_id` becomes the document parameter `AccountId`: it is answered when the execution starts, not at this step (--strict)");
+    assert!(!out.exists());
+    // Without --skip, prerequisites' network probe refuses the whole export; with it, the step
+    // is gone and so is every reference to it.
+    export(&t, "prerequisites.md", &[], &out, &[])
+        .code_is(2)
+        .stderr_has("= help: leave it out with `--skip firewall`");
+    export(&t, "prerequisites.md", &["firewall"], &out, &[]).code_is(0);
+    let text = std::fs::read_to_string(&out).expect("doc");
+    assert!(!text.contains("name: firewall\n"), "{text}");
+    export(&t, "prerequisites.md", &["firewall", "no-such-step"], &out, &[])
+        .code_is(2)
+        .stderr_has("--skip no-such-step: the runbook has no step `no-such-step`");
+}
+
+#[test]
+fn the_site_links_each_runbooks_exported_document_or_says_why_there_is_none() {
+    let t = Test::new();
+    let site = t.path("site");
+    t.run_args(&[
+        "render".into(),
+        "--book".into(),
+        repo().join("book").display().to_string(),
+        "--runbooks".into(),
+        repo().join("runbooks").display().to_string(),
+        "--out".into(),
+        site.display().to_string(),
+    ])
+    .code_is(0);
+    let page = |p: &str| std::fs::read_to_string(site.join("runbooks").join(p)).expect("page");
+    let part2 = page("part-2-identity-center.html");
+    assert!(
+        part2.contains("<a href=\"part-2-identity-center.ssm.yaml\" download>"),
+        "Part 2's page links no document"
+    );
+    // The document on the site is the one `export --ssm` writes.
+    let mine = t.path("p2.yaml");
+    export(&t, "part-2-identity-center.md", &[], &mine, &[]).code_is(0);
+    let on_site = std::fs::read_to_string(site.join("runbooks/part-2-identity-center.ssm.yaml")).expect("on the site");
+    let strip = |s: &str| {
+        s.lines()
+            .filter(|l| !l.contains("Exported by"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(
+        strip(&on_site),
+        strip(&std::fs::read_to_string(&mine).expect("exported"))
+    );
+    assert!(page("prerequisites.html").contains("Left out: <code>firewall</code>"));
+    assert!(site.join("runbooks/troubleshooting/not-activated.ssm.yaml").exists());
+    assert!(page("troubleshooting/not-activated.html").contains("href=\"../../ssm-automation.html\""));
+    let multi = page("multiple-accounts.html");
+    assert!(
+        multi.contains("this runbook cannot be exported as it is: cannot export"),
+        "{multi}"
+    );
+    assert!(!site.join("runbooks/multiple-accounts.ssm.yaml").exists());
+    assert!(
+        site.join("ssm-automation.html").exists(),
+        "the book's SSM Automation page"
+    );
+}
+
+#[test]
+fn a_secret_is_a_parameter_store_name_and_never_its_value() {
+    let rb = "# Secret things\n\n```runbook\n[inputs.token]\nprompt = \"API token\"\nsecret = true\ndefault = \"SeKr1t-input-4471\"\n```\n\n\
+```manual id=paste\nconfirm = \"Pasted?\"\n[ask.otp]\nprompt = \"One-time code\"\nsecret = true\ndefault = \"SeKr1t-ask-9902\"\n```\n\n\
+```rhai id=use public=n\nlet n = inputs.token.len() + steps.paste.otp.len();\n#{ n: n }\n```\n";
+    let t = Test::new()
+        .file("r.md", rb)
+        .args(["export", "--ssm", "r.md", "-o", "out.yaml"]);
+    t.run().code_is(0);
+    let doc = std::fs::read_to_string(t.path("out.yaml")).expect("doc");
+    assert!(!doc.contains("SeKr1t"), "a secret default reached the document:\n{doc}");
+    for p in ["TokenParameterName:", "OtpParameterName:"] {
+        assert!(doc.contains(p), "no parameter {p}\n{doc}");
+    }
+    // Only the script reads them, from Parameter Store, with decryption.
+    assert!(
+        doc.contains("_secret(events[\"TokenParameterName\"])")
+            && doc.contains("_secret(events[\"OtpParameterName\"])"),
+        "{doc}"
+    );
+    assert!(doc.contains("get_parameter(Name=name, WithDecryption=True)"), "{doc}");
+}
+
+#[test]
+fn part_2_exported_with_an_external_idp_takes_the_synced_user_and_skips_what_the_idp_does() {
+    let tools = node_tools();
+    let t = Test::new();
+    let doc = t.path("part-2.ssm.yaml");
+    export(&t, "part-2-identity-center.md", &[], &doc, &[]).code_is(0);
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            root_mfa: true,
+            ..Default::default()
+        },
+    );
+    // The IdP has synchronized the administrative user into the identity store.
+    let python = moto_server().parent().expect("bin").join("python3");
+    let made = Command::new(python)
+        .args([
+            "-c",
+            "import boto3\nsso = boto3.client('sso-admin')\nstore = sso.list_instances()['Instances'][0]['IdentityStoreId']\n\
+print(boto3.client('identitystore').create_user(IdentityStoreId=store, UserName='synced.admin', DisplayName='S A', Name={'GivenName': 'S', 'FamilyName': 'A'})['UserId'])",
+        ])
+        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .output()
+        .expect("python");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let synced = String::from_utf8_lossy(&made.stdout).trim().to_string();
+    let params = serde_json::json!({
+        "AdminUser": "synced.admin",
+        "AdminEmail": "cloud-admins@example.com",
+        "IdentitySource": "external-idp",
+        "Approvers": ["arn:aws:iam::123456789012:role/Approver"],
+    });
+    let r = simulate(&tools, &doc, &proxy.endpoint, &params);
+    let steps: Vec<&str> = r["executedSteps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        steps.contains(&"connect_directory") && steps.contains(&"synced_user"),
+        "{steps:?}"
+    );
+    for skipped in ["set_password", "identity_center_mfa"] {
+        assert!(
+            !steps.contains(&skipped),
+            "{skipped} ran for an external IdP: {steps:?}"
+        );
+    }
+    assert_eq!(r["outputs"]["admin.user_id"], synced.as_str(), "{r}");
+    assert_eq!(
+        r["outputs"]["admin_user.user_id"], "",
+        "the default directory's user step made a user: {r}"
+    );
+    let (sets, _, _, assignments) = part2_counts(&moto.endpoint);
+    assert_eq!((sets, assignments), (1, 1));
+    assert_eq!(proxy.calls("CreateUser"), 0, "{:?}", proxy.operations());
+}
+
+#[test]
+fn a_support_case_exported_is_filed_once_or_handed_over_to_a_person() {
+    let tools = node_tools();
+    let t = Test::new();
+    let doc = t.path("not-activated.ssm.yaml");
+    export(&t, "troubleshooting/not-activated.md", &[], &doc, &[]).code_is(0);
+    let params = serde_json::json!({
+        "AccountEmail": "it.admins@example.com",
+        "Tried": "cleared the browser cache",
+        "Reachable": "tomorrow 09:00-12:00 UTC",
+        "AccountId": "123456789012",
+        "Approvers": ["arn:aws:iam::123456789012:role/Approver"],
+    });
+    // A plan with the Support API: the case is filed, and a second run finds it open.
+    let moto = Moto::start();
+    moto.support_case_status_every(1_000_000);
+    let proxy = FaultProxy::start(&moto.endpoint, Rules::default());
+    for _ in 0..2 {
+        let r = simulate(&tools, &doc, &proxy.endpoint, &params);
+        let steps = r["executedSteps"].to_string();
+        assert!(
+            !steps.contains("case_handover\""),
+            "handed over with the Support API: {steps}"
+        );
+    }
+    assert_eq!(proxy.calls("CreateCase"), 1, "{:?}", proxy.operations());
+    // The Basic plan: no Support API; a person is shown the case to file by hand.
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            subscription_required: true,
+            ..Default::default()
+        },
+    );
+    let r = simulate(&tools, &doc, &proxy.endpoint, &params);
+    let steps = r["executedSteps"].to_string();
+    assert!(
+        steps.contains("case_handover\""),
+        "no hand-over on the Basic plan: {steps}"
+    );
+    assert_eq!(r["approvals"], 5, "{r}");
+    assert_eq!(proxy.mutating(), 0, "{:?}", proxy.operations());
+}
