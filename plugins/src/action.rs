@@ -71,6 +71,10 @@ pub trait Action: Send + Sync + 'static {
     /// Whether the action sends text a person wrote or chose to AWS (a support case): the
     /// runner shows it and asks before sending, unless told `--yes`.
     const SENDS_TEXT: bool = false;
+    /// For an action that ensures something exists: whose the thing it finds is (what makes an
+    /// existing one this step's, and what it refuses), and which of its properties it brings to
+    /// what the step says. For the plugin reference.
+    const CONVERGES: &'static str = "";
 
     /// The AWS CLI command(s) that do the same by hand, for the rendered docs.
     fn cli(_params: &Value) -> Vec<String> {
@@ -113,6 +117,8 @@ pub struct ActionInfo {
     pub mutates: bool,
     /// Sends text to AWS (shown and confirmed before it goes).
     pub sends_text: bool,
+    /// Whose an existing thing is and what is brought to what the step says (ensure actions).
+    pub converges: &'static str,
     pub params: Vec<FieldSpec>,
     pub outputs: Vec<FieldSpec>,
 }
@@ -148,6 +154,7 @@ impl<A: Action> Erased<A> {
                 summary: A::SUMMARY,
                 mutates: A::MUTATES,
                 sends_text: A::SENDS_TEXT,
+                converges: A::CONVERGES,
                 params: fields_of(&schemars::schema_for!(A::Params)),
                 outputs: fields_of(&schemars::schema_for!(A::Outputs)),
             },

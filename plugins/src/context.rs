@@ -531,7 +531,7 @@ impl Context {
                 );
                 let cfg = loader.load().await;
                 if cfg.credentials_provider().is_none() {
-                    return Err(PluginError::Config("no AWS credentials found".into()));
+                    return Err(crate::error::no_credentials());
                 }
                 Ok(cfg)
             })

@@ -2,7 +2,6 @@
 
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_types::request_id::RequestId;
 
@@ -48,6 +47,16 @@ pub enum PluginError {
     #[error("AWS configuration: {0}")]
     Config(String),
 
+    /// No usable AWS credentials: none found, a source that failed, or a session that expired.
+    /// Nothing was sent.
+    #[error("{message}")]
+    Credentials {
+        problem: CredentialsProblem,
+        message: String,
+        /// The profile the run uses, when it names one.
+        profile: Option<String>,
+    },
+
     /// The journal could not record what the action was about to do; nothing was sent.
     #[error("journal: {0}")]
     Journal(String),
@@ -62,6 +71,7 @@ impl PluginError {
         match self {
             PluginError::Check { hint, .. } | PluginError::Failed { hint, .. } => hint.clone(),
             PluginError::Aws { code, .. } => aws_hint(code).map(String::from),
+            PluginError::Credentials { problem, profile, .. } => Some(problem.ways(profile.as_deref())),
             PluginError::Timeout { .. } => {
                 Some("AWS is still working on it; run the step again later and it will pick up the same request".into())
             }
@@ -72,6 +82,7 @@ impl PluginError {
     pub fn code(&self) -> Option<&str> {
         match self {
             PluginError::Aws { code, .. } => Some(code),
+            PluginError::Credentials { .. } => Some("NoCredentials"),
             _ => None,
         }
     }
@@ -89,10 +100,12 @@ impl PluginError {
     }
 
     /// AWS answered the call with a refusal, so it did nothing: a throttle, or an error answer
-    /// that is not a server fault. A 5xx, a timeout, a reset or an unreadable answer is not a
-    /// refusal: the call may have been done.
+    /// that is not a server fault; or the call never left (no credentials to sign it with). A
+    /// 5xx, a timeout, a reset or an unreadable answer is not a refusal: the call may have been
+    /// done.
     pub fn is_refusal(&self) -> bool {
         matches!(self, PluginError::Aws { code, status: Some(status), .. } if nothing_done(*status, code))
+            || matches!(self, PluginError::Credentials { .. })
     }
 }
 
@@ -182,12 +195,135 @@ fn aws_hint(code: &str) -> Option<&'static str> {
     })
 }
 
-/// Builds a [`PluginError::Aws`] from an SDK error, keeping the code, message and request id.
+/// Why there are no usable credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialsProblem {
+    /// No source in the chain had any.
+    Missing,
+    /// An IAM Identity Center (SSO) session expired.
+    Expired,
+    /// A source failed (an instance metadata endpoint that refuses, a broken profile).
+    Failed,
+}
+
+impl CredentialsProblem {
+    /// The ways to credentials, for the operator who has none that work.
+    pub fn ways(self, profile: Option<&str>) -> String {
+        match self {
+            CredentialsProblem::Expired => format!(
+                "sign in again with `aws sso login --profile {}`, then run again; or run from AWS CloudShell, signed in to the console",
+                profile.unwrap_or("NAME")
+            ),
+            _ => "get credentials one of these ways: in a new account, AWS CloudShell, opened in the console signed in as the root user (no keys needed); for an IAM Identity Center user, `aws configure sso` once, then `--profile NAME`; or another profile of ~/.aws/config with `--profile NAME`".into(),
+        }
+    }
+}
+
+/// No credentials provider at all (the SDK found no source to even try).
+pub fn no_credentials() -> PluginError {
+    credentials(
+        &aws_credential_types::provider::error::CredentialsError::not_loaded_no_source(),
+        None,
+    )
+}
+
+/// A credentials failure as one line that says what happened, from the SDK's error. `profile`
+/// is the profile the run uses, when it names one.
+pub fn credentials(e: &aws_credential_types::provider::error::CredentialsError, profile: Option<&str>) -> PluginError {
+    use aws_credential_types::provider::error::CredentialsError as C;
+    let chain = one_line(e);
+    let (problem, message) = match e {
+        C::CredentialsNotLoaded(_) => (
+            CredentialsProblem::Missing,
+            "no AWS credentials found (none in the environment, ~/.aws/config and ~/.aws/credentials, an SSO session, a container such as CloudShell, or instance metadata)".to_string(),
+        ),
+        _ if chain.contains("SSO token has expired") || (chain.contains("SSO") && chain.contains("expired")) => (
+            CredentialsProblem::Expired,
+            format!(
+                "the IAM Identity Center (SSO) session{} has expired and cannot be refreshed",
+                profile.map(|p| format!(" of profile `{p}`")).unwrap_or_default()
+            ),
+        ),
+        _ => (
+            CredentialsProblem::Failed,
+            format!("the AWS credentials could not be loaded: {chain}"),
+        ),
+    };
+    PluginError::Credentials {
+        problem,
+        message,
+        profile: profile.map(String::from),
+    }
+}
+
+/// An error and its sources as one line, each message once, never the types' debug dumps (the
+/// SDK's `DisplayErrorContext` appends one).
+pub fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
+    // Wrappers that only say "an error occurred" add nothing to what their source says.
+    const FILLER: [&str; 4] = [
+        "an error occurred while loading credentials",
+        "an error occurred while loading an access token",
+        "dispatch failure",
+        "other",
+    ];
+    let mut parts: Vec<String> = Vec::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        let text = err.to_string();
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let text = text.trim_end_matches('.').to_string();
+        if !text.is_empty() && !FILLER.contains(&text.as_str()) && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = err.source();
+    }
+    if parts.is_empty() {
+        return e.to_string();
+    }
+    parts.join(": ")
+}
+
+/// The first characters of an answer's body, on one line, for an answer the SDK could not read.
+fn body_start(body: &[u8]) -> String {
+    let text: String = String::from_utf8_lossy(body)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match text.char_indices().nth(160) {
+        Some((at, _)) => format!("{}...", &text[..at]),
+        None if text.is_empty() => "(empty body)".into(),
+        None => text,
+    }
+}
+
+/// The credentials failure inside an SDK error, if that is what stopped the call (it happens
+/// before the request is signed, so it reaches us as a dispatch failure).
+fn credentials_inside<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a aws_credential_types::provider::error::CredentialsError> {
+    let mut next: Option<&'a (dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(c) = err.downcast_ref::<aws_credential_types::provider::error::CredentialsError>() {
+            return Some(c);
+        }
+        next = err.source();
+    }
+    None
+}
+
+/// Builds a [`PluginError::Aws`] from an SDK error, keeping the code, message and request id; an
+/// answer the SDK could not read is named by its HTTP status and the start of its body, and a
+/// call that never left for want of credentials is a [`PluginError::Credentials`]. Never the
+/// SDK's debug dump.
 pub fn aws<E>(call: &'static str, err: SdkError<E, HttpResponse>) -> PluginError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     SdkError<E, HttpResponse>: ProvideErrorMetadata + RequestId,
 {
+    if let Some(c) = credentials_inside(&err) {
+        return credentials(c, None);
+    }
     let request_id = err.request_id().map(String::from);
     let status = match &err {
         SdkError::ServiceError(s) => Some(s.raw().status().as_u16()),
@@ -196,25 +332,42 @@ where
     let (code, message) = match &err {
         SdkError::ServiceError(s) => {
             let e = s.err();
-            let code = e
-                .code()
-                .map(String::from)
-                .unwrap_or_else(|| format!("HttpStatus{}", s.raw().status().as_u16()));
-            let message = e
-                .message()
-                .map(String::from)
-                .unwrap_or_else(|| DisplayErrorContext(&err).to_string());
-            (code, message)
+            let http = s.raw().status().as_u16();
+            match (e.code(), e.message()) {
+                (Some(code), Some(m)) => (code.to_string(), m.to_string()),
+                (Some(code), None) => (code.to_string(), format!("HTTP {http}")),
+                // Not an error AWS's protocol describes (an HTML page, a proxy's answer).
+                (None, _) => (
+                    format!("HttpStatus{http}"),
+                    format!(
+                        "HTTP {http}, an answer the SDK could not read: {}",
+                        body_start(s.raw().body().bytes().unwrap_or_default())
+                    ),
+                ),
+            }
         }
-        SdkError::DispatchFailure(_) => ("DispatchFailure".to_string(), DisplayErrorContext(&err).to_string()),
+        SdkError::DispatchFailure(d) => (
+            "DispatchFailure".to_string(),
+            match d.as_connector_error() {
+                Some(c) => format!("the request did not reach AWS: {}", one_line(c)),
+                None => "the request did not reach AWS".to_string(),
+            },
+        ),
         SdkError::TimeoutError(_) => ("TimeoutError".to_string(), "the request timed out".to_string()),
-        SdkError::ResponseError(_) => ("ResponseError".to_string(), DisplayErrorContext(&err).to_string()),
-        _ => ("Unknown".to_string(), DisplayErrorContext(&err).to_string()),
+        SdkError::ResponseError(r) => (
+            "ResponseError".to_string(),
+            format!(
+                "HTTP {}, an answer the SDK could not read: {}",
+                r.raw().status().as_u16(),
+                body_start(r.raw().body().bytes().unwrap_or_default())
+            ),
+        ),
+        _ => ("Unknown".to_string(), one_line(&err)),
     };
     PluginError::Aws {
         call,
         code,
-        message: message.lines().next().unwrap_or("").to_string(),
+        message: message.split_whitespace().collect::<Vec<_>>().join(" "),
         request_id,
         status,
     }

@@ -324,7 +324,7 @@ impl Checker<'_> {
             }
             return;
         }
-        let (file, _anchor) = target.split_once('#').unwrap_or((target, ""));
+        let (file, anchor) = target.split_once('#').unwrap_or((target, ""));
         match crate::paths::resolve_in(self.root, Path::new(&self.runbook.path), file) {
             // A runbook that continues into itself repeats what just failed, and a call whose
             // outcome is unknown would be sent again by each new run of it.
@@ -333,6 +333,23 @@ impl Checker<'_> {
                     span,
                     format!("on-failure names `{file}`, which is this runbook: a failure would run it again"),
                 ),
+            // `other.md#step-id` continues into that runbook from that step: it must be one.
+            Ok(p) if !anchor.is_empty() => {
+                if let Ok(src) = crate::load::read(&p) {
+                    let (linked, _) = crate::parser::parse(&src);
+                    if linked.step(anchor).is_none() {
+                        let ids: Vec<&str> = linked.steps.iter().map(|s| s.id.as_str()).collect();
+                        self.error(
+                            span,
+                            format!(
+                                "on-failure names `{file}#{anchor}`, but `{anchor}` is no step of {file} (steps: {})",
+                                ids.join(", ")
+                            ),
+                        );
+                    }
+                }
+            }
+
             Ok(_) => {}
             Err(crate::paths::PathError::Missing(p)) => {
                 self.error(span, format!("on-failure names `{file}`, but {p} does not exist"))

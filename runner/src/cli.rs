@@ -70,9 +70,15 @@ pub enum Command {
 
     /// Run against a local AWS emulator (moto) that runbook starts itself: no AWS account needed.
     #[command(
-        after_help = "Examples:\n  runbook rehearse runbooks/part-2-identity-center.md --answers runbooks/rehearsal/part-2-identity-center.toml\n  runbook rehearse runbooks/troubleshooting/not-activated.md --answers runbooks/rehearsal/not-activated.toml --support-plan business\n\nThe emulator is moto server, installed into a virtualenv under the state directory the first\ntime (Python 3 needed), started on a free loopback port and stopped on exit. It plays a\nbrand-new account: its root user (session credentials, as in AWS CloudShell), no organization,\nthe Basic support plan (the Support API refuses), root MFA active. The options below change that."
+        after_help = "Examples:\n  runbook rehearse runbooks/part-2-identity-center.md --answers runbooks/rehearsal/part-2-identity-center.toml\n  runbook rehearse runbooks/troubleshooting/not-activated.md --answers runbooks/rehearsal/not-activated.toml --support-plan business\n\nThe emulator is moto server, installed into a virtualenv under the state directory the first\ntime (Python 3 needed), started on a free loopback port and stopped on exit. It plays a\nbrand-new account: its root user (session credentials, as in AWS CloudShell), no organization,\nthe Basic support plan (the Support API refuses), root MFA active, IAM Identity Center not enabled\nuntil the operator enables it. The answers file's [rehearsal] table and the options below change that."
     )]
     Rehearse(RehearseArgs),
+
+    /// Start the rehearsal's emulator and keep it running, for several runs against one account.
+    #[command(
+        after_help = "Example:\n  runbook emulator --with-organization &\n  # it prints AWS_ENDPOINT_URL=http://127.0.0.1:PORT; then, with any access key:\n  AWS_ENDPOINT_URL=http://127.0.0.1:PORT AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_REGION=us-east-1 \\\n    runbook run runbooks/part-2-identity-center.md --answers runbooks/rehearsal/part-2-identity-center.toml\n\nThe emulator of `runbook rehearse` (moto behind the layer that plays AWS), on a free loopback\nport, until interrupted (Ctrl-C, SIGTERM). Runs against it are runs, not\nrehearsals: `if='run.rehearsal'` steps are skipped and the journal is a run's."
+    )]
+    Emulator(EmulatorArgs),
 
     /// Show where a run of a runbook stands, step by step (the latest run unless --run).
     #[command(
@@ -246,26 +252,70 @@ pub struct PlanArgs {
 pub struct RehearseArgs {
     #[command(flatten)]
     pub run: RunArgs,
+    #[command(flatten)]
+    pub account: AccountArgs,
+}
+
+/// The emulated account, over what the answers file's `[rehearsal]` table says.
+#[derive(Debug, Clone, Args)]
+pub struct AccountArgs {
     /// The emulated account's support plan; only business and the enterprise plans have the
-    /// Support API.
-    #[arg(long, value_enum, default_value_t = crate::emulator::SupportPlan::Basic)]
-    pub support_plan: crate::emulator::SupportPlan,
+    /// Support API [default: basic].
+    #[arg(long, value_enum)]
+    pub support_plan: Option<crate::emulator::SupportPlan>,
+    /// The account is signed up but not activated yet: AWS refuses the Support API on any plan.
+    #[arg(long)]
+    pub not_activated: bool,
     /// The emulated account already manages an AWS organization with all features.
     #[arg(long)]
     pub with_organization: bool,
+    /// IAM Identity Center is already enabled (and the organization exists), as after Part 2.
+    #[arg(long)]
+    pub with_identity_center: bool,
+    /// The region the operator enables IAM Identity Center in [default: us-east-1].
+    #[arg(long, value_name = "REGION")]
+    pub identity_center_region: Option<String>,
     /// The emulated root user has no MFA device (as before Part 1, Step 3).
     #[arg(long)]
     pub without_root_mfa: bool,
 }
 
-impl RehearseArgs {
-    pub fn account(&self) -> crate::emulator::Account {
-        crate::emulator::Account {
-            support_plan: self.support_plan,
-            organization: self.with_organization,
-            root_mfa: !self.without_root_mfa,
+impl AccountArgs {
+    /// `base` (the answers file's `[rehearsal]`, or a brand-new account) with these options.
+    pub fn account(&self, mut base: crate::emulator::Account) -> crate::emulator::Account {
+        if let Some(p) = self.support_plan {
+            base.support_plan = p;
         }
+        if self.not_activated {
+            base.activated = false;
+        }
+        if self.with_organization {
+            base.organization = true;
+        }
+        if self.with_identity_center {
+            base.identity_center = crate::emulator::IdentityCenter::Enabled;
+        }
+        if let Some(r) = &self.identity_center_region {
+            base.identity_center_region = r.clone();
+        }
+        if self.without_root_mfa {
+            base.root_mfa = false;
+        }
+        base
     }
+}
+
+/// `emulator`: the account to play, and where it is kept.
+#[derive(Debug, Clone, Args)]
+pub struct EmulatorArgs {
+    #[command(flatten)]
+    pub account: AccountArgs,
+    /// An answers file whose `[rehearsal]` table says what account to play.
+    #[arg(long)]
+    pub answers: Option<PathBuf>,
+    /// Where the emulator's virtualenv is kept.
+    #[arg(long, default_value = ".runbook", env = "RUNBOOK_STATE_DIR")]
+    pub state_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -9,7 +9,8 @@ use serde::Deserialize;
 use crate::model::Input;
 use crate::parser::anchored;
 
-/// The answers file: `[inputs]` and `[steps.STEP-ID]` (confirm = true, plus `ask` values).
+/// The answers file: `[inputs]`, `[steps.STEP-ID]` (confirm = true, plus `ask` values), and
+/// `[rehearsal]` (the emulated account).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Answers {
@@ -17,6 +18,9 @@ pub struct Answers {
     pub inputs: BTreeMap<String, toml::Value>,
     #[serde(default)]
     pub steps: BTreeMap<String, BTreeMap<String, toml::Value>>,
+    /// The account a rehearsal with this file plays (`runbook rehearse`; a run ignores it).
+    #[serde(default)]
+    pub rehearsal: Option<crate::emulator::Account>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -482,3 +482,28 @@ fn mutates_false_on_a_changing_operation_is_a_warning() {
     );
     assert!(out.stderr.contains("0 errors, 1 warning"), "only the change: {out:?}");
 }
+
+/// `on-failure=other.md#step` (Part 2's way back to Part 1, Step 2) must name a step of that
+/// runbook: `check` says so at its place.
+#[test]
+fn on_failure_into_another_runbook_from_a_step_must_name_one_of_its_steps() {
+    let t = Test::new()
+        .file(
+            "runbooks/a.md",
+            "# A\n\n```rhai id=go on-failure=b.md#nosuch\nfail(\"x\")\n```\n",
+        )
+        .file(
+            "runbooks/b.md",
+            "# B\n\n```rhai id=first\n#{}\n```\n\n```rhai id=second\n#{}\n```\n",
+        );
+    let out = t.run_args(&["check".to_string(), "runbooks/".into()]);
+    out.code_is(2)
+        .stderr_has("runbooks/a.md:3:")
+        .stderr_has("on-failure names `b.md#nosuch`, but `nosuch` is no step of b.md (steps: first, second)");
+    let t = t.file(
+        "runbooks/a.md",
+        "# A\n\n```rhai id=go on-failure=b.md#second\nfail(\"x\")\n```\n",
+    );
+    let out = t.run_args(&["run".to_string(), "runbooks/a.md".into(), "--yes".into()]);
+    out.code_is(1).stdout_has("✓ second").stdout_lacks("first");
+}

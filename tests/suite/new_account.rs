@@ -80,7 +80,7 @@ fn every_bundled_runbook_rehearses_on_its_own_from_a_new_account() {
         }
         assert!(
             out.stderr
-                .contains("no organization yet, the Basic support plan (the Support API refuses)"),
+                .contains("rehearse: the emulated account: its root user (session credentials, as in AWS CloudShell)"),
             "{rb}: the rehearsal says what account it plays: {out:?}"
         );
         assert!(
@@ -102,19 +102,42 @@ fn every_bundled_runbook_rehearses_on_its_own_from_a_new_account() {
 #[test]
 fn the_rehearsed_account_can_have_a_support_plan_with_the_api_and_an_organization() {
     let rb = "troubleshooting/no-verification-call.md";
-    let basic = rehearse(&rehearsal(), rb, &[]);
+    // Its answers file plays the only account that meets this runbook: not activated, so the
+    // Support API is refused whatever the plan.
+    let bundled = rehearse(&rehearsal(), rb, &["--support-plan", "business"]);
+    bundled.code_is(0);
+    assert!(
+        bundled.stdout.contains("handed_over=true reason=not-activated"),
+        "{bundled:?}"
+    );
+    // An activated account (the same answers without their [rehearsal] table): the plan decides.
+    let answers = std::fs::read_to_string(answers_for(rb)).expect("answers");
+    let activated = answers.replace("[rehearsal]\nactivated = false\n", "");
+    assert_ne!(activated, answers);
+    let with_plan = |plan: &str| {
+        let t = rehearsal().file("a.toml", &activated);
+        t.run_args(&args(&[
+            "rehearse",
+            &runbook(rb),
+            "--answers",
+            "a.toml",
+            "--support-plan",
+            plan,
+        ]))
+    };
+    let basic = with_plan("basic");
     basic.code_is(0);
     assert!(
         basic.stdout.contains("handed_over=true reason=support-plan"),
         "{basic:?}"
     );
-    let developer = rehearse(&rehearsal(), rb, &["--support-plan", "developer"]);
+    let developer = with_plan("developer");
     developer.code_is(0);
     assert!(
         developer.stdout.contains("handed_over=true reason=support-plan"),
         "{developer:?}"
     );
-    let business = rehearse(&rehearsal(), rb, &["--support-plan", "business"]);
+    let business = with_plan("business");
     business
         .code_is(0)
         .stdout_has("created=true")
@@ -275,7 +298,7 @@ fn part_2_stops_before_identity_center_when_root_mfa_is_off() {
     out.code_is(1);
     assert!(
         out.stderr
-            .contains("step `root-mfa` failed: MFA is not active for the root user"),
+            .contains("step `root-mfa-check` failed: MFA is not active for the root user"),
         "{out:?}"
     );
     out.stderr_has("runbook run ").stderr_has("part-1-new-account.md");
@@ -357,7 +380,7 @@ fn multiple_accounts_with_one_bad_name_creates_nothing() {
         "{good:?}"
     );
     good.stdout_has("↷ member-assignments");
-    // Once the user exists (Part 2), `--from admin`, as the warning says, gives the access.
+    // Once the user exists (Part 2), `--from identity-center`, as the warning says, gives the access.
     block_on(async {
         let ctx = sdk(&moto.endpoint);
         let store = ctx
@@ -393,7 +416,7 @@ fn multiple_accounts_with_one_bad_name_creates_nothing() {
         "--input",
         "admin_user=cloud.admin",
         "--from",
-        "admin",
+        "identity-center",
     ]));
     access
         .code_is(0)

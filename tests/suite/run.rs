@@ -46,7 +46,7 @@ fn part_2_creates_one_of_each_and_a_second_run_creates_nothing() {
     );
 
     let second = t.run();
-    second.code_is(0).stdout_has("15 already done");
+    second.code_is(0).stdout_has("16 already done");
     // Even with the journal forgotten, every step looks before it acts.
     let third = t.run_args(&[
         "run".into(),
@@ -549,10 +549,10 @@ fn the_answers_template_round_trips_generated_filled_and_run() {
     assert_eq!(part2_counts(&moto.endpoint).2, 1, "the user exists");
 }
 
-/// A "no" at Part 1's phone-PIN step leads into the no-verification-call runbook (its
+/// A "no" at Part 1's verification-call step leads into the no-verification-call runbook (its
 /// `on-failure=`), which opens the activation case; Part 1 stays waiting, and says where it went.
 #[test]
-fn a_no_at_the_phone_pin_step_runs_the_no_verification_call_runbook() {
+fn a_no_at_the_phone_call_step_runs_the_no_verification_call_runbook() {
     let moto = Moto::start();
     let answers = r#"
 [inputs]
@@ -562,7 +562,7 @@ account_name = "acme-payments-prod"
 confirm = true
 [steps.payment]
 confirm = true
-[steps.phone-pin]
+[steps.phone-call]
 confirm = false
 [steps.checks]
 confirm = true
@@ -583,7 +583,7 @@ confirm = true
         "--answers".into(),
         "a.toml".into(),
     ]);
-    assert_eq!(out.code, 3, "Part 1 stays waiting at the PIN: {out:?}");
+    assert_eq!(out.code, 3, "Part 1 stays waiting at the call: {out:?}");
     out.stdout_has("continuing into").stdout_has("no-verification-call.md");
     assert_eq!(
         cases_with(&moto.endpoint, "verification call not received").len(),

@@ -1,6 +1,6 @@
 //! identitystore: users in the Identity Center directory.
 
-use aws_sdk_identitystore::types::{AlternateIdentifier, Email, Name, UniqueAttribute};
+use aws_sdk_identitystore::types::{AlternateIdentifier, AttributeOperation, Email, Name, UniqueAttribute};
 use aws_smithy_types::Document;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -68,8 +68,14 @@ pub struct EnsureUserParams {
     pub given_name: String,
     /// Last name.
     pub family_name: String,
-    /// Work email address.
+    /// Work email address. It tells this step's user from another person's of the same user name.
     pub email: String,
+    /// Emails of a user of this name that is this step's all the same: the person's old address
+    /// (the step's `email` was edited), or a user someone made by hand for them. Such a user is
+    /// taken, and its email changed to `email`. A user of this name with any other email is
+    /// refused.
+    #[serde(default)]
+    pub adopt: Vec<String>,
     /// The Identity Center home region (default: the configured region).
     #[serde(default)]
     pub region: Option<String>,
@@ -81,6 +87,117 @@ pub struct User {
     pub user_id: String,
     /// True when this run created the user.
     pub created: bool,
+    /// The attributes this run changed on an existing user (`email`, `display_name`,
+    /// `given_name`, `family_name`).
+    pub updated: Vec<String>,
+}
+
+/// A user as DescribeUser gives it: what the step compares.
+struct Existing {
+    id: String,
+    emails: Vec<String>,
+    primary_email: Option<String>,
+    display_name: String,
+    given_name: String,
+    family_name: String,
+}
+
+async fn describe_user(ctx: &Context, p: &EnsureUserParams, id: &str) -> Result<Existing, PluginError> {
+    let out = ctx
+        .identitystore(p.region.as_deref())
+        .await?
+        .describe_user()
+        .identity_store_id(&p.identity_store_id)
+        .user_id(id)
+        .send()
+        .await
+        .map_err(|e| aws("identitystore:DescribeUser", e))?;
+    let emails: Vec<String> = out
+        .emails()
+        .iter()
+        .filter_map(|e| e.value().map(String::from))
+        .collect();
+    let primary_email = out
+        .emails()
+        .iter()
+        .find(|e| e.primary())
+        .or(out.emails().first())
+        .and_then(|e| e.value().map(String::from));
+    Ok(Existing {
+        id: id.to_string(),
+        emails,
+        primary_email,
+        display_name: out.display_name().unwrap_or_default().to_string(),
+        given_name: out.name().and_then(|n| n.given_name()).unwrap_or_default().to_string(),
+        family_name: out.name().and_then(|n| n.family_name()).unwrap_or_default().to_string(),
+    })
+}
+
+/// Whether an existing user of the step's user name is the step's: one of its emails is the
+/// step's email (or the step adopts it). Another person's user is refused, as an account with
+/// another name is.
+fn whose(u: &Existing, p: &EnsureUserParams) -> Result<(), PluginError> {
+    let ours = |e: &String| e.eq_ignore_ascii_case(&p.email) || p.adopt.iter().any(|a| a.eq_ignore_ascii_case(e));
+    if u.emails.iter().any(ours) {
+        return Ok(());
+    }
+    Err(PluginError::Check {
+        message: format!(
+            "the identity store already has a user `{}` ({}) with {}, not {}: it is not this step's user",
+            p.user_name,
+            u.id,
+            if u.emails.is_empty() {
+                "no email".to_string()
+            } else {
+                format!("email {}", u.emails.join(", "))
+            },
+            p.email
+        ),
+        hint: Some(format!(
+            "if it is the same person (an old address), add `adopt = [\"{}\"]` to the step and run again: its email becomes {}; otherwise choose another user name",
+            u.emails.first().map_or("OLD-EMAIL", String::as_str),
+            p.email
+        )),
+    })
+}
+
+/// The attribute operations that bring the user to what the step says, by attribute name.
+fn user_changes(u: &Existing, p: &EnsureUserParams) -> Result<Vec<(&'static str, AttributeOperation)>, PluginError> {
+    let op = |path: &str, value: Document| {
+        AttributeOperation::builder()
+            .attribute_path(path)
+            .attribute_value(value)
+            .build()
+            .map_err(|e| PluginError::Other(format!("identitystore:UpdateUser: {e}")))
+    };
+    let text = |v: &str| Document::String(v.to_string());
+    let mut out = Vec::new();
+    if !u
+        .primary_email
+        .as_deref()
+        .is_some_and(|e| e.eq_ignore_ascii_case(&p.email))
+    {
+        let email = Document::Object(
+            [
+                ("value".to_string(), text(&p.email)),
+                ("type".to_string(), text("work")),
+                ("primary".to_string(), Document::Bool(true)),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        out.push(("email", op("emails", Document::Array(vec![email]))?));
+    }
+    if u.display_name != p.display_name {
+        out.push(("display_name", op("displayName", text(&p.display_name))?));
+    }
+    if u.given_name != p.given_name {
+        out.push(("given_name", op("name.givenName", text(&p.given_name))?));
+    }
+    if u.family_name != p.family_name {
+        out.push(("family_name", op("name.familyName", text(&p.family_name))?));
+    }
+    Ok(out)
 }
 
 pub struct EnsureUser;
@@ -89,9 +206,9 @@ impl Action for EnsureUser {
     type Params = EnsureUserParams;
     type Outputs = User;
     const NAME: &'static str = "identitystore.ensure-user";
-    const SUMMARY: &'static str =
-        "Creates a user in the Identity Center directory unless one with this user name exists.";
+    const SUMMARY: &'static str = "Creates a user in the Identity Center directory unless this step's user (same user name and email) exists, and brings its email, display name and names to what is asked; refuses a user of that name with another email unless the step adopts that email.";
     const MUTATES: bool = true;
+    const CONVERGES: &'static str = "A user is this step's when it has the step's user name (unique in the identity store) and one of its emails is the step's email; a user of that name with another email is someone else's and is refused, unless the step lists that email in `adopt` (the person's old address after the step's email was edited, or a user made by hand). All of it: its primary email, display name, given name and family name are brought to what the step says. Other attributes (phone numbers, addresses, title, groups) are not among its parameters and are left as they are; its password is never touched.";
 
     fn cli(p: &Value) -> Vec<String> {
         let s = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("").to_string();
@@ -108,6 +225,7 @@ impl Action for EnsureUser {
                 "--alternate-identifier",
                 &user_name_identifier(&s("user_name")),
             ]),
+            "aws identitystore describe-user --identity-store-id STORE_ID --user-id USER_ID   # its emails say whose it is".into(),
             crate::command([
                 "aws",
                 "identitystore",
@@ -123,61 +241,103 @@ impl Action for EnsureUser {
                 "--emails",
                 &emails.to_string(),
             ]),
+            "aws identitystore update-user --identity-store-id STORE_ID --user-id USER_ID --operations AttributePath=displayName,AttributeValue=...   # for each attribute that differs".into(),
         ]
     }
 
     async fn plan(ctx: &Context, p: &EnsureUserParams) -> Result<Plan, PluginError> {
-        Ok(
-            match user_id(ctx, p.region.as_deref(), &p.identity_store_id, &p.user_name).await? {
-                Some(id) => Plan::one(Verdict::Exists, format!("user {} ({id})", p.user_name)),
-                None => Plan::one(Verdict::WouldCreate, format!("user {} <{}>", p.user_name, p.email)),
-            },
-        )
+        let Some(id) = user_id(ctx, p.region.as_deref(), &p.identity_store_id, &p.user_name).await? else {
+            return Ok(Plan::one(
+                Verdict::WouldCreate,
+                format!("user {} <{}>", p.user_name, p.email),
+            ));
+        };
+        let u = describe_user(ctx, p, &id).await?;
+        whose(&u, p)?;
+        let mut plan = Plan::one(Verdict::Exists, format!("user {} ({id})", p.user_name));
+        for (what, _) in user_changes(&u, p)? {
+            let to = match what {
+                "email" => p.email.as_str(),
+                "display_name" => p.display_name.as_str(),
+                "given_name" => p.given_name.as_str(),
+                _ => p.family_name.as_str(),
+            };
+            plan.push(Verdict::WouldChange, format!("{what} to {to}"));
+        }
+        Ok(plan)
     }
 
     async fn apply(ctx: &Context, p: EnsureUserParams) -> Result<User, PluginError> {
         let region = p.region.as_deref();
-        if let Some(id) = user_id(ctx, region, &p.identity_store_id, &p.user_name).await? {
-            return Ok(User {
-                user_id: id,
-                created: false,
-            });
-        }
-        let create = ctx
-            .identitystore(region)
-            .await?
-            .create_user()
-            .identity_store_id(&p.identity_store_id)
-            .user_name(&p.user_name)
-            .display_name(&p.display_name)
-            .name(
-                Name::builder()
-                    .given_name(&p.given_name)
-                    .family_name(&p.family_name)
-                    .build(),
-            )
-            .emails(Email::builder().value(&p.email).r#type("work").primary(true).build())
-            .send();
-        match Mutation::new(ctx, "identitystore:CreateUser", &p.user_name)
-            .send(create, |_| None)
-            .await
-        {
-            Ok(out) => Ok(User {
-                user_id: out.user_id().to_string(),
-                created: true,
-            }),
-            // Made between our look and our create: take it.
-            Err(e) if e.code() == Some("ConflictException") => {
-                let id = user_id(ctx, region, &p.identity_store_id, &p.user_name)
+        let id = match user_id(ctx, region, &p.identity_store_id, &p.user_name).await? {
+            Some(id) => id,
+            None => {
+                let create = ctx
+                    .identitystore(region)
                     .await?
-                    .ok_or(e)?;
-                Ok(User {
-                    user_id: id,
-                    created: false,
-                })
+                    .create_user()
+                    .identity_store_id(&p.identity_store_id)
+                    .user_name(&p.user_name)
+                    .display_name(&p.display_name)
+                    .name(
+                        Name::builder()
+                            .given_name(&p.given_name)
+                            .family_name(&p.family_name)
+                            .build(),
+                    )
+                    .emails(Email::builder().value(&p.email).r#type("work").primary(true).build())
+                    .send();
+                match Mutation::new(ctx, "identitystore:CreateUser", &p.user_name)
+                    .send(create, |_| None)
+                    .await
+                {
+                    Ok(out) => {
+                        return Ok(User {
+                            user_id: out.user_id().to_string(),
+                            created: true,
+                            updated: Vec::new(),
+                        });
+                    }
+                    // Made between our look and our create (AWS allows one user per name):
+                    // looked at below like any existing user, whose it is included.
+                    Err(e) if e.code() == Some("ConflictException") => {
+                        user_id(ctx, region, &p.identity_store_id, &p.user_name)
+                            .await?
+                            .ok_or(e)?
+                    }
+                    Err(e) => return Err(e),
+                }
             }
-            Err(e) => Err(e),
+        };
+        let u = describe_user(ctx, &p, &id).await?;
+        whose(&u, &p)?;
+        let changes = user_changes(&u, &p)?;
+        let mut updated = Vec::new();
+        if !changes.is_empty() {
+            let names: Vec<&str> = changes.iter().map(|(n, _)| *n).collect();
+            let ops: Vec<AttributeOperation> = changes.into_iter().map(|(_, op)| op).collect();
+            let update = ctx
+                .identitystore(region)
+                .await?
+                .update_user()
+                .identity_store_id(&p.identity_store_id)
+                .user_id(&id)
+                .set_operations(Some(ops))
+                .send();
+            Mutation::new(
+                ctx,
+                "identitystore:UpdateUser",
+                format!("{} {}", p.user_name, names.join(", ")),
+            )
+            .send(update, |_| None)
+            .await?;
+            updated = names.into_iter().map(String::from).collect();
         }
+        Ok(User {
+            user_id: id,
+            created: false,
+            updated,
+        })
     }
 }
 
@@ -238,7 +398,10 @@ impl Action for WaitForUser {
             Ok(
                 match user_id(&ctx, p.region.as_deref(), &p.identity_store_id, &p.user_name).await? {
                     Some(id) => Status::Done(id),
-                    None => Status::Pending("not synced yet".into()),
+                    None => Status::Pending(format!(
+                        "not synced yet (check that {} is in sync scope under exactly this user name)",
+                        p.user_name
+                    )),
                 },
             )
         })

@@ -89,12 +89,33 @@ pub struct EnsureOrganizationParams {
 
 pub struct EnsureOrganization;
 
+/// The organization an account belongs to is this step's only when the account manages it: a
+/// member account's organization is another's (its management account's), and taking it as
+/// "already there" would send every later step into an organization this account cannot manage.
+async fn member_of_another(ctx: &Context, o: &Organization) -> Result<(), PluginError> {
+    let me = caller(ctx).await?;
+    if o.management_account_id == me.account_id {
+        return Ok(());
+    }
+    Err(PluginError::Check {
+        message: format!(
+            "account {} is a member of organization {}, whose management account is {}: it cannot manage that organization or create another",
+            me.account_id, o.id, o.management_account_id
+        ),
+        hint: Some(format!(
+            "sign in to the management account {} and run again",
+            o.management_account_id
+        )),
+    })
+}
+
 impl Action for EnsureOrganization {
     type Params = EnsureOrganizationParams;
     type Outputs = Organization;
     const NAME: &'static str = "organizations.ensure-organization";
-    const SUMMARY: &'static str = "Creates the AWS organization (all features) unless the account already manages one.";
+    const SUMMARY: &'static str = "Creates the AWS organization (all features) unless the account already manages one; refuses from a member account of another's organization.";
     const MUTATES: bool = true;
+    const CONVERGES: &'static str = "The organization is this step's when the calling account is its management account; from a member account (the organization is another account's) the step fails and names the management account. All of it: the feature set. An organization with consolidated billing only is not changed by API (every member must accept the handshake): the step fails and says how to enable all features in the console. Organizational units, policies and delegated administrators are not among its parameters.";
 
     fn cli(_: &Value) -> Vec<String> {
         vec![
@@ -104,6 +125,9 @@ impl Action for EnsureOrganization {
     }
 
     async fn plan(ctx: &Context, p: &EnsureOrganizationParams) -> Result<Plan, PluginError> {
+        if let Some(o) = describe(ctx).await? {
+            member_of_another(ctx, &o).await?;
+        }
         Ok(match describe(ctx).await? {
             Some(o) if p.feature_set == FeatureSet::All && o.feature_set != "ALL" => Plan::one(
                 Verdict::WouldChange,
@@ -119,6 +143,7 @@ impl Action for EnsureOrganization {
 
     async fn apply(ctx: &Context, p: EnsureOrganizationParams) -> Result<Organization, PluginError> {
         if let Some(o) = describe(ctx).await? {
+            member_of_another(ctx, &o).await?;
             if p.feature_set == FeatureSet::All && o.feature_set != "ALL" {
                 return Err(PluginError::Check {
                     message: format!("organization {} has only consolidated billing; IAM Identity Center needs all features", o.id),
@@ -281,6 +306,24 @@ pub struct CheckedNames {
 
 pub struct CheckAccountNames;
 
+/// Why AWS would refuse this as an account's root email, if it would: CreateAccount's `Email` is
+/// 6 to 64 characters of `[^\s@]+@[^\s@]+\.[^\s@]+` (the service model). Checked before
+/// anything is created: at AWS the accounts before it in a list would be made first.
+pub(crate) fn email_problem(email: &str) -> Result<(), String> {
+    let n = email.chars().count();
+    if n > 64 {
+        return Err(format!("is {n} characters long; AWS takes at most 64"));
+    }
+    let word = |w: &str| !w.is_empty() && !w.contains(char::is_whitespace) && !w.contains('@');
+    let shaped = email
+        .split_once('@')
+        .is_some_and(|(l, d)| word(l) && d.split_once('.').is_some_and(|(a, b)| word(a) && word(b)));
+    if n < 6 || !shaped {
+        return Err("is not an email address".into());
+    }
+    Ok(())
+}
+
 /// Every problem with a list of new accounts, so that all are reported at once and nothing is
 /// created while any remains.
 fn name_problems(p: &CheckNamesParams) -> Result<(Vec<PlannedAccount>, Vec<String>), PluginError> {
@@ -325,9 +368,8 @@ fn name_problems(p: &CheckNamesParams) -> Result<(Vec<PlannedAccount>, Vec<Strin
                 "`{name}` would share the root email {email} with another account"
             ));
         }
-        let at = email.split_once('@');
-        if !at.is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.contains('@')) {
-            problems.push(format!("`{email}` (for `{name}`) is not an email address"));
+        if let Err(why) = email_problem(&email) {
+            problems.push(format!("the root email `{email}` (for `{name}`) {why}"));
         }
         accounts.push(PlannedAccount {
             name: name.to_string(),

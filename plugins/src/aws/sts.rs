@@ -3,8 +3,6 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use aws_smithy_types::error::display::DisplayErrorContext;
-
 use crate::action::{Action, Plan, Verdict};
 use crate::context::Context;
 use crate::error::{PluginError, aws};
@@ -50,21 +48,12 @@ pub fn credential_kind(access_key_id: &str, has_session_token: bool) -> &'static
 async fn credentials_in_use(ctx: &Context) -> Result<&'static str, PluginError> {
     use aws_credential_types::provider::ProvideCredentials;
     let Some(provider) = ctx.sdk().await?.credentials_provider() else {
-        return Err(PluginError::Config("no AWS credentials found".into()));
+        return Err(crate::error::no_credentials());
     };
-    use aws_credential_types::provider::error::CredentialsError;
-    let creds = provider.provide_credentials().await.map_err(|e| match e {
-        // Nothing to sign with: a configuration matter, said before any call is tried.
-        CredentialsError::CredentialsNotLoaded(_) => PluginError::Config(
-            "no AWS credentials found (none in the environment, the profile, SSO, or a container such as CloudShell)"
-                .into(),
-        ),
-        CredentialsError::InvalidConfiguration(_) => PluginError::Config(format!(
-            "the AWS credentials are misconfigured: {}",
-            DisplayErrorContext(&e)
-        )),
-        e => PluginError::Other(format!("loading AWS credentials: {}", DisplayErrorContext(&e))),
-    })?;
+    let creds = provider
+        .provide_credentials()
+        .await
+        .map_err(|e| crate::error::credentials(&e, ctx.aws_options().profile.as_deref()))?;
     Ok(credential_kind(creds.access_key_id(), creds.session_token().is_some()))
 }
 

@@ -146,6 +146,7 @@ pub fn refusal(e: &PluginError) -> Option<Refusal> {
     let detail = || e.to_string();
     match e {
         PluginError::Config(m) => Some(Refusal::NoCredentials(m.clone())),
+        PluginError::Credentials { message, .. } => Some(Refusal::NoCredentials(message.clone())),
         _ => match e.code()? {
             "SubscriptionRequiredException" => Some(Refusal::SupportPlan),
             "OptInRequired" | "NotSignedUp" | "PendingVerification" | "AccountNotActivated" => {
@@ -335,6 +336,7 @@ impl Action for EnsureCase {
     const SUMMARY: &'static str = "Opens an AWS Support case unless an open one has the same subject (a resolved one gets a follow-up case naming it); when the account cannot use the Support API (plan, activation, permissions, another account), hands over a prefilled console link and the case text.";
     const MUTATES: bool = true;
     const SENDS_TEXT: bool = true;
+    const CONVERGES: &'static str = "A case is this step's when it is open in the account the step names and has the step's subject; a resolved one gets a follow-up case that names it. All of it: an open case's text, severity and copied addresses are not changed (AWS keeps a case's communications as sent): change the subject to open a new case.";
 
     fn cli(p: &Value) -> Vec<String> {
         let g = |k: &str, d: &str| p.get(k).and_then(Value::as_str).unwrap_or(d).to_string();

@@ -144,7 +144,7 @@ pub(super) async fn send(ctx: &Context, call: Call, request: &Value, opts: Optio
         .map_err(|e| Failure::Refused(PluginError::Config(format!("endpoint `{url}`: {e}"))))?;
     let creds = sdk
         .credentials_provider()
-        .ok_or_else(|| Failure::Refused(PluginError::Config("no AWS credentials found".into())))?;
+        .ok_or_else(|| Failure::Refused(crate::error::no_credentials()))?;
     let o = ctx.aws_options();
     let attempts = o.max_attempts.unwrap_or(5).max(1);
     let attempt_timeout = o.attempt_timeout.unwrap_or(Duration::from_secs(60));
@@ -156,7 +156,7 @@ pub(super) async fn send(ctx: &Context, call: Call, request: &Value, opts: Optio
         let credentials = creds
             .provide_credentials()
             .await
-            .map_err(|e| Failure::Refused(PluginError::Config(format!("credentials: {e}"))))?;
+            .map_err(|e| Failure::Refused(crate::error::credentials(&e, o.profile.as_deref())))?;
         let req = signed(&target, &uri, &out, credentials).map_err(Failure::Refused)?;
         // The family's request budget paces calls by name as it paces the built-in clients.
         let bucket = ctx.budget().bucket(call.service.name);

@@ -1,4 +1,4 @@
-//! The subcommands, one file each: `run`/`rehearse` (run.rs), `plan`, `status`/`runs`,
+//! The subcommands, one file each: `run`/`rehearse` (run.rs), `emulator`, `plan`, `status`/`runs`,
 //! `check`, `list`, `answers`, `actions`, `render`, `export`. Here: dispatch from the parsed command line,
 //! the async runtime, colour, the diagnostics report, and what several commands share (loading a
 //! runbook to run it, the AWS options, picking a run).
@@ -24,6 +24,7 @@ use crate::{analyzer, eval, inputs, load};
 mod actions;
 mod answers;
 mod check;
+mod emulator;
 mod error;
 mod export;
 mod list;
@@ -56,10 +57,11 @@ fn execute(cli: Cli) -> Result<(), CommandError> {
             Ok(())
         }
         Command::Run(args) => runtime(|| run::run(args, color, None)),
-        Command::Rehearse(args) => runtime(|| {
-            let account = args.account();
-            run::run(args.run, color, Some(account))
+        Command::Rehearse(args) => runtime(|| async move {
+            let account = run::rehearsed_account(&args)?;
+            run::run(args.run, color, Some(account)).await
         }),
+        Command::Emulator(args) => runtime(|| emulator::serve(args)),
         Command::Plan(args) => runtime(|| plan::plan(args, color)),
         Command::Status {
             file,

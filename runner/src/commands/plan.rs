@@ -11,6 +11,20 @@ pub async fn plan(args: PlanArgs, color: bool) -> Result<(), CommandError> {
     let runbook_dir = located(&args.state_dir, &runbook)?;
     let last = pick_run(&runbook_dir, args.run.as_deref(), false).map_err(|e| CommandError::Usage(e.to_string()))?;
     let state = last.as_ref().map(|r| r.state.clone());
+    if last.is_none()
+        && args.run.is_none()
+        && Journal::runs(&runbook_dir).is_ok_and(|runs| runs.iter().any(|r| r.state.rehearsal))
+    {
+        // Not quietly: the operator last saw this runbook against the emulator.
+        eprintln!(
+            "plan: this runbook has only been rehearsed (against an emulator, gone since); this plan reads real AWS, {}",
+            match (&args.aws.profile, &args.aws.endpoint_url) {
+                (_, Some(e)) => format!("at {e}"),
+                (Some(p), None) => format!("with profile {p}"),
+                (None, None) => "with the default credentials".to_string(),
+            }
+        );
+    }
     let limits = limits(&args.aws, color)?;
     let ctx = Context::with_limits(aws_options(&args.aws), &runbook_dir, poll_settings(), limits);
     let answers = match &args.answers {

@@ -2,6 +2,18 @@
 
 use super::*;
 
+/// The account a rehearsal plays: the answers file's `[rehearsal]` table, then the options.
+pub fn rehearsed_account(args: &crate::cli::RehearseArgs) -> Result<crate::emulator::Account, CommandError> {
+    let base = match &args.run.answers {
+        Some(path) => inputs::Answers::load(path)
+            .map_err(|e| CommandError::Usage(e.to_string()))?
+            .rehearsal
+            .unwrap_or_default(),
+        None => crate::emulator::Account::default(),
+    };
+    Ok(args.account.account(base))
+}
+
 /// `run`, or with `rehearsal` the account to emulate, `rehearse`.
 pub async fn run(args: RunArgs, color: bool, rehearsal: Option<crate::emulator::Account>) -> Result<(), CommandError> {
     let (source, runbook) = load_checked(&args.file, color)?;
@@ -9,12 +21,12 @@ pub async fn run(args: RunArgs, color: bool, rehearsal: Option<crate::emulator::
     let state_dir = args.state_dir.clone();
     let mut aws = aws_options(&args.aws);
     let mut emulator = None;
-    if let Some(account) = rehearsal {
+    if let Some(account) = &rehearsal {
         // Each rehearsal is a run instance of its own (`rehearsal-<time>`), tied to its own
         // emulator, which starts empty: a rehearsal always starts over.
         eprintln!("rehearse: a rehearsal starts over with an empty emulator; it never resumes another run");
         let say = |s: &str| eprintln!("rehearse: {s}");
-        match crate::emulator::start(&args.state_dir, account, &say).await {
+        match crate::emulator::start(&args.state_dir, account.clone(), &say).await {
             Ok(e) => {
                 say(&format!("AWS emulator (moto) listening on {}", e.endpoint));
                 say(&account.describe());
@@ -39,26 +51,6 @@ pub async fn run(args: RunArgs, color: bool, rehearsal: Option<crate::emulator::
     // when its inputs are known).
     let journal_dir = journal::dir_for(&state_dir, Path::new(&runbook.path));
     let ctx = Context::with_limits(aws, &journal_dir, poll_settings(), limits);
-    // A new account manages no organization; `--with-organization` rehearses one that does.
-    if rehearsal.is_some_and(|a| a.organization) {
-        match Registry::shared().get("organizations.ensure-organization") {
-            Some(a) => {
-                if let Err(e) = a.apply(&ctx, json!({})).await {
-                    if let Some(e) = emulator {
-                        e.stop().await;
-                    }
-                    return Err(CommandError::Failed(format!(
-                        "rehearse: creating the emulated organization failed: {e}"
-                    )));
-                }
-            }
-            None => {
-                return Err(CommandError::Failed(
-                    "rehearse: no organizations action to create the emulated organization".into(),
-                ));
-            }
-        }
-    }
     let opts = RunOptions {
         inputs: args.inputs,
         answers: args.answers,

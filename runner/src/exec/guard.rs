@@ -14,6 +14,9 @@ pub struct IdentityError {
     /// step acts. Otherwise the answer was definite: no credentials, or credentials AWS refused.
     pub outage: bool,
     pub message: String,
+    /// What to do about it, when the plugin knows (a credentials failure names the ways to get
+    /// credentials).
+    pub hint: Option<String>,
 }
 
 impl Shared {
@@ -21,7 +24,10 @@ impl Shared {
     pub(crate) async fn identity(&self) -> Result<&Identity, StepError> {
         self.caller()
             .await
-            .map_err(|e| StepError::failed(format!("sts:GetCallerIdentity: {}", e.message)))
+            .map_err(|e| StepError::Failed {
+                message: format!("sts:GetCallerIdentity: {}", e.message),
+                hint: e.hint,
+            })
     }
 
     pub(crate) async fn caller(&self) -> Result<&Identity, IdentityError> {
@@ -32,6 +38,8 @@ impl Shared {
                     .map_err(|e| IdentityError {
                         outage: !matches!(e, runbook_plugins::PluginError::Config(_)) && !e.is_refusal(),
                         message: e.to_string(),
+                        // A credentials failure says how to get credentials.
+                        hint: e.hint(),
                     })
             })
             .await

@@ -51,11 +51,14 @@ as TOML in the block's body. Any string value may use `${...}`; a later step rea
             o,
             "{}\n",
             if info.mutates {
-                "**Changes AWS** (the runbook's guard is checked first; it creates only what is missing)."
+                "**Changes AWS** (the runbook's guard is checked first; it looks before it acts)."
             } else {
                 "**Read-only.**"
             }
         );
+        if !info.converges.is_empty() {
+            let _ = writeln!(o, "**Whose it is, and all of it.** {}\n", info.converges);
+        }
         if info.params.is_empty() {
             o.push_str("No parameters.\n\n");
         } else {

@@ -2,6 +2,7 @@
 //! moto server (the AWS emulator) on a loopback port per test, installed into `.venv` when missing.
 #![allow(dead_code)]
 
+pub mod emulator;
 pub mod fault_proxy;
 pub mod quota;
 
@@ -94,6 +95,7 @@ pub struct Test {
     pub dir: tempfile::TempDir,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    unset: Vec<String>,
     stdin: String,
 }
 
@@ -109,6 +111,7 @@ impl Test {
             dir: tempfile::tempdir().expect("tempdir"),
             args: Vec::new(),
             env: Vec::new(),
+            unset: Vec::new(),
             stdin: String::new(),
         }
     }
@@ -133,6 +136,13 @@ impl Test {
 
     pub fn env(mut self, k: &str, v: &str) -> Test {
         self.env.push((k.into(), v.into()));
+        self
+    }
+
+    /// Removes a variable from the binary's environment (an empty one is not absent: the SDK
+    /// takes `AWS_WEB_IDENTITY_TOKEN_FILE=""` as set).
+    pub fn unset(mut self, k: &str) -> Test {
+        self.unset.push(k.into());
         self
     }
 
@@ -185,6 +195,9 @@ impl Test {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        for k in &self.unset {
+            cmd.env_remove(k);
+        }
         for (k, v) in &self.env {
             cmd.env(k, v);
         }

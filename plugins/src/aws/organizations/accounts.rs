@@ -50,10 +50,10 @@ fn check_name(p: &EnsureAccountParams) -> Result<(), PluginError> {
             });
         }
     }
-    if !p.email.contains('@') {
+    if let Err(why) = email_problem(&p.email) {
         return Err(PluginError::Check {
-            message: format!("`{}` is not an email address", p.email),
-            hint: None,
+            message: format!("the root email `{}` {why}", p.email),
+            hint: Some("shorten the name or the email template (the local part before @ is the usual place)".into()),
         });
     }
     Ok(())
@@ -176,6 +176,7 @@ impl Action for EnsureAccount {
     const SUMMARY: &'static str =
         "Creates a member account unless one with this email exists; waits for CreateAccount to finish.";
     const MUTATES: bool = true;
+    const CONVERGES: &'static str = "An account is this step's when it has the step's root email (unique across AWS) and its name; an account with that email under another name is refused, not taken, and so is a closed one. All of it: the name and email are what identify it; `role_name` applies only when the account is created, and the account's organizational unit, tags and contacts are not among its parameters.";
 
     fn cli(p: &Value) -> Vec<String> {
         vec![
@@ -355,6 +356,9 @@ async fn create_account(
     let mut attempt = 1;
     // An attempt whose outcome is unknown keeps the intent open, whatever the later ones say.
     let mut uncertain = false;
+    // While the organization is being set up: since when, and the next pause.
+    let mut finalizing_since: Option<std::time::Instant> = None;
+    let mut finalizing_wait = ctx.poll_settings().initial;
     loop {
         let sent = std::time::Instant::now();
         let answer = client
@@ -373,6 +377,37 @@ async fn create_account(
             Ok(out) => return Ok(Created::Answer(out)),
             Err(e) => aws("organizations:CreateAccount", e),
         };
+        // A new organization refuses account creations until it is set up ("up to an hour"):
+        // AWS did nothing, so ask again, as long as the step's deadline allows.
+        if err.code() == Some("FinalizingOrganizationException") {
+            let poll = ctx.poll_settings();
+            let first = finalizing_since.is_none();
+            let since = *finalizing_since.get_or_insert_with(std::time::Instant::now);
+            let deadline = ctx.deadline.unwrap_or(since + poll.default_deadline);
+            if std::time::Instant::now() + finalizing_wait >= deadline {
+                if !uncertain {
+                    // Refused: AWS made nothing.
+                    creating.failed(err)?;
+                }
+                return Err(PluginError::Failed {
+                    what: format!("creation of account {}", p.name),
+                    reason: "the new organization is still being set up (FinalizingOrganizationException)".into(),
+                    request_id: None,
+                    hint: Some("AWS says this can take up to an hour after the organization was created; run the step again later".into()),
+                });
+            }
+            if first {
+                ctx.emit(Event::Note {
+                    message: format!(
+                        "CreateAccount for {}: the organization is still being set up (AWS: up to an hour after it was created); asking again",
+                        p.name
+                    ),
+                })?;
+            }
+            tokio::time::sleep(finalizing_wait).await;
+            finalizing_wait = (finalizing_wait * 2).min(poll.cap.max(poll.initial));
+            continue;
+        }
         if !err.is_transient() || attempt >= attempts {
             return Err(if uncertain { err } else { creating.failed(err)? });
         }

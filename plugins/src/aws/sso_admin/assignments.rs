@@ -434,6 +434,7 @@ impl Action for EnsureAssignment {
     type Outputs = Assignments;
     const NAME: &'static str = "sso-admin.ensure-assignment";
     const SUMMARY: &'static str = "Assigns a permission set to a user or group in one or many accounts, skipping existing assignments, and waits for each.";
+    const CONVERGES: &'static str = "An assignment is the triple of account, permission set and principal, nothing more: an existing one is this step's whoever made it, and there is nothing else in it to bring to what is asked. It adds what is missing and never removes: other principals' assignments of the set, and the principal's assignments of other sets, stay (take access away with `sso-admin.remove-assignment`, as the offboarding runbook does).";
     const MUTATES: bool = true;
 
     fn cli(p: &Value) -> Vec<String> {
