@@ -600,7 +600,7 @@ mod pending;
 mod read;
 
 use files::*;
-pub use files::{depth, legacy_key, make_key, os_user, own_key, own_key_path, read_lines};
+pub use files::{create_nofollow, depth, legacy_key, make_key, os_user, own_key, own_key_path, read_lines};
 pub use moved::{Located, adopt, elsewhere, locate};
 pub use pending::{Pending, PendingCall};
 #[cfg(test)]

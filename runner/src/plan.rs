@@ -114,15 +114,50 @@ fn summary(v: &Value) -> String {
         .join(" ")
 }
 
+/// Whether the last run finished this manual step with the same resolved text (instructions,
+/// question, the section's prose): a new run would not ask again. Computed by the run's own
+/// resolution and digest; a step that reads a secret cannot be told here and is asked.
+fn confirmed_before(
+    step: &Step,
+    source: &Source,
+    runbook: &Runbook,
+    env: &Env,
+    engine: &rhai::Engine,
+    last: Option<&crate::journal::State>,
+) -> bool {
+    use crate::exec::{Digester, Sameness};
+    let Some(st) = last.and_then(|s| s.steps.get(&step.id)) else {
+        return false;
+    };
+    if st.status != crate::journal::StepStatus::Done || env.reads_secret(&eval::step_code(step)) {
+        return false;
+    }
+    let Ok((what, _)) = crate::exec::identity::resolution(source, runbook, step, env, None, engine, &Value::Null)
+    else {
+        return false;
+    };
+    let info = &source.text[step.info_span.start..step.info_span.end];
+    let hash = Digester::new(None).step(info, &step.body, &what, None);
+    Digester::compare(&st.hash, &hash, None) == Sameness::Same
+}
+
 /// Walks the runbook. `env` holds the resolved inputs (and outputs a run recorded).
-pub async fn walk(runbook: &Runbook, source: &Source, env: &mut Env, ctx: &Context, registry: &Registry) -> Plan {
+/// `last` is the record of the run a new run would continue.
+pub async fn walk(
+    runbook: &Runbook,
+    source: &Source,
+    env: &mut Env,
+    ctx: &Context,
+    registry: &Registry,
+    last: Option<&crate::journal::State>,
+) -> Plan {
     let mut plan = Plan {
         rows: Vec::new(),
         pending: false,
         errors: false,
     };
     for step in &runbook.steps {
-        let row = plan_step(step, source, env, ctx, registry, &mut plan).await;
+        let row = plan_step(step, (source, runbook, last), env, ctx, registry, &mut plan).await;
         plan.rows.push(row);
     }
     plan
@@ -130,7 +165,7 @@ pub async fn walk(runbook: &Runbook, source: &Source, env: &mut Env, ctx: &Conte
 
 async fn plan_step(
     step: &Step,
-    source: &Source,
+    (source, runbook, last): (&Source, &Runbook, Option<&crate::journal::State>),
     env: &mut Env,
     ctx: &Context,
     registry: &Registry,
@@ -187,11 +222,23 @@ async fn plan_step(
         },
     };
     row.items = items.as_ref().map(Vec::len);
+    // No items, nothing to do: not a change a CI gate should wait on.
+    if items.as_ref().is_some_and(Vec::is_empty) {
+        row.verdict = "skipped".into();
+        row.details.push("`for-each` gives no items".into());
+        env.set_step(&step.id, json!({ "items": [], "results": [] }));
+        return row;
+    }
     let each: Vec<Option<&Value>> = match &items {
         Some(v) => v.iter().map(Some).collect(),
         None => vec![None],
     };
     match &step.executor {
+        Executor::Manual if items.is_none() && confirmed_before(step, source, runbook, env, &engine, last) => {
+            row.verdict = "done".into();
+            row.details
+                .push("confirmed in the last run, and what the person is shown has not changed".into());
+        }
         Executor::Manual => {
             row.verdict = "person".into();
             plan.pending = true;

@@ -3,6 +3,16 @@
 use super::*;
 
 pub async fn plan(args: PlanArgs, color: bool) -> Result<(), CommandError> {
+    let detailed = args.detailed_exitcode;
+    match planned(args, color).await {
+        // A CI gate reads 2 as "changes pending": nothing else may exit 2 then (as terraform).
+        Err(CommandError::Usage(m)) if detailed => Err(CommandError::Failed(m)),
+        Err(CommandError::Diagnosed) if detailed => Err(CommandError::StepFailed),
+        r => r,
+    }
+}
+
+async fn planned(args: PlanArgs, color: bool) -> Result<(), CommandError> {
     let (source, runbook) = load_checked(&args.file, color)?;
     let redactor = crate::redact::Redactor::global();
     let say = |s: &str| {
@@ -81,7 +91,7 @@ pub async fn plan(args: PlanArgs, color: bool) -> Result<(), CommandError> {
         }
     }
     let registry = Registry::shared();
-    let walked = crate::plan::walk(&runbook, &source, &mut env, &ctx, registry).await;
+    let walked = crate::plan::walk(&runbook, &source, &mut env, &ctx, registry, state.as_ref()).await;
     if args.json {
         let v = json!({ "runbook": runbook.path, "changes": changes, "pending": walked.pending, "steps": walked.rows });
         say(&serde_json::to_string_pretty(&redactor.value(&v)).unwrap_or_default());

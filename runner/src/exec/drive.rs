@@ -351,7 +351,7 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
                 }
                 return Exit::WaitingForPerson;
             }
-            Err(e @ (StepError::Interrupted | StepError::Journal(_))) => {
+            Err(e @ (StepError::Interrupted | StepError::Journal(_) | StepError::Events(_))) => {
                 return step_error_exit(&shared, Some(step), e);
             }
             Err(StepError::Failed { message, hint }) => {
@@ -443,7 +443,12 @@ fn show_prose(shared: &Shared, from: usize, to: usize) {
 /// Ends the run for an error that is not the step's own failure.
 fn step_error_exit(shared: &Shared, step: Option<&Step>, e: StepError) -> Exit {
     match e {
-        StepError::Journal(m) => journal_failed(shared, &m),
+        // A plugin's record that reached the journal and not `--events` comes back as a
+        // journal error: the sink knows which it was.
+        StepError::Events(_) | StepError::Journal(_) if shared.events.failure().is_some() => {
+            super::events_failed(shared, &shared.events.failure().unwrap_or_default())
+        }
+        StepError::Journal(m) | StepError::Events(m) => journal_failed(shared, &m),
         StepError::Interrupted => interrupted(shared, step.map_or("the start", |s| s.id.as_str())),
         StepError::Waiting(m) => {
             shared.ui.error(&format!("runbook: waiting for a person: {m}"));

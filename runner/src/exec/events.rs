@@ -108,14 +108,16 @@ impl Events for StepEvents {
             }
             _ => None,
         };
-        self.shared.record(entry).map_err(|e| match e {
-            StepError::Journal(m) => PluginError::Journal(m),
-            other => PluginError::Journal(format!("{other:?}")),
-        })?;
-        // The answer is on disk: the request is no longer unknown to anyone.
-        if let Some(d) = settled {
+        let recorded = self.shared.record(entry);
+        // The answer is on disk (even when `--events` then failed): the request is no longer
+        // unknown to anyone.
+        if let (Some(d), false) = (settled, matches!(recorded, Err(StepError::Journal(_)))) {
             self.shared.pending.0.clear(&d);
         }
+        recorded.map_err(|e| match e {
+            StepError::Journal(m) | StepError::Events(m) => PluginError::Journal(m),
+            other => PluginError::Journal(format!("{other:?}")),
+        })?;
         Ok(())
     }
 
