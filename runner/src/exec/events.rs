@@ -22,6 +22,10 @@ impl Events for StepEvents {
         let (step, item_key) = (self.step.clone(), self.item.clone());
         let entry = match event {
             Event::Intent { call, target } => {
+                // `plan` is a run whose gate sends reads and refuses every change.
+                if self.shared.planning {
+                    return Err(PluginError::Other(format!("plan sends no change: {call} was not sent")));
+                }
                 // Once any journal write failed, no further call is announced (or made).
                 if self.shared.journal_broken.load(Ordering::SeqCst) {
                     return Err(PluginError::Journal(
@@ -127,6 +131,10 @@ impl Events for StepEvents {
         target: &'a str,
         duplicates: Duplicates,
     ) -> BoxFuture<'a, Result<Claim, PluginError>> {
+        if self.shared.planning {
+            let refused = PluginError::Other(format!("plan sends no change: {call} was not sent"));
+            return Box::pin(async move { Err(refused) });
+        }
         Box::pin(super::gate::claim(&self.shared, &self.step, call, target, duplicates))
     }
 }

@@ -7,6 +7,7 @@
 //! calling, `person` asks a person, `script` runs Rhai, `identity` decides whether a step must
 //! run again.
 
+mod assemble;
 mod call;
 mod drive;
 mod events;
@@ -16,6 +17,7 @@ mod gate;
 mod guard;
 pub mod identity;
 mod person;
+pub mod planning;
 mod script;
 mod setup;
 mod signals;
@@ -42,7 +44,8 @@ use crate::sandbox::{self, Limits};
 use crate::source::Source;
 use crate::ui::Ui;
 
-pub use identity::{Digester, Sameness};
+pub(crate) use assemble::Parts;
+pub use identity::Digester;
 
 /// How a run was asked for on the command line.
 pub struct RunOptions {
@@ -218,6 +221,15 @@ pub struct Shared {
     pub answers: Answers,
     pub opts: RunOptions,
     pub events: Arc<EventSink>,
+    /// `plan`: the same interpreter, a journal that is read and never written, and a gate that
+    /// sends reads and refuses every change.
+    pub planning: bool,
+    /// A new run of a record whose last run finished: what can be looked at again is
+    /// ([`Shared::rechecks`]); a resume continues.
+    pub converging: AtomicBool,
+    /// Steps read again in any run, a resume too: the reads and scripts whose outputs feed a
+    /// change ([`feeds_changes`]), so no change acts on what AWS held before the run stopped.
+    pub fresh: std::collections::HashSet<String>,
 }
 
 impl Shared {
@@ -346,31 +358,20 @@ async fn run_with(
         Ok(x) => x,
         Err(exit) => return exit,
     };
-    let dir = journal.dir.clone();
     let setup::Given { answers, flags } = given;
-    let ctx = {
-        let r = redactor.clone();
-        ctx.with_redact(Arc::new(move |s: &str| r.text(s)))
-            .with_state_dir(dir.clone())
-    };
-    let shared = Arc::new(Shared {
-        registry: Registry::shared(),
-        ctx,
-        journal: Mutex::new(journal),
-        journal_broken: AtomicBool::new(false),
-        ui,
-        redactor,
-        digester,
-        pending,
-        interrupted: Arc::new(AtomicBool::new(false)),
-        interrupt: Notify::new(),
-        identity: OnceCell::new(),
-        management: OnceCell::new(),
+    let shared = Shared::assemble(Parts {
         source,
         runbook,
-        answers,
+        ctx,
         opts,
+        answers,
+        ui,
+        redactor,
+        journal,
+        digester,
+        pending,
         events,
+        planning: false,
     });
     signals::interrupt_on_signals(shared.clone());
     // Who is calling is known before anything is journaled: a run that cannot tell changes
