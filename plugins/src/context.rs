@@ -136,6 +136,39 @@ impl Claim {
     pub fn holding(guard: Box<dyn Any + Send + Sync>) -> Claim {
         Claim(Some(guard))
     }
+
+    fn file(&self) -> Option<&std::fs::File> {
+        self.0.as_ref().and_then(|g| g.downcast_ref::<std::fs::File>())
+    }
+
+    /// Whether a holder said it made something ([`Claim::made`]) after `since`: whatever was
+    /// looked up before then may be out of date. (The claim file holds the time of the last
+    /// `made`, in nanoseconds since the epoch; a new file holds nothing.)
+    pub fn made_since(&self, since: std::time::SystemTime) -> bool {
+        use std::os::unix::fs::FileExt;
+        let Some(f) = self.file() else { return false };
+        let mut buf = [0u8; 40];
+        let n = f.read_at(&mut buf, 0).unwrap_or(0);
+        let made: Option<u128> = std::str::from_utf8(&buf[..n]).ok().and_then(|s| s.trim().parse().ok());
+        let since = since
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        made.is_some_and(|m| m >= since)
+    }
+
+    /// Says, for the next holder, that this one made the target.
+    pub fn made(&self) {
+        use std::os::unix::fs::FileExt;
+        if let Some(f) = self.file() {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            let text = format!("{now:>39}\n");
+            let _ = f.write_at(text.as_bytes(), 0);
+        }
+    }
 }
 
 /// Discards events; for plans and tests.

@@ -244,3 +244,34 @@ UserName = "sts-outage-probe"
     run(&t, &["run", "r.md"]).code_is(0);
     assert_eq!(proxy.calls("CreateUser"), 1, "{:?}", proxy.operations());
 }
+
+/// Two runs of one runbook under different `--run` names, started together, each ensuring the
+/// account for one email: one account (attacker finding: both listed none, both created, and the
+/// organization had two accounts with one root email).
+#[test]
+fn two_runs_started_together_make_one_account_for_an_email() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            delay: Duration::from_millis(300),
+            ..Rules::default()
+        },
+    );
+    let text = "# Race\n\n```aws organizations.ensure-organization id=org\n```\n\n```aws organizations.ensure-account id=acc\nemail = \"race@example.com\"\nname = \"race-acct\"\n```\n";
+    let t = Test::new().file("r.md", text).aws(&proxy.endpoint);
+    t.run_args(&["run".into(), "r.md".into(), "--only".into(), "org".into()])
+        .code_is(0);
+    let args = |name: &str| -> Vec<String> {
+        ["run", "r.md", "--yes", "--run", name]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let a = t.spawn(&args("a"));
+    let b = t.spawn(&args("b"));
+    let (a, b) = (Test::wait(a), Test::wait(b));
+    a.code_is(0);
+    b.code_is(0);
+    assert_eq!(proxy.calls("CreateAccount"), 1, "{a:?}\n{b:?}");
+}

@@ -86,3 +86,73 @@ fn a_finished_change_is_done_in_the_plan_as_in_the_run() {
         .code_is(0)
         .stdout_has("already done");
 }
+
+/// A pull request's runbook that mints session credentials with CI's own and feeds each part
+/// into a read whose error quotes it (kms:DescribeKey's "Invalid keyId ..."): `plan` prints none
+/// of them (the old plan printed all three; `run` already withheld the messages).
+#[test]
+fn plan_never_prints_credentials_minted_from_ci() {
+    let moto = Moto::start();
+    let text = "# Docs only\n\n```aws sts:GetSessionToken id=s\n```\n\n```aws kms:DescribeKey id=a\nKeyId = \"${steps.s.Credentials.AccessKeyId}\"\n```\n\n```aws kms:DescribeKey id=k\nKeyId = \"${steps.s.Credentials.SecretAccessKey}\"\n```\n\n```aws kms:DescribeKey id=t\nKeyId = \"${steps.s.Credentials.SessionToken}\"\n```\n";
+    let t = Test::new().aws(&moto.endpoint).file("ci.md", text);
+    // What moto mints (its fixed example credentials).
+    let minted = block_on_minted(&moto.endpoint);
+    for extra in [None, Some("--json")] {
+        let mut args = vec!["plan".to_string(), "ci.md".into()];
+        args.extend(extra.map(String::from));
+        let out = t.run_args(&args);
+        for part in &minted {
+            assert!(!out.all().contains(part.as_str()), "{part}: {out:?}");
+        }
+    }
+}
+
+fn block_on_minted(endpoint: &str) -> Vec<String> {
+    crate::common::block_on(async {
+        let out = crate::common::sdk(endpoint)
+            .sts()
+            .await
+            .expect("client")
+            .get_session_token()
+            .send()
+            .await
+            .expect("token");
+        let c = out.credentials().expect("credentials");
+        vec![
+            c.access_key_id().to_string(),
+            c.secret_access_key().to_string(),
+            c.session_token().to_string(),
+        ]
+    })
+}
+
+/// A read named like one that makes something (cognito-identity:GetId makes an identity) is a
+/// change: `plan` shows it and sends nothing. And a read whose request is made of a secret is not
+/// sent by `plan` (a bucket in another account would log the prefix it was asked for).
+#[test]
+fn plan_sends_neither_a_get_that_makes_nor_a_read_made_of_a_secret() {
+    let moto = Moto::start();
+    let proxy = crate::common::fault_proxy::FaultProxy::start(&moto.endpoint, Default::default());
+    let text = "# PR\n\n```runbook\n[inputs.pw]\nsecret = true\n```\n\n```aws cognito-identity:GetId id=id\nIdentityPoolId = \"us-east-1:00000000-0000-0000-0000-000000000000\"\n```\n\n```aws s3:ListObjectsV2 id=ls\nBucket = \"someone-elses-bucket\"\nPrefix = \"${inputs.pw}\"\n```\n";
+    let t = Test::new().aws(&proxy.endpoint).file("pr.md", text);
+    let out = t.run_args(&[
+        "plan".into(),
+        "pr.md".into(),
+        "--input".into(),
+        "pw=Exfil-Me-42".into(),
+        "--json".into(),
+    ]);
+    out.code_is(0);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(v["steps"][0]["verdict"], "would-change", "{v}");
+    assert_eq!(v["steps"][1]["verdict"], "unknown", "{v}");
+    assert!(
+        v["steps"][1]["details"].to_string().contains("a plan does not send it"),
+        "{v}"
+    );
+    let sent: Vec<String> = proxy.operations().into_iter().map(|(op, _)| op).collect();
+    assert!(
+        !sent.iter().any(|op| op == "GetId" || op.contains("ListObjects")),
+        "plan sent {sent:?}"
+    );
+}

@@ -233,3 +233,32 @@ VirtualMFADeviceName = "probe"
     }
     assert!(events.contains(r#""outputs":"********""#), "{events}");
 }
+
+/// AWS can answer a secret back transformed: s3's `EncodingType=url` returns the prefix it was
+/// given URL-encoded (`Tr0ub4dor%263/x`), which no search for the secret's text finds. The answer
+/// to a request that held a secret is secret as a whole: a script or a person's step that shows
+/// it shows nothing of it, in the terminal, the events or the state directory.
+#[test]
+fn an_answer_to_a_request_that_held_a_secret_is_secret() {
+    let moto = Moto::start();
+    let text = "# Echo\n\n```runbook\n[inputs.pw]\nsecret = true\n```\n\n```aws s3:CreateBucket id=b\nBucket = \"bkt-one\"\n```\n\n```aws s3:ListObjectsV2 id=ls\nBucket = \"bkt-one\"\nPrefix = \"${inputs.pw}\"\nEncodingType = \"url\"\n```\n\n```rhai id=p\n#{ p: steps.ls.Prefix }\n```\n\n```manual id=show\ninstructions = \"P ${steps.ls.Prefix}\"\n```\n";
+    let t = Test::new().aws(&moto.endpoint).file("r.md", text);
+    for pw in ["Tr0ub4dor&3/x", "correct horse/battery", "a+b/c"] {
+        let encoded: String = pw.replace('&', "%26").replace(' ', "%20").replace('+', "%2B");
+        let out = t.run_args(&[
+            "run".into(),
+            "r.md".into(),
+            "--input".into(),
+            format!("pw={pw}"),
+            "--yes".into(),
+            "--restart".into(),
+            "--events".into(),
+            "-".into(),
+        ]);
+        out.code_is(0);
+        assert!(!out.all().contains(&encoded), "{encoded}: {out:?}");
+        for (path, text) in files(&t.path(".runbook")) {
+            assert!(!text.contains(&encoded), "{encoded} in {path}");
+        }
+    }
+}

@@ -640,3 +640,64 @@ fn the_site_stays_within_its_stated_multiple_of_its_inputs() {
     let t = project(&format!("# R\n\n{}", distinct_headings(16 << 10)));
     t.run_args(&["render".into()]).code_is(0);
 }
+
+/// A pull request's files in book/src that a browser would run: a script named as mdBook's own
+/// (every page loads it, and the policy allows the site's scripts), a raw HTML page (the policy
+/// was computed over its own inline script), an SVG. None reaches the site; images and styles do.
+#[test]
+fn no_file_of_the_book_is_published_as_script() {
+    let t = project("# R\n\n```rhai id=x\n#{}\n```\n");
+    let t = t
+        .file("book/src/p.html", "<script>document.title=\"INLINE-PWNED\"</script>")
+        .file(
+            "book/src/x.svg",
+            "<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>",
+        )
+        .file("book/src/logo.png", "not really a png");
+    // The name of mdBook's own script, as the site has it.
+    t.run_args(&["render".into()]).code_is(0);
+    let own: Vec<String> = std::fs::read_dir(t.path("site"))
+        .expect("site")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".js"))
+        .collect();
+    assert!(!own.is_empty(), "mdBook writes its scripts");
+    let mut t = t;
+    for name in &own {
+        t = t.file(&format!("book/src/{name}"), "document.title=\"PWNED-BY-PR\";");
+    }
+    t.run_args(&["render".into()]).code_is(0);
+    for (path, bytes) in files(&t.path("site")) {
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains("PWNED") && !text.contains("alert(1)"),
+            "{} carries the book's script",
+            path.display()
+        );
+    }
+    assert!(!t.path("site/p.html").exists() && !t.path("site/x.svg").exists());
+    assert!(t.path("site/logo.png").exists(), "images are published");
+}
+
+/// A value the service model marks sensitive, written literally in a call by name (a
+/// parameter's value, a login password), is not published: the card shows the mask, and
+/// neither the pages nor the search index hold it.
+#[test]
+fn literal_sensitive_values_of_a_call_are_not_published() {
+    let t = project(
+        "# R\n\n```aws ssm:PutParameter id=p\nName = \"/app/db\"\nValue = \"LITERALSENSITIVEVALUE\"\nType = \"String\"\n```\n\n```aws iam:CreateLoginProfile id=l\nUserName = \"ops\"\nPassword = 'LOGINPROFILEPASSWORD'\n```\n",
+    );
+    t.run_args(&["render".into()]).code_is(0);
+    let mut seen = false;
+    for (path, bytes) in files(&t.path("site")) {
+        let text = String::from_utf8_lossy(&bytes);
+        seen |= text.contains("/app/db");
+        assert!(
+            !text.contains("LITERALSENSITIVEVALUE") && !text.contains("LOGINPROFILEPASSWORD"),
+            "{}",
+            path.display()
+        );
+    }
+    assert!(seen, "the rest of the request is published");
+}

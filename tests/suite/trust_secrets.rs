@@ -46,6 +46,14 @@ fn list_json_never_prints_a_secret_default() {
     let out = t.run_args(&["list".into(), "--json".into(), "r.md".into()]);
     out.code_is(0).stdout_has("\"secret\": true");
     assert!(!out.all().contains("s3cr3t-default"), "{out:?}");
+    // A manual step's secret question with a default: its body is listed, the default is not.
+    let t = Test::new().file(
+        "sd.md",
+        "# SD\n\n```manual id=m\n[ask.t]\nprompt = \"T\"\nsecret = true\ndefault = \"ASKDEFAULTSECRET2\"\n```\n",
+    );
+    let out = t.run_args(&["list".into(), "--json".into(), "sd.md".into()]);
+    out.code_is(0).stdout_has("[ask.t]");
+    assert!(!out.all().contains("ASKDEFAULTSECRET2"), "{out:?}");
 }
 
 #[test]

@@ -105,8 +105,35 @@ pub fn is_base64(text: &str) -> bool {
     codec::blob(&Value::String(text.to_string())).is_some()
 }
 
-/// Whether `service:Operation` reads: its name says so, or its model marks it read-only.
+/// Operations named like reads that make something: an identity, a database user, a login
+/// session, credentials or a token (what `plan` must never do with CI's credentials). Found by
+/// reading the models' documentation of the `Get*` operations that return a secret or say they
+/// create; a call listed here journals an intent and passes the guard like any change.
+pub const NOT_READS: &[&str] = &[
+    "cognito-identity:GetId",
+    "cognito-identity:GetOpenIdToken",
+    "cognito-identity:GetOpenIdTokenForDeveloperIdentity",
+    "cognito-identity:GetCredentialsForIdentity",
+    "sts:GetSessionToken",
+    "sts:GetFederationToken",
+    "sso:GetRoleCredentials",
+    "ecr:GetAuthorizationToken",
+    "ecr-public:GetAuthorizationToken",
+    "codeartifact:GetAuthorizationToken",
+    "redshift:GetClusterCredentials",
+    "redshift:GetClusterCredentialsWithIAM",
+    "redshift-serverless:GetCredentials",
+    "lightsail:GetInstanceAccessDetails",
+    "lightsail:GetRelationalDatabaseMasterUserPassword",
+    "secretsmanager:GetRandomPassword",
+];
+
+/// Whether `service:Operation` reads: its name says so, or its model marks it read-only, and it
+/// is not one of [`NOT_READS`].
 pub fn reads(name: &str) -> bool {
+    if NOT_READS.contains(&name) {
+        return false;
+    }
     match resolve(name) {
         Ok(c) => c.reads(),
         Err(_) => read_only(name.split_once(':').map_or(name, |(_, o)| o)),
@@ -116,7 +143,7 @@ pub fn reads(name: &str) -> bool {
 impl Call {
     /// Whether the call changes nothing: its name, or the model's own `readonly` marker.
     pub fn reads(&self) -> bool {
-        read_only(self.name) || self.operation.readonly
+        !NOT_READS.contains(&self.full_name()) && (read_only(self.name) || self.operation.readonly)
     }
 
     /// Why a step cannot make this call at all (a streamed body, a protocol we do not speak).

@@ -322,4 +322,14 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn every_operation_named_like_a_read_that_makes_something_is_a_real_one() {
+        for name in crate::call::NOT_READS {
+            let c = resolve(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!c.reads(), "{name}");
+            assert!(!crate::call::reads(name), "{name}");
+        }
+        assert!(crate::call::reads("sts:GetCallerIdentity"));
+    }
 }

@@ -351,6 +351,16 @@ async fn plan_step(shared: &Arc<Shared>, step: &Step, env: &mut Env) -> Result<R
             row.details.push(asked(shared, step, step_env, &engine));
         }
         Executor::Action { .. } if changes => would_change(shared, step, step_env, &prepared, &mut row).await,
+        // A read whose request is made of a secret would carry it to AWS with CI's credentials
+        // (a bucket's access log records the prefix it was asked for): a plan sends nothing
+        // derived from a secret. Scripts may read secrets: they reach no network.
+        Executor::Action { .. }
+            if step_env.reads_secret(&crate::eval::step_code(step))
+                || (step.attrs.for_each.is_some() && step_env.secret_item) =>
+        {
+            row.details
+                .push("its request is made of a secret: a plan does not send it".into());
+        }
         // Scripts compute and reads read, through the run's own code; the gate refuses anything
         // else they might try.
         _ => {

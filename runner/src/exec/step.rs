@@ -228,7 +228,24 @@ pub(super) async fn run_once(
                 r = run_action(shared, step, env, item, params, memo) => r,
                 () = until(bound) => Err(timed_out(step)),
             };
-            r.map_err(|e| if tainted { withheld(e) } else { e })
+            match r {
+                // What AWS answers to a request that held a secret may carry it back transformed
+                // (URL-encoded by `EncodingType=url`, a prefix stripped, a URL's password in a
+                // parse error): a search for the secret's text cannot find it there, so the
+                // answer is secret as a whole, like what a script derives from one. That is every
+                // call by name (any operation of any service) and every `net` check; a built-in
+                // AWS action answers in its own typed outputs (ids, ARNs, flags, counts), whose
+                // echoes of its parameters are the values themselves, masked where they appear.
+                Ok(mut outcome) if tainted && echoes(step) => {
+                    if outcome.secrecy == super::Secrecy::None {
+                        outcome.secrecy = super::Secrecy::AllBut(step.attrs.public_outputs());
+                    }
+                    Ok(outcome)
+                }
+                Ok(outcome) => Ok(outcome),
+                Err(e) if tainted => Err(withheld(e)),
+                Err(e) => Err(e),
+            }
         }
         Executor::Manual => super::person::run_manual(shared, step, env, item.map(|(v, _)| v), deadline).await,
         Executor::Rhai => super::script::run_rhai(shared, step, env, item.map(|(v, _)| v), deadline).await,
@@ -288,4 +305,17 @@ async fn run_action(
         }
         Executor::Manual | Executor::Rhai => Err(StepError::failed("not an action step")),
     }
+}
+
+/// Whether a step's outputs may carry its request back in a form no search finds: a call by
+/// name, a `net` check.
+fn echoes(step: &Step) -> bool {
+    step.executor.call().is_some()
+        || matches!(
+            step.executor,
+            Executor::Action {
+                family: crate::model::Family::Net,
+                ..
+            }
+        )
 }

@@ -498,6 +498,21 @@ fn call(x: &mut Lower, step: &Step, name: &str, inside: Option<&str>) -> Vec<ASt
         .unwrap_or_default();
     if vals.iter().any(|(_, v)| v.secret) {
         scope.errors.push((step.info_span, format!("cannot export `{}`: a secret would be an API input the execution records", step.id), Some("call it from a `rhai` step's computed value is not possible either; keep the call out of the export with --skip".into())));
+    } else if !c
+        .sensitive_in_request(&crate::eval::toml_body(&step.body).unwrap_or_default())
+        .is_empty()
+    {
+        // A value the model marks sensitive, written in the runbook: the document (published
+        // beside the runbook's page, recorded by every execution) would hold it.
+        scope.errors.push((
+            step.info_span,
+            format!(
+                "cannot export `{}`: it writes a value {} marks sensitive into the document",
+                step.id,
+                c.full_name()
+            ),
+            Some("keep the call out of the export with --skip".into()),
+        ));
     }
     let needs_script = pages || inside.is_some() || vals.iter().any(|(_, v)| v.auto.is_none());
     if !needs_script {

@@ -328,11 +328,16 @@ fn call_body(o: &mut String, step: &Step, name: &str) {
         }
     );
     if !step.body.trim().is_empty() {
-        let _ = write!(
-            o,
-            "<pre><code class=\"language-toml\">{}</code></pre>",
-            esc(step.body.trim_end())
-        );
+        // What the model marks sensitive (a parameter's value, a password) is not published,
+        // even written literally: the site is public, the runbook may not be.
+        let mut body = step.body.trim_end().to_string();
+        let request = crate::eval::toml_body(&step.body).unwrap_or(Value::Null);
+        for v in c.sensitive_in_request(&request) {
+            for q in ['"', '\''] {
+                body = body.replace(&format!("{q}{v}{q}"), &format!("{q}{}{q}", crate::redact::MASK));
+            }
+        }
+        let _ = write!(o, "<pre><code class=\"language-toml\">{}</code></pre>", esc(&body));
     }
     let _ = write!(
         o,

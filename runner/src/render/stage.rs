@@ -89,8 +89,24 @@ pub fn stage(book: &Path, runbooks: &Path) -> Result<Staged, RenderError> {
     })
 }
 
-/// Copies `from` into `to`, except symbolic links, hidden files and Markdown pages; the pages'
-/// paths (relative to the book) are collected instead, to be read when the book names them.
+/// What a book may publish beside its pages: images, styles, fonts and documents. Never a file a
+/// browser runs as script in the site's origin (`.js` would replace mdBook's own scripts, which
+/// every page loads; an `.html` or `.svg` page runs its own script, and a policy can only allow
+/// what the page carries), nor one it might (`.xml`, `.wasm`).
+const ASSETS: &[&str] = &[
+    "png", "jpg", "jpeg", "gif", "webp", "avif", "ico", "bmp", "css", "woff", "woff2", "ttf", "otf", "eot", "pdf",
+    "txt", "csv", "json", "yaml", "yml", "toml",
+];
+
+fn is_asset(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| ASSETS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// Copies `from` into `to`, except symbolic links, hidden files, Markdown pages and anything but
+/// [`ASSETS`]; the pages' paths (relative to the book) are collected instead, to be read when the
+/// book names them.
 fn copy_tree(
     from: &Path,
     to: &Path,
@@ -113,7 +129,7 @@ fn copy_tree(
         } else if ty.is_file() && path.extension().is_some_and(|e| e == "md") {
             *bytes += entry.metadata().map_or(0, |m| m.len() as usize);
             pages.insert(rel.join(&name));
-        } else if ty.is_file() {
+        } else if ty.is_file() && is_asset(&path) {
             *bytes += entry.metadata().map_or(0, |m| m.len() as usize);
             std::fs::copy(&path, to.join(&name)).map_err(io(&path))?;
         }

@@ -209,8 +209,13 @@ impl Action for EnsureAccount {
     async fn apply(ctx: &Context, p: EnsureAccountParams) -> Result<EnsuredAccount, PluginError> {
         check_name(&p)?;
         // In a fan-out the organization's accounts are listed once, for all items.
-        let accounts = ctx.memo("organizations:ListAccounts", || all_accounts(ctx)).await?;
-        if let Some(a) = by_email(&accounts, &p)? {
+        let listed = ctx
+            .memo("organizations:ListAccounts", || async {
+                Ok((std::time::SystemTime::now(), all_accounts(ctx).await?))
+            })
+            .await?;
+        let (listed_at, accounts) = (listed.0, &listed.1);
+        if let Some(a) = by_email(accounts, &p)? {
             return Ok(EnsuredAccount {
                 account_id: a.id.clone(),
                 create_request_id: None,
@@ -236,6 +241,26 @@ impl Action for EnsureAccount {
                 hint: Some("every account needs its own root email; fix the list, then run again".into()),
             });
         }
+        // Another run of this state directory (another `--run`, another runbook) may be creating
+        // the account for this email right now: one at a time per email, held until the
+        // creation settled; a holder that made it says so on the claim, and a later holder
+        // looks again when that came after its own listing.
+        let claim = ctx
+            .claim(
+                "organizations:CreateAccount",
+                &format!("email {}", p.email.to_ascii_lowercase()),
+                crate::Duplicates::Refused,
+            )
+            .await?;
+        if claim.made_since(listed_at) {
+            if let Some(a) = by_email(&all_accounts(ctx).await?, &p)? {
+                return Ok(EnsuredAccount {
+                    account_id: a.id.clone(),
+                    create_request_id: None,
+                    created: false,
+                });
+            }
+        }
         // At most so many account creations are in progress at AWS: hold a place from before the
         // call (or the following of an earlier one) until this one is seen settled.
         let _place = match ctx.budget().in_progress("CreateAccount") {
@@ -255,6 +280,7 @@ impl Action for EnsureAccount {
         {
             match wait_for_account(ctx, req, &p.name, None).await {
                 Ok(account_id) if ours(ctx, &account_id, &p).await? => {
+                    claim.made();
                     return Ok(EnsuredAccount {
                         account_id,
                         create_request_id: Some(req.to_string()),
@@ -269,6 +295,8 @@ impl Action for EnsureAccount {
         }
         let creating = Mutation::new(ctx, "organizations:CreateAccount", format!("{} <{}>", p.name, p.email));
         creating.intent()?;
+        // From here an account for this email may exist: the next holder looks again.
+        claim.made();
         let out = match create_account(ctx, &creating, &p).await? {
             Created::Answer(out) => out,
             Created::Found(found) => {
@@ -293,6 +321,8 @@ impl Action for EnsureAccount {
                     }
                 };
                 creating.answered(request.clone())?;
+                // Settled: a holder after this one looks again.
+                claim.made();
                 return Ok(EnsuredAccount {
                     account_id,
                     create_request_id: request,
@@ -321,6 +351,8 @@ impl Action for EnsureAccount {
             }
             _ => wait_for_account(ctx, &req, &p.name, Some(since)).await?,
         };
+        // Settled: a holder after this one looks again.
+        claim.made();
         Ok(EnsuredAccount {
             account_id,
             create_request_id: Some(req),
