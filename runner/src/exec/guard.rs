@@ -22,12 +22,10 @@ pub struct IdentityError {
 impl Shared {
     /// The caller, asked once per run.
     pub(crate) async fn identity(&self) -> Result<&Identity, StepError> {
-        self.caller()
-            .await
-            .map_err(|e| StepError::Failed {
-                message: format!("sts:GetCallerIdentity: {}", e.message),
-                hint: e.hint,
-            })
+        self.caller().await.map_err(|e| StepError::Failed {
+            message: format!("sts:GetCallerIdentity: {}", e.message),
+            hint: e.hint,
+        })
     }
 
     pub(crate) async fn caller(&self) -> Result<&Identity, IdentityError> {
