@@ -26,6 +26,7 @@ mod lost_answers;
 mod moved;
 mod new_account;
 mod pages;
+mod permissions;
 mod prompts;
 mod props;
 mod provisioning;

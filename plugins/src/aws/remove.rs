@@ -89,7 +89,7 @@ async fn remove_one(
                 _ => {
                     return Ok(RemovedAssignment {
                         account_id: account,
-                        status: format!("failed: {e}"),
+                        status: format!("failed: {}", e.with_permission()),
                         request_id: None,
                     });
                 }

@@ -163,7 +163,7 @@ async fn assign_one(
         Err(e) => {
             return Ok(Outcome::Done(AssignmentResult {
                 account_id: account,
-                status: format!("failed: {e}"),
+                status: format!("failed: {}", e.with_permission()),
                 request_id: None,
             }));
         }
