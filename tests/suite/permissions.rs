@@ -303,3 +303,62 @@ fn a_user_with_exactly_the_printed_policy_runs_part_2_and_fails_without_any_acti
         "too few calls exercised: {used:?}"
     );
 }
+
+/// The site shows, on each bundled runbook's page, each AWS step's IAM permissions on its card (as
+/// `runbook permissions` lists them for that step) and the runbook's policy.
+#[test]
+fn the_site_lists_each_steps_permissions_and_each_runbooks_policy() {
+    let t = Test::new();
+    let site = t.path("site");
+    let out = t.run_args(&args(&[
+        "render",
+        "--book",
+        &path("book"),
+        "--runbooks",
+        &path("runbooks"),
+        "--out",
+        &site.display().to_string(),
+    ]));
+    out.code_is(0);
+    let listed = Test::new().run_args(&args(&["permissions", &path("runbooks")]));
+    listed.code_is(0);
+    let mut cards = 0;
+    for line in listed
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with('/') || l.contains(".md:"))
+    {
+        // `FILE:LINE  STEP  ACTION  iam:A, iam:B` (or `(needs no permission)`).
+        let mut words = line.split("  ");
+        let (Some(at), Some(step), Some(_), Some(actions)) = (words.next(), words.next(), words.next(), words.next())
+        else {
+            continue;
+        };
+        let file = at.rsplit_once(':').map_or(at, |(f, _)| f);
+        let rel = file.split("runbooks/").last().unwrap_or(file).replace(".md", ".html");
+        let page = std::fs::read_to_string(site.join("runbooks").join(&rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        let card = page
+            .split(&format!("id=\"step-{step}\""))
+            .nth(1)
+            .and_then(|c| c.split("class=\"rb-step ").next())
+            .unwrap_or_else(|| panic!("{rel}: no card for {step}"));
+        let shown = card
+            .split("IAM permissions: ")
+            .nth(1)
+            .and_then(|c| c.split("</p>").next())
+            .unwrap_or_else(|| panic!("{rel}: card {step} lists no IAM permissions"));
+        if actions.starts_with('(') {
+            assert!(shown.starts_with("none"), "{rel} {step}: {shown}");
+        } else {
+            for a in actions.split(", ") {
+                assert!(
+                    shown.contains(&format!("<code>{a}</code>")),
+                    "{rel} {step}: {a} not in {shown}"
+                );
+            }
+        }
+        assert!(page.contains("class=\"rb-policy\""), "{rel}: no policy");
+        cards += 1;
+    }
+    assert!(cards >= 30, "only {cards} cards checked: {}", listed.stdout);
+}

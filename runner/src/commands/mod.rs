@@ -29,6 +29,7 @@ mod error;
 mod export;
 mod list;
 mod permissions;
+pub use permissions::{policy_of, step_actions};
 mod plan;
 mod render;
 mod run;

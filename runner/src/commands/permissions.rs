@@ -68,17 +68,26 @@ pub(super) fn permissions(paths: &[PathBuf], json: bool, color: bool) -> Result<
     Ok(())
 }
 
+/// The IAM actions a step's calls need (none for a person's or a script's step): its built-in
+/// action's declared calls, or its one call by name. For this command and the site's cards.
+pub fn step_actions(step: &crate::model::Step, registry: &Registry) -> Result<BTreeSet<String>, String> {
+    let Some(name) = step.executor.action() else {
+        return Ok(BTreeSet::new());
+    };
+    let calls: Vec<&str> = match step.executor.call() {
+        Some(c) => vec![c],
+        None => registry.get(name).map(|a| a.info().calls.to_vec()).unwrap_or_default(),
+    };
+    permissions::iam_actions_of(&calls).map_err(|e| e.to_string())
+}
+
 fn needs(books: &[Runbook]) -> Result<Vec<Need>, CommandError> {
     let registry = Registry::shared();
     let mut out = Vec::new();
     for b in books {
         for s in &b.steps {
             let Some(name) = s.executor.action() else { continue };
-            let calls: Vec<&str> = match s.executor.call() {
-                Some(c) => vec![c],
-                None => registry.get(name).map(|a| a.info().calls.to_vec()).unwrap_or_default(),
-            };
-            let actions = permissions::iam_actions_of(&calls)
+            let actions = step_actions(s, registry)
                 .map_err(|e| CommandError::Failed(format!("{}: step `{}`: {e}", b.path, s.id)))?;
             let mut need = Need {
                 file: b.path.clone(),
@@ -113,6 +122,19 @@ fn needs(books: &[Runbook]) -> Result<Vec<Need>, CommandError> {
         }
     }
     Ok(out)
+}
+
+/// The policy document of one runbook, for its page on the site: None when it has no AWS step,
+/// an empty string when its AWS steps need no permission (`sts.whoami`).
+pub fn policy_of(rb: &Runbook) -> Option<String> {
+    let needs = needs(std::slice::from_ref(rb)).ok()?;
+    if needs.is_empty() {
+        return None;
+    }
+    if needs.iter().all(|n| n.actions.is_empty()) {
+        return Some(String::new());
+    }
+    serde_json::to_string_pretty(&policy(&needs)).ok()
 }
 
 /// `sso-admin` -> `SsoAdmin`; IAM's Sid takes letters and digits only.
