@@ -192,8 +192,22 @@ pub fn is_transient_code(code: &str) -> bool {
 /// A refusal for want of permission names the IAM action(s) the call needs, as
 /// `runbook permissions` computes them (an answer the SDK could not read counts when it is a 403).
 fn denied_hint(call: &str, code: &str, status: Option<u16>) -> Option<String> {
+    // A 403 is a refusal for want of permission unless its code says the credentials themselves
+    // are wrong (expired, unknown, a bad signature): an answer's code may be unreadable
+    // (`HttpStatus403`, `Forbidden`) when a service or an emulator answers in another format.
+    let credentials = matches!(
+        code,
+        "ExpiredToken"
+            | "ExpiredTokenException"
+            | "InvalidClientTokenId"
+            | "UnrecognizedClientException"
+            | "SignatureDoesNotMatch"
+            | "IncompleteSignature"
+            | "InvalidSignatureException"
+            | "MissingAuthenticationToken"
+    );
     let denied = matches!(code, "AccessDeniedException" | "AccessDenied" | "UnauthorizedOperation")
-        || (code.starts_with("HttpStatus") && status == Some(403));
+        || (status == Some(403) && !credentials);
     if !denied {
         return None;
     }

@@ -362,3 +362,77 @@ fn the_site_lists_each_steps_permissions_and_each_runbooks_policy() {
     }
     assert!(cards >= 30, "only {cards} cards checked: {}", listed.stdout);
 }
+
+/// Calls by name, written here (not a bundled runbook: a check the declarations were not written
+/// for), across four protocols: query (iam), json (logs), rest-xml (s3), and two of AWS's
+/// exceptions (s3 ListBuckets is authorised as s3:ListAllMyBuckets, ListObjectsV2 as
+/// s3:ListBucket), which moto's S3 authorizer applies as AWS does.
+const CALLS_BY_NAME: &str = r#"# Calls by name
+
+```aws iam:CreateUser id=user
+UserName = "deploy-bot"
+```
+
+```aws iam:ListUsers id=users
+```
+
+```aws logs:CreateLogGroup id=log-group
+logGroupName = "/runbook/held-out"
+```
+
+```aws s3:CreateBucket id=bucket
+Bucket = "runbook-held-out"
+```
+
+```aws s3:ListBuckets id=buckets
+```
+
+```aws s3:ListObjectsV2 id=objects
+Bucket = "runbook-held-out"
+```
+"#;
+
+fn calls_as(policy: &Value) -> Output {
+    let moto = Moto::start_with(&[("INITIAL_NO_AUTH_ACTION_COUNT", SETUP_CALLS)]);
+    let (key, secret) = user_with(&moto.endpoint, policy);
+    let t = Test::new()
+        .file("calls.md", CALLS_BY_NAME)
+        .aws(&moto.endpoint)
+        .env("AWS_ACCESS_KEY_ID", &key)
+        .env("AWS_SECRET_ACCESS_KEY", &secret);
+    let out = t.run_args(&args(&["run", "calls.md", "--yes"]));
+    drop(moto);
+    out
+}
+
+#[test]
+fn calls_by_name_pass_moto_s_authorizer_with_the_printed_policy_and_each_action_is_needed() {
+    let t = Test::new().file("calls.md", CALLS_BY_NAME);
+    let out = t.run_args(&args(&["permissions", "--json", "calls.md"]));
+    out.code_is(0);
+    let policy: Value = serde_json::from_str(&out.stdout).expect("policy JSON");
+    let declared = actions_of(&policy);
+    assert_eq!(
+        declared,
+        [
+            "iam:CreateUser",
+            "iam:ListUsers",
+            "logs:CreateLogGroup",
+            "s3:CreateBucket",
+            "s3:ListAllMyBuckets",
+            "s3:ListBucket"
+        ]
+        .map(String::from)
+        .into(),
+    );
+    calls_as(&policy).code_is(0);
+    for action in &declared {
+        let out = calls_as(&without(&policy, action));
+        assert_ne!(out.code, 0, "without {action} the run succeeded: {out:?}");
+        assert!(
+            out.stderr
+                .contains(&format!("the caller lacks IAM permission {action}")),
+            "without {action}, the failure does not name it: {out:?}"
+        );
+    }
+}
