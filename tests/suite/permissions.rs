@@ -436,3 +436,37 @@ fn calls_by_name_pass_moto_s_authorizer_with_the_printed_policy_and_each_action_
         );
     }
 }
+
+/// The policy's shape: a step in another account needs only sts:AssumeRole on its role (the
+/// account narrowed when written literally), its own calls listed for the role; Sids are letters
+/// and digits as IAM requires; a call AWS does not authorise adds nothing.
+#[test]
+fn a_step_in_another_account_needs_only_to_assume_its_role() {
+    let t = Test::new().file(
+        "r.md",
+        "# Elsewhere\n\n```aws sts.whoami id=who-am-i\n```\n\n```aws iam:GetAccountPasswordPolicy id=policy-read account=111122223333\n```\n\n```aws iam:GetAccountPasswordPolicy id=there role=Auditor account=${steps.who_am_i.account_id}\n```\n",
+    );
+    let out = t.run_args(&args(&["permissions", "--json", "r.md"]));
+    out.code_is(0);
+    let policy: Value = serde_json::from_str(&out.stdout).expect("policy JSON");
+    let st = policy["Statement"].as_array().expect("statements");
+    assert_eq!(st.len(), 1, "{policy:#}");
+    assert_eq!(st[0]["Action"], serde_json::json!(["sts:AssumeRole"]));
+    assert_eq!(
+        st[0]["Resource"],
+        serde_json::json!([
+            "arn:aws:iam::*:role/Auditor",
+            "arn:aws:iam::111122223333:role/OrganizationAccountAccessRole"
+        ])
+    );
+    let sid = st[0]["Sid"].as_str().unwrap_or("");
+    assert!(
+        sid.chars().all(|c| c.is_ascii_alphanumeric()) && sid.starts_with("StsFor"),
+        "{sid}"
+    );
+    let text = t.run_args(&args(&["permissions", "r.md"]));
+    text.code_is(0)
+        .stdout_has("who-am-i  sts.whoami  (needs no permission)")
+        .stdout_has("as arn:aws:iam::111122223333:role/OrganizationAccountAccessRole: iam:GetAccountPasswordPolicy");
+    t.run_args(&args(&["permissions", "missing.md"])).code_is(2);
+}
