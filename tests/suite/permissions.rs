@@ -223,8 +223,9 @@ fn user_with(endpoint: &str, policy: &Value) -> (String, String) {
 const SETUP_CALLS: &str = "3";
 
 /// Part 2 with the user's keys, through a proxy that reports the root user's MFA as active (moto's
-/// account has none) and records the calls.
-fn part_2_as(policy: &Value) -> (Output, BTreeSet<String>) {
+/// account has none) and records the calls; then, when asked and Part 2 finished, "Multiple
+/// accounts" for three new accounts. The last run's output, and every call seen.
+fn guide_as(policy: &Value, then_multiple_accounts: bool) -> (Output, BTreeSet<String>) {
     let moto = Moto::start_with(&[("INITIAL_NO_AUTH_ACTION_COUNT", SETUP_CALLS)]);
     let (key, secret) = user_with(&moto.endpoint, policy);
     let proxy = FaultProxy::start(
@@ -234,18 +235,32 @@ fn part_2_as(policy: &Value) -> (Output, BTreeSet<String>) {
             ..Rules::default()
         },
     );
-    let out = Test::new()
+    let t = Test::new()
         .file("answers.toml", crate::common::PART2_ANSWERS)
         .aws(&proxy.endpoint)
         .env("AWS_ACCESS_KEY_ID", &key)
-        .env("AWS_SECRET_ACCESS_KEY", &secret)
-        .run_args(&args(&[
+        .env("AWS_SECRET_ACCESS_KEY", &secret);
+    let mut out = t.run_args(&args(&[
+        "run",
+        &path("runbooks/part-2-identity-center.md"),
+        "--answers",
+        "answers.toml",
+    ]));
+    if then_multiple_accounts && out.code == 0 {
+        out = t.run_args(&args(&[
             "run",
-            &path("runbooks/part-2-identity-center.md"),
-            "--answers",
-            "answers.toml",
+            &path("runbooks/multiple-accounts.md"),
+            "--input",
+            "account_names=acme-pay-prod, acme-pay-dev,acme-log-audit",
+            "--input",
+            "admin_user=cloud.admin",
         ]));
+    }
     (out, proxy.take_signed().into_iter().map(|(_, c)| c).collect())
+}
+
+fn part_2_as(policy: &Value) -> (Output, BTreeSet<String>) {
+    guide_as(policy, false)
 }
 
 fn without(policy: &Value, action: &str) -> Value {
@@ -469,4 +484,35 @@ fn a_step_in_another_account_needs_only_to_assume_its_role() {
         .stdout_has("who-am-i  sts.whoami  (needs no permission)")
         .stdout_has("as arn:aws:iam::111122223333:role/OrganizationAccountAccessRole: iam:GetAccountPasswordPolicy");
     t.run_args(&args(&["permissions", "missing.md"])).code_is(2);
+}
+
+/// Part 2, then "Multiple accounts" (three new accounts, the administrator assigned in each), as
+/// one user with exactly the policy `runbook permissions` prints for both: both finish. Each action
+/// that "Multiple accounts" needs beyond Part 2 and used, taken away: it fails and names it.
+#[test]
+fn a_user_with_exactly_the_printed_policy_runs_part_2_then_multiple_accounts() {
+    let both = ["runbooks/part-2-identity-center.md", "runbooks/multiple-accounts.md"];
+    let policy = printed_policy(&both);
+    let (out, used) = guide_as(&policy, true);
+    out.code_is(0).stdout_has("accounts=3");
+    let part2 = actions_of(&printed_policy(&both[..1]));
+    let beyond: Vec<String> = actions_of(&policy)
+        .into_iter()
+        .filter(|a| !part2.contains(a) && used.contains(a))
+        .collect();
+    assert!(
+        beyond.iter().any(|a| a == "organizations:CreateAccount"),
+        "{beyond:?} of {used:?}"
+    );
+    for action in &beyond {
+        let (out, _) = guide_as(&without(&policy, action), true);
+        assert_ne!(out.code, 0, "without {action} the runs succeeded: {out:?}");
+        // A for-each step's items are joined into one message and their hints dropped (in the
+        // executor's fan-out), so the item's call names it here: organizations' calls and IAM
+        // actions share their names.
+        assert!(
+            out.all().contains(action.as_str()),
+            "without {action}, the failure does not name it: {out:?}"
+        );
+    }
 }
