@@ -225,7 +225,7 @@ const SETUP_CALLS: &str = "3";
 /// Part 2 with the user's keys, through a proxy that reports the root user's MFA as active (moto's
 /// account has none) and records the calls; then, when asked and Part 2 finished, "Multiple
 /// accounts" for three new accounts. The last run's output, and every call seen.
-fn guide_as(policy: &Value, then_multiple_accounts: bool) -> (Output, BTreeSet<String>) {
+fn guide_as(policy: &Value, then: Then) -> (Output, BTreeSet<String>) {
     let moto = Moto::start_with(&[("INITIAL_NO_AUTH_ACTION_COUNT", SETUP_CALLS)]);
     let (key, secret) = user_with(&moto.endpoint, policy);
     let proxy = FaultProxy::start(
@@ -246,7 +246,18 @@ fn guide_as(policy: &Value, then_multiple_accounts: bool) -> (Output, BTreeSet<S
         "--answers",
         "answers.toml",
     ]));
-    if then_multiple_accounts && out.code == 0 {
+    if then == Then::Again && out.code == 0 {
+        // Every step looks before it acts, and finds what the first run made: the reads of
+        // existing things (DescribeUser, DescribePermissionSet, ListAccountAssignments).
+        out = t.run_args(&args(&[
+            "run",
+            &path("runbooks/part-2-identity-center.md"),
+            "--answers",
+            "answers.toml",
+            "--restart",
+        ]));
+    }
+    if then == Then::MultipleAccounts && out.code == 0 {
         out = t.run_args(&args(&[
             "run",
             &path("runbooks/multiple-accounts.md"),
@@ -259,9 +270,25 @@ fn guide_as(policy: &Value, then_multiple_accounts: bool) -> (Output, BTreeSet<S
     (out, proxy.take_signed().into_iter().map(|(_, c)| c).collect())
 }
 
-fn part_2_as(policy: &Value) -> (Output, BTreeSet<String>) {
-    guide_as(policy, false)
+/// What follows Part 2 in [`guide_as`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Then {
+    Nothing,
+    /// Part 2 again from the start, the journal forgotten.
+    Again,
+    MultipleAccounts,
 }
+
+fn part_2_as(policy: &Value) -> (Output, BTreeSet<String>) {
+    guide_as(policy, Then::Again)
+}
+
+/// Calls the fault proxy answers itself, as AWS does where moto does not (provisioning): they never
+/// reach moto's authorizer, so taking their action away cannot fail a run here.
+const ANSWERED_BY_THE_PROXY: &[&str] = &[
+    "sso:DescribePermissionSetProvisioningStatus",
+    "sso:ListAccountsForProvisionedPermissionSet",
+];
 
 fn without(policy: &Value, action: &str) -> Value {
     let mut p = policy.clone();
@@ -286,20 +313,23 @@ fn without(policy: &Value, action: &str) -> Value {
 fn a_user_with_exactly_the_printed_policy_runs_part_2_and_fails_without_any_action_it_used() {
     let policy = printed_policy(&["runbooks/part-2-identity-center.md"]);
     let (out, used) = part_2_as(&policy);
-    out.code_is(0);
-    assert!(out.stdout.contains("AdministratorAccess/cloud.admin"), "{out:?}");
+    // The second run, from the start: it found everything the first made.
+    out.code_is(0).stdout_has("created=false");
 
     // Without any policy, the first call that needs a permission is refused: moto authorises.
-    let (denied, _) = part_2_as(&serde_json::json!({
+    let (denied, _) = guide_as(
+        &serde_json::json!({
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Action": "sts:GetCallerIdentity", "Resource": "*"}]
-    }));
+        }),
+        Then::Nothing,
+    );
     assert_ne!(denied.code, 0, "{denied:?}");
 
     let declared = actions_of(&policy);
     let mut not_exercised = Vec::new();
     for action in &declared {
-        if !used.contains(action) {
+        if !used.contains(action) || ANSWERED_BY_THE_PROXY.contains(&action.as_str()) {
             not_exercised.push(action.clone());
             continue;
         }
@@ -312,7 +342,7 @@ fn a_user_with_exactly_the_printed_policy_runs_part_2_and_fails_without_any_acti
     }
     // What this path does not exercise is declared for the paths it does not take; say which, so
     // a change in coverage is seen.
-    eprintln!("declared but not made on this path: {not_exercised:?}");
+    eprintln!("declared but not proven here (not made on this path, or answered by the proxy): {not_exercised:?}");
     assert!(
         used.iter().filter(|c| *c != NEEDS_NO_PERMISSION).count() >= 10,
         "too few calls exercised: {used:?}"
@@ -493,7 +523,7 @@ fn a_step_in_another_account_needs_only_to_assume_its_role() {
 fn a_user_with_exactly_the_printed_policy_runs_part_2_then_multiple_accounts() {
     let both = ["runbooks/part-2-identity-center.md", "runbooks/multiple-accounts.md"];
     let policy = printed_policy(&both);
-    let (out, used) = guide_as(&policy, true);
+    let (out, used) = guide_as(&policy, Then::MultipleAccounts);
     out.code_is(0).stdout_has("accounts=3");
     let part2 = actions_of(&printed_policy(&both[..1]));
     let beyond: Vec<String> = actions_of(&policy)
@@ -505,7 +535,7 @@ fn a_user_with_exactly_the_printed_policy_runs_part_2_then_multiple_accounts() {
         "{beyond:?} of {used:?}"
     );
     for action in &beyond {
-        let (out, _) = guide_as(&without(&policy, action), true);
+        let (out, _) = guide_as(&without(&policy, action), Then::MultipleAccounts);
         assert_ne!(out.code, 0, "without {action} the runs succeeded: {out:?}");
         // A for-each step's items are joined into one message and their hints dropped (in the
         // executor's fan-out), so the item's call names it here: organizations' calls and IAM
