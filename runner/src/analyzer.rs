@@ -17,6 +17,7 @@ use crate::source::{Source, Span};
 use crate::suggest::{closest, same_effect};
 
 mod call;
+mod on_failure;
 mod params;
 mod place;
 
@@ -311,53 +312,6 @@ impl Checker<'_> {
         }
         if let Some(f) = &a.on_failure {
             self.check_on_failure(&f.value, f.span);
-        }
-    }
-
-    fn check_on_failure(&mut self, target: &str, span: Span) {
-        if let Some(id) = target.strip_prefix('#') {
-            if !self.anchors.contains(id) {
-                self.error(
-                    span,
-                    format!("on-failure names `#{id}`, which is no step or section of this runbook"),
-                );
-            }
-            return;
-        }
-        let (file, anchor) = target.split_once('#').unwrap_or((target, ""));
-        match crate::paths::resolve_in(self.root, Path::new(&self.runbook.path), file) {
-            // A runbook that continues into itself repeats what just failed, and a call whose
-            // outcome is unknown would be sent again by each new run of it.
-            Ok(p) if crate::paths::canonical(&p) == crate::paths::canonical(Path::new(&self.runbook.path)) => self
-                .error(
-                    span,
-                    format!("on-failure names `{file}`, which is this runbook: a failure would run it again"),
-                ),
-            // `other.md#step-id` continues into that runbook from that step: it must be one.
-            Ok(p) if !anchor.is_empty() => {
-                if let Ok(src) = crate::load::read(&p) {
-                    let (linked, _) = crate::parser::parse(&src);
-                    if linked.step(anchor).is_none() {
-                        let ids: Vec<&str> = linked.steps.iter().map(|s| s.id.as_str()).collect();
-                        self.error(
-                            span,
-                            format!(
-                                "on-failure names `{file}#{anchor}`, but `{anchor}` is no step of {file} (steps: {})",
-                                ids.join(", ")
-                            ),
-                        );
-                    }
-                }
-            }
-
-            Ok(_) => {}
-            Err(crate::paths::PathError::Missing(p)) => {
-                self.error(span, format!("on-failure names `{file}`, but {p} does not exist"))
-            }
-            Err(why @ crate::paths::PathError::NotRunbook) => {
-                self.error(span, format!("on-failure names `{file}`, which {why}"))
-            }
-            Err(why) => self.error(span, format!("on-failure path `{file}` {why}")),
         }
     }
 

@@ -252,7 +252,7 @@ pub struct PlanArgs {
     #[arg(long, value_name = "NAME")]
     pub run: Option<String>,
     /// Exit 2 when a run would change something or ask a person, 0 when there is nothing to
-    /// do, 1 when a step cannot be planned (as `terraform plan -detailed-exitcode`).
+    /// do, 1 on any error, usage errors included (as `terraform plan -detailed-exitcode`).
     #[arg(long)]
     pub detailed_exitcode: bool,
     /// Print the plan as JSON: one object per step (step, executor, action, verdict, details).

@@ -349,8 +349,9 @@ pub fn run_name(raw: &str) -> String {
 pub struct Journal {
     pub dir: PathBuf,
     pub state: State,
-    transcript: File,
-    _lock: File,
+    /// `None` for a journal that is never written ([`Journal::detached`]: `plan`, `verify`).
+    transcript: Option<File>,
+    _lock: Option<File>,
     redactor: Redactor,
     index: read::Index,
 }
@@ -472,8 +473,8 @@ impl Journal {
         let mut j = Journal {
             dir: dir.to_path_buf(),
             state,
-            transcript,
-            _lock: lock,
+            transcript: Some(transcript),
+            _lock: Some(lock),
             redactor,
             index,
         };
@@ -487,8 +488,42 @@ impl Journal {
         Ok(j)
     }
 
+    /// A journal that is read, never written: a run's record as `plan` and `verify` walk it
+    /// (the transcript of `dir` is read for its index; nothing is locked, made or changed).
+    pub fn detached(dir: &Path, state: State, redactor: Redactor) -> Result<Journal, JournalError> {
+        let index = read::Index::read(&dir.join("transcript.jsonl"))?;
+        Ok(Journal {
+            dir: dir.to_path_buf(),
+            state,
+            transcript: None,
+            _lock: None,
+            redactor,
+            index,
+        })
+    }
+
+    /// A fresh record for a run that never ran.
+    pub fn fresh_state(runbook: &str) -> State {
+        State {
+            version: STATE_VERSION,
+            runbook: runbook.to_string(),
+            name: DEFAULT_RUN.into(),
+            rehearsal: false,
+            run_id: new_run_id(),
+            started: now(),
+            updated: now(),
+            inputs: BTreeMap::new(),
+            secret_inputs: BTreeMap::new(),
+            steps: BTreeMap::new(),
+            outcome: None,
+        }
+    }
+
     /// Replaces the state file atomically: a crash leaves the old state or the new, never half.
     pub fn save(&mut self) -> Result<(), JournalError> {
+        if self.transcript.is_none() {
+            return Ok(());
+        }
         self.state.version = STATE_VERSION;
         self.state.updated = now();
         let path = self.dir.join("state.json");
@@ -571,9 +606,11 @@ impl Journal {
             message: e.to_string(),
         })?;
         text.push('\n');
-        self.transcript.write_all(text.as_bytes()).map_err(|e| io(&path, e))?;
-        if durable {
-            self.transcript.sync_data().map_err(|e| io(&path, e))?;
+        if let Some(transcript) = self.transcript.as_mut() {
+            transcript.write_all(text.as_bytes()).map_err(|e| io(&path, e))?;
+            if durable {
+                transcript.sync_data().map_err(|e| io(&path, e))?;
+            }
         }
         text.pop();
         // The index sees the line as it will be read back (redacted).
@@ -600,7 +637,7 @@ mod pending;
 mod read;
 
 use files::*;
-pub use files::{depth, legacy_key, make_key, os_user, own_key, own_key_path, read_lines};
+pub use files::{create_nofollow, depth, legacy_key, make_key, os_user, own_key, own_key_path, read_lines};
 pub use moved::{Located, adopt, elsewhere, locate};
 pub use pending::{Pending, PendingCall};
 #[cfg(test)]

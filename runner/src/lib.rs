@@ -23,7 +23,6 @@ pub mod model;
 pub mod parser;
 mod paths;
 mod placement;
-mod plan;
 mod prompt;
 mod prose;
 pub mod redact;

@@ -22,6 +22,8 @@ pub struct Ui {
     closed: AtomicBool,
     /// Lines go to stderr (stdout carries the event stream: `run --events -`).
     to_stderr: bool,
+    /// Progress lines are not shown (`plan` prints its own table); errors still are.
+    silent: bool,
 }
 
 fn clock() -> String {
@@ -75,6 +77,20 @@ impl Ui {
             spinner: Mutex::new(None),
             closed: AtomicBool::new(false),
             to_stderr,
+            silent: false,
+        }
+    }
+
+    /// A Ui that shows no progress, only errors: the interpreter's lines while `plan` walks.
+    pub fn silent(redactor: Redactor) -> Ui {
+        Ui {
+            fancy: None,
+            color: false,
+            redactor,
+            spinner: Mutex::new(None),
+            closed: AtomicBool::new(false),
+            to_stderr: true,
+            silent: true,
         }
     }
 
@@ -84,7 +100,7 @@ impl Ui {
     }
 
     fn out(&self, s: &str) {
-        if self.closed() {
+        if self.closed() || self.silent {
             return;
         }
         let written = if self.to_stderr {

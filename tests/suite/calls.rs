@@ -13,11 +13,11 @@ use serde_json::Value;
 
 /// What the tests take away: a user with an assignment in two accounts.
 pub(crate) struct Seeded {
-    instance: String,
-    store: String,
-    user_id: String,
-    ps: String,
-    accounts: Vec<String>,
+    pub(crate) instance: String,
+    pub(crate) store: String,
+    pub(crate) user_id: String,
+    pub(crate) ps: String,
+    pub(crate) accounts: Vec<String>,
 }
 
 pub(crate) fn seed(endpoint: &str, user: &str) -> Seeded {

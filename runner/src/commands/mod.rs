@@ -19,7 +19,7 @@ use crate::exit::Exit;
 use crate::journal::{self, Journal};
 use crate::model::Runbook;
 use crate::source::Source;
-use crate::{analyzer, eval, inputs, load};
+use crate::{analyzer, inputs, load};
 
 mod actions;
 mod answers;

@@ -3,6 +3,16 @@
 use super::*;
 
 pub async fn plan(args: PlanArgs, color: bool) -> Result<(), CommandError> {
+    let detailed = args.detailed_exitcode;
+    match planned(args, color).await {
+        // A CI gate reads 2 as "changes pending": nothing else may exit 2 then (as terraform).
+        Err(CommandError::Usage(m)) if detailed => Err(CommandError::Failed(m)),
+        Err(CommandError::Diagnosed) if detailed => Err(CommandError::StepFailed),
+        r => r,
+    }
+}
+
+async fn planned(args: PlanArgs, color: bool) -> Result<(), CommandError> {
     let (source, runbook) = load_checked(&args.file, color)?;
     let redactor = crate::redact::Redactor::global();
     let say = |s: &str| {
@@ -34,59 +44,34 @@ pub async fn plan(args: PlanArgs, color: bool) -> Result<(), CommandError> {
     let flags = inputs::flags(&args.inputs)
         .and_then(|f| inputs::check_known(&runbook.settings.inputs, &f, &answers).map(|()| f))
         .map_err(|e| CommandError::Usage(e.to_string()))?;
-    let stored = state.as_ref().map(|s| s.inputs.clone()).unwrap_or_default();
-    let src = inputs::Sources {
-        flags: &flags,
-        answers: &answers,
-        stored: &stored,
-    };
-    let resolved = inputs::resolve(
-        &runbook.settings.inputs,
-        None,
-        &src,
-        inputs::WhenMissing::Leave,
-        &|_, _| Err(std::io::Error::other("plan asks nothing")),
+    let changes = input_changes(&runbook, state.as_ref(), &flags, &answers)?;
+    let title = runbook.title.clone();
+    let path = runbook.path.clone();
+    let last = last.map(|r| (r.dir, r.state));
+    let walked = crate::exec::planning::plan(
+        source,
+        runbook,
+        ctx,
+        crate::exec::planning::PlanOptions {
+            state_dir: args.state_dir.clone(),
+            last,
+            answers,
+            flags,
+            color,
+        },
     )
-    .map_err(|e| CommandError::Usage(crate::ui::sanitize(&e.to_string())))?;
-    // Secrets are registered before anything is printed, and everything printed passes the
-    // redactor: a plan shows what would happen, never a secret.
-    let mut env = eval::Env {
-        redactor: redactor.clone(),
-        ..eval::Env::default()
-    };
-    for (k, v) in &resolved.values {
-        env.inputs.insert(k.clone(), json!(v));
-    }
-    for (k, v) in &resolved.secrets {
-        redactor.add(v.expose());
-        env.inputs.insert(k.clone(), json!(v.expose()));
-        env.secret_inputs.insert(k.clone());
-    }
-    let mut changes = Vec::new();
-    if let Some(s) = &state {
-        changes = crate::exec::identity::input_changes(&s.inputs, &BTreeMap::new(), &resolved.values, &BTreeMap::new());
-        let d = crate::exec::Digester::new(None);
-        for (k, v) in &resolved.secrets {
-            if s.secret_inputs
-                .get(k)
-                .is_some_and(|old| crate::exec::Digester::value_changed(old, &d.value(k, v.expose())) == Some(true))
-            {
-                changes.push(format!("{k}: changed (secret)"));
-            }
-        }
-        for (id, st) in &s.steps {
-            if st.status == journal::StepStatus::Done && !st.secret {
-                env.set_step(id, st.outputs.clone());
-            }
-        }
-    }
-    let registry = Registry::shared();
-    let walked = crate::plan::walk(&runbook, &source, &mut env, &ctx, registry).await;
+    .await
+    .map_err(|e| match e {
+        crate::exec::planning::PlanError::Usage(m) => CommandError::Usage(m),
+        e @ crate::exec::planning::PlanError::Identity(_) => CommandError::Failed(format!(
+            "{e}\n  = help: AWS did not answer; run the plan again when it does"
+        )),
+    })?;
     if args.json {
-        let v = json!({ "runbook": runbook.path, "changes": changes, "pending": walked.pending, "steps": walked.rows });
+        let v = json!({ "runbook": path, "changes": changes, "pending": walked.pending, "steps": walked.rows });
         say(&serde_json::to_string_pretty(&redactor.value(&v)).unwrap_or_default());
     } else {
-        say(&format!("plan for {} ({})", runbook.title, runbook.path));
+        say(&format!("plan for {title} ({path})"));
         for c in &changes {
             say(&format!("  changed since the last run: {c}"));
         }
@@ -97,7 +82,11 @@ pub async fn plan(args: PlanArgs, color: bool) -> Result<(), CommandError> {
                 (None, Some(n)) => format!("{} × {n}", r.kind),
                 (None, None) => r.kind.clone(),
             };
-            say(&format!("  {:<32} {:<13} {what}", r.step, r.verdict));
+            say(&format!(
+                "  {:<32} {:<13} {what}",
+                r.step,
+                crate::exec::planning::word(r.verdict)
+            ));
             for d in &r.details {
                 say(&format!("  {:<32} {:<13}   {d}", "", ""));
             }
@@ -117,4 +106,40 @@ pub async fn plan(args: PlanArgs, color: bool) -> Result<(), CommandError> {
     } else {
         Ok(())
     }
+}
+
+/// What changed in the inputs since the run a new run would continue (secrets as "changed").
+fn input_changes(
+    runbook: &crate::model::Runbook,
+    state: Option<&journal::State>,
+    flags: &BTreeMap<String, String>,
+    answers: &inputs::Answers,
+) -> Result<Vec<String>, CommandError> {
+    let Some(s) = state else { return Ok(Vec::new()) };
+    let src = inputs::Sources {
+        flags,
+        answers,
+        stored: &s.inputs,
+    };
+    let resolved = inputs::resolve(
+        &runbook.settings.inputs,
+        None,
+        &src,
+        inputs::WhenMissing::Leave,
+        &|_, _| Err(std::io::Error::other("plan asks nothing")),
+    )
+    .map_err(|e| CommandError::Usage(crate::ui::sanitize(&e.to_string())))?;
+    let mut changes =
+        crate::exec::identity::input_changes(&s.inputs, &BTreeMap::new(), &resolved.values, &BTreeMap::new());
+    let d = crate::exec::Digester::new(None);
+    for (k, v) in &resolved.secrets {
+        crate::redact::Redactor::global().add(v.expose());
+        if s.secret_inputs
+            .get(k)
+            .is_some_and(|old| crate::exec::Digester::value_changed(old, &d.value(k, v.expose())) == Some(true))
+        {
+            changes.push(format!("{k}: changed (secret)"));
+        }
+    }
+    Ok(changes)
 }

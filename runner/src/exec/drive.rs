@@ -4,6 +4,57 @@
 use super::identity::Sameness;
 use super::*;
 
+/// Whether a step runs, decided the same way for `run` and `plan`.
+pub(super) enum Condition {
+    Run,
+    /// `if=` is false (its text).
+    Skip(String),
+    /// The step cannot be decided: why (an `if=` that fails, or reads a secret).
+    Refused(String),
+}
+
+/// `if=` and `for-each=` never read a secret (`check` refuses it; a secret known only at run
+/// time, an answer AWS marked sensitive, is refused here): whether a step ran, and its items,
+/// are shown to all. Then the condition.
+pub(super) fn condition(step: &Step, env: &Env, engine: &rhai::Engine) -> Condition {
+    for (word, attr) in [("if", &step.attrs.if_), ("for-each", &step.attrs.for_each)] {
+        if attr.as_ref().is_some_and(|a| env.reads_secret(&a.value)) {
+            return Condition::Refused(format!(
+                "`{word}=` reads a secret: whether the step runs, and its items, would tell it"
+            ));
+        }
+    }
+    match &step.attrs.if_ {
+        None => Condition::Run,
+        Some(cond) => match env.eval(engine, &cond.value, None).and_then(|d| eval::truthy(&d)) {
+            Ok(true) => Condition::Run,
+            Ok(false) => Condition::Skip(cond.value.clone()),
+            Err(e) => Condition::Refused(format!("`if` condition: {e}")),
+        },
+    }
+}
+
+/// The scope a fan-out's items run in when they come from a secret (each `item` is secret).
+pub(super) fn items_env(step: &Step, env: &Env) -> Option<Env> {
+    step.attrs
+        .for_each
+        .as_ref()
+        .is_some_and(|l| env.reads_secret(&l.value))
+        .then(|| Env {
+            secret_item: true,
+            ..env.clone()
+        })
+}
+
+/// A finished step that would do the same now, whose outputs were kept, and that this run does
+/// not look at again ([`Shared::rechecks`]): not run again.
+pub(super) fn reusable(shared: &Shared, step: &Step, st: &StepState, plan: &identity::Prepared) -> bool {
+    !shared.rechecks(step)
+        && st.status == StepStatus::Done
+        && !st.secret
+        && Digester::compare(&st.hash, &plan.hash, plan.legacy_hash.as_deref()) == Sameness::Same
+}
+
 pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>) -> Exit {
     let rb = &shared.runbook;
     let opts = &shared.opts;
@@ -50,6 +101,10 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
     }
     let changes = identity::input_changes(&stored, &stored_secrets, &resolved.values, &secret_digests);
     let begun = shared.journal.lock().map(|mut j| {
+        // A new run of a finished record converges on AWS; a stopped one is resumed.
+        shared
+            .converging
+            .store(j.state.outcome.as_deref() == Some("done"), Ordering::SeqCst);
         j.begin_run();
         env.run.insert("id".into(), json!(j.state.run_id));
         env.run.insert("started".into(), json!(j.state.started));
@@ -133,56 +188,32 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
             continue;
         }
         let engine = shared.engine();
-        // `check` refuses these; a secret known only at run time (an answer AWS marked
-        // sensitive) is refused here too: whether a step ran, and its items, are shown to all.
-        for (word, attr) in [("if", &step.attrs.if_), ("for-each", &step.attrs.for_each)] {
-            if attr.as_ref().is_some_and(|a| env.reads_secret(&a.value)) {
-                return fail(
-                    &shared,
-                    step,
-                    &format!("`{word}=` reads a secret: whether the step runs, and its items, would tell it"),
-                    None,
-                );
-            }
-        }
-        if let Some(cond) = &step.attrs.if_ {
-            match env.eval(&engine, &cond.value, None).and_then(|d| eval::truthy(&d)) {
-                Ok(true) => {}
-                Ok(false) => {
-                    skipped += 1;
-                    shared
-                        .ui
-                        .step_finished(&step.id, "skipped", &format!("condition `{}` is false", cond.value));
-                    let mut st = StepState::new(StepStatus::Skipped, "");
-                    st.outputs = json!({ "skipped": true });
-                    st.finished = Some(journal::now());
-                    env.set_step(&step.id, st.outputs.clone());
-                    let done = shared
-                        .record(Entry::StepSkipped {
-                            step: step.id.clone(),
-                            reason: "condition false".into(),
-                        })
-                        .and_then(|()| shared.set_step_state(&step.id, st));
-                    if let Err(e) = done {
-                        return step_error_exit(&shared, Some(step), e);
-                    }
-                    continue;
+        match condition(step, &env, &engine) {
+            Condition::Run => {}
+            Condition::Refused(why) => return fail(&shared, step, &why, None),
+            Condition::Skip(cond) => {
+                skipped += 1;
+                shared
+                    .ui
+                    .step_finished(&step.id, "skipped", &format!("condition `{cond}` is false"));
+                let mut st = StepState::new(StepStatus::Skipped, "");
+                st.outputs = json!({ "skipped": true });
+                st.finished = Some(journal::now());
+                env.set_step(&step.id, st.outputs.clone());
+                let done = shared
+                    .record(Entry::StepSkipped {
+                        step: step.id.clone(),
+                        reason: "condition false".into(),
+                    })
+                    .and_then(|()| shared.set_step_state(&step.id, st));
+                if let Err(e) = done {
+                    return step_error_exit(&shared, Some(step), e);
                 }
-                Err(e) => return fail(&shared, step, &format!("`if` condition: {e}"), None),
+                continue;
             }
         }
-        // A fan-out over a secret makes each `item` secret.
-        let secret_items = step.attrs.for_each.as_ref().is_some_and(|l| env.reads_secret(&l.value));
-        let item_env;
-        let env_for_step = if secret_items {
-            item_env = Env {
-                secret_item: true,
-                ..env.clone()
-            };
-            &item_env
-        } else {
-            &env
-        };
+        let item_env = items_env(step, &env);
+        let env_for_step = item_env.as_ref().unwrap_or(&env);
         // What the step will do, resolved: its identity decides whether it must run again. The
         // step's timeout= bounds everything it evaluates from here on.
         let deadline = step::timeout(step).map(|t| Instant::now() + t);
@@ -200,7 +231,7 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
         if let Some(st) = &recorded {
             if st.status == StepStatus::Done && !forced {
                 let same = Digester::compare(&st.hash, &plan.hash, plan.legacy_hash.as_deref());
-                if same == Sameness::Same && !st.secret {
+                if reusable(&shared, step, st, &plan) {
                     reused += 1;
                     shared.ui.step_finished(
                         &step.id,
@@ -224,7 +255,10 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
                         return step_error_exit(&shared, Some(step), e);
                     }
                 }
-                shared.ui.note(&if st.secret {
+                // A new run looks again at what it can check, quietly: it is how a run converges.
+                let rechecked = same == Sameness::Same && !st.secret && shared.rechecks(step);
+                if !rechecked {
+                    shared.ui.note(&if st.secret {
                     format!(
                         "{}: its outputs hold secrets, which are never kept: running it again",
                         step.id
@@ -238,6 +272,7 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
                 } else {
                     format!("{} changed since it last ran: running it again", step.id)
                 });
+                }
             }
         }
         if opts.step_mode {
@@ -351,7 +386,7 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
                 }
                 return Exit::WaitingForPerson;
             }
-            Err(e @ (StepError::Interrupted | StepError::Journal(_))) => {
+            Err(e @ (StepError::Interrupted | StepError::Journal(_) | StepError::Events(_))) => {
                 return step_error_exit(&shared, Some(step), e);
             }
             Err(StepError::Failed { message, hint }) => {
@@ -443,7 +478,12 @@ fn show_prose(shared: &Shared, from: usize, to: usize) {
 /// Ends the run for an error that is not the step's own failure.
 fn step_error_exit(shared: &Shared, step: Option<&Step>, e: StepError) -> Exit {
     match e {
-        StepError::Journal(m) => journal_failed(shared, &m),
+        // A plugin's record that reached the journal and not `--events` comes back as a
+        // journal error: the sink knows which it was.
+        StepError::Events(_) | StepError::Journal(_) if shared.events.failure().is_some() => {
+            super::events_failed(shared, &shared.events.failure().unwrap_or_default())
+        }
+        StepError::Journal(m) | StepError::Events(m) => journal_failed(shared, &m),
         StepError::Interrupted => interrupted(shared, step.map_or("the start", |s| s.id.as_str())),
         StepError::Waiting(m) => {
             shared.ui.error(&format!("runbook: waiting for a person: {m}"));

@@ -22,6 +22,10 @@ impl Events for StepEvents {
         let (step, item_key) = (self.step.clone(), self.item.clone());
         let entry = match event {
             Event::Intent { call, target } => {
+                // `plan` is a run whose gate sends reads and refuses every change.
+                if self.shared.planning {
+                    return Err(PluginError::Other(format!("plan sends no change: {call} was not sent")));
+                }
                 // Once any journal write failed, no further call is announced (or made).
                 if self.shared.journal_broken.load(Ordering::SeqCst) {
                     return Err(PluginError::Journal(
@@ -108,14 +112,16 @@ impl Events for StepEvents {
             }
             _ => None,
         };
-        self.shared.record(entry).map_err(|e| match e {
-            StepError::Journal(m) => PluginError::Journal(m),
-            other => PluginError::Journal(format!("{other:?}")),
-        })?;
-        // The answer is on disk: the request is no longer unknown to anyone.
-        if let Some(d) = settled {
+        let recorded = self.shared.record(entry);
+        // The answer is on disk (even when `--events` then failed): the request is no longer
+        // unknown to anyone.
+        if let (Some(d), false) = (settled, matches!(recorded, Err(StepError::Journal(_)))) {
             self.shared.pending.0.clear(&d);
         }
+        recorded.map_err(|e| match e {
+            StepError::Journal(m) | StepError::Events(m) => PluginError::Journal(m),
+            other => PluginError::Journal(format!("{other:?}")),
+        })?;
         Ok(())
     }
 
@@ -125,6 +131,10 @@ impl Events for StepEvents {
         target: &'a str,
         duplicates: Duplicates,
     ) -> BoxFuture<'a, Result<Claim, PluginError>> {
+        if self.shared.planning {
+            let refused = PluginError::Other(format!("plan sends no change: {call} was not sent"));
+            return Box::pin(async move { Err(refused) });
+        }
         Box::pin(super::gate::claim(&self.shared, &self.step, call, target, duplicates))
     }
 }

@@ -79,11 +79,16 @@ pub(super) async fn fan_out(
     plan: &Prepared,
     items: &[Item],
 ) -> Result<Outcome, StepError> {
-    let done_before = shared
-        .journal
-        .lock()
-        .map_err(|_| StepError::Journal("journal lock poisoned".into()))?
-        .finished_items(&step.id)?;
+    // A new run re-checks every item of a step it looks at again.
+    let done_before = if shared.rechecks(step) {
+        Default::default()
+    } else {
+        shared
+            .journal
+            .lock()
+            .map_err(|_| StepError::Journal("journal lock poisoned".into()))?
+            .finished_items(&step.id)?
+    };
     let bar = shared.ui.fanout(&step.id, items.len() as u64);
     let mut results: Vec<Option<Value>> = vec![None; items.len()];
     let mut todo = Vec::new();

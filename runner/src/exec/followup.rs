@@ -121,7 +121,8 @@ pub(super) async fn continue_into(shared: &Arc<Shared>, step: &Step, env: &Env, 
         color: shared.opts.color,
         rehearsal: shared.opts.rehearsal,
         run_name: Some(name.clone()),
-        events: None,
+        // The same stream as the run it continues (`run_with` is given the open sink).
+        events: shared.opts.events.clone(),
         // Redacted before the continued run sees it (it could quote a secret AWS echoed back).
         failed: Some(json!({ "step": step.id, "error": shared.redactor.text(error), "runbook": shared.runbook.path })),
         depth: shared.opts.depth + 1,
@@ -129,7 +130,14 @@ pub(super) async fn continue_into(shared: &Arc<Shared>, step: &Step, env: &Env, 
     shared
         .ui
         .line(&format!("continuing into {shown} (run {name}), as `on-failure=` says"));
-    let exit = Box::pin(super::run(source, runbook, shared.ctx.clone(), opts)).await;
+    let exit = Box::pin(super::run_with(
+        source,
+        runbook,
+        shared.ctx.clone(),
+        opts,
+        Some(shared.events.clone()),
+    ))
+    .await;
     let said = format!("{shown} (run {name}): {}", outcome(exit));
     shared
         .ui

@@ -233,6 +233,20 @@ fn resolve(
     engine: &rhai::Engine,
     target: &Value,
 ) -> Result<(Value, Option<Value>), PrepareError> {
+    resolution(&shared.source, &shared.runbook, step, env, item, engine, target)
+}
+
+/// What a step resolves to (its identity's input) and, for an action, its parameters: the one
+/// resolution `run` and `plan` both use.
+pub fn resolution(
+    source: &crate::source::Source,
+    runbook: &crate::model::Runbook,
+    step: &Step,
+    env: &Env,
+    item: Option<&Value>,
+    engine: &rhai::Engine,
+    target: &Value,
+) -> Result<(Value, Option<Value>), PrepareError> {
     match &step.executor {
         Executor::Action { .. } => {
             let params = eval::toml_body(&step.body)
@@ -244,7 +258,7 @@ fn resolve(
         }
         Executor::Manual => {
             let mut sink = Vec::new();
-            let m = crate::manual::parse(&shared.source, step, &mut sink).ok_or(PrepareError::ManualBody)?;
+            let m = crate::manual::parse(source, step, &mut sink).ok_or(PrepareError::ManualBody)?;
             let text = |s: &Option<String>| -> Result<Value, PrepareError> {
                 match s {
                     Some(t) => env.interpolate(engine, t, item).map_err(PrepareError::Text),
@@ -252,10 +266,7 @@ fn resolve(
                 }
             };
             // The person is shown the section's prose too: a changed text is asked again.
-            let prose = shared
-                .runbook
-                .section_of(step)
-                .map(|s| format!("{}\n{}", s.title, s.prose));
+            let prose = runbook.section_of(step).map(|s| format!("{}\n{}", s.title, s.prose));
             Ok((
                 json!({
                     "instructions": text(&m.instructions)?,

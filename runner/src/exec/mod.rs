@@ -7,6 +7,7 @@
 //! calling, `person` asks a person, `script` runs Rhai, `identity` decides whether a step must
 //! run again.
 
+mod assemble;
 mod call;
 mod drive;
 mod events;
@@ -16,6 +17,7 @@ mod gate;
 mod guard;
 pub mod identity;
 mod person;
+pub mod planning;
 mod script;
 mod setup;
 mod signals;
@@ -42,6 +44,7 @@ use crate::sandbox::{self, Limits};
 use crate::source::Source;
 use crate::ui::Ui;
 
+pub(crate) use assemble::Parts;
 pub use identity::Digester;
 
 /// How a run was asked for on the command line.
@@ -70,9 +73,14 @@ pub struct RunOptions {
 /// The version of the event stream's schema (`"v"` in every event).
 pub const EVENTS_VERSION: u32 = 1;
 
-/// Where `--events` go: each journal entry as it is written, plus polling progress.
+/// Where `--events` go: each journal entry as it is written, plus polling progress. One sink
+/// per run tree: a follow-up run (`on-failure=`) writes to its parent's.
 pub struct EventSink {
     out: Mutex<Option<Box<dyn std::io::Write + Send>>>,
+    /// What `--events` named, for messages.
+    name: String,
+    /// The first write that failed: the run stops at its next record, naming it.
+    failed: Mutex<Option<String>>,
 }
 
 impl EventSink {
@@ -80,21 +88,36 @@ impl EventSink {
         let out: Option<Box<dyn std::io::Write + Send>> = match path {
             None => None,
             Some(p) if p == Path::new("-") => Some(Box::new(std::io::stdout())),
-            Some(p) => Some(Box::new(std::fs::File::create(p)?)),
+            Some(p) => Some(Box::new(crate::journal::create_nofollow(p)?)),
         };
-        Ok(EventSink { out: Mutex::new(out) })
+        Ok(EventSink {
+            out: Mutex::new(out),
+            name: path
+                .map(|p| crate::ui::sanitize(&p.display().to_string()))
+                .unwrap_or_default(),
+            failed: Mutex::new(None),
+        })
     }
 
-    /// Writes one event: a journal line (already redacted) with the schema version first.
+    /// Writes one event: a journal line (already redacted) with the schema version first. A
+    /// failed write (a full disk, a reader that went away) is kept: the stream promised every
+    /// entry, so the run stops rather than go on with a stream that silently ends.
     fn line(&self, journal_line: &str) {
         let Ok(mut guard) = self.out.lock() else { return };
         let Some(out) = guard.as_mut() else { return };
         let body = journal_line.strip_prefix('{').unwrap_or(journal_line);
         let written = writeln!(out, "{{\"v\":{EVENTS_VERSION},{body}").and_then(|()| out.flush());
-        if written.is_err() {
-            // The reader went away: the run goes on, without events.
+        if let Err(e) = written {
             *guard = None;
+            if let Ok(mut f) = self.failed.lock() {
+                f.get_or_insert_with(|| format!("cannot write --events {}: {e}", self.name));
+            }
         }
+    }
+
+    /// The write that failed, if one did.
+    fn failure(&self) -> Option<String> {
+        self.failed.lock().ok().and_then(|f| f.clone())
     }
 }
 
@@ -110,6 +133,8 @@ pub enum StepError {
     Interrupted,
     /// The journal could not record something: the run stops before its next call.
     Journal(String),
+    /// `--events` could not be written: the run stops before its next call.
+    Events(String),
 }
 
 impl StepError {
@@ -195,7 +220,16 @@ pub struct Shared {
     pub runbook: Runbook,
     pub answers: Answers,
     pub opts: RunOptions,
-    pub events: EventSink,
+    pub events: Arc<EventSink>,
+    /// `plan`: the same interpreter, a journal that is read and never written, and a gate that
+    /// sends reads and refuses every change.
+    pub planning: bool,
+    /// A new run of a record whose last run finished: what can be looked at again is
+    /// ([`Shared::rechecks`]); a resume continues.
+    pub converging: AtomicBool,
+    /// Steps read again in any run, a resume too: the reads and scripts whose outputs feed a
+    /// change ([`feeds_changes`]), so no change acts on what AWS held before the run stopped.
+    pub fresh: std::collections::HashSet<String>,
 }
 
 impl Shared {
@@ -211,7 +245,10 @@ impl Shared {
             StepError::from(e)
         })?;
         self.events.line(&line);
-        Ok(())
+        match self.events.failure() {
+            Some(e) => Err(StepError::Events(e)),
+            None => Ok(()),
+        }
     }
 
     /// An event that is not journaled (polling progress), redacted like the journal.
@@ -276,6 +313,17 @@ impl Shared {
 
 /// Runs a runbook. `ctx` carries the AWS settings (real, or the rehearsal emulator).
 pub async fn run(source: Source, runbook: Runbook, ctx: Context, opts: RunOptions) -> Exit {
+    run_with(source, runbook, ctx, opts, None).await
+}
+
+/// A run, writing its events to `sink` when it continues another (`on-failure=`).
+async fn run_with(
+    source: Source,
+    runbook: Runbook,
+    ctx: Context,
+    opts: RunOptions,
+    sink: Option<Arc<EventSink>>,
+) -> Exit {
     // One redaction authority for the whole process: this run, the runs it continues into, plan.
     let redactor = Redactor::global();
     // With `--events -` stdout carries the events, and the lines for people go to stderr.
@@ -289,7 +337,11 @@ pub async fn run(source: Source, runbook: Runbook, ctx: Context, opts: RunOption
             return Exit::Usage;
         }
     };
-    let events = match EventSink::open(opts.events.as_deref()) {
+    let opened = match sink {
+        Some(s) => Ok(s),
+        None => EventSink::open(opts.events.as_deref()).map(Arc::new),
+    };
+    let events = match opened {
         Ok(e) => e,
         Err(e) => {
             ui.error(&format!(
@@ -306,31 +358,20 @@ pub async fn run(source: Source, runbook: Runbook, ctx: Context, opts: RunOption
         Ok(x) => x,
         Err(exit) => return exit,
     };
-    let dir = journal.dir.clone();
     let setup::Given { answers, flags } = given;
-    let ctx = {
-        let r = redactor.clone();
-        ctx.with_redact(Arc::new(move |s: &str| r.text(s)))
-            .with_state_dir(dir.clone())
-    };
-    let shared = Arc::new(Shared {
-        registry: Registry::shared(),
-        ctx,
-        journal: Mutex::new(journal),
-        journal_broken: AtomicBool::new(false),
-        ui,
-        redactor,
-        digester,
-        pending,
-        interrupted: Arc::new(AtomicBool::new(false)),
-        interrupt: Notify::new(),
-        identity: OnceCell::new(),
-        management: OnceCell::new(),
+    let shared = Shared::assemble(Parts {
         source,
         runbook,
-        answers,
+        ctx,
         opts,
+        answers,
+        ui,
+        redactor,
+        journal,
+        digester,
+        pending,
         events,
+        planning: false,
     });
     signals::interrupt_on_signals(shared.clone());
     // Who is calling is known before anything is journaled: a run that cannot tell changes
@@ -349,8 +390,12 @@ pub async fn run(source: Source, runbook: Runbook, ctx: Context, opts: RunOption
         && e.outage
     {
         shared.ui.error(&format!(
-            "runbook: cannot tell which account the credentials are for: sts:GetCallerIdentity: {}\n  = help: AWS did not answer; run again when it does (nothing was run, and the journal is as it was)",
-            e.message
+            "runbook: cannot tell which account the credentials are for: {}\n  = help: AWS did not answer; run again when it does (nothing was run, and the journal is as it was)",
+            if e.message.starts_with("sts:GetCallerIdentity") {
+                e.message.clone()
+            } else {
+                format!("sts:GetCallerIdentity: {}", e.message)
+            }
         ));
         return Exit::StepFailed;
     }
@@ -464,6 +509,14 @@ fn resolve_failed(ui: &Ui, e: inputs::ResolveError) -> Exit {
 }
 
 /// Reports a journal failure: which file, that nothing more was sent, how to resume.
+fn events_failed(shared: &Shared, message: &str) -> Exit {
+    shared.ui.error(&format!(
+        "runbook: {message}\n  the run stopped before its next call; the journal has every step: {}\n  free space or fix the --events path, then run the same command again to resume",
+        shared.journal_file()
+    ));
+    Exit::StepFailed
+}
+
 fn journal_failed(shared: &Shared, message: &str) -> Exit {
     shared.ui.error(&format!(
         "runbook: cannot write the journal ({message})\n  the run stopped before its next call; journal: {}\n  free space or fix the state directory, then run the same command again to resume",

@@ -59,6 +59,19 @@ pub(super) fn open_options() -> OpenOptions {
     o
 }
 
+/// Opens a file named on the command line for writing (`--events`, a hand-over), created 0600 or
+/// truncated, never through a symbolic link at its name: a link planted there cannot point the
+/// write at another file.
+pub fn create_nofollow(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(0o600)
+        .open(path)
+}
+
 /// The user this process runs as (the owner of `/proc/self`).
 pub(super) fn my_uid() -> Option<u32> {
     use std::os::unix::fs::MetadataExt;

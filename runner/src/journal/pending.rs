@@ -39,6 +39,13 @@ impl Pending {
         Ok((Pending { dir }, key))
     }
 
+    /// The marks of a state directory, read only (`plan` writes none, and makes no directory).
+    pub fn read_only(state_dir: &Path) -> Result<(Pending, Option<Vec<u8>>), JournalError> {
+        let dir = state_dir.join("pending");
+        let key = legacy_key(&dir)?;
+        Ok((Pending { dir }, key))
+    }
+
     fn path(&self, digest: &str) -> PathBuf {
         self.dir.join(format!("{digest}.json"))
     }
