@@ -35,6 +35,10 @@ pub(super) fn permissions(paths: &[PathBuf], json: bool, color: bool) -> Result<
     let needs = needs(&books)?;
     let policy = policy(&needs);
     let doc = serde_json::to_string_pretty(&policy).map_err(|e| CommandError::Failed(e.to_string()))?;
+    if policy.statement.is_empty() {
+        // IAM refuses a policy without statements: say so rather than print one to attach.
+        eprintln!("note: a run of these runbooks needs no IAM permission (its AWS steps only ask who the caller is)");
+    }
     if json {
         let _ = crate::ui::print_out(&doc);
         return Ok(());
@@ -155,7 +159,25 @@ type Statement = (BTreeSet<String>, Vec<String>, BTreeSet<String>);
 
 /// One Allow statement per IAM service prefix, its Sid naming the steps that need it (or how many
 /// they are, when the names would make the Sid long: an inline user policy holds 2,048 characters).
-fn policy(needs: &[Need]) -> Value {
+/// IAM's policy grammar, its keys in the order AWS's documents and console write them (a `Value`
+/// would sort them: `Statement` before `Version`, `Action` before `Sid`).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Policy {
+    version: &'static str,
+    statement: Vec<Allow>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Allow {
+    sid: String,
+    effect: &'static str,
+    action: BTreeSet<String>,
+    resource: Value,
+}
+
+fn policy(needs: &[Need]) -> Policy {
     let mut by_service: BTreeMap<String, Statement> = BTreeMap::new();
     for n in needs {
         for a in &n.actions {
@@ -172,7 +194,7 @@ fn policy(needs: &[Need]) -> Value {
             e.2.insert(resource);
         }
     }
-    let statements: Vec<Value> = by_service
+    let statement = by_service
         .into_iter()
         .map(|(service, (actions, steps, resources))| {
             let named = format!(
@@ -190,10 +212,18 @@ fn policy(needs: &[Need]) -> Value {
                 1 => json!(resources.iter().next()),
                 _ => json!(resources),
             };
-            json!({ "Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resource })
+            Allow {
+                sid,
+                effect: "Allow",
+                action: actions,
+                resource,
+            }
         })
         .collect();
-    json!({ "Version": "2012-10-17", "Statement": statements })
+    Policy {
+        version: "2012-10-17",
+        statement,
+    }
 }
 
 #[cfg(test)]
