@@ -75,6 +75,11 @@ pub trait Action: Send + Sync + 'static {
     /// existing one this step's, and what it refuses), and which of its properties it brings to
     /// what the step says. For the plugin reference.
     const CONVERGES: &'static str = "";
+    /// Every AWS call `plan` or `apply` may make, as `service:Operation` in the service models'
+    /// names (the names its errors and journal use): what `runbook permissions` turns into IAM
+    /// actions (`permissions::iam_actions`). The suite runs the bundled runbooks through a proxy
+    /// that sees each request and fails on a call no step declared.
+    const CALLS: &'static [&'static str];
 
     /// The AWS CLI command(s) that do the same by hand, for the rendered docs.
     fn cli(_params: &Value) -> Vec<String> {
@@ -119,6 +124,8 @@ pub struct ActionInfo {
     pub sends_text: bool,
     /// Whose an existing thing is and what is brought to what the step says (ensure actions).
     pub converges: &'static str,
+    /// The AWS calls the action may make (`service:Operation`, the models' names).
+    pub calls: &'static [&'static str],
     pub params: Vec<FieldSpec>,
     pub outputs: Vec<FieldSpec>,
 }
@@ -155,6 +162,7 @@ impl<A: Action> Erased<A> {
                 mutates: A::MUTATES,
                 sends_text: A::SENDS_TEXT,
                 converges: A::CONVERGES,
+                calls: A::CALLS,
                 params: fields_of(&schemars::schema_for!(A::Params)),
                 outputs: fields_of(&schemars::schema_for!(A::Outputs)),
             },

@@ -70,12 +70,26 @@ impl PluginError {
     pub fn hint(&self) -> Option<String> {
         match self {
             PluginError::Check { hint, .. } | PluginError::Failed { hint, .. } => hint.clone(),
-            PluginError::Aws { code, .. } => aws_hint(code).map(String::from),
+            PluginError::Aws { call, code, status, .. } => {
+                denied_hint(call, code, *status).or_else(|| aws_hint(code).map(String::from))
+            }
             PluginError::Credentials { problem, profile, .. } => Some(problem.ways(profile.as_deref())),
             PluginError::Timeout { .. } => {
                 Some("AWS is still working on it; run the step again later and it will pick up the same request".into())
             }
             _ => None,
+        }
+    }
+
+    /// The error, with the IAM action it lacked when AWS refused it for want of permission: for
+    /// one item of a fan-out, whose error becomes a line of the step's (and loses its hint).
+    pub fn with_permission(&self) -> String {
+        match self {
+            PluginError::Aws { call, code, status, .. } => match denied_hint(call, code, *status) {
+                Some(h) => format!("{self} ({h})"),
+                None => self.to_string(),
+            },
+            _ => self.to_string(),
         }
     }
 
@@ -173,6 +187,35 @@ pub fn is_transient_code(code: &str) -> bool {
                 | "TimeoutError"
                 | "ConcurrentModificationException"
         )
+}
+
+/// A refusal for want of permission names the IAM action(s) the call needs, as
+/// `runbook permissions` computes them (an answer the SDK could not read counts when it is a 403).
+fn denied_hint(call: &str, code: &str, status: Option<u16>) -> Option<String> {
+    // A 403 is a refusal for want of permission unless its code says the credentials themselves
+    // are wrong (expired, unknown, a bad signature): an answer's code may be unreadable
+    // (`HttpStatus403`, `Forbidden`) when a service or an emulator answers in another format.
+    let credentials = matches!(
+        code,
+        "ExpiredToken"
+            | "ExpiredTokenException"
+            | "InvalidClientTokenId"
+            | "UnrecognizedClientException"
+            | "SignatureDoesNotMatch"
+            | "IncompleteSignature"
+            | "InvalidSignatureException"
+            | "MissingAuthenticationToken"
+    );
+    let denied = matches!(code, "AccessDeniedException" | "AccessDenied" | "UnauthorizedOperation")
+        || (status == Some(403) && !credentials);
+    if !denied {
+        return None;
+    }
+    let actions = crate::permissions::iam_actions(call).ok().filter(|a| !a.is_empty())?;
+    Some(format!(
+        "the caller lacks IAM permission {}: add it to the caller's policy (`runbook permissions FILE` prints the policy a run of FILE needs)",
+        actions.join(" and ")
+    ))
 }
 
 fn aws_hint(code: &str) -> Option<&'static str> {

@@ -15,6 +15,7 @@ mod error;
 mod fanout;
 mod limits;
 mod net;
+pub mod permissions;
 mod place;
 mod poll;
 mod pressure;

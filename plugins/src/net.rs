@@ -193,6 +193,7 @@ impl Action for CheckReachable {
     const NAME: &'static str = "net.check-reachable";
     const SUMMARY: &'static str = "Checks that each URL resolves, connects (TLS verified for https) and answers HTTP: the firewall allow-list check.";
     const MUTATES: bool = false;
+    const CALLS: &'static [&'static str] = &[];
 
     fn cli(p: &Value) -> Vec<String> {
         p.get("urls")

@@ -138,6 +138,19 @@ pub enum Command {
         name: Option<String>,
     },
 
+    /// Print the IAM policy a run of these runbooks needs, computed from their steps.
+    #[command(
+        after_help = "Examples:\n  runbook permissions runbooks/part-2-identity-center.md\n  runbook permissions --json runbooks/part-2-identity-center.md > policy.json\n  aws iam put-user-policy --user-name operator --policy-name runbook --policy-document file://policy.json\n\nEach built-in action declares the AWS calls it makes (`runbook actions NAME` lists them); a call\nby name (`aws SERVICE:Operation`) makes its one call. Each call maps to its IAM action: the\nservice's signing name and the operation (sso-admin:ListInstances is sso:ListInstances), with AWS's\nknown exceptions (sts:GetCallerIdentity needs no permission; CreateOrganization also needs\niam:CreateServiceLinkedRole; s3:ListObjectsV2 is s3:ListBucket). Without --json: each step with\nits actions, then the policy (one Allow statement per service, its Sid naming the steps). A step\nwith account= needs only sts:AssumeRole on its role: the role's own policy authorises its calls.\nEvery step counts, whatever its if=. Nothing is sent to AWS. See the book's Permissions page."
+    )]
+    Permissions {
+        /// Runbook files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Print only the policy document (JSON), for `aws iam put-user-policy` or a role.
+        #[arg(long)]
+        json: bool,
+    },
+
     /// Print an answers-file template for a runbook: its inputs and the manual steps' questions.
     #[command(
         after_help = "Example:\n  runbook answers runbooks/part-2-identity-center.md > answers.toml\n  # fill it in, then:\n  runbook run runbooks/part-2-identity-center.md --answers answers.toml\n\nValues without a default are commented out until you fill them in; secrets are never\nwritten there (give them as RUNBOOK_INPUT_<NAME> or at the prompt)."

@@ -29,6 +29,7 @@ mod moved;
 mod new_account;
 mod one_interpreter;
 mod pages;
+mod permissions;
 mod plan_gate;
 mod prompts;
 mod props;

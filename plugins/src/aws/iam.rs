@@ -47,6 +47,7 @@ impl Action for CheckRootMfa {
     const NAME: &'static str = "iam.check-root-mfa";
     const SUMMARY: &'static str = "Checks that the root user of the account (the one named, when `account_id` is given) has MFA (GetAccountSummary AccountMFAEnabled) and warns when it has access keys.";
     const MUTATES: bool = false;
+    const CALLS: &'static [&'static str] = &["sts:GetCallerIdentity", "iam:GetAccountSummary"];
 
     fn cli(_: &serde_json::Value) -> Vec<String> {
         vec![
@@ -145,6 +146,7 @@ impl Action for CheckRoleQuota {
     const SUMMARY: &'static str =
         "Checks that the account can create more IAM roles (GetAccountSummary Roles and RolesQuota).";
     const MUTATES: bool = false;
+    const CALLS: &'static [&'static str] = &["iam:GetAccountSummary"];
 
     fn cli(_: &serde_json::Value) -> Vec<String> {
         vec!["aws iam get-account-summary --query 'SummaryMap.[Roles,RolesQuota]'".into()]

@@ -208,6 +208,12 @@ impl Action for EnsureUser {
     const NAME: &'static str = "identitystore.ensure-user";
     const SUMMARY: &'static str = "Creates a user in the Identity Center directory unless this step's user (same user name and email) exists, and brings its email, display name and names to what is asked; refuses a user of that name with another email unless the step adopts that email.";
     const MUTATES: bool = true;
+    const CALLS: &'static [&'static str] = &[
+        "identitystore:GetUserId",
+        "identitystore:DescribeUser",
+        "identitystore:CreateUser",
+        "identitystore:UpdateUser",
+    ];
     const CONVERGES: &'static str = "A user is this step's when it has the step's user name (unique in the identity store) and one of its emails is the step's email; a user of that name with another email is someone else's and is refused, unless the step lists that email in `adopt` (the person's old address after the step's email was edited, or a user made by hand). All of it: its primary email, display name, given name and family name are brought to what the step says. Other attributes (phone numbers, addresses, title, groups) are not among its parameters and are left as they are; its password is never touched.";
 
     fn cli(p: &Value) -> Vec<String> {
@@ -375,6 +381,7 @@ impl Action for WaitForUser {
     const SUMMARY: &'static str =
         "Waits until a user synced from Active Directory or an external IdP appears in the identity store.";
     const MUTATES: bool = false;
+    const CALLS: &'static [&'static str] = &["identitystore:GetUserId"];
 
     fn cli(_: &Value) -> Vec<String> {
         vec!["aws identitystore get-user-id --identity-store-id STORE_ID --alternate-identifier ...".into()]
@@ -438,6 +445,7 @@ impl Action for FindUser {
     const NAME: &'static str = "identitystore.find-user";
     const SUMMARY: &'static str = "Looks a user up by user name, once and without waiting; says whether it exists (a missing user is not an error).";
     const MUTATES: bool = false;
+    const CALLS: &'static [&'static str] = &["identitystore:GetUserId"];
 
     fn cli(_: &Value) -> Vec<String> {
         vec!["aws identitystore get-user-id --identity-store-id STORE_ID --alternate-identifier ...".into()]

@@ -115,6 +115,11 @@ impl Action for EnsureOrganization {
     const NAME: &'static str = "organizations.ensure-organization";
     const SUMMARY: &'static str = "Creates the AWS organization (all features) unless the account already manages one; refuses from a member account of another's organization.";
     const MUTATES: bool = true;
+    const CALLS: &'static [&'static str] = &[
+        "organizations:DescribeOrganization",
+        "organizations:CreateOrganization",
+        "sts:GetCallerIdentity",
+    ];
     const CONVERGES: &'static str = "The organization is this step's when the calling account is its management account; from a member account (the organization is another account's) the step fails and names the management account. All of it: the feature set. An organization with consolidated billing only is not changed by API (every member must accept the handshake): the step fails and says how to enable all features in the console. Organizational units, policies and delegated administrators are not among its parameters.";
 
     fn cli(_: &Value) -> Vec<String> {
@@ -213,6 +218,7 @@ impl Action for CheckManagementAccount {
     const NAME: &'static str = "organizations.check-management-account";
     const SUMMARY: &'static str = "Checks that the caller is the organization's management account (fails from a member account); can accept a new account with no organization yet.";
     const MUTATES: bool = false;
+    const CALLS: &'static [&'static str] = &["sts:GetCallerIdentity", "organizations:DescribeOrganization"];
 
     fn cli(_: &Value) -> Vec<String> {
         vec![
@@ -388,6 +394,7 @@ impl Action for CheckAccountNames {
     const NAME: &'static str = "organizations.check-account-names";
     const SUMMARY: &'static str = "Checks every new account name against the naming standard and every root email for uniqueness, all before anything is created; fails naming each problem.";
     const MUTATES: bool = false;
+    const CALLS: &'static [&'static str] = &["organizations:ListAccounts"];
 
     async fn plan(_ctx: &Context, p: &CheckNamesParams) -> Result<Plan, PluginError> {
         let (accounts, problems) = name_problems(p)?;
@@ -511,6 +518,7 @@ impl Action for ListAccounts {
     const NAME: &'static str = "organizations.list-accounts";
     const SUMMARY: &'static str = "Lists the organization's accounts (all pages), optionally filtered by name.";
     const MUTATES: bool = false;
+    const CALLS: &'static [&'static str] = &["organizations:ListAccounts"];
 
     fn cli(_: &Value) -> Vec<String> {
         vec!["aws organizations list-accounts".into()]

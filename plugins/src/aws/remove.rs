@@ -89,7 +89,7 @@ async fn remove_one(
                 _ => {
                     return Ok(RemovedAssignment {
                         account_id: account,
-                        status: format!("failed: {e}"),
+                        status: format!("failed: {}", e.with_permission()),
                         request_id: None,
                     });
                 }
@@ -148,6 +148,11 @@ impl Action for RemoveAssignment {
     const NAME: &'static str = "sso-admin.remove-assignment";
     const SUMMARY: &'static str = "Removes a user's or group's assignment of a permission set in one or many accounts, and waits for each removal; an assignment already absent is success.";
     const MUTATES: bool = true;
+    const CALLS: &'static [&'static str] = &[
+        "sso-admin:ListAccountAssignmentsForPrincipal",
+        "sso-admin:DeleteAccountAssignment",
+        "sso-admin:DescribeAccountAssignmentDeletionStatus",
+    ];
 
     fn cli(p: &Value) -> Vec<String> {
         vec![
@@ -256,6 +261,7 @@ impl Action for RemoveUser {
     const SUMMARY: &'static str =
         "Deletes a user from the Identity Center directory by user name; a user already absent is success.";
     const MUTATES: bool = true;
+    const CALLS: &'static [&'static str] = &["identitystore:GetUserId", "identitystore:DeleteUser"];
 
     fn cli(p: &Value) -> Vec<String> {
         let name = p.get("user_name").and_then(Value::as_str).unwrap_or("USER_NAME");
@@ -398,6 +404,13 @@ impl Action for RemovePermissionSet {
     const NAME: &'static str = "sso-admin.remove-permission-set";
     const SUMMARY: &'static str = "Deletes a permission set by name; refused while it is assigned in any account; a set already absent is success.";
     const MUTATES: bool = true;
+    const CALLS: &'static [&'static str] = &[
+        "sso-admin:ListPermissionSets",
+        "sso-admin:DescribePermissionSet",
+        "sso-admin:ListAccountsForProvisionedPermissionSet",
+        "sso-admin:ListAccountAssignments",
+        "sso-admin:DeletePermissionSet",
+    ];
 
     fn cli(_: &Value) -> Vec<String> {
         vec![

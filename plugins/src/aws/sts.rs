@@ -115,6 +115,7 @@ impl Action for WhoAmI {
     const NAME: &'static str = "sts.whoami";
     const SUMMARY: &'static str = "Tells who the credentials belong to: account, ARN, and whether it is the root user.";
     const MUTATES: bool = false;
+    const CALLS: &'static [&'static str] = &["sts:GetCallerIdentity"];
 
     fn cli(_: &serde_json::Value) -> Vec<String> {
         vec!["aws sts get-caller-identity".into()]

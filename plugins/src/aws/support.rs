@@ -335,6 +335,7 @@ impl Action for EnsureCase {
     const NAME: &'static str = "support.ensure-case";
     const SUMMARY: &'static str = "Opens an AWS Support case unless an open one has the same subject (a resolved one gets a follow-up case naming it); when the account cannot use the Support API (plan, activation, permissions, another account), hands over a prefilled console link and the case text.";
     const MUTATES: bool = true;
+    const CALLS: &'static [&'static str] = &["sts:GetCallerIdentity", "support:DescribeCases", "support:CreateCase"];
     const SENDS_TEXT: bool = true;
     const CONVERGES: &'static str = "A case is this step's when it is open in the account the step names and has the step's subject; a resolved one gets a follow-up case that names it. All of it: an open case's text, severity and copied addresses are not changed (AWS keeps a case's communications as sent): change the subject to open a new case.";
 
@@ -578,6 +579,7 @@ impl Action for CaseStatus {
     const NAME: &'static str = "support.case-status";
     const SUMMARY: &'static str = "Reads a support case's status and its newest message.";
     const MUTATES: bool = false;
+    const CALLS: &'static [&'static str] = &["support:DescribeCases"];
 
     fn cli(_: &Value) -> Vec<String> {
         vec!["aws support describe-cases --region us-east-1 --case-id-list CASE_ID".into()]

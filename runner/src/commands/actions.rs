@@ -88,6 +88,24 @@ fn action(i: &runbook_plugins::ActionInfo) -> String {
     for f in &i.outputs {
         let _ = writeln!(o, "  {:<22} {:<22} {}", f.name, f.ty, f.doc);
     }
+    o.push_str(&calls_of(i.calls));
+    o
+}
+
+/// An action's AWS calls and the IAM actions they need (what `runbook permissions` sums).
+fn calls_of(calls: &[&str]) -> String {
+    if calls.is_empty() {
+        return "\nAWS calls: none\n".into();
+    }
+    let mut o = String::from("\nAWS calls (IAM actions; `runbook permissions FILE` sums them for a runbook):\n");
+    for c in calls {
+        let iam = match runbook_plugins::permissions::iam_actions(c) {
+            Ok(a) if a.is_empty() => "needs no permission".to_string(),
+            Ok(a) => a.join(", "),
+            Err(e) => e.to_string(),
+        };
+        let _ = writeln!(o, "  {c:<56} {iam}");
+    }
     o
 }
 
@@ -144,6 +162,14 @@ fn operation(name: &str) -> Result<String, String> {
     }
     if let Some(why) = c.refusal() {
         let _ = writeln!(o, "cannot be a step: {why}");
+    }
+    if let Ok(iam) = runbook_plugins::permissions::iam_actions(name) {
+        let needs = if iam.is_empty() {
+            "none (AWS authorises it for anyone)".to_string()
+        } else {
+            iam.join(", ")
+        };
+        let _ = writeln!(o, "IAM permission: {needs}");
     }
     let secret = c.sensitive_outputs();
     if !secret.is_empty() {

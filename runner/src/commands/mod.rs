@@ -1,5 +1,5 @@
 //! The subcommands, one file each: `run`/`rehearse` (run.rs), `emulator`, `plan`, `status`/`runs`,
-//! `check`, `list`, `answers`, `actions`, `render`, `export`. Here: dispatch from the parsed command line,
+//! `check`, `list`, `answers`, `actions`, `permissions`, `render`, `export`. Here: dispatch from the parsed command line,
 //! the async runtime, colour, the diagnostics report, and what several commands share (loading a
 //! runbook to run it, the AWS options, picking a run).
 
@@ -28,6 +28,8 @@ mod emulator;
 mod error;
 mod export;
 mod list;
+mod permissions;
+pub use permissions::{policy_of, step_actions};
 mod plan;
 mod render;
 mod run;
@@ -70,6 +72,7 @@ fn execute(cli: Cli) -> Result<(), CommandError> {
             json,
         } => status::status(&file, &state_dir, run.as_deref(), json, color),
         Command::Runs { file, state_dir, json } => status::runs(&file, &state_dir, json, color),
+        Command::Permissions { paths, json } => permissions::permissions(&paths, json, color),
         Command::Answers { file } => answers::answers_template(&file, color),
         Command::Export(args) => export::export(&args, color),
         Command::Render {

@@ -56,6 +56,20 @@ pub fn cards_with(
         prose(0..end, &mut out);
         let from = out.len();
         out.push_str(&run_this(shown));
+        match crate::commands::policy_of(rb) {
+            Some(policy) if policy.is_empty() => out.push_str(
+                "<p class=\"rb-policy\">A run needs no IAM permission: its AWS steps only ask who the caller is.</p>\n\n",
+            ),
+            Some(policy) => {
+                let _ = write!(
+                    out,
+                    "<details class=\"rb-policy\"><summary>The IAM policy a run needs (<code>runbook permissions {}</code>)</summary><pre><code class=\"language-json\">{}</code></pre></details>\n\n",
+                    esc(&shell_words::quote(shown)),
+                    esc(&policy)
+                );
+            }
+            None => {}
+        }
         ours.push(from..out.len());
         at = end;
     }
@@ -280,6 +294,30 @@ fn card(source: &Source, step: &Step, registry: &Registry) -> String {
     }
     if let Some(at) = crate::placement::written(&step.attrs) {
         let _ = write!(o, "<p class=\"rb-attr rb-place\">Acts {}.</p>", esc(&at));
+    }
+    if let Executor::Action { .. } = &step.executor
+        && let Ok(iam) = crate::commands::step_actions(step, registry)
+    {
+        // What `runbook permissions` puts in the policy for this step.
+        let codes = |set: &std::collections::BTreeSet<String>| {
+            if set.is_empty() {
+                "none".to_string()
+            } else {
+                set.iter()
+                    .map(|a| format!("<code>{}</code>", esc(a)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        let listed = if step.attrs.account.is_some() {
+            format!(
+                "<code>sts:AssumeRole</code> (the caller), and for the role it assumes: {}",
+                codes(&iam)
+            )
+        } else {
+            codes(&iam)
+        };
+        let _ = write!(o, "<p class=\"rb-attr rb-iam\">IAM permissions: {listed}.</p>");
     }
     match &step.executor {
         Executor::Manual => manual_body(&mut o, source, step),

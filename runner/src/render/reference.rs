@@ -80,6 +80,19 @@ as TOML in the block's body. Any string value may use `${...}`; a later step rea
             }
             o.push('\n');
         }
+        if !info.calls.is_empty() {
+            let iam = runbook_plugins::permissions::iam_actions_of(info.calls).unwrap_or_default();
+            let listed: Vec<String> = iam.iter().map(|a| format!("`{a}`")).collect();
+            let _ = writeln!(
+                o,
+                "**IAM permissions** (what `runbook permissions` puts in the policy): {}\n",
+                if listed.is_empty() {
+                    "none".to_string()
+                } else {
+                    listed.join(", ")
+                }
+            );
+        }
         let cli = a.cli(&Value::Object(Default::default()));
         if !cli.is_empty() {
             let _ = writeln!(o, "By hand:\n\n```bash\n{}\n```\n", cli.join("\n"));

@@ -103,6 +103,8 @@ struct State {
     rng: u64,
     /// Requests seen per operation (`CreateAccount`, `DescribeCreateAccountStatus`, ...).
     calls: HashMap<String, usize>,
+    /// Each request as (access key id, `signing-name:Operation`), as IAM authorises it.
+    signed: Vec<(String, String)>,
     /// When each request of an operation arrived.
     arrived: HashMap<String, Vec<Instant>>,
     /// Faults injected per kind.
@@ -352,6 +354,7 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
         let (fault, delay) = {
             let mut s = state.lock().map_err(|_| std::io::Error::other("poisoned"))?;
             *s.calls.entry(op.clone()).or_default() += 1;
+            s.signed.push(signed_for(&req, &op));
             s.arrived.entry(op.clone()).or_default().push(Instant::now());
             if is_mutating(&op) {
                 s.mutating += 1;

@@ -286,6 +286,12 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Moto {
+        Moto::start_with(&[])
+    }
+
+    /// With these environment variables: `INITIAL_NO_AUTH_ACTION_COUNT=N` makes moto authorise
+    /// every request after the first N against the caller's IAM policies.
+    pub fn start_with(env: &[(&str, &str)]) -> Moto {
         let bin = moto_server();
         for _ in 0..5 {
             let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -295,6 +301,7 @@ impl Moto {
                 .port();
             let mut child = Command::new(&bin)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .envs(env.iter().copied())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()

@@ -78,6 +78,35 @@ pub(super) fn header<'a>(head: &'a [String], name: &str) -> Option<&'a str> {
     })
 }
 
+/// Who signed a request and what IAM authorises it as: the access key id and the SigV4 credential
+/// scope's service (`Credential=AKID/20260101/us-east-1/sso/aws4_request`) with the operation.
+pub(super) fn signed_for(req: &Request, op: &str) -> (String, String) {
+    let scope: Vec<&str> = header(&req.head, "authorization")
+        .and_then(|a| a.split_once("Credential="))
+        .map(|(_, rest)| rest.split(['/', ',']).collect())
+        .unwrap_or_default();
+    let key = scope.first().copied().unwrap_or("unsigned").to_string();
+    let service = scope.get(3).copied().unwrap_or("unsigned");
+    // A REST API names its operation by method and path (`POST /putAlternateContact`).
+    let op = if op == "unknown" {
+        let mut line = req.head.first().map(String::as_str).unwrap_or("").split(' ');
+        format!("{} {}", line.next().unwrap_or(""), line.next().unwrap_or(""))
+    } else {
+        op.to_string()
+    };
+    (key, format!("{service}:{op}"))
+}
+
+impl super::FaultProxy {
+    /// The requests seen since the last take, as (access key id, `signing-name:Operation`).
+    pub fn take_signed(&self) -> Vec<(String, String)> {
+        self.state
+            .lock()
+            .map(|mut s| std::mem::take(&mut s.signed))
+            .unwrap_or_default()
+    }
+}
+
 /// The operation name: from X-Amz-Target (JSON protocol) or Action= (query protocol).
 pub(super) fn operation(req: &Request) -> (String, bool) {
     if let Some(t) = header(&req.head, "x-amz-target") {

@@ -176,6 +176,13 @@ impl Action for EnsureAccount {
     const SUMMARY: &'static str =
         "Creates a member account unless one with this email exists; waits for CreateAccount to finish.";
     const MUTATES: bool = true;
+    const CALLS: &'static [&'static str] = &[
+        "organizations:ListAccounts",
+        "organizations:ListCreateAccountStatus",
+        "organizations:CreateAccount",
+        "organizations:DescribeCreateAccountStatus",
+        "organizations:DescribeAccount",
+    ];
     const CONVERGES: &'static str = "An account is this step's when it has the step's root email (unique across AWS) and its name; an account with that email under another name is refused, not taken, and so is a closed one. All of it: the name and email are what identify it; `role_name` applies only when the account is created, and the account's organizational unit, tags and contacts are not among its parameters.";
 
     fn cli(p: &Value) -> Vec<String> {

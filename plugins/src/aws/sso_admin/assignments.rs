@@ -163,7 +163,7 @@ async fn assign_one(
         Err(e) => {
             return Ok(Outcome::Done(AssignmentResult {
                 account_id: account,
-                status: format!("failed: {e}"),
+                status: format!("failed: {}", e.with_permission()),
                 request_id: None,
             }));
         }
@@ -436,6 +436,13 @@ impl Action for EnsureAssignment {
     const SUMMARY: &'static str = "Assigns a permission set to a user or group in one or many accounts, skipping existing assignments, and waits for each.";
     const CONVERGES: &'static str = "An assignment is the triple of account, permission set and principal, nothing more: an existing one is this step's whoever made it, and there is nothing else in it to bring to what is asked. It adds what is missing and never removes: other principals' assignments of the set, and the principal's assignments of other sets, stay (take access away with `sso-admin.remove-assignment`, as the offboarding runbook does).";
     const MUTATES: bool = true;
+    const CALLS: &'static [&'static str] = &[
+        "sso-admin:ListAccountAssignmentsForPrincipal",
+        "sso-admin:CreateAccountAssignment",
+        "sso-admin:ListAccountAssignments",
+        "sso-admin:ListAccountAssignmentCreationStatus",
+        "sso-admin:DescribeAccountAssignmentCreationStatus",
+    ];
 
     fn cli(p: &Value) -> Vec<String> {
         vec![

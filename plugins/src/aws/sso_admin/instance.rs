@@ -125,6 +125,7 @@ impl Action for FindInstance {
     const NAME: &'static str = "sso-admin.find-instance";
     const SUMMARY: &'static str = "Finds the IAM Identity Center instance and its access portal URL; can wait while a person enables it, and says so when it is enabled in another region than the one given.";
     const MUTATES: bool = false;
+    const CALLS: &'static [&'static str] = &["sso-admin:ListInstances"];
 
     fn cli(_: &Value) -> Vec<String> {
         vec!["aws sso-admin list-instances --region HOME_REGION".into()]

@@ -229,6 +229,21 @@ impl Action for EnsurePermissionSet {
     const NAME: &'static str = "sso-admin.ensure-permission-set";
     const SUMMARY: &'static str = "Creates a permission set unless one of that name exists, brings its session duration, managed policies and inline policy to exactly what is asked (detaching what is not listed) and its description when given, and provisions a changed set again to the accounts it is assigned in.";
     const MUTATES: bool = true;
+    const CALLS: &'static [&'static str] = &[
+        "sso-admin:ListPermissionSets",
+        "sso-admin:DescribePermissionSet",
+        "sso-admin:ListManagedPoliciesInPermissionSet",
+        "sso-admin:GetInlinePolicyForPermissionSet",
+        "sso-admin:CreatePermissionSet",
+        "sso-admin:UpdatePermissionSet",
+        "sso-admin:AttachManagedPolicyToPermissionSet",
+        "sso-admin:DetachManagedPolicyFromPermissionSet",
+        "sso-admin:PutInlinePolicyToPermissionSet",
+        "sso-admin:DeleteInlinePolicyFromPermissionSet",
+        "sso-admin:ListAccountsForProvisionedPermissionSet",
+        "sso-admin:ProvisionPermissionSet",
+        "sso-admin:DescribePermissionSetProvisioningStatus",
+    ];
     const CONVERGES: &'static str = "A permission set is known by its name in the instance (AWS allows one set per name), so the set of that name is this step's, whoever made it. All of it is brought to what the step says: the session duration, exactly the managed policies listed (others are detached), exactly the inline policy given (none when not given), and the description when one is given; a change is then provisioned to the accounts the set is assigned in. Customer managed policy references, a permissions boundary, the relay state and tags are not among its parameters and are left as they are.";
 
     fn cli(p: &Value) -> Vec<String> {
