@@ -70,11 +70,14 @@ fn encodings(secret: &str) -> Vec<String> {
     let json = serde_json::to_string(secret)
         .map(|q| q[1..q.len() - 1].to_string())
         .unwrap_or_default();
-    let percent = |space_plus: bool| {
+    // As forms, query strings and paths encode it (`/` kept by path encoders: IAM's policy
+    // documents, s3's `EncodingType=url` keys).
+    let percent = |space_plus: bool, slash: bool| {
         let mut out = String::new();
         for b in secret.bytes() {
             match b {
                 b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+                b'/' if slash => out.push('/'),
                 b' ' if space_plus => out.push('+'),
                 _ => out.push_str(&format!("%{b:02X}")),
             }
@@ -87,8 +90,16 @@ fn encodings(secret: &str) -> Vec<String> {
         .replace('>', "&gt;")
         .replace('"', "&quot;")
         .replace('\'', "&apos;");
-    let mut forms = vec![json, percent(true), percent(false), xml];
+    let mut forms = vec![
+        json,
+        percent(true, false),
+        percent(false, false),
+        percent(true, true),
+        percent(false, true),
+        xml,
+    ];
     forms.retain(|f| !f.is_empty() && f != secret);
+    forms.sort();
     forms.dedup();
     forms
 }
@@ -269,6 +280,14 @@ impl Redactor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_url_encoded_with_its_slashes_kept_is_masked() {
+        let r = Redactor::default();
+        r.add("Vx9 Q/+=Zk");
+        let doc = "%7B%22sts%3AExternalId%22%3A%22Vx9%20Q/%2B%3DZk%22%7D";
+        assert!(!r.text(doc).contains("Vx9"), "{}", r.text(doc));
+    }
 
     #[test]
     fn masks_every_occurrence_longest_first() {

@@ -156,3 +156,42 @@ fn plan_sends_neither_a_get_that_makes_nor_a_read_made_of_a_secret() {
         "plan sent {sent:?}"
     );
 }
+
+/// A change by name whose answer held secrets (CreateAccessKey) finished: the run asks before it
+/// sends it again (exit 3), and the plan says a person is asked, not that it would call it.
+/// And a read whose answer the model marks sensitive is not asked for by a plan at all.
+#[test]
+fn plan_says_what_the_run_does_with_a_secret_answer() {
+    let moto = Moto::start();
+    let proxy = crate::common::fault_proxy::FaultProxy::start(&moto.endpoint, Default::default());
+    let t = Test::new().aws(&proxy.endpoint).file(
+        "ak.md",
+        "# AK\n\n```aws iam:CreateUser id=u\nUserName = \"svc-ak\"\n```\n\n```aws iam:CreateAccessKey id=k\nUserName = \"svc-ak\"\n```\n",
+    );
+    t.run_args(&["run".into(), "ak.md".into()]).code_is(0);
+    let out = t.run_args(&[
+        "plan".into(),
+        "ak.md".into(),
+        "--json".into(),
+        "--detailed-exitcode".into(),
+    ]);
+    out.code_is(2);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(v["steps"][1]["verdict"], "person", "{v}");
+    t.run_args(&["run".into(), "ak.md".into()]).code_is(3);
+    assert_eq!(proxy.calls("CreateAccessKey"), 1);
+
+    let before = proxy.operations().len();
+    let t = t.file(
+        "read.md",
+        "# Read\n\n```aws secretsmanager:GetSecretValue id=got\nSecretId = \"db\"\n```\n\n```aws connect:GetFederationToken id=fed\nInstanceId = \"11111111-2222-3333-4444-555555555555\"\n```\n",
+    );
+    t.run_args(&["plan".into(), "read.md".into()]).code_is(0);
+    let sent: Vec<String> = proxy.operations().into_iter().skip(before).map(|(op, _)| op).collect();
+    assert!(
+        !sent
+            .iter()
+            .any(|op| op.contains("GetSecretValue") || op.contains("Federation")),
+        "plan sent {sent:?}"
+    );
+}

@@ -431,3 +431,16 @@ fn a_steps_timeout_bounds_its_expressions_too() {
     out.code_is(1).stderr_has("timeout=");
     assert!(started.elapsed().as_secs() < 10, "took {:?}", started.elapsed());
 }
+
+/// A secret's `choices` are the secret: `check` refuses them, at their place, so no site, list or
+/// error message can show them.
+#[test]
+fn a_secret_with_choices_is_refused() {
+    let t = Test::new().file(
+        "s.md",
+        "# S\n\n```runbook\n[inputs.pw]\nsecret = true\nchoices = [\"CANARY-hunter2-only\"]\n```\n\n```rhai id=x\n#{ n: inputs.pw.len() }\n```\n",
+    );
+    t.run_args(&["check".into(), "s.md".into()])
+        .code_is(2)
+        .stderr_has("secret `pw` lists its choices in the runbook");
+}

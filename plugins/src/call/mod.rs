@@ -126,6 +126,22 @@ pub const NOT_READS: &[&str] = &[
     "lightsail:GetInstanceAccessDetails",
     "lightsail:GetRelationalDatabaseMasterUserPassword",
     "secretsmanager:GetRandomPassword",
+    "connect:GetFederationToken",
+    "iot:GetRegistrationCode",
+    "quicksight:GetSessionEmbedUrl",
+    "quicksight:GetDashboardEmbedUrl",
+    "gamelift:GetInstanceAccess",
+    "lakeformation:GetTemporaryGlueTableCredentials",
+    "lakeformation:GetTemporaryGluePartitionCredentials",
+    "emr:GetClusterSessionCredentials",
+    "emr-containers:GetManagedEndpointSessionCredentials",
+    "s3control:GetDataAccess",
+    "datazone:GetEnvironmentCredentials",
+    "cognito-idp:GetTokensFromRefreshToken",
+    "bedrock-agentcore:GetWorkloadAccessToken",
+    "bedrock-agentcore:GetResourceApiKey",
+    "kinesis-video-archived-media:GetHLSStreamingSessionURL",
+    "kinesis-video-archived-media:GetDASHStreamingSessionURL",
 ];
 
 /// Whether `service:Operation` reads: its name says so, or its model marks it read-only, and it

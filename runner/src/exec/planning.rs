@@ -345,12 +345,43 @@ async fn plan_step(shared: &Arc<Shared>, step: &Step, env: &mut Env) -> Result<R
         env.set_step(&step.id, st.outputs);
         return Ok(row);
     }
+    // A change by name that finished with secrets in its answer (CreateAccessKey): the run does
+    // not send it again for outputs it never kept; it asks a person first, as the plan says.
+    if let Some(st) = shared.step_state(&step.id).filter(|st| {
+        st.status == crate::journal::StepStatus::Done
+            && st.secret
+            && changes
+            && step.executor.call().is_some()
+            && super::Digester::compare(&st.hash, &prepared.hash, prepared.legacy_hash.as_deref())
+                == super::identity::Sameness::Same
+    }) {
+        row.verdict = StepVerdict::Person;
+        row.details.push(format!(
+            "done in the last run ({}), and its answer held secrets that were never kept: a run asks before sending it again (resend = true under [steps.{}])",
+            st.finished.as_deref().unwrap_or("earlier"),
+            step.id
+        ));
+        return Ok(row);
+    }
     match &step.executor {
         Executor::Manual => {
             row.verdict = StepVerdict::Person;
             row.details.push(asked(shared, step, step_env, &engine));
         }
         Executor::Action { .. } if changes => would_change(shared, step, step_env, &prepared, &mut row).await,
+        // A read whose answer the model marks sensitive (a secret's value, minted credentials, a
+        // token): a list of operations named like reads that mint is never complete, so a plan
+        // reads none of them. What a run would do with it is unknown here.
+        Executor::Action { .. }
+            if step
+                .executor
+                .call()
+                .and_then(|n| runbook_plugins::call::resolve(n).ok())
+                .is_some_and(|c| !c.sensitive_outputs().is_empty()) =>
+        {
+            row.details
+                .push("its answer is secret (the service model says so): a plan does not ask for it".into());
+        }
         // A read whose request is made of a secret would carry it to AWS with CI's credentials
         // (a bucket's access log records the prefix it was asked for): a plan sends nothing
         // derived from a secret. Scripts may read secrets: they reach no network.

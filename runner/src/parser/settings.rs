@@ -134,6 +134,12 @@ impl RawInput {
                 ));
             }
         }
+        if self.secret && self.choices.is_some() {
+            diags.push(
+                Diagnostic::error(source, span, format!("secret `{name}` lists its choices in the runbook"))
+                    .with_help("the choices of a secret are the secret (the site, `list` and errors would show them); check it with `pattern` instead, or make it not secret"),
+            );
+        }
         if self.secret && self.default.is_some() {
             diags.push(
                 Diagnostic::warning(
