@@ -133,55 +133,44 @@ fn paths<'a>(service: &'a Service, shape: &'a Shape, at: &str, out: &mut Vec<Str
     match shape.ty.as_str() {
         "structure" => {
             for (name, r) in &shape.members {
-                let Some(inner) = service.shape(&r.shape) else { continue };
                 let p = if at.is_empty() {
                     name.clone()
                 } else {
                     format!("{at}.{name}")
                 };
-                if inner.sensitive {
-                    out.push(p);
-                } else if !seen.contains(&r.shape.as_str()) {
-                    // Recursive shapes (a tree of folders) are walked once per branch.
-                    seen.push(&r.shape);
-                    paths(service, inner, &p, out, seen);
-                    seen.pop();
-                }
+                member(service, r, p, out, seen);
             }
         }
         "list" => {
-            if let Some((r, inner)) = shape
-                .member
-                .as_ref()
-                .and_then(|r| service.shape(&r.shape).map(|s| (r, s)))
-            {
-                let p = format!("{at}[]");
-                if inner.sensitive {
-                    out.push(p);
-                } else if !seen.contains(&r.shape.as_str()) {
-                    seen.push(&r.shape);
-                    paths(service, inner, &p, out, seen);
-                    seen.pop();
-                }
+            if let Some(r) = &shape.member {
+                member(service, r, format!("{at}[]"), out, seen);
             }
         }
         "map" => {
-            if let Some((r, inner)) = shape
-                .value
-                .as_ref()
-                .and_then(|r| service.shape(&r.shape).map(|s| (r, s)))
-            {
-                let p = format!("{at}{{}}");
-                if inner.sensitive {
-                    out.push(p);
-                } else if !seen.contains(&r.shape.as_str()) {
-                    seen.push(&r.shape);
-                    paths(service, inner, &p, out, seen);
-                    seen.pop();
-                }
+            if let Some(r) = &shape.value {
+                member(service, r, format!("{at}{{}}"), out, seen);
             }
         }
         _ => {}
+    }
+}
+
+/// One member at path `p`: named when sensitive, else walked (a recursive shape, a tree of
+/// folders, once per branch).
+fn member<'a>(
+    service: &'a Service,
+    r: &'a super::model::Ref,
+    p: String,
+    out: &mut Vec<String>,
+    seen: &mut Vec<&'a str>,
+) {
+    let Some(inner) = service.shape(&r.shape) else { return };
+    if inner.sensitive {
+        out.push(p);
+    } else if !seen.contains(&r.shape.as_str()) {
+        seen.push(&r.shape);
+        paths(service, inner, &p, out, seen);
+        seen.pop();
     }
 }
 
