@@ -6,6 +6,7 @@ mod common;
 
 mod accounts;
 mod actions;
+mod bounded;
 mod calls;
 mod check;
 mod check_hostile;

@@ -200,7 +200,7 @@ fn located(state_dir: &Path, runbook: &Runbook) -> Result<PathBuf, CommandError>
             if let Some(from) = found.moved_from {
                 eprintln!(
                     "note: this runbook moved from {}; its journal is read from there",
-                    from.display()
+                    crate::ui::sanitize(&from.display().to_string())
                 );
             }
             Ok(found.dir)
