@@ -48,3 +48,4 @@ mod statedir;
 mod support_cases;
 mod trust;
 mod trust_secrets;
+mod verify;

@@ -22,6 +22,7 @@ mod script;
 mod setup;
 mod signals;
 mod step;
+pub mod verifying;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
