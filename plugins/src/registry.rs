@@ -1,7 +1,7 @@
 //! The list of every action: dispatch, `check` and the book's plugin reference all read it.
 
 use crate::action::{Action, DynAction, Erased};
-use crate::aws::{iam, identitystore, organizations, remove, sso_admin, sts, support};
+use crate::aws::{groups, iam, identitystore, organizations, remove, sso_admin, sts, support};
 use crate::net;
 
 pub struct Registry {
@@ -37,6 +37,7 @@ impl Registry {
                 erased::<remove::RemoveAssignment>(),
                 erased::<remove::RemovePermissionSet>(),
                 erased::<identitystore::EnsureUser>(),
+                erased::<groups::EnsureGroupMembership>(),
                 erased::<identitystore::WaitForUser>(),
                 erased::<identitystore::FindUser>(),
                 erased::<remove::RemoveUser>(),

@@ -177,3 +177,102 @@ fn drift_is_announced_by_plan_and_repaired_by_the_next_run() {
         "{after}"
     );
 }
+
+/// Three users added to a group; one membership deleted out of band. `plan` names it, `verify`
+/// says drifted, the next run makes it again, and then both say nothing is left (issue 30: with
+/// calls by name the run said "15 already done" and bob stayed out).
+#[test]
+fn a_membership_deleted_out_of_band_is_made_again() {
+    let moto = Moto::start();
+    let text = r#"# Team
+
+```aws sso-admin.find-instance id=ic
+```
+
+```aws identitystore:CreateGroup id=group
+IdentityStoreId = "${steps.ic.identity_store_id}"
+DisplayName = "Operators"
+```
+
+```aws identitystore.ensure-user id=users for-each='["ann", "bob", "cy"]'
+identity_store_id = "${steps.ic.identity_store_id}"
+user_name = "${item}"
+display_name = "${item}"
+given_name = "${item}"
+family_name = "Ops"
+email = "${item}@example.com"
+```
+
+```aws identitystore.ensure-group-membership id=members for-each='["ann", "bob", "cy"]'
+identity_store_id = "${steps.ic.identity_store_id}"
+group = "Operators"
+user_name = "${item}"
+```
+"#;
+    let t = Test::new().aws(&moto.endpoint).file("r.md", text);
+    let run = || t.run_args(&["run".into(), "r.md".into()]);
+    run().code_is(0);
+    let state = crate::common::run_dirs(&t.path(".runbook"))
+        .remove(0)
+        .join("state.json");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state).expect("state")).expect("json");
+    let store = v["steps"]["ic"]["outputs"]["identity_store_id"]
+        .as_str()
+        .expect("store")
+        .to_string();
+    let group = v["steps"]["group"]["outputs"]["GroupId"]
+        .as_str()
+        .expect("group")
+        .to_string();
+    let members = || -> usize {
+        block_on(async {
+            let c = sdk(&moto.endpoint).identitystore(None).await.expect("client");
+            c.list_group_memberships()
+                .identity_store_id(&store)
+                .group_id(&group)
+                .send()
+                .await
+                .expect("list")
+                .group_memberships()
+                .len()
+        })
+    };
+    assert_eq!(members(), 3);
+    t.run_args(&["verify".into(), "r.md".into()]).code_is(0);
+    // Out of band: bob's membership is removed.
+    block_on(async {
+        let c = sdk(&moto.endpoint).identitystore(None).await.expect("client");
+        let bob = runbook_plugins::aws::identitystore::user_id(&sdk(&moto.endpoint), None, &store, "bob")
+            .await
+            .expect("look")
+            .expect("bob");
+        let id = c
+            .get_group_membership_id()
+            .identity_store_id(&store)
+            .group_id(&group)
+            .member_id(aws_sdk_identitystore::types::MemberId::UserId(bob))
+            .send()
+            .await
+            .expect("membership")
+            .membership_id()
+            .to_string();
+        c.delete_group_membership()
+            .identity_store_id(&store)
+            .membership_id(id)
+            .send()
+            .await
+            .expect("delete")
+    });
+    assert_eq!(members(), 2);
+    let plan = t.run_args(&["plan".into(), "r.md".into(), "--detailed-exitcode".into()]);
+    plan.code_is(2);
+    assert!(plan.stdout.contains("bob in group Operators"), "{}", plan.stdout);
+    t.run_args(&["verify".into(), "r.md".into()])
+        .code_is(2)
+        .stdout_has("members");
+    run().code_is(0);
+    assert_eq!(members(), 3, "bob is back in the group");
+    t.run_args(&["plan".into(), "r.md".into(), "--detailed-exitcode".into()])
+        .code_is(0);
+    t.run_args(&["verify".into(), "r.md".into()]).code_is(0);
+}

@@ -44,6 +44,7 @@ mod secrets_by_construction;
 mod services;
 mod site;
 mod ssm_export;
+mod ssm_groups;
 mod statedir;
 mod support_cases;
 mod trust;

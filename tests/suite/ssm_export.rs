@@ -18,7 +18,7 @@ use crate::common::{Moto, Test, moto_server, part2_counts, repo};
 /// tests/ssm with its node packages, installed on first use (under a lock: tests run in
 /// parallel), as the harness installs moto. Without node the test fails saying what to install:
 /// nothing is skipped.
-fn node_tools() -> PathBuf {
+pub(crate) fn node_tools() -> PathBuf {
     let dir = repo().join("tests").join("ssm");
     let ready = |d: &Path| d.join("node_modules/@cdklabs/cdk-ssm-documents/package.json").exists();
     if ready(&dir) {
@@ -90,7 +90,7 @@ fn export(t: &Test, runbook: &str, skips: &[&str], out: &Path, extra: &[&str]) -
     t.run_args(&args)
 }
 
-fn node(dir: &Path, args: &[&str], env: &[(&str, String)]) -> (i32, String, String) {
+pub(crate) fn node(dir: &Path, args: &[&str], env: &[(&str, String)]) -> (i32, String, String) {
     let venv_bin = moto_server().parent().expect("venv bin").to_path_buf();
     let path = format!("{}:{}", venv_bin.display(), std::env::var("PATH").unwrap_or_default());
     let mut cmd = Command::new("node");
@@ -189,7 +189,7 @@ fn an_export_is_deterministic_and_its_yaml_and_json_are_one_document() {
 }
 
 /// Runs an exported document in the simulator against `endpoint`.
-fn simulate(tools: &Path, doc: &Path, endpoint: &str, params: &Value) -> Value {
+pub(crate) fn simulate(tools: &Path, doc: &Path, endpoint: &str, params: &Value) -> Value {
     let env = [
         ("AWS_ENDPOINT_URL", endpoint.to_string()),
         ("AWS_ACCESS_KEY_ID", "testing".to_string()),

@@ -1,5 +1,6 @@
 //! The built-in AWS actions, one module per service.
 
+pub mod groups;
 pub mod iam;
 pub mod identitystore;
 mod mutation;

@@ -40,6 +40,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("sso-admin.ensure-assignment", include_str!("py/ensure_assignment.py")),
     ("sso-admin.remove-assignment", include_str!("py/remove_assignment.py")),
     ("identitystore.ensure-user", include_str!("py/ensure_user.py")),
+    (
+        "identitystore.ensure-group-membership",
+        include_str!("py/ensure_group_membership.py"),
+    ),
     ("identitystore.wait-for-user", include_str!("py/wait_for_user.py")),
     ("identitystore.find-user", include_str!("py/find_user.py")),
     ("identitystore.remove-user", include_str!("py/remove_user.py")),
