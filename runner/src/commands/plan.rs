@@ -16,7 +16,7 @@ async fn planned(args: PlanArgs, color: bool) -> Result<(), CommandError> {
     let (source, runbook) = load_checked(&args.file, color)?;
     let redactor = crate::redact::Redactor::global();
     let say = |s: &str| {
-        let _ = crate::ui::print_out(&redactor.text(&crate::ui::sanitize(s)));
+        let _ = crate::ui::print_out(&redactor.text(&crate::text::sanitize(s)));
     };
     let runbook_dir = located(&args.state_dir, &runbook)?;
     let last = pick_run(&runbook_dir, args.run.as_deref(), false).map_err(|e| CommandError::Usage(e.to_string()))?;
@@ -128,7 +128,7 @@ fn input_changes(
         inputs::WhenMissing::Leave,
         &|_, _| Err(std::io::Error::other("plan asks nothing")),
     )
-    .map_err(|e| CommandError::Usage(crate::ui::sanitize(&e.to_string())))?;
+    .map_err(|e| CommandError::Usage(crate::text::sanitize(&e.to_string())))?;
     let mut changes =
         crate::exec::identity::input_changes(&s.inputs, &BTreeMap::new(), &resolved.values, &BTreeMap::new());
     let d = crate::exec::Digester::new(None);

@@ -471,7 +471,7 @@ fn show_prose(shared: &Shared, from: usize, to: usize) {
     let width = console::Term::stdout().size().1 as usize;
     shared.ui.block_styled(&format!(
         "\n{}",
-        crate::prose::render(&crate::ui::sanitize(md.trim()), width, shared.ui.color())
+        crate::prose::render(&crate::text::sanitize(md.trim()), width, shared.ui.color())
     ));
 }
 

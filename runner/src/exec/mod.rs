@@ -93,7 +93,7 @@ impl EventSink {
         Ok(EventSink {
             out: Mutex::new(out),
             name: path
-                .map(|p| crate::ui::sanitize(&p.display().to_string()))
+                .map(|p| crate::text::sanitize(&p.display().to_string()))
                 .unwrap_or_default(),
             failed: Mutex::new(None),
         })

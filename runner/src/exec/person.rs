@@ -193,7 +193,7 @@ fn collect_answers(
         };
         let yes = shared
             .ui
-            .suspend(|| crate::prompt::confirm(&crate::ui::sanitize(&q)))
+            .suspend(|| crate::prompt::confirm(&crate::text::sanitize(&q)))
             .map_err(prompt_error)?;
         if !yes {
             return Err(StepError::Waiting(format!(

@@ -227,7 +227,7 @@ fn inputs_env(shared: &Shared, flags: &BTreeMap<String, String>) -> Result<Env, 
         inputs::WhenMissing::Leave,
         &|_, _| Err(std::io::Error::other("plan asks nothing")),
     )
-    .map_err(|e| PlanError::Usage(crate::ui::sanitize(&e.to_string())))?;
+    .map_err(|e| PlanError::Usage(crate::text::sanitize(&e.to_string())))?;
     let mut env = Env {
         redactor: shared.redactor.clone(),
         ..Env::default()
