@@ -243,3 +243,25 @@ fn an_expression_in_choices_is_a_check_error() {
         .code_is(2)
         .stderr_has("`tier`: `${inputs.plans}` is not filled in");
 }
+
+/// Only a person's "no" leads into a step's `on-failure=` runbook: a step left unanswered waits
+/// where it is. (The executor once told the two apart by the wording of the waiting message.)
+#[test]
+fn only_a_no_leads_into_on_failure_not_a_missing_answer() {
+    let t = Test::new()
+        .file(
+            "runbooks/a.md",
+            "# A\n\n```manual id=call on-failure=b.md\nconfirm = \"Did the call come?\"\n```\n",
+        )
+        .file("runbooks/b.md", "# B\n\n```rhai id=fallback\n#{}\n```\n")
+        .file("unanswered.toml", "[steps.call]\n")
+        .file("no.toml", "[steps.call]\nconfirm = false\n");
+    let run = |answers: &str| t.run_args(&["run".into(), "runbooks/a.md".into(), "--answers".into(), answers.into()]);
+    let waits = run("unanswered.toml");
+    waits
+        .code_is(3)
+        .stdout_lacks("continuing into")
+        .stdout_lacks("fallback");
+    let no = run("no.toml");
+    no.code_is(3).stdout_has("continuing into").stdout_has("✓ fallback");
+}

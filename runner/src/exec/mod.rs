@@ -130,6 +130,9 @@ pub enum StepError {
     },
     /// A person has to act; the message says how to answer.
     Waiting(String),
+    /// A person answered no (at the terminal, or `confirm = false`): waiting as above, and a step
+    /// with `on-failure=` leads into that runbook.
+    Refused(String),
     Interrupted,
     /// The journal could not record something: the run stops before its next call.
     Journal(String),

@@ -443,7 +443,7 @@ fn computed(step: &Step, env: &mut Env, outcome: Outcome, row: &mut Row) {
 fn failure(e: StepError) -> String {
     match e {
         StepError::Failed { message, .. } => message,
-        StepError::Waiting(m) | StepError::Journal(m) | StepError::Events(m) => m,
+        StepError::Waiting(m) | StepError::Refused(m) | StepError::Journal(m) | StepError::Events(m) => m,
         StepError::Interrupted => "interrupted".into(),
     }
 }
