@@ -61,7 +61,8 @@ fn a_person_answers_is_reasked_and_confirms() {
     let v: serde_json::Value = serde_json::from_str(confirmed).expect("json line");
     assert_eq!(v["step"], "press");
     assert_eq!(v["via"], "terminal");
-    assert_eq!(v["who"]["os_user"], "pat");
+    // The OS's name for the user, not what $USER claims.
+    assert_eq!(v["who"]["os_user"].as_str(), Some(os_user_name().as_str()));
     assert_eq!(v["answers"]["code"], "1234");
     assert!(v["ts"].as_str().is_some_and(|s| s.ends_with('Z')));
 }
@@ -264,4 +265,10 @@ fn only_a_no_leads_into_on_failure_not_a_missing_answer() {
         .stdout_lacks("fallback");
     let no = run("no.toml");
     no.code_is(3).stdout_has("continuing into").stdout_has("✓ fallback");
+}
+
+/// The name the OS has for this process's user, as `id -un` prints it.
+fn os_user_name() -> String {
+    let out = Command::new("id").arg("-un").output().expect("id -un");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }

@@ -1,5 +1,5 @@
 //! How a command ends when it does not simply succeed: the one place an exit code is chosen
-//! (DESIGN.md's table), and the one place a command's closing message is printed.
+//! (the table in `book/src/ci.md`), and the one place a command's closing message is printed.
 
 use crate::exit::Exit;
 
