@@ -68,7 +68,8 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
         answers: &shared.answers,
         stored: &stored,
     };
-    let resolved = match inputs::resolve(&rb.settings.inputs, None, &src, inputs::WhenMissing::Ask, &|n, i| {
+    let when_missing = inputs::WhenMissing::ask_if(crate::prompt::interactive());
+    let resolved = match inputs::resolve(&rb.settings.inputs, None, &src, when_missing, &|n, i| {
         shared.ui.suspend(|| crate::prompt::ask(n, i))
     }) {
         Ok(r) => r,

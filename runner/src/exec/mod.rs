@@ -481,7 +481,7 @@ fn run_name(
         &rb.settings.inputs,
         Some(&keys),
         &src,
-        inputs::WhenMissing::Ask,
+        inputs::WhenMissing::ask_if(crate::prompt::interactive()),
         &|n, i| ui.suspend(|| crate::prompt::ask(n, i)),
     )
     .map_err(|e| resolve_failed(ui, e))?;
