@@ -367,8 +367,7 @@ impl Context {
             events: Arc::new(NoEvents),
             ..self.clone()
         };
-        // GetCallerIdentity here, not `aws::sts::caller`: the actions depend on the context,
-        // never the other way.
+        // Not `aws::sts::caller`: the actions depend on the context, never the other way.
         let id = probe
             .sts()
             .await

@@ -62,6 +62,13 @@ pub enum Command {
     )]
     Plan(PlanArgs),
 
+    /// Check that AWS still holds what a finished run left: reads, look-ups and people's
+    /// `verify` checks, nothing changed. Exit 0 as recorded, 2 drifted, 1 error.
+    #[command(
+        after_help = "Examples:\n  runbook verify runbooks/part-2-identity-center.md --profile mgmt\n  runbook verify runbooks/part-2-identity-center.md --json | jq '.steps[] | select(.finding == \"drifted\")'\n\nA nightly CI job: `runbook verify FILE` exits 2 when AWS drifted from the run's end state\n(an ensure action would create or change, a read answers otherwise, a person's `verify` check\nfails); `runbook run FILE` then repairs what can be repaired. Steps that cannot be re-checked\n(a person's confirmation without `verify`, a call by name that changed AWS) are trusted and\nsaid so. Only a run that finished can be verified (`--run NAME` picks which)."
+    )]
+    Verify(VerifyArgs),
+
     /// Execute a runbook step by step, resuming where the last run stopped.
     #[command(
         after_help = "Examples:\n  runbook run runbooks/part-2-identity-center.md\n  runbook run runbooks/part-2-identity-center.md --step\n  runbook run FILE --answers answers.toml --yes        # non-interactive; exit 3 at a question with no answer\n  runbook run FILE --from create-user                  # run again from a step\n\nAnswers file (TOML):\n  [inputs]\n  admin_user = \"alice\"\n  [steps.enable-identity-center]\n  confirm = true"
@@ -258,6 +265,43 @@ pub struct PlanArgs {
     /// Print the plan as JSON: one object per step (step, executor, action, verdict, details).
     #[arg(long)]
     pub json: bool,
+}
+
+/// `verify`: the record to check, and how to reach AWS.
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// An input value, `name=value` (repeatable); by default the run's own values.
+    #[arg(long = "input", value_name = "NAME=VALUE")]
+    pub inputs: Vec<String>,
+    /// Answers file (TOML) with [inputs] (for secrets, which the journal never keeps).
+    #[arg(long)]
+    pub answers: Option<PathBuf>,
+    #[arg(long, default_value = ".runbook", env = "RUNBOOK_STATE_DIR")]
+    pub state_dir: PathBuf,
+    /// Verify this run (see `runbook runs FILE`); default: the most recently updated.
+    #[arg(long, value_name = "NAME")]
+    pub run: Option<String>,
+    /// Print the findings as JSON: one object per step (step, finding, verdict, details).
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl From<VerifyArgs> for PlanArgs {
+    fn from(v: VerifyArgs) -> PlanArgs {
+        PlanArgs {
+            file: v.file,
+            aws: v.aws,
+            inputs: v.inputs,
+            answers: v.answers,
+            state_dir: v.state_dir,
+            run: v.run,
+            detailed_exitcode: false,
+            json: v.json,
+        }
+    }
 }
 
 /// `rehearse`: the run's options, and the account the emulator plays.

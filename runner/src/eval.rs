@@ -37,6 +37,27 @@ pub fn to_json(d: &Dynamic) -> Value {
 }
 
 impl Env {
+    /// Steps `step` reads (in its body, `if=` and `for-each=`) whose outputs this environment
+    /// does not have: a plan cannot decide such a step.
+    pub fn missing_steps(&self, step: &crate::model::Step) -> Vec<String> {
+        let mut code = step_code(step);
+        for a in [&step.attrs.if_, &step.attrs.for_each].into_iter().flatten() {
+            code.push('\n');
+            code.push_str(&a.value);
+        }
+        let mut out: Vec<String> = crate::interp::refs(&code)
+            .into_iter()
+            .filter_map(|r| match r {
+                crate::interp::Ref::Step { id, .. } if !self.steps.contains_key(&crate::interp::step_key(&id)) => {
+                    Some(id)
+                }
+                _ => None,
+            })
+            .collect();
+        out.dedup();
+        out
+    }
+
     /// Records a step's outputs under its id and under the id with `-` as `_`.
     pub fn set_step(&mut self, id: &str, outputs: Value) {
         let key = interp::step_key(id);

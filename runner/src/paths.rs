@@ -71,6 +71,21 @@ pub fn resolve_within(runbook: &Path, target: &str) -> Result<PathBuf, PathError
     resolve_in(&runbooks_root(runbook), runbook, target)
 }
 
+/// The first part of `path`, as given (from the current directory, or from `/`), that is a
+/// symbolic link: a link planted in a checkout (`build` pointing elsewhere, `--out build/site`,
+/// `--events build/ev.ndjson`) must not redirect where the tool writes.
+pub fn first_link(path: &Path) -> Option<PathBuf> {
+    let mut at = PathBuf::new();
+    for c in path.components() {
+        at.push(c);
+        if matches!(c, Component::Normal(_)) && std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink())
+        {
+            return Some(at);
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

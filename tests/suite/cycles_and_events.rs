@@ -100,6 +100,25 @@ fn a_follow_up_run_writes_to_the_same_event_stream() {
     assert_eq!(steps, vec!["go", "fix"], "{events}");
 }
 
+/// A link planted as a directory on the way (`out` pointing elsewhere, `--events out/ev.ndjson`)
+/// does not redirect the write either: the run is refused before it starts and nothing is
+/// created where the link points (issue 27: O_NOFOLLOW guards only the last name).
+#[test]
+fn events_never_write_through_a_linked_directory_on_the_way() {
+    let t = Test::new()
+        .file("r.md", "# R\n\n```rhai id=one\n#{ a: 1 }\n```\n")
+        .file("elsewhere/keep.txt", "keep me\n");
+    std::os::unix::fs::symlink(t.path("elsewhere"), t.path("out")).expect("link");
+    run(&t, &["run", "r.md", "--events", "out/ev.ndjson"])
+        .code_is(2)
+        .stderr_has("passes through out, a symbolic link")
+        .stdout_lacks("▶ one");
+    assert!(
+        !t.path("elsewhere/ev.ndjson").exists(),
+        "events were written through the link"
+    );
+}
+
 /// A symbolic link planted at the `--events` name is not followed: the file it points at is
 /// left as it was and the run is refused before it starts.
 #[test]

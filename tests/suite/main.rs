@@ -6,6 +6,7 @@ mod common;
 
 mod accounts;
 mod actions;
+mod bounded;
 mod calls;
 mod check;
 mod check_hostile;
@@ -47,3 +48,4 @@ mod statedir;
 mod support_cases;
 mod trust;
 mod trust_secrets;
+mod verify;

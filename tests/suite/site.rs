@@ -512,7 +512,14 @@ fn any_file_name_that_passes_check_renders_and_no_name_reaches_the_terminal_raw(
         "runbooks/bad\u{1b}]0;pwned\u{7}.md",
         "# Bad\n\n```aws sts.whoami\nbogus = 1\n```\n",
     );
-    for args in [vec!["check".to_string(), "runbooks".into()], vec!["render".into()]] {
+    let bad = "runbooks/bad\u{1b}]0;pwned\u{7}.md".to_string();
+    for args in [
+        vec!["check".to_string(), "runbooks".into()],
+        vec!["render".into()],
+        vec!["run".into(), bad.clone()],
+        vec!["plan".into(), bad.clone()],
+        vec!["export".into(), "--ssm".into(), bad.clone()],
+    ] {
         let out = t.run_args(&args);
         out.code_is(2);
         assert!(

@@ -249,3 +249,29 @@ fn a_state_dir_that_fills_mid_fan_out_stops_the_run_and_the_resume_creates_each_
     assert_eq!((accounts.len(), distinct.len()), (N, N), "{accounts:?}");
     assert_eq!(proxy.calls("CreateAccount"), N, "each account was created exactly once");
 }
+
+/// A `.runbook` planted as a symbolic link in a checkout (a pull request can hold one) does not
+/// move the journal elsewhere: the run is refused before it starts, nothing is written where the
+/// link points (issue 27). Links above the state directory stay the operator's own layout.
+#[test]
+fn a_state_dir_planted_as_a_link_is_refused() {
+    let t = Test::new()
+        .file("r.md", "# R\n\n```rhai id=one\n#{ a: 1 }\n```\n")
+        .file("elsewhere/keep.txt", "keep me\n");
+    std::os::unix::fs::symlink(t.path("elsewhere"), t.path(".runbook")).expect("link");
+    let out = t.run_args(&["run".into(), "r.md".into()]);
+    out.code_is(2);
+    assert!(out.stderr.contains("is a symbolic link"), "{out:?}");
+    assert!(!out.stdout.contains("▶ one"), "the step ran: {out:?}");
+    let written: Vec<String> = crate::common::files(&t.path("elsewhere")).into_keys().collect();
+    assert_eq!(
+        written,
+        vec!["keep.txt".to_string()],
+        "the journal went through the link"
+    );
+    // A state directory below a linked directory is fine: that link is the operator's layout.
+    std::fs::create_dir(t.path("real")).expect("mkdir");
+    std::os::unix::fs::symlink(t.path("real"), t.path("linked")).expect("link");
+    let out = t.run_args(&["run".into(), "r.md".into(), "--state-dir".into(), "linked/state".into()]);
+    out.code_is(0);
+}

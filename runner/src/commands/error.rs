@@ -66,7 +66,7 @@ pub fn finish(result: Result<(), CommandError>) -> Exit {
         Ok(()) => Exit::Done,
         Err(e) => {
             if let Some(m) = e.message() {
-                eprintln!("runbook: {m}");
+                eprintln!("runbook: {}", crate::text::sanitize(m));
             }
             e.exit()
         }

@@ -1,5 +1,5 @@
 //! The subcommands, one file each: `run`/`rehearse` (run.rs), `emulator`, `plan`, `status`/`runs`,
-//! `check`, `list`, `answers`, `actions`, `permissions`, `render`, `export`. Here: dispatch from the parsed command line,
+//! `verify`, `check`, `list`, `answers`, `actions`, `permissions`, `render`, `export`. Here: dispatch from the parsed command line,
 //! the async runtime, colour, the diagnostics report, and what several commands share (loading a
 //! runbook to run it, the AWS options, picking a run).
 
@@ -12,7 +12,7 @@ use clap::CommandFactory;
 use runbook_plugins::{AwsOptions, Context, Limits, PollSettings, Registry};
 use serde_json::{Value, json};
 
-use crate::cli::{AwsArgs, Cli, ColorChoice, Command, PlanArgs, RunArgs};
+use crate::cli::{AwsArgs, Cli, ColorChoice, Command, PlanArgs, RunArgs, VerifyArgs};
 use crate::diagnostic::{self, Diagnostic};
 use crate::exec::{self, RunOptions};
 use crate::exit::Exit;
@@ -33,6 +33,7 @@ mod plan;
 mod render;
 mod run;
 mod status;
+mod verify;
 
 pub use error::CommandError;
 
@@ -63,6 +64,7 @@ fn execute(cli: Cli) -> Result<(), CommandError> {
         }),
         Command::Emulator(args) => runtime(|| emulator::serve(args)),
         Command::Plan(args) => runtime(|| plan::plan(args, color)),
+        Command::Verify(args) => runtime(|| verify::verify(args, color)),
         Command::Status {
             file,
             state_dir,
@@ -190,7 +192,7 @@ fn located(state_dir: &Path, runbook: &Runbook) -> Result<PathBuf, CommandError>
             if let Some(from) = found.moved_from {
                 eprintln!(
                     "note: this runbook moved from {}; its journal is read from there",
-                    from.display()
+                    crate::text::sanitize(&from.display().to_string())
                 );
             }
             Ok(found.dir)

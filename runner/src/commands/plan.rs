@@ -12,12 +12,20 @@ pub async fn plan(args: PlanArgs, color: bool) -> Result<(), CommandError> {
     }
 }
 
-async fn planned(args: PlanArgs, color: bool) -> Result<(), CommandError> {
+/// A plan walked: the report, what changed in the inputs, and the runbook's names.
+pub(super) struct Walked {
+    pub report: crate::exec::planning::Report,
+    pub changes: Vec<String>,
+    pub title: String,
+    pub path: String,
+    /// When the record walked (the run a new run would continue) last finished a run.
+    pub finished: Option<String>,
+}
+
+/// Walks the runbook as a run would, changing nothing (`plan`; with `verify`, a finished
+/// record's end state checked).
+pub(super) async fn walk(args: &PlanArgs, color: bool, verify: bool) -> Result<Walked, CommandError> {
     let (source, runbook) = load_checked(&args.file, color)?;
-    let redactor = crate::redact::Redactor::global();
-    let say = |s: &str| {
-        let _ = crate::ui::print_out(&redactor.text(&crate::text::sanitize(s)));
-    };
     let runbook_dir = located(&args.state_dir, &runbook)?;
     let last = pick_run(&runbook_dir, args.run.as_deref(), false).map_err(|e| CommandError::Usage(e.to_string()))?;
     let state = last.as_ref().map(|r| r.state.clone());
@@ -47,6 +55,7 @@ async fn planned(args: PlanArgs, color: bool) -> Result<(), CommandError> {
     let changes = input_changes(&runbook, state.as_ref(), &flags, &answers)?;
     let title = runbook.title.clone();
     let path = runbook.path.clone();
+    let finished = last.as_ref().map(|r| r.state.updated.clone());
     let last = last.map(|r| (r.dir, r.state));
     let walked = crate::exec::planning::plan(
         source,
@@ -58,6 +67,7 @@ async fn planned(args: PlanArgs, color: bool) -> Result<(), CommandError> {
             answers,
             flags,
             color,
+            verify,
         },
     )
     .await
@@ -67,6 +77,27 @@ async fn planned(args: PlanArgs, color: bool) -> Result<(), CommandError> {
             "{e}\n  = help: AWS did not answer; run the plan again when it does"
         )),
     })?;
+    Ok(Walked {
+        report: walked,
+        changes,
+        title,
+        path,
+        finished,
+    })
+}
+
+async fn planned(args: PlanArgs, color: bool) -> Result<(), CommandError> {
+    let redactor = crate::redact::Redactor::global();
+    let say = |s: &str| {
+        let _ = crate::ui::print_out(&redactor.text(&crate::text::sanitize(s)));
+    };
+    let Walked {
+        report: walked,
+        changes,
+        title,
+        path,
+        ..
+    } = walk(&args, color, false).await?;
     if args.json {
         let v = json!({ "runbook": path, "changes": changes, "pending": walked.pending, "steps": walked.rows });
         say(&serde_json::to_string_pretty(&redactor.value(&v)).unwrap_or_default());

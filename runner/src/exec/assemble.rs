@@ -83,6 +83,7 @@ impl Shared {
             events: p.events,
             planning: p.planning,
             converging: AtomicBool::new(false),
+            printed: super::script::Printed::default(),
             fresh: feeds_changes(&p.runbook, Registry::shared()),
             runbook: p.runbook,
         })

@@ -22,6 +22,7 @@ mod script;
 mod setup;
 mod signals;
 mod step;
+pub mod verifying;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -233,6 +234,9 @@ pub struct Shared {
     /// Steps read again in any run, a resume too: the reads and scripts whose outputs feed a
     /// change ([`feeds_changes`]), so no change acts on what AWS held before the run stopped.
     pub fresh: std::collections::HashSet<String>,
+    /// What each step printed so far: a step's printed output is capped across its retries and
+    /// items.
+    pub printed: script::Printed,
 }
 
 impl Shared {

@@ -28,7 +28,7 @@ use crate::ui::Ui;
 const PLANNED_ITEMS: usize = 50;
 
 /// How long a read may read during a plan (a wait-for action would otherwise wait).
-const READ_BUDGET: Duration = Duration::from_secs(5);
+pub(super) const READ_BUDGET: Duration = Duration::from_secs(5);
 
 /// What `plan` says of one step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -104,6 +104,9 @@ pub struct Row {
     /// Its script or read failed when the plan ran it (not a fault found before running it).
     #[serde(skip)]
     failed_running: bool,
+    /// `verify`: AWS differs from what the recorded run left here.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub drifted: bool,
 }
 
 /// The plan, and what it means for `--detailed-exitcode`.
@@ -133,6 +136,8 @@ pub struct PlanOptions {
     pub answers: Answers,
     pub flags: BTreeMap<String, String>,
     pub color: bool,
+    /// `verify`: only a finished record is walked, its reads compared and its people's checks run.
+    pub verify: bool,
 }
 
 /// Walks the runbook as a run would, changing nothing.
@@ -143,6 +148,15 @@ pub async fn plan(source: Source, runbook: Runbook, ctx: Context, o: PlanOptions
         .last
         .as_ref()
         .is_some_and(|(_, s)| s.outcome.as_deref() == Some("done"));
+    if o.verify && !converging {
+        return Err(PlanError::Usage(match &o.last {
+            Some((_, s)) => format!(
+                "its last run did not finish ({}); verify checks what a finished run left (run it to the end first)",
+                s.outcome.as_deref().unwrap_or("still going or stopped")
+            ),
+            None => "it has never been run here; verify checks what a finished run left".into(),
+        }));
+    }
     let (dir, state) = match o.last {
         Some((dir, state)) => (dir, state),
         None => (o.state_dir.join(".plan"), Journal::fresh_state(&runbook.path)),
@@ -191,7 +205,7 @@ pub async fn plan(source: Source, runbook: Runbook, ctx: Context, o: PlanOptions
         errors: false,
     };
     for step in &shared.runbook.steps {
-        let mut row = plan_step(&shared, step, &mut env).await?;
+        let mut row = plan_step(&shared, step, &mut env, o.verify).await?;
         // A read or script after a change the plan did not make sees AWS as it is now, not as
         // the run would leave it (offboarding's check that the user is gone): its failure is
         // what a run would find out, not an error of the runbook.
@@ -278,7 +292,7 @@ fn mutates(shared: &Shared, step: &Step) -> bool {
     }
 }
 
-async fn plan_step(shared: &Arc<Shared>, step: &Step, env: &mut Env) -> Result<Row, PlanError> {
+async fn plan_step(shared: &Arc<Shared>, step: &Step, env: &mut Env, verify: bool) -> Result<Row, PlanError> {
     let (kind, changes) = kind(shared, step);
     let mut row = Row {
         step: step.id.clone(),
@@ -289,8 +303,9 @@ async fn plan_step(shared: &Arc<Shared>, step: &Step, env: &mut Env) -> Result<R
         items: None,
         acts: changes || matches!(step.executor, Executor::Manual),
         failed_running: false,
+        drifted: false,
     };
-    let deps = missing(step, env);
+    let deps = env.missing_steps(step);
     if !deps.is_empty() {
         row.details.push(format!(
             "depends on {} (known only after a run)",
@@ -343,6 +358,9 @@ async fn plan_step(shared: &Arc<Shared>, step: &Step, env: &mut Env) -> Result<R
             st.finished.as_deref().unwrap_or("earlier")
         ));
         env.set_step(&step.id, st.outputs);
+        if verify && matches!(step.executor, Executor::Manual) {
+            super::verifying::person_check(shared, step, &mut row).await;
+        }
         return Ok(row);
     }
     // A change by name that finished with secrets in its answer (CreateAccessKey): the run does
@@ -401,7 +419,12 @@ async fn plan_step(shared: &Arc<Shared>, step: &Step, env: &mut Env) -> Result<R
             )
             .await;
             match ran {
-                Ok(Ok(outcome)) => computed(step, env, outcome, &mut row),
+                Ok(Ok(outcome)) => {
+                    if verify && outcome.secrecy == Secrecy::None {
+                        super::verifying::read_drift(shared, step, &outcome.outputs, &mut row);
+                    }
+                    computed(step, env, outcome, &mut row)
+                }
                 Ok(Err(e)) => {
                     row.failed_running = true;
                     row.verdict = match step.executor {
@@ -560,22 +583,4 @@ fn summary(v: &Value) -> String {
         .map(|(k, v)| format!("{k}={}", v.as_str().map(String::from).unwrap_or_else(|| v.to_string())))
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// Steps this one reads whose outputs the plan does not have.
-fn missing(step: &Step, env: &Env) -> Vec<String> {
-    let mut code = crate::eval::step_code(step);
-    for a in [&step.attrs.if_, &step.attrs.for_each].into_iter().flatten() {
-        code.push('\n');
-        code.push_str(&a.value);
-    }
-    let mut out: Vec<String> = crate::interp::refs(&code)
-        .into_iter()
-        .filter_map(|r| match r {
-            crate::interp::Ref::Step { id, .. } if !env.steps.contains_key(&crate::interp::step_key(&id)) => Some(id),
-            _ => None,
-        })
-        .collect();
-    out.dedup();
-    out
 }

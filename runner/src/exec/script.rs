@@ -36,12 +36,25 @@ pub(super) async fn run_rhai(
         if tainted {
             return;
         }
-        log_shared.ui.line(&format!("  {log_step}: {s}"));
-        if let Err(StepError::Journal(m)) = log_shared.record(Entry::Log {
-            step: log_step.clone(),
-            message: s.to_string(),
-        }) {
-            log_shared.ui.warn(&format!("journal: {m}"));
+        let (allowed, over) = log_shared.printed.take(&log_step, s.len());
+        let mut lines = Vec::new();
+        if allowed > 0 {
+            lines.push(s[..char_floor(s, allowed)].to_string());
+        }
+        if over {
+            lines.push(format!(
+                "printed more than {} KiB; the rest of its output is dropped (not shown, not journaled)",
+                PRINT_CAP >> 10
+            ));
+        }
+        for message in lines {
+            log_shared.ui.line(&format!("  {log_step}: {message}"));
+            if let Err(StepError::Journal(m)) = log_shared.record(Entry::Log {
+                step: log_step.clone(),
+                message,
+            }) {
+                log_shared.ui.warn(&format!("journal: {m}"));
+            }
         }
     });
     let res = sandbox::run_script(
@@ -104,5 +117,62 @@ pub(super) async fn run_rhai(
             let _ = limit;
             Err(StepError::failed(format!("script{}: {message}", at(pos))))
         }
+    }
+}
+
+/// How much one step may print, across its retries and fan-out items: the screen, the journal
+/// and `--events` each get at most this much of it (a script printing a 1 MiB string in a loop
+/// wrote 765 MB in 5 s). The rest is dropped, and the screen and the journal say so once.
+pub const PRINT_CAP: usize = 64 << 10;
+
+/// Bytes printed so far, by step.
+#[derive(Default)]
+pub struct Printed(std::sync::Mutex<std::collections::HashMap<String, usize>>);
+
+impl Printed {
+    /// Of `len` more bytes from `step`, how many may still be printed, and whether this line is
+    /// the one that went over the cap (told once).
+    pub fn take(&self, step: &str, len: usize) -> (usize, bool) {
+        let Ok(mut m) = self.0.lock() else {
+            return (0, false);
+        };
+        let used = m.entry(step.to_string()).or_insert(0);
+        if *used > PRINT_CAP {
+            return (0, false);
+        }
+        let allowed = len.min(PRINT_CAP - *used);
+        *used = used.saturating_add(len);
+        (allowed, *used > PRINT_CAP)
+    }
+}
+
+/// The longest prefix of `s` no longer than `max` bytes that ends on a character boundary.
+fn char_floor(s: &str, max: usize) -> usize {
+    let mut i = max.min(s.len());
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_is_shared_across_lines_and_told_once() {
+        let p = Printed::default();
+        assert_eq!(p.take("a", PRINT_CAP - 10), (PRINT_CAP - 10, false));
+        assert_eq!(p.take("a", 10), (10, false));
+        assert_eq!(p.take("a", 1), (0, true));
+        assert_eq!(p.take("a", 1), (0, false));
+        assert_eq!(p.take("b", PRINT_CAP + 5), (PRINT_CAP, true));
+    }
+
+    #[test]
+    fn a_cut_never_splits_a_character() {
+        assert_eq!(char_floor("aé", 2), 1);
+        assert_eq!(char_floor("aé", 3), 3);
+        assert_eq!(char_floor("ab", 9), 2);
     }
 }

@@ -125,6 +125,11 @@ pub(super) async fn run_with_retries(
             Err(e) if e.retryable() && attempt < retries && !shared.interrupted.load(Ordering::SeqCst) => {
                 attempt += 1;
                 let wait = Duration::from_secs(1 << attempt.min(5));
+                // `timeout=` bounds the whole step: no wait that would end past it, and no
+                // attempt after it (each would only time out at once).
+                if plan.deadline.is_some_and(|d| Instant::now() + wait >= d) {
+                    return Err(out_of_time(step, e, attempt));
+                }
                 if let StepError::Failed { message, .. } = &e {
                     shared.ui.warn(&format!(
                         "{} failed ({message}); retry {attempt} of {retries} in {}s",
@@ -132,10 +137,38 @@ pub(super) async fn run_with_retries(
                         wait.as_secs()
                     ));
                 }
-                tokio::time::sleep(wait).await;
+                backoff(shared, wait).await?;
             }
             other => return other,
         }
+    }
+}
+
+/// Waits `wait` before a retry, or until a stop request (Ctrl-C, SIGTERM, SIGHUP) comes.
+async fn backoff(shared: &Arc<Shared>, wait: Duration) -> Result<(), StepError> {
+    let stop = shared.interrupt.notified();
+    tokio::pin!(stop);
+    // Registered before the flag is read: a signal between the two still wakes the wait.
+    stop.as_mut().enable();
+    if shared.interrupted.load(Ordering::SeqCst) {
+        return Err(StepError::Interrupted);
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => Ok(()),
+        _ = stop => Err(StepError::Interrupted),
+    }
+}
+
+/// The last attempt's failure, saying that `timeout=` left no room for the next retry.
+fn out_of_time(step: &Step, e: StepError, attempt: u32) -> StepError {
+    let given = step.attrs.timeout.as_ref().map(|t| t.value.as_str()).unwrap_or("?");
+    let why = format!("timeout={given} leaves no time for retry {attempt}");
+    match e {
+        StepError::Failed { message, hint } => StepError::Failed {
+            message: format!("{message} ({why})"),
+            hint,
+        },
+        other => other,
     }
 }
 

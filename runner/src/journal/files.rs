@@ -52,6 +52,19 @@ pub(super) fn make_private_dir(dir: &Path, owned: usize) -> Result<(), JournalEr
     Ok(())
 }
 
+/// The state directory itself must not be a symbolic link: a `.runbook` link planted in a
+/// checkout (a pull request can hold one) would move the journal, its key and the pending marks
+/// to wherever it points. Links above it are the operator's own layout; its mode and owner are
+/// left alone (`--state-dir` may name any directory the operator chose).
+pub(super) fn state_dir_not_a_link(state_dir: &Path) -> Result<(), JournalError> {
+    match std::fs::symlink_metadata(state_dir) {
+        Ok(m) if m.file_type().is_symlink() => Err(JournalError::Symlink {
+            path: state_dir.to_path_buf(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 pub(super) fn open_options() -> OpenOptions {
     let mut o = OpenOptions::new();
     // No link is followed; a FIFO planted at a file's name does not block the open.
@@ -60,9 +73,15 @@ pub(super) fn open_options() -> OpenOptions {
 }
 
 /// Opens a file named on the command line for writing (`--events`, a hand-over), created 0600 or
-/// truncated, never through a symbolic link at its name: a link planted there cannot point the
-/// write at another file.
+/// truncated, never through a symbolic link, at its name or on the way to it: a link planted
+/// there cannot point the write at another file.
 pub fn create_nofollow(path: &Path) -> std::io::Result<File> {
+    if let Some(link) = crate::paths::first_link(path.parent().unwrap_or(Path::new(""))) {
+        return Err(std::io::Error::other(format!(
+            "passes through {}, a symbolic link; the tool never writes through one (name the real directory)",
+            link.display()
+        )));
+    }
     OpenOptions::new()
         .write(true)
         .create(true)

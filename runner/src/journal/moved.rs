@@ -90,6 +90,7 @@ pub fn locate(state_dir: &Path, runbook: &Path, title: &str, steps: &[&str]) -> 
 /// Finds the journal of a runbook about to run, brings one it left at its old place to the
 /// directory of its new place, and records where the runbook is now.
 pub fn adopt(state_dir: &Path, runbook: &Path, title: &str, steps: &[&str]) -> Result<Located, JournalError> {
+    super::files::state_dir_not_a_link(state_dir)?;
     let found = locate(state_dir, runbook, title, steps)?;
     let dir = dir_for(state_dir, runbook);
     if found.dir != dir {

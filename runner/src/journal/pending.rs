@@ -33,6 +33,7 @@ impl Pending {
     /// Opens (creating) `STATE/pending/` and returns it with the key earlier versions digested
     /// their marks with, when it is there.
     pub fn open(state_dir: &Path) -> Result<(Pending, Option<Vec<u8>>), JournalError> {
+        super::files::state_dir_not_a_link(state_dir)?;
         let dir = state_dir.join("pending");
         make_private_dir(&dir, 1)?;
         let key = legacy_key(&dir)?;

@@ -21,7 +21,7 @@ impl OutDir {
             path: shown.clone(),
             why,
         };
-        if let Some(link) = first_link(out) {
+        if let Some(link) = paths::first_link(out) {
             return Err(refuse(format!(
                 "passes through {}, a symbolic link; a render never writes through one (name the real directory{})",
                 link.display(),
@@ -111,21 +111,6 @@ name an empty or new directory, or one a render made"
             let _ = std::fs::remove_dir(d);
         }
     }
-}
-
-/// The first part of `path`, as given (from the current directory, or from `/`), that is a
-/// symbolic link: a link planted in a checkout (`build` pointing elsewhere, `--out build/site`)
-/// must not redirect where the site is written.
-fn first_link(path: &Path) -> Option<PathBuf> {
-    let mut at = PathBuf::new();
-    for c in path.components() {
-        at.push(c);
-        if matches!(c, Component::Normal(_)) && std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink())
-        {
-            return Some(at);
-        }
-    }
-    None
 }
 
 /// `a/./b/../c` as `a/c`, without touching the file system (`..` of a symlink is taken

@@ -1,0 +1,154 @@
+//! No step outgrows its bounds (issue 29): `timeout=` bounds the whole step, its retries and
+//! their backoff included; a stop request during a backoff is seen at once; what a step prints
+//! is capped on the screen, in the journal and in `--events`.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+/// `timeout=1s retries=5` on a script that never ends: the first attempt uses the whole second,
+/// so no retry starts (attacker finding: 64 s, the backoff slept past the deadline).
+#[test]
+fn timeout_leaves_no_retry_once_it_has_run_out() {
+    let t = Test::new().file(
+        "r.md",
+        "# Busy\n\n```rhai id=busy timeout=1s retries=5\nlet x = 0; loop { x += 1; }\n```\n",
+    );
+    let out = t.run_args(&["run".into(), "r.md".into()]);
+    out.code_is(1);
+    assert!(
+        !out.all().contains("retry 1 of 5"),
+        "a retry started after timeout=: {out:?}"
+    );
+    assert!(out.all().contains("timeout=1s"), "{out:?}");
+}
+
+/// A step that fails fast is retried while its `timeout=` leaves room for the wait and stops,
+/// saying why, when the next wait would outlast it.
+#[test]
+fn retries_stop_where_the_timeout_would_end_inside_the_backoff() {
+    let t = Test::new().file(
+        "r.md",
+        "# Flaky\n\n```rhai id=flaky timeout=4s retries=5\nthrow \"not yet\";\n```\n",
+    );
+    let out = t.run_args(&["run".into(), "r.md".into()]);
+    out.code_is(1);
+    // Waits are 2 s, 4 s, …: after the first (2 s of 4 s used) the second would end past 4 s.
+    assert!(out.all().contains("retry 1 of 5"), "{out:?}");
+    assert!(
+        !out.all().contains("retry 2 of 5"),
+        "a wait outlasted timeout=: {out:?}"
+    );
+    assert!(
+        out.all().contains("timeout=4s leaves no time for retry 2"),
+        "the stop does not say why: {out:?}"
+    );
+}
+
+/// SIGTERM while a retry waits: the run stops at once, journaled as interrupted (attacker
+/// finding: the backoff ran to its end before the signal was seen).
+#[test]
+fn a_stop_request_during_a_retry_wait_is_seen_at_once() {
+    let t = Test::new().file(
+        "r.md",
+        "# Flaky\n\n```rhai id=flaky retries=5\nthrow \"not yet\";\n```\n",
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_runbook"))
+        .args(["run", "r.md"])
+        .current_dir(t.dir.path())
+        .env("NO_COLOR", "1")
+        .env("HOME", t.dir.path())
+        .env_remove("RUNBOOK_STATE_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let seen = Arc::new(Mutex::new(String::new()));
+    let mut stdout = child.stdout.take().expect("stdout");
+    let sink = seen.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            if let Ok(mut s) = sink.lock() {
+                s.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
+    });
+    // The third wait is 8 s long; the first two take 6 s.
+    let started = Instant::now();
+    let waiting = || seen.lock().map(|s| s.contains("retry 3 of 5")).unwrap_or(false);
+    while !waiting() && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        waiting(),
+        "never reached the third wait: {:?}",
+        seen.lock().map(|s| s.clone())
+    );
+    let signalled = Instant::now();
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if signalled.elapsed() > Duration::from_secs(5) {
+            let _ = child.kill();
+            panic!("SIGTERM during an 8 s wait was not seen within 5 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = reader.join();
+    assert_eq!(status.code(), Some(130), "{:?}", seen.lock().map(|s| s.clone()));
+    assert!(
+        t.written().contains("\"interrupted\""),
+        "the journal does not say interrupted"
+    );
+}
+
+/// A script that prints without end: the screen, the journal and `--events` each get at most
+/// the cap, and the screen says where the rest went (attacker finding: 765 MB to stdout and to
+/// the transcript in 5 s). The cap is the step's, across its fan-out items.
+#[test]
+fn what_a_step_prints_is_capped_on_screen_in_the_journal_and_in_events() {
+    let flood = "let s = \"x\"; for i in 0..20 { s += s; } for i in 0..40 { print(s); }";
+    let t = Test::new().file(
+        "r.md",
+        format!(
+            "# Loud\n\n```rhai id=loud timeout=20s\n{flood}\n```\n\n```rhai id=items for-each='[1, 2, 3, 4]'\n{flood}\n```\n"
+        ),
+    );
+    let out = t.run_args(&["run".into(), "r.md".into(), "--events".into(), "ev.ndjson".into()]);
+    out.code_is(0);
+    const CAP: usize = 64 << 10;
+    // Two steps, each capped, plus the run's own lines.
+    assert!(
+        out.stdout.len() < 2 * CAP + 16_384,
+        "stdout holds {} bytes",
+        out.stdout.len()
+    );
+    assert!(
+        out.stdout
+            .contains("loud: printed more than 64 KiB; the rest of its output is dropped"),
+        "the screen does not say where the rest went: {}",
+        &out.stdout[out.stdout.len().saturating_sub(2000)..]
+    );
+    assert!(
+        out.stdout.contains("items: printed more than 64 KiB"),
+        "the fan-out's cap is not the step's"
+    );
+    let events = std::fs::metadata(t.path("ev.ndjson")).expect("events").len() as usize;
+    assert!(events < 2 * CAP + 32_768, "--events holds {events} bytes");
+    let state: usize = files(&t.path(".runbook")).values().map(|b| b.len()).sum();
+    assert!(state < 2 * 2 * CAP + 65_536, "the state directory holds {state} bytes");
+}
