@@ -2,13 +2,13 @@
 
 use std::future::Future;
 use std::marker::PhantomData;
-use std::pin::Pin;
 
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::BoxFuture;
 use crate::context::Context;
 use crate::error::PluginError;
 
@@ -135,8 +135,6 @@ impl ActionInfo {
         self.params.iter().find(|p| p.name == name)
     }
 }
-
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// An action with its types erased: parameters and outputs travel as JSON values.
 pub trait DynAction: Send + Sync {

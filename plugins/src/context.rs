@@ -13,7 +13,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use serde::Serialize;
 use tokio::sync::OnceCell;
 
-use crate::action::BoxFuture;
+use crate::BoxFuture;
 use crate::budget::{Budget, PaceWatch, Paced};
 use crate::error::PluginError;
 use crate::limits::Limits;
@@ -253,12 +253,7 @@ macro_rules! client {
 }
 
 impl Context {
-    /// A context that keeps AWS's published limits ([`Limits::published`]).
-    pub fn new(aws: AwsOptions, state_dir: impl Into<PathBuf>, poll: PollSettings) -> Self {
-        Self::with_limits(aws, state_dir, poll, Limits::published())
-    }
-
-    /// A context that keeps these limits (the published ones with the operator's overrides).
+    /// A context that keeps these limits (`aws::published_limits`, with the operator's overrides).
     pub fn with_limits(aws: AwsOptions, state_dir: impl Into<PathBuf>, poll: PollSettings, limits: Limits) -> Self {
         Context {
             shared: Arc::new(Shared {
@@ -372,13 +367,19 @@ impl Context {
             events: Arc::new(NoEvents),
             ..self.clone()
         };
-        let id = crate::aws::sts::caller(&probe)
+        // Not `aws::sts::caller`: the actions depend on the context, never the other way.
+        let id = probe
+            .sts()
             .await
-            .map_err(|e| failed(e.to_string()))?;
-        if &id.account_id != account {
+            .map_err(|e| failed(e.to_string()))?
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| failed(crate::error::aws("sts:GetCallerIdentity", e).to_string()))?;
+        let got = id.account().unwrap_or_default();
+        if got != account {
             return Err(failed(format!(
-                "the role's credentials are for account {}, not {account}",
-                id.account_id
+                "the role's credentials are for account {got}, not {account}"
             )));
         }
         Ok(placed)

@@ -21,7 +21,7 @@ mod poll;
 mod pressure;
 mod registry;
 
-pub use action::{Action, ActionInfo, BoxFuture, DynAction, FieldSpec, Plan, PlanItem, Verdict, command};
+pub use action::{Action, ActionInfo, DynAction, FieldSpec, Plan, PlanItem, Verdict, command};
 pub use context::{AwsOptions, Claim, Context, Duplicates, Event, Events, Memo, PollSettings};
 pub use error::PluginError;
 pub use fanout::{Fanout, Finished};
@@ -29,3 +29,7 @@ pub use limits::{LimitError, Limits};
 pub use place::{DEFAULT_ROLE, Place, is_region};
 pub use pressure::{AdaptiveLimit, Pressure};
 pub use registry::Registry;
+
+/// The future an action's `plan` and `apply` (and a context's claims) return. Here at the root
+/// because both `action` and `context` use it, and `action` depends on `context`.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;

@@ -1,5 +1,6 @@
 //! AWS's limits as data. Each AWS plugin declares the published quotas of the APIs it calls
-//! ([`Quotas`], collected in `aws::QUOTAS`); [`Limits`] holds them for one run, with the
+//! ([`Quotas`], collected beside the services in `aws::QUOTAS`, which depend on this module and
+//! not the other way); [`Limits`] holds them for one run, with the
 //! operator's overrides (`--rate sso-admin=20`, `--in-progress CreateAccountAssignment=15`).
 
 use std::collections::BTreeMap;
@@ -39,10 +40,10 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// What the plugins declare.
-    pub fn published() -> Limits {
+    /// The limits these quotas declare (`aws::published_limits` gives the plugins' own).
+    pub fn from_quotas(quotas: &[&Quotas]) -> Limits {
         let mut l = Limits::default();
-        for q in crate::aws::QUOTAS {
+        for q in quotas {
             l.rates.insert(q.family.to_string(), q.rate);
             for (op, cap) in q.in_progress {
                 l.in_progress.insert(op.to_string(), Some(*cap));
@@ -151,7 +152,7 @@ mod tests {
 
     #[test]
     fn published_and_overridden() {
-        let mut l = Limits::published();
+        let mut l = crate::aws::published_limits();
         assert_eq!(l.rate("sso-admin"), Some(20.0));
         assert_eq!(l.in_progress("CreateAccountAssignment"), Some(15));
         assert_eq!(l.in_progress("CreateAccount"), Some(5));

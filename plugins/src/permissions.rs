@@ -11,7 +11,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::call::{self, NameError};
+use crate::call::name::{NameError, resolve};
 
 /// Signing names whose IAM prefix is another word (the Service Authorization Reference's
 /// "service prefix" differs from the name requests are signed for).
@@ -67,7 +67,7 @@ pub const EXCEPTIONS: &[(&str, &[&str])] = &[
 /// The IAM actions one call (`service:Operation`, as a step or an action names it) needs, in
 /// IAM's spelling. Empty for a call AWS does not authorise.
 pub fn iam_actions(call_name: &str) -> Result<Vec<String>, NameError> {
-    let c = call::resolve(call_name)?;
+    let c = resolve(call_name)?;
     let canonical = format!("{}:{}", c.service.name, c.name);
     if let Some((_, actions)) = EXCEPTIONS.iter().find(|(k, _)| *k == canonical) {
         return Ok(actions.iter().map(|a| a.to_string()).collect());
@@ -103,6 +103,7 @@ pub fn needs_permission(call_name: &str) -> bool {
 mod tests {
     use super::*;
     use crate::Registry;
+    use crate::call;
 
     #[test]
     fn the_rule_is_the_signing_name_and_the_operation() {

@@ -17,6 +17,7 @@ use crate::source::{Source, Span};
 use crate::suggest::{closest, same_effect};
 
 mod call;
+pub use call::CALL_RULES;
 mod on_failure;
 mod params;
 mod place;
@@ -25,6 +26,23 @@ mod place;
 /// every `let` before it, so its time grows with the square of a script's size: 64 KiB compiles in
 /// milliseconds, 1 MiB would take a minute.
 pub const MAX_RHAI: usize = 64 << 10;
+
+/// A runbook read and checked, with what `check` said of it (the caller shows it, and refuses to
+/// run it if any is an error).
+pub struct Checked {
+    pub source: Source,
+    pub runbook: Runbook,
+    pub diags: Vec<Diagnostic>,
+}
+
+/// Reads and checks a runbook before it is run (`run`, `plan`, and the executor for the runbook
+/// an `on-failure=` step continues into). `Err` is the one diagnostic of a file that
+/// cannot be read.
+pub fn checked(path: &Path) -> Result<Checked, Diagnostic> {
+    let source = crate::load::read(path)?;
+    let (runbook, diags) = check(&source, Registry::shared());
+    Ok(Checked { source, runbook, diags })
+}
 
 /// Parses and checks one runbook; its runbooks root is found from where it lies
 /// ([`crate::paths::runbooks_root`]).

@@ -2,6 +2,7 @@
 //! place that turns them into text (`path:line:col: error: message`, the line, a caret) or JSON.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 
 use serde::Serialize;
 
@@ -155,7 +156,7 @@ impl Diagnostic {
         };
         let mut out = String::new();
         // Paths, messages and source lines come from files: no escape sequence of theirs acts.
-        let clean = crate::ui::sanitize;
+        let clean = crate::text::sanitize;
         let (path, message) = (clean(&self.path), clean(&self.message));
         if self.line == 0 {
             let _ = writeln!(out, "{path}: {}: {message}", paint(code, label));
@@ -197,6 +198,15 @@ impl Diagnostic {
         }
         out
     }
+}
+
+/// Prints diagnostics to stderr (text) and says whether any was an error.
+pub fn report(diags: &[Diagnostic], color: bool) -> bool {
+    let mut err = std::io::stderr().lock();
+    for d in diags {
+        let _ = write!(err, "{}", d.render(color));
+    }
+    diags.iter().any(Diagnostic::is_error)
 }
 
 /// Sorts diagnostics by file position and drops exact repeats; a file's closing "and N more"

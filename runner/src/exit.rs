@@ -1,4 +1,4 @@
-//! Exit codes, as DESIGN.md lists them.
+//! Exit codes, as the book's CI page lists them (`book/src/ci.md`).
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {

@@ -162,10 +162,19 @@ pub fn env_var(name: &str) -> String {
 /// What to do with an input nothing supplies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WhenMissing {
-    /// Ask the person at the terminal, else take the default, else wait (exit 3).
+    /// Ask the person at the terminal.
     Ask,
+    /// Take the default, else wait for a person (exit 3).
+    Wait,
     /// Take the default, else leave it out (`plan`).
     Leave,
+}
+
+impl WhenMissing {
+    /// Ask when a person can be asked (the caller knows: `prompt::interactive`), else wait.
+    pub fn ask_if(person: bool) -> WhenMissing {
+        if person { WhenMissing::Ask } else { WhenMissing::Wait }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -258,7 +267,7 @@ pub fn resolve(
                 })?;
                 v
             }
-            None if when_missing == WhenMissing::Ask && crate::prompt::interactive() => {
+            None if when_missing == WhenMissing::Ask => {
                 ask(name, input).map_err(|e| ResolveError::Prompt(name.clone(), e))?
             }
             None => match &input.default {

@@ -422,7 +422,7 @@ impl Journal {
                 holder: if holder.trim().is_empty() {
                     "unknown holder".into()
                 } else {
-                    crate::ui::sanitize(holder.trim())
+                    crate::text::sanitize(holder.trim())
                 },
             });
         }

@@ -23,6 +23,7 @@ pub mod model;
 pub mod parser;
 mod paths;
 mod placement;
+mod policy;
 mod prompt;
 mod prose;
 pub mod redact;
@@ -30,6 +31,7 @@ pub mod render;
 mod sandbox;
 pub mod source;
 mod suggest;
+mod text;
 mod ui;
 
 use std::ffi::OsString;

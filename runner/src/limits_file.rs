@@ -126,7 +126,7 @@ mod tests {
     use super::*;
 
     fn apply_text(text: &str) -> (Limits, Vec<String>) {
-        let mut l = Limits::published();
+        let mut l = runbook_plugins::aws::published_limits();
         let r = apply_source(&Source::new("limits.toml", text), &mut l);
         let msgs = r
             .err()
@@ -165,6 +165,6 @@ mod tests {
                 "7:2: unknown key `rates` in a limits file",
             ]
         );
-        assert_eq!(l, Limits::published());
+        assert_eq!(l, runbook_plugins::aws::published_limits());
     }
 }

@@ -250,8 +250,8 @@ pub struct Step {
 
 impl Step {
     /// Maps offsets in `body` back to the Markdown file.
-    pub fn body_map(&self) -> crate::parser::BodyMap<'_> {
-        crate::parser::BodyMap::new(&self.body, &self.body_lines)
+    pub fn body_map(&self) -> crate::source::BodyMap<'_> {
+        crate::source::BodyMap::new(&self.body, &self.body_lines)
     }
 
     /// Maps a span in `body` to a span in the file.

@@ -197,47 +197,6 @@ fn body_of(source: &Source, b: &Fenced) -> (String, Vec<usize>) {
     (body, lines)
 }
 
-/// A step's body as its own little source: maps body offsets back to the Markdown file.
-pub struct BodyMap<'a> {
-    pub body: &'a str,
-    /// Where each line of the body starts in the file.
-    pub lines: &'a [usize],
-    /// Where each line starts in the body: an offset is found by binary search, so mapping every
-    /// key of a 200,000-key body stays linear.
-    starts: Vec<usize>,
-}
-
-impl<'a> BodyMap<'a> {
-    pub fn new(body: &'a str, lines: &'a [usize]) -> Self {
-        let mut starts = Vec::new();
-        if !body.is_empty() {
-            starts.push(0);
-            starts.extend(body.match_indices('\n').map(|(i, _)| i + 1).filter(|&i| i < body.len()));
-        }
-        BodyMap { body, lines, starts }
-    }
-
-    pub fn offset(&self, offset: usize) -> usize {
-        if self.starts.is_empty() {
-            return self.lines.last().copied().unwrap_or(0);
-        }
-        let last = self.starts.len().min(self.lines.len()).max(1) - 1;
-        let i = self
-            .starts
-            .partition_point(|&s| s <= offset)
-            .saturating_sub(1)
-            .min(last);
-        let start = self.starts[i];
-        let end = self.starts.get(i + 1).copied().unwrap_or(self.body.len());
-        self.lines.get(i).copied().unwrap_or(0) + offset.saturating_sub(start).min(end - start)
-    }
-
-    pub fn span(&self, span: Range<usize>) -> Span {
-        let start = self.offset(span.start);
-        Span::new(start, self.offset(span.end).max(start))
-    }
-}
-
 pub(crate) fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')

@@ -7,7 +7,7 @@ use dialoguer::{Confirm, Input as Line, Password, Select};
 
 use crate::inputs::validate;
 use crate::model::Input;
-use crate::ui::sanitize;
+use crate::text::sanitize;
 
 /// dialoguer's error is an I/O error; keep its kind (Ctrl-C at a prompt is `Interrupted`).
 fn io(e: dialoguer::Error) -> std::io::Error {

@@ -146,7 +146,7 @@ impl Redactor {
         }
         // Text is sanitized for the terminal after redaction, but a secret may also reach a
         // sink already sanitized: remember that form too.
-        let shown = crate::ui::sanitize(secret);
+        let shown = crate::text::sanitize(secret);
         if let Ok(mut s) = self.secrets.write() {
             for v in std::iter::once(secret.to_string())
                 .chain(std::iter::once(shown))

@@ -62,16 +62,24 @@ pub fn same_effect<'a>(word: &str, candidates: &[&'a str]) -> Vec<&'a str> {
         .collect()
 }
 
+/// Levenshtein distance in characters (strsim's: clap already brings it in).
 pub fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
+    strsim::levenshtein(a, b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distances_count_characters_not_bytes() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("é", "e"), 1);
+        assert_eq!(
+            closest("ensure-usr", &["ensure-user", "remove-user"]),
+            Some("ensure-user")
+        );
+        assert_eq!(closest("same", &["same"]), None);
     }
-    prev[b.len()]
 }

@@ -1,6 +1,6 @@
 //! What the operator sees while a runbook runs: indicatif spinners and bars on a terminal,
 //! plain timestamped lines otherwise (CI logs). Everything shown passes the redactor, and every
-//! text from outside (runbooks, answers, AWS) is [`sanitize`]d: only the tool's own colours reach
+//! text from outside (runbooks, answers, AWS) is [`sanitize`](crate::text::sanitize)d: only the tool's own colours reach
 //! the terminal as escape sequences.
 
 use std::io::{IsTerminal, Write};
@@ -11,6 +11,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::redact::Redactor;
+use crate::text::sanitize;
 
 pub struct Ui {
     fancy: Option<MultiProgress>,
@@ -26,32 +27,9 @@ pub struct Ui {
     silent: bool,
 }
 
+/// The time of day (UTC) a plain progress line is stamped with.
 fn clock() -> String {
-    let now = crate::journal::now();
-    now.get(11..19).unwrap_or("").to_string()
-}
-
-/// Neutralises control characters from text the tool did not write itself: escape sequences
-/// (ESC, CSI, OSC), carriage returns and the C1 range are shown as `\u{..}` instead of acting on the
-/// terminal. Newlines and tabs stay.
-pub fn sanitize(s: &str) -> String {
-    if !s.chars().any(is_hostile) {
-        return s.to_string();
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if is_hostile(c) {
-            out.push_str(&format!("\\u{{{:x}}}", c as u32));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-fn is_hostile(c: char) -> bool {
-    (c.is_control() && c != '\n' && c != '\t')
-        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    jiff::Timestamp::now().strftime("%H:%M:%S").to_string()
 }
 
 /// Prints to stdout, reporting a closed pipe instead of panicking as `println!` would.

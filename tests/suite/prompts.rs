@@ -61,7 +61,8 @@ fn a_person_answers_is_reasked_and_confirms() {
     let v: serde_json::Value = serde_json::from_str(confirmed).expect("json line");
     assert_eq!(v["step"], "press");
     assert_eq!(v["via"], "terminal");
-    assert_eq!(v["who"]["os_user"], "pat");
+    // The OS's name for the user, not what $USER claims.
+    assert_eq!(v["who"]["os_user"].as_str(), Some(os_user_name().as_str()));
     assert_eq!(v["answers"]["code"], "1234");
     assert!(v["ts"].as_str().is_some_and(|s| s.ends_with('Z')));
 }
@@ -242,4 +243,32 @@ fn an_expression_in_choices_is_a_check_error() {
         .run()
         .code_is(2)
         .stderr_has("`tier`: `${inputs.plans}` is not filled in");
+}
+
+/// Only a person's "no" leads into a step's `on-failure=` runbook: a step left unanswered waits
+/// where it is. (The executor once told the two apart by the wording of the waiting message.)
+#[test]
+fn only_a_no_leads_into_on_failure_not_a_missing_answer() {
+    let t = Test::new()
+        .file(
+            "runbooks/a.md",
+            "# A\n\n```manual id=call on-failure=b.md\nconfirm = \"Did the call come?\"\n```\n",
+        )
+        .file("runbooks/b.md", "# B\n\n```rhai id=fallback\n#{}\n```\n")
+        .file("unanswered.toml", "[steps.call]\n")
+        .file("no.toml", "[steps.call]\nconfirm = false\n");
+    let run = |answers: &str| t.run_args(&["run".into(), "runbooks/a.md".into(), "--answers".into(), answers.into()]);
+    let waits = run("unanswered.toml");
+    waits
+        .code_is(3)
+        .stdout_lacks("continuing into")
+        .stdout_lacks("fallback");
+    let no = run("no.toml");
+    no.code_is(3).stdout_has("continuing into").stdout_has("✓ fallback");
+}
+
+/// The name the OS has for this process's user, as `id -un` prints it.
+fn os_user_name() -> String {
+    let out = Command::new("id").arg("-un").output().expect("id -un");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }

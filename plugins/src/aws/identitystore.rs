@@ -478,3 +478,30 @@ impl Action for FindUser {
 pub(crate) fn user_name_identifier(user_name: &str) -> String {
     serde_json::json!({"UniqueAttribute": {"AttributePath": "userName", "AttributeValue": user_name}}).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each word of the card's create-user line comes back exactly from a shell-words split, also
+    /// a value with a quote, `$(...)`, backticks and double quotes in it.
+    #[test]
+    fn the_cli_line_splits_back_into_the_words_it_was_built_from() {
+        let family = "O'Brien $(touch PWNED) `touch PWNED2` \"q\"";
+        let p = serde_json::json!({
+            "user_name": "pat", "display_name": "Pat O'Brien", "given_name": "Pat",
+            "family_name": family, "email": "pat@example.com",
+        });
+        let lines = <EnsureUser as Action>::cli(&p);
+        let create = lines
+            .iter()
+            .find(|l| l.contains("create-user"))
+            .expect("a create-user line");
+        let words = shell_words::split(create).expect("a shell reads it");
+        let after = |flag: &str| words.iter().position(|w| w == flag).map(|i| words[i + 1].as_str());
+        assert_eq!(after("--display-name"), Some("Pat O'Brien"), "{create}");
+        let name: Value = serde_json::from_str(after("--name").expect("--name")).expect("JSON");
+        assert_eq!(name["FamilyName"], family);
+        assert_eq!(words.len(), 13, "{words:?}");
+    }
+}

@@ -11,7 +11,7 @@ pub mod sts;
 pub mod support;
 
 pub use crate::duration::parse as parse_duration;
-use crate::limits::Quotas;
+use crate::limits::{Limits, Quotas};
 
 /// The published limits of every API family the plugins call (see each module's `QUOTAS`).
 pub const QUOTAS: &[&Quotas] = &[
@@ -20,3 +20,8 @@ pub const QUOTAS: &[&Quotas] = &[
     &organizations::QUOTAS,
     &support::QUOTAS,
 ];
+
+/// What the plugins declare: the limits a run keeps unless the operator overrides them.
+pub fn published_limits() -> Limits {
+    Limits::from_quotas(QUOTAS)
+}

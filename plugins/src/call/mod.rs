@@ -17,6 +17,7 @@ mod codec;
 mod endpoint;
 mod json;
 pub mod model;
+pub(crate) mod name;
 mod pages;
 mod query;
 mod rest;
@@ -30,62 +31,13 @@ use serde_json::Value;
 use crate::context::{Context, Event};
 use crate::error::PluginError;
 pub use model::{Listing, Measure, Service, Shape, api_reference, catalog, service, service_names};
+pub use name::{Call, NameError, resolve};
 pub use sensitive::{sensitive_outputs, sensitive_values};
 pub use validate::RequestError;
-
-/// `service:Operation`, resolved against the models.
-#[derive(Debug, Clone, Copy)]
-pub struct Call {
-    pub service: &'static Service,
-    pub operation: &'static model::Operation,
-    /// The operation's name as the API spells it.
-    pub name: &'static str,
-}
-
-/// Why a call name does not resolve; `candidates` are for "did you mean".
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum NameError {
-    #[error("`{0}` is not SERVICE:Operation (e.g. `organizations:ListAccounts`)")]
-    Syntax(String),
-    #[error("no AWS service `{service}`")]
-    UnknownService {
-        service: String,
-        candidates: Vec<&'static str>,
-    },
-    #[error("{service} has no operation `{operation}`")]
-    UnknownOperation {
-        service: &'static str,
-        operation: String,
-        candidates: Vec<&'static str>,
-    },
-}
 
 /// Whether a step names a generic call rather than a built-in action.
 pub fn is_call(name: &str) -> bool {
     name.contains(':')
-}
-
-pub fn resolve(name: &str) -> Result<Call, NameError> {
-    let (svc, op) = name
-        .split_once(':')
-        .filter(|(s, o)| !s.is_empty() && !o.is_empty())
-        .ok_or_else(|| NameError::Syntax(name.to_string()))?;
-    let service = service(svc).ok_or_else(|| NameError::UnknownService {
-        service: svc.to_string(),
-        candidates: service_names(),
-    })?;
-    match service.operations.get_key_value(op) {
-        Some((n, o)) => Ok(Call {
-            service,
-            operation: o,
-            name: n.as_str(),
-        }),
-        None => Err(NameError::UnknownOperation {
-            service: service.name,
-            operation: op.to_string(),
-            candidates: service.operations.keys().map(String::as_str).collect(),
-        }),
-    }
 }
 
 /// An operation reads when its name says so (as IAM's access levels do).

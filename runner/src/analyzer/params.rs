@@ -10,7 +10,7 @@ use super::Checker;
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::interp;
 use crate::model::Step;
-use crate::parser::BodyMap;
+use crate::source::BodyMap;
 use crate::source::Span;
 use crate::suggest::closest;
 

@@ -8,9 +8,7 @@ use runbook_plugins::Registry;
 use runbook_plugins::call::{self, NameError};
 
 use super::CommandError;
-
-/// The generic call's rules, as the reference and the terminal both say them.
-pub const CALL_RULES: &str = "`aws SERVICE:Operation` calls any operation of any AWS service by its API name (`aws s3:PutBucketVersioning`, `aws ec2:DescribeVpcs`; the service as the AWS CLI names it). The body is the request in the API's member names (PascalCase, nested tables and arrays as the API shapes them; timestamps in ISO 8601 or as TOML datetimes, blobs in base64); the outputs are the response as a map (`steps.ID.Accounts[0].Id`, timestamps in ISO 8601). Names and types are checked by `runbook check` against AWS's service models. An operation whose name starts with Describe, List, Get or Head, or that the model marks read-only, reads, to its last page; any other changes AWS (`mutates=true|false` overrides). An operation that streams its request or answer (s3 GetObject, PutObject) cannot be a step. Global services (iam, organizations, route53, ...) answer in one region whatever the step's. `plan` makes the reads and shows the changes without sending them. A change passes the guard and journals its intent before it is sent; after an unknown outcome (lost answer, 5xx, timeout, crash) a re-run stops and asks (answer `resend = true` under [steps.ID]) unless the step says `on-unknown=retry`.";
+use crate::analyzer::CALL_RULES;
 
 pub fn run(name: Option<&str>) -> Result<(), CommandError> {
     let registry = Registry::shared();

@@ -20,7 +20,7 @@ pub(super) fn answers_template(file: &std::path::Path, color: bool) -> Result<()
     if report(&diags, color) {
         return Err(CommandError::Diagnosed);
     }
-    let clean = |s: &str| crate::ui::sanitize(s).replace('\n', " ");
+    let clean = |s: &str| crate::text::sanitize(s).replace('\n', " ");
     let mut o = String::new();
     o.push_str(&format!(
         "# Answers for \"{}\" ({}), made by `runbook answers`.\n",

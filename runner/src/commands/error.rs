@@ -1,5 +1,5 @@
 //! How a command ends when it does not simply succeed: the one place an exit code is chosen
-//! (DESIGN.md's table), and the one place a command's closing message is printed.
+//! (the table in `book/src/ci.md`), and the one place a command's closing message is printed.
 
 use crate::exit::Exit;
 
@@ -66,7 +66,7 @@ pub fn finish(result: Result<(), CommandError>) -> Exit {
         Ok(()) => Exit::Done,
         Err(e) => {
             if let Some(m) = e.message() {
-                eprintln!("runbook: {}", crate::ui::sanitize(m));
+                eprintln!("runbook: {}", crate::text::sanitize(m));
             }
             e.exit()
         }

@@ -47,13 +47,13 @@ pub(super) fn export(args: &ExportArgs, color: bool) -> Result<(), CommandError>
     };
     eprintln!(
         "exported {} as an Automation document: {steps} step{}, {} note{}{}",
-        crate::ui::sanitize(&args.file.display().to_string()),
+        crate::text::sanitize(&args.file.display().to_string()),
         plural(steps),
         exported.notes.len(),
         plural(exported.notes.len()),
         args.out
             .as_ref()
-            .map(|p| format!(", written to {}", crate::ui::sanitize(&p.display().to_string())))
+            .map(|p| format!(", written to {}", crate::text::sanitize(&p.display().to_string())))
             .unwrap_or_default()
     );
     Ok(())

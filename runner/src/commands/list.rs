@@ -38,19 +38,19 @@ pub(super) fn list(paths: &[PathBuf], json: bool, color: bool) -> Result<(), Com
             let _ = writeln!(
                 out,
                 "{}  {}",
-                crate::ui::sanitize(&b.path),
-                crate::ui::sanitize(&b.title)
+                crate::text::sanitize(&b.path),
+                crate::text::sanitize(&b.title)
             );
             if !b.settings.inputs.is_empty() {
                 let names: Vec<&str> = b.settings.inputs.keys().map(String::as_str).collect();
-                let _ = writeln!(out, "  inputs: {}", crate::ui::sanitize(&names.join(", ")));
+                let _ = writeln!(out, "  inputs: {}", crate::text::sanitize(&names.join(", ")));
             }
             for s in &b.steps {
                 let what = match s.executor.written() {
                     Some(written) => format!("{} {written}", s.executor.word()),
                     None => s.executor.word().to_string(),
                 };
-                let _ = writeln!(out, "  {:>5}  {:<32} {}", s.line, s.id, crate::ui::sanitize(&what));
+                let _ = writeln!(out, "  {:>5}  {:<32} {}", s.line, s.id, crate::text::sanitize(&what));
             }
         }
     }

@@ -29,14 +29,12 @@ mod error;
 mod export;
 mod list;
 mod permissions;
-pub use permissions::{policy_of, step_actions};
 mod plan;
 mod render;
 mod run;
 mod status;
 mod verify;
 
-pub(crate) use actions::CALL_RULES;
 pub use error::CommandError;
 
 /// Runs one subcommand; its exit code is chosen, and its closing message printed, in one place
@@ -113,14 +111,7 @@ fn use_color(choice: ColorChoice) -> bool {
     }
 }
 
-/// Prints diagnostics to stderr (text) and says whether any was an error.
-pub fn report(diags: &[Diagnostic], color: bool) -> bool {
-    let mut err = std::io::stderr().lock();
-    for d in diags {
-        let _ = write!(err, "{}", d.render(color));
-    }
-    diags.iter().any(Diagnostic::is_error)
-}
+pub use diagnostic::report;
 
 /// Loads and checks every runbook under the given paths. A directory given is the runbooks root
 /// of the runbooks found in it (`on-failure=` and includes stay inside it); a file given alone
@@ -159,7 +150,7 @@ fn plural(n: usize) -> &'static str {
 /// AWS's published limits, changed by the operator's limits file, then by `--rate` and
 /// `--in-progress`.
 fn limits(a: &AwsArgs, color: bool) -> Result<Limits, CommandError> {
-    let mut l = Limits::published();
+    let mut l = runbook_plugins::aws::published_limits();
     if let Some(file) = &a.limits_file {
         crate::limits_file::apply(file, &mut l).map_err(|diags| {
             report(&diags, color);
@@ -178,12 +169,11 @@ fn limits(a: &AwsArgs, color: bool) -> Result<Limits, CommandError> {
 }
 
 /// Loads a runbook and refuses to run one that `check` would reject.
-pub(crate) fn load_checked(file: &Path, color: bool) -> Result<(Source, Runbook), CommandError> {
-    let source = load::read(file).map_err(|d| {
+fn load_checked(file: &Path, color: bool) -> Result<(Source, Runbook), CommandError> {
+    let analyzer::Checked { source, runbook, diags } = analyzer::checked(file).map_err(|d| {
         report(&[d], color);
         CommandError::Diagnosed
     })?;
-    let (runbook, diags) = analyzer::check(&source, Registry::shared());
     if report(&diags, color) {
         return Err(CommandError::Usage(format!(
             "{} has errors; fix them before running (see `runbook check`)",
@@ -202,7 +192,7 @@ fn located(state_dir: &Path, runbook: &Runbook) -> Result<PathBuf, CommandError>
             if let Some(from) = found.moved_from {
                 eprintln!(
                     "note: this runbook moved from {}; its journal is read from there",
-                    crate::ui::sanitize(&from.display().to_string())
+                    crate::text::sanitize(&from.display().to_string())
                 );
             }
             Ok(found.dir)
@@ -275,5 +265,5 @@ fn pick_run(
 
 /// Prints to stdout; a closed pipe is not an error.
 fn out(s: &str) {
-    let _ = crate::ui::print_out(&crate::ui::sanitize(s));
+    let _ = crate::ui::print_out(&crate::text::sanitize(s));
 }

@@ -89,7 +89,7 @@ pub(super) async fn walk(args: &PlanArgs, color: bool, verify: bool) -> Result<W
 async fn planned(args: PlanArgs, color: bool) -> Result<(), CommandError> {
     let redactor = crate::redact::Redactor::global();
     let say = |s: &str| {
-        let _ = crate::ui::print_out(&redactor.text(&crate::ui::sanitize(s)));
+        let _ = crate::ui::print_out(&redactor.text(&crate::text::sanitize(s)));
     };
     let Walked {
         report: walked,
@@ -159,7 +159,7 @@ fn input_changes(
         inputs::WhenMissing::Leave,
         &|_, _| Err(std::io::Error::other("plan asks nothing")),
     )
-    .map_err(|e| CommandError::Usage(crate::ui::sanitize(&e.to_string())))?;
+    .map_err(|e| CommandError::Usage(crate::text::sanitize(&e.to_string())))?;
     let mut changes =
         crate::exec::identity::input_changes(&s.inputs, &BTreeMap::new(), &resolved.values, &BTreeMap::new());
     let d = crate::exec::Digester::new(None);

@@ -17,12 +17,12 @@ pub(super) fn render(
             "rendered {} runbook{} into {} in {:.1}s",
             staged.runbooks.len(),
             plural(staged.runbooks.len()),
-            crate::ui::sanitize(&out.display().to_string()),
+            crate::text::sanitize(&out.display().to_string()),
             started.elapsed().as_secs_f64()
         ),
         Err(RenderError::Runbooks(dir, diags)) => {
             report(&diags, color);
-            return Err(CommandError::Usage(crate::ui::sanitize(&format!(
+            return Err(CommandError::Usage(crate::text::sanitize(&format!(
                 "not rendered: the runbooks in {dir} have errors"
             ))));
         }
@@ -34,14 +34,14 @@ pub(super) fn render(
             report(&diags, color);
             return Err(CommandError::Usage("not rendered: the book's pages have errors".into()));
         }
-        Err(e) => return Err(CommandError::Usage(crate::ui::sanitize(&format!("render: {e}")))),
+        Err(e) => return Err(CommandError::Usage(crate::text::sanitize(&format!("render: {e}")))),
     }
     let Some(addr) = serve else { return Ok(()) };
     let listener = std::net::TcpListener::bind(addr)
-        .map_err(|e| CommandError::Usage(crate::ui::sanitize(&format!("cannot serve on {addr}: {e}"))))?;
+        .map_err(|e| CommandError::Usage(crate::text::sanitize(&format!("cannot serve on {addr}: {e}"))))?;
     match listener.local_addr() {
         Ok(a) => {
-            let _ = crate::ui::print_out(&crate::ui::sanitize(&format!(
+            let _ = crate::ui::print_out(&crate::text::sanitize(&format!(
                 "serving {} at http://{a}/ (Ctrl-C stops)",
                 out.display()
             )));

@@ -17,7 +17,7 @@ async fn verified(args: VerifyArgs, color: bool) -> Result<(), CommandError> {
     let walked = super::plan::walk(&PlanArgs::from(args), color, true).await?;
     let redactor = crate::redact::Redactor::global();
     let say = |s: &str| {
-        let _ = crate::ui::print_out(&redactor.text(&crate::ui::sanitize(s)));
+        let _ = crate::ui::print_out(&redactor.text(&crate::text::sanitize(s)));
     };
     let found: Vec<(Finding, &crate::exec::planning::Row)> =
         walked.report.rows.iter().map(|r| (Finding::of(r), r)).collect();

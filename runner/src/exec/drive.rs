@@ -68,7 +68,8 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
         answers: &shared.answers,
         stored: &stored,
     };
-    let resolved = match inputs::resolve(&rb.settings.inputs, None, &src, inputs::WhenMissing::Ask, &|n, i| {
+    let when_missing = inputs::WhenMissing::ask_if(crate::prompt::interactive());
+    let resolved = match inputs::resolve(&rb.settings.inputs, None, &src, when_missing, &|n, i| {
         shared.ui.suspend(|| crate::prompt::ask(n, i))
     }) {
         Ok(r) => r,
@@ -319,6 +320,7 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
         }
         let t0 = Instant::now();
         let result = step::run_with_retries(&shared, step, env_for_step, &plan).await;
+        let refused = matches!(result, Err(StepError::Refused(_)));
         match result {
             Ok(outcome) => {
                 ran += 1;
@@ -350,7 +352,7 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
                     env.set_step(&step.id, outcome.outputs);
                 }
             }
-            Err(StepError::Waiting(msg)) => {
+            Err(StepError::Waiting(msg) | StepError::Refused(msg)) => {
                 shared.ui.step_finished(&step.id, "waiting", "waiting for a person");
                 let mut st = StepState::new(StepStatus::Waiting, plan.hash.clone());
                 st.started = Some(begun);
@@ -369,7 +371,7 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
                     .ui
                     .error(&format!("runbook: waiting for a person at step `{}`: {msg}", step.id));
                 // A person's "no" at a step with `on-failure=` leads into that runbook.
-                if msg.starts_with(person::REFUSED) {
+                if refused {
                     followup::continue_into(&shared, step, &env, &msg).await;
                     if signalled(&shared) {
                         return interrupted(&shared, &step.id);
@@ -471,7 +473,7 @@ fn show_prose(shared: &Shared, from: usize, to: usize) {
     let width = console::Term::stdout().size().1 as usize;
     shared.ui.block_styled(&format!(
         "\n{}",
-        crate::prose::render(&crate::ui::sanitize(md.trim()), width, shared.ui.color())
+        crate::prose::render(&crate::text::sanitize(md.trim()), width, shared.ui.color())
     ));
 }
 
@@ -485,7 +487,7 @@ fn step_error_exit(shared: &Shared, step: Option<&Step>, e: StepError) -> Exit {
         }
         StepError::Journal(m) | StepError::Events(m) => journal_failed(shared, &m),
         StepError::Interrupted => interrupted(shared, step.map_or("the start", |s| s.id.as_str())),
-        StepError::Waiting(m) => {
+        StepError::Waiting(m) | StepError::Refused(m) => {
             shared.ui.error(&format!("runbook: waiting for a person: {m}"));
             Exit::WaitingForPerson
         }

@@ -77,14 +77,19 @@ pub(super) async fn continue_into(shared: &Arc<Shared>, step: &Step, env: &Env, 
     if !go {
         return;
     }
-    let (source, runbook) = match crate::commands::load_checked(&path, shared.opts.color) {
-        Ok(x) => x,
-        Err(_) => {
-            shared
-                .ui
-                .error(&format!("runbook: cannot continue into {shown}: it has errors"));
-            return;
+    let color = shared.opts.color;
+    let checked = match crate::analyzer::checked(&path) {
+        Ok(c) => (!crate::diagnostic::report(&c.diags, color)).then_some(c),
+        Err(d) => {
+            crate::diagnostic::report(&[d], color);
+            None
         }
+    };
+    let Some(crate::analyzer::Checked { source, runbook, .. }) = checked else {
+        shared
+            .ui
+            .error(&format!("runbook: cannot continue into {shown}: it has errors"));
+        return;
     };
     // The inputs both runbooks declare carry over (never secrets: they are asked again).
     let mut inputs: Vec<String> = runbook

@@ -94,7 +94,7 @@ impl EventSink {
         Ok(EventSink {
             out: Mutex::new(out),
             name: path
-                .map(|p| crate::ui::sanitize(&p.display().to_string()))
+                .map(|p| crate::text::sanitize(&p.display().to_string()))
                 .unwrap_or_default(),
             failed: Mutex::new(None),
         })
@@ -131,6 +131,9 @@ pub enum StepError {
     },
     /// A person has to act; the message says how to answer.
     Waiting(String),
+    /// A person answered no (at the terminal, or `confirm = false`): waiting as above, and a step
+    /// with `on-failure=` leads into that runbook.
+    Refused(String),
     Interrupted,
     /// The journal could not record something: the run stops before its next call.
     Journal(String),
@@ -482,7 +485,7 @@ fn run_name(
         &rb.settings.inputs,
         Some(&keys),
         &src,
-        inputs::WhenMissing::Ask,
+        inputs::WhenMissing::ask_if(crate::prompt::interactive()),
         &|n, i| ui.suspend(|| crate::prompt::ask(n, i)),
     )
     .map_err(|e| resolve_failed(ui, e))?;

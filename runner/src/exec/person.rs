@@ -15,8 +15,8 @@ use crate::manual::{self, Manual};
 use crate::model::Step;
 use crate::redact::Secret;
 
-/// How a waiting message starts when the person said no (an `on-failure=` runbook follows).
-pub(super) const REFUSED: &str = "the person did not confirm";
+/// How the message of [`StepError::Refused`] starts (the wording only: the variant decides).
+const REFUSED: &str = "the person did not confirm";
 
 /// An answer to one question; secret answers never format in clear.
 enum Answer {
@@ -163,7 +163,7 @@ fn collect_answers(
             Some(true) => {}
             // An explicit no, as a person at the terminal would answer.
             Some(false) if step.attrs.on_failure.is_some() => {
-                return Err(StepError::Waiting(format!(
+                return Err(StepError::Refused(format!(
                     "{REFUSED} (confirm = false in the answers file)"
                 )));
             }
@@ -193,10 +193,10 @@ fn collect_answers(
         };
         let yes = shared
             .ui
-            .suspend(|| crate::prompt::confirm(&crate::ui::sanitize(&q)))
+            .suspend(|| crate::prompt::confirm(&crate::text::sanitize(&q)))
             .map_err(prompt_error)?;
         if !yes {
-            return Err(StepError::Waiting(format!(
+            return Err(StepError::Refused(format!(
                 "{REFUSED}; run again when the step is done"
             )));
         }

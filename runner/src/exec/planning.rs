@@ -241,7 +241,7 @@ fn inputs_env(shared: &Shared, flags: &BTreeMap<String, String>) -> Result<Env, 
         inputs::WhenMissing::Leave,
         &|_, _| Err(std::io::Error::other("plan asks nothing")),
     )
-    .map_err(|e| PlanError::Usage(crate::ui::sanitize(&e.to_string())))?;
+    .map_err(|e| PlanError::Usage(crate::text::sanitize(&e.to_string())))?;
     let mut env = Env {
         redactor: shared.redactor.clone(),
         ..Env::default()
@@ -466,7 +466,7 @@ fn computed(step: &Step, env: &mut Env, outcome: Outcome, row: &mut Row) {
 fn failure(e: StepError) -> String {
     match e {
         StepError::Failed { message, .. } => message,
-        StepError::Waiting(m) | StepError::Journal(m) | StepError::Events(m) => m,
+        StepError::Waiting(m) | StepError::Refused(m) | StepError::Journal(m) | StepError::Events(m) => m,
         StepError::Interrupted => "interrupted".into(),
     }
 }

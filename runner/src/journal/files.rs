@@ -323,10 +323,28 @@ pub(super) fn new_run_id() -> String {
     hex::encode(b)
 }
 
-/// Who is at the keyboard, for the transcript.
+/// Who is at the keyboard, for the transcript: the OS's name for the process's user (its passwd
+/// entry, which setting `$USER` does not change), else the environment's (a uid without an
+/// entry, as in some containers).
 pub fn os_user() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("USERNAME"))
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into())
+    user_named(uzers::get_current_username(), |k| std::env::var(k).ok())
+}
+
+fn user_named(os: Option<std::ffi::OsString>, var: impl Fn(&str) -> Option<String>) -> String {
+    os.and_then(|n| n.into_string().ok())
+        .or_else(|| ["USER", "USERNAME", "LOGNAME"].into_iter().find_map(var))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+#[cfg(test)]
+mod user_tests {
+    use super::user_named;
+
+    #[test]
+    fn the_passwd_name_wins_and_the_environment_is_the_fallback() {
+        let env = |k: &str| (k == "LOGNAME").then(|| "from-env".to_string());
+        assert_eq!(user_named(Some("pat".into()), env), "pat");
+        assert_eq!(user_named(None, env), "from-env");
+        assert_eq!(user_named(None, |_| None), "unknown");
+    }
 }

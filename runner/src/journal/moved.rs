@@ -170,7 +170,7 @@ fn in_use(dir: &Path) -> Option<String> {
             _ => {
                 let mut holder = String::new();
                 let _ = f.read_to_string(&mut holder);
-                return Some(crate::ui::sanitize(holder.trim()));
+                return Some(crate::text::sanitize(holder.trim()));
             }
         }
     }

@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{BodyMap, is_identifier};
+use super::is_identifier;
 use crate::diagnostic::{Diagnostic, Diags, Severity};
 use crate::model::{Guard, Input, Settings};
-use crate::source::{Source, Span};
+use crate::source::{BodyMap, Source, Span};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

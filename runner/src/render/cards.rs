@@ -56,7 +56,7 @@ pub fn cards_with(
         prose(0..end, &mut out);
         let from = out.len();
         out.push_str(&run_this(shown));
-        match crate::commands::policy_of(rb) {
+        match crate::policy::policy_of(rb) {
             Some(policy) if policy.is_empty() => out.push_str(
                 "<p class=\"rb-policy\">A run needs no IAM permission: its AWS steps only ask who the caller is.</p>\n\n",
             ),
@@ -296,7 +296,7 @@ fn card(source: &Source, step: &Step, registry: &Registry) -> String {
         let _ = write!(o, "<p class=\"rb-attr rb-place\">Acts {}.</p>", esc(&at));
     }
     if let Executor::Action { .. } = &step.executor
-        && let Ok(iam) = crate::commands::step_actions(step, registry)
+        && let Ok(iam) = crate::policy::step_actions(step, registry)
     {
         // What `runbook permissions` puts in the policy for this step.
         let codes = |set: &std::collections::BTreeSet<String>| {

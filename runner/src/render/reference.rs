@@ -101,7 +101,7 @@ as TOML in the block's body. Any string value may use `${...}`; a later step rea
     let _ = writeln!(
         o,
         "## Any operation by its API name\n\n{}\n",
-        crate::commands::CALL_RULES
+        crate::analyzer::CALL_RULES
     );
     // From the models' index: listing every service opens none of them.
     o.push_str("| service | protocol | operations | region | API reference |\n|---|---|---|---|---|\n");

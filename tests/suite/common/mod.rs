@@ -394,7 +394,7 @@ fn http_get(port: u16, path: &str) -> Option<String> {
 
 /// An SDK context on the emulator, for counting what the runs created.
 pub fn sdk(endpoint: &str) -> runbook_plugins::Context {
-    runbook_plugins::Context::new(
+    runbook_plugins::Context::with_limits(
         runbook_plugins::AwsOptions {
             profile: None,
             region: Some("us-east-1".into()),
@@ -405,6 +405,7 @@ pub fn sdk(endpoint: &str) -> runbook_plugins::Context {
         },
         std::env::temp_dir(),
         Default::default(),
+        runbook_plugins::aws::published_limits(),
     )
 }
 
