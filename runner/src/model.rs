@@ -249,6 +249,14 @@ pub struct Step {
 }
 
 impl Step {
+    /// The step's `timeout=`, when it has one.
+    pub fn timeout(&self) -> Option<std::time::Duration> {
+        self.attrs
+            .timeout
+            .as_ref()
+            .and_then(|t| runbook_plugins::aws::parse_duration(&t.value))
+    }
+
     /// Maps offsets in `body` back to the Markdown file.
     pub fn body_map(&self) -> crate::source::BodyMap<'_> {
         crate::source::BodyMap::new(&self.body, &self.body_lines)

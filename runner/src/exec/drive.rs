@@ -217,7 +217,7 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
         let env_for_step = item_env.as_ref().unwrap_or(&env);
         // What the step will do, resolved: its identity decides whether it must run again. The
         // step's timeout= bounds everything it evaluates from here on.
-        let deadline = step::timeout(step).map(|t| Instant::now() + t);
+        let deadline = step.timeout().map(|t| Instant::now() + t);
         let plan = match identity::prepare(&shared, step, env_for_step, deadline).await {
             Ok(p) => p,
             // Not the step's failure: nothing is recorded of it, and it stays as it was.

@@ -22,6 +22,7 @@ mod script;
 mod setup;
 mod signals;
 mod step;
+mod verdict;
 pub mod verifying;
 
 use std::collections::BTreeMap;

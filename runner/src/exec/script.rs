@@ -24,7 +24,7 @@ pub(super) async fn run_rhai(
     let tainted = env.reads_secret(&step.body);
     let public = step.attrs.public_outputs();
     let mut limits = Limits::default();
-    if let Some(t) = super::step::timeout(step) {
+    if let Some(t) = step.timeout() {
         limits.deadline = t;
     }
     limits.until = deadline;

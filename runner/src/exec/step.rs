@@ -22,14 +22,6 @@ pub(super) fn describe(step: &Step) -> String {
     }
 }
 
-/// The step's `timeout=`, when it has one.
-pub(super) fn timeout(step: &Step) -> Option<Duration> {
-    step.attrs
-        .timeout
-        .as_ref()
-        .and_then(|t| runbook_plugins::aws::parse_duration(&t.value))
-}
-
 impl Shared {
     /// The plugin context for one step (or one item): its events, deadline and shared reads.
     pub(super) fn context_for(self: &Arc<Self>, step: &Step, item: Option<String>, memo: Option<Arc<Memo>>) -> Context {
@@ -39,7 +31,7 @@ impl Shared {
                 step: step.id.clone(),
                 item,
             }))
-            .with_deadline(timeout(step).map(|d| Instant::now() + d))
+            .with_deadline(step.timeout().map(|d| Instant::now() + d))
             .with_memo(memo)
     }
 
@@ -252,7 +244,7 @@ pub(super) async fn run_once(
             // `timeout=` bounds the call itself, not only the polling after it: an action's own
             // deadline (its polls say which request is still running) comes first, this is the
             // backstop for a call that does not come back.
-            let bound = timeout(step).map(|t| Instant::now() + t + GRACE);
+            let bound = step.timeout().map(|t| Instant::now() + t + GRACE);
             // A request that holds a secret may come back quoted in AWS's error ("The user with
             // name ... cannot be found"): such a step's failures say what failed, never what AWS
             // wrote.

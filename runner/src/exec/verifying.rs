@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::Shared;
-use super::planning::{Row, StepVerdict};
+use super::verdict::{READ_BUDGET, Row, StepVerdict};
 use crate::journal::StepStatus;
 use crate::model::{Executor, Family, Step};
 
@@ -136,7 +136,7 @@ pub(super) async fn person_check(shared: &Arc<Shared>, step: &Step, row: &mut Ro
             None => Err(format!("unknown action `{name}`")),
             Some(action) => {
                 let ctx = shared.context_for(step, None, None);
-                match tokio::time::timeout(super::planning::READ_BUDGET, action.apply(&ctx, json!({}))).await {
+                match tokio::time::timeout(READ_BUDGET, action.apply(&ctx, json!({}))).await {
                     Ok(Ok(_)) => Ok(name),
                     Ok(Err(e)) => Err(format!("`{name}` disagrees: {e}")),
                     Err(_) => Err(format!("`{name}` did not answer in time")),
