@@ -23,28 +23,31 @@ fn every_test_the_safety_page_names_is_a_test_in_the_file_its_row_names() {
     let page = std::fs::read_to_string(repo().join("book/src/safety.md")).expect("safety page");
     let (mut names, mut paths) = (0, 0);
     for row in page.lines().filter(|l| l.starts_with('|') && !l.starts_with("|---")) {
-        // The last cell says what proves the promise: a file, then the tests in it.
-        let cell = row.trim_end_matches('|').rsplit('|').next().unwrap_or("");
-        let mut file: Option<String> = None;
-        for token in cell.split('`').skip(1).step_by(2) {
-            if token.contains('/') && !token.contains(' ') {
-                let path = repo().join(token);
-                assert!(path.exists(), "safety.md names `{token}`, which does not exist");
-                file = path.is_file().then(|| std::fs::read_to_string(&path).expect("read"));
-                paths += 1;
-            } else if token.matches('_').count() >= 2
-                && token
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit())
-            {
-                let code = file
-                    .as_deref()
-                    .unwrap_or_else(|| panic!("safety.md names test `{token}` before naming its file: {row}"));
-                assert!(
-                    is_test_in(code, token),
-                    "safety.md names `{token}`, which is not a #[test] in the file its row names: {row}"
-                );
-                names += 1;
+        // Every cell after the first may name what proves a promise: a file, then the tests in
+        // it (the promise × path table names tests in each of its cells).
+        let cells: Vec<&str> = row.trim_matches('|').split('|').skip(1).collect();
+        for cell in cells {
+            let mut file: Option<String> = None;
+            for token in cell.split('`').skip(1).step_by(2) {
+                if token.contains('/') && !token.contains(' ') {
+                    let path = repo().join(token);
+                    assert!(path.exists(), "safety.md names `{token}`, which does not exist");
+                    file = path.is_file().then(|| std::fs::read_to_string(&path).expect("read"));
+                    paths += 1;
+                } else if token.matches('_').count() >= 2
+                    && token
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit())
+                {
+                    let code = file
+                        .as_deref()
+                        .unwrap_or_else(|| panic!("safety.md names test `{token}` before naming its file: {row}"));
+                    assert!(
+                        is_test_in(code, token),
+                        "safety.md names `{token}`, which is not a #[test] in the file its row names: {row}"
+                    );
+                    names += 1;
+                }
             }
         }
     }
