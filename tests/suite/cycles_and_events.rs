@@ -119,6 +119,28 @@ fn events_never_write_through_a_linked_directory_on_the_way() {
     );
 }
 
+/// `export -o` through a linked directory on the way is refused as `--events` is (attacker
+/// finding: the document landed where the link pointed).
+#[test]
+fn export_never_writes_through_a_linked_directory_on_the_way() {
+    let t = Test::new()
+        .file("e.md", "# E\n\n```manual id=m\ninstructions = \"Do it.\"\n```\n")
+        .file("real/keep.txt", "")
+        .file("elsewhere/keep.txt", "keep me\n");
+    std::os::unix::fs::symlink(t.path("elsewhere"), t.path("out")).expect("link");
+    for to in ["out/x.yaml", "./real/../out/y.yaml"] {
+        run(&t, &["export", "--ssm", "e.md", "-o", to])
+            .code_is(2)
+            .stderr_has("a symbolic link");
+    }
+    let written: Vec<String> = crate::common::files(&t.path("elsewhere")).into_keys().collect();
+    assert_eq!(
+        written,
+        vec!["keep.txt".to_string()],
+        "the export went through the link"
+    );
+}
+
 /// A symbolic link planted at the `--events` name is not followed: the file it points at is
 /// left as it was and the run is refused before it starts.
 #[test]

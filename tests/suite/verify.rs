@@ -158,3 +158,31 @@ fn verify_of_a_run_that_did_not_finish_is_an_error() {
         .code_is(1)
         .stderr_has("did not finish");
 }
+
+/// Verify without the run's secret input, or with another value, is an error (1) naming the
+/// input, never drift (attacker finding: 2, "m drifted", with nothing changed in AWS).
+#[test]
+fn verify_with_other_inputs_than_the_run_is_an_error_not_drift() {
+    let text = "# S\n\n```runbook\n[inputs.pw]\nprompt = \"pw\"\nsecret = true\n```\n\n```manual id=m\ninstructions = \"Check ${inputs.pw}\"\n```\n";
+    let t = Test::new()
+        .file("s.md", text)
+        .file("a.toml", "[inputs]\npw = \"hunter2-canary\"\n");
+    t.run_args(&[
+        "run".into(),
+        "s.md".into(),
+        "--answers".into(),
+        "a.toml".into(),
+        "--yes".into(),
+    ])
+    .code_is(0);
+    t.run_args(&["verify".into(), "s.md".into(), "--answers".into(), "a.toml".into()])
+        .code_is(0);
+    let missing = t.run_args(&["verify".into(), "s.md".into()]);
+    missing.code_is(1).stderr_has("pw: not given");
+    let other = t.run_args(&["verify".into(), "s.md".into(), "--input".into(), "pw=WRONG".into()]);
+    other.code_is(1).stderr_has("pw: changed (secret)");
+    assert!(
+        !other.all().contains("WRONG") && !other.all().contains("hunter2"),
+        "{other:?}"
+    );
+}

@@ -116,7 +116,7 @@ impl Action for EnsureGroupMembership {
     type Params = EnsureGroupMembershipParams;
     type Outputs = Membership;
     const NAME: &'static str = "identitystore.ensure-group-membership";
-    const SUMMARY: &'static str = "Makes a user a member of a group in the Identity Center directory unless it is one; looks every run, so a membership removed out of band is made again.";
+    const SUMMARY: &'static str = "Makes a user a member of a group in the Identity Center directory unless it is one; a new run of a finished runbook looks again, so a membership removed out of band is made again (a resume keeps what it finished).";
     const MUTATES: bool = true;
     const CALLS: &'static [&'static str] = &[
         "identitystore:GetGroupId",

@@ -66,6 +66,15 @@ fn write(path: &Path, text: &str) -> Result<(), CommandError> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let fail = |e: std::io::Error| CommandError::Usage(format!("cannot write {}: {e}", path.display()));
+    // A link planted on the way (`out` pointing elsewhere, `-o out/doc.yaml`) must not move the
+    // write; a link at the name itself is replaced by the rename, never followed.
+    if let Some(link) = crate::paths::first_link(dir) {
+        return Err(CommandError::Usage(format!(
+            "cannot write {}: it passes through {}, a symbolic link; the tool never writes through one (name the real directory)",
+            path.display(),
+            link.display()
+        )));
+    }
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
     tmp.write_all(text.as_bytes()).map_err(fail)?;
     tmp.persist(path).map_err(|e| fail(e.error))?;

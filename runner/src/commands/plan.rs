@@ -172,5 +172,12 @@ fn input_changes(
             changes.push(format!("{k}: changed (secret)"));
         }
     }
+    for k in s.secret_inputs.keys() {
+        if !resolved.secrets.contains_key(k) && runbook.settings.inputs.contains_key(k) {
+            changes.push(format!(
+                "{k}: not given (a secret: the journal never keeps it; give it with --answers or the environment)"
+            ));
+        }
+    }
     Ok(changes)
 }

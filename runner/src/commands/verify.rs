@@ -15,6 +15,14 @@ pub async fn verify(args: VerifyArgs, color: bool) -> Result<(), CommandError> {
 async fn verified(args: VerifyArgs, color: bool) -> Result<(), CommandError> {
     let json_out = args.json;
     let walked = super::plan::walk(&PlanArgs::from(args), color, true).await?;
+    // Checked with other inputs than the run's, steps differ because the inputs do, not AWS:
+    // that is an error to fix, never drift.
+    if !walked.changes.is_empty() {
+        return Err(CommandError::Failed(format!(
+            "the inputs differ from the run's ({}); verify checks what that run left, with its inputs",
+            walked.changes.join("; ")
+        )));
+    }
     let redactor = crate::redact::Redactor::global();
     let say = |s: &str| {
         let _ = crate::ui::print_out(&redactor.text(&crate::text::sanitize(s)));
