@@ -152,3 +152,63 @@ fn what_a_step_prints_is_capped_on_screen_in_the_journal_and_in_events() {
     let state: usize = files(&t.path(".runbook")).values().map(|b| b.len()).sum();
     assert!(state < 2 * 2 * CAP + 65_536, "the state directory holds {state} bytes");
 }
+
+/// An AWS fan-out shares one `timeout=` across its items: ten items whose answers never come,
+/// one at a time, stop when the step's three seconds (and the grace for a call in flight) are
+/// over, the rest not started and saying so (attacker finding: each item had a deadline of its
+/// own, 50 s in all).
+#[test]
+fn an_aws_fan_out_shares_one_timeout_across_its_items() {
+    use crate::common::Moto;
+    use crate::common::fault_proxy::{FaultProxy, Rules};
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            slow_op: Some("ListInstances".into()),
+            slow_answers: 100,
+            slow_by: Duration::from_secs(30),
+            ..Default::default()
+        },
+    );
+    let t = Test::new().aws(&proxy.endpoint).env("AWS_MAX_ATTEMPTS", "1").file(
+        "r.md",
+        "# Slow\n\n```aws sso-admin:ListInstances id=slow timeout=3s for-each='[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]'\n```\n",
+    );
+    let out = t.run_args(&["run".into(), "r.md".into(), "--max-in-flight".into(), "1".into()]);
+    out.code_is(1);
+    assert!(
+        proxy.calls("ListInstances") <= 2,
+        "{} items were sent after the step's timeout ran out",
+        proxy.calls("ListInstances")
+    );
+    let journal = t.written();
+    assert!(
+        journal.matches("not started: the step's timeout=3s ran out").count() >= 8,
+        "the items left are not said to be not started: {out:?}"
+    );
+}
+
+/// A failure that quotes a huge value, in every item and every attempt: each message is cut,
+/// and the step's error names a few items, so the screen, `--events` and the journal stay small
+/// (attacker finding: 10.5 MB of stdout and 15.8 MB of events from a 300-byte runbook).
+#[test]
+fn failure_messages_are_capped_across_items_and_retries() {
+    let t = Test::new().file(
+        "r.md",
+        "# Loud failures\n\n```rhai id=a retries=2 for-each='[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]'\nlet s = \"y\"; for i in 0..16 { s += s; }\nthrow s;\n```\n",
+    );
+    let out = t.run_args(&["run".into(), "r.md".into(), "--events".into(), "ev.ndjson".into()]);
+    out.code_is(1);
+    assert!(out.all().contains("more bytes not shown"), "the cut is not said");
+    assert!(
+        out.all().contains("and 15 more"),
+        "{}",
+        &out.stderr[..out.stderr.len().min(2000)]
+    );
+    assert!(out.all().len() < 200_000, "the screen got {} bytes", out.all().len());
+    let events = std::fs::metadata(t.path("ev.ndjson")).expect("events").len();
+    assert!(events < 600_000, "--events holds {events} bytes");
+    let state: usize = files(&t.path(".runbook")).values().map(|b| b.len()).sum();
+    assert!(state < 1_200_000, "the state directory holds {state} bytes");
+}

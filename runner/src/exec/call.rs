@@ -27,6 +27,7 @@ pub(super) async fn run(
     name: &str,
     item: Option<(&Value, String)>,
     params: Value,
+    deadline: Option<std::time::Instant>,
 ) -> Result<Outcome, StepError> {
     let c = call::resolve(name).map_err(|e| StepError::failed(e.to_string()))?;
     let opts = options(step);
@@ -35,7 +36,7 @@ pub(super) async fn run(
     }
     let key = item.as_ref().map(|(_, k)| k.clone());
     // In the step's account= and region=, when it names them.
-    let ctx = shared.context_in(step, env, item, None).await?;
+    let ctx = shared.context_in(step, env, item, None, deadline).await?;
     let item = key;
     if opts.mutates && !opts.retry_unknown {
         refuse_unknown_elsewhere(shared, step, &ctx, c, item.as_deref(), &params).await?;

@@ -216,12 +216,20 @@ pub(super) async fn fan_out(
         summary: summary.json(),
     })?;
     if !failures.is_empty() {
+        // The first few, each already clipped; every one is journaled as `item-failed`.
+        const NAMED: usize = 5;
+        let more = failures.len().saturating_sub(NAMED);
         return Err(StepError::Failed {
             message: format!(
-                "{} of {} items failed: {}",
+                "{} of {} items failed: {}{}",
                 failures.len(),
                 items.len(),
-                failures.join("; ")
+                failures[..failures.len().min(NAMED)].join("; "),
+                if more > 0 {
+                    format!("; and {more} more (each in the journal as item-failed)")
+                } else {
+                    String::new()
+                }
             ),
             hint: Some("the others are journaled; run again to retry only the failed ones".into()),
         });

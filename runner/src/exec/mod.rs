@@ -150,9 +150,36 @@ impl StepError {
         }
     }
 
+    /// The same failure with its message and hint cut to [`MESSAGE_CAP`] bytes: a message is
+    /// journaled, streamed and shown for every item and attempt, so one that quotes a huge value
+    /// (a script's `throw`, an AWS error quoting a request) must not multiply.
+    fn clipped(self) -> StepError {
+        match self {
+            StepError::Failed { message, hint } => StepError::Failed {
+                message: clip(message),
+                hint: hint.map(clip),
+            },
+            other => other,
+        }
+    }
+
     fn retryable(&self) -> bool {
         matches!(self, StepError::Failed { .. })
     }
+}
+
+/// How long one failure's message may be, wherever it goes.
+pub const MESSAGE_CAP: usize = 4 << 10;
+
+fn clip(s: String) -> String {
+    if s.len() <= MESSAGE_CAP {
+        return s;
+    }
+    let mut end = MESSAGE_CAP;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} more bytes not shown)", &s[..end], s.len() - end)
 }
 
 impl From<PluginError> for StepError {

@@ -419,7 +419,7 @@ async fn would_change(shared: &Arc<Shared>, step: &Step, env: &Env, prepared: &P
     for (item, params) in each.into_iter().take(planned) {
         let prefix = item.as_ref().map(|(_, k)| format!("{k}: ")).unwrap_or_default();
         let params = params.unwrap_or(Value::Null);
-        let ctx = match shared.context_in(step, env, item, None).await {
+        let ctx = match shared.context_in(step, env, item, None, None).await {
             Ok(c) => c,
             Err(e) => {
                 row.verdict = StepVerdict::Fails;

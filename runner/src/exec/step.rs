@@ -25,13 +25,25 @@ pub(super) fn describe(step: &Step) -> String {
 impl Shared {
     /// The plugin context for one step (or one item): its events, deadline and shared reads.
     pub(super) fn context_for(self: &Arc<Self>, step: &Step, item: Option<String>, memo: Option<Arc<Memo>>) -> Context {
+        self.context_until(step, item, memo, step.timeout().map(|d| Instant::now() + d))
+    }
+
+    /// [`Shared::context_for`] with the step's deadline as it was fixed when the step started:
+    /// every item and attempt of a step shares one `timeout=`.
+    pub(super) fn context_until(
+        self: &Arc<Self>,
+        step: &Step,
+        item: Option<String>,
+        memo: Option<Arc<Memo>>,
+        deadline: Option<Instant>,
+    ) -> Context {
         self.ctx
             .with_events(Arc::new(StepEvents {
                 shared: self.clone(),
                 step: step.id.clone(),
                 item,
             }))
-            .with_deadline(step.timeout().map(|d| Instant::now() + d))
+            .with_deadline(deadline)
             .with_memo(memo)
     }
 
@@ -43,9 +55,11 @@ impl Shared {
         env: &Env,
         item: Option<(&Value, String)>,
         memo: Option<Arc<Memo>>,
+        deadline: Option<Instant>,
     ) -> Result<Context, StepError> {
         let (value, key) = item.map_or((None, None), |(v, k)| (Some(v), Some(k)));
-        let ctx = self.context_for(step, key, memo);
+        let deadline = deadline.or_else(|| step.timeout().map(|d| Instant::now() + d));
+        let ctx = self.context_until(step, key, memo, deadline);
         let place = crate::placement::resolve(step, env, &self.engine(), value)
             .map_err(|e| StepError::failed(format!("account/region: {e}")))?;
         match place {
@@ -172,6 +186,14 @@ async fn until(deadline: Option<Instant>) {
     }
 }
 
+/// An item (or attempt) that would start after the step's `timeout=` ran out: nothing is sent.
+fn not_started(step: &Step) -> StepError {
+    let given = step.attrs.timeout.as_ref().map(|t| t.value.as_str()).unwrap_or("?");
+    StepError::failed(format!(
+        "not started: the step's timeout={given} ran out before it (nothing was sent)"
+    ))
+}
+
 fn timed_out(step: &Step) -> StepError {
     let given = step.attrs.timeout.as_ref().map(|t| t.value.as_str()).unwrap_or("?");
     StepError::Failed {
@@ -239,18 +261,38 @@ pub(super) async fn run_once(
     memo: Option<Arc<Memo>>,
     deadline: Option<Instant>,
 ) -> Result<Outcome, StepError> {
+    run_by_kind(shared, step, env, item, params, memo, deadline)
+        .await
+        .map_err(StepError::clipped)
+}
+
+async fn run_by_kind(
+    shared: &Arc<Shared>,
+    step: &Step,
+    env: &Env,
+    item: Option<(&Value, String)>,
+    params: Option<Value>,
+    memo: Option<Arc<Memo>>,
+    deadline: Option<Instant>,
+) -> Result<Outcome, StepError> {
     match &step.executor {
         Executor::Action { .. } => {
             // `timeout=` bounds the call itself, not only the polling after it: an action's own
             // deadline (its polls say which request is still running) comes first, this is the
             // backstop for a call that does not come back.
-            let bound = step.timeout().map(|t| Instant::now() + t + GRACE);
+            // The step's one deadline (fixed when it started), for each of its items: ten items
+            // of `timeout=3s` took 50 s when each had a deadline of its own.
+            let deadline = deadline.or_else(|| step.timeout().map(|t| Instant::now() + t));
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(not_started(step));
+            }
+            let bound = deadline.map(|d| d + GRACE);
             // A request that holds a secret may come back quoted in AWS's error ("The user with
             // name ... cannot be found"): such a step's failures say what failed, never what AWS
             // wrote.
             let tainted = env.reads_secret(&crate::eval::step_code(step)) || (item.is_some() && env.secret_item);
             let r = tokio::select! {
-                r = run_action(shared, step, env, item, params, memo) => r,
+                r = run_action(shared, step, env, item, params, memo, deadline) => r,
                 () = until(bound) => Err(timed_out(step)),
             };
             match r {
@@ -307,10 +349,11 @@ async fn run_action(
     item: Option<(&Value, String)>,
     params: Option<Value>,
     memo: Option<Arc<Memo>>,
+    deadline: Option<Instant>,
 ) -> Result<Outcome, StepError> {
     if let Some(name) = step.executor.call() {
         let params = params.ok_or_else(|| StepError::failed("parameters were not resolved"))?;
-        return super::call::run(shared, step, env, name, item, params).await;
+        return super::call::run(shared, step, env, name, item, params, deadline).await;
     }
     match &step.executor {
         Executor::Action { name, .. } => {
@@ -325,7 +368,7 @@ async fn run_action(
             if action.info().sends_text {
                 confirm_text(shared, step, &params)?;
             }
-            let ctx = shared.context_in(step, env, item, memo).await?;
+            let ctx = shared.context_in(step, env, item, memo, deadline).await?;
             Ok(Outcome::public(action.apply(&ctx, params).await?))
         }
         Executor::Manual | Executor::Rhai => Err(StepError::failed("not an action step")),
