@@ -31,6 +31,7 @@ mod new_account;
 mod one_interpreter;
 mod pages;
 mod permissions;
+mod plan_equals_run;
 mod plan_gate;
 mod prompts;
 mod props;
