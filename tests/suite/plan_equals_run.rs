@@ -10,12 +10,13 @@ use crate::common::{Moto, PART2_ANSWERS, Test, block_on, repo, run_dirs, sdk};
 
 /// What a test can change out of band in moto. (moto 5.2.5 answers UpdateUser with a 500, so a
 /// user's attributes cannot drift here.)
-const DRIFTS: [&str; 5] = [
+const DRIFTS: [&str; 6] = [
     "assignment removed",
     "session duration changed",
     "a policy attached",
     "AdministratorAccess detached",
     "user deleted",
+    "a customer managed policy referenced",
 ];
 
 /// The ids Part 2 left, from its state file.
@@ -93,6 +94,22 @@ fn drift(endpoint: &str, l: &Left, which: &str) {
                     .await
                     .map(|_| ())
                     .expect("detach");
+            }
+            "a customer managed policy referenced" => {
+                sso.attach_customer_managed_policy_reference_to_permission_set()
+                    .instance_arn(&l.instance)
+                    .permission_set_arn(&l.set)
+                    .customer_managed_policy_reference(
+                        aws_sdk_ssoadmin::types::CustomerManagedPolicyReference::builder()
+                            .name("ExtraAccess")
+                            .path("/team/")
+                            .build()
+                            .expect("reference"),
+                    )
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .expect("attach reference");
             }
             _ => {
                 ids.delete_user()
