@@ -32,7 +32,9 @@ pub struct EnsureGroupMembershipParams {
 pub struct Membership {
     /// The membership's id in the identity store.
     pub membership_id: String,
+    /// The group's id in the identity store.
     pub group_id: String,
+    /// The member's user id.
     pub user_id: String,
     /// True when this run made the membership.
     pub created: bool,
