@@ -276,3 +276,66 @@ user_name = "${item}"
         .code_is(0);
     t.run_args(&["verify".into(), "r.md".into()]).code_is(0);
 }
+
+/// A customer managed policy reference attached out of band to a permission set the runbook
+/// owns grants what the step does not say: `plan` names it, the run detaches it, `verify` is 0
+/// after (it was left as it was, and the set called as asked).
+#[test]
+fn a_customer_managed_policy_reference_added_out_of_band_is_detached() {
+    let moto = Moto::start();
+    let text = "# Set\n\n```aws sso-admin.find-instance id=ic\n```\n\n```aws sso-admin.ensure-permission-set id=ps\ninstance_arn = \"${steps.ic.instance_arn}\"\nname = \"ReadOnly\"\nsession_duration = \"PT1H\"\nmanaged_policies = [\"ReadOnlyAccess\"]\n```\n";
+    let t = Test::new().aws(&moto.endpoint).file("r.md", text);
+    t.run_args(&["run".into(), "r.md".into()]).code_is(0);
+    let state = crate::common::run_dirs(&t.path(".runbook"))
+        .remove(0)
+        .join("state.json");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state).expect("state")).expect("json");
+    let arn = v["steps"]["ps"]["outputs"]["arn"].as_str().expect("arn").to_string();
+    let instance = v["steps"]["ic"]["outputs"]["instance_arn"]
+        .as_str()
+        .expect("instance")
+        .to_string();
+    let references = || -> usize {
+        block_on(async {
+            sdk(&moto.endpoint)
+                .sso_admin(None)
+                .await
+                .expect("client")
+                .list_customer_managed_policy_references_in_permission_set()
+                .instance_arn(&instance)
+                .permission_set_arn(&arn)
+                .send()
+                .await
+                .expect("list")
+                .customer_managed_policy_references()
+                .len()
+        })
+    };
+    block_on(async {
+        sdk(&moto.endpoint)
+            .sso_admin(None)
+            .await
+            .expect("client")
+            .attach_customer_managed_policy_reference_to_permission_set()
+            .instance_arn(&instance)
+            .permission_set_arn(&arn)
+            .customer_managed_policy_reference(
+                aws_sdk_ssoadmin::types::CustomerManagedPolicyReference::builder()
+                    .name("AdminEverything")
+                    .build()
+                    .expect("reference"),
+            )
+            .send()
+            .await
+            .expect("attach")
+    });
+    assert_eq!(references(), 1);
+    let plan = t.run_args(&["plan".into(), "r.md".into(), "--detailed-exitcode".into()]);
+    plan.code_is(2);
+    assert!(plan.stdout.contains("AdminEverything"), "{}", plan.stdout);
+    t.run_args(&["verify".into(), "r.md".into()]).code_is(2);
+    t.run_args(&["run".into(), "r.md".into()])
+        .code_is(0)
+        .stdout_has("DetachCustomerManagedPolicyReferenceFromPermissionSet");
+    assert_eq!(references(), 0, "the reference is still attached");
+}

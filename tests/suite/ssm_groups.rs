@@ -1,5 +1,5 @@
-//! Group memberships exported to SSM Automation (issue 30): the exported document converges as
-//! the action does.
+//! Exported to SSM Automation, the identity actions converge as the actions do (issue 30): group
+//! memberships, whose user it is, a permission set brought to exactly what is asked.
 
 use crate::common::fault_proxy::{FaultProxy, Rules};
 use crate::common::{Moto, Test};
@@ -163,5 +163,109 @@ fn an_exported_ensure_user_refuses_someone_elses_user_of_the_same_name() {
     assert!(
         format!("{stdout}{stderr}").contains("mallory@example.com"),
         "the refusal does not say whose it is:\n{stdout}\n{stderr}"
+    );
+}
+
+/// The exported `ensure-permission-set` brings a set to exactly what is asked, as the action
+/// does: a managed policy attached out of band and a customer managed policy reference are
+/// detached (the export only attached what was missing).
+#[test]
+fn an_exported_permission_set_is_brought_to_exactly_what_is_asked() {
+    let tools = node_tools();
+    let text = "# Set\n\n```aws sso-admin.find-instance id=ic\n```\n\n```aws sso-admin.ensure-permission-set id=ps\ninstance_arn = \"${steps.ic.instance_arn}\"\nname = \"ReadOnly\"\nsession_duration = \"PT1H\"\nmanaged_policies = [\"ReadOnlyAccess\"]\n```\n";
+    let t = Test::new().file("set.md", text);
+    let doc = t.path("set.ssm.yaml");
+    t.run_args(&[
+        "export".into(),
+        "--ssm".into(),
+        "set.md".into(),
+        "-o".into(),
+        doc.display().to_string(),
+    ])
+    .code_is(0);
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(&moto.endpoint, Rules::default());
+    simulate(&tools, &doc, &proxy.endpoint, &serde_json::json!({}));
+    let ctx = crate::common::sdk(&moto.endpoint);
+    let state = || -> (Vec<String>, usize) {
+        crate::common::block_on(async {
+            let sso = ctx.sso_admin(None).await.expect("client");
+            let instance = sso.list_instances().send().await.expect("instances").instances()[0]
+                .instance_arn()
+                .expect("arn")
+                .to_string();
+            let ps = sso
+                .list_permission_sets()
+                .instance_arn(&instance)
+                .send()
+                .await
+                .expect("sets")
+                .permission_sets()[0]
+                .clone();
+            let mut managed: Vec<String> = sso
+                .list_managed_policies_in_permission_set()
+                .instance_arn(&instance)
+                .permission_set_arn(&ps)
+                .send()
+                .await
+                .expect("managed")
+                .attached_managed_policies()
+                .iter()
+                .filter_map(|p| p.name().map(String::from))
+                .collect();
+            managed.sort();
+            let refs = sso
+                .list_customer_managed_policy_references_in_permission_set()
+                .instance_arn(&instance)
+                .permission_set_arn(&ps)
+                .send()
+                .await
+                .expect("references")
+                .customer_managed_policy_references()
+                .len();
+            (managed, refs)
+        })
+    };
+    assert_eq!(state(), (vec!["ReadOnlyAccess".to_string()], 0));
+    crate::common::block_on(async {
+        let sso = ctx.sso_admin(None).await.expect("client");
+        let instance = sso.list_instances().send().await.expect("instances").instances()[0]
+            .instance_arn()
+            .expect("arn")
+            .to_string();
+        let ps = sso
+            .list_permission_sets()
+            .instance_arn(&instance)
+            .send()
+            .await
+            .expect("sets")
+            .permission_sets()[0]
+            .clone();
+        sso.attach_managed_policy_to_permission_set()
+            .instance_arn(&instance)
+            .permission_set_arn(&ps)
+            .managed_policy_arn("arn:aws:iam::aws:policy/AdministratorAccess")
+            .send()
+            .await
+            .expect("attach");
+        sso.attach_customer_managed_policy_reference_to_permission_set()
+            .instance_arn(&instance)
+            .permission_set_arn(&ps)
+            .customer_managed_policy_reference(
+                aws_sdk_ssoadmin::types::CustomerManagedPolicyReference::builder()
+                    .name("AdminEverything")
+                    .build()
+                    .expect("reference"),
+            )
+            .send()
+            .await
+            .expect("reference");
+    });
+    assert_eq!(state().0.len(), 2);
+    simulate(&tools, &doc, &proxy.endpoint, &serde_json::json!({}));
+    assert_eq!(
+        state(),
+        (vec!["ReadOnlyAccess".to_string()], 0),
+        "the export left access it does not ask for"
     );
 }

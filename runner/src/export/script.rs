@@ -53,6 +53,9 @@ pub fn script(name: &str, scope: &mut PyScope, defs: &str, body: &str, outputs: 
     if code.contains("time.") {
         text = format!("import time\n{text}");
     }
+    if code.contains("json.") {
+        text = format!("import json\n{text}");
+    }
     text.push_str(defs);
     text.push_str("def handler(events, context):\n");
     text.push_str(body);

@@ -1,8 +1,6 @@
 //! Permission sets: made once by name in their instance, brought to what the runbook asks, and
 //! provisioned again to the accounts they are assigned in after a change.
 
-use std::collections::HashSet;
-
 use aws_sdk_ssoadmin::operation::provision_permission_set::ProvisionPermissionSetOutput;
 use aws_sdk_ssoadmin::types::{ProvisionTargetType, ProvisioningStatus, StatusValues};
 use schemars::JsonSchema;
@@ -16,6 +14,9 @@ use crate::context::{Context, Event};
 use crate::duration::SessionDuration;
 use crate::error::{PluginError, aws};
 use crate::poll::until_done;
+
+mod drift;
+use drift::{Inline, drift, wanted_inline};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -53,7 +54,8 @@ pub struct PermissionSet {
     pub updated: bool,
     /// Policy ARNs this run attached.
     pub attached: Vec<String>,
-    /// Policy ARNs this run detached (attached, not asked for).
+    /// Policy ARNs this run detached (attached, not asked for), and customer managed policy
+    /// references it detached, as `customer-managed:PATHNAME`.
     pub detached: Vec<String>,
     /// True when this run provisioned it again to the accounts it is assigned in, so that their
     /// roles carry the change.
@@ -116,113 +118,6 @@ pub(crate) async fn find_permission_set(
     Ok(None)
 }
 
-async fn attached_policies(
-    client: &aws_sdk_ssoadmin::Client,
-    instance_arn: &str,
-    ps: &str,
-) -> Result<HashSet<String>, PluginError> {
-    let mut out = HashSet::new();
-    let mut pages = client
-        .list_managed_policies_in_permission_set()
-        .instance_arn(instance_arn)
-        .permission_set_arn(ps)
-        .into_paginator()
-        .send();
-    let mut last = None;
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| aws("sso-admin:ListManagedPoliciesInPermissionSet", e))?;
-        last = page.next_token().map(String::from);
-        out.extend(
-            page.attached_managed_policies()
-                .iter()
-                .filter_map(|p| p.arn().map(String::from)),
-        );
-    }
-    crate::error::whole_list("sso-admin:ListManagedPoliciesInPermissionSet", last.as_deref())?;
-    Ok(out)
-}
-
-/// How an existing permission set differs from what the step asks: what `plan` says and `apply`
-/// changes, computed once for both.
-struct Drift {
-    duration: bool,
-    description: bool,
-    attach: Vec<String>,
-    detach: Vec<String>,
-    inline: Inline,
-}
-
-#[derive(PartialEq)]
-enum Inline {
-    Same,
-    Put(String),
-    Delete,
-}
-
-impl Drift {
-    fn changes_roles(&self) -> bool {
-        self.duration || !self.attach.is_empty() || !self.detach.is_empty() || self.inline != Inline::Same
-    }
-}
-
-/// The inline policy asked for, checked to be a JSON document.
-fn wanted_inline(p: &PermissionSetParams) -> Result<Option<Value>, PluginError> {
-    match p.inline_policy.as_deref().map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(text) => serde_json::from_str::<Value>(text)
-            .ok()
-            .filter(Value::is_object)
-            .map(Some)
-            .ok_or_else(|| PluginError::Params {
-                action: EnsurePermissionSet::NAME,
-                message: "inline_policy must be a JSON policy document (an object)".into(),
-            }),
-    }
-}
-
-async fn drift(
-    client: &aws_sdk_ssoadmin::Client,
-    p: &PermissionSetParams,
-    found: &Found,
-) -> Result<Drift, PluginError> {
-    let want: Vec<String> = p.managed_policies.iter().map(|x| policy_arn(x)).collect();
-    let have = attached_policies(client, &p.instance_arn, &found.arn).await?;
-    let mut detach: Vec<String> = have.iter().filter(|a| !want.contains(a)).cloned().collect();
-    detach.sort();
-    let mut attach = Vec::new();
-    for a in want {
-        if !have.contains(&a) && !attach.contains(&a) {
-            attach.push(a);
-        }
-    }
-    let now = client
-        .get_inline_policy_for_permission_set()
-        .instance_arn(&p.instance_arn)
-        .permission_set_arn(&found.arn)
-        .send()
-        .await
-        .map_err(|e| aws("sso-admin:GetInlinePolicyForPermissionSet", e))?
-        .inline_policy()
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(String::from);
-    let inline = match (wanted_inline(p)?, now) {
-        (None, None) => Inline::Same,
-        (None, Some(_)) => Inline::Delete,
-        (Some(w), None) => Inline::Put(w.to_string()),
-        // Compared as documents: AWS may give back other spacing or key order.
-        (Some(w), Some(n)) if serde_json::from_str::<Value>(&n).ok().as_ref() == Some(&w) => Inline::Same,
-        (Some(w), Some(_)) => Inline::Put(w.to_string()),
-    };
-    Ok(Drift {
-        duration: found.session_duration.as_deref() != Some(p.session_duration.as_str()),
-        description: description_differs(found, p),
-        attach,
-        detach,
-        inline,
-    })
-}
-
 impl Action for EnsurePermissionSet {
     type Params = PermissionSetParams;
     type Outputs = PermissionSet;
@@ -238,13 +133,15 @@ impl Action for EnsurePermissionSet {
         "sso-admin:UpdatePermissionSet",
         "sso-admin:AttachManagedPolicyToPermissionSet",
         "sso-admin:DetachManagedPolicyFromPermissionSet",
+        "sso-admin:ListCustomerManagedPolicyReferencesInPermissionSet",
+        "sso-admin:DetachCustomerManagedPolicyReferenceFromPermissionSet",
         "sso-admin:PutInlinePolicyToPermissionSet",
         "sso-admin:DeleteInlinePolicyFromPermissionSet",
         "sso-admin:ListAccountsForProvisionedPermissionSet",
         "sso-admin:ProvisionPermissionSet",
         "sso-admin:DescribePermissionSetProvisioningStatus",
     ];
-    const CONVERGES: &'static str = "A permission set is known by its name in the instance (AWS allows one set per name), so the set of that name is this step's, whoever made it. All of it is brought to what the step says: the session duration, exactly the managed policies listed (others are detached), exactly the inline policy given (none when not given), and the description when one is given; a change is then provisioned to the accounts the set is assigned in. Customer managed policy references, a permissions boundary, the relay state and tags are not among its parameters and are left as they are.";
+    const CONVERGES: &'static str = "A permission set is known by its name in the instance (AWS allows one set per name), so the set of that name is this step's, whoever made it. All of it is brought to what the step says: the session duration, exactly the managed policies listed (others are detached), exactly the inline policy given (none when not given), and the description when one is given; a change is then provisioned to the accounts the set is assigned in. A customer managed policy reference is not among its parameters, so none is asked: one found is detached (it would grant what the step does not say). A permissions boundary, the relay state and tags are left as they are (the local emulator has no permissions-boundary API to test a repair against).";
 
     fn cli(p: &Value) -> Vec<String> {
         let name = p.get("name").and_then(Value::as_str).unwrap_or("NAME");
@@ -317,6 +214,12 @@ impl Action for EnsurePermissionSet {
                 }
                 for a in &d.detach {
                     plan.push(Verdict::WouldChange, format!("detach managed policy {a} (not listed)"));
+                }
+                for (path, name) in &d.customer {
+                    plan.push(
+                        Verdict::WouldChange,
+                        format!("detach customer managed policy reference {path}{name} (none is asked)"),
+                    );
                 }
                 match &d.inline {
                     Inline::Same => {}
@@ -442,6 +345,31 @@ impl Action for EnsurePermissionSet {
             {
                 Ok(_) => detached.push(a.clone()),
                 // Detached meanwhile: as wanted.
+                Err(e) if e.code() == Some("ResourceNotFoundException") => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for (path, name) in &d.customer {
+            let reference = aws_sdk_ssoadmin::types::CustomerManagedPolicyReference::builder()
+                .name(name)
+                .path(path)
+                .build()
+                .map_err(|e| PluginError::Other(e.to_string()))?;
+            let detach = client
+                .detach_customer_managed_policy_reference_from_permission_set()
+                .instance_arn(&p.instance_arn)
+                .permission_set_arn(&arn)
+                .customer_managed_policy_reference(reference)
+                .send();
+            match Mutation::new(
+                ctx,
+                "sso-admin:DetachCustomerManagedPolicyReferenceFromPermissionSet",
+                format!("{} {path}{name}", p.name),
+            )
+            .send(detach, |_| None)
+            .await
+            {
+                Ok(_) => detached.push(format!("customer-managed:{path}{name}")),
                 Err(e) if e.code() == Some("ResourceNotFoundException") => {}
                 Err(e) => return Err(e),
             }
