@@ -30,6 +30,7 @@ mod moved;
 mod new_account;
 mod one_interpreter;
 mod pages;
+mod paths;
 mod permissions;
 mod plan_equals_run;
 mod plan_gate;
