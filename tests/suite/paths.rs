@@ -316,7 +316,6 @@ fn claim_path(state: &Path, call: &str, target: &str, endpoint: &str) -> std::pa
 /// so the second sends a second key and says done. The window is real without a third holder:
 /// two runs started together sent a lost CreateUser twice in 1 of 6 tries.
 #[test]
-#[ignore = "issue 27: a call by name checks for an unknown outcome before it claims the target, not once it holds it: a run that waited on the claim sends the lost create again and says done"]
 fn two_runs_waiting_on_one_claim_never_send_a_lost_create_twice() {
     let moto = Moto::start();
     let proxy = FaultProxy::start(

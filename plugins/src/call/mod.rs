@@ -243,6 +243,9 @@ pub struct Options {
     pub mutates: bool,
     /// `on-unknown=retry`: a mutating call whose outcome is unknown (5xx, timeout) is sent again.
     pub retry_unknown: bool,
+    /// The caller already holds the claim on this call's target (it checks, once it holds it,
+    /// that no other journal lost an answer to the same request): the call takes none itself.
+    pub claimed: bool,
 }
 
 /// What a call's intent, claim and mark name as its target: the request as sent (tokens filled
@@ -325,7 +328,11 @@ pub async fn invoke(ctx: &Context, call: Call, request: Value, opts: Options) ->
     let target = sent_target(call, ctx, &request);
     // AWS makes a second one of most things a call by name makes (it has no client token to
     // tell them apart): one item, run or process at a time, after any lost answer has landed.
-    let _claim = ctx.claim(name, &target, crate::Duplicates::Made).await?;
+    let _claim = if opts.claimed {
+        None
+    } else {
+        Some(ctx.claim(name, &target, crate::Duplicates::Made).await?)
+    };
     if opts.mutates {
         ctx.emit(Event::Intent {
             call: name.to_string(),

@@ -17,6 +17,7 @@ pub(super) fn options(step: &Step) -> call::Options {
     call::Options {
         mutates: step.call_mutates().unwrap_or(true),
         retry_unknown: step.attrs.on_unknown.as_ref().is_some_and(|a| a.value == "retry"),
+        claimed: false,
     }
 }
 
@@ -41,6 +42,21 @@ pub(super) async fn run(
     if opts.mutates && !opts.retry_unknown {
         refuse_unknown_elsewhere(shared, step, &ctx, c, item.as_deref(), &params).await?;
     }
+    // One item, run or process at a time acts on the target; and once this one holds it, it
+    // looks again: the holder it waited for may have sent the same request and lost the answer
+    // (two runs queued on one claim sent a lost CreateAccessKey twice, and one said done).
+    let _claim = if opts.mutates {
+        let claim = ctx
+            .claim(c.full_name(), &call::target(c, &ctx, &params), runbook_plugins::Duplicates::Made)
+            .await?;
+        if !opts.retry_unknown {
+            refuse_unknown_elsewhere(shared, step, &ctx, c, item.as_deref(), &params).await?;
+        }
+        Some(claim)
+    } else {
+        None
+    };
+    let opts = call::Options { claimed: true, ..opts };
     // What the model marks sensitive in the request (a Password) is masked everywhere from now.
     for v in c.sensitive_in_request(&params) {
         shared.redactor.add(&v);
