@@ -47,7 +47,11 @@ pub(super) async fn run(
     // (two runs queued on one claim sent a lost CreateAccessKey twice, and one said done).
     let _claim = if opts.mutates {
         let claim = ctx
-            .claim(c.full_name(), &call::target(c, &ctx, &params), runbook_plugins::Duplicates::Made)
+            .claim(
+                c.full_name(),
+                &call::target(c, &ctx, &params),
+                runbook_plugins::Duplicates::Made,
+            )
             .await?;
         if !opts.retry_unknown {
             refuse_unknown_elsewhere(shared, step, &ctx, c, item.as_deref(), &params).await?;
