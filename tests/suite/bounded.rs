@@ -212,3 +212,25 @@ fn failure_messages_are_capped_across_items_and_retries() {
     let state: usize = files(&t.path(".runbook")).values().map(|b| b.len()).sum();
     assert!(state < 1_200_000, "the state directory holds {state} bytes");
 }
+
+/// A fan-out's items return, together, at most 4 MiB: past it an item's outputs are not kept
+/// and the item fails saying so (attacker finding: 100 items of 500 KB each wrote 204 MB of
+/// events and a 102 MB state file from a 580-byte runbook).
+#[test]
+fn a_fan_outs_outputs_are_bounded_together() {
+    let t = Test::new().file(
+        "r.md",
+        "# Wide\n\n```rhai id=o\nlet s = \"z\"; for i in 0..18 { s += s; }\n#{ a: s }\n```\n\n```rhai id=p for-each='[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30]'\n#{ b: steps.o.a + item }\n```\n",
+    );
+    let out = t.run_args(&["run".into(), "r.md".into(), "--events".into(), "ev.ndjson".into()]);
+    out.code_is(1);
+    assert!(
+        out.all().contains("past 4 MiB (not kept)"),
+        "{}",
+        &out.stderr[..out.stderr.len().min(3000)]
+    );
+    let events = std::fs::metadata(t.path("ev.ndjson")).expect("events").len();
+    assert!(events < 6_000_000, "--events holds {events} bytes");
+    let state: usize = files(&t.path(".runbook")).values().map(|b| b.len()).sum();
+    assert!(state < 12_000_000, "the state directory holds {state} bytes");
+}

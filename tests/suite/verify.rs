@@ -186,3 +186,21 @@ fn verify_with_other_inputs_than_the_run_is_an_error_not_drift() {
         "{other:?}"
     );
 }
+
+/// A finished call by name whose request held a secret (so its answer is kept secret) is
+/// trusted by verify like any other finished change by name: 0 right after the run (attacker
+/// finding: 2, "drifted", with nothing changed).
+#[test]
+fn a_finished_change_by_name_with_a_secret_answer_is_trusted_not_drift() {
+    let moto = Moto::start();
+    let text = "# U\n\n```runbook\n[inputs.pw]\nprompt = \"pw\"\nsecret = true\n```\n\n```aws iam:CreateUser id=u\nUserName = \"tagged\"\nTags = [{ Key = \"k\", Value = \"${inputs.pw}\" }]\n```\n";
+    let t = Test::new()
+        .aws(&moto.endpoint)
+        .file("u.md", text)
+        .file("a.toml", "[inputs]\npw = \"Zq9canaryX\"\n");
+    t.run_args(&["run".into(), "u.md".into(), "--answers".into(), "a.toml".into()])
+        .code_is(0);
+    let out = t.run_args(&["verify".into(), "u.md".into(), "--answers".into(), "a.toml".into()]);
+    out.code_is(0).stdout_has("trusted");
+    assert!(!out.all().contains("Zq9canaryX"), "{out:?}");
+}
