@@ -64,6 +64,39 @@ fn the_emulator_plays_aws_rules_that_moto_leaves_out() {
             user("a".repeat(129)).await.expect_err("129 characters").code(),
             Some("ValidationException")
         );
+        // One membership per user and group.
+        let ada = ids
+            .list_users()
+            .identity_store_id(&store)
+            .send()
+            .await
+            .expect("users")
+            .users()
+            .iter()
+            .find(|u| u.user_name() == Some("ada"))
+            .map(|u| u.user_id().to_string())
+            .expect("ada");
+        let group = ids
+            .create_group()
+            .identity_store_id(&store)
+            .display_name("Operators")
+            .send()
+            .await
+            .expect("group")
+            .group_id()
+            .to_string();
+        let member = || {
+            ids.create_group_membership()
+                .identity_store_id(&store)
+                .group_id(&group)
+                .member_id(aws_sdk_identitystore::types::MemberId::UserId(ada.clone()))
+                .send()
+        };
+        member().await.expect("first membership");
+        assert_eq!(
+            member().await.expect_err("a second membership").code(),
+            Some("ConflictException")
+        );
 
         let org = ctx.organizations().await.expect("client");
         let made = |email: &str| org.create_account().account_name("acme-dup-prod").email(email).send();

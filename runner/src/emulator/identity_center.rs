@@ -210,6 +210,33 @@ impl World {
                 }
                 self.moto.forward(call).await
             }
+            // AWS keeps one membership per user and group (moto makes another).
+            "CreateGroupMembership" => {
+                let req = call.json();
+                let look = json!({
+                    "IdentityStoreId": req["IdentityStoreId"],
+                    "GroupId": req["GroupId"],
+                    "MemberId": req["MemberId"],
+                });
+                let found = self
+                    .moto
+                    .call(
+                        "identitystore",
+                        &call.region,
+                        &format!("{STORE}.GetGroupMembershipId"),
+                        &look,
+                    )
+                    .await?;
+                if found.ok() {
+                    return Ok(Answer::error(
+                        409,
+                        "ConflictException",
+                        "Member already exists in the group",
+                        Value::Null,
+                    ));
+                }
+                self.moto.forward(call).await
+            }
             "GetUserId" => self.get_user_id(call).await,
             "UpdateUser" => self.update_user(call).await,
             "DescribeUser" => {
