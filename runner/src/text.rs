@@ -26,14 +26,30 @@ fn is_hostile(c: char) -> bool {
         || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
+/// The longest prefix of `s` no longer than `max` bytes ends here: on a character boundary.
+pub fn floor_boundary(s: &str, max: usize) -> usize {
+    let mut i = max.min(s.len());
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
 #[cfg(test)]
 mod tests {
-    use super::sanitize;
+    use super::{floor_boundary, sanitize};
 
     #[test]
     fn escapes_act_on_nothing_and_lines_stay() {
         assert_eq!(sanitize("a\tb\nc"), "a\tb\nc");
         assert_eq!(sanitize("\x1b[2Jx\r\u{9b}"), "\\u{1b}[2Jx\\u{d}\\u{9b}");
         assert_eq!(sanitize("abc\u{202e}fed"), "abc\\u{202e}fed");
+    }
+
+    #[test]
+    fn a_cut_never_splits_a_character() {
+        assert_eq!(floor_boundary("aé", 2), 1);
+        assert_eq!(floor_boundary("aé", 3), 3);
+        assert_eq!(floor_boundary("ab", 9), 2);
     }
 }

@@ -139,10 +139,7 @@ fn drift_is_announced_by_plan_and_repaired_by_the_next_run() {
     };
     run().code_is(0);
     plan().code_is(0);
-    let state = crate::common::run_dirs(&t.path(".runbook"))
-        .remove(0)
-        .join("state.json");
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state).expect("state")).expect("json");
+    let v = recorded(&t);
     let arn = v["steps"]["ps"]["outputs"]["arn"].as_str().expect("arn").to_string();
     let instance = v["steps"]["ic"]["outputs"]["instance_arn"]
         .as_str()
@@ -212,10 +209,7 @@ user_name = "${item}"
     let t = Test::new().aws(&moto.endpoint).file("r.md", text);
     let run = || t.run_args(&["run".into(), "r.md".into()]);
     run().code_is(0);
-    let state = crate::common::run_dirs(&t.path(".runbook"))
-        .remove(0)
-        .join("state.json");
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state).expect("state")).expect("json");
+    let v = recorded(&t);
     let store = v["steps"]["ic"]["outputs"]["identity_store_id"]
         .as_str()
         .expect("store")
@@ -286,10 +280,7 @@ fn a_customer_managed_policy_reference_added_out_of_band_is_detached() {
     let text = "# Set\n\n```aws sso-admin.find-instance id=ic\n```\n\n```aws sso-admin.ensure-permission-set id=ps\ninstance_arn = \"${steps.ic.instance_arn}\"\nname = \"ReadOnly\"\nsession_duration = \"PT1H\"\nmanaged_policies = [\"ReadOnlyAccess\"]\n```\n";
     let t = Test::new().aws(&moto.endpoint).file("r.md", text);
     t.run_args(&["run".into(), "r.md".into()]).code_is(0);
-    let state = crate::common::run_dirs(&t.path(".runbook"))
-        .remove(0)
-        .join("state.json");
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state).expect("state")).expect("json");
+    let v = recorded(&t);
     let arn = v["steps"]["ps"]["outputs"]["arn"].as_str().expect("arn").to_string();
     let instance = v["steps"]["ic"]["outputs"]["instance_arn"]
         .as_str()
@@ -338,4 +329,12 @@ fn a_customer_managed_policy_reference_added_out_of_band_is_detached() {
         .code_is(0)
         .stdout_has("DetachCustomerManagedPolicyReferenceFromPermissionSet");
     assert_eq!(references(), 0, "the reference is still attached");
+}
+
+/// The state file of the test's only run: each step's recorded outputs.
+fn recorded(t: &Test) -> serde_json::Value {
+    let state = crate::common::run_dirs(&t.path(".runbook"))
+        .remove(0)
+        .join("state.json");
+    serde_json::from_str(&std::fs::read_to_string(state).expect("state")).expect("json")
 }

@@ -90,7 +90,7 @@ fn export(t: &Test, runbook: &str, skips: &[&str], out: &Path, extra: &[&str]) -
     t.run_args(&args)
 }
 
-pub(crate) fn node(dir: &Path, args: &[&str], env: &[(&str, String)]) -> (i32, String, String) {
+fn node(dir: &Path, args: &[&str], env: &[(&str, String)]) -> (i32, String, String) {
     let venv_bin = moto_server().parent().expect("venv bin").to_path_buf();
     let path = format!("{}:{}", venv_bin.display(), std::env::var("PATH").unwrap_or_default());
     let mut cmd = Command::new("node");
@@ -188,8 +188,9 @@ fn an_export_is_deterministic_and_its_yaml_and_json_are_one_document() {
     assert!(same.success(), "the YAML and the JSON export differ");
 }
 
-/// Runs an exported document in the simulator against `endpoint`.
-pub(crate) fn simulate(tools: &Path, doc: &Path, endpoint: &str, params: &Value) -> Value {
+/// Runs an exported document in the simulator against `endpoint`: its exit code and output,
+/// whether it succeeded or not.
+pub(crate) fn simulation(tools: &Path, doc: &Path, endpoint: &str, params: &Value) -> (i32, String, String) {
     let env = [
         ("AWS_ENDPOINT_URL", endpoint.to_string()),
         ("AWS_ACCESS_KEY_ID", "testing".to_string()),
@@ -199,7 +200,12 @@ pub(crate) fn simulate(tools: &Path, doc: &Path, endpoint: &str, params: &Value)
         ("AWS_DEFAULT_REGION", "us-east-1".to_string()),
     ];
     let docs = doc.display().to_string();
-    let (code, stdout, stderr) = node(tools, &["simulate.js", &docs, &params.to_string()], &env);
+    node(tools, &["simulate.js", &docs, &params.to_string()], &env)
+}
+
+/// Runs an exported document in the simulator against `endpoint`, which must succeed.
+pub(crate) fn simulate(tools: &Path, doc: &Path, endpoint: &str, params: &Value) -> Value {
+    let (code, stdout, stderr) = simulation(tools, doc, endpoint, params);
     let last = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or("{}");
     let v: Value = serde_json::from_str(last).unwrap_or(Value::Null);
     assert_eq!(

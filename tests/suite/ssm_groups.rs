@@ -3,7 +3,7 @@
 
 use crate::common::fault_proxy::{FaultProxy, Rules};
 use crate::common::{Moto, Test};
-use crate::ssm_export::{node_tools, simulate};
+use crate::ssm_export::{node_tools, simulate, simulation};
 
 /// `identitystore.ensure-group-membership` exported: the simulation makes the membership once,
 /// a second simulation changes nothing, and one deleted in between is made again.
@@ -12,15 +12,7 @@ fn a_group_membership_exported_is_made_once_and_again_after_it_was_removed() {
     let tools = node_tools();
     let text = "# Team\n\n```aws sso-admin.find-instance id=ic\n```\n\n```aws identitystore.ensure-user id=bob\nidentity_store_id = \"${steps.ic.identity_store_id}\"\nuser_name = \"bob\"\ndisplay_name = \"Bob\"\ngiven_name = \"Bob\"\nfamily_name = \"Ops\"\nemail = \"bob@example.com\"\n```\n\n```aws identitystore.ensure-group-membership id=member\nidentity_store_id = \"${steps.ic.identity_store_id}\"\ngroup = \"Operators\"\nuser_name = \"bob\"\n```\n";
     let t = Test::new().file("team.md", text);
-    let doc = t.path("team.ssm.yaml");
-    t.run_args(&[
-        "export".into(),
-        "--ssm".into(),
-        "team.md".into(),
-        "-o".into(),
-        doc.display().to_string(),
-    ])
-    .code_is(0);
+    let doc = exported(&t, "team.md", "team.ssm.yaml");
     let moto = Moto::start();
     let proxy = FaultProxy::start(&moto.endpoint, Rules::default());
     let ctx = crate::common::sdk(&moto.endpoint);
@@ -102,15 +94,7 @@ fn an_exported_ensure_user_refuses_someone_elses_user_of_the_same_name() {
     let tools = node_tools();
     let text = "# Team\n\n```aws sso-admin.find-instance id=ic\n```\n\n```aws identitystore.ensure-user id=bob\nidentity_store_id = \"${steps.ic.identity_store_id}\"\nuser_name = \"bob\"\ndisplay_name = \"Bob\"\ngiven_name = \"Bob\"\nfamily_name = \"Ops\"\nemail = \"bob@example.com\"\n```\n";
     let t = Test::new().file("team.md", text);
-    let doc = t.path("team.ssm.yaml");
-    t.run_args(&[
-        "export".into(),
-        "--ssm".into(),
-        "team.md".into(),
-        "-o".into(),
-        doc.display().to_string(),
-    ])
-    .code_is(0);
+    let doc = exported(&t, "team.md", "team.ssm.yaml");
     let moto = Moto::start();
     let ctx = crate::common::sdk(&moto.endpoint);
     crate::common::block_on(async {
@@ -149,16 +133,7 @@ fn an_exported_ensure_user_refuses_someone_elses_user_of_the_same_name() {
             .await
             .expect("user")
     });
-    let env = [
-        ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
-        ("AWS_ACCESS_KEY_ID", "testing".to_string()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
-        ("AWS_SESSION_TOKEN", "testing".to_string()),
-        ("AWS_REGION", "us-east-1".to_string()),
-        ("AWS_DEFAULT_REGION", "us-east-1".to_string()),
-    ];
-    let docs = doc.display().to_string();
-    let (code, stdout, stderr) = crate::ssm_export::node(&tools, &["simulate.js", &docs, "{}"], &env);
+    let (code, stdout, stderr) = simulation(&tools, &doc, &moto.endpoint, &serde_json::json!({}));
     assert_ne!(code, 0, "the export took someone else's user:\n{stdout}\n{stderr}");
     assert!(
         format!("{stdout}{stderr}").contains("mallory@example.com"),
@@ -174,15 +149,7 @@ fn an_exported_permission_set_is_brought_to_exactly_what_is_asked() {
     let tools = node_tools();
     let text = "# Set\n\n```aws sso-admin.find-instance id=ic\n```\n\n```aws sso-admin.ensure-permission-set id=ps\ninstance_arn = \"${steps.ic.instance_arn}\"\nname = \"ReadOnly\"\nsession_duration = \"PT1H\"\nmanaged_policies = [\"ReadOnlyAccess\"]\n```\n";
     let t = Test::new().file("set.md", text);
-    let doc = t.path("set.ssm.yaml");
-    t.run_args(&[
-        "export".into(),
-        "--ssm".into(),
-        "set.md".into(),
-        "-o".into(),
-        doc.display().to_string(),
-    ])
-    .code_is(0);
+    let doc = exported(&t, "set.md", "set.ssm.yaml");
     let moto = Moto::start();
     let proxy = FaultProxy::start(&moto.endpoint, Rules::default());
     simulate(&tools, &doc, &proxy.endpoint, &serde_json::json!({}));
@@ -268,4 +235,18 @@ fn an_exported_permission_set_is_brought_to_exactly_what_is_asked() {
         (vec!["ReadOnlyAccess".to_string()], 0),
         "the export left access it does not ask for"
     );
+}
+
+/// Exports `runbook` of `t` to `out` in it, which must succeed; the document's path.
+fn exported(t: &Test, runbook: &str, out: &str) -> std::path::PathBuf {
+    let doc = t.path(out);
+    t.run_args(&[
+        "export".into(),
+        "--ssm".into(),
+        runbook.into(),
+        "-o".into(),
+        doc.display().to_string(),
+    ])
+    .code_is(0);
+    doc
 }

@@ -175,10 +175,7 @@ fn clip(s: String) -> String {
     if s.len() <= MESSAGE_CAP {
         return s;
     }
-    let mut end = MESSAGE_CAP;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
+    let end = crate::text::floor_boundary(&s, MESSAGE_CAP);
     format!("{}… ({} more bytes not shown)", &s[..end], s.len() - end)
 }
 

@@ -39,7 +39,7 @@ pub(super) async fn run_rhai(
         let (allowed, over) = log_shared.printed.take(&log_step, s.len());
         let mut lines = Vec::new();
         if allowed > 0 {
-            lines.push(s[..char_floor(s, allowed)].to_string());
+            lines.push(s[..crate::text::floor_boundary(s, allowed)].to_string());
         }
         if over {
             lines.push(format!(
@@ -146,15 +146,6 @@ impl Printed {
     }
 }
 
-/// The longest prefix of `s` no longer than `max` bytes that ends on a character boundary.
-fn char_floor(s: &str, max: usize) -> usize {
-    let mut i = max.min(s.len());
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,12 +158,5 @@ mod tests {
         assert_eq!(p.take("a", 1), (0, true));
         assert_eq!(p.take("a", 1), (0, false));
         assert_eq!(p.take("b", PRINT_CAP + 5), (PRINT_CAP, true));
-    }
-
-    #[test]
-    fn a_cut_never_splits_a_character() {
-        assert_eq!(char_floor("aé", 2), 1);
-        assert_eq!(char_floor("aé", 3), 3);
-        assert_eq!(char_floor("ab", 9), 2);
     }
 }

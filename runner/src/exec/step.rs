@@ -167,7 +167,7 @@ async fn backoff(shared: &Arc<Shared>, wait: Duration) -> Result<(), StepError> 
 
 /// The last attempt's failure, saying that `timeout=` left no room for the next retry.
 fn out_of_time(step: &Step, e: StepError, attempt: u32) -> StepError {
-    let given = step.attrs.timeout.as_ref().map(|t| t.value.as_str()).unwrap_or("?");
+    let given = timeout_given(step);
     let why = format!("timeout={given} leaves no time for retry {attempt}");
     match e {
         StepError::Failed { message, hint } => StepError::Failed {
@@ -186,16 +186,21 @@ async fn until(deadline: Option<Instant>) {
     }
 }
 
+/// `timeout=` as the author wrote it, for messages.
+fn timeout_given(step: &Step) -> &str {
+    step.attrs.timeout.as_ref().map_or("?", |t| t.value.as_str())
+}
+
 /// An item (or attempt) that would start after the step's `timeout=` ran out: nothing is sent.
 fn not_started(step: &Step) -> StepError {
-    let given = step.attrs.timeout.as_ref().map(|t| t.value.as_str()).unwrap_or("?");
+    let given = timeout_given(step);
     StepError::failed(format!(
         "not started: the step's timeout={given} ran out before it (nothing was sent)"
     ))
 }
 
 fn timed_out(step: &Step) -> StepError {
-    let given = step.attrs.timeout.as_ref().map(|t| t.value.as_str()).unwrap_or("?");
+    let given = timeout_given(step);
     StepError::Failed {
         message: format!("timed out: the step's timeout={given} ran out while it waited for AWS"),
         hint: Some(
