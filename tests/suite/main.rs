@@ -42,6 +42,7 @@ mod quota;
 mod render;
 mod run;
 mod safety_page;
+mod secret_sources;
 mod secrets;
 mod secrets_by_construction;
 mod services;

@@ -314,6 +314,17 @@ async fn run_by_kind(
                     }
                     Ok(outcome)
                 }
+                // An answer that quotes a secret this process already holds (iam:ListAccessKeys
+                // answers the environment's own access key id) is secret as a whole too: a piece
+                // of it (one character as a fan-out's item key, the line a script's ladder failed
+                // at) is no text a mask can find.
+                Ok(mut outcome)
+                    if outcome.secrecy == super::Secrecy::None
+                        && shared.redactor.value(&outcome.outputs) != outcome.outputs =>
+                {
+                    outcome.secrecy = super::Secrecy::AllBut(step.attrs.public_outputs());
+                    Ok(outcome)
+                }
                 Ok(outcome) => Ok(outcome),
                 Err(e) if tainted => Err(withheld(e)),
                 Err(e) => Err(e),
