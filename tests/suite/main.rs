@@ -35,6 +35,7 @@ mod paths;
 mod permissions;
 mod plan_equals_run;
 mod plan_gate;
+mod preflight;
 mod prompts;
 mod props;
 mod provisioning;
