@@ -16,6 +16,7 @@ mod crash;
 mod credentials;
 mod cycles_and_events;
 mod emulated;
+mod endings;
 mod ensure;
 mod fanout;
 mod faults;

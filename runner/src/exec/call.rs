@@ -135,7 +135,7 @@ async fn refuse_unknown_elsewhere(
         // This journal's own unknown outcome was asked about already (settle_unknown).
         let ours = unsettled(shared, step, item, name)?;
         if !ours && resend_answer(shared, step) != Some(true) {
-            return Err(StepError::Waiting(format!(
+            return Err(StepError::Unknown(format!(
                 "{}: the same {name} request was sent by {} (step `{}`, run `{}`, at {}) and its outcome is unknown; check in AWS whether it took effect, then answer resend = true under [steps.{}] to send it again",
                 step.id, earlier.runbook, earlier.step, earlier.run, earlier.at, step.id
             )));
@@ -256,7 +256,7 @@ pub(super) fn settle_unknown(shared: &Arc<Shared>, step: &Step) -> Result<(), St
     match resend_answer(shared, step) {
         Some(true) => return Ok(()),
         Some(false) => {
-            return Err(StepError::Waiting(format!(
+            return Err(StepError::Unknown(format!(
                 "not sent again ([steps.{}] resend = false); check whether {} took effect",
                 step.id, first.call
             )));
@@ -272,7 +272,7 @@ pub(super) fn settle_unknown(shared: &Arc<Shared>, step: &Step) -> Result<(), St
             return Ok(());
         }
     }
-    Err(StepError::Waiting(format!(
+    Err(StepError::Unknown(format!(
         "the outcome of {} is unknown; check in AWS whether it took effect (e.g. with a Describe/List/Get call), then answer resend = true under [steps.{}] to send it again, or write on-unknown=retry on the step if sending it twice is harmless",
         first.call, step.id
     )))

@@ -99,7 +99,7 @@ pub(super) fn preflight(runbook: &Runbook, source: &Source, opts: &RunOptions) -
     Ok(Given { answers, flags })
 }
 
-/// The journal of this run, opened: `Err` is the exit, already reported.
+/// The journal of this run, opened; `Err` says why nothing was run.
 pub(super) fn open_journal(
     runbook: &Runbook,
     source: &Source,
@@ -107,12 +107,8 @@ pub(super) fn open_journal(
     given: &Given,
     ui: &Ui,
     redactor: &crate::redact::Redactor,
-) -> Result<(Journal, Digester, (journal::Pending, Digester)), crate::exit::Exit> {
-    use crate::exit::Exit;
-    let usage = |m: String| {
-        ui.error(&format!("runbook: {m}"));
-        Exit::Usage
-    };
+) -> Result<(Journal, Digester, (journal::Pending, Digester)), super::RunError> {
+    let usage = super::RunError::Usage;
     let cannot_keep = |dir: &Path, e: &dyn std::fmt::Display| {
         format!(
             "cannot keep the journal in {}: {e}\n  nothing was run; fix it or choose another --state-dir (RUNBOOK_STATE_DIR)",

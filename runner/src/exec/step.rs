@@ -170,9 +170,10 @@ fn out_of_time(step: &Step, e: StepError, attempt: u32) -> StepError {
     let given = timeout_given(step);
     let why = format!("timeout={given} leaves no time for retry {attempt}");
     match e {
-        StepError::Failed { message, hint } => StepError::Failed {
+        StepError::Failed { message, hint, at } => StepError::Failed {
             message: format!("{message} ({why})"),
             hint,
+            at,
         },
         other => other,
     }
@@ -207,6 +208,7 @@ fn timed_out(step: &Step) -> StepError {
             "a call in flight may have taken effect; running again looks (or asks) before anything is sent again"
                 .into(),
         ),
+        at: None,
     }
 }
 
@@ -339,7 +341,7 @@ async fn run_by_kind(
 /// come from AWS's vocabulary), the text does not.
 fn withheld(e: StepError) -> StepError {
     match e {
-        StepError::Failed { message, hint } => {
+        StepError::Failed { message, hint, .. } => {
             // `CALL failed: CODE: text`: keep what precedes the text.
             let head: Vec<&str> = message.splitn(3, ": ").collect();
             let code = match head.as_slice() {
@@ -349,6 +351,7 @@ fn withheld(e: StepError) -> StepError {
             StepError::Failed {
                 message: format!("{code} (the rest of the message is withheld: the request holds a secret)"),
                 hint,
+                at: None,
             }
         }
         other => other,
