@@ -41,6 +41,7 @@ mod quota;
 mod render;
 mod run;
 mod safety_page;
+mod sdk_retries;
 mod secrets;
 mod secrets_by_construction;
 mod services;
