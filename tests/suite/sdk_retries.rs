@@ -50,8 +50,8 @@ fn adas(endpoint: &str) -> usize {
     })
 }
 
-/// Permission sets named `ReadOnly`.
-fn read_only_sets(endpoint: &str) -> usize {
+/// Permission sets named `name`.
+fn sets_named(endpoint: &str, name: &str) -> usize {
     block_on(async {
         let sso = sdk(endpoint).sso_admin(None).await.expect("client");
         let instance = sso.list_instances().send().await.expect("instances").instances()[0]
@@ -73,7 +73,7 @@ fn read_only_sets(endpoint: &str) -> usize {
                 .send()
                 .await
                 .expect("describe");
-            n += usize::from(d.permission_set().and_then(|p| p.name()) == Some("ReadOnly"));
+            n += usize::from(d.permission_set().and_then(|p| p.name()) == Some(name));
         }
         n
     })
@@ -158,7 +158,7 @@ fn a_lost_create_permission_set_answer_is_looked_for_not_resent() {
         "sent once: {:?}",
         proxy.operations()
     );
-    assert_eq!(read_only_sets(&moto.endpoint), 1, "{out:?}");
+    assert_eq!(sets_named(&moto.endpoint, "ReadOnly"), 1, "{out:?}");
 }
 
 #[test]
@@ -241,4 +241,39 @@ fn every_call_kept_from_the_sdks_retries_is_attacked_with_a_lost_answer() {
             "{call} is kept from the SDK's retries, but no test loses its answer"
         );
     }
+}
+
+const TWO_ITEMS: &str = "# Twice\n\n```aws sso-admin.find-instance id=ic\n```\n\n```aws sso-admin:CreatePermissionSet id=mk for-each='[\"first\", \"second\"]'\nInstanceArn = \"${steps.ic.instance_arn}\"\nName = \"Same\"\nSessionDuration = \"PT1H\"\n```\n";
+
+/// Two items of one fan-out that create the same thing by name: the first sends it, the other
+/// says it was not sent, and no intent is journaled for it. It used to read the first's pending
+/// mark as an unknown outcome and stop the run, which dropped the first between its intent and
+/// its send: the journal said "sent" for a call that never reached AWS, and the next run asked
+/// about it. The re-run sends nothing again.
+#[test]
+fn two_items_creating_one_thing_by_name_send_it_once_and_each_says_what_it_did() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        Rules {
+            delay: std::time::Duration::from_millis(150),
+            ..Rules::default()
+        },
+    );
+    let t = Test::new().file("r.md", TWO_ITEMS).aws(&proxy.endpoint);
+    let args = ["run".to_string(), "r.md".into(), "--max-in-flight".into(), "2".into()];
+    let out = t.run_args(&args);
+    let journal = crate::common::transcripts(&t.dir.path().join(".runbook"));
+    assert_eq!(proxy.calls("CreatePermissionSet"), 1, "{out:?}\n{journal}");
+    out.code_is(1).stderr_has("second: not sent: item `first`");
+    let intents: Vec<&str> = journal.lines().filter(|l| l.contains("\"intent\"")).collect();
+    assert_eq!(intents.len(), 1, "{intents:?}");
+    assert!(intents[0].contains("\"item_key\":\"first\""), "{intents:?}");
+    let again = t.run_args(&args);
+    again
+        .code_is(1)
+        .stderr_has("not sent: item `first`")
+        .stderr_lacks("unknown");
+    assert_eq!(proxy.calls("CreatePermissionSet"), 1, "{again:?}");
+    assert_eq!(sets_named(&moto.endpoint, "Same"), 1);
 }

@@ -28,6 +28,7 @@ pub(super) async fn run(
     name: &str,
     item: Option<(&Value, String)>,
     params: Value,
+    memo: Option<Arc<runbook_plugins::Memo>>,
     deadline: Option<std::time::Instant>,
 ) -> Result<Outcome, StepError> {
     let c = call::resolve(name).map_err(|e| StepError::failed(e.to_string()))?;
@@ -36,10 +37,13 @@ pub(super) async fn run(
         shared.guard(env).await?;
     }
     let key = item.as_ref().map(|(_, k)| k.clone());
+    let value = item.as_ref().map(|(v, k)| ((*v).clone(), k.clone()));
     // In the step's account= and region=, when it names them.
-    let ctx = shared.context_in(step, env, item, None, deadline).await?;
+    let ctx = shared.context_in(step, env, item, memo, deadline).await?;
     let item = key;
     if opts.mutates && !opts.retry_unknown {
+        let value = value.as_ref().map(|(v, k)| (v, k.clone()));
+        another_item_sends(shared, step, env, &ctx, value, c, &params).await?;
         refuse_unknown_elsewhere(shared, step, &ctx, c, item.as_deref(), &params).await?;
     }
     // One item, run or process at a time acts on the target; and once this one holds it, it
@@ -82,6 +86,69 @@ pub(super) async fn run(
         outputs,
         secrecy: Secrecy::AllBut(step.attrs.public_outputs()),
     })
+}
+
+/// The memo under which a fan-out of a change by name keeps the first item of each request.
+pub(super) const FIRST_ITEMS: &str = "calls-by-name: the first item of each request";
+
+/// What makes two items' requests one: where they act and what they send.
+fn request_key(shared: &Shared, step: &Step, env: &Env, value: Option<&Value>, params: &Value) -> String {
+    let place = crate::placement::resolve(step, env, &shared.engine(), value)
+        .ok()
+        .flatten();
+    format!("{place:?} {params}")
+}
+
+/// For a fan-out of a change by name: the first item, in the list's order, of each request.
+pub(super) fn first_items(
+    shared: &Shared,
+    step: &Step,
+    env: &Env,
+    items: &[super::identity::Item],
+) -> std::collections::HashMap<String, String> {
+    let mut first = std::collections::HashMap::new();
+    for item in items {
+        if let Some(params) = &item.params {
+            first
+                .entry(request_key(shared, step, env, Some(&item.value), params))
+                .or_insert_with(|| item.key.clone());
+        }
+    }
+    first
+}
+
+/// Two items of one fan-out that send the same change by name: the first in the list sends it,
+/// in this run or an earlier one; the other is not sent and says so. It used to read the first's
+/// pending mark as an unknown outcome and stop the run, which dropped the first between its
+/// intent and its send: "sent" for a call never sent. (`on-unknown=retry`: the author said
+/// sending twice is harmless.)
+async fn another_item_sends(
+    shared: &Shared,
+    step: &Step,
+    env: &Env,
+    ctx: &runbook_plugins::Context,
+    item: Option<(&Value, String)>,
+    c: call::Call,
+    params: &Value,
+) -> Result<(), StepError> {
+    let Some((value, key)) = item else {
+        return Ok(());
+    };
+    let firsts = ctx
+        .memo(FIRST_ITEMS, || async {
+            Ok(std::collections::HashMap::<String, String>::new())
+        })
+        .await?;
+    match firsts.get(&request_key(shared, step, env, Some(value), params)) {
+        Some(first) if *first != key => Err(StepError::Failed {
+            message: format!(
+                "not sent: item `{first}` of this fan-out sends the same {} request, and AWS would act on it twice",
+                c.full_name()
+            ),
+            hint: Some("make each item's request differ (or drop the duplicate item); write on-unknown=retry on the step if sending it twice is harmless".into()),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// `resend = true|false` under `[steps.ID]` in the answers file.

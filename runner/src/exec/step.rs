@@ -358,7 +358,7 @@ async fn run_action(
 ) -> Result<Outcome, StepError> {
     if let Some(name) = step.executor.call() {
         let params = params.ok_or_else(|| StepError::failed("parameters were not resolved"))?;
-        return super::call::run(shared, step, env, name, item, params, deadline).await;
+        return super::call::run(shared, step, env, name, item, params, memo, deadline).await;
     }
     match &step.executor {
         Executor::Action { name, .. } => {
