@@ -277,3 +277,53 @@ fn two_items_creating_one_thing_by_name_send_it_once_and_each_says_what_it_did()
     assert_eq!(proxy.calls("CreatePermissionSet"), 1, "{again:?}");
     assert_eq!(sets_named(&moto.endpoint, "Same"), 1);
 }
+
+/// `resend = true` answers the one unknown outcome it was given for. Here a CreateUser by name
+/// loses its answer, a person answers resend = true, the resend loses its answer too: the next
+/// run with the same answers file stops and asks again (it used to send a third CreateUser), and
+/// an answer that names the new call by its time sends it.
+#[test]
+fn a_resend_answer_answers_only_the_call_it_was_given_for() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(&moto.endpoint, losing("CreateUser"));
+    let text = "# Resend\n\n```aws sso-admin.find-instance id=ic\n```\n\n```aws identitystore:CreateUser id=mk\nIdentityStoreId = \"${steps.ic.identity_store_id}\"\nUserName = \"resent\"\nDisplayName = \"R\"\nName = { GivenName = \"R\", FamilyName = \"S\" }\n```\n";
+    let t = Test::new()
+        .file("r.md", text)
+        .file("a.toml", "[steps.mk]\nresend = true\n")
+        .aws(&proxy.endpoint);
+    let run = |answers: bool| {
+        let mut args = vec!["run".to_string(), "r.md".into()];
+        if answers {
+            args.extend(["--answers".into(), "a.toml".into()]);
+        }
+        t.run_args(&args)
+    };
+    run(false).code_is(1);
+    assert_eq!(proxy.calls("CreateUser"), 1);
+    proxy.set_rules(losing("CreateUser"));
+    let second = run(true);
+    second.code_is(1);
+    assert_eq!(
+        proxy.calls("CreateUser"),
+        2,
+        "resent once, as the person said: {second:?}"
+    );
+    let third = run(true);
+    assert_eq!(
+        proxy.calls("CreateUser"),
+        2,
+        "a stale resend = true sent again: {third:?}"
+    );
+    third.code_is(3).stdout_has("not for this one");
+    let all = third.all();
+    let at = all
+        .split("answer resend = \"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the time to answer with")
+        .to_string();
+    std::fs::write(t.path("a.toml"), format!("[steps.mk]\nresend = \"{at}\"\n")).expect("answers");
+    // Sent (the user was made by the first, so AWS refuses it: the person looked and chose).
+    run(true).code_is(1).stderr_has("ConflictException");
+    assert_eq!(proxy.calls("CreateUser"), 3, "an answer naming the call sends it");
+}

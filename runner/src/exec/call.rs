@@ -25,12 +25,15 @@ pub(super) async fn run(
     shared: &Arc<Shared>,
     step: &Step,
     env: &Env,
-    name: &str,
     item: Option<(&Value, String)>,
     params: Value,
     memo: Option<Arc<runbook_plugins::Memo>>,
     deadline: Option<std::time::Instant>,
 ) -> Result<Outcome, StepError> {
+    let name = step
+        .executor
+        .call()
+        .ok_or_else(|| StepError::failed("not a call by name"))?;
     let c = call::resolve(name).map_err(|e| StepError::failed(e.to_string()))?;
     let opts = options(step);
     if opts.mutates {
@@ -161,6 +164,68 @@ fn resend_answer(shared: &Shared, step: &Step) -> Option<bool> {
         .and_then(toml::Value::as_bool)
 }
 
+/// The answer to "the outcome is unknown, send it again?" for the calls sent at `ats`. `resend =
+/// "TIME"` answers the call sent at that time and no other; `resend = true` answers the first
+/// question it meets and is then spent (journaled as a confirmation naming the calls it answered):
+/// a later unknown outcome is asked about again, never answered by a stale `true`.
+fn resend_for(shared: &Shared, step: &Step, ats: &[String]) -> Result<Option<bool>, StepError> {
+    let answer = shared.answers.steps.get(&step.id).and_then(|s| s.get("resend"));
+    match answer {
+        Some(toml::Value::String(at)) => Ok(ats.contains(at).then_some(true)),
+        Some(toml::Value::Boolean(true)) => {
+            let spent = spent_on(shared, step)?;
+            let stale = spent.iter().any(|a| !ats.contains(a));
+            if stale {
+                shared.ui.warn(&format!(
+                    "{}: resend = true was given for the call sent at {}, not for this one: answer resend = \"{}\" to send this one again",
+                    step.id,
+                    spent.join(", "),
+                    ats.first().map(String::as_str).unwrap_or("")
+                ));
+                return Ok(None);
+            }
+            Ok(Some(true))
+        }
+        Some(toml::Value::Boolean(false)) => Ok(Some(false)),
+        _ => Ok(None),
+    }
+}
+
+/// The sending times of the calls an earlier `resend = true` of this step answered.
+fn spent_on(shared: &Shared, step: &Step) -> Result<Vec<String>, StepError> {
+    let lines = shared
+        .journal
+        .lock()
+        .map_err(|_| StepError::Journal("journal lock poisoned".into()))?
+        .lines()?;
+    Ok(lines
+        .into_iter()
+        .filter_map(|l| match l.entry {
+            crate::journal::Entry::Confirmed { step: s, answers, .. } if s == step.id => {
+                answers.get(RESEND_FOR).and_then(Value::as_array).cloned()
+            }
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|v| v.as_str().map(String::from))
+        .collect())
+}
+
+/// The key under which a confirmation names the calls a resend answered.
+const RESEND_FOR: &str = "resend_for";
+
+/// Journals that a person's resend answered the calls sent at `ats` (and only them).
+fn spend_resend(shared: &Shared, step: &Step, ats: &[String], what: &str) -> Result<(), StepError> {
+    shared.record(crate::journal::Entry::Confirmed {
+        step: step.id.clone(),
+        question: format!("the outcome is unknown: {what}; send it again?"),
+        who: serde_json::json!({ "os_user": crate::journal::os_user(), "caller": shared.who() }),
+        via: "answers".into(),
+        answers: serde_json::json!({ "resend": true, RESEND_FOR: ats }),
+    })?;
+    Ok(())
+}
+
 /// Whether this run's journal holds `call` for this step (and item) without an answer.
 fn unsettled(shared: &Shared, step: &Step, item: Option<&str>, call: &str) -> Result<bool, StepError> {
     Ok(shared
@@ -201,7 +266,17 @@ async fn refuse_unknown_elsewhere(
     if let Some(earlier) = earlier {
         // This journal's own unknown outcome was asked about already (settle_unknown).
         let ours = unsettled(shared, step, item, name)?;
-        if !ours && resend_answer(shared, step) != Some(true) {
+        let at = [earlier.at.clone()];
+        let resend = !ours && resend_for(shared, step, &at)? == Some(true);
+        if resend {
+            spend_resend(
+                shared,
+                step,
+                &at,
+                &format!("{name} sent by {} at {}", earlier.runbook, earlier.at),
+            )?;
+        }
+        if !ours && !resend {
             return Err(StepError::Waiting(format!(
                 "{}: the same {name} request was sent by {} (step `{}`, run `{}`, at {}) and its outcome is unknown; check in AWS whether it took effect, then answer resend = true under [steps.{}] to send it again",
                 step.id, earlier.runbook, earlier.step, earlier.run, earlier.at, step.id
@@ -320,8 +395,12 @@ pub(super) fn settle_unknown(shared: &Arc<Shared>, step: &Step) -> Result<(), St
         listed.join("; ")
     );
     shared.ui.warn(&question);
-    match resend_answer(shared, step) {
-        Some(true) => return Ok(()),
+    let ats: Vec<String> = open.iter().map(|u| u.at.clone()).collect();
+    match resend_for(shared, step, &ats)? {
+        Some(true) => {
+            spend_resend(shared, step, &ats, &listed.join("; "))?;
+            return Ok(());
+        }
         Some(false) => {
             return Err(StepError::Waiting(format!(
                 "not sent again ([steps.{}] resend = false); check whether {} took effect",
