@@ -265,6 +265,12 @@ pub struct PlanArgs {
     /// Print the plan as JSON: one object per step (step, executor, action, verdict, details).
     #[arg(long)]
     pub json: bool,
+    /// Before anything else, ask IAM (iam:SimulatePrincipalPolicy) whether the caller may do every
+    /// action the remaining steps need, and stop naming each one it would refuse. The caller needs
+    /// iam:SimulatePrincipalPolicy on itself (and iam:GetRole for a role); where IAM cannot
+    /// simulate the caller (the root user, no permission to simulate) it says so and goes on.
+    #[arg(long)]
+    pub check_permissions: bool,
 }
 
 /// `verify`: the record to check, and how to reach AWS.
@@ -300,6 +306,7 @@ impl From<VerifyArgs> for PlanArgs {
             run: v.run,
             detailed_exitcode: false,
             json: v.json,
+            check_permissions: false,
         }
     }
 }
@@ -418,4 +425,10 @@ pub struct RunArgs {
     /// At most this many items of a fan-out run at once.
     #[arg(long, default_value_t = 8)]
     pub max_in_flight: usize,
+    /// Before anything else, ask IAM (iam:SimulatePrincipalPolicy) whether the caller may do every
+    /// action the remaining steps need, and stop naming each one it would refuse. The caller needs
+    /// iam:SimulatePrincipalPolicy on itself (and iam:GetRole for a role); where IAM cannot
+    /// simulate the caller (the root user, no permission to simulate) it says so and goes on.
+    #[arg(long)]
+    pub check_permissions: bool,
 }

@@ -59,7 +59,11 @@ pub(crate) fn needs(books: &[Runbook]) -> Result<Vec<Need>, String> {
                     .role
                     .as_ref()
                     .map_or(runbook_plugins::DEFAULT_ROLE, |r| r.value.as_str());
-                let arn = if role.starts_with("arn:") {
+                let arn = if role.contains("${") {
+                    // Known only at run time; `${...}` in a policy is IAM's own variable syntax,
+                    // which would match nothing.
+                    "arn:aws:iam::*:role/*".to_string()
+                } else if role.starts_with("arn:") {
                     role.to_string()
                 } else {
                     // A literal account narrows the resource; `${...}` is known only at run time.

@@ -34,6 +34,7 @@ mod paths;
 mod permissions;
 mod plan_equals_run;
 mod plan_gate;
+mod preflight;
 mod prompts;
 mod props;
 mod provisioning;

@@ -20,7 +20,7 @@ fn args(v: &[&str]) -> Vec<String> {
 }
 
 /// The policy `runbook permissions --json` prints for these runbooks.
-fn printed_policy(runbooks: &[&str]) -> Value {
+pub(crate) fn printed_policy(runbooks: &[&str]) -> Value {
     let mut a = vec!["permissions".to_string(), "--json".into()];
     a.extend(runbooks.iter().map(|r| path(r)));
     let out = Test::new().run_args(&a);
@@ -28,7 +28,7 @@ fn printed_policy(runbooks: &[&str]) -> Value {
     serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {out:?}"))
 }
 
-fn actions_of(policy: &Value) -> BTreeSet<String> {
+pub(crate) fn actions_of(policy: &Value) -> BTreeSet<String> {
     policy["Statement"]
         .as_array()
         .into_iter()
@@ -290,7 +290,7 @@ const ANSWERED_BY_THE_PROXY: &[&str] = &[
     "sso:ListAccountsForProvisionedPermissionSet",
 ];
 
-fn without(policy: &Value, action: &str) -> Value {
+pub(crate) fn without(policy: &Value, action: &str) -> Value {
     let mut p = policy.clone();
     if let Some(st) = p["Statement"].as_array_mut() {
         for s in st.iter_mut() {
@@ -489,7 +489,7 @@ fn calls_by_name_pass_moto_s_authorizer_with_the_printed_policy_and_each_action_
 fn a_step_in_another_account_needs_only_to_assume_its_role() {
     let t = Test::new().file(
         "r.md",
-        "# Elsewhere\n\n```aws sts.whoami id=who-am-i\n```\n\n```aws iam:GetAccountPasswordPolicy id=policy-read account=111122223333\n```\n\n```aws iam:GetAccountPasswordPolicy id=there role=Auditor account=${steps.who_am_i.account_id}\n```\n",
+        "# Elsewhere\n\n```aws sts.whoami id=who-am-i\n```\n\n```aws iam:GetAccountPasswordPolicy id=policy-read account=111122223333\n```\n\n```aws iam:GetAccountPasswordPolicy id=there role=Auditor account=${steps.who_am_i.account_id}\n```\n\n```aws iam:GetAccountPasswordPolicy id=chosen role=${steps.who_am_i.name} account=111122223333\n```\n",
     );
     let out = t.run_args(&args(&["permissions", "--json", "r.md"]));
     out.code_is(0);
@@ -500,9 +500,17 @@ fn a_step_in_another_account_needs_only_to_assume_its_role() {
     assert_eq!(
         st[0]["Resource"],
         serde_json::json!([
+            // A role named by an expression is known only at run time; `${...}` in a policy is
+            // IAM's variable syntax and would match nothing.
+            "arn:aws:iam::*:role/*",
             "arn:aws:iam::*:role/Auditor",
             "arn:aws:iam::111122223333:role/OrganizationAccountAccessRole"
         ])
+    );
+    let baseline = printed_policy(&["runbooks/account-baseline.md"]).to_string();
+    assert!(
+        !baseline.contains("${"),
+        "an expression in the printed policy: {baseline}"
     );
     let sid = st[0]["Sid"].as_str().unwrap_or("");
     assert!(

@@ -6,6 +6,7 @@ pub mod identitystore;
 mod mutation;
 pub mod organizations;
 pub mod remove;
+pub mod simulate;
 pub mod sso_admin;
 pub mod sts;
 pub mod support;

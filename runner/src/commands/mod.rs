@@ -30,6 +30,7 @@ mod export;
 mod list;
 mod permissions;
 mod plan;
+mod preflight;
 mod render;
 mod run;
 mod status;

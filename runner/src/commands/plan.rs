@@ -45,6 +45,9 @@ pub(super) async fn walk(args: &PlanArgs, color: bool, verify: bool) -> Result<W
     }
     let limits = limits(&args.aws, color)?;
     let ctx = Context::with_limits(aws_options(&args.aws), &runbook_dir, poll_settings(), limits);
+    if args.check_permissions {
+        super::preflight::check(&ctx, &super::preflight::remaining(&runbook, state.as_ref(), false)).await?;
+    }
     let answers = match &args.answers {
         Some(p) => inputs::Answers::load(p).map_err(|e| CommandError::Usage(e.to_string()))?,
         None => inputs::Answers::default(),

@@ -51,6 +51,21 @@ pub async fn run(args: RunArgs, color: bool, rehearsal: Option<crate::emulator::
     // when its inputs are known).
     let journal_dir = journal::dir_for(&state_dir, Path::new(&runbook.path));
     let ctx = Context::with_limits(aws, &journal_dir, poll_settings(), limits);
+    if args.check_permissions {
+        // Before the journal is opened and before the first step: a refusal changes nothing.
+        let last = match rehearsal {
+            Some(_) => None,
+            None => pick_run(&located(&state_dir, &runbook)?, args.run.as_deref(), false)
+                .map_err(|e| CommandError::Usage(e.to_string()))?,
+        };
+        let left = super::preflight::remaining(&runbook, last.as_ref().map(|r| &r.state), args.restart);
+        if let Err(e) = super::preflight::check(&ctx, &left).await {
+            if let Some(e) = emulator.take() {
+                e.stop().await;
+            }
+            return Err(e);
+        }
+    }
     let opts = RunOptions {
         inputs: args.inputs,
         answers: args.answers,

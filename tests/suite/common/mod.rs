@@ -5,6 +5,7 @@
 pub mod emulator;
 pub mod fault_proxy;
 pub mod quota;
+pub mod simulating;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -293,13 +294,18 @@ impl Moto {
     /// every request after the first N against the caller's IAM policies.
     pub fn start_with(env: &[(&str, &str)]) -> Moto {
         let bin = moto_server();
+        Moto::start_program(|| Command::new(&bin), env)
+    }
+
+    /// `program()` started as moto_server is (`-H 127.0.0.1 -p PORT`), with `env`.
+    fn start_program(program: impl Fn() -> Command, env: &[(&str, &str)]) -> Moto {
         for _ in 0..5 {
             let port = std::net::TcpListener::bind("127.0.0.1:0")
                 .expect("bind")
                 .local_addr()
                 .expect("addr")
                 .port();
-            let mut child = Command::new(&bin)
+            let mut child = program()
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .envs(env.iter().copied())
                 .stdout(Stdio::null())

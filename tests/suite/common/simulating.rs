@@ -1,0 +1,24 @@
+//! moto with IAM's SimulatePrincipalPolicy (`moto_simulate.py`, decided by moto's own authorizer),
+//! for the permissions preflight.
+
+use std::process::Command;
+
+use super::{Moto, moto_server};
+
+impl Moto {
+    /// moto that answers iam:SimulatePrincipalPolicy, started with `env` (as
+    /// [`Moto::start_with`]).
+    pub fn start_simulating(env: &[(&str, &str)]) -> Moto {
+        // The virtualenv's python, beside its moto_server.
+        let python = moto_server().with_file_name("python");
+        let script = super::repo().join("tests/suite/common/moto_simulate.py");
+        Moto::start_program(
+            || {
+                let mut c = Command::new(&python);
+                c.arg(&script);
+                c
+            },
+            env,
+        )
+    }
+}
