@@ -43,6 +43,7 @@ mod quota;
 mod render;
 mod run;
 mod safety_page;
+mod sdk_retries;
 mod secret_sources;
 mod secrets;
 mod secrets_by_construction;

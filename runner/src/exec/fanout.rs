@@ -115,6 +115,14 @@ pub(super) async fn fan_out(
     }
     let limit = shared.opts.max_in_flight.max(1);
     let memo = Some(Arc::new(runbook_plugins::Memo::default()));
+    if super::call::sends_again(step) {
+        // Items that send one change by name: only the first in the list sends it.
+        let firsts = super::call::first_items(shared, step, env, items);
+        shared
+            .context_until(step, None, memo.clone(), None)
+            .memo(super::call::FIRST_ITEMS, || async { Ok(firsts) })
+            .await?;
+    }
     // AIMD under the --max-in-flight ceiling: throttles seen by any client halve it, finished
     // items grow it back.
     let pressure = shared.ctx.pressure().clone();

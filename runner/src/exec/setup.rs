@@ -235,7 +235,8 @@ fn asks_fit(
 
 /// What an answers file may say to a step: a manual step's `confirm` (and its questions, which
 /// the step checks when it asks), a call's `resend`, the `confirm` of an action that sends text
-/// to AWS, each a boolean; nothing to any other step.
+/// to AWS, each a boolean (`resend` also the time of the call it answers); nothing to any other
+/// step.
 /// A value that is almost right (`resend = "yes"`) would otherwise read as no answer at all.
 fn answers_fit(step: &Step, sends_text: bool, given: &BTreeMap<String, toml::Value>) -> Result<(), String> {
     let takes: &[&str] = match &step.executor {
@@ -248,7 +249,9 @@ fn answers_fit(step: &Step, sends_text: bool, given: &BTreeMap<String, toml::Val
     };
     for (k, v) in given {
         if takes.contains(&k.as_str()) {
-            if !v.is_bool() {
+            // `resend` may also name the call it answers by the time it was sent.
+            let sent_at = k == "resend" && v.as_str().is_some_and(|t| t.parse::<jiff::Timestamp>().is_ok());
+            if !v.is_bool() && !sent_at {
                 return Err(format!("`{k}` must be true or false, not {v}"));
             }
         } else if !matches!(step.executor, Executor::Manual) {

@@ -370,9 +370,9 @@ async fn run_action(
     memo: Option<Arc<Memo>>,
     deadline: Option<Instant>,
 ) -> Result<Outcome, StepError> {
-    if let Some(name) = step.executor.call() {
+    if step.executor.call().is_some() {
         let params = params.ok_or_else(|| StepError::failed("parameters were not resolved"))?;
-        return super::call::run(shared, step, env, name, item, params, deadline).await;
+        return super::call::run(shared, step, env, item, params, memo, deadline).await;
     }
     match &step.executor {
         Executor::Action { name, .. } => {
