@@ -44,6 +44,7 @@ mod render;
 mod run;
 mod safety_page;
 mod sdk_retries;
+mod secret_followups;
 mod secret_sources;
 mod secrets;
 mod secrets_by_construction;

@@ -110,10 +110,10 @@ fn a_ladder_or_a_fan_out_over_the_environments_access_key_id_as_aws_answers_it_t
         ladder("k", KEY_CHARS)
     ));
     only_the_steps_place(&run(&t, &[]), "7:1");
-    // plan walks the same step with the same answer.
+    // plan reads the same answer, and does not run a script over it.
     let plan = t.run_args(&["plan".into(), "r.md".into()]);
     assert!(!plan.all().contains("r.md:"), "{plan:?}");
-    plan.stdout_has("withheld");
+    plan.stdout_has("it reads a secret: a plan does not run it");
 
     let t = as_ci(format!(
         "# R\n\n{keys}\n\n```rhai id=fan for-each='{key}.to_chars()'\n#{{}}\n```\n"
@@ -156,4 +156,61 @@ fn a_ladder_or_a_fan_out_over_a_sensitive_member_tells_nothing() {
     let out = run(&t, &[]);
     out.code_is(1).stderr_has("`for-each=` reads a secret");
     no_item_keys(&t, &out, &["7", "3", "1", "9"]);
+}
+
+/// A ladder of steps (one per candidate character, each failing on its own) told a plan's reader
+/// one character per step: a plan reports every step, where a run stops at its first failure.
+/// CI runs `plan` on a pull request's runbooks with its own credentials, so a plan's output must
+/// not depend on a secret at all: the same for two secrets, whether a secret input or CI's own
+/// access key id as iam:ListAccessKeys (the caller's own keys) answers it.
+#[test]
+fn a_plans_output_does_not_depend_on_a_secret_it_reads() {
+    let moto = Moto::start();
+    let keys: Vec<(String, String)> = block_on(async {
+        let iam = sdk(&moto.endpoint).iam().await.expect("iam");
+        let mut keys = Vec::new();
+        for user in ["ci-a", "ci-b"] {
+            iam.create_user().user_name(user).send().await.expect("user");
+            let k = iam.create_access_key().user_name(user).send().await.expect("key");
+            let k = k.access_key().cloned().expect("key");
+            keys.push((k.access_key_id().to_string(), k.secret_access_key().to_string()));
+        }
+        keys
+    });
+    // Where the two key ids differ (past AKIA): the ladder looks there.
+    let at = (4..20)
+        .find(|&i| keys[0].0.get(i..i + 1) != keys[1].0.get(i..i + 1))
+        .expect("two keys that differ");
+    let steps = |id: &str, value: &str, at: usize| {
+        KEY_CHARS
+            .chars()
+            .map(|c| {
+                format!(
+                    "```rhai id={id}-{}\nif {value}.sub_string({at}, 1) == \"{c}\" {{ fail(\"x\") }}\n#{{}}\n```\n",
+                    c.to_ascii_lowercase()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let body = format!(
+        "# R\n\n```runbook\n[inputs.pw]\nprompt = \"pw\"\nsecret = true\n```\n\n```aws iam:ListAccessKeys id=keys\n```\n\n{}\n{}",
+        steps("key", "steps.keys.AccessKeyMetadata[0].AccessKeyId", at),
+        steps("pw", "inputs.pw", 4)
+    );
+    let plans: Vec<Output> = [("AKIAPW0A", &keys[0]), ("AKIAPW9Z", &keys[1])]
+        .iter()
+        .map(|(pw, (id, secret))| {
+            let t = Test::new()
+                .file("r.md", &body)
+                .aws(&moto.endpoint)
+                .env("AWS_ACCESS_KEY_ID", id)
+                .env("AWS_SECRET_ACCESS_KEY", secret);
+            t.run_args(&["plan".into(), "r.md".into(), "--input".into(), format!("pw={pw}")])
+        })
+        .collect();
+    assert_eq!(plans[0].code, plans[1].code);
+    assert_eq!(plans[0].stdout, plans[1].stdout, "the plan differs with the secret");
+    assert_eq!(plans[0].stderr, plans[1].stderr);
+    plans[0].stdout_has("it reads a secret: a plan does not run it");
 }

@@ -15,6 +15,10 @@ const ACCESS_KEY: &str = "AKIAZQ7XK3CANARY0001";
 const SECRET_KEY: &str = "zq7xk3-secret-access-key-canary";
 const SESSION_TOKEN: &str = "zq7xk3-session-token-canary";
 
+/// Inputs that are not secrets: the names "Multiple accounts" fans out over (a fan-out over
+/// secret values is refused: whether it runs, and its items, would tell them).
+const PLAIN_INPUTS: &[(&str, &str, &str)] = &[("multiple-accounts.md", "account_names", "acme-app-prod")];
+
 /// Answers that are not secrets (they need no canary: choices and account ids).
 const PLAIN_ANSWERS: &[(&str, &str, &str)] = &[
     ("support-plan", "support_plan", "basic"),
@@ -57,11 +61,7 @@ fn cases() -> Vec<Case> {
             ],
             vec![],
         ),
-        (
-            "multiple-accounts.md",
-            vec![("account_names", "zq7xk3-app-prod"), ("admin_user", "Zq7Xk3.admin")],
-            vec![],
-        ),
+        ("multiple-accounts.md", vec![("admin_user", "Zq7Xk3.admin")], vec![]),
         (
             "troubleshooting/no-verification-call.md",
             vec![("account_email", email)],
@@ -160,7 +160,8 @@ fn no_secret_or_credential_in_anything_a_run_writes() {
         // Answers outside the scratch directory: everything in it is searched.
         let answers_dir = tempfile::tempdir().expect("tempdir");
         let mut toml = String::from("[inputs]\n");
-        for (k, v) in &inputs {
+        let plain = PLAIN_INPUTS.iter().filter(|p| p.0 == runbook).map(|p| (p.1, p.2));
+        for (k, v) in inputs.iter().copied().chain(plain) {
             toml.push_str(&format!("{k} = \"{v}\"\n"));
         }
         let rb = runbook::load::read(&path).expect("read");

@@ -338,6 +338,19 @@ async fn plan_step(shared: &Arc<Shared>, step: &Step, env: &mut Env, verify: boo
             row.details
                 .push("its request is made of a secret: a plan does not send it".into());
         }
+        // A script over a secret: whether it fails tells something of the secret, and a plan
+        // reports every step, where a run stops at the first failure (a ladder of steps, each
+        // failing on one character, spelled CI's access key id in one plan). A plan does not run
+        // it; later steps that read it depend on a run, as on a person's answer.
+        Executor::Rhai
+            if step_env.reads_secret(&crate::eval::step_code(step))
+                || (step.attrs.for_each.is_some() && step_env.secret_item) =>
+        {
+            row.details.push(
+                "it reads a secret: a plan does not run it (whether it fails would tell something of the secret)"
+                    .into(),
+            );
+        }
         // Scripts compute and reads read, through the run's own code; the gate refuses anything
         // else they might try.
         _ => {
