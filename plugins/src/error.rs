@@ -327,7 +327,7 @@ pub fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// The first characters of an answer's body, on one line, for an answer the SDK could not read.
-fn body_start(body: &[u8]) -> String {
+pub(crate) fn body_start(body: &[u8]) -> String {
     let text: String = String::from_utf8_lossy(body)
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })

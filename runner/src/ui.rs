@@ -192,11 +192,6 @@ impl Ui {
         self.emit(&format!("{} {}", self.paint("1;36", "note:"), sanitize(s)));
     }
 
-    /// An error or hand-over message on stderr, redacted and sanitized.
-    pub fn error(&self, s: &str) {
-        eprintln!("{}", self.redactor.text(&sanitize(s)));
-    }
-
     /// A bar for a fan-out of `total` items.
     pub fn fanout(&self, id: &str, total: u64) -> Fanout {
         let bar = self.fancy.as_ref().map(|mp| {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::identitystore::user_id;
-use super::mutation::Mutation;
+use super::mutation::{Mutation, Sent};
 use crate::action::{Action, Plan, Verdict};
 use crate::context::Context;
 use crate::error::{PluginError, aws};
@@ -173,23 +173,32 @@ impl Action for EnsureGroupMembership {
         if let Some(id) = membership(ctx, &p, &group, &user).await? {
             return Ok(done(id, false));
         }
-        let create = ctx
-            .identitystore(p.region.as_deref())
-            .await?
-            .create_group_membership()
-            .identity_store_id(&p.identity_store_id)
-            .group_id(&group)
-            .member_id(MemberId::UserId(user.clone()))
-            .send();
+        let client = ctx.identitystore(p.region.as_deref()).await?;
+        let send = || {
+            client
+                .create_group_membership()
+                .identity_store_id(&p.identity_store_id)
+                .group_id(&group)
+                .member_id(MemberId::UserId(user.clone()))
+                .customize()
+                .config_override(
+                    aws_sdk_identitystore::config::Builder::default()
+                        .retry_config(aws_config::retry::RetryConfig::disabled()),
+                )
+                .send()
+        };
+        let look = || membership(ctx, &p, &group, &user);
         match Mutation::new(
             ctx,
             "identitystore:CreateGroupMembership",
             format!("{} in {}", p.user_name, p.group),
         )
-        .send(create, |_| None)
+        .send_looking(send, look, |_| None)
         .await
         {
-            Ok(out) => Ok(done(out.membership_id().to_string(), true)),
+            Ok(Sent::Answer(out)) => Ok(done(out.membership_id().to_string(), true)),
+            // Our create's answer was lost, and the membership is there.
+            Ok(Sent::Found(id)) => Ok(done(id, true)),
             // AWS holds one membership per user and group: made meanwhile (or by our own
             // request whose answer was lost), it is the one asked for.
             Err(e) if e.code() == Some("ConflictException") => match membership(ctx, &p, &group, &user).await? {

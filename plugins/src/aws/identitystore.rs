@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::mutation::Mutation;
+use super::mutation::{Mutation, Sent};
 use crate::action::{Action, Plan, Verdict};
 use crate::context::{Context, Event};
 use crate::duration::Wait;
@@ -275,34 +275,48 @@ impl Action for EnsureUser {
 
     async fn apply(ctx: &Context, p: EnsureUserParams) -> Result<User, PluginError> {
         let region = p.region.as_deref();
+        let mut created = false;
         let id = match user_id(ctx, region, &p.identity_store_id, &p.user_name).await? {
             Some(id) => id,
             None => {
-                let create = ctx
-                    .identitystore(region)
-                    .await?
-                    .create_user()
-                    .identity_store_id(&p.identity_store_id)
-                    .user_name(&p.user_name)
-                    .display_name(&p.display_name)
-                    .name(
-                        Name::builder()
-                            .given_name(&p.given_name)
-                            .family_name(&p.family_name)
-                            .build(),
-                    )
-                    .emails(Email::builder().value(&p.email).r#type("work").primary(true).build())
-                    .send();
+                let client = ctx.identitystore(region).await?;
+                let send = || {
+                    client
+                        .create_user()
+                        .identity_store_id(&p.identity_store_id)
+                        .user_name(&p.user_name)
+                        .display_name(&p.display_name)
+                        .name(
+                            Name::builder()
+                                .given_name(&p.given_name)
+                                .family_name(&p.family_name)
+                                .build(),
+                        )
+                        .emails(Email::builder().value(&p.email).r#type("work").primary(true).build())
+                        .customize()
+                        .config_override(
+                            aws_sdk_identitystore::config::Builder::default()
+                                .retry_config(aws_config::retry::RetryConfig::disabled()),
+                        )
+                        .send()
+                };
+                let look = || user_id(ctx, region, &p.identity_store_id, &p.user_name);
                 match Mutation::new(ctx, "identitystore:CreateUser", &p.user_name)
-                    .send(create, |_| None)
+                    .send_looking(send, look, |_| None)
                     .await
                 {
-                    Ok(out) => {
+                    Ok(Sent::Answer(out)) => {
                         return Ok(User {
                             user_id: out.user_id().to_string(),
                             created: true,
                             updated: Vec::new(),
                         });
+                    }
+                    // Our create's answer was lost and a user of the name is there: looked at
+                    // below like any existing user, whose it is included.
+                    Ok(Sent::Found(id)) => {
+                        created = true;
+                        id
                     }
                     // Made between our look and our create (AWS allows one user per name):
                     // looked at below like any existing user, whose it is included.
@@ -341,7 +355,7 @@ impl Action for EnsureUser {
         }
         Ok(User {
             user_id: id,
-            created: false,
+            created,
             updated,
         })
     }

@@ -13,6 +13,7 @@ pub mod support;
 
 pub use crate::duration::parse as parse_duration;
 use crate::limits::{Limits, Quotas};
+pub use mutation::{RESENDS, Resend, resend};
 
 /// The published limits of every API family the plugins call (see each module's `QUOTAS`).
 pub const QUOTAS: &[&Quotas] = &[

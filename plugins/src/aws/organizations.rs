@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::mutation::Mutation;
+use super::mutation::{Mutation, Sent};
 use crate::action::{Action, Plan, Verdict};
 use crate::aws::sts::caller;
 use crate::context::{Context, Event};
@@ -158,15 +158,24 @@ impl Action for EnsureOrganization {
             return Ok(o);
         }
         let client = ctx.organizations().await?;
-        let create = client
-            .create_organization()
-            .feature_set(OrganizationFeatureSet::from(p.feature_set.as_str()))
-            .send();
+        let send = || {
+            client
+                .create_organization()
+                .feature_set(OrganizationFeatureSet::from(p.feature_set.as_str()))
+                .customize()
+                .config_override(
+                    aws_sdk_organizations::config::Builder::default()
+                        .retry_config(aws_config::retry::RetryConfig::disabled()),
+                )
+                .send()
+        };
         match Mutation::new(ctx, "organizations:CreateOrganization", p.feature_set.as_str())
-            .send(create, |_| None)
+            .send_looking(send, || describe(ctx), |_| None)
             .await
         {
-            Ok(out) => {
+            // Our create's answer was lost, and the organization is there.
+            Ok(Sent::Found(o)) => Ok(Organization { created: true, ..o }),
+            Ok(Sent::Answer(out)) => {
                 let o = out.organization();
                 Ok(Organization {
                     id: o.and_then(|o| o.id()).unwrap_or_default().to_string(),

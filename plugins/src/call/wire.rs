@@ -395,6 +395,15 @@ fn parse_error(call: Call, text: &str, header_type: Option<&str>, status: u16) -
             .unwrap_or_else(|| format!("HttpStatus{status}"))
     };
     let code = header_type.map(clean).unwrap_or_else(from_status);
-    let first = text.lines().next().unwrap_or("").chars().take(200).collect();
-    (code, first, None)
+    // Not an error AWS's protocol describes (a proxy's page, a body without a code): the status
+    // and the start of the body, on one line, sanitized and clipped, as for the SDK's calls.
+    let said = if text.trim().is_empty() {
+        String::new()
+    } else {
+        format!(
+            "HTTP {status}, an answer with no AWS error code: {}",
+            crate::error::body_start(text.as_bytes())
+        )
+    };
+    (code, said, None)
 }

@@ -41,11 +41,11 @@ pub use error::CommandError;
 /// Runs one subcommand; its exit code is chosen, and its closing message printed, in one place
 /// ([`error::finish`]).
 pub fn dispatch(cli: Cli) -> Exit {
-    error::finish(execute(cli))
+    let color = use_color(cli.color);
+    error::finish(execute(cli, color), color)
 }
 
-fn execute(cli: Cli) -> Result<(), CommandError> {
-    let color = use_color(cli.color);
+fn execute(cli: Cli, color: bool) -> Result<(), CommandError> {
     match cli.command {
         Command::Check { paths, json } => check::check(&paths, json, color),
         Command::Actions { name } => actions::run(name.as_deref()),

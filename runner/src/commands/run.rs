@@ -83,9 +83,9 @@ pub async fn run(args: RunArgs, color: bool, rehearsal: Option<crate::emulator::
         failed: None,
         depth: 0,
     };
-    let exit = exec::run(source, runbook, ctx, opts).await;
+    let ended = exec::run(source, runbook, ctx, opts).await;
     if let Some(e) = emulator {
         e.stop().await;
     }
-    CommandError::from_run(exit)
+    Ok(ended?)
 }

@@ -84,6 +84,7 @@ impl Shared {
             planning: p.planning,
             converging: AtomicBool::new(false),
             printed: super::script::Printed::default(),
+            continued: std::sync::Mutex::new(Vec::new()),
             fresh: feeds_changes(&p.runbook, Registry::shared()),
             runbook: p.runbook,
         })

@@ -25,21 +25,28 @@ pub(super) async fn run(
     shared: &Arc<Shared>,
     step: &Step,
     env: &Env,
-    name: &str,
     item: Option<(&Value, String)>,
     params: Value,
+    memo: Option<Arc<runbook_plugins::Memo>>,
     deadline: Option<std::time::Instant>,
 ) -> Result<Outcome, StepError> {
+    let name = step
+        .executor
+        .call()
+        .ok_or_else(|| StepError::failed("not a call by name"))?;
     let c = call::resolve(name).map_err(|e| StepError::failed(e.to_string()))?;
     let opts = options(step);
     if opts.mutates {
         shared.guard(env).await?;
     }
     let key = item.as_ref().map(|(_, k)| k.clone());
+    let value = item.as_ref().map(|(v, k)| ((*v).clone(), k.clone()));
     // In the step's account= and region=, when it names them.
-    let ctx = shared.context_in(step, env, item, None, deadline).await?;
+    let ctx = shared.context_in(step, env, item, memo, deadline).await?;
     let item = key;
     if opts.mutates && !opts.retry_unknown {
+        let value = value.as_ref().map(|(v, k)| (v, k.clone()));
+        another_item_sends(shared, step, env, &ctx, value, c, &params).await?;
         refuse_unknown_elsewhere(shared, step, &ctx, c, item.as_deref(), &params).await?;
     }
     // One item, run or process at a time acts on the target; and once this one holds it, it
@@ -84,6 +91,70 @@ pub(super) async fn run(
     })
 }
 
+/// The memo under which a fan-out of a change by name keeps the first item of each request.
+pub(super) const FIRST_ITEMS: &str = "calls-by-name: the first item of each request";
+
+/// What makes two items' requests one: where they act and what they send.
+fn request_key(shared: &Shared, step: &Step, env: &Env, value: Option<&Value>, params: &Value) -> String {
+    let place = crate::placement::resolve(step, env, &shared.engine(), value)
+        .ok()
+        .flatten();
+    format!("{place:?} {params}")
+}
+
+/// For a fan-out of a change by name: the first item, in the list's order, of each request.
+pub(super) fn first_items(
+    shared: &Shared,
+    step: &Step,
+    env: &Env,
+    items: &[super::identity::Item],
+) -> std::collections::HashMap<String, String> {
+    let mut first = std::collections::HashMap::new();
+    for item in items {
+        if let Some(params) = &item.params {
+            first
+                .entry(request_key(shared, step, env, Some(&item.value), params))
+                .or_insert_with(|| item.key.clone());
+        }
+    }
+    first
+}
+
+/// Two items of one fan-out that send the same change by name: the first in the list sends it,
+/// in this run or an earlier one; the other is not sent and says so. It used to read the first's
+/// pending mark as an unknown outcome and stop the run, which dropped the first between its
+/// intent and its send: "sent" for a call never sent. (`on-unknown=retry`: the author said
+/// sending twice is harmless.)
+async fn another_item_sends(
+    shared: &Shared,
+    step: &Step,
+    env: &Env,
+    ctx: &runbook_plugins::Context,
+    item: Option<(&Value, String)>,
+    c: call::Call,
+    params: &Value,
+) -> Result<(), StepError> {
+    let Some((value, key)) = item else {
+        return Ok(());
+    };
+    let firsts = ctx
+        .memo(FIRST_ITEMS, || async {
+            Ok(std::collections::HashMap::<String, String>::new())
+        })
+        .await?;
+    match firsts.get(&request_key(shared, step, env, Some(value), params)) {
+        Some(first) if *first != key => Err(StepError::Failed {
+            message: format!(
+                "not sent: item `{first}` of this fan-out sends the same {} request, and AWS would act on it twice",
+                c.full_name()
+            ),
+            hint: Some("make each item's request differ (or drop the duplicate item); write on-unknown=retry on the step if sending it twice is harmless".into()),
+            at: None,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// `resend = true|false` under `[steps.ID]` in the answers file.
 fn resend_answer(shared: &Shared, step: &Step) -> Option<bool> {
     shared
@@ -92,6 +163,68 @@ fn resend_answer(shared: &Shared, step: &Step) -> Option<bool> {
         .get(&step.id)
         .and_then(|s| s.get("resend"))
         .and_then(toml::Value::as_bool)
+}
+
+/// The answer to "the outcome is unknown, send it again?" for the calls sent at `ats`. `resend =
+/// "TIME"` answers the call sent at that time and no other; `resend = true` answers the first
+/// question it meets and is then spent (journaled as a confirmation naming the calls it answered):
+/// a later unknown outcome is asked about again, never answered by a stale `true`.
+fn resend_for(shared: &Shared, step: &Step, ats: &[String]) -> Result<Option<bool>, StepError> {
+    let answer = shared.answers.steps.get(&step.id).and_then(|s| s.get("resend"));
+    match answer {
+        Some(toml::Value::String(at)) => Ok(ats.contains(at).then_some(true)),
+        Some(toml::Value::Boolean(true)) => {
+            let spent = spent_on(shared, step)?;
+            let stale = spent.iter().any(|a| !ats.contains(a));
+            if stale {
+                shared.ui.warn(&format!(
+                    "{}: resend = true was given for the call sent at {}, not for this one: answer resend = \"{}\" to send this one again",
+                    step.id,
+                    spent.join(", "),
+                    ats.first().map(String::as_str).unwrap_or("")
+                ));
+                return Ok(None);
+            }
+            Ok(Some(true))
+        }
+        Some(toml::Value::Boolean(false)) => Ok(Some(false)),
+        _ => Ok(None),
+    }
+}
+
+/// The sending times of the calls an earlier `resend = true` of this step answered.
+fn spent_on(shared: &Shared, step: &Step) -> Result<Vec<String>, StepError> {
+    let lines = shared
+        .journal
+        .lock()
+        .map_err(|_| StepError::Journal("journal lock poisoned".into()))?
+        .lines()?;
+    Ok(lines
+        .into_iter()
+        .filter_map(|l| match l.entry {
+            crate::journal::Entry::Confirmed { step: s, answers, .. } if s == step.id => {
+                answers.get(RESEND_FOR).and_then(Value::as_array).cloned()
+            }
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|v| v.as_str().map(String::from))
+        .collect())
+}
+
+/// The key under which a confirmation names the calls a resend answered.
+const RESEND_FOR: &str = "resend_for";
+
+/// Journals that a person's resend answered the calls sent at `ats` (and only them).
+fn spend_resend(shared: &Shared, step: &Step, ats: &[String], what: &str) -> Result<(), StepError> {
+    shared.record(crate::journal::Entry::Confirmed {
+        step: step.id.clone(),
+        question: format!("the outcome is unknown: {what}; send it again?"),
+        who: serde_json::json!({ "os_user": crate::journal::os_user(), "caller": shared.who() }),
+        via: "answers".into(),
+        answers: serde_json::json!({ "resend": true, RESEND_FOR: ats }),
+    })?;
+    Ok(())
 }
 
 /// Whether this run's journal holds `call` for this step (and item) without an answer.
@@ -134,8 +267,18 @@ async fn refuse_unknown_elsewhere(
     if let Some(earlier) = earlier {
         // This journal's own unknown outcome was asked about already (settle_unknown).
         let ours = unsettled(shared, step, item, name)?;
-        if !ours && resend_answer(shared, step) != Some(true) {
-            return Err(StepError::Waiting(format!(
+        let at = [earlier.at.clone()];
+        let resend = !ours && resend_for(shared, step, &at)? == Some(true);
+        if resend {
+            spend_resend(
+                shared,
+                step,
+                &at,
+                &format!("{name} sent by {} at {}", earlier.runbook, earlier.at),
+            )?;
+        }
+        if !ours && !resend {
+            return Err(StepError::Unknown(format!(
                 "{}: the same {name} request was sent by {} (step `{}`, run `{}`, at {}) and its outcome is unknown; check in AWS whether it took effect, then answer resend = true under [steps.{}] to send it again",
                 step.id, earlier.runbook, earlier.step, earlier.run, earlier.at, step.id
             )));
@@ -253,10 +396,14 @@ pub(super) fn settle_unknown(shared: &Arc<Shared>, step: &Step) -> Result<(), St
         listed.join("; ")
     );
     shared.ui.warn(&question);
-    match resend_answer(shared, step) {
-        Some(true) => return Ok(()),
+    let ats: Vec<String> = open.iter().map(|u| u.at.clone()).collect();
+    match resend_for(shared, step, &ats)? {
+        Some(true) => {
+            spend_resend(shared, step, &ats, &listed.join("; "))?;
+            return Ok(());
+        }
         Some(false) => {
-            return Err(StepError::Waiting(format!(
+            return Err(StepError::Unknown(format!(
                 "not sent again ([steps.{}] resend = false); check whether {} took effect",
                 step.id, first.call
             )));
@@ -272,7 +419,7 @@ pub(super) fn settle_unknown(shared: &Arc<Shared>, step: &Step) -> Result<(), St
             return Ok(());
         }
     }
-    Err(StepError::Waiting(format!(
+    Err(StepError::Unknown(format!(
         "the outcome of {} is unknown; check in AWS whether it took effect (e.g. with a Describe/List/Get call), then answer resend = true under [steps.{}] to send it again, or write on-unknown=retry on the step if sending it twice is harmless",
         first.call, step.id
     )))

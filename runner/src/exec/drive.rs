@@ -55,7 +55,7 @@ pub(super) fn reusable(shared: &Shared, step: &Step, st: &StepState, plan: &iden
         && Digester::compare(&st.hash, &plan.hash, plan.legacy_hash.as_deref()) == Sameness::Same
 }
 
-pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>) -> Exit {
+pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>) -> Result<(), RunError> {
     let rb = &shared.runbook;
     let opts = &shared.opts;
     let (stored, stored_secrets) = shared
@@ -80,10 +80,10 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
                     input: Some(name.clone()),
                     for_: None,
                 }) {
-                    return journal_failed(&shared, &m);
+                    return Err(journal_failed(&shared, &m));
                 }
             }
-            return resolve_failed(&shared.ui, e);
+            return Err(resolve_failed(e));
         }
     };
     let mut env = Env {
@@ -133,7 +133,7 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
         })
         .and_then(|()| shared.save());
     if let Err(e) = started_entry {
-        return step_error_exit(&shared, None, e);
+        return Err(step_error(&shared, None, e));
     }
     if let Some(f) = &opts.failed {
         env.run.insert("failed".into(), f.clone());
@@ -173,7 +173,7 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
             shared.interrupted.store(true, Ordering::SeqCst);
         }
         if shared.interrupted.load(Ordering::SeqCst) {
-            return interrupted(&shared, &step.id);
+            return Err(interrupted(&shared, &step.id));
         }
         let recorded = shared.step_state(&step.id);
         let forced = opts.only.as_deref() == Some(step.id.as_str()) || (opts.from.is_some() && index >= from_index);
@@ -191,7 +191,7 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
         let engine = shared.engine();
         match condition(step, &env, &engine) {
             Condition::Run => {}
-            Condition::Refused(why) => return fail(&shared, step, &why, None),
+            Condition::Refused(why) => return Err(fail(&shared, step, &why, None, None)),
             Condition::Skip(cond) => {
                 skipped += 1;
                 shared
@@ -208,7 +208,7 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
                     })
                     .and_then(|()| shared.set_step_state(&step.id, st));
                 if let Err(e) = done {
-                    return step_error_exit(&shared, Some(step), e);
+                    return Err(step_error(&shared, Some(step), e));
                 }
                 continue;
             }
@@ -221,13 +221,8 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
         let plan = match identity::prepare(&shared, step, env_for_step, deadline).await {
             Ok(p) => p,
             // Not the step's failure: nothing is recorded of it, and it stays as it was.
-            Err(e @ identity::PrepareError::Identity(_)) => {
-                shared.ui.error(&format!(
-                    "runbook: {e}\n  = help: check the credentials (`aws sts get-caller-identity --profile ...`), then run again; the journal is unchanged"
-                ));
-                return Exit::StepFailed;
-            }
-            Err(e) => return fail(&shared, step, &e.to_string(), None),
+            Err(e @ identity::PrepareError::Identity(_)) => return Err(RunError::Identity(e.to_string())),
+            Err(e) => return Err(fail(&shared, step, &e.to_string(), None, None)),
         };
         if let Some(st) = &recorded {
             if st.status == StepStatus::Done && !forced {
@@ -246,14 +241,14 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
                 // run again for its outputs: that would make another.
                 if st.secret && same == Sameness::Same && step.executor.call().is_some() {
                     if let Err(e) = super::call::resend_after_secret_answer(&shared, step) {
-                        return step_error_exit(&shared, Some(step), e);
+                        return Err(step_error(&shared, Some(step), e));
                     }
                 }
                 // A call by name that changes AWS is never sent again on a guess: whether the
                 // secret it sends changed cannot be told without the key that digested it.
                 if same == Sameness::Unverifiable && super::call::sends_again(step) {
                     if let Err(e) = super::call::resend_unverifiable(&shared, step) {
-                        return step_error_exit(&shared, Some(step), e);
+                        return Err(step_error(&shared, Some(step), e));
                     }
                 }
                 // A new run looks again at what it can check, quietly: it is how a run converges.
@@ -285,13 +280,12 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
                         step: step.id.clone(),
                         reason: "operator".into(),
                     }) {
-                        return step_error_exit(&shared, Some(step), e);
+                        return Err(step_error(&shared, Some(step), e));
                     }
                     continue;
                 }
                 step::Gate::Quit => {
-                    shared.ui.line("stopped; run the same command again to continue here");
-                    return Exit::WaitingForPerson;
+                    return Err(RunError::Waiting(Waiting::Quit));
                 }
             }
         }
@@ -316,11 +310,10 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
             })
             .and_then(|()| shared.set_step_state(&step.id, running))
         {
-            return step_error_exit(&shared, Some(step), e);
+            return Err(step_error(&shared, Some(step), e));
         }
         let t0 = Instant::now();
         let result = step::run_with_retries(&shared, step, env_for_step, &plan).await;
-        let refused = matches!(result, Err(StepError::Refused(_)));
         match result {
             Ok(outcome) => {
                 ran += 1;
@@ -344,7 +337,7 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
                     })
                     .and_then(|()| shared.set_step_state(&step.id, st));
                 if let Err(e) = written {
-                    return step_error_exit(&shared, Some(step), e);
+                    return Err(step_error(&shared, Some(step), e));
                 }
                 if secret {
                     env.set_secret_step(&step.id, outcome.outputs);
@@ -352,7 +345,14 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
                     env.set_step(&step.id, outcome.outputs);
                 }
             }
-            Err(StepError::Waiting(msg) | StepError::Refused(msg)) => {
+            Err(e @ (StepError::Waiting(_) | StepError::Refused(_) | StepError::Unknown(_))) => {
+                let reason = match e {
+                    StepError::Refused(m) => Wait::Refused(m),
+                    StepError::Unknown(m) => Wait::UnknownOutcome(m),
+                    StepError::Waiting(m) => Wait::Person(m),
+                    _ => unreachable!("matched above"),
+                };
+                let msg = reason.to_string();
                 shared.ui.step_finished(&step.id, "waiting", "waiting for a person");
                 let mut st = StepState::new(StepStatus::Waiting, plan.hash.clone());
                 st.started = Some(begun);
@@ -365,46 +365,38 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
                     })
                     .and_then(|()| shared.set_step_state(&step.id, st));
                 if let Err(e) = written {
-                    return step_error_exit(&shared, Some(step), e);
+                    return Err(step_error(&shared, Some(step), e));
                 }
-                shared
-                    .ui
-                    .error(&format!("runbook: waiting for a person at step `{}`: {msg}", step.id));
                 // A person's "no" at a step with `on-failure=` leads into that runbook.
-                if refused {
+                if matches!(reason, Wait::Refused(_)) {
                     followup::continue_into(&shared, step, &env, &msg).await;
                     if signalled(&shared) {
-                        return interrupted(&shared, &step.id);
+                        return Err(interrupted(&shared, &step.id));
                     }
                 }
-                if opts.rehearsal {
-                    shared.ui.error(
-                        "runbook: a rehearsal starts over each time (its emulator starts empty): give the answer in the answers file and rehearse again",
-                    );
-                } else {
-                    shared
-                        .ui
-                        .error("runbook: the journal is saved; run the same command again to continue");
-                }
-                return Exit::WaitingForPerson;
+                return Err(RunError::Waiting(Waiting::Step {
+                    step: step.id.clone(),
+                    reason,
+                    rehearsal: opts.rehearsal,
+                }));
             }
             Err(e @ (StepError::Interrupted | StepError::Journal(_) | StepError::Events(_))) => {
-                return step_error_exit(&shared, Some(step), e);
+                return Err(step_error(&shared, Some(step), e));
             }
-            Err(StepError::Failed { message, hint }) => {
+            Err(StepError::Failed { message, hint, at }) => {
                 let mut st = StepState::new(StepStatus::Failed, plan.hash.clone());
                 st.started = Some(begun);
                 st.finished = Some(journal::now());
                 st.error = Some(message.clone());
                 if let Err(e) = shared.set_step_state(&step.id, st) {
-                    return step_error_exit(&shared, Some(step), e);
+                    return Err(step_error(&shared, Some(step), e));
                 }
-                let exit = fail(&shared, step, &message, hint);
+                let failed = fail(&shared, step, &message, hint, at);
                 followup::continue_into(&shared, step, &env, &message).await;
                 if signalled(&shared) {
-                    return interrupted(&shared, &step.id);
+                    return Err(interrupted(&shared, &step.id));
                 }
-                return exit;
+                return Err(failed);
             }
         }
     }
@@ -423,7 +415,7 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
             counts.join(", ")
         }
     ));
-    Exit::Done
+    Ok(())
 }
 
 /// Where the title heading ends (0 without one).
@@ -477,26 +469,15 @@ fn show_prose(shared: &Shared, from: usize, to: usize) {
     ));
 }
 
-/// Ends the run for an error that is not the step's own failure.
-fn step_error_exit(shared: &Shared, step: Option<&Step>, e: StepError) -> Exit {
+/// How the run ends for an error that is not the step's own failure.
+fn step_error(shared: &Shared, step: Option<&Step>, e: StepError) -> RunError {
     match e {
-        // A plugin's record that reached the journal and not `--events` comes back as a
-        // journal error: the sink knows which it was.
-        StepError::Events(_) | StepError::Journal(_) if shared.events.failure().is_some() => {
-            super::events_failed(shared, &shared.events.failure().unwrap_or_default())
-        }
         StepError::Journal(m) | StepError::Events(m) => journal_failed(shared, &m),
         StepError::Interrupted => interrupted(shared, step.map_or("the start", |s| s.id.as_str())),
-        StepError::Waiting(m) | StepError::Refused(m) => {
-            shared.ui.error(&format!("runbook: waiting for a person: {m}"));
-            Exit::WaitingForPerson
-        }
-        StepError::Failed { message, hint } => match step {
-            Some(s) => fail(shared, s, &message, hint),
-            None => {
-                shared.ui.error(&format!("runbook: {message}"));
-                Exit::StepFailed
-            }
+        StepError::Waiting(m) | StepError::Refused(m) | StepError::Unknown(m) => RunError::Waiting(Waiting::Resend(m)),
+        StepError::Failed { message, hint, at } => match step {
+            Some(s) => fail(shared, s, &message, hint, at),
+            None => RunError::Failed(message),
         },
     }
 }
@@ -520,20 +501,25 @@ fn summary(outputs: &Value) -> String {
     }
 }
 
-fn interrupted(shared: &Shared, step: &str) -> Exit {
+fn interrupted(shared: &Shared, step: &str) -> RunError {
     let written = shared
         .record(Entry::Interrupted { step: step.to_string() })
         .and_then(|()| shared.save());
     if let Err(StepError::Journal(m)) = written {
         return journal_failed(shared, &m);
     }
-    shared.ui.line(&format!(
-        "interrupted at {step}; the journal is saved, run again to resume"
-    ));
-    Exit::Interrupted
+    RunError::Interrupted(ending::Interruption::Step(step.to_string()))
 }
 
-fn fail(shared: &Shared, step: &Step, message: &str, hint: Option<String>) -> Exit {
+/// Records a step's failure and says how the run ends: located at the step, or where in it the
+/// failure was (a script's line), with the help and where `on-failure=` leads.
+fn fail(
+    shared: &Shared,
+    step: &Step,
+    message: &str,
+    hint: Option<String>,
+    at: Option<crate::source::Span>,
+) -> RunError {
     shared.ui.step_finished(&step.id, "failed", "");
     if let Err(StepError::Journal(m)) = shared.record(Entry::StepFailed {
         step: step.id.clone(),
@@ -541,30 +527,32 @@ fn fail(shared: &Shared, step: &Step, message: &str, hint: Option<String>) -> Ex
     }) {
         return journal_failed(shared, &m);
     }
-    let (line, col) = shared.source.line_col(step.span.start);
-    let mut text = format!(
-        "{}:{line}:{col}: error: step `{}` failed: {message}",
-        shared.runbook.path, step.id
+    let mut diagnostic = crate::diagnostic::Diagnostic::error(
+        &shared.source,
+        at.unwrap_or(step.span),
+        format!("step `{}` failed: {message}", step.id),
     );
     if let Some(h) = hint {
-        text.push_str(&format!("\n  = help: {h}"));
+        diagnostic = diagnostic.with_help(h);
     }
-    if let Some(target) = &step.attrs.on_failure {
-        let next = if let Some(anchor) = target.value.strip_prefix('#') {
-            format!("see #{anchor} in {}", shared.runbook.path)
+    let next = step.attrs.on_failure.as_ref().map(|target| {
+        if let Some(anchor) = target.value.strip_prefix('#') {
+            ending::Next::Anchor {
+                anchor: anchor.to_string(),
+                runbook: shared.runbook.path.clone(),
+            }
         } else {
-            let path = crate::paths::resolve_within(
-                Path::new(&shared.runbook.path),
-                target.value.split('#').next().unwrap_or(""),
+            ending::Next::Runbook(
+                crate::paths::resolve_within(
+                    Path::new(&shared.runbook.path),
+                    target.value.split('#').next().unwrap_or(""),
+                )
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| target.value.clone()),
             )
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| target.value.clone());
-            format!("read {path}, or run: runbook run {path}")
-        };
-        text.push_str(&format!("\n  = next: {next}"));
-    }
-    shared.ui.error(&text);
-    Exit::StepFailed
+        }
+    });
+    RunError::StepFailed(Box::new(ending::StepFailure { diagnostic, next }))
 }
 
 /// Whether a signal interrupted the run (also while a follow-up runbook ran: its interruption

@@ -115,6 +115,14 @@ pub(super) async fn fan_out(
     }
     let limit = shared.opts.max_in_flight.max(1);
     let memo = Some(Arc::new(runbook_plugins::Memo::default()));
+    if super::call::sends_again(step) {
+        // Items that send one change by name: only the first in the list sends it.
+        let firsts = super::call::first_items(shared, step, env, items);
+        shared
+            .context_until(step, None, memo.clone(), None)
+            .memo(super::call::FIRST_ITEMS, || async { Ok(firsts) })
+            .await?;
+    }
     // AIMD under the --max-in-flight ceiling: throttles seen by any client halve it, finished
     // items grow it back.
     let pressure = shared.ctx.pressure().clone();
@@ -122,6 +130,7 @@ pub(super) async fn fan_out(
     let throttled_before = pressure.throttled();
     let started = Instant::now();
     let mut failures = Vec::new();
+    let mut first_at = None;
     let mut secret = false;
     // Bytes of item outputs kept so far: each item's are bounded, their sum is too.
     let mut kept: usize = 0;
@@ -178,7 +187,8 @@ pub(super) async fn fan_out(
                     bar.item_finished(true, &shared.ui);
                     results[i] = Some(out.outputs);
                 }
-                Err(StepError::Failed { message, .. }) => {
+                Err(StepError::Failed { message, at, .. }) => {
+                    first_at = first_at.or(at);
                     shared.record(Entry::ItemFailed {
                         step: step.id.clone(),
                         item_key: item.key.clone(),
@@ -249,6 +259,8 @@ pub(super) async fn fan_out(
                 }
             ),
             hint: Some("the others are journaled; run again to retry only the failed ones".into()),
+            // A script's failure keeps where it failed (the first item's, when several did).
+            at: first_at,
         });
     }
     let outputs = json!({

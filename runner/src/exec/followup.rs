@@ -9,24 +9,13 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::{RunOptions, Shared, StepError};
+use super::{RunError, RunOptions, Shared, StepError};
 use crate::eval::Env;
-use crate::exit::Exit;
 use crate::journal::{self, Entry};
 use crate::model::Step;
 
 /// How deep continued runs may nest (a troubleshooting runbook may have its own).
 const MAX_DEPTH: usize = 3;
-
-fn outcome(exit: Exit) -> &'static str {
-    match exit {
-        Exit::Done => "done",
-        Exit::StepFailed => "failed",
-        Exit::WaitingForPerson => "waiting",
-        Exit::Interrupted => "interrupted",
-        Exit::Usage | Exit::ChangesPending => "stopped",
-    }
-}
 
 /// The runbooks a runbook's `on-failure=` attributes name, loaded: their steps and inputs may
 /// be answered in the parent's answers file.
@@ -77,20 +66,32 @@ pub(super) async fn continue_into(shared: &Arc<Shared>, step: &Step, env: &Env, 
     if !go {
         return;
     }
-    let color = shared.opts.color;
     let checked = match crate::analyzer::checked(&path) {
-        Ok(c) => (!crate::diagnostic::report(&c.diags, color)).then_some(c),
-        Err(d) => {
-            crate::diagnostic::report(&[d], color);
-            None
+        Ok(c) if !c.diags.iter().any(crate::diagnostic::Diagnostic::is_error) => Ok(c),
+        Ok(c) => Err(c.diags),
+        Err(d) => Err(vec![d]),
+    };
+    let crate::analyzer::Checked {
+        source,
+        runbook,
+        diags: warnings,
+        ..
+    } = match checked {
+        Ok(c) => c,
+        Err(diagnostics) => {
+            // Shown with how the run ends, before it.
+            let not = RunError::NotContinued {
+                path: shown,
+                diagnostics,
+            };
+            shared.continued.lock().unwrap_or_else(|p| p.into_inner()).push(not);
+            return;
         }
     };
-    let Some(crate::analyzer::Checked { source, runbook, .. }) = checked else {
-        shared
-            .ui
-            .error(&format!("runbook: cannot continue into {shown}: it has errors"));
-        return;
-    };
+    // Its warnings, as `check` words them, before it runs: they are not why anything stops.
+    for w in &warnings {
+        shared.ui.block(w.render(false).trim_end());
+    }
     // The inputs both runbooks declare carry over (never secrets: they are asked again).
     let mut inputs: Vec<String> = runbook
         .settings
@@ -135,7 +136,7 @@ pub(super) async fn continue_into(shared: &Arc<Shared>, step: &Step, env: &Env, 
     shared
         .ui
         .line(&format!("continuing into {shown} (run {name}), as `on-failure=` says"));
-    let exit = Box::pin(super::run_with(
+    let ended = Box::pin(super::run_with(
         source,
         runbook,
         shared.ctx.clone(),
@@ -143,7 +144,8 @@ pub(super) async fn continue_into(shared: &Arc<Shared>, step: &Step, env: &Env, 
         Some(shared.events.clone()),
     ))
     .await;
-    let said = format!("{shown} (run {name}): {}", outcome(exit));
+    let outcome = super::ending::outcome(&ended);
+    let said = format!("{shown} (run {name}): {outcome}");
     shared
         .ui
         .line(&format!("back from {said}; `{}` stays as it was", step.id));
@@ -152,7 +154,7 @@ pub(super) async fn continue_into(shared: &Arc<Shared>, step: &Step, env: &Env, 
             step: step.id.clone(),
             runbook: shown,
             run: name,
-            outcome: outcome(exit).into(),
+            outcome: outcome.into(),
         })
         .and_then(|()| {
             let mut st = shared
@@ -161,6 +163,9 @@ pub(super) async fn continue_into(shared: &Arc<Shared>, step: &Step, env: &Env, 
             st.continued_into = Some(said);
             shared.set_step_state(&step.id, st)
         });
+    if let Err(e) = ended {
+        shared.continued.lock().unwrap_or_else(|p| p.into_inner()).push(e);
+    }
     if let Err(StepError::Journal(m)) = recorded {
         shared.ui.warn(&format!("journal: {m}"));
     }

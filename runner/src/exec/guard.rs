@@ -25,6 +25,7 @@ impl Shared {
         self.caller().await.map_err(|e| StepError::Failed {
             message: format!("sts:GetCallerIdentity: {}", e.message),
             hint: e.hint,
+            at: None,
         })
     }
 
@@ -100,6 +101,7 @@ impl Shared {
                             id.account_id
                         ),
                         hint: Some("sign in to the management account (or pick its --profile) and run again".into()),
+                        at: None,
                     });
                 }
             }
@@ -111,6 +113,7 @@ impl Shared {
                             id.account_id
                         ),
                         hint: Some("pick the right --profile and run again".into()),
+                        at: None,
                     });
                 }
             }
@@ -121,6 +124,7 @@ impl Shared {
                 return Err(StepError::Failed {
                     message: format!("guard: this runbook must run in region {want}, but the region is {have}"),
                     hint: Some(format!("run with --region {want}")),
+                    at: None,
                 });
             }
         }

@@ -10,6 +10,7 @@
 mod assemble;
 mod call;
 mod drive;
+pub mod ending;
 mod events;
 mod fanout;
 mod followup;
@@ -37,7 +38,6 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, OnceCell};
 
 use crate::eval::{self, Env};
-use crate::exit::Exit;
 use crate::inputs::{self, Answers};
 use crate::journal::{self, Entry, Journal, JournalError, StepState, StepStatus};
 use crate::model::{Runbook, Step};
@@ -47,6 +47,8 @@ use crate::source::Source;
 use crate::ui::Ui;
 
 pub(crate) use assemble::Parts;
+use ending::Interruption;
+pub use ending::{RunError, Wait, Waiting};
 pub use identity::Digester;
 
 /// How a run was asked for on the command line.
@@ -129,9 +131,13 @@ pub enum StepError {
     Failed {
         message: String,
         hint: Option<String>,
+        /// Where in the file it failed, when that is more than the step (a script's line).
+        at: Option<crate::source::Span>,
     },
     /// A person has to act; the message says how to answer.
     Waiting(String),
+    /// A call's outcome is unknown: a person checks AWS and says whether to send it again.
+    Unknown(String),
     /// A person answered no (at the terminal, or `confirm = false`): waiting as above, and a step
     /// with `on-failure=` leads into that runbook.
     Refused(String),
@@ -147,6 +153,7 @@ impl StepError {
         StepError::Failed {
             message: message.into(),
             hint: None,
+            at: None,
         }
     }
 
@@ -155,9 +162,10 @@ impl StepError {
     /// (a script's `throw`, an AWS error quoting a request) must not multiply.
     fn clipped(self) -> StepError {
         match self {
-            StepError::Failed { message, hint } => StepError::Failed {
+            StepError::Failed { message, hint, at } => StepError::Failed {
                 message: clip(message),
                 hint: hint.map(clip),
+                at,
             },
             other => other,
         }
@@ -186,6 +194,7 @@ impl From<PluginError> for StepError {
             e => StepError::Failed {
                 hint: e.hint(),
                 message: e.to_string(),
+                at: None,
             },
         }
     }
@@ -262,6 +271,9 @@ pub struct Shared {
     /// What each step printed so far: a step's printed output is capped across its retries and
     /// items.
     pub printed: script::Printed,
+    /// How the runs `on-failure=` continued into ended, when they did not finish: shown with
+    /// this run's end.
+    pub continued: Mutex<Vec<RunError>>,
 }
 
 impl Shared {
@@ -343,8 +355,9 @@ impl Shared {
     }
 }
 
-/// Runs a runbook. `ctx` carries the AWS settings (real, or the rehearsal emulator).
-pub async fn run(source: Source, runbook: Runbook, ctx: Context, opts: RunOptions) -> Exit {
+/// Runs a runbook. `ctx` carries the AWS settings (real, or the rehearsal emulator). How it
+/// ended, when it did not finish, is returned and never printed here.
+pub async fn run(source: Source, runbook: Runbook, ctx: Context, opts: RunOptions) -> Result<(), RunError> {
     run_with(source, runbook, ctx, opts, None).await
 }
 
@@ -355,41 +368,27 @@ async fn run_with(
     ctx: Context,
     opts: RunOptions,
     sink: Option<Arc<EventSink>>,
-) -> Exit {
+) -> Result<(), RunError> {
     // One redaction authority for the whole process: this run, the runs it continues into, plan.
     let redactor = Redactor::global();
     // With `--events -` stdout carries the events, and the lines for people go to stderr.
     let events_on_stdout = opts.events.as_deref() == Some(Path::new("-"));
     let ui = Ui::with_output(opts.color, redactor.clone(), events_on_stdout);
     // Everything given is checked before the state directory is touched.
-    let given = match setup::preflight(&runbook, &source, &opts) {
-        Ok(g) => g,
-        Err(e) => {
-            ui.error(&format!("runbook: {e}"));
-            return Exit::Usage;
-        }
-    };
+    let given = setup::preflight(&runbook, &source, &opts).map_err(RunError::Usage)?;
     let opened = match sink {
         Some(s) => Ok(s),
         None => EventSink::open(opts.events.as_deref()).map(Arc::new),
     };
-    let events = match opened {
-        Ok(e) => e,
-        Err(e) => {
-            ui.error(&format!(
-                "runbook: --events {}: {e}",
-                opts.events
-                    .as_deref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default()
-            ));
-            return Exit::Usage;
-        }
-    };
-    let (journal, digester, pending) = match setup::open_journal(&runbook, &source, &opts, &given, &ui, &redactor) {
-        Ok(x) => x,
-        Err(exit) => return exit,
-    };
+    let events = opened.map_err(|e| RunError::EventsFile {
+        path: opts
+            .events
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        error: e.to_string(),
+    })?;
+    let (journal, digester, pending) = setup::open_journal(&runbook, &source, &opts, &given, &ui, &redactor)?;
     let setup::Given { answers, flags } = given;
     let shared = Shared::assemble(Parts {
         source,
@@ -421,27 +420,28 @@ async fn run_with(
         && let Err(e) = shared.caller().await
         && e.outage
     {
-        shared.ui.error(&format!(
-            "runbook: cannot tell which account the credentials are for: {}\n  = help: AWS did not answer; run again when it does (nothing was run, and the journal is as it was)",
+        return Err(RunError::CallerUnknown(
             if e.message.starts_with("sts:GetCallerIdentity") {
                 e.message.clone()
             } else {
                 format!("sts:GetCallerIdentity: {}", e.message)
-            }
+            },
         ));
-        return Exit::StepFailed;
     }
-    let exit = drive::drive(shared.clone(), &flags).await;
-    let outcome = match exit {
-        Exit::Done => "done",
-        Exit::StepFailed => "failed",
-        Exit::WaitingForPerson => "waiting",
-        Exit::Interrupted => "interrupted",
-        Exit::Usage | Exit::ChangesPending => "stopped",
+    let ended = drive::drive(shared.clone(), &flags).await;
+    let outcome = ending::outcome(&ended);
+    // What the runs `on-failure=` continued into ended with is shown before this run's end.
+    let continued = std::mem::take(&mut *shared.continued.lock().unwrap_or_else(|p| p.into_inner()));
+    let ended = match ended {
+        Err(then) if !continued.is_empty() => Err(RunError::Continued {
+            runs: continued,
+            then: Box::new(then),
+        }),
+        other => other,
     };
     if shared.journal_broken.load(Ordering::SeqCst) {
         // The journal already failed once; the step that hit it said so and how to resume.
-        return exit;
+        return ended;
     }
     let closed = shared
         .journal
@@ -454,16 +454,16 @@ async fn run_with(
             });
             line.and_then(|l| j.save().map(|()| l)).map_err(|e| e.to_string())
         });
-    if let Ok(line) = &closed {
-        shared.events.line(line);
+    match closed {
+        Ok(line) => {
+            shared.events.line(&line);
+            ended
+        }
+        Err(message) => Err(RunError::Unclosed {
+            message,
+            ended: ended.err().map(Box::new),
+        }),
     }
-    if let Err(e) = closed {
-        shared
-            .ui
-            .error(&format!("runbook: the journal's last entry could not be written: {e}"));
-        return if exit == Exit::Done { Exit::StepFailed } else { exit };
-    }
-    exit
 }
 
 /// Names the run instance: `--run`, else the runbook's key inputs (`key = true`), else a fresh
@@ -475,7 +475,7 @@ fn run_name(
     answers: &Answers,
     ui: &Ui,
     digester: &Digester,
-) -> Result<String, Exit> {
+) -> Result<String, RunError> {
     // A rehearsal is always a fresh instance of its own, whatever --run says: its emulator
     // starts empty, and it must never share a journal with a real run.
     if opts.rehearsal {
@@ -485,8 +485,9 @@ fn run_name(
     }
     if let Some(n) = &opts.run_name {
         if n.starts_with("rehearsal-") {
-            ui.error("runbook: run names starting with `rehearsal-` belong to rehearsals; choose another --run");
-            return Err(Exit::Usage);
+            return Err(RunError::Usage(
+                "run names starting with `rehearsal-` belong to rehearsals; choose another --run".into(),
+            ));
         }
         return Ok(journal::run_name(n));
     }
@@ -513,7 +514,7 @@ fn run_name(
         inputs::WhenMissing::ask_if(crate::prompt::interactive()),
         &|n, i| ui.suspend(|| crate::prompt::ask(n, i)),
     )
-    .map_err(|e| resolve_failed(ui, e))?;
+    .map_err(resolve_failed)?;
     let parts: Vec<String> = keys
         .iter()
         .map(|k| match (resolved.values.get(k), resolved.secrets.get(k)) {
@@ -526,33 +527,25 @@ fn run_name(
     Ok(journal::run_name(&parts.join(",")))
 }
 
-fn resolve_failed(ui: &Ui, e: inputs::ResolveError) -> Exit {
-    match &e {
-        // Ctrl-C at a prompt is an interruption, not an I/O error.
-        inputs::ResolveError::Prompt(name, _) => ui.error(&format!("runbook: interrupted at input `{name}`")),
-        _ => ui.error(&format!("runbook: {e}")),
-    }
+fn resolve_failed(e: inputs::ResolveError) -> RunError {
     match e {
-        inputs::ResolveError::Waiting(_) => Exit::WaitingForPerson,
-        inputs::ResolveError::Prompt(_, err) if err.kind() == std::io::ErrorKind::Interrupted => Exit::Interrupted,
-        inputs::ResolveError::Prompt(..) => Exit::Interrupted,
-        inputs::ResolveError::Input(_) => Exit::Usage,
+        inputs::ResolveError::Waiting(name) => RunError::Waiting(Waiting::Input(name)),
+        // Ctrl-C at a prompt is an interruption, not an I/O error; so is a prompt that failed.
+        inputs::ResolveError::Prompt(name, _) => RunError::Interrupted(Interruption::Input(name)),
+        e @ inputs::ResolveError::Input(_) => RunError::Usage(e.to_string()),
     }
 }
 
-/// Reports a journal failure: which file, that nothing more was sent, how to resume.
-fn events_failed(shared: &Shared, message: &str) -> Exit {
-    shared.ui.error(&format!(
-        "runbook: {message}\n  the run stopped before its next call; the journal has every step: {}\n  free space or fix the --events path, then run the same command again to resume",
-        shared.journal_file()
-    ));
-    Exit::StepFailed
-}
-
-fn journal_failed(shared: &Shared, message: &str) -> Exit {
-    shared.ui.error(&format!(
-        "runbook: cannot write the journal ({message})\n  the run stopped before its next call; journal: {}\n  free space or fix the state directory, then run the same command again to resume",
-        shared.journal_file()
-    ));
-    Exit::StepFailed
+/// A failure to write `--events` or the journal: which file, that nothing more was sent.
+fn journal_failed(shared: &Shared, message: &str) -> RunError {
+    let journal = shared.journal_file();
+    match shared.events.failure() {
+        // A plugin's record that reached the journal and not `--events` comes back as a
+        // journal error: the sink knows which it was.
+        Some(message) => RunError::Events { message, journal },
+        None => RunError::Journal {
+            message: message.to_string(),
+            journal,
+        },
+    }
 }

@@ -84,6 +84,7 @@ pub(super) async fn run_manual(
             return Err(StepError::Failed {
                 message: format!("confirmed, but the check `{name}` disagrees: {e}"),
                 hint: e.hint().or_else(|| Some("finish the step, then run again".into())),
+                at: None,
             });
         }
     }

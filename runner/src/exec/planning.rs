@@ -394,7 +394,11 @@ fn computed(step: &Step, env: &mut Env, outcome: Outcome, row: &mut Row) {
 fn failure(e: StepError) -> String {
     match e {
         StepError::Failed { message, .. } => message,
-        StepError::Waiting(m) | StepError::Refused(m) | StepError::Journal(m) | StepError::Events(m) => m,
+        StepError::Waiting(m)
+        | StepError::Refused(m)
+        | StepError::Unknown(m)
+        | StepError::Journal(m)
+        | StepError::Events(m) => m,
         StepError::Interrupted => "interrupted".into(),
     }
 }

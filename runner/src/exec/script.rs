@@ -65,14 +65,9 @@ pub(super) async fn run_rhai(
         Some(shared.interrupted.clone()),
     )
     .await;
-    let at = |pos: rhai::Position| match pos.line() {
-        Some(l) => {
-            let span = step.body_line_col(l, pos.position().unwrap_or(1));
-            let (line, col) = shared.source.line_col(span.start);
-            format!(" at {}:{line}:{col}", shared.runbook.path)
-        }
-        None => String::new(),
-    };
+    // Where in the file the script failed: the failure is located there, as `check` locates
+    // a script's errors, rather than at the fence with a second location in its message.
+    let at = |pos: rhai::Position| pos.line().map(|l| step.body_line_col(l, pos.position().unwrap_or(1)));
     match res {
         Ok(v) => {
             let outputs = match v {
@@ -115,7 +110,11 @@ pub(super) async fn run_rhai(
                 ));
             }
             let _ = limit;
-            Err(StepError::failed(format!("script{}: {message}", at(pos))))
+            Err(StepError::Failed {
+                message: format!("script: {message}"),
+                hint: None,
+                at: at(pos),
+            })
         }
     }
 }

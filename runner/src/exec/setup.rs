@@ -99,7 +99,7 @@ pub(super) fn preflight(runbook: &Runbook, source: &Source, opts: &RunOptions) -
     Ok(Given { answers, flags })
 }
 
-/// The journal of this run, opened: `Err` is the exit, already reported.
+/// The journal of this run, opened; `Err` says why nothing was run.
 pub(super) fn open_journal(
     runbook: &Runbook,
     source: &Source,
@@ -107,12 +107,8 @@ pub(super) fn open_journal(
     given: &Given,
     ui: &Ui,
     redactor: &crate::redact::Redactor,
-) -> Result<(Journal, Digester, (journal::Pending, Digester)), crate::exit::Exit> {
-    use crate::exit::Exit;
-    let usage = |m: String| {
-        ui.error(&format!("runbook: {m}"));
-        Exit::Usage
-    };
+) -> Result<(Journal, Digester, (journal::Pending, Digester)), super::RunError> {
+    let usage = super::RunError::Usage;
     let cannot_keep = |dir: &Path, e: &dyn std::fmt::Display| {
         format!(
             "cannot keep the journal in {}: {e}\n  nothing was run; fix it or choose another --state-dir (RUNBOOK_STATE_DIR)",
@@ -239,7 +235,8 @@ fn asks_fit(
 
 /// What an answers file may say to a step: a manual step's `confirm` (and its questions, which
 /// the step checks when it asks), a call's `resend`, the `confirm` of an action that sends text
-/// to AWS, each a boolean; nothing to any other step.
+/// to AWS, each a boolean (`resend` also the time of the call it answers); nothing to any other
+/// step.
 /// A value that is almost right (`resend = "yes"`) would otherwise read as no answer at all.
 fn answers_fit(step: &Step, sends_text: bool, given: &BTreeMap<String, toml::Value>) -> Result<(), String> {
     let takes: &[&str] = match &step.executor {
@@ -252,7 +249,9 @@ fn answers_fit(step: &Step, sends_text: bool, given: &BTreeMap<String, toml::Val
     };
     for (k, v) in given {
         if takes.contains(&k.as_str()) {
-            if !v.is_bool() {
+            // `resend` may also name the call it answers by the time it was sent.
+            let sent_at = k == "resend" && v.as_str().is_some_and(|t| t.parse::<jiff::Timestamp>().is_ok());
+            if !v.is_bool() && !sent_at {
                 return Err(format!("`{k}` must be true or false, not {v}"));
             }
         } else if !matches!(step.executor, Executor::Manual) {

@@ -170,9 +170,10 @@ fn out_of_time(step: &Step, e: StepError, attempt: u32) -> StepError {
     let given = timeout_given(step);
     let why = format!("timeout={given} leaves no time for retry {attempt}");
     match e {
-        StepError::Failed { message, hint } => StepError::Failed {
+        StepError::Failed { message, hint, at } => StepError::Failed {
             message: format!("{message} ({why})"),
             hint,
+            at,
         },
         other => other,
     }
@@ -207,6 +208,7 @@ fn timed_out(step: &Step) -> StepError {
             "a call in flight may have taken effect; running again looks (or asks) before anything is sent again"
                 .into(),
         ),
+        at: None,
     }
 }
 
@@ -314,6 +316,17 @@ async fn run_by_kind(
                     }
                     Ok(outcome)
                 }
+                // An answer that quotes a secret this process already holds (iam:ListAccessKeys
+                // answers the environment's own access key id) is secret as a whole too: a piece
+                // of it (one character as a fan-out's item key, the line a script's ladder failed
+                // at) is no text a mask can find.
+                Ok(mut outcome)
+                    if outcome.secrecy == super::Secrecy::None
+                        && shared.redactor.value(&outcome.outputs) != outcome.outputs =>
+                {
+                    outcome.secrecy = super::Secrecy::AllBut(step.attrs.public_outputs());
+                    Ok(outcome)
+                }
                 Ok(outcome) => Ok(outcome),
                 Err(e) if tainted => Err(withheld(e)),
                 Err(e) => Err(e),
@@ -328,7 +341,7 @@ async fn run_by_kind(
 /// come from AWS's vocabulary), the text does not.
 fn withheld(e: StepError) -> StepError {
     match e {
-        StepError::Failed { message, hint } => {
+        StepError::Failed { message, hint, .. } => {
             // `CALL failed: CODE: text`: keep what precedes the text.
             let head: Vec<&str> = message.splitn(3, ": ").collect();
             let code = match head.as_slice() {
@@ -338,6 +351,7 @@ fn withheld(e: StepError) -> StepError {
             StepError::Failed {
                 message: format!("{code} (the rest of the message is withheld: the request holds a secret)"),
                 hint,
+                at: None,
             }
         }
         other => other,
@@ -356,9 +370,9 @@ async fn run_action(
     memo: Option<Arc<Memo>>,
     deadline: Option<Instant>,
 ) -> Result<Outcome, StepError> {
-    if let Some(name) = step.executor.call() {
+    if step.executor.call().is_some() {
         let params = params.ok_or_else(|| StepError::failed("parameters were not resolved"))?;
-        return super::call::run(shared, step, env, name, item, params, deadline).await;
+        return super::call::run(shared, step, env, item, params, memo, deadline).await;
     }
     match &step.executor {
         Executor::Action { name, .. } => {

@@ -84,6 +84,9 @@ pub struct Rules {
     pub throttle_op: Option<String>,
     /// Every request of this operation is refused with this error code (AWS did nothing).
     pub refuse_op: Option<(String, String)>,
+    /// Every request of this operation is answered with this status line, content type and body
+    /// (a proxy's HTML 502 page, a JSON error without a code): what the SDK cannot read.
+    pub answer_op: Option<(String, &'static str, &'static str, String)>,
     /// Every JSON-protocol request is refused (AccessDeniedException) with a message that quotes
     /// the credentials it carried: the access key id of its `Authorization: ... Credential=`
     /// and its `X-Amz-Security-Token`, as some AWS errors quote what a request carried (S3's
@@ -397,6 +400,8 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
                 fault = Some("500");
             } else if s.rules.refuse_op.as_ref().is_some_and(|(o, _)| *o == op) {
                 fault = Some("refuse");
+            } else if s.rules.answer_op.as_ref().is_some_and(|(o, ..)| *o == op) {
+                fault = Some("answer");
             } else if json && s.rules.echo_credentials {
                 fault = Some("echo-credentials");
             } else if json && s.roll(reset) {
@@ -467,6 +472,20 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Resu
                     "400 Bad Request",
                     &support_error,
                     "refused by the fault proxy",
+                )?;
+                continue;
+            }
+            Some("answer") => {
+                let (_, status, content_type, body) = state
+                    .lock()
+                    .ok()
+                    .and_then(|s| s.rules.answer_op.clone())
+                    .unwrap_or_default();
+                respond(
+                    &mut conn,
+                    status,
+                    &[("Content-Type", content_type.into())],
+                    body.as_bytes(),
                 )?;
                 continue;
             }

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::poll_status;
 use crate::action::{Action, Plan, Verdict};
-use crate::aws::mutation::Mutation;
+use crate::aws::mutation::{Mutation, Sent};
 use crate::context::{Context, Event};
 use crate::duration::SessionDuration;
 use crate::error::{PluginError, aws};
@@ -256,18 +256,32 @@ impl Action for EnsurePermissionSet {
         let found = match find_permission_set(&client, &p.instance_arn, &p.name).await? {
             Some(found) => found,
             None => {
-                let create = client
-                    .create_permission_set()
-                    .instance_arn(&p.instance_arn)
-                    .name(&p.name)
-                    .session_duration(p.session_duration.as_str())
-                    .set_description(p.description.clone())
-                    .send();
+                let send = || {
+                    client
+                        .create_permission_set()
+                        .instance_arn(&p.instance_arn)
+                        .name(&p.name)
+                        .session_duration(p.session_duration.as_str())
+                        .set_description(p.description.clone())
+                        .customize()
+                        .config_override(
+                            aws_sdk_ssoadmin::config::Builder::default()
+                                .retry_config(aws_config::retry::RetryConfig::disabled()),
+                        )
+                        .send()
+                };
+                let look = || find_permission_set(&client, &p.instance_arn, &p.name);
                 match Mutation::new(ctx, "sso-admin:CreatePermissionSet", &p.name)
-                    .send(create, |_| None)
+                    .send_looking(send, look, |_| None)
                     .await
                 {
-                    Ok(out) => {
+                    // Our create's answer was lost and a set of the name is there (AWS allows
+                    // one per name): brought to what the step says below.
+                    Ok(Sent::Found(found)) => {
+                        created = true;
+                        found
+                    }
+                    Ok(Sent::Answer(out)) => {
                         created = true;
                         let ps = out.permission_set();
                         Found {
