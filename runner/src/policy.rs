@@ -42,6 +42,7 @@ pub(crate) fn needs(books: &[Runbook]) -> Result<Vec<Need>, String> {
     let registry = Registry::shared();
     let mut out = Vec::new();
     for b in books {
+        let start = out.len();
         for s in &b.steps {
             let Some(name) = s.executor.action() else { continue };
             let actions = step_actions(s, registry).map_err(|e| format!("{}: step `{}`: {e}", b.path, s.id))?;
@@ -80,9 +81,45 @@ pub(crate) fn needs(books: &[Runbook]) -> Result<Vec<Need>, String> {
             }
             out.push(need);
         }
+        if let Some(g) = guard_need(b, registry) {
+            // Before the first step it is checked for, in runbook order.
+            let at = out[start..]
+                .iter()
+                .position(|n| n.line >= g.line)
+                .map_or(out.len(), |i| start + i);
+            out.insert(at, g);
+        }
     }
     Ok(out)
 }
+
+/// The guard `account = "management"` (or an account known only at run time, which may say it)
+/// reads the organization with the caller's own credentials before each step that changes AWS
+/// (`exec/guard.rs`): organizations:DescribeOrganization, needed as soon as one step may change.
+/// It is no step: it is listed as `[guard]` at the first step it is checked before.
+fn guard_need(b: &Runbook, registry: &Registry) -> Option<Need> {
+    let account = b.settings.guard.as_ref()?.account.as_deref()?;
+    if account != "management" && !account.contains("${") {
+        return None;
+    }
+    let first = b.steps.iter().find(|s| match s.executor.action() {
+        None => false,
+        Some(_) if s.executor.call().is_some() => s.call_mutates().unwrap_or(true),
+        Some(name) => registry.get(name).is_some_and(|a| a.info().mutates),
+    })?;
+    Some(Need {
+        file: b.path.clone(),
+        step: GUARD.into(),
+        line: first.line,
+        what: format!("account = {account}"),
+        actions: BTreeSet::from([GUARD_ACTION.to_string()]),
+        role: None,
+    })
+}
+
+/// How `runbook permissions` names the guard among the steps, and what it needs.
+const GUARD: &str = "[guard]";
+const GUARD_ACTION: &str = "organizations:DescribeOrganization";
 
 /// The policy document of one runbook, for its page on the site: None when it has no AWS step,
 /// an empty string when its AWS steps need no permission (`sts.whoami`).

@@ -7,7 +7,7 @@ use crate::common::{Moto, Test};
 use crate::services::boto;
 
 /// boto3 in `account` by the role Organizations creates there.
-const IN_ACCOUNT: &str = "def member(s, account, region='us-east-1'):\n    k = c('sts').assume_role(RoleArn=f'arn:aws:iam::{account}:role/OrganizationAccountAccessRole', RoleSessionName='check')['Credentials']\n    return boto3.client(s, endpoint_url=c('sts').meta.endpoint_url, region_name=region, aws_access_key_id=k['AccessKeyId'], aws_secret_access_key=k['SecretAccessKey'], aws_session_token=k['SessionToken'])\n";
+pub(crate) const IN_ACCOUNT: &str = "def member(s, account, region='us-east-1'):\n    k = c('sts').assume_role(RoleArn=f'arn:aws:iam::{account}:role/OrganizationAccountAccessRole', RoleSessionName='check')['Credentials']\n    return boto3.client(s, endpoint_url=c('sts').meta.endpoint_url, region_name=region, aws_access_key_id=k['AccessKeyId'], aws_secret_access_key=k['SecretAccessKey'], aws_session_token=k['SessionToken'])\n";
 
 fn users(endpoint: &str, account: Option<&str>) -> String {
     let client = match account {

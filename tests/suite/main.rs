@@ -33,6 +33,7 @@ mod one_interpreter;
 mod pages;
 mod paths;
 mod permissions;
+mod permissions_every;
 mod plan_equals_run;
 mod plan_gate;
 mod preflight;

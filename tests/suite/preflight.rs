@@ -20,7 +20,7 @@ fn part_2() -> String {
 }
 
 /// The preflight's own needs, added to the printed policy (book/src/permissions.md says so).
-fn with_preflight(policy: &Value) -> Value {
+pub(crate) fn with_preflight(policy: &Value) -> Value {
     let mut p = policy.clone();
     if let Some(st) = p["Statement"].as_array_mut() {
         st.push(
@@ -32,15 +32,12 @@ fn with_preflight(policy: &Value) -> Value {
 
 /// A moto that authorises, an administrator (`admin`, allowed everything) to change the operator's
 /// policy between attempts, and the operator (`operator`) whose keys the runs use.
-struct Account {
-    _moto: Moto,
-    proxy: FaultProxy,
+pub(crate) struct Account {
+    pub(crate) moto: Moto,
+    pub(crate) proxy: FaultProxy,
     admin: runbook_plugins::Context,
-    operator: (String, String),
+    pub(crate) operator: (String, String),
 }
-
-/// The requests made before moto authorises: the admin's user, key and policy.
-const SETUP_CALLS: &str = "3";
 
 fn context(endpoint: &str, key: &str, secret: &str) -> runbook_plugins::Context {
     runbook_plugins::Context::with_limits(
@@ -59,13 +56,23 @@ fn context(endpoint: &str, key: &str, secret: &str) -> runbook_plugins::Context 
 }
 
 impl Account {
-    fn new() -> Account {
-        let moto = Moto::start_simulating(&[("INITIAL_NO_AUTH_ACTION_COUNT", SETUP_CALLS)]);
+    pub(crate) fn new() -> Account {
+        Account::after(|_| {})
+    }
+
+    /// An account where `setup` (given moto's endpoint) made what a runbook starts from, before
+    /// moto authorises anything.
+    pub(crate) fn after(setup: impl FnOnce(&str)) -> Account {
+        let moto = Moto::start_simulating(&[]);
+        setup(&moto.endpoint);
         let (admin, operator) = block_on(async {
             let iam = context(&moto.endpoint, "testing", "testing").iam().await.expect("iam");
-            iam.create_user().user_name("admin").send().await.expect("admin");
-            let key = iam.create_access_key().user_name("admin").send().await.expect("key");
-            let key = key.access_key().cloned().expect("key");
+            let mut keys = Vec::new();
+            for user in ["admin", "operator"] {
+                iam.create_user().user_name(user).send().await.expect("user");
+                let key = iam.create_access_key().user_name(user).send().await.expect("key");
+                keys.push(key.access_key().cloned().expect("key"));
+            }
             iam.put_user_policy()
                 .user_name("admin")
                 .policy_name("all")
@@ -75,17 +82,17 @@ impl Account {
                 .send()
                 .await
                 .expect("admin policy");
-            // From here moto authorises every request.
-            let admin = context(&moto.endpoint, key.access_key_id(), key.secret_access_key());
-            let iam = admin.iam().await.expect("iam");
-            iam.create_user().user_name("operator").send().await.expect("operator");
-            let k = iam.create_access_key().user_name("operator").send().await.expect("key");
-            let k = k.access_key().cloned().expect("key");
+            let [admin, operator] = [&keys[0], &keys[1]];
             (
-                admin,
-                (k.access_key_id().to_string(), k.secret_access_key().to_string()),
+                context(&moto.endpoint, admin.access_key_id(), admin.secret_access_key()),
+                (
+                    operator.access_key_id().to_string(),
+                    operator.secret_access_key().to_string(),
+                ),
             )
         });
+        // From here moto authorises every request.
+        moto.authorise(true);
         // Part 2's root MFA check reads an account summary moto has no MFA in: the proxy says the
         // root user has one, as the account the guide set up does.
         let proxy = FaultProxy::start(
@@ -96,7 +103,7 @@ impl Account {
             },
         );
         Account {
-            _moto: moto,
+            moto,
             proxy,
             admin,
             operator,
@@ -104,7 +111,7 @@ impl Account {
     }
 
     /// The operator's only policy becomes `policy`.
-    fn allow(&self, policy: &Value) {
+    pub(crate) fn allow(&self, policy: &Value) {
         block_on(async {
             self.admin
                 .iam()
@@ -120,7 +127,7 @@ impl Account {
         });
     }
 
-    fn test(&self) -> Test {
+    pub(crate) fn test(&self) -> Test {
         Test::new()
             .file("answers.toml", crate::common::PART2_ANSWERS)
             .aws(&self.proxy.endpoint)
@@ -129,7 +136,7 @@ impl Account {
     }
 
     /// What reached moto since the last look, as `service:Operation`.
-    fn sent(&self) -> Vec<String> {
+    pub(crate) fn sent(&self) -> Vec<String> {
         self.proxy.take_signed().into_iter().map(|(_, c)| c).collect()
     }
 }
@@ -143,7 +150,7 @@ fn run_part_2(t: &Test, extra: &[&str]) -> Output {
 }
 
 /// The actions `out` names as refused, from the preflight's lines `  service:Action (why), needed by ...`.
-fn refused(out: &Output) -> BTreeSet<String> {
+pub(crate) fn refused(out: &Output) -> BTreeSet<String> {
     out.stderr
         .lines()
         .filter(|l| l.contains("), needed by step `"))

@@ -338,20 +338,27 @@ impl Moto {
 impl Moto {
     /// Forgets every resource: the emulator as if just started.
     pub fn reset(&self) {
+        let buf = self.api_post("/moto-api/reset", "text/plain", "");
+        assert!(
+            buf.starts_with("HTTP/1.1 200") || buf.starts_with("HTTP/1.0 200"),
+            "reset: {buf}"
+        );
+    }
+
+    /// POSTs `body` to moto's own API at `path`; the whole answer.
+    pub fn api_post(&self, path: &str, content_type: &str, body: &str) -> String {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect moto");
         s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
         write!(
             s,
-            "POST /moto-api/reset HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
         )
-        .expect("reset");
-        let mut buf = String::new();
-        let _ = s.read_to_string(&mut buf);
-        assert!(
-            buf.starts_with("HTTP/1.1 200") || buf.starts_with("HTTP/1.0 200"),
-            "reset: {buf}"
-        );
+        .expect("post");
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        answer
     }
 }
 
@@ -360,20 +367,10 @@ impl Moto {
     /// reopened, resolved, ...) each time DescribeCases shows it, so that merely looking resolves
     /// a case. This makes a case keep its status, as at AWS, until `looks` more looks.
     pub fn support_case_status_every(&self, looks: u64) {
-        use std::io::{Read, Write};
         let body = format!(
             r#"{{"model_name": "support::case", "transition": {{"progression": "manual", "times": {looks}}}}}"#
         );
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect moto");
-        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-        write!(
-            s,
-            "POST /moto-api/state-manager/set-transition HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .expect("post");
-        let mut answer = String::new();
-        let _ = s.read_to_string(&mut answer);
+        let answer = self.api_post("/moto-api/state-manager/set-transition", "application/json", &body);
         assert!(
             answer.starts_with("HTTP/1.1 20") || answer.starts_with("HTTP/1.0 20"),
             "set-transition: {answer}"

@@ -22,3 +22,13 @@ impl Moto {
         )
     }
 }
+
+impl Moto {
+    /// moto's authorizer on (every request from now on is authorised against its caller's IAM
+    /// policies) or off (none is: a test sets up the state a runbook starts from), through moto's
+    /// own `/moto-api/reset-auth` (which sets INITIAL_NO_AUTH_ACTION_COUNT and counts again).
+    pub fn authorise(&self, on: bool) {
+        let answer = self.api_post("/moto-api/reset-auth", "text/plain", if on { "0" } else { "inf" });
+        assert!(answer.contains("\"ok\""), "reset-auth: {answer}");
+    }
+}
