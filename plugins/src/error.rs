@@ -142,8 +142,32 @@ pub(crate) fn whole_list(call: &'static str, last_token: Option<&str>) -> Result
 /// (4xx: refused, throttled, a concurrent modification) or a throttle sent as a 5xx (`SlowDown`).
 /// A server fault may come after AWS acted. The one rule for the built-in actions and calls by
 /// API name.
+/// A 4xx whose code says the server failed or timed out (`InternalError` is sent as a 400 by
+/// some services; the SDKs retry `RequestTimeout` as transient) is a fault too, as is a 408.
 pub(crate) fn nothing_done(status: u16, code: &str) -> bool {
-    status < 500 || is_throttling_code(code)
+    (status < 500 && status != 408 && !is_server_fault_code(code)) || is_throttling_code(code)
+}
+
+/// Codes that say the server failed or timed out, whatever the status they came with.
+const SERVER_FAULT_CODES: &[&str] = &[
+    "InternalError",
+    "InternalFailure",
+    "InternalServerError",
+    "InternalServerException",
+    "InternalServiceError",
+    "InternalServiceException",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "ServiceFailure",
+    "ServiceException",
+    "RequestTimeout",
+    "RequestTimeoutException",
+];
+
+fn is_server_fault_code(code: &str) -> bool {
+    let code = code.rsplit('#').next().unwrap_or(code);
+    let code = code.split(':').next().unwrap_or(code).trim();
+    SERVER_FAULT_CODES.contains(&code)
 }
 
 /// Error codes AWS services use for throttling (the SDKs' list, plus `TooManyRequests`).
@@ -428,6 +452,23 @@ mod tests {
             request_id: None,
             status: Some(status),
         }
+    }
+
+    /// The attacker's break: a CreateCase answered 400 `InternalError` (or 408) after AWS acted
+    /// was a refusal, so `retries=` sent a second case.
+    #[test]
+    fn a_server_fault_or_timeout_below_500_is_not_a_refusal() {
+        for (status, code) in [
+            (400, "InternalError"),
+            (400, "InternalFailure"),
+            (400, "ServiceUnavailable"),
+            (400, "RequestTimeoutException"),
+            (408, "RequestTimeout"),
+            (408, "HttpStatus408"),
+        ] {
+            assert!(!answered(status, code).is_refusal(), "{status} {code}");
+        }
+        assert!(answered(400, "ValidationException").is_refusal());
     }
 
     #[test]

@@ -98,10 +98,40 @@ fn encodings(secret: &str) -> Vec<String> {
         percent(false, true),
         xml,
     ];
+    if secret.chars().count() >= MIN_ENV {
+        forms.extend(transformed(secret));
+    }
     forms.retain(|f| !f.is_empty() && f != secret);
     forms.sort();
     forms.dedup();
     forms
+}
+
+/// What an answer may carry a long secret back as (an AWS error quoting a canonical request in
+/// hex, a proxy or service echoing headers in base64, a message upper-cased or reversed): only for
+/// secrets of [`MIN_ENV`]+ characters, where such a form is no common word. Base64 is found at
+/// whatever offset the secret sat in the encoded bytes: each of the three alignments, without the
+/// two groups at its ends that mix in neighbouring bytes (they tell at most two bytes).
+fn transformed(secret: &str) -> Vec<String> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    let bytes = secret.as_bytes();
+    let mut out = vec![
+        secret.to_uppercase(),
+        secret.to_lowercase(),
+        secret.chars().rev().collect(),
+        hex::encode(bytes),
+        hex::encode_upper(bytes),
+    ];
+    for skip in 0..3 {
+        let rest = &bytes[skip.min(bytes.len())..];
+        let whole = rest.len() / 3 * 3;
+        if whole >= 6 {
+            out.push(STANDARD_NO_PAD.encode(&rest[..whole]));
+            out.push(URL_SAFE_NO_PAD.encode(&rest[..whole]));
+        }
+    }
+    out
 }
 
 #[derive(Clone, Default)]
@@ -280,6 +310,39 @@ impl Redactor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The attacker's forms: an error that quoted the session token base64-encoded behind a
+    /// prefix of any length, hex-encoded, upper-cased or reversed.
+    #[test]
+    fn a_long_secret_is_masked_in_the_forms_an_answer_may_carry_it_in() {
+        use base64::Engine as _;
+        let token = "SessTokCanaryValue9876543210zyxw";
+        let r = Redactor::default();
+        r.add(token);
+        for prefix in ["", "a", "ab", "abc", "x-amz-security-token:"] {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{prefix}{token}\nhost"));
+            let shown = r.text(&format!("b64: {encoded}"));
+            // No six bytes of the token are left as the encoding shows them (at most the two
+            // groups at its ends, which mix in neighbouring bytes, tell a byte or two).
+            for i in (0..token.len() - 6).filter(|i| (prefix.len() + i) % 3 == 0) {
+                let piece = base64::engine::general_purpose::STANDARD_NO_PAD.encode(&token[i..i + 6]);
+                assert!(!shown.contains(&piece), "{prefix:?} at {i}: {shown}");
+            }
+            assert!(shown.contains(MASK), "{prefix:?}: {shown}");
+        }
+        for form in [
+            token.to_uppercase(),
+            token.chars().rev().collect::<String>(),
+            hex::encode(token),
+            hex::encode_upper(token),
+        ] {
+            assert_eq!(r.text(&format!("x {form} y")), format!("x {MASK} y"), "{form}");
+        }
+        // A short secret keeps only its exact forms: its upper case may be a common word.
+        let short = Redactor::default();
+        short.add("abcd");
+        assert_eq!(short.text("ABCD dcba"), "ABCD dcba");
+    }
 
     #[test]
     fn a_secret_url_encoded_with_its_slashes_kept_is_masked() {

@@ -141,4 +141,12 @@ fn a_follow_up_plan_and_json_never_show_credentials_aws_quoted() {
     for s in [ACCESS_KEY, SECRET_KEY, SESSION_TOKEN] {
         no_piece_of(&written, s);
     }
+    // The forms the proxy's refusal also quotes them in (attacker finding: base64, hex,
+    // upper-cased and reversed forms of the session token were printed and journaled).
+    use base64::Engine as _;
+    let signed = base64::engine::general_purpose::STANDARD
+        .encode(format!("x-amz-security-token:{SESSION_TOKEN}\nkey:{ACCESS_KEY}"));
+    for form in [&signed[32..48], &hex::encode(SESSION_TOKEN)[8..40]] {
+        assert!(!written.contains(form), "`{form}` was written:\n{written}");
+    }
 }

@@ -14,6 +14,9 @@ pub(super) struct StepEvents {
     pub shared: Arc<Shared>,
     pub step: String,
     pub item: Option<String>,
+    /// The step's request is made of a secret: what it targets is not shown, whole or in part (a
+    /// substring of two characters is no text a mask finds).
+    pub secret: bool,
 }
 
 impl Events for StepEvents {
@@ -51,7 +54,12 @@ impl Events for StepEvents {
                     .0
                     .mark(&super::gate::digest(&self.shared, &call, &target), &mark)
                     .map_err(|e| PluginError::Journal(format!("nothing was sent: {e}")))?;
-                ui.status(&format!("{step}  {call} {target}"));
+                let shown = if self.secret {
+                    crate::redact::MASK
+                } else {
+                    target.as_str()
+                };
+                ui.status(&format!("{step}  {call} {shown}"));
                 Entry::Intent {
                     step,
                     item_key,

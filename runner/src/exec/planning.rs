@@ -314,6 +314,17 @@ async fn plan_step(shared: &Arc<Shared>, step: &Step, env: &mut Env, verify: boo
             row.verdict = StepVerdict::Person;
             row.details.push(asked(shared, step, step_env, &engine));
         }
+        // A step whose request is made of a secret would carry it to AWS with CI's credentials (a
+        // bucket's access log records the prefix it was asked for), and what a change's look-up
+        // finds (exists, would create `hun`, would change the display name) tells the secret
+        // back: a plan sends nothing derived from a secret, for a change as for a read.
+        Executor::Action { .. }
+            if step_env.reads_secret(&crate::eval::step_code(step))
+                || (step.attrs.for_each.is_some() && step_env.secret_item) =>
+        {
+            row.details
+                .push("its request is made of a secret: a plan does not send it".into());
+        }
         Executor::Action { .. } if changes => would_change(shared, step, step_env, &prepared, &mut row).await,
         // A read whose answer the model marks sensitive (a secret's value, minted credentials, a
         // token): a list of operations named like reads that mint is never complete, so a plan
@@ -327,16 +338,6 @@ async fn plan_step(shared: &Arc<Shared>, step: &Step, env: &mut Env, verify: boo
         {
             row.details
                 .push("its answer is secret (the service model says so): a plan does not ask for it".into());
-        }
-        // A read whose request is made of a secret would carry it to AWS with CI's credentials
-        // (a bucket's access log records the prefix it was asked for): a plan sends nothing
-        // derived from a secret. Scripts may read secrets: they reach no network.
-        Executor::Action { .. }
-            if step_env.reads_secret(&crate::eval::step_code(step))
-                || (step.attrs.for_each.is_some() && step_env.secret_item) =>
-        {
-            row.details
-                .push("its request is made of a secret: a plan does not send it".into());
         }
         // A script over a secret: whether it fails tells something of the secret, and a plan
         // reports every step, where a run stops at the first failure (a ladder of steps, each

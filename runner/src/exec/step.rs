@@ -42,6 +42,7 @@ impl Shared {
                 shared: self.clone(),
                 step: step.id.clone(),
                 item,
+                secret: false,
             }))
             .with_deadline(deadline)
             .with_memo(memo)
@@ -59,7 +60,15 @@ impl Shared {
     ) -> Result<Context, StepError> {
         let (value, key) = item.map_or((None, None), |(v, k)| (Some(v), Some(k)));
         let deadline = deadline.or_else(|| step.timeout().map(|d| Instant::now() + d));
-        let ctx = self.context_until(step, key, memo, deadline);
+        let mut ctx = self.context_until(step, key.clone(), memo, deadline);
+        if env.reads_secret(&crate::eval::step_code(step)) || (key.is_some() && env.secret_item) {
+            ctx = ctx.with_events(Arc::new(StepEvents {
+                shared: self.clone(),
+                step: step.id.clone(),
+                item: key,
+                secret: true,
+            }));
+        }
         let place = crate::placement::resolve(step, env, &self.engine(), value)
             .map_err(|e| StepError::failed(format!("account/region: {e}")))?;
         match place {

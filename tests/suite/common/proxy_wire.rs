@@ -42,7 +42,16 @@ pub(super) fn credentials_quoted(req: &Request) -> String {
         .and_then(|(_, rest)| rest.split('/').next())
         .unwrap_or("");
     let token = header(&req.head, "x-amz-security-token").unwrap_or("");
-    format!("The access key id {key} (session token {token}) is not allowed to make this call")
+    // Also as a service that quotes what it was sent might: encoded (S3's CanonicalRequestBytes
+    // are hex; a header echoed base64), upper-cased, reversed.
+    use base64::Engine as _;
+    let signed = base64::engine::general_purpose::STANDARD.encode(format!("x-amz-security-token:{token}\nkey:{key}"));
+    let reversed: String = token.chars().rev().collect();
+    format!(
+        "The access key id {key} (session token {token}) is not allowed to make this call; as signed: {signed} {} {reversed} {}",
+        hex::encode(token),
+        token.to_uppercase()
+    )
 }
 
 pub(super) struct Request {
