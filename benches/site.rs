@@ -2,7 +2,7 @@
 //! bytes against the input's, render time and peak RSS of the real binary, and what 32 clients
 //! that ask for the largest page and never read make the server hold. It prints measurements and
 //! their 10x/1x ratios (linear is about 10); the bounds themselves are held by the suite
-//! (`tests/suite/site.rs`), never by a timing here.
+//! (`tests/suite/site_bounds.rs`), never by a timing here.
 //!
 //! Run: `cargo bench --bench site` (`SCALE=2` doubles the 1x sizes).
 

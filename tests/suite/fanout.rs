@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use crate::common::fault_proxy::{FaultProxy, Rules};
+use crate::common::fixtures::ASSIGNMENT;
 use crate::common::{Moto, Test, assignments_in};
-use crate::faults::ASSIGNMENT;
 use crate::provisioning::outputs;
 use crate::trust::account_names;
 

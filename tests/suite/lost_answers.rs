@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use crate::common::fault_proxy::{FaultProxy, Rules};
+use crate::common::fixtures::{ASSIGNMENT, ONE_ACCOUNT, accounts, seed_account};
 use crate::common::{Moto, PART2_ANSWERS, Test, block_on, cases_with, part2_counts, repo, sdk};
-use crate::faults::{ASSIGNMENT, ONE_ACCOUNT, accounts, seed_account};
 use crate::provisioning::outputs;
 
 fn runbook(name: &str) -> String {

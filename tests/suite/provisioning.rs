@@ -2,8 +2,8 @@
 //! carry the change: also when AWS lists them late, when provisioning fails, and after a kill.
 
 use crate::common::fault_proxy::{FaultProxy, Rules};
+use crate::common::fixtures::ASSIGNMENT;
 use crate::common::{Moto, Test};
-use crate::faults::ASSIGNMENT;
 
 /// ASSIGNMENT with the permission set's session duration and policies as given.
 fn assignment_with(duration: &str, policies: &str) -> String {

@@ -2,8 +2,8 @@
 //! memberships, whose user it is, a permission set brought to exactly what is asked.
 
 use crate::common::fault_proxy::{FaultProxy, Rules};
+use crate::common::ssm::{node_tools, simulate, simulation};
 use crate::common::{Moto, Test};
-use crate::ssm_export::{node_tools, simulate, simulation};
 
 /// `identitystore.ensure-group-membership` exported: the simulation makes the membership once,
 /// a second simulation changes nothing, and one deleted in between is made again.

@@ -2,8 +2,8 @@
 //! account the case is about, follow-ups of resolved cases.
 
 use crate::common::fault_proxy::{FaultProxy, Rules};
+use crate::common::find;
 use crate::common::{Moto, Test, block_on, sdk};
-use crate::faults::find;
 
 pub(crate) fn not_activated_answers(account_id: &str) -> String {
     format!(

@@ -1,15 +1,29 @@
 //! The test harness: a builder that runs the real `runbook` binary in a scratch directory, and a
-//! moto server (the AWS emulator) on a loopback port per test, installed into `.venv` when missing.
+//! moto server (the AWS emulator) on a loopback port per test, installed into `.venv` when missing
+//! (`moto.rs`). Helpers two areas share live here too: counts of what the emulator holds
+//! (`counts.rs`), shared runbooks and accounts (`fixtures.rs`), scratch books (`site.rs`), the SSM
+//! export's tools (`ssm.rs`).
 #![allow(dead_code)]
 
+pub mod counts;
 pub mod emulator;
 pub mod fault_proxy;
+pub mod fixtures;
+pub mod moto;
 pub mod quota;
 pub mod simulating;
+pub mod site;
+pub mod ssm;
+
+// The names every area imports from `crate::common`, wherever they live (tests/browser.rs mounts
+// this module too and uses few of them).
+#[allow(unused_imports)]
+pub use counts::{assignments_in, block_on, cases_with, identity_center, part2_counts, sdk};
+#[allow(unused_imports)]
+pub use moto::{Moto, moto_server};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// Answers that run Part 2 to its end against the emulator (an `--input` overrides any of them).
 pub const PART2_ANSWERS: &str = r#"
@@ -237,238 +251,6 @@ impl Test {
     }
 }
 
-/// The moto server binary, installing it into `<repo>/.venv` on first use (under a lock, since
-/// test binaries run in parallel).
-pub fn moto_server() -> PathBuf {
-    if let Some(p) = std::env::var_os("RUNBOOK_MOTO_SERVER") {
-        return PathBuf::from(p);
-    }
-    let venv = repo().join(".venv");
-    let bin = venv.join("bin").join("moto_server");
-    if bin.exists() {
-        return bin;
-    }
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(repo().join(".venv.lock"))
-        .expect("lock file");
-    fs4::fs_std::FileExt::lock_exclusive(&lock).expect("lock");
-    if !bin.exists() {
-        let ok = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .expect("python3")
-            .success();
-        assert!(ok, "python3 -m venv failed");
-        let ok = Command::new(venv.join("bin").join("pip"))
-            .args([
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "moto[server]==5.2.5",
-            ])
-            .status()
-            .expect("pip")
-            .success();
-        assert!(ok, "pip install moto failed");
-    }
-    bin
-}
-
-/// A moto server of the test's own on a free loopback port; killed when dropped.
-pub struct Moto {
-    child: Child,
-    pub endpoint: String,
-    pub port: u16,
-}
-
-impl Moto {
-    pub fn start() -> Moto {
-        Moto::start_with(&[])
-    }
-
-    /// With these environment variables: `INITIAL_NO_AUTH_ACTION_COUNT=N` makes moto authorise
-    /// every request after the first N against the caller's IAM policies.
-    pub fn start_with(env: &[(&str, &str)]) -> Moto {
-        let bin = moto_server();
-        Moto::start_program(|| Command::new(&bin), env)
-    }
-
-    /// `program()` started as moto_server is (`-H 127.0.0.1 -p PORT`), with `env`.
-    fn start_program(program: impl Fn() -> Command, env: &[(&str, &str)]) -> Moto {
-        for _ in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .expect("bind")
-                .local_addr()
-                .expect("addr")
-                .port();
-            let mut child = program()
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                .envs(env.iter().copied())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start moto");
-            let t0 = Instant::now();
-            while t0.elapsed() < Duration::from_secs(30) {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                if http_get(port, "/moto-api/")
-                    .is_some_and(|r| r.starts_with("HTTP/1.1 200") || r.starts_with("HTTP/1.0 200"))
-                {
-                    return Moto {
-                        child,
-                        endpoint: format!("http://127.0.0.1:{port}"),
-                        port,
-                    };
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("moto server did not start");
-    }
-}
-
-impl Moto {
-    /// Forgets every resource: the emulator as if just started.
-    pub fn reset(&self) {
-        let buf = self.api_post("/moto-api/reset", "text/plain", "");
-        assert!(
-            buf.starts_with("HTTP/1.1 200") || buf.starts_with("HTTP/1.0 200"),
-            "reset: {buf}"
-        );
-    }
-
-    /// POSTs `body` to moto's own API at `path`; the whole answer.
-    pub fn api_post(&self, path: &str, content_type: &str, body: &str) -> String {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect moto");
-        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-        write!(
-            s,
-            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .expect("post");
-        let mut answer = String::new();
-        let _ = s.read_to_string(&mut answer);
-        answer
-    }
-}
-
-impl Moto {
-    /// moto moves every support case one status further (opened, pending-customer-action,
-    /// reopened, resolved, ...) each time DescribeCases shows it, so that merely looking resolves
-    /// a case. This makes a case keep its status, as at AWS, until `looks` more looks.
-    pub fn support_case_status_every(&self, looks: u64) {
-        let body = format!(
-            r#"{{"model_name": "support::case", "transition": {{"progression": "manual", "times": {looks}}}}}"#
-        );
-        let answer = self.api_post("/moto-api/state-manager/set-transition", "application/json", &body);
-        assert!(
-            answer.starts_with("HTTP/1.1 20") || answer.starts_with("HTTP/1.0 20"),
-            "set-transition: {answer}"
-        );
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn http_get(port: u16, path: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    Some(buf)
-}
-
-/// An SDK context on the emulator, for counting what the runs created.
-pub fn sdk(endpoint: &str) -> runbook_plugins::Context {
-    runbook_plugins::Context::with_limits(
-        runbook_plugins::AwsOptions {
-            profile: None,
-            region: Some("us-east-1".into()),
-            endpoint_url: Some(endpoint.into()),
-            max_attempts: Some(1),
-            attempt_timeout: None,
-            static_credentials: Some(("testing".into(), "testing".into())),
-        },
-        std::env::temp_dir(),
-        Default::default(),
-        runbook_plugins::aws::published_limits(),
-    )
-}
-
-/// The emulator's Identity Center as a test counts it: its users, its permission sets, and the
-/// accounts the first user is assigned in (one entry per assignment, all pages).
-pub struct IdentityCenter {
-    pub users: usize,
-    pub permission_sets: usize,
-    pub assigned: Vec<String>,
-}
-
-pub fn identity_center(endpoint: &str) -> IdentityCenter {
-    block_on(async {
-        let ctx = sdk(endpoint);
-        let sso = ctx.sso_admin(None).await.expect("client");
-        let ic = sso.list_instances().send().await.expect("instances");
-        let arn = ic.instances()[0].instance_arn().expect("arn").to_string();
-        let store = ic.instances()[0].identity_store_id().expect("store").to_string();
-        let ids = ctx.identitystore(None).await.expect("client");
-        let users = ids.list_users().identity_store_id(&store).send().await.expect("users");
-        let sets = sso
-            .list_permission_sets()
-            .instance_arn(&arn)
-            .send()
-            .await
-            .expect("sets");
-        let mut assigned = Vec::new();
-        if let Some(user) = users.users().first() {
-            let mut pages = sso
-                .list_account_assignments_for_principal()
-                .instance_arn(&arn)
-                .principal_id(user.user_id())
-                .principal_type(aws_sdk_ssoadmin::types::PrincipalType::User)
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                let page = page.expect("assignments");
-                assigned.extend(
-                    page.account_assignments()
-                        .iter()
-                        .filter_map(|a| a.account_id().map(String::from)),
-                );
-            }
-        }
-        IdentityCenter {
-            users: users.users().len(),
-            permission_sets: sets.permission_sets().len(),
-            assigned,
-        }
-    })
-}
-
-pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
-}
-
 /// The run directories under a state directory (each holds `state.json` and `transcript.jsonl`:
 /// `STATE/<runbook>-<hash>/runs/<name>/`).
 pub fn run_dirs(state: &Path) -> Vec<PathBuf> {
@@ -519,138 +301,17 @@ pub fn transcripts(state: &Path) -> String {
         .collect()
 }
 
-/// (permission sets named AdministratorAccess, their session durations and policies, users
-/// named cloud.admin, assignments of the set in the management account)
-pub fn part2_counts(endpoint: &str) -> (usize, Vec<String>, usize, usize) {
-    block_on(async {
-        let ctx = sdk(endpoint);
-        let sso = ctx.sso_admin(None).await.expect("client");
-        let inst = sso.list_instances().send().await.expect("instances");
-        let i = &inst.instances()[0];
-        let arn = i.instance_arn().expect("arn").to_string();
-        let store = i.identity_store_id().expect("store").to_string();
-        let sets = sso
-            .list_permission_sets()
-            .instance_arn(&arn)
-            .send()
-            .await
-            .expect("sets");
-        let mut admin_sets = 0;
-        let mut details = Vec::new();
-        let mut ps_arn = String::new();
-        for ps in sets.permission_sets() {
-            let d = sso
-                .describe_permission_set()
-                .instance_arn(&arn)
-                .permission_set_arn(ps)
-                .send()
-                .await
-                .expect("describe");
-            let d = d.permission_set().expect("ps");
-            if d.name() == Some("AdministratorAccess") {
-                admin_sets += 1;
-                ps_arn = ps.clone();
-                details.push(d.session_duration().unwrap_or_default().to_string());
-                let pols = sso
-                    .list_managed_policies_in_permission_set()
-                    .instance_arn(&arn)
-                    .permission_set_arn(ps)
-                    .send()
-                    .await
-                    .expect("policies");
-                for p in pols.attached_managed_policies() {
-                    details.push(p.name().unwrap_or_default().to_string());
-                }
+/// The first file under `dir`, at any depth, whose name starts with `prefix`.
+pub fn find(dir: &std::path::Path, prefix: &str) -> Option<std::path::PathBuf> {
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            if let Some(f) = find(&p, prefix) {
+                return Some(f);
             }
+        } else if p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(prefix)) {
+            return Some(p);
         }
-        let ids = ctx.identitystore(None).await.expect("client");
-        let users = ids.list_users().identity_store_id(&store).send().await.expect("users");
-        let admins = users
-            .users()
-            .iter()
-            .filter(|u| u.user_name() == Some("cloud.admin"))
-            .count();
-        let assignments = if ps_arn.is_empty() {
-            0
-        } else {
-            sso.list_account_assignments()
-                .instance_arn(&arn)
-                .account_id("123456789012")
-                .permission_set_arn(&ps_arn)
-                .send()
-                .await
-                .expect("assignments")
-                .account_assignments()
-                .len()
-        };
-        (admin_sets, details, admins, assignments)
-    })
-}
-
-/// Support cases whose subject holds `subject_part`: (service code, category code).
-pub fn cases_with(endpoint: &str, subject_part: &str) -> Vec<(String, String)> {
-    block_on(async {
-        let ctx = sdk(endpoint);
-        let s = ctx.support().await.expect("client");
-        let out = s
-            .describe_cases()
-            .include_resolved_cases(true)
-            .send()
-            .await
-            .expect("cases");
-        out.cases()
-            .iter()
-            .filter(|c| c.subject().unwrap_or("").contains(subject_part))
-            .map(|c| {
-                (
-                    c.service_code().unwrap_or("").to_string(),
-                    c.category_code().unwrap_or("").to_string(),
-                )
-            })
-            .collect()
-    })
-}
-
-/// Assignments of the permission set named `set_name` in `account_id`, as the emulator holds
-/// them (principal ids, one per assignment: a duplicate shows twice).
-pub fn assignments_in(endpoint: &str, account_id: &str, set_name: &str) -> Vec<String> {
-    block_on(async {
-        let ctx = sdk(endpoint);
-        let sso = ctx.sso_admin(None).await.expect("client");
-        let inst = sso.list_instances().send().await.expect("instances");
-        let arn = inst.instances()[0].instance_arn().expect("arn").to_string();
-        let sets = sso
-            .list_permission_sets()
-            .instance_arn(&arn)
-            .send()
-            .await
-            .expect("sets");
-        let mut out = Vec::new();
-        for ps in sets.permission_sets() {
-            let d = sso
-                .describe_permission_set()
-                .instance_arn(&arn)
-                .permission_set_arn(ps)
-                .send()
-                .await
-                .expect("describe");
-            if d.permission_set().and_then(|p| p.name()) != Some(set_name) {
-                continue;
-            }
-            let a = sso
-                .list_account_assignments()
-                .instance_arn(&arn)
-                .account_id(account_id)
-                .permission_set_arn(ps)
-                .send()
-                .await
-                .expect("assignments");
-            out.extend(
-                a.account_assignments()
-                    .iter()
-                    .map(|a| a.principal_id().unwrap_or_default().to_string()),
-            );
-        }
-        out
-    })
+    }
+    None
 }

@@ -1,0 +1,166 @@
+//! The AWS emulator: a moto server of the test's own on a loopback port, installed into
+//! `<repo>/.venv` on first use, and moto's own API (reset, state transitions).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::repo;
+
+/// The moto server binary, installing it into `<repo>/.venv` on first use (under a lock, since
+/// test binaries run in parallel).
+pub fn moto_server() -> PathBuf {
+    if let Some(p) = std::env::var_os("RUNBOOK_MOTO_SERVER") {
+        return PathBuf::from(p);
+    }
+    let venv = repo().join(".venv");
+    let bin = venv.join("bin").join("moto_server");
+    if bin.exists() {
+        return bin;
+    }
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(repo().join(".venv.lock"))
+        .expect("lock file");
+    fs4::fs_std::FileExt::lock_exclusive(&lock).expect("lock");
+    if !bin.exists() {
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3")
+            .success();
+        assert!(ok, "python3 -m venv failed");
+        let ok = Command::new(venv.join("bin").join("pip"))
+            .args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "moto[server]==5.2.5",
+            ])
+            .status()
+            .expect("pip")
+            .success();
+        assert!(ok, "pip install moto failed");
+    }
+    bin
+}
+
+/// A moto server of the test's own on a free loopback port; killed when dropped.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+    pub port: u16,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        Moto::start_with(&[])
+    }
+
+    /// With these environment variables: `INITIAL_NO_AUTH_ACTION_COUNT=N` makes moto authorise
+    /// every request after the first N against the caller's IAM policies.
+    pub fn start_with(env: &[(&str, &str)]) -> Moto {
+        let bin = moto_server();
+        Moto::start_program(|| Command::new(&bin), env)
+    }
+
+    /// `program()` started as moto_server is (`-H 127.0.0.1 -p PORT`), with `env`.
+    pub(super) fn start_program(program: impl Fn() -> Command, env: &[(&str, &str)]) -> Moto {
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .expect("bind")
+                .local_addr()
+                .expect("addr")
+                .port();
+            let mut child = program()
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .envs(env.iter().copied())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start moto");
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_secs(30) {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if http_get(port, "/moto-api/")
+                    .is_some_and(|r| r.starts_with("HTTP/1.1 200") || r.starts_with("HTTP/1.0 200"))
+                {
+                    return Moto {
+                        child,
+                        endpoint: format!("http://127.0.0.1:{port}"),
+                        port,
+                    };
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("moto server did not start");
+    }
+}
+
+impl Moto {
+    /// Forgets every resource: the emulator as if just started.
+    pub fn reset(&self) {
+        let buf = self.api_post("/moto-api/reset", "text/plain", "");
+        assert!(
+            buf.starts_with("HTTP/1.1 200") || buf.starts_with("HTTP/1.0 200"),
+            "reset: {buf}"
+        );
+    }
+
+    /// POSTs `body` to moto's own API at `path`; the whole answer.
+    pub fn api_post(&self, path: &str, content_type: &str, body: &str) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect moto");
+        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        write!(
+            s,
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("post");
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        answer
+    }
+}
+
+impl Moto {
+    /// moto moves every support case one status further (opened, pending-customer-action,
+    /// reopened, resolved, ...) each time DescribeCases shows it, so that merely looking resolves
+    /// a case. This makes a case keep its status, as at AWS, until `looks` more looks.
+    pub fn support_case_status_every(&self, looks: u64) {
+        let body = format!(
+            r#"{{"model_name": "support::case", "transition": {{"progression": "manual", "times": {looks}}}}}"#
+        );
+        let answer = self.api_post("/moto-api/state-manager/set-transition", "application/json", &body);
+        assert!(
+            answer.starts_with("HTTP/1.1 20") || answer.starts_with("HTTP/1.0 20"),
+            "set-transition: {answer}"
+        );
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    Some(buf)
+}

@@ -1,0 +1,37 @@
+//! Scratch books for the site's tests (`site.rs`, `site_bounds.rs`): a minimal project, and the
+//! files a render wrote.
+
+use std::path::{Path, PathBuf};
+
+use super::Test;
+
+/// A scratch project: a minimal book and one runbook `runbooks/r.md`.
+pub fn project(runbook: &str) -> Test {
+    Test::new()
+        .file("book/book.toml", "[book]\ntitle = \"t\"\n")
+        .file("book/src/SUMMARY.md", "# Summary\n\n<!-- runbooks -->\n")
+        .file("runbooks/r.md", runbook)
+}
+
+/// A file's text; a failure names the file.
+pub fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// Every regular file under `dir` (links not followed), as (path, bytes).
+pub fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let Ok(ty) = e.file_type() else { continue };
+            if ty.is_dir() {
+                todo.push(e.path());
+            } else if ty.is_file() {
+                out.push((e.path(), std::fs::read(e.path()).expect("read")));
+            }
+        }
+    }
+    out
+}
