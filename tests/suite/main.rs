@@ -47,6 +47,7 @@ mod run;
 mod safety_page;
 mod sdk_retries;
 mod secret_followups;
+mod secret_plans;
 mod secret_sinks;
 mod secret_sources;
 mod secrets;

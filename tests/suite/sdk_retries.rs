@@ -327,3 +327,28 @@ fn a_resend_answer_answers_only_the_call_it_was_given_for() {
     run(true).code_is(1).stderr_has("ConflictException");
     assert_eq!(proxy.calls("CreateUser"), 3, "an answer naming the call sends it");
 }
+
+/// Attacker finding (round 5): a CreateCase by name with `retries=3`, answered `400 InternalError`
+/// (or 408) after AWS acted, was read as a refusal (below 500) and sent again: two cases. A 4xx
+/// whose code says the server failed or timed out is a fault: the outcome is unknown, nothing is
+/// sent again.
+#[test]
+fn a_create_by_name_answered_400_internal_error_after_acting_is_not_resent_by_retries() {
+    for (status, code) in [
+        ("400 Bad Request", "InternalError"),
+        ("408 Request Timeout", "RequestTimeout"),
+    ] {
+        let rules = Rules {
+            lost_answer_as: Some((status, code)),
+            ..losing("CreateCase")
+        };
+        let (out, proxy, _moto) = run(
+            "# C\n\n```aws support:CreateCase id=cc retries=3\nsubject = \"once\"\ncommunicationBody = \"x\"\nserviceCode = \"customer-account\"\ncategoryCode = \"activation\"\n```\n",
+            rules,
+            |_| {},
+        );
+        assert_eq!(proxy.injected("lost-answer"), 1, "{code}: {:?}", proxy.operations());
+        assert_eq!(proxy.calls("CreateCase"), 1, "{code}: sent again: {out:?}");
+        out.code_is(3);
+    }
+}

@@ -32,7 +32,8 @@ fn plan_never_prints_a_secret() {
         }
         let out = t.run_args(&args);
         // A change made of a secret is not looked up: what the look-up finds would tell it.
-        out.code_is(0).stdout_has("its request is made of a secret: a plan does not send it");
+        out.code_is(0)
+            .stdout_has("its request is made of a secret: a plan does not send it");
         assert!(!out.all().contains("hunter2xyz"), "{out:?}");
         assert!(!out.all().contains("HUNTER2XYZ"), "a derived secret: {out:?}");
     }

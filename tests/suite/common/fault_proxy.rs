@@ -63,6 +63,9 @@ pub struct Rules {
     /// The first request of this operation reaches moto, but its answer is replaced by a 500:
     /// the call happened and the client cannot know.
     pub lose_answer_once: Option<String>,
+    /// What the lost answer is replaced by (status line, error code): default a 500
+    /// InternalServerException; some services say a server fault with a 4xx (`InternalError`).
+    pub lost_answer_as: Option<(&'static str, &'static str)>,
     /// GetAccountSummary reports root MFA as active (moto always says 0).
     pub root_mfa: bool,
     /// ListAccounts leaves out the accounts the tests create (emails `aws+…`): an account

@@ -299,10 +299,15 @@ pub(super) fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> st
             return Ok(());
         }
         if lose {
+            let (status, code) = state
+                .lock()
+                .ok()
+                .and_then(|s| s.rules.lost_answer_as)
+                .unwrap_or(("500 Internal Server Error", "InternalServerException"));
             json_error(
                 &mut conn,
-                "500 Internal Server Error",
-                "InternalServerException",
+                status,
+                code,
                 "the answer was lost after the request was served",
             )?;
             continue;

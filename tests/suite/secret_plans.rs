@@ -1,0 +1,114 @@
+//! Attacker findings (round 5) against threat 7, `plan` on a pull request with CI's credentials:
+//! a built-in change whose parameters derive from a secret was looked up by `plan`, which sent
+//! the secret to AWS (`GetUserId` with the upper-cased secret), printed what it would create
+//! (`would-create: permission set hun`, three characters of the secret per step) and answered
+//! `exists` or `would-change` as the secret matched a value in AWS (an oracle, through the exit
+//! code). A plan sends nothing made of a secret, for a change as for a read; and a run's progress
+//! line does not show the target of a step made of a secret (two characters are no text a mask
+//! finds).
+
+use crate::common::fault_proxy::{FaultProxy, Rules};
+use crate::common::{Moto, Output, Test, block_on, sdk};
+
+const SECRET: &str = "hunter2Canary";
+
+/// Seven steps, each a permission set named by three characters of the secret; a user named by
+/// it upper-cased; the existing user `alice` given the secret as display name.
+fn runbook() -> String {
+    let mut s = String::from(
+        "# P\n\n```runbook\n[inputs.pw]\nprompt = \"pw\"\nsecret = true\n```\n\n```aws sso-admin.find-instance id=ic\n```\n\n",
+    );
+    for (i, at) in (0..13).step_by(3).enumerate() {
+        s.push_str(&format!(
+            "```aws sso-admin.ensure-permission-set id=p{i}\ninstance_arn = \"${{steps.ic.instance_arn}}\"\nname = \"${{inputs.pw.sub_string({at}, 3)}}\"\n```\n\n"
+        ));
+    }
+    s.push_str("```aws identitystore.ensure-user id=upper\nidentity_store_id = \"${steps.ic.identity_store_id}\"\nuser_name = \"${inputs.pw.to_upper()}\"\ndisplay_name = \"x\"\ngiven_name = \"A\"\nfamily_name = \"B\"\nemail = \"u@example.com\"\n```\n\n");
+    s.push_str("```aws identitystore.ensure-user id=alice\nidentity_store_id = \"${steps.ic.identity_store_id}\"\nuser_name = \"alice\"\ndisplay_name = \"${inputs.pw}\"\ngiven_name = \"Alice\"\nfamily_name = \"L\"\nemail = \"alice@example.com\"\n```\n");
+    s
+}
+
+/// moto with the user `alice` whose display name is the secret.
+fn account() -> Moto {
+    let moto = Moto::start();
+    block_on(async {
+        let ctx = sdk(&moto.endpoint);
+        let sso = ctx.sso_admin(None).await.expect("client");
+        let ic = sso.list_instances().send().await.expect("instances");
+        let store = ic.instances()[0].identity_store_id().expect("store").to_string();
+        ctx.identitystore(None)
+            .await
+            .expect("client")
+            .create_user()
+            .identity_store_id(&store)
+            .user_name("alice")
+            .display_name(SECRET)
+            .name(
+                aws_sdk_identitystore::types::Name::builder()
+                    .given_name("Alice")
+                    .family_name("L")
+                    .build(),
+            )
+            .emails(
+                aws_sdk_identitystore::types::Email::builder()
+                    .value("alice@example.com")
+                    .primary(true)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("alice");
+    });
+    moto
+}
+
+#[test]
+fn a_plan_sends_nothing_made_of_a_secret_and_says_the_same_whatever_it_is() {
+    let moto = account();
+    let proxy = FaultProxy::start(&moto.endpoint, Rules::default());
+    let t = Test::new().file("r.md", runbook()).aws(&proxy.endpoint);
+    let plan = |pw: &str, json: bool| -> Output {
+        let mut a: Vec<String> = ["plan", "r.md", "--detailed-exitcode", "--input"]
+            .map(String::from)
+            .to_vec();
+        a.push(format!("pw={pw}"));
+        if json {
+            a.push("--json".into());
+        }
+        t.run_args(&a)
+    };
+    for json in [false, true] {
+        // The right secret (alice's display name) and a wrong one: the same plan, byte for byte.
+        let right = plan(SECRET, json);
+        let wrong = plan("zebra9Otherx", json);
+        assert_eq!(
+            (right.code, &right.stdout),
+            (wrong.code, &wrong.stdout),
+            "the plan depends on the secret"
+        );
+        right.stdout_has("its request is made of a secret: a plan does not send it");
+        for piece in ["hun", "ter", "2Ca", "nar", "HUNTER2CANARY", SECRET] {
+            assert!(!right.all().contains(piece), "`{piece}` shown: {right:?}");
+        }
+    }
+    // Nothing made of the secret reached AWS: no look-up of a set, a user or alice at all.
+    for op in ["ListPermissionSets", "GetUserId", "DescribeUser"] {
+        assert_eq!(proxy.calls(op), 0, "{op} sent: {:?}", proxy.operations());
+    }
+}
+
+/// In a run, the progress line of a change made of a secret names the call, not its target.
+#[test]
+fn a_runs_progress_shows_no_target_made_of_a_secret() {
+    let moto = Moto::start();
+    let t = Test::new()
+        .file(
+            "r.md",
+            "# P\n\n```runbook\n[inputs.pw]\nprompt = \"pw\"\nsecret = true\n```\n\n```aws sso-admin.find-instance id=ic\n```\n\n\
+             ```aws sso-admin.ensure-permission-set id=p0\ninstance_arn = \"${steps.ic.instance_arn}\"\nname = \"${inputs.pw.sub_string(0, 2)}\"\n```\n",
+        )
+        .aws(&moto.endpoint);
+    let out = t.run_args(&["run".into(), "r.md".into(), "--input".into(), format!("pw={SECRET}")]);
+    out.code_is(0).stdout_has("sso-admin:CreatePermissionSet ********");
+    assert!(!out.all().contains("CreatePermissionSet hu"), "{out:?}");
+}
