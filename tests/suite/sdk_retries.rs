@@ -352,3 +352,56 @@ fn a_create_by_name_answered_400_internal_error_after_acting_is_not_resent_by_re
         out.code_is(3);
     }
 }
+
+/// Attacker finding (round 5): a copy of a runbook (another title, another step id) sending the
+/// same change, run against the same AWS spelled otherwise (`http://127.0.0.1:PORT/`,
+/// `http://localhost:PORT`), did not see the call whose answer the first run lost, and sent it
+/// again. One endpoint is one endpoint however it is written.
+#[test]
+fn a_lost_call_by_name_is_not_sent_again_by_a_copy_that_spells_the_endpoint_otherwise() {
+    const CASE: &str = "subject = \"once\"\ncommunicationBody = \"x\"\nserviceCode = \"customer-account\"\ncategoryCode = \"activation\"\n```\n";
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(&moto.endpoint, losing("CreateCase"));
+    let first = Test::new()
+        .file("rs.md", format!("# First\n\n```aws support:CreateCase id=cc\n{CASE}"))
+        .aws(&proxy.endpoint);
+    let lost = first.run_args(&["run".into(), "rs.md".into()]);
+    assert_ne!(lost.code, 0, "{lost:?}");
+    assert_eq!(proxy.calls("CreateCase"), 1);
+    let state = first.path(".runbook").display().to_string();
+    let port = proxy.endpoint.rsplit(':').next().unwrap_or_default().to_string();
+    for spelled in [format!("{}/", proxy.endpoint), format!("http://localhost:{port}")] {
+        let copy = Test::new()
+            .file("copy.md", format!("# Copy\n\n```aws support:CreateCase id=dd\n{CASE}"))
+            .aws(&spelled);
+        let out = copy.run_args(&["run".into(), "copy.md".into(), "--state-dir".into(), state.clone()]);
+        out.code_is(3);
+        assert_eq!(proxy.calls("CreateCase"), 1, "{spelled}: sent again: {out:?}");
+    }
+}
+
+/// Attacker finding (round 5): a `200` web page (a captive portal, a proxy's page) answering a
+/// change by name was taken as AWS's answer: the step finished and the journal recorded a change
+/// AWS may never have seen. It is an unknown outcome: the run stops and says so.
+#[test]
+fn a_web_page_answered_200_is_not_believed_as_aws_s_answer() {
+    let rules = Rules {
+        answer_op: Some((
+            "CreateUser".into(),
+            "200 OK",
+            "text/html; charset=utf-8",
+            "<html><body>Sign in to the network</body></html>".into(),
+        )),
+        ..Rules::default()
+    };
+    let (out, proxy, _moto) = run(
+        "# U\n\n```aws iam:CreateUser id=u\nUserName = \"pat\"\n```\n",
+        rules,
+        |_| {},
+    );
+    assert_eq!(proxy.injected("answer"), 1, "the page answered instead of moto");
+    out.code_is(1)
+        .stderr_has("the outcome is unknown")
+        .stderr_has("a web page, not an AWS answer");
+    assert!(!out.stdout.contains("✓ u "), "{out:?}");
+}

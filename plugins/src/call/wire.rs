@@ -300,6 +300,27 @@ async fn once(ctx: &Context, call: Call, req: http::Request<Full<Bytes>>) -> Att
         Err(e) => return Attempt::Unknown(aws_error(call, "ResponseError", e.to_string(), header_id)),
     };
     let text = String::from_utf8_lossy(&bytes);
+    // AWS never answers an API call with a web page: a 2xx HTML page is a captive portal or a
+    // proxy's, not AWS's answer, and believing it would record a change AWS may never have seen
+    // (attacker finding, round 5).
+    // Told by the body, not its content type: moto labels its JSON answers text/html.
+    let html = {
+        let start: String = String::from_utf8_lossy(&bytes[..bytes.len().min(64)])
+            .trim_start()
+            .to_ascii_lowercase();
+        start.starts_with("<!doctype html") || start.starts_with("<html")
+    };
+    if (200..300).contains(&status) && html {
+        return Attempt::Unknown(aws_error(
+            call,
+            "ResponseError",
+            format!(
+                "HTTP {status} with a web page, not an AWS answer: {}",
+                crate::error::body_start(&bytes)
+            ),
+            header_id,
+        ));
+    }
     if (200..300).contains(&status) {
         return match parse_answer(call, status, &headers, &bytes) {
             Ok((body, id)) => Attempt::Answered(Answer {

@@ -30,7 +30,13 @@ use super::Shared;
 /// The digest of a target, the same from every journal of the state directory.
 pub(super) fn digest(shared: &Shared, call: &str, target: &str) -> String {
     let masked = shared.redactor.text(target);
-    let endpoint = shared.ctx.aws_options().endpoint_url.clone().unwrap_or_default();
+    let endpoint = shared
+        .ctx
+        .aws_options()
+        .endpoint_url
+        .as_deref()
+        .map(same_endpoint)
+        .unwrap_or_default();
     let account = match shared.identity.get() {
         Some(Ok(id)) => id.account_id.clone(),
         _ => String::new(),
@@ -41,6 +47,43 @@ pub(super) fn digest(shared: &Shared, call: &str, target: &str) -> String {
         h.update(part.as_bytes());
     }
     hex::encode(&h.finalize()[..16])
+}
+
+/// One spelling of an endpoint (attacker finding: a copy of a runbook run with
+/// `http://127.0.0.1:5752/` or `http://localhost:5752` did not see the lost call the first run
+/// left at `http://127.0.0.1:5752`, and sent it again): lower case, no trailing slash, no default
+/// port, and every loopback name as one.
+fn same_endpoint(url: &str) -> String {
+    let url = url.trim().trim_end_matches('/').to_ascii_lowercase();
+    let (scheme, rest) = url.split_once("://").unwrap_or(("https", url.as_str()));
+    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let (host, port) = match authority.strip_prefix('[') {
+        // [v6]:port
+        Some(v6) => match v6.split_once(']') {
+            Some((h, rest)) => (&authority[..h.len() + 2], rest.strip_prefix(':')),
+            None => (authority, None),
+        },
+        None => match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        },
+    };
+    let port = port.filter(|p| !matches!((scheme, *p), ("http", "80") | ("https", "443")));
+    let host = match host {
+        "localhost" | "127.0.0.1" | "[::1]" | "::1" => "loopback",
+        h => h,
+    };
+    let mut out = format!("{scheme}://{host}");
+    if let Some(p) = port {
+        out.push(':');
+        out.push_str(p);
+    }
+    if !path.is_empty() {
+        out.push('/');
+        out.push_str(path);
+    }
+    out
 }
 
 /// How often a claim held elsewhere is tried again.
@@ -122,4 +165,28 @@ async fn let_land(shared: &Shared, step: &str, call: &str, target: &str, digest:
     // An interruption drops the step's future, and this wait with it.
     tokio::time::sleep(left).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_endpoint;
+
+    #[test]
+    fn one_endpoint_spelled_many_ways_is_one() {
+        let one = same_endpoint("http://127.0.0.1:5752");
+        for other in [
+            "http://127.0.0.1:5752/",
+            "http://localhost:5752",
+            "HTTP://LOCALHOST:5752/",
+            "http://[::1]:5752",
+        ] {
+            assert_eq!(same_endpoint(other), one, "{other}");
+        }
+        assert_eq!(
+            same_endpoint("https://sso.us-east-1.amazonaws.com:443/"),
+            "https://sso.us-east-1.amazonaws.com"
+        );
+        assert_ne!(same_endpoint("http://127.0.0.1:5753"), one);
+        assert_ne!(same_endpoint("http://10.0.0.1:5752"), one);
+    }
 }
