@@ -291,18 +291,30 @@ impl Checker<'_> {
         }
         // Whether a step runs, and which items it has, show in every log, event and journal: a
         // condition or a list over a secret would spell it out a bit (or an item) at a time.
-        for (word, attr) in [("if", &a.if_), ("for-each", &a.for_each)] {
+        // Where a step acts is shown too, and sent: the region is in every request's signature
+        // and host name (a DNS query), the account in the role's ARN that is assumed (attacker
+        // finding: `plan` printed `region `hun`` and sent an AssumeRole made of a secret).
+        for (word, attr) in [
+            ("if", &a.if_),
+            ("for-each", &a.for_each),
+            ("account", &a.account),
+            ("region", &a.region),
+            ("role", &a.role),
+        ] {
             let Some(attr) = attr else { continue };
             let named = self.secrets_named(&attr.value);
             if let Some(first) = named.first() {
-                let d = Diagnostic::error(
-                    self.source,
-                    attr.span,
-                    format!("`{word}=` reads the secret `{first}`"),
-                )
-                .with_help(format!(
-                    "whether a step runs and which items it has are shown in the log, the journal and the events, so a `{word}=` over a secret would tell it; decide inside a `rhai` step that reads it (its outputs stay secret), or on a value that is not secret"
-                ));
+                let help = if matches!(word, "if" | "for-each") {
+                    format!(
+                        "whether a step runs and which items it has are shown in the log, the journal and the events, so a `{word}=` over a secret would tell it; decide inside a `rhai` step that reads it (its outputs stay secret), or on a value that is not secret"
+                    )
+                } else {
+                    format!(
+                        "where a step acts is shown in the log and sent to AWS (the region in every request and host name, the account and role in the role assumed), so a `{word}=` made of a secret would tell it; use a value that is not secret"
+                    )
+                };
+                let d = Diagnostic::error(self.source, attr.span, format!("`{word}=` reads the secret `{first}`"))
+                    .with_help(help);
                 self.diags.push(d);
             }
         }

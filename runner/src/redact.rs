@@ -123,12 +123,54 @@ fn transformed(secret: &str) -> Vec<String> {
         hex::encode(bytes),
         hex::encode_upper(bytes),
     ];
+    // As S3 quotes a canonical request (`CanonicalRequestBytes`): hex bytes with separators.
+    for sep in [" ", ":"] {
+        let pairs: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        out.push(pairs.join(sep));
+        out.push(pairs.join(sep).to_uppercase());
+    }
     for skip in 0..3 {
         let rest = &bytes[skip.min(bytes.len())..];
         let whole = rest.len() / 3 * 3;
         if whole >= 6 {
             out.push(STANDARD_NO_PAD.encode(&rest[..whole]));
             out.push(URL_SAFE_NO_PAD.encode(&rest[..whole]));
+        }
+    }
+    out
+}
+
+/// A message clipped for the screen (`...`) may end inside a secret, and the start of a secret is
+/// not the secret (attacker finding: 31 of a session token's 32 characters were printed before
+/// the `...` of a clipped AWS error). A long secret's beginning of [`MIN_ENV`]+ characters just
+/// before a cut is masked as the secret is.
+fn cut_short(mut out: String, secrets: &[String]) -> String {
+    for marker in ["...", "…"] {
+        let mut from = 0;
+        while let Some(found) = out[from..].find(marker) {
+            let at = from + found;
+            let before = &out[..at];
+            let cut = secrets
+                .iter()
+                .filter(|s| s.chars().count() >= MIN_ENV)
+                .filter_map(|s| {
+                    let head: String = s.chars().take(MIN_ENV).collect();
+                    let window = before.len().saturating_sub(s.len());
+                    let start = (window..=before.len()).find(|i| before.is_char_boundary(*i))?;
+                    let i = start + before[start..].rfind(head.as_str())?;
+                    s.starts_with(&before[i..]).then_some(i)
+                })
+                .min();
+            match cut {
+                Some(i) => {
+                    out.replace_range(i..at, MASK);
+                    from = i + MASK.len() + marker.len();
+                }
+                None => from = at + marker.len(),
+            }
+            if from >= out.len() {
+                break;
+            }
         }
     }
     out
@@ -290,6 +332,9 @@ impl Redactor {
                 out = out.replace(secret.as_str(), MASK);
             }
         }
+        if out.contains("...") || out.contains('…') {
+            out = cut_short(out, &secrets);
+        }
         out
     }
 
@@ -310,6 +355,20 @@ impl Redactor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_cut_short_by_a_clipped_message_is_masked() {
+        let token = "SessTokCanaryValue9876543210zyxw";
+        let r = Redactor::default();
+        r.add(token);
+        for keep in [8, 20, 31] {
+            let clipped = format!("xxxx raw: {}...", &token[..keep]);
+            assert_eq!(r.text(&clipped), format!("xxxx raw: {MASK}..."), "{keep}");
+        }
+        // Seven characters are too few to tell a secret from text.
+        assert_eq!(r.text("raw: SessTok..."), "raw: SessTok...");
+        assert_eq!(r.text("a... b…"), "a... b…");
+    }
 
     /// The attacker's forms: an error that quoted the session token base64-encoded behind a
     /// prefix of any length, hex-encoded, upper-cased or reversed.

@@ -405,3 +405,32 @@ fn a_web_page_answered_200_is_not_believed_as_aws_s_answer() {
         .stderr_has("a web page, not an AWS answer");
     assert!(!out.stdout.contains("✓ u "), "{out:?}");
 }
+
+/// Attacker finding (round 6): an error without AWS's code (a proxy's HTML 403 page, after AWS
+/// acted) was a refusal, and `retries=` sent a second CreateCase. An error AWS did not word is an
+/// unknown outcome for a change; and an empty `200` to a change in a JSON protocol is not an
+/// answer either (it was recorded as a case opened).
+#[test]
+fn a_change_met_by_a_page_without_aws_s_code_or_an_empty_200_is_unknown_not_refused_or_done() {
+    const CASE: &str = "# C\n\n```aws support:CreateCase id=cc retries=3\nsubject = \"once\"\ncommunicationBody = \"x\"\nserviceCode = \"customer-account\"\ncategoryCode = \"activation\"\n```\n";
+    let rules = Rules {
+        lost_answer_as: Some(("403 Forbidden", "")),
+        ..losing("CreateCase")
+    };
+    let (out, proxy, _moto) = run(CASE, rules, |_| {});
+    assert_eq!(proxy.calls("CreateCase"), 1, "sent again: {out:?}");
+    // The retry finds the unknown outcome and waits for a person (exit 3).
+    out.code_is(3).stderr_has("is unknown");
+
+    let rules = Rules {
+        answer_op: Some((
+            "CreateCase".into(),
+            "200 OK",
+            "application/x-amz-json-1.1",
+            String::new(),
+        )),
+        ..Rules::default()
+    };
+    let (out, _proxy, _moto) = run(CASE, rules, |_| {});
+    out.code_is(3).stdout_has("an empty body, not an AWS answer");
+}

@@ -112,3 +112,58 @@ fn a_runs_progress_shows_no_target_made_of_a_secret() {
     out.code_is(0).stdout_has("sso-admin:CreatePermissionSet ********");
     assert!(!out.all().contains("CreatePermissionSet hu"), "{out:?}");
 }
+
+/// Attacker finding (round 6): `region=` made of a secret was printed by `plan` (``region `hun` is
+/// not an AWS region name``) and sent in every request's signature and host name; `account=` made
+/// of one was sent as the AssumeRole's ARN. Where a step acts is refused over a secret by
+/// `check`, as `if=` and `for-each=` are.
+#[test]
+fn a_place_made_of_a_secret_is_refused_by_check() {
+    for (attr, at) in [
+        ("region='xx-${inputs.pw.sub_string(0, 3)}-1'", "region"),
+        ("account='${inputs.pw.sub_string(0, 12)}'", "account"),
+        ("account=111122223333 role='${inputs.pw}'", "role"),
+    ] {
+        let t = Test::new().file(
+            "r.md",
+            format!("# P\n\n```runbook\n[inputs.pw]\nprompt = \"pw\"\nsecret = true\n```\n\n```aws iam:ListUsers id=u {attr}\n```\n"),
+        );
+        let out = t.run_args(&["plan".into(), "r.md".into(), "--input".into(), format!("pw={SECRET}")]);
+        out.code_is(2)
+            .stderr_has(&format!("`{at}=` reads the secret `inputs.pw`"));
+        assert!(!out.all().contains("hun"), "{out:?}");
+    }
+}
+
+/// Attacker finding (round 6): an AWS error without a code is shown clipped, and the mask came
+/// after the cut: 31 of the session token's 32 characters were printed before the `...`.
+#[test]
+fn a_credential_cut_short_by_a_clipped_error_is_masked() {
+    const TOKEN: &str = "SessTokCanaryValue9876543210zyxw";
+    let moto = Moto::start();
+    // Wherever the clip falls: before, inside or after the token.
+    let mut shown = 0;
+    for pad in (40usize..=140).step_by(5) {
+        let body = format!("{{\"message\":\"{} raw: {TOKEN}\"}}", "x".repeat(pad));
+        let proxy = FaultProxy::start(
+            &moto.endpoint,
+            Rules {
+                answer_op: Some(("ListUsers".into(), "400 Bad Request", "application/json", body)),
+                ..Rules::default()
+            },
+        );
+        let t = Test::new()
+            .file("r.md", "# R\n\n```aws iam:ListUsers id=u\n```\n")
+            .aws(&proxy.endpoint)
+            .env("AWS_SESSION_TOKEN", TOKEN);
+        let out = t.run_args(&["run".into(), "r.md".into(), "--events".into(), "ev.ndjson".into()]);
+        assert_ne!(out.code, 0, "{out:?}");
+        let written = out.all() + t.written().as_str();
+        shown += usize::from(written.contains("raw: "));
+        assert!(
+            !written.contains(&TOKEN[..8]),
+            "{pad}: a piece of the token:\n{written}"
+        );
+    }
+    assert!(shown > 0, "no message was shown as far as the token");
+}

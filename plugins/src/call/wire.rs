@@ -163,7 +163,7 @@ pub(super) async fn send(ctx: &Context, call: Call, request: &Value, opts: Optio
         if let Some(b) = &bucket {
             b.take().await;
         }
-        let outcome = match tokio::time::timeout(attempt_timeout, once(ctx, call, req)).await {
+        let outcome = match tokio::time::timeout(attempt_timeout, once(ctx, call, req, opts.mutates)).await {
             Ok(a) => a,
             Err(_) => Attempt::Unknown(aws_error(
                 call,
@@ -270,7 +270,7 @@ fn signed(
     Ok(req)
 }
 
-async fn once(ctx: &Context, call: Call, req: http::Request<Full<Bytes>>) -> Attempt {
+async fn once(ctx: &Context, call: Call, req: http::Request<Full<Bytes>>, mutates: bool) -> Attempt {
     let client = match client() {
         Ok(c) => c,
         Err(e) => return Attempt::NotDone { error: e, retry: false },
@@ -299,7 +299,8 @@ async fn once(ctx: &Context, call: Call, req: http::Request<Full<Bytes>>) -> Att
         Ok(b) => b.to_bytes(),
         Err(e) => return Attempt::Unknown(aws_error(call, "ResponseError", e.to_string(), header_id)),
     };
-    let text = String::from_utf8_lossy(&bytes);
+    // Masked before it is clipped: a secret cut in two is no text a mask finds.
+    let text = ctx.redact(&String::from_utf8_lossy(&bytes));
     // AWS never answers an API call with a web page: a 2xx HTML page is a captive portal or a
     // proxy's, not AWS's answer, and believing it would record a change AWS may never have seen
     // (attacker finding, round 5).
@@ -321,6 +322,25 @@ async fn once(ctx: &Context, call: Call, req: http::Request<Full<Bytes>>) -> Att
             header_id,
         ));
     }
+    // An empty answer to a change in a JSON protocol, whose answers are objects: nothing says AWS
+    // did it (attacker finding: an empty 200 or 204 was recorded as a case opened).
+    let json_protocol = matches!(
+        call.service.metadata.protocol.as_str(),
+        "json" | "awsJson1_0" | "awsJson1_1"
+    );
+    if (200..300).contains(&status)
+        && mutates
+        && json_protocol
+        && call.output().is_some()
+        && bytes.iter().all(u8::is_ascii_whitespace)
+    {
+        return Attempt::Unknown(aws_error(
+            call,
+            "ResponseError",
+            format!("HTTP {status} with an empty body, not an AWS answer"),
+            header_id,
+        ));
+    }
     if (200..300).contains(&status) {
         return match parse_answer(call, status, &headers, &bytes) {
             Ok((body, id)) => Attempt::Answered(Answer {
@@ -331,7 +351,7 @@ async fn once(ctx: &Context, call: Call, req: http::Request<Full<Bytes>>) -> Att
             Err(e) => Attempt::Unknown(aws_error(call, "ResponseError", e, header_id)),
         };
     }
-    let (code, message, id) = parse_error(call, &text, error_type.as_deref(), status);
+    let (code, message, id, aws_code) = parse_error(call, &text, error_type.as_deref(), status);
     let mut error = aws_error(call, code.clone(), message, header_id.or(id));
     if let PluginError::Aws { status: answered, .. } = &mut error {
         *answered = Some(status);
@@ -339,6 +359,12 @@ async fn once(ctx: &Context, call: Call, req: http::Request<Full<Bytes>>) -> Att
     if status == 429 || is_throttling_code(&code) {
         ctx.pressure().on_throttle();
         return Attempt::NotDone { error, retry: true };
+    }
+    // An error without AWS's code (a proxy's 403 page, an empty 400) is not AWS refusing: a
+    // change that met one may have been done behind it (attacker finding: `retries=` sent a
+    // second CreateCase after a proxy's HTML 403).
+    if mutates && !aws_code {
+        return Attempt::Unknown(error);
     }
     if !nothing_done(status, &code) {
         return Attempt::Unknown(error);
@@ -375,7 +401,13 @@ fn parse_answer(
 }
 
 /// (code, message, request id) of an error answer in either protocol.
-fn parse_error(call: Call, text: &str, header_type: Option<&str>, status: u16) -> (String, String, Option<String>) {
+/// (code, message, request id, whether the code is AWS's own rather than made from the status).
+fn parse_error(
+    call: Call,
+    text: &str,
+    header_type: Option<&str>,
+    status: u16,
+) -> (String, String, Option<String>, bool) {
     let clean = |c: &str| {
         let c = c.rsplit('#').next().unwrap_or(c);
         c.split(':').next().unwrap_or(c).trim().to_string()
@@ -389,7 +421,7 @@ fn parse_error(call: Call, text: &str, header_type: Option<&str>, status: u16) -
                 .map(|n| n.text.trim().to_string())
                 .unwrap_or_default();
             if let Some(code) = code {
-                return (code, message, xml::request_id(&root));
+                return (code, message, xml::request_id(&root), true);
             }
         }
     } else if let Ok(v) = serde_json::from_str::<Value>(text) {
@@ -404,7 +436,7 @@ fn parse_error(call: Call, text: &str, header_type: Option<&str>, status: u16) -
             .unwrap_or("")
             .to_string();
         if let Some(code) = code {
-            return (code, message, None);
+            return (code, message, None, true);
         }
     }
     // A HEAD answer has no body: its status is all there is (s3's `NotFound`).
@@ -415,6 +447,7 @@ fn parse_error(call: Call, text: &str, header_type: Option<&str>, status: u16) -
             .map(|r| r.replace(' ', ""))
             .unwrap_or_else(|| format!("HttpStatus{status}"))
     };
+    let aws_code = header_type.is_some();
     let code = header_type.map(clean).unwrap_or_else(from_status);
     // Not an error AWS's protocol describes (a proxy's page, a body without a code): the status
     // and the start of the body, on one line, sanitized and clipped, as for the SDK's calls.
@@ -426,5 +459,5 @@ fn parse_error(call: Call, text: &str, header_type: Option<&str>, status: u16) -
             crate::error::body_start(text.as_bytes())
         )
     };
-    (code, said, None)
+    (code, said, None, aws_code)
 }

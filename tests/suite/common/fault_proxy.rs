@@ -65,6 +65,7 @@ pub struct Rules {
     pub lose_answer_once: Option<String>,
     /// What the lost answer is replaced by (status line, error code): default a 500
     /// InternalServerException; some services say a server fault with a 4xx (`InternalError`).
+    /// An empty code answers a proxy's HTML page with that status instead.
     pub lost_answer_as: Option<(&'static str, &'static str)>,
     /// GetAccountSummary reports root MFA as active (moto always says 0).
     pub root_mfa: bool,

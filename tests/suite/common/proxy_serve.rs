@@ -304,12 +304,22 @@ pub(super) fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) -> st
                 .ok()
                 .and_then(|s| s.rules.lost_answer_as)
                 .unwrap_or(("500 Internal Server Error", "InternalServerException"));
-            json_error(
-                &mut conn,
-                status,
-                code,
-                "the answer was lost after the request was served",
-            )?;
+            if code.is_empty() {
+                // Not AWS's answer at all: a proxy's page, after AWS acted.
+                respond(
+                    &mut conn,
+                    status,
+                    &[("Content-Type", "text/html".into())],
+                    b"<html><body>Access denied by proxy</body></html>",
+                )?;
+            } else {
+                json_error(
+                    &mut conn,
+                    status,
+                    code,
+                    "the answer was lost after the request was served",
+                )?;
+            }
             continue;
         }
         let body = quota_listing(&op, rewrite(&op, body, state), state);
