@@ -261,10 +261,16 @@ pub fn resolve(
         };
         let value = match given {
             Some((v, from)) => {
-                validate(name, input, &v).map_err(|e| InputError::Invalid {
-                    source_: from,
-                    message: e.to_string(),
-                })?;
+                // A plan (which leaves what is missing) does not hold a secret against its
+                // pattern: the author of a pull request writes the pattern, and a plan that
+                // stopped or not as the secret matched it would answer their guesses (attacker
+                // finding). A run checks it before it uses it.
+                if !(input.secret && when_missing == WhenMissing::Leave) {
+                    validate(name, input, &v).map_err(|e| InputError::Invalid {
+                        source_: from,
+                        message: e.to_string(),
+                    })?;
+                }
                 v
             }
             None if when_missing == WhenMissing::Ask => {

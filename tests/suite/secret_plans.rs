@@ -167,3 +167,32 @@ fn a_credential_cut_short_by_a_clipped_error_is_masked() {
     }
     assert!(shown > 0, "no message was shown as far as the token");
 }
+
+/// Attacker finding (round 6): a secret input's `pattern`, which a pull request's author writes,
+/// made `plan` stop (exit 2, "does not match the pattern") or not as CI's secret matched it: an
+/// oracle for guesses. A plan does not hold a secret against its pattern; a run still does.
+#[test]
+fn a_secret_inputs_pattern_is_no_oracle_in_a_plan() {
+    let t = Test::new().file(
+        "r.md",
+        "# P\n\n```runbook\n[inputs.pw]\nprompt = \"pw\"\nsecret = true\npattern = \"[a-z]+Q[0-9]*\"\n```\n\n```rhai id=use\n#{ n: inputs.pw.len() }\n```\n",
+    );
+    let plan = |pw: &str| {
+        t.run_args(&[
+            "plan".into(),
+            "r.md".into(),
+            "--json".into(),
+            "--input".into(),
+            format!("pw={pw}"),
+        ])
+    };
+    let (matches, not) = (plan("hunterQ12"), plan("hunterZZZ"));
+    assert_eq!(
+        (matches.code, &matches.stdout, &matches.stderr),
+        (not.code, &not.stdout, &not.stderr)
+    );
+    matches.code_is(0);
+    let run = t.run_args(&["run".into(), "r.md".into(), "--input".into(), "pw=hunterZZZ".into()]);
+    run.code_is(2).stderr_has("does not match the pattern");
+    assert!(!run.all().contains("hunterZZZ"), "{run:?}");
+}

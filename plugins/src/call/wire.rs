@@ -439,6 +439,19 @@ fn parse_error(
             return (code, message, None, true);
         }
     }
+    // An error in the other protocol's shape (moto words IAM's AccessDenied in XML for every
+    // service): its code is AWS's all the same, and says AWS did nothing.
+    if !xml_errors && !text.trim().is_empty() {
+        if let Ok(root) = xml::parse(text) {
+            if let Some(code) = root.find("Code").map(|n| n.text.trim().to_string()) {
+                let message = root
+                    .find("Message")
+                    .map(|n| n.text.trim().to_string())
+                    .unwrap_or_default();
+                return (code, message, xml::request_id(&root), true);
+            }
+        }
+    }
     // A HEAD answer has no body: its status is all there is (s3's `NotFound`).
     let from_status = || {
         http::StatusCode::from_u16(status)

@@ -54,8 +54,10 @@ pub(super) fn digest(shared: &Shared, call: &str, target: &str) -> String {
 /// left at `http://127.0.0.1:5752`, and sent it again): lower case, no trailing slash, no default
 /// port, and every loopback name as one.
 fn same_endpoint(url: &str) -> String {
-    let url = url.trim().trim_end_matches('/').to_ascii_lowercase();
-    let (scheme, rest) = url.split_once("://").unwrap_or(("https", url.as_str()));
+    let url = url.trim().to_ascii_lowercase();
+    // A query or a fragment names no other server.
+    let url = url.split(['?', '#']).next().unwrap_or_default();
+    let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
     let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
     let authority = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
     let (host, port) = match authority.strip_prefix('[') {
@@ -69,21 +71,56 @@ fn same_endpoint(url: &str) -> String {
             None => (authority, None),
         },
     };
-    let port = port.filter(|p| !matches!((scheme, *p), ("http", "80") | ("https", "443")));
-    let host = match host {
-        "localhost" | "127.0.0.1" | "[::1]" | "::1" => "loopback",
-        h => h,
-    };
+    // `05862` is port 5862.
+    let port = port
+        .map(|p| p.parse::<u16>().map_or_else(|_| p.to_string(), |n| n.to_string()))
+        .filter(|p| !matches!((scheme, p.as_str()), ("http", "80") | ("https", "443")));
+    let host = if loopback(host) { "loopback" } else { host };
     let mut out = format!("{scheme}://{host}");
     if let Some(p) = port {
         out.push(':');
-        out.push_str(p);
+        out.push_str(&p);
     }
+    // `/.`, `//` and a trailing `/` name the same root.
+    let path: Vec<&str> = path.split('/').filter(|s| !s.is_empty() && *s != ".").collect();
     if !path.is_empty() {
         out.push('/');
-        out.push_str(path);
+        out.push_str(&path.join("/"));
     }
     out
+}
+
+/// Every way to write this machine: `localhost`, IPv6's `::1` and `::ffff:127.x`, and the IPv4
+/// forms a resolver accepts (`127.1`, `0x7f000001`, `2130706433`, octal parts).
+fn loopback(host: &str) -> bool {
+    if host == "localhost" {
+        return true;
+    }
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return v6
+            .parse::<std::net::Ipv6Addr>()
+            .is_ok_and(|a| a.is_loopback() || a.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()));
+    }
+    let part = |p: &str| -> Option<u32> {
+        if let Some(h) = p.strip_prefix("0x") {
+            u32::from_str_radix(h, 16).ok()
+        } else if p.len() > 1 && p.starts_with('0') {
+            u32::from_str_radix(&p[1..], 8).ok()
+        } else {
+            p.parse().ok()
+        }
+    };
+    let parts: Option<Vec<u32>> = host.split('.').map(part).collect();
+    let Some(parts) = parts.filter(|p| (1..=4).contains(&p.len())) else {
+        return false;
+    };
+    // a, a.b (b: 24 bits), a.b.c (c: 16 bits), a.b.c.d
+    let (last, head) = parts.split_last().unwrap_or((&0, &[]));
+    let mut n: u64 = u64::from(*last);
+    for (i, p) in head.iter().enumerate() {
+        n |= u64::from(*p) << (24 - 8 * i);
+    }
+    n >> 24 == 127 && n <= u64::from(u32::MAX)
 }
 
 /// How often a claim held elsewhere is tried again.
@@ -179,6 +216,15 @@ mod tests {
             "http://localhost:5752",
             "HTTP://LOCALHOST:5752/",
             "http://[::1]:5752",
+            "http://127.1:5752",
+            "http://0x7f000001:5752",
+            "http://2130706433:5752",
+            "http://0177.0.0.1:5752",
+            "http://[::ffff:127.0.0.1]:5752",
+            "http://127.0.0.1:05752",
+            "http://127.0.0.1:5752/?",
+            "http://127.0.0.1:5752/#x",
+            "http://127.0.0.1:5752/.",
         ] {
             assert_eq!(same_endpoint(other), one, "{other}");
         }
