@@ -165,9 +165,13 @@ const SERVER_FAULT_CODES: &[&str] = &[
 ];
 
 fn is_server_fault_code(code: &str) -> bool {
+    SERVER_FAULT_CODES.contains(&bare(code))
+}
+
+/// An error code without its namespace (`namespace#Code`) or detail (`Code:detail`).
+fn bare(code: &str) -> &str {
     let code = code.rsplit('#').next().unwrap_or(code);
-    let code = code.split(':').next().unwrap_or(code).trim();
-    SERVER_FAULT_CODES.contains(&code)
+    code.split(':').next().unwrap_or(code).trim()
 }
 
 /// Error codes AWS services use for throttling (the SDKs' list, plus `TooManyRequests`).
@@ -190,9 +194,7 @@ const THROTTLING_CODES: &[&str] = &[
 
 /// Whether an error code (also as `namespace#Code` or `Code:detail`) means "slow down".
 pub fn is_throttling_code(code: &str) -> bool {
-    let code = code.rsplit('#').next().unwrap_or(code);
-    let code = code.split(':').next().unwrap_or(code).trim();
-    THROTTLING_CODES.contains(&code)
+    THROTTLING_CODES.contains(&bare(code))
 }
 
 pub fn is_transient_code(code: &str) -> bool {

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 
 use crate::common::fault_proxy::{FaultProxy, Rules};
-use crate::common::{Moto, Output, Test, block_on, repo};
+use crate::common::{Moto, Output, Test, block_on, repo, sdk, sdk_as};
 use crate::permissions::{actions_of, printed_policy, without};
 
 const PART_2: &str = "runbooks/part-2-identity-center.md";
@@ -39,22 +39,6 @@ pub(crate) struct Account {
     pub(crate) operator: (String, String),
 }
 
-fn context(endpoint: &str, key: &str, secret: &str) -> runbook_plugins::Context {
-    runbook_plugins::Context::with_limits(
-        runbook_plugins::AwsOptions {
-            profile: None,
-            region: Some("us-east-1".into()),
-            endpoint_url: Some(endpoint.into()),
-            max_attempts: Some(1),
-            attempt_timeout: None,
-            static_credentials: Some((key.into(), secret.into())),
-        },
-        std::env::temp_dir(),
-        Default::default(),
-        runbook_plugins::aws::published_limits(),
-    )
-}
-
 impl Account {
     pub(crate) fn new() -> Account {
         Account::after(|_| {})
@@ -66,7 +50,7 @@ impl Account {
         let moto = Moto::start_simulating(&[]);
         setup(&moto.endpoint);
         let (admin, operator) = block_on(async {
-            let iam = context(&moto.endpoint, "testing", "testing").iam().await.expect("iam");
+            let iam = sdk(&moto.endpoint).iam().await.expect("iam");
             let mut keys = Vec::new();
             for user in ["admin", "operator"] {
                 iam.create_user().user_name(user).send().await.expect("user");
@@ -84,7 +68,7 @@ impl Account {
                 .expect("admin policy");
             let [admin, operator] = [&keys[0], &keys[1]];
             (
-                context(&moto.endpoint, admin.access_key_id(), admin.secret_access_key()),
+                sdk_as(&moto.endpoint, admin.access_key_id(), admin.secret_access_key()),
                 (
                     operator.access_key_id().to_string(),
                     operator.secret_access_key().to_string(),

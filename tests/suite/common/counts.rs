@@ -3,6 +3,11 @@
 
 /// An SDK context on the emulator, for counting what the runs created.
 pub fn sdk(endpoint: &str) -> runbook_plugins::Context {
+    sdk_as(endpoint, "testing", "testing")
+}
+
+/// [`sdk`] signing with these keys (a user moto authorises against its policies).
+pub fn sdk_as(endpoint: &str, key: &str, secret: &str) -> runbook_plugins::Context {
     runbook_plugins::Context::with_limits(
         runbook_plugins::AwsOptions {
             profile: None,
@@ -10,7 +15,7 @@ pub fn sdk(endpoint: &str) -> runbook_plugins::Context {
             endpoint_url: Some(endpoint.into()),
             max_attempts: Some(1),
             attempt_timeout: None,
-            static_credentials: Some(("testing".into(), "testing".into())),
+            static_credentials: Some((key.into(), secret.into())),
         },
         std::env::temp_dir(),
         Default::default(),
