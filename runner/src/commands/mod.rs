@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::CommandFactory;
-use runbook_plugins::{AwsOptions, Context, Limits, PollSettings, Registry};
+use runbook_plugins::{AwsLimits, AwsOptions, Context, PollSettings, Registry};
 use serde_json::{Value, json};
 
 use crate::cli::{AwsArgs, Cli, ColorChoice, Command, PlanArgs, RunArgs, VerifyArgs};
@@ -150,7 +150,7 @@ fn plural(n: usize) -> &'static str {
 
 /// AWS's published limits, changed by the operator's limits file, then by `--rate` and
 /// `--in-progress`.
-fn limits(a: &AwsArgs, color: bool) -> Result<Limits, CommandError> {
+fn limits(a: &AwsArgs, color: bool) -> Result<AwsLimits, CommandError> {
     let mut l = runbook_plugins::aws::published_limits();
     if let Some(file) = &a.limits_file {
         crate::limits_file::apply(file, &mut l).map_err(|diags| {

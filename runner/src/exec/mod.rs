@@ -42,7 +42,7 @@ use crate::inputs::{self, Answers};
 use crate::journal::{self, Entry, Journal, JournalError, StepState, StepStatus};
 use crate::model::{Runbook, Step};
 use crate::redact::Redactor;
-use crate::sandbox::{self, Limits};
+use crate::sandbox::{self, ScriptLimits};
 use crate::source::Source;
 use crate::ui::Ui;
 
@@ -347,9 +347,9 @@ impl Shared {
 
     /// The same, stopping at a step's deadline.
     fn engine_until(&self, until: Option<Instant>) -> rhai::Engine {
-        let limits = Limits {
+        let limits = ScriptLimits {
             until,
-            ..Limits::default()
+            ..ScriptLimits::default()
         };
         sandbox::engine(limits, None, Some(self.interrupted.clone()))
     }

@@ -201,15 +201,15 @@ impl Action for EnsureAccount {
         ]
     }
 
-    async fn plan(ctx: &Context, p: &EnsureAccountParams) -> Result<Plan, PluginError> {
+    async fn plan(ctx: &Context, p: &EnsureAccountParams) -> Result<Preview, PluginError> {
         check_name(p)?;
         let accounts = all_accounts(ctx).await?;
         Ok(match by_email(&accounts, p)? {
-            Some(a) => Plan::one(
+            Some(a) => Preview::one(
                 Verdict::Exists,
                 format!("account {} ({}) for {}", a.id, a.name, a.email),
             ),
-            None => Plan::one(Verdict::WouldCreate, format!("account {} for {}", p.name, p.email)),
+            None => Preview::one(Verdict::WouldCreate, format!("account {} for {}", p.name, p.email)),
         })
     }
 

@@ -468,20 +468,20 @@ impl Action for EnsureAssignment {
         ]
     }
 
-    async fn plan(ctx: &Context, p: &AssignmentParams) -> Result<Plan, PluginError> {
+    async fn plan(ctx: &Context, p: &AssignmentParams) -> Result<Preview, PluginError> {
         let accounts = accounts_of(p)?;
         let client = ctx.sso_admin(p.region.as_deref()).await?;
         let have = assigned_accounts(&client, p).await?;
-        let mut plan = Plan::default();
+        let mut preview = Preview::default();
         for a in accounts {
             let v = if have.contains(&a) {
                 Verdict::Exists
             } else {
                 Verdict::WouldCreate
             };
-            plan.push(v, format!("assignment in account {a}"));
+            preview.push(v, format!("assignment in account {a}"));
         }
-        Ok(plan)
+        Ok(preview)
     }
 
     async fn apply(ctx: &Context, p: AssignmentParams) -> Result<Assignments, PluginError> {
