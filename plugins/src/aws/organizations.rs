@@ -10,7 +10,6 @@ use crate::action::{Action, Preview, Verdict};
 use crate::aws::sts::caller;
 use crate::context::{Context, Event};
 use crate::error::{PluginError, aws, whole_list};
-use crate::poll::{Status, until_settled};
 
 mod accounts;
 pub use accounts::*;

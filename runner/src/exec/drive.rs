@@ -1,8 +1,22 @@
 //! The step loop: each step in order, skipped when done and unchanged, else run (with retries,
 //! its deadline, the guard), journaled, and ended as done, waiting, failed or interrupted.
 
-use super::identity::Sameness;
-use super::*;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use super::ending::{RunError, Wait, Waiting};
+use super::identity::{Digester, Sameness};
+use super::{Secrecy, Shared, StepError, ending, followup, identity, journal_failed, resolve_failed, step};
+use crate::eval::Env;
+use crate::journal::{Entry, StepState, StepStatus};
+use crate::model::{Runbook, Step};
+use crate::source::Source;
+use crate::{eval, inputs, journal};
 
 /// Whether a step runs, decided the same way for `run` and `plan`.
 pub(super) enum Condition {

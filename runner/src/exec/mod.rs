@@ -37,10 +37,9 @@ use runbook_plugins::{Context, PluginError, Registry};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, OnceCell};
 
-use crate::eval::{self, Env};
 use crate::inputs::{self, Answers};
-use crate::journal::{self, Entry, Journal, JournalError, StepState, StepStatus};
-use crate::model::{Runbook, Step};
+use crate::journal::{self, Entry, Journal, JournalError, StepState};
+use crate::model::Runbook;
 use crate::redact::Redactor;
 use crate::sandbox::{self, ScriptLimits};
 use crate::source::Source;
@@ -48,7 +47,7 @@ use crate::ui::Ui;
 
 pub(crate) use assemble::Parts;
 use ending::Interruption;
-pub use ending::{RunError, Wait, Waiting};
+pub use ending::{RunError, Waiting};
 pub use identity::Digester;
 
 /// How a run was asked for on the command line.

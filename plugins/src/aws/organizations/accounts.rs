@@ -1,8 +1,17 @@
 //! Member accounts: CreateAccount (no idempotency token: never resent blindly, a lost answer is
 //! looked for), polled to SUCCEEDED under the cap on creations in progress.
 
-use super::*;
+use aws_sdk_organizations::types::CreateAccountState;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{AccountSummary, all_accounts, create_statuses, email_problem, in_progress};
+use crate::action::{Action, Preview, Verdict};
 use crate::aws::mutation::Mutation;
+use crate::context::{Context, Event};
+use crate::error::{PluginError, aws};
+use crate::poll::{Status, until_settled};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -3,10 +3,20 @@
 //! shared listing of the creations in progress ([`in_progress`]), or its own status reads where
 //! that listing is refused.
 
-use super::*;
-use in_progress::{InProgress, until_not_listed};
+use std::collections::HashSet;
 
+use aws_sdk_ssoadmin::types::{PrincipalType as SdkPrincipal, StatusValues, TargetType};
+use futures::TryStreamExt;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::in_progress::{InProgress, until_not_listed};
+use crate::action::{Action, Preview, Verdict};
 use crate::aws::mutation::Mutation;
+use crate::context::{Context, Event};
+use crate::error::{PluginError, aws};
+use crate::poll::{Status, until_settled};
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
 pub enum PrincipalType {
