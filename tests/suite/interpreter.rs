@@ -126,7 +126,7 @@ fn user_exists(endpoint: &str, name: &str) -> bool {
 
 #[test]
 fn restart_runs_every_item_again() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let t = Test::new().file("users.md", USERS).aws(&moto.endpoint);
     t.run_args(&["run".into(), "users.md".into()]).code_is(0);
     delete_user(&moto.endpoint, "bob");

@@ -100,7 +100,7 @@ fn a_plan_sends_nothing_made_of_a_secret_and_says_the_same_whatever_it_is() {
 /// In a run, the progress line of a change made of a secret names the call, not its target.
 #[test]
 fn a_runs_progress_shows_no_target_made_of_a_secret() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let t = Test::new()
         .file(
             "r.md",

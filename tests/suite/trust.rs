@@ -306,7 +306,7 @@ fn org_and_account(name_expr: &str) -> String {
 
 #[test]
 fn a_rehearsal_never_shares_a_journal_with_a_real_run() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let t = Test::new()
         .aws(&moto.endpoint)
         .env(
@@ -447,7 +447,7 @@ fn a_planted_or_empty_key_and_lax_modes_are_not_trusted() {
 
 #[test]
 fn another_aws_target_is_another_step() {
-    let (a, b) = (Moto::start(), Moto::start());
+    let (a, b) = (Moto::shared(), Moto::shared());
     let t = Test::new()
         .aws(&a.endpoint)
         .file("acct.md", org_and_account("${inputs.name}"));

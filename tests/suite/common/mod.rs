@@ -1,6 +1,7 @@
 //! The test harness: a builder that runs the real `runbook` binary in a scratch directory, and a
-//! moto server (the AWS emulator) on a loopback port per test, installed into `.venv` when missing
-//! (`moto.rs`). Helpers two areas share live here too: counts of what the emulator holds
+//! moto server (the AWS emulator) on a loopback port for each test, installed into `.venv` when
+//! missing (`moto.rs`); tests that need only moto's API take one reset from those earlier tests
+//! gave back (`pool.rs`). Helpers two areas share live here too: counts of what the emulator holds
 //! (`counts.rs`), shared runbooks and accounts (`fixtures.rs`), scratch books (`site.rs`), the SSM
 //! export's tools (`ssm.rs`).
 #![allow(dead_code)]
@@ -10,6 +11,7 @@ pub mod emulator;
 pub mod fault_proxy;
 pub mod fixtures;
 pub mod moto;
+pub mod pool;
 pub mod quota;
 pub mod simulating;
 pub mod site;
