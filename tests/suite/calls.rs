@@ -23,10 +23,8 @@ pub(crate) struct Seeded {
 pub(crate) fn seed(endpoint: &str, user: &str) -> Seeded {
     block_on(async {
         let ctx = sdk(endpoint);
+        let crate::common::Instance { arn: instance, store } = crate::common::instance(&ctx).await;
         let sso = ctx.sso_admin(None).await.expect("client");
-        let ic = sso.list_instances().send().await.expect("instances");
-        let instance = ic.instances()[0].instance_arn().expect("arn").to_string();
-        let store = ic.instances()[0].identity_store_id().expect("store").to_string();
         let made = runbook_plugins::Registry::builtin()
             .get("identitystore.ensure-user")
             .expect("action")

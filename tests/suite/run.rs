@@ -215,15 +215,7 @@ fn multiple_accounts_creates_n_accounts_and_n_assignments_once() {
     // the administrative user exactly once.
     let admin_id = block_on(async {
         let ctx = sdk(&moto.endpoint);
-        let instances = ctx
-            .sso_admin(None)
-            .await
-            .expect("client")
-            .list_instances()
-            .send()
-            .await
-            .expect("instances");
-        let store = instances.instances()[0].identity_store_id().expect("store").to_string();
+        let store = crate::common::instance(&ctx).await.store;
         ctx.identitystore(None)
             .await
             .expect("client")

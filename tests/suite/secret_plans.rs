@@ -33,9 +33,7 @@ fn account() -> Moto {
     let moto = Moto::start();
     block_on(async {
         let ctx = sdk(&moto.endpoint);
-        let sso = ctx.sso_admin(None).await.expect("client");
-        let ic = sso.list_instances().send().await.expect("instances");
-        let store = ic.instances()[0].identity_store_id().expect("store").to_string();
+        let store = crate::common::instance(&ctx).await.store;
         ctx.identitystore(None)
             .await
             .expect("client")

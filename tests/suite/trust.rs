@@ -15,9 +15,7 @@ pub(crate) fn runbook(name: &str) -> String {
 fn user_names(endpoint: &str) -> Vec<String> {
     block_on(async {
         let ctx = sdk(endpoint);
-        let sso = ctx.sso_admin(None).await.expect("client");
-        let ic = sso.list_instances().send().await.expect("instances");
-        let store = ic.instances()[0].identity_store_id().expect("store").to_string();
+        let store = crate::common::instance(&ctx).await.store;
         let ids = ctx.identitystore(None).await.expect("client");
         let users = ids.list_users().identity_store_id(&store).send().await.expect("users");
         let mut names: Vec<String> = users

@@ -20,7 +20,9 @@ pub mod ssm;
 // The names every area imports from `crate::common`, wherever they live (tests/browser.rs mounts
 // this module too and uses few of them).
 #[allow(unused_imports)]
-pub use counts::{assignments_in, block_on, cases_with, identity_center, part2_counts, sdk, sdk_as};
+pub use counts::{
+    Instance, assignments_in, block_on, cases_with, identity_center, instance, part2_counts, sdk, sdk_as,
+};
 #[allow(unused_imports)]
 pub use moto::{Moto, moto_server};
 
