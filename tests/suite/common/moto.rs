@@ -115,14 +115,20 @@ impl Moto {
     /// POSTs `body` to moto's own API at `path` (through the emulator's client); the status and
     /// the body.
     pub fn api_post(&self, path: &str, content_type: &str, body: &str) -> (u16, String) {
+        self.try_api_post(path, content_type, body)
+            .unwrap_or_else(|e| panic!("POST {path} to moto: {e}"))
+    }
+
+    /// As `api_post`, with the failure to reach moto as an error.
+    pub fn try_api_post(&self, path: &str, content_type: &str, body: &str) -> Result<(u16, String), String> {
         let moto = Upstream::new(self.port);
         let answer = super::block_on(async {
             tokio::time::timeout(Duration::from_secs(10), moto.post(path, content_type, body.to_string())).await
         });
         match answer {
-            Ok(Ok(a)) => (a.status, String::from_utf8_lossy(&a.body).into_owned()),
-            Ok(Err(e)) => panic!("POST {path} to moto: {e}"),
-            Err(_) => panic!("POST {path} to moto: no answer in 10s"),
+            Ok(Ok(a)) => Ok((a.status, String::from_utf8_lossy(&a.body).into_owned())),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("no answer in 10s".into()),
         }
     }
 }
