@@ -82,7 +82,7 @@ impl Moto {
 
     /// Forgets every resource; false when moto did not say so.
     fn try_reset(&self) -> bool {
-        let answer = self.api_post("/moto-api/reset", "text/plain", "");
-        answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200")
+        self.try_api_post("/moto-api/reset", "text/plain", "")
+            .is_ok_and(|(status, _)| status == 200)
     }
 }
