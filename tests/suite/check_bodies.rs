@@ -234,7 +234,7 @@ session_duration = "${inputs.hours}"
 "#;
     let out = Test::new()
         .file("r.md", text)
-        .aws(&Moto::start().endpoint)
+        .aws(&Moto::shared().endpoint)
         .args(["run", "r.md", "--input", "hours=4 hours"])
         .run();
     out.code_is(1).stderr_has("r.md:8:1: error: step `ps` failed");
