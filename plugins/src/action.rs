@@ -28,21 +28,25 @@ pub enum Verdict {
     Unknown,
 }
 
+/// One thing an action's `plan` looked at, and what `apply` will do with it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct PlanItem {
+pub struct PreviewItem {
     pub verdict: Verdict,
     pub what: String,
 }
 
+/// What an action's `plan` foresees `apply` doing, one [`PreviewItem`] per thing it manages: the
+/// action's share of a run's plan (the runner's `plan` walks the steps and shows these in its
+/// rows).
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-pub struct Plan {
-    pub items: Vec<PlanItem>,
+pub struct Preview {
+    pub items: Vec<PreviewItem>,
 }
 
-impl Plan {
+impl Preview {
     pub fn one(verdict: Verdict, what: impl Into<String>) -> Self {
-        Plan {
-            items: vec![PlanItem {
+        Preview {
+            items: vec![PreviewItem {
                 verdict,
                 what: what.into(),
             }],
@@ -50,7 +54,7 @@ impl Plan {
     }
 
     pub fn push(&mut self, verdict: Verdict, what: impl Into<String>) {
-        self.items.push(PlanItem {
+        self.items.push(PreviewItem {
             verdict,
             what: what.into(),
         });
@@ -87,7 +91,7 @@ pub trait Action: Send + Sync + 'static {
     }
 
     /// Reads what exists and says what `apply` would do. Never mutates.
-    fn plan(ctx: &Context, params: &Self::Params) -> impl Future<Output = Result<Plan, PluginError>> + Send;
+    fn plan(ctx: &Context, params: &Self::Params) -> impl Future<Output = Result<Preview, PluginError>> + Send;
 
     /// Makes it so, creating only what is missing.
     fn apply(ctx: &Context, params: Self::Params) -> impl Future<Output = Result<Self::Outputs, PluginError>> + Send;
@@ -142,7 +146,7 @@ pub trait DynAction: Send + Sync {
     fn cli(&self, params: &Value) -> Vec<String>;
     /// Checks parameters against the typed struct without running anything.
     fn validate(&self, params: &Value) -> Result<(), PluginError>;
-    fn plan<'a>(&'a self, ctx: &'a Context, params: Value) -> BoxFuture<'a, Result<Plan, PluginError>>;
+    fn plan<'a>(&'a self, ctx: &'a Context, params: Value) -> BoxFuture<'a, Result<Preview, PluginError>>;
     fn apply<'a>(&'a self, ctx: &'a Context, params: Value) -> BoxFuture<'a, Result<Value, PluginError>>;
 }
 
@@ -205,7 +209,7 @@ impl<A: Action> DynAction for Erased<A> {
         parse_params::<A>(params.clone()).map(|_| ())
     }
 
-    fn plan<'a>(&'a self, ctx: &'a Context, params: Value) -> BoxFuture<'a, Result<Plan, PluginError>> {
+    fn plan<'a>(&'a self, ctx: &'a Context, params: Value) -> BoxFuture<'a, Result<Preview, PluginError>> {
         Box::pin(async move {
             let p = parse_params::<A>(params)?;
             A::plan(ctx, &p).await

@@ -24,7 +24,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use tokio::sync::Semaphore;
 
-use crate::limits::Limits;
+use crate::limits::AwsLimits;
 use crate::pressure::response_is_throttle;
 
 /// A throttle halves a bucket's pace at most once within this window (one burst, one halving).
@@ -210,21 +210,21 @@ impl SettleTimes {
 /// The run's budget: buckets per family, in-progress caps, settle times. Held by the context.
 #[derive(Debug, Default)]
 pub struct Budget {
-    limits: Limits,
+    limits: AwsLimits,
     buckets: Mutex<HashMap<String, Arc<TokenBucket>>>,
     caps: Mutex<HashMap<String, Arc<Semaphore>>>,
     settle: Mutex<HashMap<String, SettleTimes>>,
 }
 
 impl Budget {
-    pub fn new(limits: Limits) -> Budget {
+    pub fn new(limits: AwsLimits) -> Budget {
         Budget {
             limits,
             ..Budget::default()
         }
     }
 
-    pub fn limits(&self) -> &Limits {
+    pub fn limits(&self) -> &AwsLimits {
         &self.limits
     }
 

@@ -16,7 +16,7 @@ use tokio::sync::OnceCell;
 use crate::BoxFuture;
 use crate::budget::{Budget, PaceWatch, Paced};
 use crate::error::PluginError;
-use crate::limits::Limits;
+use crate::limits::AwsLimits;
 use crate::place::{Place, Refreshing};
 use crate::pressure::{Pressure, ThrottleWatch};
 
@@ -180,7 +180,7 @@ pub struct Context {
 
 /// The one client factory: an SDK client of `$sdk` from the shared configuration, with the
 /// throttle watch every client reports to, the family's request pace when the family has one
-/// (`Limits`), and a region when the service needs its own. The SDK's config builders share no
+/// (`AwsLimits`), and a region when the service needs its own. The SDK's config builders share no
 /// trait, hence a macro.
 macro_rules! client {
     ($ctx:expr, $sdk:ident, $family:literal, $region:expr) => {{
@@ -198,7 +198,7 @@ macro_rules! client {
 
 impl Context {
     /// A context that keeps these limits (`aws::published_limits`, with the operator's overrides).
-    pub fn with_limits(aws: AwsOptions, state_dir: impl Into<PathBuf>, poll: PollSettings, limits: Limits) -> Self {
+    pub fn with_limits(aws: AwsOptions, state_dir: impl Into<PathBuf>, poll: PollSettings, limits: AwsLimits) -> Self {
         Context {
             shared: Arc::new(Shared {
                 aws,

@@ -21,11 +21,11 @@ mod poll;
 mod pressure;
 mod registry;
 
-pub use action::{Action, ActionInfo, DynAction, FieldSpec, Plan, PlanItem, Verdict, command};
+pub use action::{Action, ActionInfo, DynAction, FieldSpec, Preview, PreviewItem, Verdict, command};
 pub use context::{AwsOptions, Claim, Context, Duplicates, Event, Events, Memo, PollSettings};
 pub use error::PluginError;
 pub use fanout::{Fanout, Finished};
-pub use limits::{LimitError, Limits};
+pub use limits::{AwsLimits, LimitError};
 pub use place::{DEFAULT_ROLE, Place, is_region};
 pub use pressure::{AdaptiveLimit, Pressure};
 pub use registry::Registry;

@@ -1,6 +1,6 @@
 //! AWS's limits as data. Each AWS plugin declares the published quotas of the APIs it calls
 //! ([`Quotas`], collected beside the services in `aws::QUOTAS`, which depend on this module and
-//! not the other way); [`Limits`] holds them for one run, with the
+//! not the other way); [`AwsLimits`] holds them for one run, with the
 //! operator's overrides (`--rate sso-admin=20`, `--in-progress CreateAccountAssignment=15`).
 
 use std::collections::BTreeMap;
@@ -32,17 +32,18 @@ pub enum LimitError {
     Number(String),
 }
 
-/// The limits one run keeps: the published ones unless the operator overrides them.
+/// The AWS limits one run keeps: the published ones unless the operator overrides them (a
+/// script's own limits are the runner's `sandbox::ScriptLimits`).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Limits {
+pub struct AwsLimits {
     rates: BTreeMap<String, Option<f64>>,
     in_progress: BTreeMap<String, Option<usize>>,
 }
 
-impl Limits {
+impl AwsLimits {
     /// The limits these quotas declare (`aws::published_limits` gives the plugins' own).
-    pub fn from_quotas(quotas: &[&Quotas]) -> Limits {
-        let mut l = Limits::default();
+    pub fn from_quotas(quotas: &[&Quotas]) -> AwsLimits {
+        let mut l = AwsLimits::default();
         for q in quotas {
             l.rates.insert(q.family.to_string(), q.rate);
             for (op, cap) in q.in_progress {
@@ -53,8 +54,8 @@ impl Limits {
     }
 
     /// No client-side limits at all.
-    pub fn none() -> Limits {
-        Limits::default()
+    pub fn none() -> AwsLimits {
+        AwsLimits::default()
     }
 
     /// Requests per second for a family, if paced.

@@ -8,7 +8,7 @@ use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::action::{Action, Plan, Verdict};
+use crate::action::{Action, Preview, Verdict};
 use crate::context::Context;
 use crate::duration::Wait;
 use crate::error::PluginError;
@@ -205,12 +205,12 @@ impl Action for CheckReachable {
             .collect()
     }
 
-    async fn plan(_ctx: &Context, p: &CheckReachableParams) -> Result<Plan, PluginError> {
-        let mut plan = Plan::default();
+    async fn plan(_ctx: &Context, p: &CheckReachableParams) -> Result<Preview, PluginError> {
+        let mut preview = Preview::default();
         for u in &p.urls {
-            plan.push(Verdict::Check, format!("reach {u}"));
+            preview.push(Verdict::Check, format!("reach {u}"));
         }
-        Ok(plan)
+        Ok(preview)
     }
 
     async fn apply(_ctx: &Context, p: CheckReachableParams) -> Result<Reachabilities, PluginError> {

@@ -186,7 +186,7 @@ impl Env {
                     // What failed may quote what it computed from the secret.
                     EvalError::Withheld
                 } else {
-                    EvalError::Script(crate::sandbox::describe(&e, &crate::sandbox::Limits::default()))
+                    EvalError::Script(crate::sandbox::describe(&e, &crate::sandbox::ScriptLimits::default()))
                 }
             })?;
         if secret {

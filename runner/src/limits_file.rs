@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use runbook_plugins::{LimitError, Limits};
+use runbook_plugins::{AwsLimits, LimitError};
 use toml::de::{DeTable, DeValue};
 
 use crate::diagnostic::Diagnostic;
@@ -17,12 +17,12 @@ const TABLES: &[&str] = &["rate", "in-progress"];
 
 /// Applies the file at `path` to `limits`; on any problem, the diagnostics (and `limits` is left
 /// as it was).
-pub fn apply(path: &Path, limits: &mut Limits) -> Result<(), Vec<Diagnostic>> {
+pub fn apply(path: &Path, limits: &mut AwsLimits) -> Result<(), Vec<Diagnostic>> {
     let source = crate::load::read(path).map_err(|d| vec![d])?;
     apply_source(&source, limits)
 }
 
-fn apply_source(source: &Source, limits: &mut Limits) -> Result<(), Vec<Diagnostic>> {
+fn apply_source(source: &Source, limits: &mut AwsLimits) -> Result<(), Vec<Diagnostic>> {
     let span = |r: std::ops::Range<usize>| Span::new(r.start, r.end);
     let table = DeTable::parse(&source.text).map_err(|e| {
         let at = e.span().map_or(Span::default(), span);
@@ -125,7 +125,7 @@ fn number(v: &DeValue<'_>, whole: bool) -> Result<Option<f64>, String> {
 mod tests {
     use super::*;
 
-    fn apply_text(text: &str) -> (Limits, Vec<String>) {
+    fn apply_text(text: &str) -> (AwsLimits, Vec<String>) {
         let mut l = runbook_plugins::aws::published_limits();
         let r = apply_source(&Source::new("limits.toml", text), &mut l);
         let msgs = r

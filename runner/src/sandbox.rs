@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 use rhai::packages::{Package, StandardPackage};
 use rhai::{Dynamic, Engine, EvalAltResult};
 
-/// Limits for one evaluation. Debug and release builds of Rhai default differently, so every
-/// limit is set here.
+/// What one script evaluation may use (AWS's limits are `runbook_plugins::AwsLimits`). Debug and
+/// release builds of Rhai default differently, so every limit is set here.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub struct ScriptLimits {
     pub max_operations: u64,
     pub max_call_levels: usize,
     pub max_expr_depth: usize,
@@ -25,9 +25,9 @@ pub struct Limits {
     pub until: Option<Instant>,
 }
 
-impl Default for Limits {
+impl Default for ScriptLimits {
     fn default() -> Self {
-        Limits {
+        ScriptLimits {
             max_operations: 5_000_000,
             max_call_levels: 48,
             max_expr_depth: 64,
@@ -146,7 +146,11 @@ fn standard_package() -> rhai::Shared<rhai::Module> {
 }
 
 /// A sandboxed engine. `interrupted` is polled between operations (Ctrl-C).
-pub fn engine(limits: Limits, log: Option<Log>, interrupted: Option<Arc<std::sync::atomic::AtomicBool>>) -> Engine {
+pub fn engine(
+    limits: ScriptLimits,
+    log: Option<Log>,
+    interrupted: Option<Arc<std::sync::atomic::AtomicBool>>,
+) -> Engine {
     let mut e = Engine::new_raw();
     e.register_global_module(standard_package());
     e.set_max_operations(limits.max_operations);
@@ -213,7 +217,7 @@ pub fn engine(limits: Limits, log: Option<Log>, interrupted: Option<Arc<std::syn
 pub fn checking_engine() -> &'static Engine {
     static ENGINE: std::sync::OnceLock<Engine> = std::sync::OnceLock::new();
     ENGINE.get_or_init(|| {
-        let mut e = engine(Limits::default(), None, None);
+        let mut e = engine(ScriptLimits::default(), None, None);
         e.set_strict_variables(true);
         e
     })
@@ -240,14 +244,14 @@ pub fn is_limit(err: &EvalAltResult) -> bool {
 }
 
 /// Says what went wrong in words an operator understands.
-pub fn describe(err: &EvalAltResult, limits: &Limits) -> String {
+pub fn describe(err: &EvalAltResult, limits: &ScriptLimits) -> String {
     if is_limit(err) {
         return describe_one(innermost(err), limits);
     }
     describe_one(err, limits)
 }
 
-fn describe_one(err: &EvalAltResult, limits: &Limits) -> String {
+fn describe_one(err: &EvalAltResult, limits: &ScriptLimits) -> String {
     match err {
         EvalAltResult::ErrorTerminated(token, _) => {
             let token = token.clone().into_string().ok();
@@ -298,7 +302,7 @@ pub struct ScriptError {
 pub async fn run_script(
     body: String,
     mut scope: rhai::Scope<'static>,
-    limits: Limits,
+    limits: ScriptLimits,
     log: Option<Log>,
     interrupted: Option<Arc<std::sync::atomic::AtomicBool>>,
 ) -> Result<serde_json::Value, ScriptError> {

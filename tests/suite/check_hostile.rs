@@ -1,8 +1,27 @@
 //! `check` against hostile runbooks: paths that leave the runbooks root, floods of errors, regex
 //! bombs, shell fences. It must stay linear, located and short.
 
-use crate::check::{diagnose, error_is};
 use crate::common::Test;
+
+/// Checks `text` as `r.md` and returns the first line of each diagnostic.
+fn diagnose(text: &[u8]) -> (i32, Vec<String>) {
+    let out = Test::new().file("r.md", text).args(["check", "r.md"]).run();
+    assert_ne!(out.code, 101, "panicked: {out:?}");
+    let lines = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("r.md"))
+        .map(String::from)
+        .collect();
+    (out.code, lines)
+}
+
+#[track_caller]
+fn error_is(text: &str, expected: &str) {
+    let (code, lines) = diagnose(text.as_bytes());
+    assert_eq!(code, 2, "{text}\n{lines:?}");
+    assert_eq!(lines.first().map(String::as_str), Some(expected), "all: {lines:#?}");
+}
 
 #[test]
 fn on_failure_cannot_leave_the_runbooks_root() {

@@ -9,6 +9,7 @@ mod actions;
 mod bounded;
 mod calls;
 mod check;
+mod check_bodies;
 mod check_hostile;
 mod convergence;
 mod coverage;

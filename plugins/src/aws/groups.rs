@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::identitystore::user_id;
 use super::mutation::{Mutation, Sent};
-use crate::action::{Action, Plan, Verdict};
+use crate::action::{Action, Preview, Verdict};
 use crate::context::Context;
 use crate::error::{PluginError, aws};
 
@@ -146,18 +146,18 @@ impl Action for EnsureGroupMembership {
         ]
     }
 
-    async fn plan(ctx: &Context, p: &EnsureGroupMembershipParams) -> Result<Plan, PluginError> {
+    async fn plan(ctx: &Context, p: &EnsureGroupMembershipParams) -> Result<Preview, PluginError> {
         let group = group_id(ctx, p).await?;
         let Some(user) = user_id(ctx, p.region.as_deref(), &p.identity_store_id, &p.user_name).await? else {
             // Made by an earlier step of the same run, perhaps: the run will know.
-            return Ok(Plan::one(
+            return Ok(Preview::one(
                 Verdict::WouldCreate,
                 format!("{} in group {} (the user does not exist yet)", p.user_name, p.group),
             ));
         };
         Ok(match membership(ctx, p, &group, &user).await? {
-            Some(id) => Plan::one(Verdict::Exists, format!("{} in group {} ({id})", p.user_name, p.group)),
-            None => Plan::one(Verdict::WouldCreate, format!("{} in group {}", p.user_name, p.group)),
+            Some(id) => Preview::one(Verdict::Exists, format!("{} in group {} ({id})", p.user_name, p.group)),
+            None => Preview::one(Verdict::WouldCreate, format!("{} in group {}", p.user_name, p.group)),
         })
     }
 

@@ -4,12 +4,12 @@ use aws_sdk_iam::types::SummaryKeyType;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::action::{Action, Plan, Verdict};
+use crate::action::{Action, Preview, Verdict};
 use crate::aws::sts::caller;
 use crate::context::{Context, Event};
 use crate::error::{PluginError, aws};
 
-async fn summary(ctx: &Context) -> Result<std::collections::HashMap<SummaryKeyType, i32>, PluginError> {
+async fn account_summary(ctx: &Context) -> Result<std::collections::HashMap<SummaryKeyType, i32>, PluginError> {
     let out = ctx
         .iam()
         .await?
@@ -56,8 +56,8 @@ impl Action for CheckRootMfa {
         ]
     }
 
-    async fn plan(_ctx: &Context, p: &RootMfaParams) -> Result<Plan, PluginError> {
-        Ok(Plan::one(
+    async fn plan(_ctx: &Context, p: &RootMfaParams) -> Result<Preview, PluginError> {
+        Ok(Preview::one(
             Verdict::Check,
             match &p.account_id {
                 Some(a) => format!("root user MFA of account {a}"),
@@ -81,7 +81,7 @@ impl Action for CheckRootMfa {
                 )),
             });
         }
-        let map = summary(ctx).await?;
+        let map = account_summary(ctx).await?;
         let on = map.get(&SummaryKeyType::AccountMfaEnabled).copied().unwrap_or(0) == 1;
         let keys = map
             .get(&SummaryKeyType::from("AccountAccessKeysPresent"))
@@ -152,12 +152,12 @@ impl Action for CheckRoleQuota {
         vec!["aws iam get-account-summary --query 'SummaryMap.[Roles,RolesQuota]'".into()]
     }
 
-    async fn plan(_ctx: &Context, _p: &RoleQuotaParams) -> Result<Plan, PluginError> {
-        Ok(Plan::one(Verdict::Check, "IAM role quota headroom"))
+    async fn plan(_ctx: &Context, _p: &RoleQuotaParams) -> Result<Preview, PluginError> {
+        Ok(Preview::one(Verdict::Check, "IAM role quota headroom"))
     }
 
     async fn apply(ctx: &Context, p: RoleQuotaParams) -> Result<RoleQuota, PluginError> {
-        let map = summary(ctx).await?;
+        let map = account_summary(ctx).await?;
         let roles = i64::from(map.get(&SummaryKeyType::from("Roles")).copied().unwrap_or(0));
         let quota = i64::from(map.get(&SummaryKeyType::from("RolesQuota")).copied().unwrap_or(0));
         let free = quota - roles;

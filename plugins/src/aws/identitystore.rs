@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::mutation::{Mutation, Sent};
-use crate::action::{Action, Plan, Verdict};
+use crate::action::{Action, Preview, Verdict};
 use crate::context::{Context, Event};
 use crate::duration::Wait;
 use crate::error::{PluginError, aws};
@@ -251,16 +251,16 @@ impl Action for EnsureUser {
         ]
     }
 
-    async fn plan(ctx: &Context, p: &EnsureUserParams) -> Result<Plan, PluginError> {
+    async fn plan(ctx: &Context, p: &EnsureUserParams) -> Result<Preview, PluginError> {
         let Some(id) = user_id(ctx, p.region.as_deref(), &p.identity_store_id, &p.user_name).await? else {
-            return Ok(Plan::one(
+            return Ok(Preview::one(
                 Verdict::WouldCreate,
                 format!("user {} <{}>", p.user_name, p.email),
             ));
         };
         let u = describe_user(ctx, p, &id).await?;
         whose(&u, p)?;
-        let mut plan = Plan::one(Verdict::Exists, format!("user {} ({id})", p.user_name));
+        let mut preview = Preview::one(Verdict::Exists, format!("user {} ({id})", p.user_name));
         for (what, _) in user_changes(&u, p)? {
             let to = match what {
                 "email" => p.email.as_str(),
@@ -268,9 +268,9 @@ impl Action for EnsureUser {
                 "given_name" => p.given_name.as_str(),
                 _ => p.family_name.as_str(),
             };
-            plan.push(Verdict::WouldChange, format!("{what} to {to}"));
+            preview.push(Verdict::WouldChange, format!("{what} to {to}"));
         }
-        Ok(plan)
+        Ok(preview)
     }
 
     async fn apply(ctx: &Context, p: EnsureUserParams) -> Result<User, PluginError> {
@@ -401,11 +401,11 @@ impl Action for WaitForUser {
         vec!["aws identitystore get-user-id --identity-store-id STORE_ID --alternate-identifier ...".into()]
     }
 
-    async fn plan(ctx: &Context, p: &WaitForUserParams) -> Result<Plan, PluginError> {
+    async fn plan(ctx: &Context, p: &WaitForUserParams) -> Result<Preview, PluginError> {
         Ok(
             match user_id(ctx, p.region.as_deref(), &p.identity_store_id, &p.user_name).await? {
-                Some(id) => Plan::one(Verdict::Exists, format!("user {} ({id})", p.user_name)),
-                None => Plan::one(Verdict::Check, format!("wait for {} to be synced", p.user_name)),
+                Some(id) => Preview::one(Verdict::Exists, format!("user {} ({id})", p.user_name)),
+                None => Preview::one(Verdict::Check, format!("wait for {} to be synced", p.user_name)),
             },
         )
     }
@@ -465,11 +465,11 @@ impl Action for FindUser {
         vec!["aws identitystore get-user-id --identity-store-id STORE_ID --alternate-identifier ...".into()]
     }
 
-    async fn plan(ctx: &Context, p: &FindUserParams) -> Result<Plan, PluginError> {
+    async fn plan(ctx: &Context, p: &FindUserParams) -> Result<Preview, PluginError> {
         Ok(
             match user_id(ctx, p.region.as_deref(), &p.identity_store_id, &p.user_name).await? {
-                Some(id) => Plan::one(Verdict::Exists, format!("user {} ({id})", p.user_name)),
-                None => Plan::one(Verdict::Check, format!("no user {} yet", p.user_name)),
+                Some(id) => Preview::one(Verdict::Exists, format!("user {} ({id})", p.user_name)),
+                None => Preview::one(Verdict::Check, format!("no user {} yet", p.user_name)),
             },
         )
     }

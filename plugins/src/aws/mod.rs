@@ -12,7 +12,7 @@ pub mod sts;
 pub mod support;
 
 pub use crate::duration::parse as parse_duration;
-use crate::limits::{Limits, Quotas};
+use crate::limits::{AwsLimits, Quotas};
 pub use mutation::{RESENDS, Resend, resend};
 
 /// The published limits of every API family the plugins call (see each module's `QUOTAS`).
@@ -24,6 +24,6 @@ pub const QUOTAS: &[&Quotas] = &[
 ];
 
 /// What the plugins declare: the limits a run keeps unless the operator overrides them.
-pub fn published_limits() -> Limits {
-    Limits::from_quotas(QUOTAS)
+pub fn published_limits() -> AwsLimits {
+    AwsLimits::from_quotas(QUOTAS)
 }

@@ -6,11 +6,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::mutation::{Mutation, Sent};
-use crate::action::{Action, Plan, Verdict};
+use crate::action::{Action, Preview, Verdict};
 use crate::aws::sts::caller;
 use crate::context::{Context, Event};
 use crate::error::{PluginError, aws, whole_list};
-use crate::poll::{Status, until_settled};
 
 mod accounts;
 pub use accounts::*;
@@ -129,17 +128,17 @@ impl Action for EnsureOrganization {
         ]
     }
 
-    async fn plan(ctx: &Context, p: &EnsureOrganizationParams) -> Result<Plan, PluginError> {
+    async fn plan(ctx: &Context, p: &EnsureOrganizationParams) -> Result<Preview, PluginError> {
         if let Some(o) = describe(ctx).await? {
             member_of_another(ctx, &o).await?;
         }
         Ok(match describe(ctx).await? {
-            Some(o) if p.feature_set == FeatureSet::All && o.feature_set != "ALL" => Plan::one(
+            Some(o) if p.feature_set == FeatureSet::All && o.feature_set != "ALL" => Preview::one(
                 Verdict::WouldChange,
                 format!("organization {} needs all features enabled", o.id),
             ),
-            Some(o) => Plan::one(Verdict::Exists, format!("organization {} ({})", o.id, o.feature_set)),
-            None => Plan::one(
+            Some(o) => Preview::one(Verdict::Exists, format!("organization {} ({})", o.id, o.feature_set)),
+            None => Preview::one(
                 Verdict::WouldCreate,
                 format!("organization with feature set {}", p.feature_set.as_str()),
             ),
@@ -236,8 +235,8 @@ impl Action for CheckManagementAccount {
         ]
     }
 
-    async fn plan(_ctx: &Context, _p: &ManagementCheckParams) -> Result<Plan, PluginError> {
-        Ok(Plan::one(Verdict::Check, "caller is the management account"))
+    async fn plan(_ctx: &Context, _p: &ManagementCheckParams) -> Result<Preview, PluginError> {
+        Ok(Preview::one(Verdict::Check, "caller is the management account"))
     }
 
     async fn apply(ctx: &Context, p: ManagementCheckParams) -> Result<ManagementCheck, PluginError> {
@@ -405,16 +404,16 @@ impl Action for CheckAccountNames {
     const MUTATES: bool = false;
     const CALLS: &'static [&'static str] = &["organizations:ListAccounts"];
 
-    async fn plan(_ctx: &Context, p: &CheckNamesParams) -> Result<Plan, PluginError> {
+    async fn plan(_ctx: &Context, p: &CheckNamesParams) -> Result<Preview, PluginError> {
         let (accounts, problems) = name_problems(p)?;
-        let mut plan = Plan::default();
+        let mut preview = Preview::default();
         for a in &accounts {
-            plan.push(Verdict::Check, format!("account name {} <{}>", a.name, a.email));
+            preview.push(Verdict::Check, format!("account name {} <{}>", a.name, a.email));
         }
         for pr in problems {
-            plan.push(Verdict::Check, format!("refused: {pr}"));
+            preview.push(Verdict::Check, format!("refused: {pr}"));
         }
-        Ok(plan)
+        Ok(preview)
     }
 
     async fn apply(_ctx: &Context, p: CheckNamesParams) -> Result<CheckedNames, PluginError> {
@@ -533,8 +532,8 @@ impl Action for ListAccounts {
         vec!["aws organizations list-accounts".into()]
     }
 
-    async fn plan(_ctx: &Context, _p: &ListAccountsParams) -> Result<Plan, PluginError> {
-        Ok(Plan::one(Verdict::Check, "list accounts"))
+    async fn plan(_ctx: &Context, _p: &ListAccountsParams) -> Result<Preview, PluginError> {
+        Ok(Preview::one(Verdict::Check, "list accounts"))
     }
 
     async fn apply(ctx: &Context, p: ListAccountsParams) -> Result<AccountList, PluginError> {

@@ -15,7 +15,7 @@ use super::mutation::Mutation;
 use super::sso_admin::{
     AssignmentParams, accounts_of, assigned_accounts, find_permission_set, per_account, poll_status,
 };
-use crate::action::{Action, Plan, Verdict};
+use crate::action::{Action, Preview, Verdict};
 use crate::context::Context;
 use crate::error::{PluginError, aws};
 use crate::poll::until_done;
@@ -178,22 +178,22 @@ impl Action for RemoveAssignment {
         ]
     }
 
-    async fn plan(ctx: &Context, p: &AssignmentParams) -> Result<Plan, PluginError> {
+    async fn plan(ctx: &Context, p: &AssignmentParams) -> Result<Preview, PluginError> {
         let accounts = accounts_of(p)?;
         let client = ctx.sso_admin(p.region.as_deref()).await?;
         let have = assigned_accounts(&client, p).await?;
-        let mut plan = Plan::default();
+        let mut preview = Preview::default();
         for a in accounts {
             if have.contains(&a) {
-                plan.push(Verdict::WouldChange, format!("remove the assignment in account {a}"));
+                preview.push(Verdict::WouldChange, format!("remove the assignment in account {a}"));
             } else {
-                plan.push(
+                preview.push(
                     Verdict::Exists,
                     format!("no assignment in account {a} (already absent)"),
                 );
             }
         }
-        Ok(plan)
+        Ok(preview)
     }
 
     async fn apply(ctx: &Context, p: AssignmentParams) -> Result<RemovedAssignments, PluginError> {
@@ -279,11 +279,11 @@ impl Action for RemoveUser {
         ]
     }
 
-    async fn plan(ctx: &Context, p: &RemoveUserParams) -> Result<Plan, PluginError> {
+    async fn plan(ctx: &Context, p: &RemoveUserParams) -> Result<Preview, PluginError> {
         Ok(
             match user_id(ctx, p.region.as_deref(), &p.identity_store_id, &p.user_name).await? {
-                Some(id) => Plan::one(Verdict::WouldChange, format!("delete user {} ({id})", p.user_name)),
-                None => Plan::one(Verdict::Exists, format!("no user {} (already absent)", p.user_name)),
+                Some(id) => Preview::one(Verdict::WouldChange, format!("delete user {} ({id})", p.user_name)),
+                None => Preview::one(Verdict::Exists, format!("no user {} (already absent)", p.user_name)),
             },
         )
     }
@@ -420,22 +420,22 @@ impl Action for RemovePermissionSet {
         ]
     }
 
-    async fn plan(ctx: &Context, p: &RemovePermissionSetParams) -> Result<Plan, PluginError> {
+    async fn plan(ctx: &Context, p: &RemovePermissionSetParams) -> Result<Preview, PluginError> {
         let client = ctx.sso_admin(p.region.as_deref()).await?;
         Ok(match find_permission_set(&client, &p.instance_arn, &p.name).await? {
-            None => Plan::one(
+            None => Preview::one(
                 Verdict::Exists,
                 format!("no permission set {} (already absent)", p.name),
             ),
             Some(found) => {
                 let assigned = assigned_in(ctx, &client, &p.instance_arn, &found.arn).await?;
                 if assigned.is_empty() {
-                    Plan::one(
+                    Preview::one(
                         Verdict::WouldChange,
                         format!("delete permission set {} ({})", p.name, found.arn),
                     )
                 } else {
-                    Plan::one(Verdict::Check, still_assigned(&p.name, &assigned).to_string())
+                    Preview::one(Verdict::Check, still_assigned(&p.name, &assigned).to_string())
                 }
             }
         })

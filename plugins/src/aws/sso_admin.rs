@@ -1,19 +1,6 @@
 //! sso-admin: the Identity Center instance (`instance.rs`), permission sets
 //! (`permission_sets.rs`), account assignments (`assignments.rs`).
 
-use std::collections::HashSet;
-
-use aws_sdk_ssoadmin::types::{PrincipalType as SdkPrincipal, StatusValues, TargetType};
-use futures::TryStreamExt;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-
-use crate::action::{Action, Plan, Verdict};
-use crate::context::{Context, Event};
-use crate::error::{PluginError, aws};
-use crate::poll::{Status, until_settled};
-
 mod assignments;
 mod in_progress;
 mod instance;

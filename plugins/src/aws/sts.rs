@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::action::{Action, Plan, Verdict};
+use crate::action::{Action, Preview, Verdict};
 use crate::context::Context;
 use crate::error::{PluginError, aws};
 
@@ -121,8 +121,8 @@ impl Action for WhoAmI {
         vec!["aws sts get-caller-identity".into()]
     }
 
-    async fn plan(_ctx: &Context, _p: &NoParams) -> Result<Plan, PluginError> {
-        Ok(Plan::one(Verdict::Check, "caller identity"))
+    async fn plan(_ctx: &Context, _p: &NoParams) -> Result<Preview, PluginError> {
+        Ok(Preview::one(Verdict::Check, "caller identity"))
     }
 
     async fn apply(ctx: &Context, _p: NoParams) -> Result<Identity, PluginError> {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::mutation::Mutation;
-use crate::action::{Action, Plan, Verdict};
+use crate::action::{Action, Preview, Verdict};
 use crate::aws::sts::caller;
 use crate::context::Duplicates;
 use crate::context::{Context, Event};
@@ -293,9 +293,9 @@ impl Action for EnsureCase {
         ]
     }
 
-    async fn plan(ctx: &Context, p: &EnsureCaseParams) -> Result<Plan, PluginError> {
+    async fn plan(ctx: &Context, p: &EnsureCaseParams) -> Result<Preview, PluginError> {
         let hand = |r: Refusal| {
-            Ok(Plan::one(
+            Ok(Preview::one(
                 Verdict::Check,
                 format!("hand-over ({}): the case text and a console link", r.word()),
             ))
@@ -305,18 +305,18 @@ impl Action for EnsureCase {
         }
         match cases_with_subject(ctx, p).await {
             Ok(cases) => Ok(match existing(cases) {
-                Existing::Open(c) => Plan::one(
+                Existing::Open(c) => Preview::one(
                     Verdict::Exists,
                     format!("case {} ({}, {})", c.display_id, c.id, c.status),
                 ),
-                Existing::Resolved(c) => Plan::one(
+                Existing::Resolved(c) => Preview::one(
                     Verdict::WouldCreate,
                     format!(
                         "support case \"{}\", following up resolved case {}",
                         p.subject, c.display_id
                     ),
                 ),
-                Existing::None => Plan::one(Verdict::WouldCreate, format!("support case \"{}\"", p.subject)),
+                Existing::None => Preview::one(Verdict::WouldCreate, format!("support case \"{}\"", p.subject)),
             }),
             Err(e) => match refusal(&e) {
                 Some(r) => hand(r),
@@ -512,8 +512,8 @@ impl Action for CaseStatus {
         vec!["aws support describe-cases --region us-east-1 --case-id-list CASE_ID".into()]
     }
 
-    async fn plan(_ctx: &Context, _p: &CaseStatusParams) -> Result<Plan, PluginError> {
-        Ok(Plan::one(Verdict::Check, "support case status"))
+    async fn plan(_ctx: &Context, _p: &CaseStatusParams) -> Result<Preview, PluginError> {
+        Ok(Preview::one(Verdict::Check, "support case status"))
     }
 
     async fn apply(ctx: &Context, p: CaseStatusParams) -> Result<CaseState, PluginError> {

@@ -67,14 +67,14 @@ fn remove(v: &mut Value, path: &str) {
 }
 
 /// The pagination of an operation: the model's, or the common spellings its input takes.
-struct Plan {
+struct Pagination {
     inputs: Vec<String>,
     outputs: Vec<String>,
     more: Option<String>,
     results: Vec<String>,
 }
 
-fn plan(call: Call) -> Option<Plan> {
+fn pagination(call: Call) -> Option<Pagination> {
     if let Some(Paginator {
         input_token,
         output_token,
@@ -83,7 +83,7 @@ fn plan(call: Call) -> Option<Plan> {
     }) = &call.operation.paginator
     {
         let owned = |o: &OneOrMore| o.all().into_iter().map(String::from).collect::<Vec<_>>();
-        return Some(Plan {
+        return Some(Pagination {
             inputs: owned(input_token),
             outputs: owned(output_token),
             more: more_results.clone(),
@@ -93,7 +93,7 @@ fn plan(call: Call) -> Option<Plan> {
     let takes = |member: &str| call.input().is_some_and(|s| s.members.contains_key(member));
     // The Support API spells it `nextToken`.
     let t = ["NextToken", "nextToken", "Marker"].into_iter().find(|t| takes(t))?;
-    Some(Plan {
+    Some(Pagination {
         inputs: vec![t.into()],
         outputs: vec![t.into()],
         more: (t == "Marker").then(|| "IsTruncated".into()),
@@ -157,7 +157,7 @@ pub(super) async fn read_all(
         }
     };
     let mut body = send(request.clone()).await?;
-    let Some(plan) = plan(call) else {
+    let Some(pagination) = pagination(call) else {
         return Ok(body);
     };
     let short = |why: &str| PluginError::Failed {
@@ -170,8 +170,11 @@ pub(super) async fn read_all(
     let mut pages = 1;
     let mut page = body.clone();
     loop {
-        let more = plan.more.as_ref().map(|m| get(&page, m) == Some(&Value::Bool(true)));
-        let tokens: Vec<Option<Value>> = plan.outputs.iter().map(|o| token(&page, o)).collect();
+        let more = pagination
+            .more
+            .as_ref()
+            .map(|m| get(&page, m) == Some(&Value::Bool(true)));
+        let tokens: Vec<Option<Value>> = pagination.outputs.iter().map(|o| token(&page, o)).collect();
         let any = tokens.iter().any(Option::is_some);
         match more {
             Some(false) => break,
@@ -188,7 +191,7 @@ pub(super) async fn read_all(
         }
         pages += 1;
         if let Some(o) = request.as_object_mut() {
-            for (input, t) in plan.inputs.iter().zip(tokens) {
+            for (input, t) in pagination.inputs.iter().zip(tokens) {
                 match t {
                     Some(t) => o.insert(input.clone(), t),
                     None => o.remove(input),
@@ -196,15 +199,15 @@ pub(super) async fn read_all(
             }
         }
         page = send(request.clone()).await?;
-        join(&mut body, page.clone(), &plan.results);
+        join(&mut body, page.clone(), &pagination.results);
     }
     // The whole list has no next page.
-    for o in &plan.outputs {
+    for o in &pagination.outputs {
         for p in o.split("||").map(str::trim).filter(|p| !p.contains('[')) {
             remove(&mut body, p);
         }
     }
-    if let Some(m) = &plan.more {
+    if let Some(m) = &pagination.more {
         if get(&body, m).is_some() {
             set(&mut body, m, Value::Bool(false));
         }

@@ -1,8 +1,7 @@
 //! A claim on a target (service, operation, what it acts on), held across the state directory
 //! while an action looks and acts, so that two items or two runs cannot make one thing twice.
 
-#[allow(clippy::wildcard_imports)]
-use super::*;
+use std::any::Any;
 
 /// What AWS does with a second request like one already sent: it decides whether an answer that
 /// was lost must be let land before anything looks.

@@ -1,6 +1,10 @@
 //! `runbook answers`: a commented answers-file template (inputs, manual steps and their questions).
 
-use super::*;
+use runbook_plugins::Registry;
+
+use super::error::CommandError;
+use crate::diagnostic::report;
+use crate::{analyzer, load};
 
 /// TOML text for a string.
 fn toml_str(s: &str) -> String {

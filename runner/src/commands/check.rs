@@ -1,6 +1,10 @@
 //! `runbook check`: every diagnostic, located, and a count.
 
-use super::*;
+use std::path::PathBuf;
+
+use super::error::CommandError;
+use super::{analyse, plural};
+use crate::diagnostic::report;
 
 pub(super) fn check(paths: &[PathBuf], json: bool, color: bool) -> Result<(), CommandError> {
     let (books, diags) = analyse(paths);

@@ -1,8 +1,12 @@
 //! `runbook emulator`: the rehearsal's emulator, kept running, so that several runs (or a test)
 //! meet one emulated account.
 
-use super::*;
+use std::io::Write;
+
+use super::error::CommandError;
+use super::out;
 use crate::cli::EmulatorArgs;
+use crate::inputs;
 
 pub async fn serve(args: EmulatorArgs) -> Result<(), CommandError> {
     let base = match &args.answers {

@@ -1,7 +1,15 @@
 //! `runbook export --ssm`: the runbook as an AWS Systems Manager Automation document.
 
-use super::*;
+use std::io::Write;
+use std::path::Path;
+
+use runbook_plugins::Registry;
+
+use super::error::CommandError;
+use super::{out, plural};
 use crate::cli::{ExportArgs, ExportFormat};
+use crate::diagnostic::report;
+use crate::{analyzer, load};
 
 pub(super) fn export(args: &ExportArgs, color: bool) -> Result<(), CommandError> {
     let source = load::read(&args.file).map_err(|d| {

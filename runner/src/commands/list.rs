@@ -1,6 +1,11 @@
 //! `runbook list`: the runbooks and their steps, for people or (`--json`) tools.
 
-use super::*;
+use std::io::Write;
+use std::path::PathBuf;
+
+use super::analyse;
+use super::error::CommandError;
+use crate::diagnostic::{Diagnostic, report};
 
 pub(super) fn list(paths: &[PathBuf], json: bool, color: bool) -> Result<(), CommandError> {
     let paths = if paths.is_empty() {

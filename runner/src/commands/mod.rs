@@ -3,23 +3,20 @@
 //! the async runtime, colour, the diagnostics report, and what several commands share (loading a
 //! runbook to run it, the AWS options, picking a run).
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::CommandFactory;
-use runbook_plugins::{AwsOptions, Context, Limits, PollSettings, Registry};
-use serde_json::{Value, json};
+use runbook_plugins::{AwsLimits, AwsOptions, PollSettings, Registry};
 
-use crate::cli::{AwsArgs, Cli, ColorChoice, Command, PlanArgs, RunArgs, VerifyArgs};
+use crate::cli::{AwsArgs, Cli, ColorChoice, Command};
 use crate::diagnostic::{self, Diagnostic};
-use crate::exec::{self, RunOptions};
 use crate::exit::Exit;
 use crate::journal::{self, Journal};
 use crate::model::Runbook;
 use crate::source::Source;
-use crate::{analyzer, inputs, load};
+use crate::{analyzer, load};
 
 mod actions;
 mod answers;
@@ -150,7 +147,7 @@ fn plural(n: usize) -> &'static str {
 
 /// AWS's published limits, changed by the operator's limits file, then by `--rate` and
 /// `--in-progress`.
-fn limits(a: &AwsArgs, color: bool) -> Result<Limits, CommandError> {
+fn limits(a: &AwsArgs, color: bool) -> Result<AwsLimits, CommandError> {
     let mut l = runbook_plugins::aws::published_limits();
     if let Some(file) = &a.limits_file {
         crate::limits_file::apply(file, &mut l).map_err(|diags| {

@@ -1,7 +1,11 @@
 //! `runbook permissions FILE...`: the IAM policy a run of these runbooks needs, as
 //! [`crate::policy`] computes it, with the steps that need each action. Nothing is sent to AWS.
 
-use super::*;
+use std::path::PathBuf;
+
+use super::analyse;
+use super::error::CommandError;
+use crate::diagnostic::report;
 use crate::policy::{needs, policy};
 
 pub(super) fn permissions(paths: &[PathBuf], json: bool, color: bool) -> Result<(), CommandError> {

@@ -1,6 +1,15 @@
 //! `runbook plan`: what a run would do, from reads and scripts, never a change.
 
-use super::*;
+use std::collections::BTreeMap;
+
+use runbook_plugins::Context;
+use serde_json::json;
+
+use super::error::CommandError;
+use super::{aws_options, limits, load_checked, located, pick_run, poll_settings};
+use crate::cli::PlanArgs;
+use crate::journal::Journal;
+use crate::{inputs, journal};
 
 pub async fn plan(args: PlanArgs, color: bool) -> Result<(), CommandError> {
     let detailed = args.detailed_exitcode;

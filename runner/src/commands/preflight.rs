@@ -4,9 +4,12 @@
 
 use std::collections::BTreeMap;
 
+use runbook_plugins::Context;
 use runbook_plugins::aws::simulate::{Decision, Simulated, simulate};
 
-use super::*;
+use super::error::CommandError;
+use crate::journal;
+use crate::model::Runbook;
 use crate::policy::{Need, needs};
 
 /// The steps a run would still run: all with `restart`, else those the run it continues has not

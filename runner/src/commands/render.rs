@@ -1,6 +1,10 @@
 //! `runbook render`: the site, built or served.
 
-use super::*;
+use std::io::Write;
+
+use super::error::CommandError;
+use super::plural;
+use crate::diagnostic::report;
 
 pub(super) fn render(
     book: &std::path::Path,

@@ -1,6 +1,14 @@
 //! `runbook run` and `rehearse`: load, resolve, execute.
 
-use super::*;
+use std::path::Path;
+
+use runbook_plugins::{AwsOptions, Context};
+
+use super::error::CommandError;
+use super::{aws_options, limits, load_checked, located, pick_run, poll_settings};
+use crate::cli::RunArgs;
+use crate::exec::RunOptions;
+use crate::{exec, inputs, journal};
 
 /// The account a rehearsal plays: the answers file's `[rehearsal]` table, then the options.
 pub fn rehearsed_account(args: &crate::cli::RehearseArgs) -> Result<crate::emulator::Account, CommandError> {

@@ -1,6 +1,13 @@
 //! `runbook status` and `runbook runs`: what the journal says.
 
-use super::*;
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use super::error::CommandError;
+use super::{load_unchecked, located, out, pick_run};
+use crate::journal;
+use crate::journal::Journal;
 
 pub fn status(
     file: &Path,

@@ -1,7 +1,10 @@
 //! `runbook verify`: whether AWS still holds what a finished run left, for a nightly job.
 //! Exit 0 as recorded, 2 drifted, 1 error (usage errors too: 2 means drift and nothing else).
 
-use super::*;
+use serde_json::{Value, json};
+
+use super::error::CommandError;
+use crate::cli::{PlanArgs, VerifyArgs};
 use crate::exec::verifying::Finding;
 
 pub async fn verify(args: VerifyArgs, color: bool) -> Result<(), CommandError> {

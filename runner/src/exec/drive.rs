@@ -1,8 +1,22 @@
 //! The step loop: each step in order, skipped when done and unchanged, else run (with retries,
 //! its deadline, the guard), journaled, and ended as done, waiting, failed or interrupted.
 
-use super::identity::Sameness;
-use super::*;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use super::ending::{RunError, Wait, Waiting};
+use super::identity::{Digester, Sameness};
+use super::{Secrecy, Shared, StepError, ending, followup, identity, journal_failed, resolve_failed, step};
+use crate::eval::Env;
+use crate::journal::{Entry, StepState, StepStatus};
+use crate::model::{Runbook, Step};
+use crate::source::Source;
+use crate::{eval, inputs, journal};
 
 /// Whether a step runs, decided the same way for `run` and `plan`.
 pub(super) enum Condition {
@@ -48,11 +62,11 @@ pub(super) fn items_env(step: &Step, env: &Env) -> Option<Env> {
 
 /// A finished step that would do the same now, whose outputs were kept, and that this run does
 /// not look at again ([`Shared::rechecks`]): not run again.
-pub(super) fn reusable(shared: &Shared, step: &Step, st: &StepState, plan: &identity::Prepared) -> bool {
+pub(super) fn reusable(shared: &Shared, step: &Step, st: &StepState, prepared: &identity::Prepared) -> bool {
     !shared.rechecks(step)
         && st.status == StepStatus::Done
         && !st.secret
-        && Digester::compare(&st.hash, &plan.hash, plan.legacy_hash.as_deref()) == Sameness::Same
+        && Digester::compare(&st.hash, &prepared.hash, prepared.legacy_hash.as_deref()) == Sameness::Same
 }
 
 pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>) -> Result<(), RunError> {
@@ -218,7 +232,7 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
         // What the step will do, resolved: its identity decides whether it must run again. The
         // step's timeout= bounds everything it evaluates from here on.
         let deadline = step.timeout().map(|t| Instant::now() + t);
-        let plan = match identity::prepare(&shared, step, env_for_step, deadline).await {
+        let prepared = match identity::prepare(&shared, step, env_for_step, deadline).await {
             Ok(p) => p,
             // Not the step's failure: nothing is recorded of it, and it stays as it was.
             Err(e @ identity::PrepareError::Identity(_)) => return Err(RunError::Identity(e.to_string())),
@@ -226,8 +240,8 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
         };
         if let Some(st) = &recorded {
             if st.status == StepStatus::Done && !forced {
-                let same = Digester::compare(&st.hash, &plan.hash, plan.legacy_hash.as_deref());
-                if reusable(&shared, step, st, &plan) {
+                let same = Digester::compare(&st.hash, &prepared.hash, prepared.legacy_hash.as_deref());
+                if reusable(&shared, step, st, &prepared) {
                     reused += 1;
                     shared.ui.step_finished(
                         &step.id,
@@ -272,7 +286,7 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
             }
         }
         if opts.step_mode {
-            match step::gate(&shared, step, &plan).await {
+            match step::gate(&shared, step, &prepared).await {
                 step::Gate::Run => {}
                 step::Gate::Skip => {
                     shared.ui.step_finished(&step.id, "skipped", "skipped by the operator");
@@ -301,19 +315,19 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
 
         let begun = journal::now();
         shared.ui.step_started(&step.id, &step::describe(step));
-        let mut running = StepState::new(StepStatus::Running, plan.hash.clone());
+        let mut running = StepState::new(StepStatus::Running, prepared.hash.clone());
         running.started = Some(begun.clone());
         if let Err(e) = shared
             .record(Entry::StepStarted {
                 step: step.id.clone(),
-                hash: plan.hash.clone(),
+                hash: prepared.hash.clone(),
             })
             .and_then(|()| shared.set_step_state(&step.id, running))
         {
             return Err(step_error(&shared, Some(step), e));
         }
         let t0 = Instant::now();
-        let result = step::run_with_retries(&shared, step, env_for_step, &plan).await;
+        let result = step::run_with_retries(&shared, step, env_for_step, &prepared).await;
         match result {
             Ok(outcome) => {
                 ran += 1;
@@ -322,9 +336,9 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
                 shared.ui.step_finished(
                     &step.id,
                     "done",
-                    &format!("{:.1}s{}", t0.elapsed().as_secs_f64(), summary(&stored)),
+                    &format!("{:.1}s{}", t0.elapsed().as_secs_f64(), outputs_line(&stored)),
                 );
-                let mut st = StepState::new(StepStatus::Done, plan.hash.clone());
+                let mut st = StepState::new(StepStatus::Done, prepared.hash.clone());
                 st.outputs = stored.clone();
                 st.started = Some(begun);
                 st.finished = Some(journal::now());
@@ -332,7 +346,7 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
                 let written = shared
                     .record(Entry::StepFinished {
                         step: step.id.clone(),
-                        hash: plan.hash.clone(),
+                        hash: prepared.hash.clone(),
                         outputs: stored,
                     })
                     .and_then(|()| shared.set_step_state(&step.id, st));
@@ -354,7 +368,7 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
                 };
                 let msg = reason.to_string();
                 shared.ui.step_finished(&step.id, "waiting", "waiting for a person");
-                let mut st = StepState::new(StepStatus::Waiting, plan.hash.clone());
+                let mut st = StepState::new(StepStatus::Waiting, prepared.hash.clone());
                 st.started = Some(begun);
                 st.waiting_for = Some(msg.clone());
                 let written = shared
@@ -384,7 +398,7 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
                 return Err(step_error(&shared, Some(step), e));
             }
             Err(StepError::Failed { message, hint, at }) => {
-                let mut st = StepState::new(StepStatus::Failed, plan.hash.clone());
+                let mut st = StepState::new(StepStatus::Failed, prepared.hash.clone());
                 st.started = Some(begun);
                 st.finished = Some(journal::now());
                 st.error = Some(message.clone());
@@ -482,7 +496,8 @@ fn step_error(shared: &Shared, step: Option<&Step>, e: StepError) -> RunError {
     }
 }
 
-fn summary(outputs: &Value) -> String {
+/// The short scalar outputs shown after a step's `done` line.
+fn outputs_line(outputs: &Value) -> String {
     let Value::Object(o) = outputs else {
         return String::new();
     };

@@ -76,7 +76,7 @@ pub(super) async fn fan_out(
     shared: &Arc<Shared>,
     step: &Step,
     env: &Env,
-    plan: &Prepared,
+    prepared: &Prepared,
     items: &[Item],
 ) -> Result<Outcome, StepError> {
     // A new run re-checks every item of a step it looks at again.
@@ -145,7 +145,7 @@ pub(super) async fn fan_out(
                 Some((&item.value, item.key.clone())),
                 item.params.clone(),
                 memo,
-                plan.deadline,
+                prepared.deadline,
             )
             .await;
             (i, r)

@@ -37,18 +37,17 @@ use runbook_plugins::{Context, PluginError, Registry};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, OnceCell};
 
-use crate::eval::{self, Env};
 use crate::inputs::{self, Answers};
-use crate::journal::{self, Entry, Journal, JournalError, StepState, StepStatus};
-use crate::model::{Runbook, Step};
+use crate::journal::{self, Entry, Journal, JournalError, StepState};
+use crate::model::Runbook;
 use crate::redact::Redactor;
-use crate::sandbox::{self, Limits};
+use crate::sandbox::{self, ScriptLimits};
 use crate::source::Source;
 use crate::ui::Ui;
 
 pub(crate) use assemble::Parts;
 use ending::Interruption;
-pub use ending::{RunError, Wait, Waiting};
+pub use ending::{RunError, Waiting};
 pub use identity::Digester;
 
 /// How a run was asked for on the command line.
@@ -347,9 +346,9 @@ impl Shared {
 
     /// The same, stopping at a step's deadline.
     fn engine_until(&self, until: Option<Instant>) -> rhai::Engine {
-        let limits = Limits {
+        let limits = ScriptLimits {
             until,
-            ..Limits::default()
+            ..ScriptLimits::default()
         };
         sandbox::engine(limits, None, Some(self.interrupted.clone()))
     }

@@ -396,7 +396,7 @@ fn computed(step: &Step, env: &mut Env, outcome: Outcome, row: &mut Row) {
     };
     if outcome.secrecy == Secrecy::None {
         if row.items.is_none() {
-            row.details.push(summary(&outcome.outputs));
+            row.details.push(outputs_detail(&outcome.outputs));
         }
         env.set_step(&step.id, outcome.outputs);
     } else {
@@ -511,7 +511,8 @@ async fn would_change(shared: &Arc<Shared>, step: &Step, env: &Env, prepared: &P
     row.verdict = worst;
 }
 
-fn summary(v: &Value) -> String {
+/// What a step computed in the plan, as its row's detail.
+fn outputs_detail(v: &Value) -> String {
     let Value::Object(o) = v else {
         return v.to_string();
     };

@@ -12,7 +12,7 @@ use super::{Outcome, Secrecy, Shared, StepError};
 use crate::eval::Env;
 use crate::journal::Entry;
 use crate::model::Step;
-use crate::sandbox::{self, Limits};
+use crate::sandbox::{self, ScriptLimits};
 
 pub(super) async fn run_rhai(
     shared: &Arc<Shared>,
@@ -23,7 +23,7 @@ pub(super) async fn run_rhai(
 ) -> Result<Outcome, StepError> {
     let tainted = env.reads_secret(&step.body);
     let public = step.attrs.public_outputs();
-    let mut limits = Limits::default();
+    let mut limits = ScriptLimits::default();
     if let Some(t) = step.timeout() {
         limits.deadline = t;
     }

@@ -85,16 +85,16 @@ pub(super) enum Gate {
 }
 
 /// `run --step`: shows what the step will do, then asks.
-pub(super) async fn gate(shared: &Arc<Shared>, step: &Step, plan: &Prepared) -> Gate {
+pub(super) async fn gate(shared: &Arc<Shared>, step: &Step, prepared: &Prepared) -> Gate {
     shared.ui.line(&format!("next: {}  {}", step.id, describe(step)));
-    if let (Some(action), Some(params)) = (step.executor.action(), &plan.params) {
+    if let (Some(action), Some(params)) = (step.executor.action(), &prepared.params) {
         shared
             .ui
             .block(&format!("  parameters: {}", shared.redactor.value(params)));
         if let Some(a) = shared.registry.get(action) {
             match a.plan(&shared.context_for(step, None, None), params.clone()).await {
-                Ok(plan) => {
-                    for i in plan.items {
+                Ok(preview) => {
+                    for i in preview.items {
                         shared.ui.block(&format!("  {:?}: {}", i.verdict, i.what));
                     }
                 }
@@ -113,7 +113,7 @@ pub(super) async fn run_with_retries(
     shared: &Arc<Shared>,
     step: &Step,
     env: &Env,
-    plan: &Prepared,
+    prepared: &Prepared,
 ) -> Result<Outcome, StepError> {
     let retries: u32 = step
         .attrs
@@ -127,9 +127,20 @@ pub(super) async fn run_with_retries(
             super::call::settle_unknown(shared, step)?;
         }
         let fut = async {
-            match &plan.items {
-                Some(items) => super::fanout::fan_out(shared, step, env, plan, items).await,
-                None => run_once(shared, step, env, None, plan.params.clone(), None, plan.deadline).await,
+            match &prepared.items {
+                Some(items) => super::fanout::fan_out(shared, step, env, prepared, items).await,
+                None => {
+                    run_once(
+                        shared,
+                        step,
+                        env,
+                        None,
+                        prepared.params.clone(),
+                        None,
+                        prepared.deadline,
+                    )
+                    .await
+                }
             }
         };
         let res = tokio::select! {
@@ -142,7 +153,7 @@ pub(super) async fn run_with_retries(
                 let wait = Duration::from_secs(1 << attempt.min(5));
                 // `timeout=` bounds the whole step: no wait that would end past it, and no
                 // attempt after it (each would only time out at once).
-                if plan.deadline.is_some_and(|d| Instant::now() + wait >= d) {
+                if prepared.deadline.is_some_and(|d| Instant::now() + wait >= d) {
                     return Err(out_of_time(step, e, attempt));
                 }
                 if let StepError::Failed { message, .. } = &e {

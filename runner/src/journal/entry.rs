@@ -1,8 +1,10 @@
 //! What the journal holds: a step's status and record, a run's state, and the transcript's
 //! lines (every write and every read goes through [`Entry`]).
 
-#[allow(clippy::wildcard_imports)]
-use super::*;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

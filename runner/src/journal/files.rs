@@ -2,8 +2,16 @@
 //! and checked to be ours and private, the digest key, the headroom probe, torn-line repair,
 //! reading transcripts and state back.
 
-#[allow(clippy::wildcard_imports)]
-use super::*;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::entry::{Line, State};
+use super::{HEADROOM, JournalError, STATE_VERSION, io};
 
 /// Creates `dir` and its parents (new ones owner-only, 0700). The last `owned` components are
 /// the journal's own directories and must not be symbolic links; links above them are the

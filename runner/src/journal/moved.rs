@@ -6,8 +6,15 @@
 //! such journals are refused, never guessed between. Journals older than `origin.json` are found
 //! only at their own path.
 
-#[allow(clippy::wildcard_imports)]
-use super::*;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use fs4::fs_std::FileExt;
+use serde::{Deserialize, Serialize};
+
+use super::files::{make_private_dir, open_options};
+use super::{Journal, JournalError, dir_for, io};
 
 const ORIGIN: &str = "origin.json";
 

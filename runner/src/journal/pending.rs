@@ -7,8 +7,15 @@
 //! request from any journal until a person says to send it again. The digest holds no secret and
 //! needs no key (`exec/gate.rs`); marks of earlier versions were keyed with `STATE/pending/key`.
 
-#[allow(clippy::wildcard_imports)]
-use super::*;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::files::{check_private, legacy_key, make_private_dir, open_options};
+use super::{JournalError, io};
 
 /// Largest mark read: a few names and a time.
 const MARK_MAX: u64 = 16 * 1024;

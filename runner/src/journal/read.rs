@@ -5,8 +5,14 @@
 //! transcript's length (a fan-out of 4,000 calls by name re-read the whole transcript once per
 //! item: 61 s of CPU).
 
-#[allow(clippy::wildcard_imports)]
-use super::*;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::entry::{Entry, Line, StepStatus, Unsettled};
+use super::files::read_lines;
+use super::{Journal, JournalError};
 
 type CallKey = (String, Option<String>, String, String);
 

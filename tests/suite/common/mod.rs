@@ -74,6 +74,32 @@ impl Output {
         self
     }
 
+    /// The whole of stderr, as just's tests compare it: a changed word, line or caret fails.
+    #[track_caller]
+    pub fn stderr_is(&self, expected: &str) -> &Output {
+        assert!(
+            self.stderr == expected,
+            "stderr differs\n--- expected\n{expected}\n--- got\n{}\n--- exit {}, stdout\n{}",
+            self.stderr,
+            self.code,
+            self.stdout
+        );
+        self
+    }
+
+    /// The whole of stdout.
+    #[track_caller]
+    pub fn stdout_is(&self, expected: &str) -> &Output {
+        assert!(
+            self.stdout == expected,
+            "stdout differs\n--- expected\n{expected}\n--- got\n{}\n--- exit {}, stderr\n{}",
+            self.stdout,
+            self.code,
+            self.stderr
+        );
+        self
+    }
+
     #[track_caller]
     pub fn stderr_has(&self, part: &str) -> &Output {
         assert!(self.stderr.contains(part), "stderr lacks {part:?}\n{self:?}");

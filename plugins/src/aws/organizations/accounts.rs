@@ -1,8 +1,17 @@
 //! Member accounts: CreateAccount (no idempotency token: never resent blindly, a lost answer is
 //! looked for), polled to SUCCEEDED under the cap on creations in progress.
 
-use super::*;
+use aws_sdk_organizations::types::CreateAccountState;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{AccountSummary, all_accounts, create_statuses, email_problem, in_progress};
+use crate::action::{Action, Preview, Verdict};
 use crate::aws::mutation::Mutation;
+use crate::context::{Context, Event};
+use crate::error::{PluginError, aws};
+use crate::poll::{Status, until_settled};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -201,15 +210,15 @@ impl Action for EnsureAccount {
         ]
     }
 
-    async fn plan(ctx: &Context, p: &EnsureAccountParams) -> Result<Plan, PluginError> {
+    async fn plan(ctx: &Context, p: &EnsureAccountParams) -> Result<Preview, PluginError> {
         check_name(p)?;
         let accounts = all_accounts(ctx).await?;
         Ok(match by_email(&accounts, p)? {
-            Some(a) => Plan::one(
+            Some(a) => Preview::one(
                 Verdict::Exists,
                 format!("account {} ({}) for {}", a.id, a.name, a.email),
             ),
-            None => Plan::one(Verdict::WouldCreate, format!("account {} for {}", p.name, p.email)),
+            None => Preview::one(Verdict::WouldCreate, format!("account {} for {}", p.name, p.email)),
         })
     }
 

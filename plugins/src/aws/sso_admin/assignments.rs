@@ -3,10 +3,20 @@
 //! shared listing of the creations in progress ([`in_progress`]), or its own status reads where
 //! that listing is refused.
 
-use super::*;
-use in_progress::{InProgress, until_not_listed};
+use std::collections::HashSet;
 
+use aws_sdk_ssoadmin::types::{PrincipalType as SdkPrincipal, StatusValues, TargetType};
+use futures::TryStreamExt;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::in_progress::{InProgress, until_not_listed};
+use crate::action::{Action, Preview, Verdict};
 use crate::aws::mutation::Mutation;
+use crate::context::{Context, Event};
+use crate::error::{PluginError, aws};
+use crate::poll::{Status, until_settled};
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
 pub enum PrincipalType {
@@ -468,20 +478,20 @@ impl Action for EnsureAssignment {
         ]
     }
 
-    async fn plan(ctx: &Context, p: &AssignmentParams) -> Result<Plan, PluginError> {
+    async fn plan(ctx: &Context, p: &AssignmentParams) -> Result<Preview, PluginError> {
         let accounts = accounts_of(p)?;
         let client = ctx.sso_admin(p.region.as_deref()).await?;
         let have = assigned_accounts(&client, p).await?;
-        let mut plan = Plan::default();
+        let mut preview = Preview::default();
         for a in accounts {
             let v = if have.contains(&a) {
                 Verdict::Exists
             } else {
                 Verdict::WouldCreate
             };
-            plan.push(v, format!("assignment in account {a}"));
+            preview.push(v, format!("assignment in account {a}"));
         }
-        Ok(plan)
+        Ok(preview)
     }
 
     async fn apply(ctx: &Context, p: AssignmentParams) -> Result<Assignments, PluginError> {

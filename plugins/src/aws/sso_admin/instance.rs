@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::action::{Action, Plan, Verdict};
+use crate::action::{Action, Preview, Verdict};
 use crate::context::{Context, Event};
 use crate::error::{PluginError, aws};
 use crate::poll::{Status, until_done};
@@ -131,24 +131,24 @@ impl Action for FindInstance {
         vec!["aws sso-admin list-instances --region HOME_REGION".into()]
     }
 
-    async fn plan(ctx: &Context, p: &FindInstanceParams) -> Result<Plan, PluginError> {
+    async fn plan(ctx: &Context, p: &FindInstanceParams) -> Result<Preview, PluginError> {
         let region = match &p.region {
             Some(r) => r.clone(),
             None => ctx.region().await?,
         };
         Ok(match first_instance(ctx, Some(&region)).await? {
-            Some((arn, _)) => Plan::one(Verdict::Exists, format!("Identity Center instance {arn} in {region}")),
+            Some((arn, _)) => Preview::one(Verdict::Exists, format!("Identity Center instance {arn} in {region}")),
             None => match enabled_elsewhere(ctx, &region).await {
                 Some(there) => return Err(wrong_region(&region, &there)),
-                None if p.wait => Plan::one(
+                None if p.wait => Preview::one(
                     Verdict::Check,
                     format!("Identity Center is not enabled in {region} yet; a person enables it in the console"),
                 ),
-                None if p.optional => Plan::one(
+                None if p.optional => Preview::one(
                     Verdict::Check,
                     format!("Identity Center is not enabled in {region} yet (found = false)"),
                 ),
-                None => Plan::one(
+                None => Preview::one(
                     Verdict::Check,
                     format!("Identity Center is not enabled in {region}: the step will fail"),
                 ),

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::poll_status;
-use crate::action::{Action, Plan, Verdict};
+use crate::action::{Action, Preview, Verdict};
 use crate::aws::mutation::{Mutation, Sent};
 use crate::context::{Context, Event};
 use crate::duration::SessionDuration;
@@ -186,22 +186,22 @@ impl Action for EnsurePermissionSet {
         v
     }
 
-    async fn plan(ctx: &Context, p: &PermissionSetParams) -> Result<Plan, PluginError> {
+    async fn plan(ctx: &Context, p: &PermissionSetParams) -> Result<Preview, PluginError> {
         wanted_inline(p)?;
         let client = ctx.sso_admin(p.region.as_deref()).await?;
-        let mut plan = Plan::default();
+        let mut preview = Preview::default();
         match find_permission_set(&client, &p.instance_arn, &p.name).await? {
             Some(found) => {
-                plan.push(Verdict::Exists, format!("permission set {} ({})", p.name, found.arn));
+                preview.push(Verdict::Exists, format!("permission set {} ({})", p.name, found.arn));
                 let d = drift(&client, p, &found).await?;
                 if d.duration {
-                    plan.push(
+                    preview.push(
                         Verdict::WouldChange,
                         format!("session duration to {}", p.session_duration.as_str()),
                     );
                 }
                 if d.description {
-                    plan.push(Verdict::WouldChange, "description");
+                    preview.push(Verdict::WouldChange, "description");
                 }
                 for pol in &p.managed_policies {
                     let a = policy_arn(pol);
@@ -210,43 +210,43 @@ impl Action for EnsurePermissionSet {
                     } else {
                         Verdict::Exists
                     };
-                    plan.push(v, format!("managed policy {a}"));
+                    preview.push(v, format!("managed policy {a}"));
                 }
                 for a in &d.detach {
-                    plan.push(Verdict::WouldChange, format!("detach managed policy {a} (not listed)"));
+                    preview.push(Verdict::WouldChange, format!("detach managed policy {a} (not listed)"));
                 }
                 for (path, name) in &d.customer {
-                    plan.push(
+                    preview.push(
                         Verdict::WouldChange,
                         format!("detach customer managed policy reference {path}{name} (none is asked)"),
                     );
                 }
                 match &d.inline {
                     Inline::Same => {}
-                    Inline::Put(_) => plan.push(Verdict::WouldChange, "inline policy to the one given"),
-                    Inline::Delete => plan.push(Verdict::WouldChange, "delete the inline policy (none is given)"),
+                    Inline::Put(_) => preview.push(Verdict::WouldChange, "inline policy to the one given"),
+                    Inline::Delete => preview.push(Verdict::WouldChange, "delete the inline policy (none is given)"),
                 }
                 if d.changes_roles() || !stale_accounts(&client, &p.instance_arn, &found.arn).await?.is_empty() {
-                    plan.push(
+                    preview.push(
                         Verdict::WouldChange,
                         "provision it again to the accounts it is assigned in (their roles get the change)",
                     );
                 }
             }
             None => {
-                plan.push(
+                preview.push(
                     Verdict::WouldCreate,
                     format!("permission set {} ({})", p.name, p.session_duration.as_str()),
                 );
                 for pol in &p.managed_policies {
-                    plan.push(Verdict::WouldCreate, format!("managed policy {}", policy_arn(pol)));
+                    preview.push(Verdict::WouldCreate, format!("managed policy {}", policy_arn(pol)));
                 }
                 if p.inline_policy.is_some() {
-                    plan.push(Verdict::WouldCreate, "inline policy");
+                    preview.push(Verdict::WouldCreate, "inline policy");
                 }
             }
         }
-        Ok(plan)
+        Ok(preview)
     }
 
     async fn apply(ctx: &Context, p: PermissionSetParams) -> Result<PermissionSet, PluginError> {

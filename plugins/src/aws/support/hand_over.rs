@@ -1,8 +1,9 @@
 //! The hand-over: where the account cannot use the Support API, the case text and a prefilled
 //! console link go to the operator, in a private file of the state directory.
 
-#[allow(clippy::wildcard_imports)]
-use super::*;
+use super::{CONSOLE_LINK, Case, EnsureCaseParams, Found, Refusal, case_body};
+use crate::context::{Context, Event};
+use crate::error::PluginError;
 
 fn slug(s: &str) -> String {
     let mut out = String::new();
