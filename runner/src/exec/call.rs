@@ -424,3 +424,6 @@ pub(super) fn settle_unknown(shared: &Arc<Shared>, step: &Step) -> Result<(), St
         first.call, step.id
     )))
 }
+
+#[cfg(test)]
+mod tests;
