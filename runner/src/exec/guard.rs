@@ -19,6 +19,13 @@ pub struct IdentityError {
     pub hint: Option<String>,
 }
 
+/// Whether STS's failure means AWS never answered (a 5xx, a timeout, the network), so nothing may
+/// be believed about where a step acts; no credentials, or credentials AWS refused, is a definite
+/// answer.
+fn outage(e: &runbook_plugins::PluginError) -> bool {
+    !matches!(e, runbook_plugins::PluginError::Config(_)) && !e.is_refusal()
+}
+
 impl Shared {
     /// The caller, asked once per run.
     pub(crate) async fn identity(&self) -> Result<&Identity, StepError> {
@@ -35,7 +42,7 @@ impl Shared {
                 runbook_plugins::aws::sts::caller(&self.ctx)
                     .await
                     .map_err(|e| IdentityError {
-                        outage: !matches!(e, runbook_plugins::PluginError::Config(_)) && !e.is_refusal(),
+                        outage: outage(&e),
                         message: e.to_string(),
                         // A credentials failure says how to get credentials.
                         hint: e.hint(),
@@ -202,6 +209,25 @@ mod tests {
                 Some("run with --region us-east-2".into())
             ))
         );
+    }
+
+    #[test]
+    fn only_no_answer_from_sts_is_an_outage() {
+        use runbook_plugins::PluginError;
+        let aws = |code: &str, status: Option<u16>| PluginError::Aws {
+            call: "sts:GetCallerIdentity",
+            code: code.into(),
+            message: "m".into(),
+            request_id: None,
+            status,
+        };
+        assert!(!outage(&PluginError::Config("no region".into())));
+        assert!(!outage(&aws("ExpiredToken", Some(403))));
+        assert!(!outage(&aws("Throttling", Some(400))));
+        assert!(outage(&aws("InternalFailure", Some(500))));
+        assert!(outage(&aws("InternalError", Some(400))));
+        assert!(outage(&aws("dispatch failure", None)));
+        assert!(outage(&PluginError::Other("connection reset".into())));
     }
 
     #[test]

@@ -289,3 +289,70 @@ async fn an_interrupted_run_stops_before_its_next_step() {
     );
     assert_eq!(f.recorded(), ["run-started", "interrupted a"]);
 }
+
+/// Seeds a finished record of step `id` as the run would have left it (its identity now).
+async fn finished(f: &Fixture, id: &str, status: StepStatus, outputs: Value, secret: bool) {
+    let plan = identity::prepare(&f.shared, f.step(id), &Env::default(), None)
+        .await
+        .expect("prepared");
+    let mut st = StepState::new(status, plan.hash);
+    st.outputs = outputs;
+    st.secret = secret;
+    f.shared.set_step_state(id, st).expect("state");
+}
+
+/// `--only` and `--from` run their steps again even when done and the same; the steps before
+/// `--from` hand on what they recorded, unless it was secret (stored masked) or never finished.
+#[tokio::test]
+async fn only_and_from_force_their_steps_and_keep_the_others_outputs() {
+    let flags = BTreeMap::new();
+    let f = Builder::new(LOOP).opts(|o| o.only = Some("a".into())).build();
+    finished(&f, "a", StepStatus::Done, json!({"x": 1}), false).await;
+    assert!(drive(f.shared.clone(), &flags).await.is_ok());
+    assert_eq!(f.recorded(), ["run-started", "step-started a", "step-finished a"]);
+    for (status, secret, ran) in [
+        (StepStatus::Done, false, true),
+        (StepStatus::Skipped, false, true),
+        (StepStatus::Done, true, false),
+        (StepStatus::Failed, false, false),
+    ] {
+        let f = Builder::new(LOOP).opts(|o| o.from = Some("c".into())).build();
+        finished(&f, "a", status, json!({"x": 1}), secret).await;
+        finished(&f, "c", StepStatus::Done, json!({"y": 2}), false).await;
+        let ended = drive(f.shared.clone(), &flags).await;
+        assert_eq!(ended.is_ok(), ran, "{status:?} secret={secret}: {ended:?}");
+        let last = if ran { "step-finished c" } else { "step-failed c" };
+        assert_eq!(f.recorded(), ["run-started", "step-started c", last]);
+    }
+}
+
+const KEY: &str = "# T\n\n```aws iam:CreateAccessKey id=key\nUserName = \"u\"\n```\n";
+
+/// A change by name that answered with secrets is not sent again for the outputs it never kept:
+/// the run asks first. The same change with public outputs is reused.
+#[tokio::test]
+async fn a_change_that_answered_with_secrets_asks_before_it_is_sent_again() {
+    let flags = BTreeMap::new();
+    let f = Builder::new(KEY).opts(|o| o.yes = true).build();
+    finished(&f, "key", StepStatus::Done, json!("********"), true).await;
+    let ended = drive(f.shared.clone(), &flags).await;
+    assert!(
+        matches!(&ended, Err(RunError::Waiting(Waiting::Resend(m))) if m.starts_with("key: AWS answered this call with secrets, which are never kept")),
+        "{ended:?}"
+    );
+    assert_eq!(f.recorded(), ["run-started"]);
+    let f = Builder::new(KEY).opts(|o| o.yes = true).build();
+    finished(&f, "key", StepStatus::Done, json!({"id": "k"}), false).await;
+    assert!(drive(f.shared.clone(), &flags).await.is_ok());
+    assert_eq!(f.recorded(), ["run-started"]);
+    assert_eq!(f.state("key").map(|s| s.outputs), Some(json!({"id": "k"})));
+}
+
+/// `timeout=` is a deadline ahead of the step: a script well within it finishes.
+#[tokio::test]
+async fn a_step_within_its_timeout_finishes() {
+    let f = Fixture::run("# T\n\n```rhai id=t timeout=60s\nlet s = 0; for i in 0..1000 { s += i; } #{ s: s }\n```\n");
+    let ended = drive(f.shared.clone(), &BTreeMap::new()).await;
+    assert!(ended.is_ok(), "{ended:?}");
+    assert_eq!(f.state("t").map(|s| s.outputs), Some(json!({"s": 499500})));
+}
