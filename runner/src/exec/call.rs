@@ -426,4 +426,5 @@ pub(super) fn settle_unknown(shared: &Arc<Shared>, step: &Step) -> Result<(), St
 }
 
 #[cfg(test)]
+#[path = "call_tests.rs"]
 mod tests;

@@ -562,4 +562,5 @@ fn signalled(shared: &Shared) -> bool {
 }
 
 #[cfg(test)]
+#[path = "drive_tests.rs"]
 mod tests;

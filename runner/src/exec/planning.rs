@@ -531,4 +531,5 @@ fn summary(v: &Value) -> String {
 }
 
 #[cfg(test)]
+#[path = "planning_tests.rs"]
 mod tests;
