@@ -1,4 +1,4 @@
-//! The quota model of the tests (`tests/common/quota.rs`, a rule of `tests/common/fault_proxy.rs`)
+//! The quota model of the tests (`tests/suite/common/quota.rs`, a rule of `tests/suite/common/fault_proxy.rs`)
 //! as a program, for the fan-out bench: one implementation for both.
 //!
 //! usage: quota_proxy --upstream http://127.0.0.1:PORT [--settle-ms 1000] [--rate FAMILY=N]...

@@ -151,7 +151,7 @@ UserName = "auditor-${item.Name}"
 /// `region=` sends the step to another region; a global service stays where it answers.
 #[test]
 fn a_step_in_another_region_acts_there() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let text = r#"# Regions
 
 ```aws ssm:PutParameter id=put region=eu-west-2
@@ -254,7 +254,7 @@ fn check_refuses_a_bad_account_region_or_role() {
 /// `plan` says where a change would be made, and reads in the other account.
 #[test]
 fn plan_names_the_account() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let text = r#"# Plan
 
 ```aws iam:ListUsers id=list account=222233334444
@@ -278,7 +278,7 @@ UserName = "planned"
 /// account has neither.
 #[test]
 fn the_account_baseline_runbook_sets_every_member_account() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let ids = boto(
         &moto.endpoint,
         "o = c('organizations')\no.create_organization(FeatureSet='ALL')\nids = [o.create_account(AccountName=n, Email=n + '@example.com')['CreateAccountStatus']['AccountId'] for n in ['dev', 'prod']]\nprint(' '.join(ids))",

@@ -13,7 +13,7 @@ fn run(t: &Test, text: &str) -> crate::common::Output {
 
 #[test]
 fn iam_checks() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let t = Test::new().aws(&moto.endpoint);
     // moto reports AccountMFAEnabled = 0: the check must fail and say why.
     let out = run(&t, "# MFA\n\n```aws iam.check-root-mfa id=mfa\n```\n");
@@ -38,7 +38,7 @@ fn iam_checks() {
 
 #[test]
 fn organization_checks_and_listing() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let t = Test::new().aws(&moto.endpoint);
     let out = run(&t, "# M\n\n```aws organizations.check-management-account id=m\n```\n");
     assert_eq!(out.code, 1, "no organization yet: {out:?}");
@@ -73,7 +73,7 @@ print("ids: " + steps.l.ids.len());
 
 #[test]
 fn identity_store_wait_times_out_with_a_clear_message() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let t = Test::new().aws(&moto.endpoint);
     let text = r#"# Wait
 
@@ -97,7 +97,7 @@ timeout = "1s"
 
 #[test]
 fn support_case_status_reads_the_case() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let t = Test::new().aws(&moto.endpoint);
     let text = r#"# Case
 
@@ -425,7 +425,7 @@ fn the_root_mfa_check_refuses_to_report_on_another_account() {
 // checked whole before anything is created.
 #[test]
 fn new_account_checks_and_account_names_checked_as_a_whole() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let t = Test::new().aws(&moto.endpoint);
     // No organization yet: a new account passes when the organization may come later.
     let out = run(

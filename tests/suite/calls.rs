@@ -23,10 +23,8 @@ pub(crate) struct Seeded {
 pub(crate) fn seed(endpoint: &str, user: &str) -> Seeded {
     block_on(async {
         let ctx = sdk(endpoint);
+        let crate::common::Instance { arn: instance, store } = crate::common::instance(&ctx).await;
         let sso = ctx.sso_admin(None).await.expect("client");
-        let ic = sso.list_instances().send().await.expect("instances");
-        let instance = ic.instances()[0].instance_arn().expect("arn").to_string();
-        let store = ic.instances()[0].identity_store_id().expect("store").to_string();
         let made = runbook_plugins::Registry::builtin()
             .get("identitystore.ensure-user")
             .expect("action")
@@ -168,7 +166,7 @@ FeatureSet = "ALL"
 
 #[test]
 fn calls_by_name_in_both_protocols_answer_as_maps() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let t = Test::new()
         .file("r.md", BOTH_PROTOCOLS)
         .aws(&moto.endpoint)
@@ -426,7 +424,7 @@ fn removals_are_idempotent_and_a_permission_set_still_assigned_is_refused() {
 
 #[test]
 fn the_offboarding_runbook_leaves_the_user_and_its_assignments_gone() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let s = seed(&moto.endpoint, "leaving.admin");
     let repo = crate::common::repo();
     let t = Test::new().aws(&moto.endpoint);
@@ -551,7 +549,7 @@ fn an_answer_a_step_cannot_take_is_refused_before_anything_is_sent() {
 /// A read has no unknown outcome to send again: `resend` on it is a mistake, said before the run.
 #[test]
 fn resend_on_a_read_call_is_refused() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let t = Test::new()
         .file("r.md", "# Read\n\n```aws organizations:ListRoots id=roots\n```\n")
         .file("a.toml", "[steps.roots]\nresend = true\n")

@@ -177,7 +177,7 @@ fn a_bad_duration_known_only_at_run_time_names_the_parameter() {
             "r.md",
             "# T\n\n```runbook\n[inputs.hours]\nprompt = \"h\"\n```\n\n```aws sso-admin.ensure-permission-set id=ps\ninstance_arn = \"arn:aws:sso:::instance/ssoins-1\"\nname = \"Admin\"\nsession_duration = \"${inputs.hours}\"\n```\n",
         )
-        .aws(&crate::common::Moto::start().endpoint)
+        .aws(&crate::common::Moto::shared().endpoint)
         .args(["run", "r.md", "--input", "hours=4 hours"])
         .run();
     out.code_is(1).stderr_has("r.md:8:1: error: step `ps` failed");

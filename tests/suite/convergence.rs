@@ -11,7 +11,7 @@ use crate::common::{Moto, Test, block_on, repo, sdk};
 /// the access).
 #[test]
 fn offboarding_twice_leaves_no_access() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let first = seed(&moto.endpoint, "leaving.admin");
     let t = Test::new().aws(&moto.endpoint);
     let offboard = || {
@@ -125,7 +125,7 @@ fn session_duration(endpoint: &str, instance: &str, ps: &str) -> String {
 /// run does.
 #[test]
 fn drift_is_announced_by_plan_and_repaired_by_the_next_run() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let text = "# Set\n\n```aws sso-admin.find-instance id=ic\n```\n\n```aws sso-admin.ensure-permission-set id=ps\ninstance_arn = \"${steps.ic.instance_arn}\"\nname = \"Ops\"\nsession_duration = \"PT2H\"\n```\n";
     let t = Test::new().aws(&moto.endpoint).file("r.md", text);
     let run = || t.run_args(&["run".into(), "r.md".into()]);
@@ -180,7 +180,7 @@ fn drift_is_announced_by_plan_and_repaired_by_the_next_run() {
 /// calls by name the run said "15 already done" and bob stayed out).
 #[test]
 fn a_membership_deleted_out_of_band_is_made_again() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let text = r#"# Team
 
 ```aws sso-admin.find-instance id=ic
@@ -276,7 +276,7 @@ user_name = "${item}"
 /// after (it was left as it was, and the set called as asked).
 #[test]
 fn a_customer_managed_policy_reference_added_out_of_band_is_detached() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let text = "# Set\n\n```aws sso-admin.find-instance id=ic\n```\n\n```aws sso-admin.ensure-permission-set id=ps\ninstance_arn = \"${steps.ic.instance_arn}\"\nname = \"ReadOnly\"\nsession_duration = \"PT1H\"\nmanaged_policies = [\"ReadOnlyAccess\"]\n```\n";
     let t = Test::new().aws(&moto.endpoint).file("r.md", text);
     t.run_args(&["run".into(), "r.md".into()]).code_is(0);

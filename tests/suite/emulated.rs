@@ -18,10 +18,8 @@ fn the_emulator_plays_aws_rules_that_moto_leaves_out() {
     ]);
     block_on(async {
         let ctx = sdk(&emu.endpoint);
+        let crate::common::Instance { arn, store } = crate::common::instance(&ctx).await;
         let sso = ctx.sso_admin(None).await.expect("client");
-        let ic = sso.list_instances().send().await.expect("instances");
-        let arn = ic.instances()[0].instance_arn().expect("arn").to_string();
-        let store = ic.instances()[0].identity_store_id().expect("store").to_string();
         let other = ctx.sso_admin(Some("eu-west-1")).await.expect("client");
         assert!(
             other

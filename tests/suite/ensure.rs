@@ -181,18 +181,7 @@ fn user_runbook(email: &str, display: &str, adopt: Option<&str>) -> String {
 fn user_state(endpoint: &str) -> (String, Vec<String>) {
     block_on(async {
         let ctx = sdk(endpoint);
-        let store = ctx
-            .sso_admin(None)
-            .await
-            .expect("client")
-            .list_instances()
-            .send()
-            .await
-            .expect("i")
-            .instances()[0]
-            .identity_store_id()
-            .expect("store")
-            .to_string();
+        let store = crate::common::instance(&ctx).await.store;
         let id = runbook_plugins::aws::identitystore::user_id(&ctx, None, &store, "cloud.admin")
             .await
             .expect("get")

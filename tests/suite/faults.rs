@@ -246,7 +246,7 @@ fn a_permission_set_created_meanwhile_is_taken_not_duplicated() {
 /// why (the listing of existing accounts is a snapshot, so both would otherwise create).
 #[test]
 fn two_items_with_one_email_create_one_account_and_say_why() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let text = r#"# Twins
 
 ```aws organizations.ensure-organization id=org
@@ -296,7 +296,7 @@ email = "aws+twins@example.com"
 /// done (attacker finding, session 6: `created=false`, exit 0, for a SUSPENDED account).
 #[test]
 fn a_closed_account_is_not_done() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let id = seed_account(&moto.endpoint, "acme-payments-prod", "aws+payments-prod@example.com");
     block_on(async {
         let org = sdk(&moto.endpoint).organizations().await.expect("client");

@@ -120,7 +120,7 @@ fn two_runs_started_together_file_one_case() {
 /// with exit 3 for a call AWS had answered, which trains people to answer `resend = true`).
 #[test]
 fn an_answered_call_leaves_no_mark_behind() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let first = r#"# Tag
 
 ```aws iam:CreateUser id=user

@@ -411,7 +411,7 @@ fn a_rehearsal_does_not_block_a_real_run_from_elsewhere() {
             &t.path("book/.runbook").display().to_string(),
         ]));
     rehearsed.code_is(0);
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let real = Test::new().aws(&moto.endpoint).run_args(&args(&[
         "run",
         &t.path("book/runbooks/who.md").display().to_string(),

@@ -92,9 +92,7 @@ email = "${item}@example.com"
 fn delete_user(endpoint: &str, name: &str) {
     block_on(async {
         let ctx = sdk(endpoint);
-        let sso = ctx.sso_admin(None).await.expect("client");
-        let ic = sso.list_instances().send().await.expect("instances");
-        let store = ic.instances()[0].identity_store_id().expect("store").to_string();
+        let store = crate::common::instance(&ctx).await.store;
         let ids = ctx.identitystore(None).await.expect("client");
         let users = ids.list_users().identity_store_id(&store).send().await.expect("users");
         let id = users
@@ -115,9 +113,7 @@ fn delete_user(endpoint: &str, name: &str) {
 fn user_exists(endpoint: &str, name: &str) -> bool {
     block_on(async {
         let ctx = sdk(endpoint);
-        let sso = ctx.sso_admin(None).await.expect("client");
-        let ic = sso.list_instances().send().await.expect("instances");
-        let store = ic.instances()[0].identity_store_id().expect("store").to_string();
+        let store = crate::common::instance(&ctx).await.store;
         let ids = ctx.identitystore(None).await.expect("client");
         let users = ids.list_users().identity_store_id(&store).send().await.expect("users");
         users.users().iter().any(|u| u.user_name() == Some(name))
@@ -126,7 +122,7 @@ fn user_exists(endpoint: &str, name: &str) -> bool {
 
 #[test]
 fn restart_runs_every_item_again() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let t = Test::new().file("users.md", USERS).aws(&moto.endpoint);
     t.run_args(&["run".into(), "users.md".into()]).code_is(0);
     delete_user(&moto.endpoint, "bob");

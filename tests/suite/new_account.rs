@@ -383,18 +383,7 @@ fn multiple_accounts_with_one_bad_name_creates_nothing() {
     // Once the user exists (Part 2), `--from identity-center`, as the warning says, gives the access.
     block_on(async {
         let ctx = sdk(&moto.endpoint);
-        let store = ctx
-            .sso_admin(None)
-            .await
-            .expect("client")
-            .list_instances()
-            .send()
-            .await
-            .expect("instances")
-            .instances()[0]
-            .identity_store_id()
-            .expect("store")
-            .to_string();
+        let store = crate::common::instance(&ctx).await.store;
         runbook_plugins::Registry::builtin()
             .get("identitystore.ensure-user")
             .expect("action")

@@ -18,7 +18,7 @@ fn create(name: &str) -> String {
 /// nothing of it reaches the state directory (the old plan printed the answer's members).
 #[test]
 fn a_secret_a_read_answers_never_reaches_the_plan() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let t = Test::new()
         .aws(&moto.endpoint)
         .file("make.md", create("db"))
@@ -46,7 +46,7 @@ fn a_secret_a_read_answers_never_reaches_the_plan() {
 /// with real credentials): `plan` shows it and never sends it.
 #[test]
 fn no_attribute_makes_plan_send_a_change() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let t = Test::new().aws(&moto.endpoint).file(
         "pr.md",
         "# PR\n\n```aws iam:CreateUser id=sneak mutates=false\nUserName = \"pr-user\"\n```\n",
@@ -65,7 +65,7 @@ fn no_attribute_makes_plan_send_a_change() {
 /// forever).
 #[test]
 fn a_finished_change_is_done_in_the_plan_as_in_the_run() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let t = Test::new().aws(&moto.endpoint).file("make.md", create("app"));
     let plan = || {
         t.run_args(&[
@@ -92,7 +92,7 @@ fn a_finished_change_is_done_in_the_plan_as_in_the_run() {
 /// of them (the old plan printed all three; `run` already withheld the messages).
 #[test]
 fn plan_never_prints_credentials_minted_from_ci() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let text = "# Docs only\n\n```aws sts:GetSessionToken id=s\n```\n\n```aws kms:DescribeKey id=a\nKeyId = \"${steps.s.Credentials.AccessKeyId}\"\n```\n\n```aws kms:DescribeKey id=k\nKeyId = \"${steps.s.Credentials.SecretAccessKey}\"\n```\n\n```aws kms:DescribeKey id=t\nKeyId = \"${steps.s.Credentials.SessionToken}\"\n```\n";
     let t = Test::new().aws(&moto.endpoint).file("ci.md", text);
     // What moto mints (its fixed example credentials).

@@ -7,7 +7,7 @@ use crate::common::{Moto, Test};
 /// deleted the user with the rest still assigned).
 #[test]
 fn a_read_by_name_is_read_to_its_last_page() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let text = r#"# Pages
 
 ```aws sso-admin.find-instance id=ic
@@ -60,7 +60,7 @@ if steps.listed.NextToken != () { throw "a page token was left"; }
 /// IAM pages with `Marker` and `IsTruncated`: read to the end too.
 #[test]
 fn an_iam_read_by_name_follows_its_marker() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
     crate::common::block_on(async {
         let iam = crate::common::sdk(&moto.endpoint).iam().await.expect("client");

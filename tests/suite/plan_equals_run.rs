@@ -232,7 +232,7 @@ fn agree(t: &Test, file: &str, answers: &str, case: &str) {
 /// The bundled offboarding runbook, after the user it removed came back with two assignments.
 #[test]
 fn offboarding_plan_announces_exactly_what_its_run_removes() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     crate::calls::seed(&moto.endpoint, "leaving.admin");
     let file = repo().join("runbooks/offboard-admin.md").display().to_string();
     let answers = repo()

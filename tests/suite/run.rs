@@ -23,7 +23,7 @@ fn runbook(name: &str) -> String {
 
 #[test]
 fn part_2_creates_one_of_each_and_a_second_run_creates_nothing() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let proxy = after_part_1(&moto);
     let t = Test::new()
         .file("answers.toml", PART2_ANSWERS)
@@ -76,7 +76,7 @@ fn part_2_creates_one_of_each_and_a_second_run_creates_nothing() {
 
 #[test]
 fn stops_for_a_person_with_exit_3_then_resumes_with_answers() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let proxy = after_part_1(&moto);
     let t = Test::new().aws(&proxy.endpoint).file("answers.toml", PART2_ANSWERS);
     let args = |extra: &[&str]| {
@@ -215,15 +215,7 @@ fn multiple_accounts_creates_n_accounts_and_n_assignments_once() {
     // the administrative user exactly once.
     let admin_id = block_on(async {
         let ctx = sdk(&moto.endpoint);
-        let instances = ctx
-            .sso_admin(None)
-            .await
-            .expect("client")
-            .list_instances()
-            .send()
-            .await
-            .expect("instances");
-        let store = instances.instances()[0].identity_store_id().expect("store").to_string();
+        let store = crate::common::instance(&ctx).await.store;
         ctx.identitystore(None)
             .await
             .expect("client")
@@ -437,7 +429,7 @@ fn the_answers_template_round_trips_generated_filled_and_run() {
 /// `on-failure=`), which opens the activation case; Part 1 stays waiting, and says where it went.
 #[test]
 fn a_no_at_the_phone_call_step_runs_the_no_verification_call_runbook() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let answers = r#"
 [inputs]
 account_email = "root.acme@example.com"

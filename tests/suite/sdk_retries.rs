@@ -41,9 +41,7 @@ fn losing(op: &str) -> Rules {
 fn adas(endpoint: &str) -> usize {
     block_on(async {
         let ctx = sdk(endpoint);
-        let sso = ctx.sso_admin(None).await.expect("client");
-        let ic = sso.list_instances().send().await.expect("instances");
-        let store = ic.instances()[0].identity_store_id().expect("store").to_string();
+        let store = crate::common::instance(&ctx).await.store;
         let ids = ctx.identitystore(None).await.expect("client");
         let users = ids.list_users().identity_store_id(&store).send().await.expect("users");
         users.users().iter().filter(|u| u.user_name() == Some("ada")).count()
@@ -83,9 +81,7 @@ fn sets_named(endpoint: &str, name: &str) -> usize {
 fn seed(endpoint: &str, with_user: bool) {
     block_on(async {
         let ctx = sdk(endpoint);
-        let sso = ctx.sso_admin(None).await.expect("client");
-        let ic = sso.list_instances().send().await.expect("instances");
-        let store = ic.instances()[0].identity_store_id().expect("store").to_string();
+        let store = crate::common::instance(&ctx).await.store;
         let ids = ctx.identitystore(None).await.expect("client");
         ids.create_group()
             .identity_store_id(&store)
@@ -115,9 +111,7 @@ fn seed(endpoint: &str, with_user: bool) {
 fn memberships(endpoint: &str) -> usize {
     block_on(async {
         let ctx = sdk(endpoint);
-        let sso = ctx.sso_admin(None).await.expect("client");
-        let ic = sso.list_instances().send().await.expect("instances");
-        let store = ic.instances()[0].identity_store_id().expect("store").to_string();
+        let store = crate::common::instance(&ctx).await.store;
         let ids = ctx.identitystore(None).await.expect("client");
         let groups = ids
             .list_groups()

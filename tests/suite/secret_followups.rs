@@ -43,7 +43,7 @@ fn no_piece_of(written: &str, secret: &str) {
 
 #[test]
 fn a_follow_up_never_shows_a_manual_answer_its_parent_sent() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let t = Test::new()
         .file(
             "parent.md",
@@ -61,7 +61,7 @@ fn a_follow_up_never_shows_a_manual_answer_its_parent_sent() {
 
 #[test]
 fn a_follow_up_never_shows_a_sensitive_member_its_parent_sent() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let t = Test::new()
         .file(
             "parent.md",

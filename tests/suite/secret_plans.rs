@@ -33,9 +33,7 @@ fn account() -> Moto {
     let moto = Moto::start();
     block_on(async {
         let ctx = sdk(&moto.endpoint);
-        let sso = ctx.sso_admin(None).await.expect("client");
-        let ic = sso.list_instances().send().await.expect("instances");
-        let store = ic.instances()[0].identity_store_id().expect("store").to_string();
+        let store = crate::common::instance(&ctx).await.store;
         ctx.identitystore(None)
             .await
             .expect("client")
@@ -100,7 +98,7 @@ fn a_plan_sends_nothing_made_of_a_secret_and_says_the_same_whatever_it_is() {
 /// In a run, the progress line of a change made of a secret names the call, not its target.
 #[test]
 fn a_runs_progress_shows_no_target_made_of_a_secret() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let t = Test::new()
         .file(
             "r.md",

@@ -39,7 +39,7 @@ fn forms(secret: &str) -> [String; 4] {
 
 #[test]
 fn a_hand_over_made_of_a_sensitive_member_keeps_it_out_of_the_file_and_its_name() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let proxy = basic_plan(&moto);
     let t = Test::new().aws(&proxy.endpoint).env("AWS_MAX_ATTEMPTS", "1").file(
         "r.md",
@@ -60,7 +60,7 @@ fn a_hand_over_made_of_a_sensitive_member_keeps_it_out_of_the_file_and_its_name(
 
 #[test]
 fn a_hand_over_made_of_a_value_derived_from_a_secret_keeps_it_out_of_the_file_and_its_name() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let proxy = basic_plan(&moto);
     let t = Test::new().aws(&proxy.endpoint).env("AWS_MAX_ATTEMPTS", "1").file(
         "r.md",

@@ -165,7 +165,7 @@ fn a_ladder_or_a_fan_out_over_a_sensitive_member_tells_nothing() {
 /// access key id as iam:ListAccessKeys (the caller's own keys) answers it.
 #[test]
 fn a_plans_output_does_not_depend_on_a_secret_it_reads() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let keys: Vec<(String, String)> = block_on(async {
         let iam = sdk(&moto.endpoint).iam().await.expect("iam");
         let mut keys = Vec::new();

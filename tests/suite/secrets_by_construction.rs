@@ -165,7 +165,7 @@ instructions = "Type ${inputs.pin} into the device."
 /// Hunter2Secret cannot be found").
 #[test]
 fn a_follow_up_never_shows_the_secret_its_parent_failed_with() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let parent = r#"# Parent
 
 ```runbook
@@ -212,7 +212,7 @@ instructions = "The parent failed with: ${run.failed.error}"
 /// stored and streamed in clear: the trimmed models had dropped botocore's `sensitive` trait).
 #[test]
 fn an_mfa_seed_aws_answers_with_is_never_stored_or_shown() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let text = r#"# MFA
 
 ```aws iam:CreateVirtualMFADevice id=mfa
@@ -240,7 +240,7 @@ VirtualMFADeviceName = "probe"
 /// it shows nothing of it, in the terminal, the events or the state directory.
 #[test]
 fn an_answer_to_a_request_that_held_a_secret_is_secret() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let text = "# Echo\n\n```runbook\n[inputs.pw]\nsecret = true\n```\n\n```aws s3:CreateBucket id=b\nBucket = \"bkt-one\"\n```\n\n```aws s3:ListObjectsV2 id=ls\nBucket = \"bkt-one\"\nPrefix = \"${inputs.pw}\"\nEncodingType = \"url\"\n```\n\n```rhai id=p\n#{ p: steps.ls.Prefix }\n```\n\n```manual id=show\ninstructions = \"P ${steps.ls.Prefix}\"\n```\n";
     let t = Test::new().aws(&moto.endpoint).file("r.md", text);
     for pw in ["Tr0ub4dor&3/x", "correct horse/battery", "a+b/c"] {

@@ -37,7 +37,7 @@ fn run(moto: &Moto, text: &str) -> crate::common::Output {
 /// versioned, then read back by name from the answer's XML and a HEAD's headers.
 #[test]
 fn s3_by_name_speaks_rest_xml() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let text = r#"# Logs bucket
 
 ```aws s3:CreateBucket id=bucket
@@ -87,7 +87,7 @@ if steps.head.BucketRegion != "us-east-1" { throw `head: ${steps.head}`; }
 /// NextContinuationToken, which no common spelling matches) is read to its last page.
 #[test]
 fn an_s3_listing_is_read_to_its_last_page_by_the_models_paginator() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     boto(
         &moto.endpoint,
         "s3 = c('s3')\ns3.create_bucket(Bucket='paged')\nfor k in ['a/1', 'a/2', 'b 3']:\n    s3.put_object(Bucket='paged', Key=k, Body=b'x')",
@@ -145,7 +145,7 @@ Key = "k"
         .stderr_has("r.md:8:")
         .stderr_has("s3:PutObject streams its request body (`Body`)");
     // And `run` makes no call: check stops it.
-    let moto = Moto::start();
+    let moto = Moto::shared();
     run(&moto, text).code_is(2);
 }
 
@@ -153,7 +153,7 @@ Key = "k"
 /// by its name in the URI, tagged by its ARN (a label with colons), and listed.
 #[test]
 fn lambda_by_name_speaks_rest_json() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let text = r#"# Function
 
 ```aws iam:CreateRole id=role
@@ -211,7 +211,7 @@ if steps.got.Configuration.Environment.Variables.STAGE != "prod" { throw "env"; 
 /// ec2: a VPC made and tagged (capitalised, flat lists), then found by a tag filter.
 #[test]
 fn ec2_by_name_speaks_its_own_query_dialect() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let text = r#"# Network
 
 ```aws ec2:CreateVpc id=vpc
@@ -252,7 +252,7 @@ if v.CidrBlock != "10.42.0.0/16" { throw `cidr ${v.CidrBlock}`; }
 /// subscribed; the parameter's listing is paged by the model's paginator.
 #[test]
 fn ssm_sqs_and_sns_by_name() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let text = r#"# Messaging
 
 ```aws ssm:PutParameter id=p1
@@ -328,7 +328,7 @@ if steps.params.Parameters.len() != 2 { throw `params: ${steps.params.Parameters
 /// as is by the next call, as the SDKs take it.
 #[test]
 fn route53_by_name_writes_its_root_element() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let text = r#"# Zone
 
 ```aws route53:CreateHostedZone id=zone

@@ -17,18 +17,7 @@ fn a_group_membership_exported_is_made_once_and_again_after_it_was_removed() {
     let proxy = FaultProxy::start(&moto.endpoint, Rules::default());
     let ctx = crate::common::sdk(&moto.endpoint);
     let (store, group) = crate::common::block_on(async {
-        let store = ctx
-            .sso_admin(None)
-            .await
-            .expect("client")
-            .list_instances()
-            .send()
-            .await
-            .expect("instances")
-            .instances()[0]
-            .identity_store_id()
-            .expect("store")
-            .to_string();
+        let store = crate::common::instance(&ctx).await.store;
         let group = ctx
             .identitystore(None)
             .await
@@ -98,18 +87,7 @@ fn an_exported_ensure_user_refuses_someone_elses_user_of_the_same_name() {
     let moto = Moto::start();
     let ctx = crate::common::sdk(&moto.endpoint);
     crate::common::block_on(async {
-        let store = ctx
-            .sso_admin(None)
-            .await
-            .expect("client")
-            .list_instances()
-            .send()
-            .await
-            .expect("instances")
-            .instances()[0]
-            .identity_store_id()
-            .expect("store")
-            .to_string();
+        let store = crate::common::instance(&ctx).await.store;
         ctx.identitystore(None)
             .await
             .expect("client")

@@ -15,9 +15,7 @@ pub(crate) fn runbook(name: &str) -> String {
 fn user_names(endpoint: &str) -> Vec<String> {
     block_on(async {
         let ctx = sdk(endpoint);
-        let sso = ctx.sso_admin(None).await.expect("client");
-        let ic = sso.list_instances().send().await.expect("instances");
-        let store = ic.instances()[0].identity_store_id().expect("store").to_string();
+        let store = crate::common::instance(&ctx).await.store;
         let ids = ctx.identitystore(None).await.expect("client");
         let users = ids.list_users().identity_store_id(&store).send().await.expect("users");
         let mut names: Vec<String> = users
@@ -306,7 +304,7 @@ fn org_and_account(name_expr: &str) -> String {
 
 #[test]
 fn a_rehearsal_never_shares_a_journal_with_a_real_run() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let t = Test::new()
         .aws(&moto.endpoint)
         .env(
@@ -447,7 +445,7 @@ fn a_planted_or_empty_key_and_lax_modes_are_not_trusted() {
 
 #[test]
 fn another_aws_target_is_another_step() {
-    let (a, b) = (Moto::start(), Moto::start());
+    let (a, b) = (Moto::shared(), Moto::shared());
     let t = Test::new()
         .aws(&a.endpoint)
         .file("acct.md", org_and_account("${inputs.name}"));

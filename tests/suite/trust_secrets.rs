@@ -7,7 +7,7 @@ use crate::trust::account_names;
 
 #[test]
 fn plan_never_prints_a_secret() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let t = Test::new().aws(&moto.endpoint).file(
         "r.md",
         "# R\n\n```runbook\n[inputs.pw]\nprompt = \"pw\"\nsecret = true\n```\n\n```aws organizations.ensure-account id=acct\nname = \"acct-${inputs.pw}\"\nemail = \"x@example.com\"\n```\n\n```aws organizations.ensure-account id=upper\nname = \"u-${inputs.pw.to_upper()}\"\nemail = \"y@example.com\"\n```\n",
@@ -254,7 +254,7 @@ fn a_script_honours_its_timeout() {
 
 #[test]
 fn a_short_secret_never_corrupts_the_journal_nor_comes_back_as_a_mask() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     // A secret that is part of the journal's own words.
     let t = Test::new().file(
         "r.md",
@@ -375,7 +375,7 @@ fn failures_of_code_that_reads_a_secret_never_quote_it() {
 
 #[test]
 fn short_pieces_of_a_secret_are_masked_as_a_whole() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let t = Test::new().aws(&moto.endpoint).file(
         "r.md",
         "# R\n\n```runbook\n[inputs.pw]\nprompt = \"pw\"\nsecret = true\n```\n\n```manual id=m\ninstructions = \"chars: ${inputs.pw[0]}.${inputs.pw[1]}.${inputs.pw[2]}.${inputs.pw[3]}\"\n```\n\n```aws organizations.ensure-account id=acct\nname = \"x${inputs.pw[0]}.${inputs.pw[1]}.${inputs.pw[2]}\"\nemail = \"x@example.com\"\n```\n",

@@ -24,7 +24,7 @@ fn findings(out: &Output) -> serde_json::Value {
 /// nothing.
 #[test]
 fn offboarding_verifies_clean_then_drifted_then_clean_after_the_repair() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let first = seed(&moto.endpoint, "leaving.admin");
     let t = Test::new().aws(&moto.endpoint);
     let file = repo().join("runbooks/offboard-admin.md").display().to_string();
@@ -67,7 +67,7 @@ fn offboarding_verifies_clean_then_drifted_then_clean_after_the_repair() {
 /// deleted): each is named as drifted, and verify changes nothing.
 #[test]
 fn verify_names_each_kind_of_drift() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let org = "```aws organizations.ensure-organization id=org\n```\n\n```manual id=checked\ninstructions = \"Look at the organization in the console.\"\nverify = \"aws organizations.check-management-account\"\n```\n";
     let t = Test::new().aws(&moto.endpoint).file(
         "r.md",
@@ -108,7 +108,7 @@ fn verify_names_each_kind_of_drift() {
     );
 
     // Out of band: the organization is deleted (in a moto of its own, with no member account).
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let t = Test::new()
         .aws(&moto.endpoint)
         .file("o.md", format!("# Org only\n\n{org}"));
@@ -192,7 +192,7 @@ fn verify_with_other_inputs_than_the_run_is_an_error_not_drift() {
 /// finding: 2, "drifted", with nothing changed).
 #[test]
 fn a_finished_change_by_name_with_a_secret_answer_is_trusted_not_drift() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let text = "# U\n\n```runbook\n[inputs.pw]\nprompt = \"pw\"\nsecret = true\n```\n\n```aws iam:CreateUser id=u\nUserName = \"tagged\"\nTags = [{ Key = \"k\", Value = \"${inputs.pw}\" }]\n```\n";
     let t = Test::new()
         .aws(&moto.endpoint)

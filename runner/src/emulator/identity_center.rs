@@ -7,14 +7,15 @@ use serde_json::{Value, json};
 
 use super::IdentityCenter;
 use super::account::IdentitySource;
-use super::proxy::{Answer, Call, UpstreamError};
 use super::rules::{World, invalid, length_ok};
+use super::wire::{Answer, Call, UpstreamError};
 
 const SSO: &str = "SWBExternalService";
 const STORE: &str = "AWSIdentityStore";
 
-/// Calls that change what the accounts' roles of a permission set should be.
-const CHANGES_A_SET: [&str; 7] = [
+/// Calls that change what the accounts' roles of a permission set should be: after one, the
+/// set's accounts are on an older version until it is provisioned again.
+pub const CHANGES_A_SET: [&str; 8] = [
     "UpdatePermissionSet",
     "AttachManagedPolicyToPermissionSet",
     "DetachManagedPolicyFromPermissionSet",
@@ -22,7 +23,20 @@ const CHANGES_A_SET: [&str; 7] = [
     "DeleteInlinePolicyFromPermissionSet",
     "AttachCustomerManagedPolicyReferenceToPermissionSet",
     "DetachCustomerManagedPolicyReferenceFromPermissionSet",
+    "PutPermissionsBoundaryToPermissionSet",
 ];
+
+/// DescribePermissionSetProvisioningStatus, which moto answers with HTTP 500: the request
+/// succeeded, as moto provisions at once.
+pub fn provisioning_status(call: &Call) -> Answer {
+    Answer::json_body(
+        200,
+        &json!({ "PermissionSetProvisioningStatus": {
+            "RequestId": call.member("ProvisionPermissionSetRequestId"),
+            "Status": "SUCCEEDED",
+        } }),
+    )
+}
 
 impl World {
     pub(super) async fn sso_admin(&self, call: &Call) -> Result<Answer, UpstreamError> {
@@ -30,13 +44,7 @@ impl World {
         match op {
             "ListInstances" => self.list_instances(call).await,
             // moto: HTTP 500. AWS: the request's status; moto provisions at once.
-            "DescribePermissionSetProvisioningStatus" => Ok(Answer::json_body(
-                200,
-                &json!({ "PermissionSetProvisioningStatus": {
-                    "RequestId": call.member("ProvisionPermissionSetRequestId"),
-                    "Status": "SUCCEEDED",
-                } }),
-            )),
+            "DescribePermissionSetProvisioningStatus" => Ok(provisioning_status(call)),
             // moto has no such listing and settles every creation at once: none is in progress.
             "ListAccountAssignmentCreationStatus" if call.json()["Filter"]["Status"] == "IN_PROGRESS" => Ok(
                 Answer::json_body(200, &json!({ "AccountAssignmentsCreationStatus": [] })),

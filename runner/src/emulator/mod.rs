@@ -22,9 +22,14 @@
 //! - **what moto does not implement**: permission set provisioning status, the accounts a
 //!   changed set has not reached, assignment creations in progress, UpdateUser.
 //!
-//! The rules are in `rules.rs`, `organizations.rs` and `identity_center.rs`; the wire (hyper) in
-//! `proxy.rs`; XML answers are read and changed with xmlparser (`xml.rs`). Everything else goes
+//! The rules are in `rules.rs`, `organizations.rs` and `identity_center.rs`, and answer through
+//! the wire (`wire.rs`, on hyper), which knows no rule: it reads a call, asks a handler, writes
+//! the answer. XML answers are read and changed with xmlparser (`xml.rs`). Everything else goes
 //! to moto unchanged. The layer listens on loopback only.
+//!
+//! The test suite's fault proxy stands on the same wire and calls the same rules (the root
+//! caller, root MFA, provisioning status), so they are public, and this module with them; it is
+//! no API of the crate.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -35,10 +40,10 @@ use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 
 mod account;
-mod identity_center;
+pub mod identity_center;
 mod organizations;
-mod proxy;
-mod rules;
+pub mod rules;
+pub mod wire;
 mod xml;
 
 pub use account::{Account, IdentityCenter, SupportPlan};
@@ -149,7 +154,7 @@ pub async fn start(state_dir: &Path, account: Account, say: &dyn Fn(&str)) -> Re
                 bin: bin.clone(),
                 error,
             })?;
-        let moto = proxy::Upstream::new(port);
+        let moto = wire::Upstream::new(port);
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(30) {
             if let Ok(Some(status)) = child.try_wait() {
@@ -164,7 +169,7 @@ pub async fn start(state_dir: &Path, account: Account, say: &dyn Fn(&str)) -> Re
                     .map_err(|e| EmulatorError::Prepare(e.to_string()))?;
                 let listener = TcpListener::bind("127.0.0.1:0").await.map_err(EmulatorError::Port)?;
                 let endpoint = format!("http://{}", listener.local_addr().map_err(EmulatorError::Port)?);
-                let layer = tokio::spawn(proxy::serve(listener, Arc::new(world)));
+                let layer = tokio::spawn(wire::serve(listener, Arc::new(world)));
                 return Ok(Emulator { child, layer, endpoint });
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -4,8 +4,8 @@
 
 use serde_json::{Value, json};
 
-use super::proxy::{Answer, Call, UpstreamError};
 use super::rules::{World, length_ok};
+use super::wire::{Answer, Call, UpstreamError};
 
 /// How many CreateAccount requests a new organization refuses while it is set up. AWS says
 /// "this can take up to an hour"; a rehearsal shows the wait without taking it.

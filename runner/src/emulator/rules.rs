@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use serde_json::{Value, json};
 
 use super::account::Account;
-use super::proxy::{Answer, Call, Upstream, UpstreamError};
+use super::wire::{Answer, Call, Handler, Reply, Upstream, UpstreamError};
 use super::xml;
 
 /// The emulated account's state that moto does not keep.
@@ -68,7 +68,7 @@ impl World {
         Ok(())
     }
 
-    pub async fn handle(&self, call: &Call) -> Result<Answer, UpstreamError> {
+    async fn answer(&self, call: &Call) -> Result<Answer, UpstreamError> {
         match (call.service.as_str(), call.op.as_str()) {
             ("support", _) => self.support(call).await,
             ("sts", "GetCallerIdentity") => {
@@ -77,9 +77,7 @@ impl World {
             }
             ("iam", "GetAccountSummary") => {
                 let a = self.moto.forward(call).await?;
-                let mfa = if self.account.root_mfa { "1" } else { "0" };
-                let body = xml::set_entry(&String::from_utf8_lossy(&a.body), "AccountMFAEnabled", mfa);
-                Ok(a.with_body(body))
+                Ok(root_mfa(a, self.account.root_mfa))
             }
             ("organizations", _) => self.organizations(call).await,
             ("sso", _) => self.sso_admin(call).await,
@@ -111,8 +109,19 @@ impl World {
     }
 }
 
-/// moto says `user/moto` for any credentials; a new account has only its root user.
-fn root_caller(a: Answer) -> Answer {
+/// The rules answer the SDK's calls; what moto cannot be asked is a 502, as a gateway says.
+impl Handler for World {
+    async fn handle(&self, call: Call) -> Reply {
+        match self.answer(&call).await {
+            Ok(a) => a.into(),
+            Err(e) => Answer::error(502, "BadGateway", &e.to_string(), Value::Null).into(),
+        }
+    }
+}
+
+/// GetCallerIdentity as the account's root user: moto says `user/moto` for any credentials, a
+/// new account has only its root user. (The fault proxy of the tests plays the same caller.)
+pub fn root_caller(a: Answer) -> Answer {
     let text = String::from_utf8_lossy(&a.body).into_owned();
     let Some(account) = xml::text(&text, "Account") else {
         return a;
@@ -124,6 +133,16 @@ fn root_caller(a: Answer) -> Answer {
     let text = xml::set_text(&text, "Arn", &format!("arn:aws:iam::{account}:root"));
     let text = xml::set_text(&text, "UserId", &account);
     a.with_body(text)
+}
+
+/// GetAccountSummary with root MFA `active` or not: moto always says 0.
+pub fn root_mfa(a: Answer, active: bool) -> Answer {
+    let body = xml::set_entry(
+        &String::from_utf8_lossy(&a.body),
+        "AccountMFAEnabled",
+        if active { "1" } else { "0" },
+    );
+    a.with_body(body)
 }
 
 /// A validation error as the Identity Center APIs send it.

@@ -23,6 +23,22 @@ pub fn sdk_as(endpoint: &str, key: &str, secret: &str) -> runbook_plugins::Conte
     )
 }
 
+/// The emulator's one Identity Center instance: its ARN and its identity store's id.
+pub struct Instance {
+    pub arn: String,
+    pub store: String,
+}
+
+pub async fn instance(ctx: &runbook_plugins::Context) -> Instance {
+    let sso = ctx.sso_admin(None).await.expect("client");
+    let ic = sso.list_instances().send().await.expect("instances");
+    let first = ic.instances().first().expect("an Identity Center instance");
+    Instance {
+        arn: first.instance_arn().expect("arn").to_string(),
+        store: first.identity_store_id().expect("store").to_string(),
+    }
+}
+
 /// The emulator's Identity Center as a test counts it: its users, its permission sets, and the
 /// accounts the first user is assigned in (one entry per assignment, all pages).
 pub struct IdentityCenter {
@@ -35,9 +51,7 @@ pub fn identity_center(endpoint: &str) -> IdentityCenter {
     block_on(async {
         let ctx = sdk(endpoint);
         let sso = ctx.sso_admin(None).await.expect("client");
-        let ic = sso.list_instances().send().await.expect("instances");
-        let arn = ic.instances()[0].instance_arn().expect("arn").to_string();
-        let store = ic.instances()[0].identity_store_id().expect("store").to_string();
+        let Instance { arn, store } = instance(&ctx).await;
         let ids = ctx.identitystore(None).await.expect("client");
         let users = ids.list_users().identity_store_id(&store).send().await.expect("users");
         let sets = sso

@@ -12,25 +12,25 @@
 //! Faults that stop a request are injected before it reaches moto, so the request never
 //! happened upstream, exactly as a throttled request does not happen at AWS.
 //!
-//! Here: the rules and the proxy's handle; its loop is `proxy_serve.rs`, its HTTP plumbing and the
-//! answers it rewrites `proxy_wire.rs`.
+//! It stands on the rehearsal emulator's wire (`runbook::emulator::wire`, hyper) and calls the
+//! emulator's rules where both play the same account (the root caller, root MFA, provisioning
+//! status): one HTTP stack, no copied rule. Tests are synchronous, so the proxy runs on a tokio
+//! runtime of its own thread. Here: the rules and the proxy's handle; what it does with each
+//! request is `proxy_serve.rs`, the answers it rewrites `proxy_rules.rs`.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use runbook::emulator::wire::{self, Upstream};
 
 use super::quota::{QuotaModel, QuotaState};
 
-#[path = "proxy_wire.rs"]
-mod wire;
+#[path = "proxy_rules.rs"]
+mod rules;
 
 #[path = "proxy_serve.rs"]
 mod serve;
-use serve::serve;
 
 #[derive(Debug, Clone, Default)]
 pub struct Rules {
@@ -182,23 +182,33 @@ pub struct FaultProxy {
 
 impl FaultProxy {
     pub fn start(upstream: &str, rules: Rules) -> FaultProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        listener.set_nonblocking(true).expect("nonblocking listener");
         let port = listener.local_addr().expect("addr").port();
         let state = Arc::new(Mutex::new(State {
             rng: rules.seed ^ 0x9E37_79B9_7F4A_7C15,
             rules,
             ..State::default()
         }));
-        let upstream = upstream.trim_start_matches("http://").to_string();
+        let upstream = match upstream.starts_with("http://") {
+            true => upstream.to_string(),
+            false => format!("http://{upstream}"),
+        };
         let st = state.clone();
+        // Served for the life of the test process, as a test may hand on only the endpoint.
         std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let st = st.clone();
-                let up = upstream.clone();
-                std::thread::spawn(move || {
-                    let _ = serve(conn, &up, &st);
-                });
-            }
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("proxy runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("proxy listener");
+                let proxy = serve::Proxy {
+                    state: st,
+                    moto: Upstream::at(&upstream),
+                };
+                wire::serve(listener, Arc::new(proxy)).await;
+            });
         });
         FaultProxy {
             endpoint: format!("http://127.0.0.1:{port}"),
@@ -316,6 +326,14 @@ impl FaultProxy {
         self.state.lock().map(|s| s.arrivals.clone()).unwrap_or_default()
     }
 
+    /// The requests seen since the last take, as (access key id, `signing-name:Operation`).
+    pub fn take_signed(&self) -> Vec<(String, String)> {
+        self.state
+            .lock()
+            .map(|mut s| std::mem::take(&mut s.signed))
+            .unwrap_or_default()
+    }
+
     pub fn injected(&self, kind: &str) -> usize {
         self.state
             .lock()
@@ -323,5 +341,3 @@ impl FaultProxy {
             .unwrap_or(0)
     }
 }
-
-type Response = (String, Vec<(String, String)>, Vec<u8>);

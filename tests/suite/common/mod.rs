@@ -1,6 +1,7 @@
 //! The test harness: a builder that runs the real `runbook` binary in a scratch directory, and a
-//! moto server (the AWS emulator) on a loopback port per test, installed into `.venv` when missing
-//! (`moto.rs`). Helpers two areas share live here too: counts of what the emulator holds
+//! moto server (the AWS emulator) on a loopback port for each test, installed into `.venv` when
+//! missing (`moto.rs`); tests that need only moto's API take one reset from those earlier tests
+//! gave back (`pool.rs`). Helpers two areas share live here too: counts of what the emulator holds
 //! (`counts.rs`), shared runbooks and accounts (`fixtures.rs`), scratch books (`site.rs`), the SSM
 //! export's tools (`ssm.rs`).
 #![allow(dead_code)]
@@ -10,6 +11,7 @@ pub mod emulator;
 pub mod fault_proxy;
 pub mod fixtures;
 pub mod moto;
+pub mod pool;
 pub mod quota;
 pub mod simulating;
 pub mod site;
@@ -18,7 +20,9 @@ pub mod ssm;
 // The names every area imports from `crate::common`, wherever they live (tests/browser.rs mounts
 // this module too and uses few of them).
 #[allow(unused_imports)]
-pub use counts::{assignments_in, block_on, cases_with, identity_center, part2_counts, sdk, sdk_as};
+pub use counts::{
+    Instance, assignments_in, block_on, cases_with, identity_center, instance, part2_counts, sdk, sdk_as,
+};
 #[allow(unused_imports)]
 pub use moto::{Moto, moto_server};
 

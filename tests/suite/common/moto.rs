@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use runbook::emulator::wire::Upstream;
+
 use super::repo;
 
 /// The moto server binary, installing it into `<repo>/.venv` on first use (under a lock, since
@@ -87,9 +89,7 @@ impl Moto {
                 if let Ok(Some(_)) = child.try_wait() {
                     break;
                 }
-                if http_get(port, "/moto-api/")
-                    .is_some_and(|r| r.starts_with("HTTP/1.1 200") || r.starts_with("HTTP/1.0 200"))
-                {
+                if super::block_on(Upstream::new(port).ready()) {
                     return Moto {
                         child,
                         endpoint: format!("http://127.0.0.1:{port}"),
@@ -108,27 +108,28 @@ impl Moto {
 impl Moto {
     /// Forgets every resource: the emulator as if just started.
     pub fn reset(&self) {
-        let buf = self.api_post("/moto-api/reset", "text/plain", "");
-        assert!(
-            buf.starts_with("HTTP/1.1 200") || buf.starts_with("HTTP/1.0 200"),
-            "reset: {buf}"
-        );
+        let (status, body) = self.api_post("/moto-api/reset", "text/plain", "");
+        assert_eq!(status, 200, "reset: {body}");
     }
 
-    /// POSTs `body` to moto's own API at `path`; the whole answer.
-    pub fn api_post(&self, path: &str, content_type: &str, body: &str) -> String {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect moto");
-        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-        write!(
-            s,
-            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .expect("post");
-        let mut answer = String::new();
-        let _ = s.read_to_string(&mut answer);
-        answer
+    /// POSTs `body` to moto's own API at `path` (through the emulator's client); the status and
+    /// the body.
+    pub fn api_post(&self, path: &str, content_type: &str, body: &str) -> (u16, String) {
+        self.try_api_post(path, content_type, body)
+            .unwrap_or_else(|e| panic!("POST {path} to moto: {e}"))
+    }
+
+    /// As `api_post`, with the failure to reach moto as an error.
+    pub fn try_api_post(&self, path: &str, content_type: &str, body: &str) -> Result<(u16, String), String> {
+        let moto = Upstream::new(self.port);
+        let answer = super::block_on(async {
+            tokio::time::timeout(Duration::from_secs(10), moto.post(path, content_type, body.to_string())).await
+        });
+        match answer {
+            Ok(Ok(a)) => Ok((a.status, String::from_utf8_lossy(&a.body).into_owned())),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("no answer in 10s".into()),
+        }
     }
 }
 
@@ -140,11 +141,8 @@ impl Moto {
         let body = format!(
             r#"{{"model_name": "support::case", "transition": {{"progression": "manual", "times": {looks}}}}}"#
         );
-        let answer = self.api_post("/moto-api/state-manager/set-transition", "application/json", &body);
-        assert!(
-            answer.starts_with("HTTP/1.1 20") || answer.starts_with("HTTP/1.0 20"),
-            "set-transition: {answer}"
-        );
+        let (status, answer) = self.api_post("/moto-api/state-manager/set-transition", "application/json", &body);
+        assert!((200..300).contains(&status), "set-transition: {status} {answer}");
     }
 }
 
@@ -153,14 +151,4 @@ impl Drop for Moto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn http_get(port: u16, path: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    Some(buf)
 }

@@ -28,7 +28,7 @@ impl Moto {
     /// policies) or off (none is: a test sets up the state a runbook starts from), through moto's
     /// own `/moto-api/reset-auth` (which sets INITIAL_NO_AUTH_ACTION_COUNT and counts again).
     pub fn authorise(&self, on: bool) {
-        let answer = self.api_post("/moto-api/reset-auth", "text/plain", if on { "0" } else { "inf" });
+        let (_, answer) = self.api_post("/moto-api/reset-auth", "text/plain", if on { "0" } else { "inf" });
         assert!(answer.contains("\"ok\""), "reset-auth: {answer}");
     }
 }

@@ -1,8 +1,9 @@
-//! The wire, on hyper (the HTTP stack the SDK already brings): a server on loopback that the SDK
-//! talks to, and a client that passes requests on to moto or asks moto things on the layer's own
-//! behalf.
+//! The wire, on hyper (the HTTP stack the SDK already brings): a server that reads each request
+//! whole into a [`Call`], asks a [`Handler`] what to [`Reply`], and writes it; and a client
+//! ([`Upstream`]) to moto. The rehearsal's answering layer and the test suite's fault proxy both
+//! stand on it: one HTTP implementation, and a handler knows nothing of HTTP framing.
 
-use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -16,8 +17,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-use super::rules::World;
-
 /// Bound on what the layer reads: AWS requests and moto answers of these runbooks are a few KiB.
 const MAX_BODY: usize = 16 * 1024 * 1024;
 
@@ -25,7 +24,7 @@ const MAX_BODY: usize = 16 * 1024 * 1024;
 const NOT_PASSED: [&str; 4] = ["connection", "transfer-encoding", "content-length", "keep-alive"];
 
 /// One request from the SDK, read whole, with what the rules look at.
-pub(super) struct Call {
+pub struct Call {
     pub method: hyper::Method,
     pub uri: hyper::Uri,
     pub headers: HeaderMap,
@@ -33,7 +32,8 @@ pub(super) struct Call {
     /// The signing name from the `Authorization` header's scope (`sso`, `organizations`, `sts`).
     pub service: String,
     pub region: String,
-    /// The operation: after the `.` of `X-Amz-Target` (JSON protocols) or `Action=` (query).
+    /// The operation: after the `.` of `X-Amz-Target` (JSON protocols) or `Action=` (query);
+    /// empty for a REST call.
     pub op: String,
 }
 
@@ -65,6 +65,16 @@ impl Call {
         }
     }
 
+    /// A header's value (empty when absent or not text).
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+
+    /// Whether the call is in a JSON protocol (it names its operation in `X-Amz-Target`).
+    pub fn is_json(&self) -> bool {
+        self.headers.contains_key("x-amz-target")
+    }
+
     /// The JSON request body (`Null` for the query protocol or a body that is not JSON).
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
@@ -77,13 +87,31 @@ impl Call {
 }
 
 /// An answer, from moto or from the layer.
-pub(super) struct Answer {
+pub struct Answer {
     pub status: u16,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Bytes,
 }
 
 impl Answer {
+    /// An answer with this status, content type and body.
+    pub fn new(status: u16, content_type: &str, body: impl Into<Bytes>) -> Answer {
+        Answer {
+            status,
+            headers: Vec::new(),
+            body: body.into(),
+        }
+        .header("content-type", content_type)
+    }
+
+    /// The answer with one more header (one that is not a valid header value is left out).
+    pub fn header(mut self, name: &'static str, value: &str) -> Answer {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            self.headers.push((HeaderName::from_static(name), v));
+        }
+        self
+    }
+
     pub fn ok(&self) -> bool {
         (200..300).contains(&self.status)
     }
@@ -95,34 +123,17 @@ impl Answer {
 
     /// A JSON-protocol answer of the layer's own.
     pub fn json_body(status: u16, body: &Value) -> Answer {
-        Answer {
-            status,
-            headers: vec![
-                (
-                    HeaderName::from_static("content-type"),
-                    HeaderValue::from_static("application/x-amz-json-1.1"),
-                ),
-                (
-                    HeaderName::from_static("x-amzn-requestid"),
-                    HeaderValue::from_static("rehearsal-answering-layer"),
-                ),
-            ],
-            body: Bytes::from(body.to_string()),
-        }
+        Answer::new(status, "application/x-amz-json-1.1", body.to_string())
+            .header("x-amzn-requestid", "rehearsal-answering-layer")
     }
 
     /// An error as AWS's JSON protocols send it: the code in `__type` and `x-amzn-ErrorType`.
-    pub fn error(status: u16, code: &'static str, message: &str, extra: Value) -> Answer {
+    pub fn error(status: u16, code: &str, message: &str, extra: Value) -> Answer {
         let mut body = serde_json::json!({ "__type": code, "message": message, "Message": message });
         if let (Some(b), Value::Object(extra)) = (body.as_object_mut(), extra) {
             b.extend(extra);
         }
-        let mut a = Answer::json_body(status, &body);
-        a.headers.push((
-            HeaderName::from_static("x-amzn-errortype"),
-            HeaderValue::from_static(code),
-        ));
-        a
+        Answer::json_body(status, &body).header("x-amzn-errortype", code)
     }
 
     /// The body replaced (a rewritten moto answer); the length is hyper's to set.
@@ -143,14 +154,80 @@ impl Answer {
     }
 }
 
+/// What the server does with a call: answer it, or close the connection without a word (a
+/// connection reset, or the caller killed before its answer).
+pub enum Reply {
+    Answer(Answer),
+    Close,
+}
+
+impl From<Answer> for Reply {
+    fn from(a: Answer) -> Reply {
+        Reply::Answer(a)
+    }
+}
+
+/// What answers the calls: the rehearsal's account, or the test suite's fault proxy.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(&self, call: Call) -> impl Future<Output = Reply> + Send;
+}
+
+/// The connection is closed without an answer: hyper drops a connection whose service fails.
+#[derive(Debug, thiserror::Error)]
+#[error("closed without an answer")]
+struct Closed;
+
+/// Serves every connection until the task is dropped.
+pub async fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>) {
+    while let Ok((stream, _)) = listener.accept().await {
+        let handler = handler.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let handler = handler.clone();
+                async move {
+                    match one(handler, req).await {
+                        Reply::Answer(a) => Ok(a.into_response()),
+                        Reply::Close => Err(Closed),
+                    }
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn one<H: Handler>(handler: Arc<H>, req: Request<Incoming>) -> Reply {
+    let (parts, body) = req.into_parts();
+    match Limited::new(body, MAX_BODY).collect().await {
+        // A task of its own: hyper drops a connection's work when its client goes away, and AWS
+        // carries on with a request whose sender gave up (a held request still lands).
+        Ok(b) => {
+            let call = Call::read(parts, b.to_bytes());
+            tokio::spawn(async move { handler.handle(call).await })
+                .await
+                .unwrap_or(Reply::Close)
+        }
+        Err(e) => Answer::error(
+            400,
+            "SerializationException",
+            &format!("request body: {e}"),
+            Value::Null,
+        )
+        .into(),
+    }
+}
+
 /// moto, reached over loopback.
-pub(super) struct Upstream {
+pub struct Upstream {
     client: Client<HttpConnector, Full<Bytes>>,
     base: String,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub(super) enum UpstreamError {
+pub enum UpstreamError {
     #[error("moto: {0}")]
     Send(#[from] hyper_util::client::legacy::Error),
     #[error("moto's answer: {0}")]
@@ -161,9 +238,14 @@ pub(super) enum UpstreamError {
 
 impl Upstream {
     pub fn new(port: u16) -> Upstream {
+        Upstream::at(&format!("http://127.0.0.1:{port}"))
+    }
+
+    /// moto at `base` (`http://127.0.0.1:PORT`).
+    pub fn at(base: &str) -> Upstream {
         Upstream {
             client: Client::builder(TokioExecutor::new()).build_http(),
-            base: format!("http://127.0.0.1:{port}"),
+            base: base.trim_end_matches('/').to_string(),
         }
     }
 
@@ -181,10 +263,21 @@ impl Upstream {
 
     /// Whether moto answers its own API (it is up).
     pub async fn ready(&self) -> bool {
-        let Ok(req) = Request::get(format!("{}/moto-api/", self.base)).body(Full::default()) else {
-            return false;
-        };
-        self.send(req).await.is_ok_and(|a| a.status == 200)
+        self.get("/moto-api/").await.is_ok_and(|a| a.status == 200)
+    }
+
+    /// A GET of moto's own API.
+    pub async fn get(&self, path: &str) -> Result<Answer, UpstreamError> {
+        self.send(Request::get(format!("{}{path}", self.base)).body(Full::default())?)
+            .await
+    }
+
+    /// A POST to moto's own API (reset, state transitions).
+    pub async fn post(&self, path: &str, content_type: &str, body: String) -> Result<Answer, UpstreamError> {
+        let req = Request::post(format!("{}{path}", self.base))
+            .header("content-type", content_type)
+            .body(Full::new(Bytes::from(body)))?;
+        self.send(req).await
     }
 
     /// The SDK's request, passed on unchanged.
@@ -216,42 +309,5 @@ impl Upstream {
             .header("content-type", "application/x-amz-json-1.1")
             .body(Full::new(Bytes::from(body.to_string())))?;
         self.send(req).await
-    }
-}
-
-/// Serves the SDK's connections until the task is aborted.
-pub(super) async fn serve(listener: TcpListener, world: Arc<World>) {
-    while let Ok((stream, _)) = listener.accept().await {
-        let world = world.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let world = world.clone();
-                async move { Ok::<_, Infallible>(one(&world, req).await.into_response()) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
-}
-
-async fn one(world: &World, req: Request<Incoming>) -> Answer {
-    let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
-            return Answer::error(
-                400,
-                "SerializationException",
-                &format!("request body: {e}"),
-                Value::Null,
-            );
-        }
-    };
-    let call = Call::read(parts, body);
-    match world.handle(&call).await {
-        Ok(a) => a,
-        Err(e) => Answer::error(502, "BadGateway", &e.to_string(), Value::Null),
     }
 }
