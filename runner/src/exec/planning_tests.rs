@@ -207,3 +207,28 @@ fn a_stopped_steps_reason_is_its_message() {
     );
     assert_eq!(summary(&json!("plain")), "\"plain\"");
 }
+
+#[test]
+fn each_step_is_shown_by_what_it_does() {
+    let f = Fixture::plan(
+        "# T\n\n```manual id=m\nconfirm = \"ok?\"\n```\n\n```net check-reachable id=n\nurls = [\"https://example.com\"]\n```\n\n\
+```aws iam:ListUsers id=l\n```\n\n```aws iam:ListGroups id=g mutates=true\n```\n\n\
+```aws organizations.ensure-organization id=o\n```\n\n```aws sts.whoami id=w\n```\n",
+    );
+    let kinds: Vec<(String, bool)> = ["m", "n", "l", "g", "o", "w"]
+        .iter()
+        .map(|id| kind(&f.shared, f.step(id)))
+        .collect();
+    let want: Vec<(String, bool)> = [
+        ("person", false),
+        ("net (checks)", false),
+        ("aws (reads)", false),
+        ("aws (changes)", true),
+        ("aws (changes)", true),
+        ("aws (reads)", false),
+    ]
+    .iter()
+    .map(|(k, m)| (k.to_string(), *m))
+    .collect();
+    assert_eq!(kinds, want);
+}
