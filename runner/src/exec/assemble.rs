@@ -140,3 +140,63 @@ fn feeds_changes(runbook: &Runbook, registry: &Registry) -> std::collections::Ha
     }
     fresh
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::Fixture;
+
+    /// Reads feed a change directly (`list` → `pick` → `make`), through a condition (`roles`) or
+    /// a built-in action's parameters (`alias`); a read nothing changes with, a script beside, a
+    /// person and the changes themselves are not read again.
+    const FEEDS: &str = "# T\n\n```aws iam:ListUsers id=list\n```\n\n\
+```rhai id=pick\n#{ name: steps.list.Users[0].UserName }\n```\n\n\
+```aws iam:ListRoles id=roles\n```\n\n```aws iam:ListGroups id=groups\n```\n\n\
+```rhai id=unrelated\nsteps.groups\n```\n\n```manual id=person\nconfirm = \"ok?\"\n```\n\n\
+```aws iam:ListAccountAliases id=alias\n```\n\n\
+```aws iam:CreateUser id=make if='steps.roles.IsTruncated == false && steps.person.confirmed'\nUserName = \"${steps.pick.name}\"\n```\n\n\
+```aws iam:CreateGroup id=told mutates=false\nGroupName = \"${steps.groups.Groups}\"\n```\n\n\
+```aws organizations.ensure-account id=acct\nname = \"${steps.alias.AccountAliases}\"\nemail = \"a@example.com\"\n```\n";
+
+    fn sorted(set: &std::collections::HashSet<String>) -> Vec<&str> {
+        let mut v: Vec<&str> = set.iter().map(String::as_str).collect();
+        v.sort_unstable();
+        v
+    }
+
+    #[test]
+    fn the_reads_that_feed_a_change_are_read_again_transitively() {
+        let f = Fixture::run(FEEDS);
+        assert_eq!(sorted(&f.shared.fresh), ["alias", "list", "pick", "roles"]);
+    }
+
+    #[test]
+    fn a_resume_looks_again_only_at_what_feeds_a_change() {
+        let f = Fixture::run(FEEDS);
+        let again: Vec<&str> = f
+            .shared
+            .runbook
+            .steps
+            .iter()
+            .filter(|s| f.shared.rechecks(s))
+            .map(|s| s.id.as_str())
+            .collect();
+        assert_eq!(again, ["list", "pick", "roles", "alias"]);
+    }
+
+    /// A new run of a finished record looks again at everything it can check; it keeps a
+    /// person's confirmation and a call by name that changes AWS (a second send is a second thing).
+    #[test]
+    fn a_converging_run_trusts_only_people_and_changes_by_name() {
+        let f = Fixture::run(FEEDS);
+        f.shared.converging.store(true, std::sync::atomic::Ordering::SeqCst);
+        let kept: Vec<&str> = f
+            .shared
+            .runbook
+            .steps
+            .iter()
+            .filter(|s| !f.shared.rechecks(s))
+            .map(|s| s.id.as_str())
+            .collect();
+        assert_eq!(kept, ["person", "make"]);
+    }
+}

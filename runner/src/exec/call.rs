@@ -424,3 +424,7 @@ pub(super) fn settle_unknown(shared: &Arc<Shared>, step: &Step) -> Result<(), St
         first.call, step.id
     )))
 }
+
+#[cfg(test)]
+#[path = "call_tests.rs"]
+mod tests;

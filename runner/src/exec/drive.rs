@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use super::ending::{RunError, Wait, Waiting};
+use super::ending::{RunError, Waiting};
 use super::identity::{Digester, Sameness};
 use super::{Secrecy, Shared, StepError, ending, followup, identity, journal_failed, resolve_failed, step};
 use crate::eval::Env;
@@ -360,11 +360,9 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
                 }
             }
             Err(e @ (StepError::Waiting(_) | StepError::Refused(_) | StepError::Unknown(_))) => {
-                let reason = match e {
-                    StepError::Refused(m) => Wait::Refused(m),
-                    StepError::Unknown(m) => Wait::UnknownOutcome(m),
-                    StepError::Waiting(m) => Wait::Person(m),
-                    _ => unreachable!("matched above"),
+                let reason = match e.wait() {
+                    Ok(reason) => reason,
+                    Err(e) => return Err(step_error(&shared, Some(step), e)),
                 };
                 let msg = reason.to_string();
                 shared.ui.step_finished(&step.id, "waiting", "waiting for a person");
@@ -381,8 +379,7 @@ pub(super) async fn drive(shared: Arc<Shared>, flags: &BTreeMap<String, String>)
                 if let Err(e) = written {
                     return Err(step_error(&shared, Some(step), e));
                 }
-                // A person's "no" at a step with `on-failure=` leads into that runbook.
-                if matches!(reason, Wait::Refused(_)) {
+                if reason.leads_on() {
                     followup::continue_into(&shared, step, &env, &msg).await;
                     if signalled(&shared) {
                         return Err(interrupted(&shared, &step.id));
@@ -550,24 +547,27 @@ fn fail(
     if let Some(h) = hint {
         diagnostic = diagnostic.with_help(h);
     }
-    let next = step.attrs.on_failure.as_ref().map(|target| {
+    let next = next(step, &shared.runbook.path);
+    RunError::StepFailed(Box::new(ending::StepFailure { diagnostic, next }))
+}
+
+/// Where a failed step's `on-failure=` leads: an anchor of this runbook, or another runbook,
+/// resolved beside this one (as written when it cannot be).
+pub(super) fn next(step: &Step, runbook: &str) -> Option<ending::Next> {
+    step.attrs.on_failure.as_ref().map(|target| {
         if let Some(anchor) = target.value.strip_prefix('#') {
             ending::Next::Anchor {
                 anchor: anchor.to_string(),
-                runbook: shared.runbook.path.clone(),
+                runbook: runbook.to_string(),
             }
         } else {
             ending::Next::Runbook(
-                crate::paths::resolve_within(
-                    Path::new(&shared.runbook.path),
-                    target.value.split('#').next().unwrap_or(""),
-                )
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|_| target.value.clone()),
+                crate::paths::resolve_within(Path::new(runbook), target.value.split('#').next().unwrap_or(""))
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|_| target.value.clone()),
             )
         }
-    });
-    RunError::StepFailed(Box::new(ending::StepFailure { diagnostic, next }))
+    })
 }
 
 /// Whether a signal interrupted the run (also while a follow-up runbook ran: its interruption
@@ -575,3 +575,7 @@ fn fail(
 fn signalled(shared: &Shared) -> bool {
     shared.interrupted.load(std::sync::atomic::Ordering::SeqCst)
 }
+
+#[cfg(test)]
+#[path = "drive_tests.rs"]
+mod tests;

@@ -107,6 +107,14 @@ pub enum Wait {
     UnknownOutcome(String),
 }
 
+impl Wait {
+    /// Whether the step's `on-failure=` runbook follows: a person's "no" leads into it (as a
+    /// failure does); a person still to act, or an outcome nobody knows, does not.
+    pub fn leads_on(&self) -> bool {
+        matches!(self, Wait::Refused(_))
+    }
+}
+
 /// Where an interruption stopped the run.
 #[derive(Debug, thiserror::Error)]
 pub enum Interruption {
@@ -141,5 +149,119 @@ pub fn outcome(result: &Result<(), RunError>) -> &'static str {
     match result {
         Ok(()) => "done",
         Err(e) => e.outcome(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::{Source, Span};
+
+    fn failed_step() -> RunError {
+        let source = Source::new("t.md", "# T\n\n```rhai id=a\n1\n```\n");
+        RunError::StepFailed(Box::new(StepFailure {
+            diagnostic: Diagnostic::error(&source, Span::new(5, 18), "step `a` failed: x"),
+            next: None,
+        }))
+    }
+
+    /// The journal's `run-finished` word for every way a run ends: what `runs` and a resume read.
+    #[test]
+    fn every_ending_has_its_journal_word() {
+        let waiting = |w: Waiting| RunError::Waiting(w);
+        let cases: Vec<(RunError, &str)> = vec![
+            (RunError::Usage("bad flag".into()), "stopped"),
+            (
+                RunError::EventsFile {
+                    path: "e".into(),
+                    error: "denied".into(),
+                },
+                "stopped",
+            ),
+            (failed_step(), "failed"),
+            (RunError::CallerUnknown("timeout".into()), "failed"),
+            (RunError::Identity("sts".into()), "failed"),
+            (RunError::Failed("x".into()), "failed"),
+            (
+                RunError::Journal {
+                    message: "full".into(),
+                    journal: "j".into(),
+                },
+                "failed",
+            ),
+            (
+                RunError::Events {
+                    message: "closed".into(),
+                    journal: "j".into(),
+                },
+                "failed",
+            ),
+            (
+                RunError::Unclosed {
+                    message: "full".into(),
+                    ended: None,
+                },
+                "failed",
+            ),
+            (
+                waiting(Waiting::Step {
+                    step: "a".into(),
+                    reason: Wait::Person("confirm".into()),
+                    rehearsal: false,
+                }),
+                "waiting",
+            ),
+            (waiting(Waiting::Resend("x".into())), "waiting"),
+            (waiting(Waiting::Input("name".into())), "waiting"),
+            (waiting(Waiting::Quit), "waiting"),
+            (RunError::Interrupted(Interruption::Step("a".into())), "interrupted"),
+            (RunError::Interrupted(Interruption::Input("n".into())), "interrupted"),
+            (
+                RunError::NotContinued {
+                    path: "b.md".into(),
+                    diagnostics: Vec::new(),
+                },
+                "stopped",
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.outcome(), want, "{e:?}");
+            assert_eq!(outcome(&Err(e)), want);
+        }
+        assert_eq!(outcome(&Ok(())), "done");
+    }
+
+    /// A run that continued into a follow-up ends as the run itself ended, whatever the
+    /// follow-ups did.
+    #[test]
+    fn a_continued_run_ends_as_the_run_itself() {
+        let continued = |then: RunError| RunError::Continued {
+            runs: vec![failed_step(), RunError::Interrupted(Interruption::Step("x".into()))],
+            then: Box::new(then),
+        };
+        assert_eq!(continued(failed_step()).outcome(), "failed");
+        assert_eq!(continued(RunError::Waiting(Waiting::Quit)).outcome(), "waiting");
+        assert_eq!(
+            continued(RunError::Interrupted(Interruption::Step("a".into()))).outcome(),
+            "interrupted"
+        );
+        assert_eq!(continued(RunError::Usage("u".into())).outcome(), "stopped");
+    }
+
+    #[test]
+    fn a_step_that_waits_says_where_and_why() {
+        let e = RunError::Waiting(Waiting::Step {
+            step: "pin".into(),
+            reason: Wait::Refused("the person answered no".into()),
+            rehearsal: false,
+        });
+        assert_eq!(
+            e.to_string(),
+            "waiting for a person at step `pin`: the person answered no"
+        );
+        assert_eq!(
+            RunError::Interrupted(Interruption::Step("pin".into())).to_string(),
+            "interrupted at pin; the journal is saved, run again to resume"
+        );
     }
 }

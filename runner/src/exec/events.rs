@@ -146,3 +146,109 @@ impl Events for StepEvents {
         Box::pin(super::gate::claim(&self.shared, &self.step, call, target, duplicates))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+
+    use runbook_plugins::{Duplicates, Event, Events};
+
+    use super::StepEvents;
+    use crate::exec::testing::{Builder, Fixture};
+
+    const ONE: &str = "# T\n\n```aws iam:CreateUser id=make\nUserName = \"u\"\n```\n";
+
+    fn events(f: &Fixture) -> StepEvents {
+        StepEvents {
+            shared: f.shared.clone(),
+            step: "make".into(),
+            item: None,
+            secret: false,
+        }
+    }
+
+    fn intent() -> Event {
+        Event::Intent {
+            call: "iam:CreateUser".into(),
+            target: "u".into(),
+        }
+    }
+
+    /// `plan` is a run whose gate refuses every change: no intent is taken, no claim is given.
+    #[tokio::test]
+    async fn a_plans_gate_refuses_every_intent_and_claim() {
+        let f = Fixture::plan(ONE);
+        let gate = events(&f);
+        let refused = "plan sends no change: iam:CreateUser was not sent";
+        assert_eq!(
+            gate.event(intent()).map_err(|e| e.to_string()),
+            Err(refused.to_string())
+        );
+        let claimed = gate.claim("iam:CreateUser", "u", Duplicates::Made).await;
+        assert_eq!(claimed.err().map(|e| e.to_string()), Some(refused.to_string()));
+        let claimed = gate.claim("iam:CreateUser", "u", Duplicates::Refused).await;
+        assert_eq!(claimed.err().map(|e| e.to_string()), Some(refused.to_string()));
+        assert_eq!(f.recorded(), Vec::<String>::new());
+        // What is no change passes: a note is journaled in a plan too.
+        assert!(gate.event(Event::Note { message: "n".into() }).is_ok());
+        assert_eq!(f.recorded(), ["note make"]);
+    }
+
+    #[test]
+    fn after_a_journal_write_failed_no_intent_is_taken() {
+        let f = Fixture::run(ONE);
+        f.shared.journal_broken.store(true, Ordering::SeqCst);
+        let e = events(&f).event(intent()).err();
+        assert!(
+            matches!(&e, Some(runbook_plugins::PluginError::Journal(m)) if m == "an earlier journal write failed; no further call is made"),
+            "{e:?}"
+        );
+        assert_eq!(f.recorded(), Vec::<String>::new());
+    }
+
+    /// The state directory's mark is left before the intent is journaled, and cleared by the
+    /// answer (or AWS's refusal): a mark left behind is an outcome nobody knows.
+    #[test]
+    fn an_intent_marks_the_target_until_its_answer_is_journaled() {
+        let f = Builder::new(ONE).pending_dir().build();
+        let gate = events(&f);
+        let digest = crate::exec::gate::digest(&f.shared, "iam:CreateUser", "u");
+        assert!(f.shared.pending.0.get(&digest).is_none());
+        gate.event(intent()).expect("intent");
+        let mark = f.shared.pending.0.get(&digest).expect("marked");
+        assert_eq!((mark.step.as_str(), mark.call.as_str()), ("make", "iam:CreateUser"));
+        gate.event(Event::Requested {
+            call: "iam:CreateUser".into(),
+            target: "u".into(),
+            request_id: None,
+        })
+        .expect("answer");
+        assert!(f.shared.pending.0.get(&digest).is_none());
+        gate.event(intent()).expect("intent");
+        gate.event(Event::Rejected {
+            call: "iam:CreateUser".into(),
+            target: "u".into(),
+            code: "EntityAlreadyExists".into(),
+        })
+        .expect("refusal");
+        assert!(f.shared.pending.0.get(&digest).is_none());
+        assert_eq!(
+            f.recorded(),
+            ["intent make", "requested make", "intent make", "rejected make"]
+        );
+    }
+
+    /// Without a state directory to mark, nothing is announced, so nothing is sent.
+    #[test]
+    fn an_intent_that_cannot_be_marked_is_refused() {
+        let f = Fixture::run(ONE);
+        let e = events(&f).event(intent()).err();
+        assert!(
+            matches!(&e, Some(runbook_plugins::PluginError::Journal(m)) if m.starts_with("nothing was sent: ")),
+            "{e:?}"
+        );
+        assert_eq!(f.recorded(), Vec::<String>::new());
+        let _ = Arc::strong_count(&f.shared);
+    }
+}

@@ -63,6 +63,27 @@ impl FanoutSummary<'_> {
         o
     }
 
+    /// The table when it adds something (failures, throttling, more items than a screen);
+    /// otherwise one line.
+    fn worth_a_table(&self) -> bool {
+        self.failed > 0 || self.throttled > 0 || self.halved > 0 || self.total > 20
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "  {}: {} item{} done in {:.1}s{}",
+            self.step,
+            self.total,
+            if self.total == 1 { "" } else { "s" },
+            self.seconds,
+            if self.already > 0 {
+                format!(" ({} before this run)", self.already)
+            } else {
+                String::new()
+            }
+        )
+    }
+
     fn json(&self) -> Value {
         json!({
             "step": self.step, "items": self.total, "already": self.already, "done": self.done_now,
@@ -220,48 +241,17 @@ pub(super) async fn fan_out(
         halved,
         seconds: started.elapsed().as_secs_f64(),
     };
-    // The table when it adds something (failures, throttling, more items than a screen);
-    // otherwise one line.
-    if summary.failed > 0 || summary.throttled > 0 || summary.halved > 0 || summary.total > 20 {
+    if summary.worth_a_table() {
         shared.ui.block(&summary.table());
     } else {
-        shared.ui.line(&format!(
-            "  {}: {} item{} done in {:.1}s{}",
-            step.id,
-            summary.total,
-            if summary.total == 1 { "" } else { "s" },
-            summary.seconds,
-            if summary.already > 0 {
-                format!(" ({} before this run)", summary.already)
-            } else {
-                String::new()
-            }
-        ));
+        shared.ui.line(&summary.line());
     }
     shared.record(Entry::FanoutSummary {
         step: step.id.clone(),
         summary: summary.json(),
     })?;
     if !failures.is_empty() {
-        // The first few, each already clipped; every one is journaled as `item-failed`.
-        const NAMED: usize = 5;
-        let more = failures.len().saturating_sub(NAMED);
-        return Err(StepError::Failed {
-            message: format!(
-                "{} of {} items failed: {}{}",
-                failures.len(),
-                items.len(),
-                failures[..failures.len().min(NAMED)].join("; "),
-                if more > 0 {
-                    format!("; and {more} more (each in the journal as item-failed)")
-                } else {
-                    String::new()
-                }
-            ),
-            hint: Some("the others are journaled; run again to retry only the failed ones".into()),
-            // A script's failure keeps where it failed (the first item's, when several did).
-            at: first_at,
-        });
+        return Err(joined(&failures, items.len(), first_at));
     }
     let outputs = json!({
         "items": items.iter().map(|i| i.value.clone()).collect::<Vec<_>>(),
@@ -277,7 +267,214 @@ pub(super) async fn fan_out(
     })
 }
 
+/// The step's failure when items failed (`KEY: message` each): how many, the first few (each
+/// already clipped; every one is journaled as `item-failed`), and where the first script failed.
+fn joined(failures: &[String], total: usize, first_at: Option<crate::source::Span>) -> StepError {
+    const NAMED: usize = 5;
+    let more = failures.len().saturating_sub(NAMED);
+    StepError::Failed {
+        message: format!(
+            "{} of {} items failed: {}{}",
+            failures.len(),
+            total,
+            failures[..failures.len().min(NAMED)].join("; "),
+            if more > 0 {
+                format!("; and {more} more (each in the journal as item-failed)")
+            } else {
+                String::new()
+            }
+        ),
+        hint: Some("the others are journaled; run again to retry only the failed ones".into()),
+        at: first_at,
+    }
+}
+
 /// How much a fan-out's items may return together. Each item's outputs are bounded (1 MiB);
 /// without a bound on their sum, 100 items of 500 KB wrote 204 MB of events, 204 MB of transcript
 /// and a 102 MB state file from a 580-byte runbook.
 const OUTPUTS_CAP: usize = 4 << 20;
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::exec::testing::Builder;
+
+    fn summary(failed: usize, throttled: u64, halved: u32, total: usize) -> FanoutSummary<'static> {
+        FanoutSummary {
+            step: "f",
+            total,
+            already: 1,
+            done_now: total - 1 - failed,
+            failed,
+            throttled,
+            limit: 8,
+            lowest: 2,
+            now: 4,
+            halved,
+            seconds: 1.25,
+        }
+    }
+
+    #[test]
+    fn the_table_is_shown_when_it_says_more_than_a_line() {
+        assert!(!summary(0, 0, 0, 20).worth_a_table());
+        assert!(summary(1, 0, 0, 20).worth_a_table());
+        assert!(summary(0, 1, 0, 20).worth_a_table());
+        assert!(summary(0, 0, 1, 20).worth_a_table());
+        assert!(summary(0, 0, 0, 21).worth_a_table());
+        assert_eq!(
+            summary(0, 0, 0, 3).line(),
+            "  f: 3 items done in 1.2s (1 before this run)"
+        );
+        let one = FanoutSummary {
+            already: 0,
+            done_now: 1,
+            ..summary(0, 0, 0, 1)
+        };
+        assert_eq!(one.line(), "  f: 1 item done in 1.2s");
+    }
+
+    #[test]
+    fn the_table_counts_what_waits_and_how_concurrency_moved() {
+        assert_eq!(
+            summary(2, 5, 1, 10).table(),
+            "  f summary\n    items                  10\n    done before this run   1\n    done now               7\n    failed                 2\n    waiting                0\n    throttled responses    5\n    concurrency            8 -> lowest 2 -> 4 (halved 1 time)\n    time                   1.2s\n"
+        );
+        let waiting = FanoutSummary {
+            done_now: 3,
+            ..summary(2, 0, 0, 10)
+        };
+        assert!(waiting.table().contains("\n    waiting                4\n"));
+        assert!(
+            waiting
+                .table()
+                .contains("\n    concurrency            8 (never throttled down)\n")
+        );
+        assert!(summary(0, 0, 3, 4).table().contains("(halved 3 times)"));
+        assert_eq!(
+            summary(2, 5, 1, 10).json(),
+            json!({"step": "f", "items": 10, "already": 1, "done": 7, "failed": 2, "throttled": 5,
+                "max_in_flight": 8, "lowest_in_flight": 2, "halved": 1, "seconds": 1.25})
+        );
+    }
+
+    #[test]
+    fn item_failures_are_joined_five_named_and_the_rest_counted() {
+        let at = Some(crate::source::Span::new(3, 9));
+        let two: Vec<String> = vec!["a: x".into(), "b: y".into()];
+        let StepError::Failed {
+            message,
+            hint,
+            at: where_,
+        } = joined(&two, 4, at)
+        else {
+            panic!("not a failure")
+        };
+        assert_eq!(message, "2 of 4 items failed: a: x; b: y");
+        assert_eq!(
+            hint.as_deref(),
+            Some("the others are journaled; run again to retry only the failed ones")
+        );
+        assert_eq!(where_, at);
+        let seven: Vec<String> = (1..=7).map(|i| format!("i{i}: e")).collect();
+        let StepError::Failed { message, .. } = joined(&seven, 9, None) else {
+            panic!("not a failure")
+        };
+        assert_eq!(
+            message,
+            "7 of 9 items failed: i1: e; i2: e; i3: e; i4: e; i5: e; and 2 more (each in the journal as item-failed)"
+        );
+        let five: Vec<String> = (1..=5).map(|i| format!("i{i}: e")).collect();
+        let StepError::Failed { message, .. } = joined(&five, 5, None) else {
+            panic!("not a failure")
+        };
+        assert_eq!(message, "5 of 5 items failed: i1: e; i2: e; i3: e; i4: e; i5: e");
+    }
+
+    const ITEMS: &str =
+        "# T\n\n```rhai id=f for-each='[1, 2, 3]'\nif item == 2 { throw \"two\"; }\n#{ v: item * 10 }\n```\n";
+
+    /// Each item is journaled as it finishes; a run again retries only what failed, and a new run
+    /// of a finished record looks at every item again.
+    #[tokio::test]
+    async fn a_run_again_retries_only_the_failed_items() {
+        let f = Builder::new(ITEMS).opts(|o| o.max_in_flight = 1).build();
+        let flags = BTreeMap::new();
+        let ended = crate::exec::drive::drive(f.shared.clone(), &flags).await;
+        let Err(crate::exec::RunError::StepFailed(failure)) = ended else {
+            panic!("{ended:?}")
+        };
+        assert_eq!(
+            failure.diagnostic.message,
+            "step `f` failed: 1 of 3 items failed: 2: script: two"
+        );
+        assert_eq!(
+            f.recorded(),
+            [
+                "run-started",
+                "step-started f",
+                "item-finished f 1",
+                "item-failed f 2",
+                "item-finished f 3",
+                "fanout-summary f",
+                "step-failed f"
+            ]
+        );
+        assert!(crate::exec::drive::drive(f.shared.clone(), &flags).await.is_err());
+        assert_eq!(
+            f.recorded()[7..],
+            [
+                "run-started",
+                "step-started f",
+                "item-failed f 2",
+                "fanout-summary f",
+                "step-failed f"
+            ]
+        );
+        f.shared.converging.store(true, Ordering::SeqCst);
+        assert!(fan_out_again(&f).await.is_err());
+        assert_eq!(
+            f.recorded()[12..],
+            [
+                "item-finished f 1",
+                "item-failed f 2",
+                "item-finished f 3",
+                "fanout-summary f"
+            ]
+        );
+    }
+
+    /// The step's fan-out alone, as `run_with_retries` calls it.
+    async fn fan_out_again(f: &crate::exec::testing::Fixture) -> Result<Outcome, StepError> {
+        let step = f.step("f");
+        let env = Env::default();
+        let plan = crate::exec::identity::prepare(&f.shared, step, &env, None)
+            .await
+            .expect("prepared");
+        let items = plan.items.as_deref().expect("items");
+        fan_out(&f.shared, step, &env, &plan, items).await
+    }
+
+    #[tokio::test]
+    async fn the_items_outputs_are_the_steps_in_the_lists_order() {
+        let f = Builder::new("# T\n\n```rhai id=f for-each='[\"a\", \"b\"]'\n#{ v: item }\n```\n")
+            .opts(|o| o.max_in_flight = 2)
+            .build();
+        let step = f.step("f");
+        let env = Env::default();
+        let plan = crate::exec::identity::prepare(&f.shared, step, &env, None)
+            .await
+            .expect("prepared");
+        let out = fan_out(&f.shared, step, &env, &plan, plan.items.as_deref().expect("items"))
+            .await
+            .expect("done");
+        assert_eq!(
+            out.outputs,
+            json!({"items": ["a", "b"], "results": [{"v": "a"}, {"v": "b"}]})
+        );
+        assert_eq!(out.secrecy, Secrecy::None);
+    }
+}

@@ -92,25 +92,8 @@ pub(super) async fn continue_into(shared: &Arc<Shared>, step: &Step, env: &Env, 
     for w in &warnings {
         shared.ui.block(w.render(false).trim_end());
     }
-    // The inputs both runbooks declare carry over (never secrets: they are asked again).
-    let mut inputs: Vec<String> = runbook
-        .settings
-        .inputs
-        .keys()
-        .filter(|k| !env.secret_inputs.contains(*k))
-        .filter_map(|k| env.inputs.get(k).and_then(|v| v.as_str()).map(|v| format!("{k}={v}")))
-        .collect();
-    inputs.extend(
-        shared
-            .opts
-            .inputs
-            .iter()
-            .filter(|f| {
-                f.split_once('=')
-                    .is_some_and(|(k, _)| runbook.settings.inputs.contains_key(k.trim()))
-            })
-            .cloned(),
-    );
+    let declared: Vec<&str> = runbook.settings.inputs.keys().map(String::as_str).collect();
+    let inputs = carried(&declared, env, &shared.opts.inputs);
     let parent_run = shared.journal.lock().map(|j| j.state.name.clone()).unwrap_or_default();
     let name = journal::run_name(&format!("after-{parent_run}-{}", step.id));
     let opts = RunOptions {
@@ -168,5 +151,129 @@ pub(super) async fn continue_into(shared: &Arc<Shared>, step: &Step, env: &Env, 
     }
     if let Err(StepError::Journal(m)) = recorded {
         shared.ui.warn(&format!("journal: {m}"));
+    }
+}
+
+/// The inputs a continued run is given: those both runbooks declare, with this run's values
+/// (never secrets: they are asked again), then the `--input`s given for them.
+fn carried(declared: &[&str], env: &Env, flags: &[String]) -> Vec<String> {
+    let mut inputs: Vec<String> = declared
+        .iter()
+        .filter(|k| !env.secret_inputs.contains(**k))
+        .filter_map(|k| env.inputs.get(*k).and_then(|v| v.as_str()).map(|v| format!("{k}={v}")))
+        .collect();
+    inputs.extend(
+        flags
+            .iter()
+            .filter(|f| f.split_once('=').is_some_and(|(k, _)| declared.contains(&k.trim())))
+            .cloned(),
+    );
+    inputs
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+    use crate::exec::testing::Builder;
+    use crate::journal::{StepState, StepStatus};
+
+    #[test]
+    fn a_continued_run_gets_the_inputs_both_declare_and_never_a_secret() {
+        let mut env = Env::default();
+        env.inputs.insert("user".into(), json!("alice"));
+        env.inputs.insert("pin".into(), json!("1234"));
+        env.inputs.insert("only_here".into(), json!("x"));
+        env.inputs.insert("count".into(), json!(3));
+        env.secret_inputs.insert("pin".into());
+        let flags = vec!["user=bob".to_string(), " region =eu-west-1".into(), "other=1".into()];
+        assert_eq!(
+            carried(&["count", "pin", "region", "user"], &env, &flags),
+            ["user=alice", "user=bob", " region =eu-west-1"]
+        );
+        assert_eq!(carried(&[], &env, &flags), Vec::<String>::new());
+    }
+
+    const PARENT: &str = "# T\n\n```rhai id=a on-failure=other.md\nthrow \"boom\";\n```\n\n\
+```rhai id=b on-failure=#a\n1\n```\n";
+    const OTHER: &str = "# Other\n\n```rhai id=s\n#{ why: run.failed.error, step: run.failed.step }\n```\n";
+
+    /// An anchor in the same runbook, or a follow-up nested too deep, runs nothing.
+    #[tokio::test]
+    async fn an_anchor_or_a_deep_follow_up_is_not_run() {
+        let f = Builder::new(PARENT)
+            .beside("other.md", OTHER)
+            .opts(|o| o.yes = true)
+            .build();
+        continue_into(&f.shared, f.step("b"), &Env::default(), "x").await;
+        assert_eq!(f.recorded(), Vec::<String>::new());
+        let f = Builder::new(PARENT)
+            .beside("other.md", OTHER)
+            .opts(|o| {
+                o.yes = true;
+                o.depth = MAX_DEPTH;
+            })
+            .build();
+        continue_into(&f.shared, f.step("a"), &Env::default(), "x").await;
+        assert_eq!(f.recorded(), Vec::<String>::new());
+    }
+
+    /// With `--yes` the failed step continues into its runbook as a run of its own, on the same
+    /// event stream, which reads what failed (redacted) as `run.failed`; the step records where
+    /// it continued and stays as it was.
+    #[tokio::test]
+    async fn a_failed_step_continues_into_its_runbook() {
+        let f = Builder::new(PARENT)
+            .beside("other.md", OTHER)
+            .opts(|o| o.yes = true)
+            .build();
+        f.shared.redactor.add("hunter2");
+        f.shared
+            .set_step_state("a", StepState::new(StepStatus::Failed, "h"))
+            .expect("state");
+        continue_into(&f.shared, f.step("a"), &Env::default(), "boom hunter2").await;
+        assert_eq!(
+            f.recorded(),
+            [
+                "run-started",
+                "step-started s",
+                "step-finished s",
+                "run-finished",
+                "continued-into a"
+            ]
+        );
+        let finished = f.events().into_iter().find(|e| e["event"] == "step-finished");
+        assert_eq!(
+            finished.map(|e| e["outputs"].clone()),
+            Some(json!({"why": "boom ********", "step": "a"}))
+        );
+        let other = f.dir.path().join("runbooks/other.md").display().to_string();
+        let st = f.state("a").expect("state");
+        assert_eq!(st.status, StepStatus::Failed);
+        assert_eq!(st.continued_into, Some(format!("{other} (run after-default-a): done")));
+        assert!(f.shared.continued.lock().map(|c| c.is_empty()).unwrap_or(false));
+        let continued = f.events().into_iter().find(|e| e["event"] == "continued-into");
+        assert_eq!(
+            continued.map(|e| (e["runbook"].clone(), e["run"].clone(), e["outcome"].clone())),
+            Some((Value::from(other), json!("after-default-a"), json!("done")))
+        );
+    }
+
+    /// A follow-up with errors is not run: its diagnostics are shown with the run's end.
+    #[tokio::test]
+    async fn a_follow_up_with_errors_is_not_run() {
+        let f = Builder::new(PARENT)
+            .beside("other.md", "# Other\n\n```rhai id=s\nsteps.nope.x\n```\n")
+            .opts(|o| o.yes = true)
+            .build();
+        continue_into(&f.shared, f.step("a"), &Env::default(), "boom").await;
+        assert_eq!(f.recorded(), Vec::<String>::new());
+        let continued = f
+            .shared
+            .continued
+            .lock()
+            .map(|c| c.iter().map(|e| e.outcome()).collect::<Vec<_>>());
+        assert_eq!(continued.ok(), Some(vec!["stopped"]));
     }
 }

@@ -123,6 +123,24 @@ fn loopback(host: &str) -> bool {
     n >> 24 == 127 && n <= u64::from(u32::MAX)
 }
 
+/// How long until none of the requests sent at `sent` (their times) can still land, `landing`
+/// after each: a clock that went back (a time in the future) counts as no time passed, and a time
+/// that cannot be read as the whole wait.
+fn left_to_land(sent: &[String], now: jiff::Timestamp, landing: Duration) -> Duration {
+    let mut left = Duration::ZERO;
+    for at in sent {
+        let wait = match at.parse::<jiff::Timestamp>() {
+            Ok(t) => match Duration::try_from(now.duration_since(t)) {
+                Ok(since) => landing.saturating_sub(since),
+                Err(_) => landing,
+            },
+            Err(_) => landing,
+        };
+        left = left.max(wait);
+    }
+    left
+}
+
 /// How often a claim held elsewhere is tried again.
 const RETRY: Duration = Duration::from_millis(50);
 
@@ -176,21 +194,7 @@ async fn let_land(shared: &Shared, step: &str, call: &str, target: &str, digest:
                 .map(|u| u.at),
         );
     }
-    let landing = shared.ctx.poll_settings().landing;
-    let now = jiff::Timestamp::now();
-    let mut left = Duration::ZERO;
-    for at in &sent {
-        let wait = match at.parse::<jiff::Timestamp>() {
-            // A clock that went back (or a time in the future) is no time passed.
-            Ok(t) => match Duration::try_from(now.duration_since(t)) {
-                Ok(since) => landing.saturating_sub(since),
-                Err(_) => landing,
-            },
-            // A mark whose time cannot be read: the whole wait.
-            Err(_) => landing,
-        };
-        left = left.max(wait);
-    }
+    let left = left_to_land(&sent, jiff::Timestamp::now(), shared.ctx.poll_settings().landing);
     if left.is_zero() {
         return Ok(());
     }
@@ -206,7 +210,85 @@ async fn let_land(shared: &Shared, step: &str, call: &str, target: &str, digest:
 
 #[cfg(test)]
 mod tests {
-    use super::same_endpoint;
+    use std::time::Duration;
+
+    use super::{left_to_land, loopback, same_endpoint};
+    use crate::exec::testing::Builder;
+
+    #[test]
+    fn a_lost_request_is_let_land_from_its_latest_send() {
+        let now: jiff::Timestamp = "2026-01-01T00:01:00Z".parse().expect("time");
+        let landing = Duration::from_secs(120);
+        let at = |s: &str| s.to_string();
+        assert_eq!(left_to_land(&[], now, landing), Duration::ZERO);
+        assert_eq!(
+            left_to_land(&[at("2026-01-01T00:00:00Z")], now, landing),
+            Duration::from_secs(60)
+        );
+        // The latest send decides.
+        assert_eq!(
+            left_to_land(&[at("2026-01-01T00:00:00Z"), at("2026-01-01T00:00:30Z")], now, landing),
+            Duration::from_secs(90)
+        );
+        // Long enough ago: nothing to wait for.
+        assert_eq!(
+            left_to_land(&[at("2025-12-31T23:00:00Z")], now, landing),
+            Duration::ZERO
+        );
+        assert_eq!(
+            left_to_land(&[at("2025-12-31T23:59:00Z")], now, landing),
+            Duration::ZERO
+        );
+        // A clock that went back, or a time that cannot be read: the whole wait.
+        assert_eq!(left_to_land(&[at("2026-01-01T00:02:00Z")], now, landing), landing);
+        assert_eq!(left_to_land(&[at("garbage")], now, landing), landing);
+    }
+
+    #[test]
+    fn loopback_is_this_machine_and_nothing_else() {
+        for yes in [
+            "localhost",
+            "127.0.0.1",
+            "127.255.255.254",
+            "127.1",
+            "0x7f000001",
+            "[::1]",
+        ] {
+            assert!(loopback(yes), "{yes}");
+        }
+        for no in [
+            "128.0.0.1",
+            "10.0.0.1",
+            "126.255.255.255",
+            "example.com",
+            "[::2]",
+            "[::ffff:10.0.0.1]",
+            "127.0.0.1.5",
+            "4294967296",
+            "",
+        ] {
+            assert!(!loopback(no), "{no}");
+        }
+    }
+
+    /// One target named the same from any journal; another call, target or account is another.
+    #[test]
+    fn the_digest_names_call_target_and_account() {
+        let text = "# T\n\n```rhai id=a\n1\n```\n";
+        let f = Builder::new(text).build();
+        let g = Builder::new(text).build();
+        let h = Builder::new(text).account(Some("222222222222")).build();
+        let d = |f: &crate::exec::testing::Fixture, call: &str, target: &str| super::digest(&f.shared, call, target);
+        assert_eq!(d(&f, "iam:CreateUser", "u"), d(&g, "iam:CreateUser", "u"));
+        assert_ne!(d(&f, "iam:CreateUser", "u"), d(&f, "iam:CreateUser", "v"));
+        assert_ne!(d(&f, "iam:CreateUser", "u"), d(&f, "iam:CreateGroup", "u"));
+        assert_ne!(d(&f, "iam:CreateUser", "u"), d(&h, "iam:CreateUser", "u"));
+        // Two requests that differ only in a secret share a digest: nothing stored tests a guess.
+        f.shared.redactor.add("hunter2");
+        f.shared.redactor.add("swordfish");
+        assert_eq!(d(&f, "iam:CreateUser", "hunter2"), d(&f, "iam:CreateUser", "swordfish"));
+        assert_eq!(d(&f, "iam:CreateUser", "u").len(), 32);
+    }
 
     #[test]
     fn one_endpoint_spelled_many_ways_is_one() {

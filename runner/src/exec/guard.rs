@@ -19,6 +19,13 @@ pub struct IdentityError {
     pub hint: Option<String>,
 }
 
+/// Whether STS's failure means AWS never answered (a 5xx, a timeout, the network), so nothing may
+/// be believed about where a step acts; no credentials, or credentials AWS refused, is a definite
+/// answer.
+fn outage(e: &runbook_plugins::PluginError) -> bool {
+    !matches!(e, runbook_plugins::PluginError::Config(_)) && !e.is_refusal()
+}
+
 impl Shared {
     /// The caller, asked once per run.
     pub(crate) async fn identity(&self) -> Result<&Identity, StepError> {
@@ -35,7 +42,7 @@ impl Shared {
                 runbook_plugins::aws::sts::caller(&self.ctx)
                     .await
                     .map_err(|e| IdentityError {
-                        outage: !matches!(e, runbook_plugins::PluginError::Config(_)) && !e.is_refusal(),
+                        outage: outage(&e),
                         message: e.to_string(),
                         // A credentials failure says how to get credentials.
                         hint: e.hint(),
@@ -129,5 +136,113 @@ impl Shared {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::testing::{Builder, identity};
+
+    fn guarded(guard: &str) -> Builder {
+        Builder::new(&format!(
+            "# T\n\n```runbook\n[guard]\n{guard}\n```\n\n```rhai id=a\n1\n```\n"
+        ))
+    }
+
+    /// What the guard says, for a caller in account 111111111111 and region eu-west-1.
+    async fn says(b: Builder) -> Result<(), (String, Option<String>)> {
+        let f = b.build();
+        f.shared.guard(&Env::default()).await.map_err(|e| match e {
+            StepError::Failed { message, hint, .. } => (message, hint),
+            other => (format!("{other:?}"), None),
+        })
+    }
+
+    #[tokio::test]
+    async fn the_guard_lets_through_only_the_account_it_names() {
+        assert_eq!(says(guarded("account = \"111111111111\"")).await, Ok(()));
+        assert_eq!(says(guarded("account = \"any\"")).await, Ok(()));
+        assert_eq!(
+            says(guarded("account = \"222222222222\"")).await,
+            Err((
+                "guard: this runbook must run in account 222222222222, but the credentials are for 111111111111".into(),
+                Some("pick the right --profile and run again".into())
+            ))
+        );
+        // No guard: nothing is asked, not even who is calling.
+        assert_eq!(
+            says(Builder::new("# T\n\n```rhai id=a\n1\n```\n").account(None)).await,
+            Ok(())
+        );
+    }
+
+    #[tokio::test]
+    async fn the_management_guard_compares_with_the_organizations_management_account() {
+        let f = guarded("account = \"management\"").build();
+        let _ = f.shared.management.set(Ok("999999999999".into()));
+        let e = f.shared.guard(&Env::default()).await;
+        assert!(
+            matches!(&e, Err(StepError::Failed { message, hint: Some(h), .. })
+                if message == "guard: this runbook must run as the management account 999999999999, but the credentials are for 111111111111"
+                && h == "sign in to the management account (or pick its --profile) and run again"),
+            "{e:?}"
+        );
+        let f = guarded("account = \"management\"").build();
+        let _ = f.shared.management.set(Ok("111111111111".into()));
+        assert!(f.shared.guard(&Env::default()).await.is_ok());
+        let f = guarded("account = \"management\"").build();
+        let _ = f.shared.management.set(Err("AccessDenied".into()));
+        assert!(matches!(
+            f.shared.guard(&Env::default()).await,
+            Err(StepError::Failed { message, .. }) if message == "guard: AccessDenied"
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_guard_lets_through_only_the_region_it_names() {
+        assert_eq!(says(guarded("region = \"eu-west-1\"")).await, Ok(()));
+        assert_eq!(
+            says(guarded("account = \"111111111111\"\nregion = \"us-east-2\"")).await,
+            Err((
+                "guard: this runbook must run in region us-east-2, but the region is eu-west-1".into(),
+                Some("run with --region us-east-2".into())
+            ))
+        );
+    }
+
+    #[test]
+    fn only_no_answer_from_sts_is_an_outage() {
+        use runbook_plugins::PluginError;
+        let aws = |code: &str, status: Option<u16>| PluginError::Aws {
+            call: "sts:GetCallerIdentity",
+            code: code.into(),
+            message: "m".into(),
+            request_id: None,
+            status,
+        };
+        assert!(!outage(&PluginError::Config("no region".into())));
+        assert!(!outage(&aws("ExpiredToken", Some(403))));
+        assert!(!outage(&aws("Throttling", Some(400))));
+        assert!(outage(&aws("InternalFailure", Some(500))));
+        assert!(outage(&aws("InternalError", Some(400))));
+        assert!(outage(&aws("dispatch failure", None)));
+        assert!(outage(&PluginError::Other("connection reset".into())));
+    }
+
+    #[test]
+    fn who_is_acting_names_the_account_and_the_caller() {
+        let f = Builder::new("# T\n\n```rhai id=a\n1\n```\n").build();
+        assert_eq!(
+            f.shared.who().as_deref(),
+            Some("111111111111 as AdministratorAccess/alice")
+        );
+        let f = Builder::new("# T\n\n```rhai id=a\n1\n```\n").account(None).build();
+        assert_eq!(f.shared.who(), None);
+        let _ = f.shared.identity.set(Ok(runbook_plugins::aws::sts::Identity {
+            is_root: true,
+            ..identity("333333333333")
+        }));
+        assert_eq!(f.shared.who().as_deref(), Some("333333333333 as root"));
     }
 }

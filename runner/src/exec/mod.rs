@@ -23,6 +23,8 @@ mod script;
 mod setup;
 mod signals;
 mod step;
+#[cfg(test)]
+mod testing;
 mod verdict;
 pub mod verifying;
 
@@ -46,7 +48,7 @@ use crate::source::Source;
 use crate::ui::Ui;
 
 pub(crate) use assemble::Parts;
-use ending::Interruption;
+use ending::{Interruption, Wait};
 pub use ending::{RunError, Waiting};
 pub use identity::Digester;
 
@@ -170,8 +172,20 @@ impl StepError {
         }
     }
 
+    /// `retries=` tries again only what failed: a person to ask, a journal that cannot write, an
+    /// interruption or an unknown outcome is never sent again by a retry.
     fn retryable(&self) -> bool {
         matches!(self, StepError::Failed { .. })
+    }
+
+    /// What a step that stopped for a person waits for; every other error as it was.
+    fn wait(self) -> Result<Wait, StepError> {
+        match self {
+            StepError::Waiting(m) => Ok(Wait::Person(m)),
+            StepError::Refused(m) => Ok(Wait::Refused(m)),
+            StepError::Unknown(m) => Ok(Wait::UnknownOutcome(m)),
+            other => Err(other),
+        }
     }
 }
 
@@ -548,3 +562,6 @@ fn journal_failed(shared: &Shared, message: &str) -> RunError {
         },
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -124,20 +124,27 @@ pub async fn plan(source: Source, runbook: Runbook, ctx: Context, o: PlanOptions
         errors: false,
     };
     for step in &shared.runbook.steps {
-        let mut row = plan_step(&shared, step, &mut env, o.verify).await?;
+        let row = plan_step(&shared, step, &mut env, o.verify).await?;
+        report.add(row);
+    }
+    Ok(report)
+}
+
+impl Report {
+    /// The next step's row, and what it means for the plan as a whole.
+    fn add(&mut self, mut row: Row) {
         // A read or script after a change the plan did not make sees AWS as it is now, not as
         // the run would leave it (offboarding's check that the user is gone): its failure is
         // what a run would find out, not an error of the runbook.
-        if report.pending && row.failed_running {
+        if self.pending && row.failed_running {
             row.verdict = StepVerdict::Unknown;
             row.details
                 .push("it reads AWS after the changes above, which a run makes first".into());
         }
-        report.pending |= row.verdict.pending(row.acts);
-        report.errors |= row.verdict == StepVerdict::Error;
-        report.rows.push(row);
+        self.pending |= row.verdict.pending(row.acts);
+        self.errors |= row.verdict == StepVerdict::Error;
+        self.rows.push(row);
     }
-    Ok(report)
 }
 
 /// The inputs as a run would resolve them, without asking anyone: what is not given stays
@@ -523,3 +530,7 @@ fn outputs_detail(v: &Value) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+#[cfg(test)]
+#[path = "planning_tests.rs"]
+mod tests;

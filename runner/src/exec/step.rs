@@ -115,12 +115,7 @@ pub(super) async fn run_with_retries(
     env: &Env,
     prepared: &Prepared,
 ) -> Result<Outcome, StepError> {
-    let retries: u32 = step
-        .attrs
-        .retries
-        .as_ref()
-        .and_then(|r| r.value.parse().ok())
-        .unwrap_or(0);
+    let retries = retries(step);
     let mut attempt = 0;
     loop {
         if step.executor.call().is_some() {
@@ -147,15 +142,16 @@ pub(super) async fn run_with_retries(
             r = fut => r,
             _ = shared.interrupt.notified() => Err(StepError::Interrupted),
         };
-        match res {
-            Err(e) if e.retryable() && attempt < retries && !shared.interrupted.load(Ordering::SeqCst) => {
-                attempt += 1;
-                let wait = Duration::from_secs(1 << attempt.min(5));
-                // `timeout=` bounds the whole step: no wait that would end past it, and no
-                // attempt after it (each would only time out at once).
-                if prepared.deadline.is_some_and(|d| Instant::now() + wait >= d) {
-                    return Err(out_of_time(step, e, attempt));
-                }
+        let e = match res {
+            Err(e) => e,
+            ok => return ok,
+        };
+        let left = prepared.deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        match retry(&e, attempt, retries, shared.interrupted.load(Ordering::SeqCst), left) {
+            Retry::Stop => return Err(e),
+            Retry::OutOfTime { attempt } => return Err(out_of_time(step, e, attempt)),
+            Retry::Again { attempt: next, wait } => {
+                attempt = next;
                 if let StepError::Failed { message, .. } = &e {
                     shared.ui.warn(&format!(
                         "{} failed ({message}); retry {attempt} of {retries} in {}s",
@@ -165,9 +161,45 @@ pub(super) async fn run_with_retries(
                 }
                 backoff(shared, wait).await?;
             }
-            other => return other,
         }
     }
+}
+
+/// `retries=` as written; none when it is not a count (`check` says so).
+fn retries(step: &Step) -> u32 {
+    step.attrs
+        .retries
+        .as_ref()
+        .and_then(|r| r.value.parse().ok())
+        .unwrap_or(0)
+}
+
+/// What `retries=` does after an attempt that ended in an error.
+#[derive(Debug, PartialEq, Eq)]
+enum Retry {
+    /// The error is the step's: not retryable, no retries left, or the run was stopped.
+    Stop,
+    /// Attempt `attempt` (1 for the first retry) after `wait`.
+    Again { attempt: u32, wait: Duration },
+    /// `timeout=` would end during the wait: retry `attempt` is never made.
+    OutOfTime { attempt: u32 },
+}
+
+/// Whether to try again after `attempt` retries of `retries`, with `left` until the step's
+/// deadline: only a failure is retried (a person to ask, an unknown outcome, the journal, an
+/// interruption never are), after 2, 4, 8, 16, then 32 seconds.
+fn retry(e: &StepError, attempt: u32, retries: u32, interrupted: bool, left: Option<Duration>) -> Retry {
+    if !e.retryable() || attempt >= retries || interrupted {
+        return Retry::Stop;
+    }
+    let attempt = attempt + 1;
+    let wait = Duration::from_secs(1 << attempt.min(5));
+    // `timeout=` bounds the whole step: no wait that would end past it, and no attempt after it
+    // (each would only time out at once).
+    if left.is_some_and(|left| wait >= left) {
+        return Retry::OutOfTime { attempt };
+    }
+    Retry::Again { attempt, wait }
 }
 
 /// Waits `wait` before a retry, or until a stop request (Ctrl-C, SIGTERM, SIGHUP) comes.
@@ -426,3 +458,7 @@ fn echoes(step: &Step) -> bool {
             }
         )
 }
+
+#[cfg(test)]
+#[path = "step_tests.rs"]
+mod tests;

@@ -93,3 +93,115 @@ pub fn word(v: StepVerdict) -> String {
         .and_then(|x| x.as_str().map(String::from))
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [StepVerdict; 11] = [
+        StepVerdict::Done,
+        StepVerdict::Exists,
+        StepVerdict::WouldCreate,
+        StepVerdict::WouldChange,
+        StepVerdict::Check,
+        StepVerdict::Computed,
+        StepVerdict::Person,
+        StepVerdict::Skipped,
+        StepVerdict::Unknown,
+        StepVerdict::Error,
+        StepVerdict::Fails,
+    ];
+
+    #[test]
+    fn a_plugins_verdict_is_the_plans_of_the_same_name() {
+        let mapped = [
+            Verdict::Exists,
+            Verdict::WouldCreate,
+            Verdict::WouldChange,
+            Verdict::Check,
+            Verdict::Unknown,
+        ]
+        .map(StepVerdict::from_plugin);
+        assert_eq!(
+            mapped,
+            [
+                StepVerdict::Exists,
+                StepVerdict::WouldCreate,
+                StepVerdict::WouldChange,
+                StepVerdict::Check,
+                StepVerdict::Unknown,
+            ]
+        );
+    }
+
+    /// A fan-out keeps its strongest item: a change or a person over "unknown" over a read over
+    /// everything that does nothing.
+    #[test]
+    fn rank_orders_what_a_run_would_do() {
+        let ranks: Vec<(StepVerdict, u8)> = ALL.iter().map(|v| (*v, v.rank())).collect();
+        assert_eq!(
+            ranks,
+            vec![
+                (StepVerdict::Done, 0),
+                (StepVerdict::Exists, 0),
+                (StepVerdict::WouldCreate, 3),
+                (StepVerdict::WouldChange, 3),
+                (StepVerdict::Check, 1),
+                (StepVerdict::Computed, 0),
+                (StepVerdict::Person, 3),
+                (StepVerdict::Skipped, 0),
+                (StepVerdict::Unknown, 2),
+                (StepVerdict::Error, 0),
+                (StepVerdict::Fails, 0),
+            ]
+        );
+    }
+
+    /// `--detailed-exitcode`'s "something would change": a change, a person, a read AWS refused;
+    /// "unknown" only where the step acts.
+    #[test]
+    fn pending_is_a_change_a_person_or_a_failure_and_unknown_only_where_the_step_acts() {
+        let pending: Vec<StepVerdict> = ALL.iter().copied().filter(|v| v.pending(false)).collect();
+        assert_eq!(
+            pending,
+            vec![
+                StepVerdict::WouldCreate,
+                StepVerdict::WouldChange,
+                StepVerdict::Person,
+                StepVerdict::Fails
+            ]
+        );
+        let acting: Vec<StepVerdict> = ALL.iter().copied().filter(|v| v.pending(true)).collect();
+        assert_eq!(
+            acting,
+            vec![
+                StepVerdict::WouldCreate,
+                StepVerdict::WouldChange,
+                StepVerdict::Person,
+                StepVerdict::Unknown,
+                StepVerdict::Fails
+            ]
+        );
+    }
+
+    #[test]
+    fn json_words_are_kebab_case() {
+        let words: Vec<String> = ALL.iter().map(|v| word(*v)).collect();
+        assert_eq!(
+            words,
+            [
+                "done",
+                "exists",
+                "would-create",
+                "would-change",
+                "check",
+                "computed",
+                "person",
+                "skipped",
+                "unknown",
+                "error",
+                "fails"
+            ]
+        );
+    }
+}
