@@ -7,7 +7,10 @@ use crate::common::{Moto, Test};
 use crate::services::boto;
 
 /// boto3 in `account` by the role Organizations creates there.
-pub(crate) const IN_ACCOUNT: &str = "def member(s, account, region='us-east-1'):\n    k = c('sts').assume_role(RoleArn=f'arn:aws:iam::{account}:role/OrganizationAccountAccessRole', RoleSessionName='check')['Credentials']\n    return boto3.client(s, endpoint_url=c('sts').meta.endpoint_url, region_name=region, aws_access_key_id=k['AccessKeyId'], aws_secret_access_key=k['SecretAccessKey'], aws_session_token=k['SessionToken'])\n";
+pub(crate) const IN_ACCOUNT: &str = r#"def member(s, account, region='us-east-1'):
+    k = c('sts').assume_role(RoleArn=f'arn:aws:iam::{account}:role/OrganizationAccountAccessRole', RoleSessionName='check')['Credentials']
+    return boto3.client(s, endpoint_url=c('sts').meta.endpoint_url, region_name=region, aws_access_key_id=k['AccessKeyId'], aws_secret_access_key=k['SecretAccessKey'], aws_session_token=k['SessionToken'])
+"#;
 
 fn users(endpoint: &str, account: Option<&str>) -> String {
     let client = match account {
@@ -136,7 +139,9 @@ UserName = "auditor-${item.Name}"
     t.run().code_is(0);
     let ids = boto(
         &moto.endpoint,
-        "o = c('organizations')\nm = o.describe_organization()['Organization']['MasterAccountId']\nprint(' '.join(a['Id'] + ':' + a['Name'] for a in o.list_accounts()['Accounts'] if a['Id'] != m))",
+        r#"o = c('organizations')
+m = o.describe_organization()['Organization']['MasterAccountId']
+print(' '.join(a['Id'] + ':' + a['Name'] for a in o.list_accounts()['Accounts'] if a['Id'] != m))"#,
     );
     let members: Vec<(&str, &str)> = ids.split(' ').filter_map(|p| p.split_once(':')).collect();
     assert_eq!(members.len(), 2, "{ids}");
@@ -281,7 +286,10 @@ fn the_account_baseline_runbook_sets_every_member_account() {
     let moto = Moto::shared();
     let ids = boto(
         &moto.endpoint,
-        "o = c('organizations')\no.create_organization(FeatureSet='ALL')\nids = [o.create_account(AccountName=n, Email=n + '@example.com')['CreateAccountStatus']['AccountId'] for n in ['dev', 'prod']]\nprint(' '.join(ids))",
+        r#"o = c('organizations')
+o.create_organization(FeatureSet='ALL')
+ids = [o.create_account(AccountName=n, Email=n + '@example.com')['CreateAccountStatus']['AccountId'] for n in ['dev', 'prod']]
+print(' '.join(ids))"#,
     );
     let repo = crate::common::repo();
     let t = Test::new().aws(&moto.endpoint);
@@ -300,7 +308,9 @@ fn the_account_baseline_runbook_sets_every_member_account() {
             boto(
                 &moto.endpoint,
                 &format!(
-                    "{IN_ACCOUNT}p = member('iam', '{id}').get_account_password_policy()['PasswordPolicy']\na = member('account', '{id}')\nprint(p['MinimumPasswordLength'], p['PasswordReusePrevention'], a.get_alternate_contact(AlternateContactType='SECURITY')['AlternateContact']['EmailAddress'], a.get_alternate_contact(AlternateContactType='BILLING')['AlternateContact']['PhoneNumber'])"
+                    r#"{IN_ACCOUNT}p = member('iam', '{id}').get_account_password_policy()['PasswordPolicy']
+a = member('account', '{id}')
+print(p['MinimumPasswordLength'], p['PasswordReusePrevention'], a.get_alternate_contact(AlternateContactType='SECURITY')['AlternateContact']['EmailAddress'], a.get_alternate_contact(AlternateContactType='BILLING')['AlternateContact']['PhoneNumber'])"#
                 )
             ),
             "14 24 security@example.com +1 206 555 0101",
@@ -310,7 +320,12 @@ fn the_account_baseline_runbook_sets_every_member_account() {
     assert_eq!(
         boto(
             &moto.endpoint,
-            "from botocore.exceptions import ClientError\ntry:\n    c('iam').get_account_password_policy()\n    print('set')\nexcept ClientError as e:\n    print(e.response['Error']['Code'])"
+            r#"from botocore.exceptions import ClientError
+try:
+    c('iam').get_account_password_policy()
+    print('set')
+except ClientError as e:
+    print(e.response['Error']['Code'])"#
         ),
         "NoSuchEntity",
         "the management account is left as it was"

@@ -15,7 +15,12 @@ use crate::common::*;
 fn timeout_leaves_no_retry_once_it_has_run_out() {
     let t = Test::new().file(
         "r.md",
-        "# Busy\n\n```rhai id=busy timeout=1s retries=5\nlet x = 0; loop { x += 1; }\n```\n",
+        r#"# Busy
+
+```rhai id=busy timeout=1s retries=5
+let x = 0; loop { x += 1; }
+```
+"#,
     );
     let out = t.run_args(&["run".into(), "r.md".into()]);
     out.code_is(1);
@@ -32,7 +37,12 @@ fn timeout_leaves_no_retry_once_it_has_run_out() {
 fn retries_stop_where_the_timeout_would_end_inside_the_backoff() {
     let t = Test::new().file(
         "r.md",
-        "# Flaky\n\n```rhai id=flaky timeout=4s retries=5\nthrow \"not yet\";\n```\n",
+        r#"# Flaky
+
+```rhai id=flaky timeout=4s retries=5
+throw "not yet";
+```
+"#,
     );
     let out = t.run_args(&["run".into(), "r.md".into()]);
     out.code_is(1);
@@ -54,7 +64,12 @@ fn retries_stop_where_the_timeout_would_end_inside_the_backoff() {
 fn a_stop_request_during_a_retry_wait_is_seen_at_once() {
     let t = Test::new().file(
         "r.md",
-        "# Flaky\n\n```rhai id=flaky retries=5\nthrow \"not yet\";\n```\n",
+        r#"# Flaky
+
+```rhai id=flaky retries=5
+throw "not yet";
+```
+"#,
     );
     let mut child = Command::new(env!("CARGO_BIN_EXE_runbook"))
         .args(["run", "r.md"])
@@ -125,7 +140,16 @@ fn what_a_step_prints_is_capped_on_screen_in_the_journal_and_in_events() {
     let t = Test::new().file(
         "r.md",
         format!(
-            "# Loud\n\n```rhai id=loud timeout=20s\n{flood}\n```\n\n```rhai id=items for-each='[1, 2, 3, 4]'\n{flood}\n```\n"
+            r#"# Loud
+
+```rhai id=loud timeout=20s
+{flood}
+```
+
+```rhai id=items for-each='[1, 2, 3, 4]'
+{flood}
+```
+"#
         ),
     );
     let out = t.run_args(&["run".into(), "r.md".into(), "--events".into(), "ev.ndjson".into()]);
@@ -173,7 +197,11 @@ fn an_aws_fan_out_shares_one_timeout_across_its_items() {
     );
     let t = Test::new().aws(&proxy.endpoint).env("AWS_MAX_ATTEMPTS", "1").file(
         "r.md",
-        "# Slow\n\n```aws sso-admin:ListInstances id=slow timeout=3s for-each='[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]'\n```\n",
+        r#"# Slow
+
+```aws sso-admin:ListInstances id=slow timeout=3s for-each='[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]'
+```
+"#,
     );
     let out = t.run_args(&["run".into(), "r.md".into(), "--max-in-flight".into(), "1".into()]);
     out.code_is(1);
@@ -196,7 +224,13 @@ fn an_aws_fan_out_shares_one_timeout_across_its_items() {
 fn failure_messages_are_capped_across_items_and_retries() {
     let t = Test::new().file(
         "r.md",
-        "# Loud failures\n\n```rhai id=a retries=2 for-each='[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]'\nlet s = \"y\"; for i in 0..16 { s += s; }\nthrow s;\n```\n",
+        r#"# Loud failures
+
+```rhai id=a retries=2 for-each='[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]'
+let s = "y"; for i in 0..16 { s += s; }
+throw s;
+```
+"#,
     );
     let out = t.run_args(&["run".into(), "r.md".into(), "--events".into(), "ev.ndjson".into()]);
     out.code_is(1);
@@ -220,7 +254,17 @@ fn failure_messages_are_capped_across_items_and_retries() {
 fn a_fan_outs_outputs_are_bounded_together() {
     let t = Test::new().file(
         "r.md",
-        "# Wide\n\n```rhai id=o\nlet s = \"z\"; for i in 0..18 { s += s; }\n#{ a: s }\n```\n\n```rhai id=p for-each='[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30]'\n#{ b: steps.o.a + item }\n```\n",
+        r#"# Wide
+
+```rhai id=o
+let s = "z"; for i in 0..18 { s += s; }
+#{ a: s }
+```
+
+```rhai id=p for-each='[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30]'
+#{ b: steps.o.a + item }
+```
+"#,
     );
     let out = t.run_args(&["run".into(), "r.md".into(), "--events".into(), "ev.ndjson".into()]);
     out.code_is(1);

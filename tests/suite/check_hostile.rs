@@ -94,13 +94,31 @@ fn capped(text: String, n: usize) {
 #[test]
 fn thousands_of_bad_attributes_give_a_short_report() {
     let attrs = vec!["x=y"; 2000].join(" ");
-    capped(format!("# T\n\n```aws sts.whoami {attrs}\n```\n"), 2000);
+    capped(
+        format!(
+            r#"# T
+
+```aws sts.whoami {attrs}
+```
+"#
+        ),
+        2000,
+    );
 }
 
 #[test]
 fn thousands_of_unknown_keys_give_a_short_report() {
     let keys: String = (0..2000).map(|i| format!("k{i} = 1\n")).collect();
-    capped(format!("# T\n\n```aws sts.whoami\n{keys}```\n"), 2000);
+    capped(
+        format!(
+            r#"# T
+
+```aws sts.whoami
+{keys}```
+"#
+        ),
+        2000,
+    );
 }
 
 #[test]
@@ -120,7 +138,15 @@ fn shell_fences_warn_that_runbook_never_runs_shell() {
         ]
     );
     let out = Test::new()
-        .file("r.md", "# T\n\n```bash id=x\nls\n```\n")
+        .file(
+            "r.md",
+            r#"# T
+
+```bash id=x
+ls
+```
+"#,
+        )
         .args(["check", "r.md"])
         .run();
     assert!(out.stderr.contains("help: "), "{}", out.stderr);
@@ -134,11 +160,24 @@ fn shell_fences_warn_that_runbook_never_runs_shell() {
 #[test]
 fn regex_bombs_in_patterns_are_caught_at_check() {
     error_is(
-        "# T\n\n```runbook\n[inputs.u]\npattern = \"(?:a{1000}){1000}\"\n```\n",
+        r#"# T
+
+```runbook
+[inputs.u]
+pattern = "(?:a{1000}){1000}"
+```
+"#,
         "r.md:5:11: error: pattern for `u` is too big: it compiles to more than 1 MiB",
     );
     error_is(
-        "# T\n\n```manual\nconfirm = \"ok?\"\n[ask.code]\npattern = \"\\\\w{1000}\\\\w{1000}\"\n```\n",
+        r#"# T
+
+```manual
+confirm = "ok?"
+[ask.code]
+pattern = "\\w{1000}\\w{1000}"
+```
+"#,
         "r.md:6:11: error: pattern for `code` is too big: it compiles to more than 1 MiB",
     );
 }
@@ -154,8 +193,21 @@ fn prose_includes_outside_the_runbooks_root_are_located_errors() {
 #[test]
 fn a_rhai_step_over_the_size_limit_is_refused_before_compiling() {
     let lets: String = (0..4000).map(|i| format!("let v{i} = inputs.u;\n")).collect();
-    let (code, lines) =
-        diagnose(format!("# T\n\n```runbook\n[inputs.u]\n```\n\n```rhai id=big\n{lets}#{{}}\n```\n").as_bytes());
+    let (code, lines) = diagnose(
+        format!(
+            r#"# T
+
+```runbook
+[inputs.u]
+```
+
+```rhai id=big
+{lets}#{{}}
+```
+"#
+        )
+        .as_bytes(),
+    );
     assert_eq!(code, 2, "{lines:?}");
     assert_eq!(
         lines,

@@ -126,7 +126,17 @@ fn session_duration(endpoint: &str, instance: &str, ps: &str) -> String {
 #[test]
 fn drift_is_announced_by_plan_and_repaired_by_the_next_run() {
     let moto = Moto::shared();
-    let text = "# Set\n\n```aws sso-admin.find-instance id=ic\n```\n\n```aws sso-admin.ensure-permission-set id=ps\ninstance_arn = \"${steps.ic.instance_arn}\"\nname = \"Ops\"\nsession_duration = \"PT2H\"\n```\n";
+    let text = r#"# Set
+
+```aws sso-admin.find-instance id=ic
+```
+
+```aws sso-admin.ensure-permission-set id=ps
+instance_arn = "${steps.ic.instance_arn}"
+name = "Ops"
+session_duration = "PT2H"
+```
+"#;
     let t = Test::new().aws(&moto.endpoint).file("r.md", text);
     let run = || t.run_args(&["run".into(), "r.md".into()]);
     let plan = || {
@@ -277,7 +287,18 @@ user_name = "${item}"
 #[test]
 fn a_customer_managed_policy_reference_added_out_of_band_is_detached() {
     let moto = Moto::shared();
-    let text = "# Set\n\n```aws sso-admin.find-instance id=ic\n```\n\n```aws sso-admin.ensure-permission-set id=ps\ninstance_arn = \"${steps.ic.instance_arn}\"\nname = \"ReadOnly\"\nsession_duration = \"PT1H\"\nmanaged_policies = [\"ReadOnlyAccess\"]\n```\n";
+    let text = r#"# Set
+
+```aws sso-admin.find-instance id=ic
+```
+
+```aws sso-admin.ensure-permission-set id=ps
+instance_arn = "${steps.ic.instance_arn}"
+name = "ReadOnly"
+session_duration = "PT1H"
+managed_policies = ["ReadOnlyAccess"]
+```
+"#;
     let t = Test::new().aws(&moto.endpoint).file("r.md", text);
     t.run_args(&["run".into(), "r.md".into()]).code_is(0);
     let v = recorded(&t);

@@ -149,8 +149,25 @@ fn every_guide_section_is_covered_and_says_the_guides_facts() {
 /// count for this one.
 #[test]
 fn a_fact_counts_only_inside_its_own_section() {
-    let md =
-        "# T\n\n## A\n\nalpha words\n\n```toml\n# not a heading\nbeta = 1\n```\n\n### A1\n\ngamma\n\n## B\n\ndelta\n";
+    let md = r#"# T
+
+## A
+
+alpha words
+
+```toml
+# not a heading
+beta = 1
+```
+
+### A1
+
+gamma
+
+## B
+
+delta
+"#;
     let a = section(md, "A").expect("A");
     assert!(a.contains("alpha") && a.contains("beta") && a.contains("gamma"), "{a}");
     assert!(!a.contains("delta"), "{a}");

@@ -20,7 +20,16 @@ fn a_fan_out_killed_halfway_resumes_and_creates_each_account_once() {
     );
     let names: Vec<String> = (0..100).map(|i| format!("\"acme-app{i:03}-prod\"")).collect();
     let text = format!(
-        "# Hundred\n\n```aws organizations.ensure-organization id=org\n```\n\n```aws organizations.ensure-account id=accts for-each='[{}]' timeout=5m\nname = \"${{item}}\"\nemail = \"aws+${{item}}@example.com\"\n```\n",
+        r#"# Hundred
+
+```aws organizations.ensure-organization id=org
+```
+
+```aws organizations.ensure-account id=accts for-each='[{}]' timeout=5m
+name = "${{item}}"
+email = "aws+${{item}}@example.com"
+```
+"#,
         names.join(", ")
     );
     let t = Test::new().file("r.md", text).aws(&proxy.endpoint);
@@ -96,7 +105,14 @@ fn sigterm_and_sighup_are_interruptions_too() {
 fn an_interruption_in_a_follow_up_runbook_exits_130() {
     interrupted_in(
         "-TERM",
-        Some("# Parent\n\n```rhai id=boom on-failure=busy.md\nthrow \"no\";\n```\n"),
+        Some(
+            r#"# Parent
+
+```rhai id=boom on-failure=busy.md
+throw "no";
+```
+"#,
+        ),
     );
 }
 
@@ -117,7 +133,13 @@ fn interrupted_in(signal: &str, parent: Option<&str>) {
         }
     });
     let text = format!(
-        "# Busy\n\n```net check-reachable id=busy\nurls = [\"http://127.0.0.1:{port}/\"]\ntimeout = \"60s\"\n```\n"
+        r#"# Busy
+
+```net check-reachable id=busy
+urls = ["http://127.0.0.1:{port}/"]
+timeout = "60s"
+```
+"#
     );
     let t = match parent {
         Some(p) => Test::new().file("busy.md", text).file("r.md", p),

@@ -134,7 +134,17 @@ fn an_expired_sso_session_says_to_sign_in_again() {
     let t = bare()
         .file(
             ".aws/config",
-            "[profile admin]\nsso_session = corp\nsso_account_id = 123456789012\nsso_role_name = AdministratorAccess\nregion = us-east-1\n\n[sso-session corp]\nsso_start_url = https://d-1234567890.awsapps.com/start\nsso_region = us-east-1\nsso_registration_scopes = sso:account:access\n",
+            r#"[profile admin]
+sso_session = corp
+sso_account_id = 123456789012
+sso_role_name = AdministratorAccess
+region = us-east-1
+
+[sso-session corp]
+sso_start_url = https://d-1234567890.awsapps.com/start
+sso_region = us-east-1
+sso_registration_scopes = sso:account:access
+"#,
         )
         .file(
             cache,

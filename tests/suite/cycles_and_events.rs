@@ -16,11 +16,21 @@ fn an_on_failure_chain_that_leads_back_is_a_check_error_naming_it() {
     let t = Test::new()
         .file(
             "runbooks/a.md",
-            "# A\n\n```rhai id=go on-failure=b.md\nfail(\"x\")\n```\n",
+            r#"# A
+
+```rhai id=go on-failure=b.md
+fail("x")
+```
+"#,
         )
         .file(
             "runbooks/b.md",
-            "# B\n\n```rhai id=back on-failure=a.md\nfail(\"y\")\n```\n",
+            r#"# B
+
+```rhai id=back on-failure=a.md
+fail("y")
+```
+"#,
         );
     run(&t, &["check", "runbooks/a.md"])
         .code_is(2)
@@ -34,15 +44,34 @@ fn an_on_failure_chain_that_leads_back_is_a_check_error_naming_it() {
     let t = Test::new()
         .file(
             "runbooks/a.md",
-            "# A\n\n```rhai id=go on-failure=sub/b.md#two\nfail(\"x\")\n```\n",
+            r#"# A
+
+```rhai id=go on-failure=sub/b.md#two
+fail("x")
+```
+"#,
         )
         .file(
             "runbooks/sub/b.md",
-            "# B\n\n```rhai id=one\n#{}\n```\n\n```rhai id=two on-failure=../c.md\nfail(\"y\")\n```\n",
+            r#"# B
+
+```rhai id=one
+#{}
+```
+
+```rhai id=two on-failure=../c.md
+fail("y")
+```
+"#,
         )
         .file(
             "runbooks/c.md",
-            "# C\n\n```rhai id=three on-failure=a.md#go\nfail(\"z\")\n```\n",
+            r#"# C
+
+```rhai id=three on-failure=a.md#go
+fail("z")
+```
+"#,
         );
     run(&t, &["check", "runbooks/"])
         .code_is(2)
@@ -52,10 +81,31 @@ fn an_on_failure_chain_that_leads_back_is_a_check_error_naming_it() {
     let t = Test::new()
         .file(
             "runbooks/a.md",
-            "# A\n\n```rhai id=go on-failure=b.md\nfail(\"x\")\n```\n",
+            r#"# A
+
+```rhai id=go on-failure=b.md
+fail("x")
+```
+"#,
         )
-        .file("runbooks/b.md", "# B\n\n```rhai id=fix on-failure=c.md\n#{}\n```\n")
-        .file("runbooks/c.md", "# C\n\n```rhai id=end\n#{}\n```\n");
+        .file(
+            "runbooks/b.md",
+            r#"# B
+
+```rhai id=fix on-failure=c.md
+#{}
+```
+"#,
+        )
+        .file(
+            "runbooks/c.md",
+            r#"# C
+
+```rhai id=end
+#{}
+```
+"#,
+        );
     run(&t, &["check", "runbooks/"]).code_is(0);
 }
 
@@ -69,7 +119,16 @@ fn events_that_cannot_be_written_stop_the_run_loudly() {
     }
     let t = Test::new().file(
         "r.md",
-        "# R\n\n```rhai id=one\n#{ a: 1 }\n```\n\n```rhai id=two\n#{ b: 2 }\n```\n",
+        r#"# R
+
+```rhai id=one
+#{ a: 1 }
+```
+
+```rhai id=two
+#{ b: 2 }
+```
+"#,
     );
     let out = run(&t, &["run", "r.md", "--events", "/dev/full"]);
     out.code_is(1)
@@ -86,9 +145,22 @@ fn a_follow_up_run_writes_to_the_same_event_stream() {
     let t = Test::new()
         .file(
             "runbooks/a.md",
-            "# A\n\n```rhai id=go on-failure=b.md\nfail(\"x\")\n```\n",
+            r#"# A
+
+```rhai id=go on-failure=b.md
+fail("x")
+```
+"#,
         )
-        .file("runbooks/b.md", "# B\n\n```rhai id=fix\n#{ fixed: true }\n```\n");
+        .file(
+            "runbooks/b.md",
+            r#"# B
+
+```rhai id=fix
+#{ fixed: true }
+```
+"#,
+        );
     run(&t, &["run", "runbooks/a.md", "--yes", "--events", "ev.ndjson"]).code_is(1);
     let events = std::fs::read_to_string(t.path("ev.ndjson")).expect("events");
     let steps: Vec<String> = events
@@ -106,7 +178,15 @@ fn a_follow_up_run_writes_to_the_same_event_stream() {
 #[test]
 fn events_never_write_through_a_linked_directory_on_the_way() {
     let t = Test::new()
-        .file("r.md", "# R\n\n```rhai id=one\n#{ a: 1 }\n```\n")
+        .file(
+            "r.md",
+            r#"# R
+
+```rhai id=one
+#{ a: 1 }
+```
+"#,
+        )
         .file("elsewhere/keep.txt", "keep me\n");
     std::os::unix::fs::symlink(t.path("elsewhere"), t.path("out")).expect("link");
     run(&t, &["run", "r.md", "--events", "out/ev.ndjson"])
@@ -124,7 +204,15 @@ fn events_never_write_through_a_linked_directory_on_the_way() {
 #[test]
 fn export_never_writes_through_a_linked_directory_on_the_way() {
     let t = Test::new()
-        .file("e.md", "# E\n\n```manual id=m\ninstructions = \"Do it.\"\n```\n")
+        .file(
+            "e.md",
+            r#"# E
+
+```manual id=m
+instructions = "Do it."
+```
+"#,
+        )
         .file("real/keep.txt", "")
         .file("elsewhere/keep.txt", "keep me\n");
     std::os::unix::fs::symlink(t.path("elsewhere"), t.path("out")).expect("link");
@@ -146,7 +234,15 @@ fn export_never_writes_through_a_linked_directory_on_the_way() {
 #[test]
 fn events_never_write_through_a_planted_link() {
     let t = Test::new()
-        .file("r.md", "# R\n\n```rhai id=one\n#{ a: 1 }\n```\n")
+        .file(
+            "r.md",
+            r#"# R
+
+```rhai id=one
+#{ a: 1 }
+```
+"#,
+        )
         .file("precious.txt", "keep me\n");
     std::os::unix::fs::symlink(t.path("precious.txt"), t.path("ev.ndjson")).expect("link");
     run(&t, &["run", "r.md", "--events", "ev.ndjson"])

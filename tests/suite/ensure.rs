@@ -13,7 +13,18 @@ const READ_ONLY: &str = "arn:aws:iam::aws:policy/ReadOnlyAccess";
 /// A runbook of one permission set step, with these extra lines in its body.
 fn set_runbook(body: &str) -> String {
     format!(
-        "# Set\n\n```aws sso-admin.find-instance id=ic\n```\n\n```aws sso-admin.ensure-permission-set id=ps\ninstance_arn = \"${{steps.ic.instance_arn}}\"\nname = \"Operators\"\nsession_duration = \"PT1H\"\n{body}\n```\n"
+        r#"# Set
+
+```aws sso-admin.find-instance id=ic
+```
+
+```aws sso-admin.ensure-permission-set id=ps
+instance_arn = "${{steps.ic.instance_arn}}"
+name = "Operators"
+session_duration = "PT1H"
+{body}
+```
+"#
     )
 }
 
@@ -172,7 +183,20 @@ fn a_permission_set_is_brought_to_exactly_the_policies_asked() {
 
 fn user_runbook(email: &str, display: &str, adopt: Option<&str>) -> String {
     format!(
-        "# User\n\n```aws sso-admin.find-instance id=ic\n```\n\n```aws identitystore.ensure-user id=user\nidentity_store_id = \"${{steps.ic.identity_store_id}}\"\nuser_name = \"cloud.admin\"\ndisplay_name = \"{display}\"\ngiven_name = \"Ada\"\nfamily_name = \"Lovelace\"\nemail = \"{email}\"\n{}```\n",
+        r#"# User
+
+```aws sso-admin.find-instance id=ic
+```
+
+```aws identitystore.ensure-user id=user
+identity_store_id = "${{steps.ic.identity_store_id}}"
+user_name = "cloud.admin"
+display_name = "{display}"
+given_name = "Ada"
+family_name = "Lovelace"
+email = "{email}"
+{}```
+"#,
         adopt.map(|a| format!("adopt = [\"{a}\"]\n")).unwrap_or_default()
     )
 }
@@ -289,7 +313,11 @@ fn an_organization_of_another_account_is_refused_from_a_member_account() {
     let emu = Emulator::start(&["--with-organization"]);
     let t = emu.as_member("acme-team-dev").file(
         "r.md",
-        "# Org\n\n```aws organizations.ensure-organization id=org\n```\n",
+        r#"# Org
+
+```aws organizations.ensure-organization id=org
+```
+"#,
     );
     let out = run(&t, "r.md", &[]);
     out.code_is(1)

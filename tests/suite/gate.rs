@@ -110,7 +110,10 @@ fn two_runs_started_together_file_one_case() {
     assert_eq!(
         cases_with(&moto.endpoint, "Gate probe").len(),
         1,
-        "one case:\n{x:?}\n{y:?}\n{:?}",
+        r#"one case:
+{x:?}
+{y:?}
+{:?}"#,
         proxy.operations()
     );
 }
@@ -258,7 +261,16 @@ fn two_runs_started_together_make_one_account_for_an_email() {
             ..Rules::default()
         },
     );
-    let text = "# Race\n\n```aws organizations.ensure-organization id=org\n```\n\n```aws organizations.ensure-account id=acc\nemail = \"race@example.com\"\nname = \"race-acct\"\n```\n";
+    let text = r#"# Race
+
+```aws organizations.ensure-organization id=org
+```
+
+```aws organizations.ensure-account id=acc
+email = "race@example.com"
+name = "race-acct"
+```
+"#;
     let t = Test::new().file("r.md", text).aws(&proxy.endpoint);
     t.run_args(&["run".into(), "r.md".into(), "--only".into(), "org".into()])
         .code_is(0);

@@ -80,7 +80,11 @@ fn a_root_email_over_64_characters_is_refused_before_anything_is_created() {
     let t = rehearsal().file(
         "a.toml",
         format!(
-            "[inputs]\naccount_names = \"AnyCompany-audit-prod, {long}\"\nemail_template = \"aws+{{name}}@example.com\"\nadmin_user = \"cloud.admin\"\n"
+            r#"[inputs]
+account_names = "AnyCompany-audit-prod, {long}"
+email_template = "aws+{{name}}@example.com"
+admin_user = "cloud.admin"
+"#
         ),
     );
     let out = t.run_args(&args(&[

@@ -45,9 +45,26 @@ confirm = "Done?"
 fn a_usage_error_after_a_finished_run_leaves_the_state_directory_as_it_was() {
     let t = Test::new()
         .file("r.md", SCRIPTED)
-        .file("answers.toml", "[inputs]\nwho = \"ann\"\n[steps.ask]\nconfirm = true\n")
-        .file("bad-step.toml", "[steps.nosuch]\nconfirm = true\n")
-        .file("bad-ask.toml", "[steps.ask]\nconfirm = \"yes\"\n");
+        .file(
+            "answers.toml",
+            r#"[inputs]
+who = "ann"
+[steps.ask]
+confirm = true
+"#,
+        )
+        .file(
+            "bad-step.toml",
+            r#"[steps.nosuch]
+confirm = true
+"#,
+        )
+        .file(
+            "bad-ask.toml",
+            r#"[steps.ask]
+confirm = "yes"
+"#,
+        );
     t.run_args(&["run".into(), "r.md".into(), "--answers".into(), "answers.toml".into()])
         .code_is(0);
     let state = t.path(".runbook");

@@ -67,7 +67,10 @@ account_id = "${item}"
 ```
 "#;
 
-const ANSWERS: &str = "[steps.approve]\nconfirm = true\nticket = \"CHG-1042\"\n";
+const ANSWERS: &str = r#"[steps.approve]
+confirm = true
+ticket = "CHG-1042"
+"#;
 
 struct Rig {
     moto: Moto,
@@ -169,7 +172,9 @@ impl Rig {
         let out = self.command(&t).output().expect("resume");
         assert!(
             out.status.success(),
-            "kill point {nth}: resume failed:\n{}\n{}",
+            r#"kill point {nth}: resume failed:
+{}
+{}"#,
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );

@@ -82,9 +82,25 @@ fn the_books_limits_file_is_kept_and_the_command_line_overrides_it() {
 
 #[test]
 fn a_limits_file_with_mistakes_is_refused_at_each_place_before_anything_runs() {
-    let text = "[rate]\nsso-admn = 5\norganizations = 0\n\n[in-progress]\nCreateAccount = 2.5\n\n[inprogress]\n";
+    let text = r#"[rate]
+sso-admn = 5
+organizations = 0
+
+[in-progress]
+CreateAccount = 2.5
+
+[inprogress]
+"#;
     let out = Test::new()
-        .file("r.md", "# R\n\n```rhai id=greet\n#{}\n```\n")
+        .file(
+            "r.md",
+            r#"# R
+
+```rhai id=greet
+#{}
+```
+"#,
+        )
         .file("limits.toml", text)
         .args(["run", "r.md", "--limits", "limits.toml"])
         .run();
@@ -99,7 +115,15 @@ fn a_limits_file_with_mistakes_is_refused_at_each_place_before_anything_runs() {
         .stdout_lacks("greet");
 
     let missing = Test::new()
-        .file("r.md", "# R\n\n```rhai id=hello\n#{}\n```\n")
+        .file(
+            "r.md",
+            r#"# R
+
+```rhai id=hello
+#{}
+```
+"#,
+        )
         .args(["run", "r.md", "--limits", "nowhere.toml"])
         .run();
     missing

@@ -321,7 +321,16 @@ fn a_lost_create_account_answer_is_followed_by_its_request_before_the_account_is
     assert_eq!(outputs(t.dir.path(), "acct")["account_id"], created.as_str(), "{out:?}");
 }
 
-const ONE_SET: &str = "# One set\n\n```aws sso-admin.find-instance id=ic\n```\n\n```aws sso-admin.ensure-permission-set id=ps timeout=2s\ninstance_arn = \"${steps.ic.instance_arn}\"\nname = \"ReadOnly\"\n```\n";
+const ONE_SET: &str = r#"# One set
+
+```aws sso-admin.find-instance id=ic
+```
+
+```aws sso-admin.ensure-permission-set id=ps timeout=2s
+instance_arn = "${steps.ic.instance_arn}"
+name = "ReadOnly"
+```
+"#;
 
 /// Permission sets named `ReadOnly` in the emulator.
 fn read_only_sets(endpoint: &str) -> usize {
@@ -509,8 +518,13 @@ fn a_renamed_step_still_lets_its_abandoned_create_land() {
             ..Rules::default()
         },
     );
-    let case =
-        "# Case\n\n```aws support.ensure-case id=case\nsubject = \"Renamed probe\"\nbody = \"Not activated.\"\n```\n";
+    let case = r#"# Case
+
+```aws support.ensure-case id=case
+subject = "Renamed probe"
+body = "Not activated."
+```
+"#;
     let t = Test::new()
         .file("r.md", case)
         .aws(&proxy.endpoint)
@@ -548,10 +562,26 @@ fn resend_waits_for_the_first_request_to_land() {
             ..Rules::default()
         },
     );
-    let text = "# Resend\n\n```aws sso-admin.find-instance id=ic\n```\n\n```aws identitystore:CreateUser id=mk\nIdentityStoreId = \"${steps.ic.identity_store_id}\"\nUserName = \"resent\"\nDisplayName = \"R\"\nName = { GivenName = \"R\", FamilyName = \"S\" }\n```\n";
+    let text = r#"# Resend
+
+```aws sso-admin.find-instance id=ic
+```
+
+```aws identitystore:CreateUser id=mk
+IdentityStoreId = "${steps.ic.identity_store_id}"
+UserName = "resent"
+DisplayName = "R"
+Name = { GivenName = "R", FamilyName = "S" }
+```
+"#;
     let t = Test::new()
         .file("r.md", text)
-        .file("a.toml", "[steps.mk]\nresend = true\n")
+        .file(
+            "a.toml",
+            r#"[steps.mk]
+resend = true
+"#,
+        )
         .aws(&proxy.endpoint)
         .env("RUNBOOK_LANDING_MS", "3000");
     t.run_args(&["run".into(), "r.md".into()]).code_is(1);

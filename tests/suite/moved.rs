@@ -86,7 +86,13 @@ fn two_journals_that_could_be_a_moved_runbook_are_refused_not_guessed() {
     // unknown outcome is asked about from any journal; a person says to send it.
     run(&t, "b/offboard.md").code_is(3);
     assert_eq!(proxy.calls("DeleteUser"), 1);
-    std::fs::write(t.path("a.toml"), "[steps.del]\nresend = true\n").expect("answers");
+    std::fs::write(
+        t.path("a.toml"),
+        r#"[steps.del]
+resend = true
+"#,
+    )
+    .expect("answers");
     let b = t.run_args(&[
         "run".into(),
         "b/offboard.md".into(),
@@ -131,7 +137,13 @@ fn a_renamed_step_keeps_its_unknown_outcome() {
         .stderr_has("the same identitystore:DeleteUser request was sent");
     assert_eq!(proxy.calls("DeleteUser"), 1, "not sent again under the step's new id");
     // A person who checked says to send it again.
-    std::fs::write(t.path("a.toml"), "[steps.remove-user]\nresend = true\n").expect("answers");
+    std::fs::write(
+        t.path("a.toml"),
+        r#"[steps.remove-user]
+resend = true
+"#,
+    )
+    .expect("answers");
     let resent = t.run_args(&["run".into(), "offboard.md".into(), "--answers".into(), "a.toml".into()]);
     resent.code_is(0);
     assert_eq!(proxy.calls("DeleteUser"), 2);
@@ -173,7 +185,12 @@ fn another_runbook_that_only_shares_the_title_does_not_take_the_journal() {
     // Same title, none of its steps: not the runbook that moved.
     std::fs::write(
         t.path("checklist.md"),
-        "# Remove\n\n```rhai id=look\n#{ ok: true }\n```\n",
+        r#"# Remove
+
+```rhai id=look
+#{ ok: true }
+```
+"#,
     )
     .expect("write");
     let other = run(&t, "checklist.md");

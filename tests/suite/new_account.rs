@@ -112,7 +112,12 @@ fn the_rehearsed_account_can_have_a_support_plan_with_the_api_and_an_organizatio
     );
     // An activated account (the same answers without their [rehearsal] table): the plan decides.
     let answers = std::fs::read_to_string(answers_for(rb)).expect("answers");
-    let activated = answers.replace("[rehearsal]\nactivated = false\n", "");
+    let activated = answers.replace(
+        r#"[rehearsal]
+activated = false
+"#,
+        "",
+    );
     assert_ne!(activated, answers);
     let with_plan = |plan: &str| {
         let t = rehearsal().file("a.toml", &activated);
@@ -180,7 +185,16 @@ fn part_1_checks_the_account_the_operator_named() {
     );
     let answers = |account: &str| {
         format!(
-            "[inputs]\naccount_name = \"AnyCompany-audit-prod\"\naccount_email = \"it.admins@example.com\"\n[steps.support-plan]\nconfirm = true\nsupport_plan = \"basic\"\n[steps.root-sign-in]\nconfirm = true\naccount_id = \"{account}\"\n"
+            r#"[inputs]
+account_name = "AnyCompany-audit-prod"
+account_email = "it.admins@example.com"
+[steps.support-plan]
+confirm = true
+support_plan = "basic"
+[steps.root-sign-in]
+confirm = true
+account_id = "{account}"
+"#
         )
     };
     let t = Test::new()
@@ -254,7 +268,11 @@ fn prerequisites_pass_on_a_new_account_read_only_and_run_every_check() {
     let t = Test::new()
         .file(
             "a.toml",
-            "[inputs]\naccount_name = \"AnyCompany-audit-prod\"\naccount_email = \"it.admins@example.com\"\naccount_phone = \"+1 206 555 0100\"\n",
+            r#"[inputs]
+account_name = "AnyCompany-audit-prod"
+account_email = "it.admins@example.com"
+account_phone = "+1 206 555 0100"
+"#,
         )
         .aws(&proxy.endpoint);
     for step in ["management-account", "role-quota"] {

@@ -9,7 +9,13 @@ const CANARY: &str = "hunter2-plan-canary-7d1e";
 
 fn create(name: &str) -> String {
     format!(
-        "# Create\n\n```aws secretsmanager:CreateSecret id=make\nName = \"{name}\"\nSecretString = \"{CANARY}\"\n```\n"
+        r#"# Create
+
+```aws secretsmanager:CreateSecret id=make
+Name = "{name}"
+SecretString = "{CANARY}"
+```
+"#
     )
 }
 
@@ -19,13 +25,19 @@ fn create(name: &str) -> String {
 #[test]
 fn a_secret_a_read_answers_never_reaches_the_plan() {
     let moto = Moto::shared();
-    let t = Test::new()
-        .aws(&moto.endpoint)
-        .file("make.md", create("db"))
-        .file(
-            "read.md",
-            "# Read\n\n```aws secretsmanager:GetSecretValue id=got\nSecretId = \"db\"\n```\n\n```rhai id=len\n#{ n: steps.got.SecretString.len() }\n```\n",
-        );
+    let t = Test::new().aws(&moto.endpoint).file("make.md", create("db")).file(
+        "read.md",
+        r#"# Read
+
+```aws secretsmanager:GetSecretValue id=got
+SecretId = "db"
+```
+
+```rhai id=len
+#{ n: steps.got.SecretString.len() }
+```
+"#,
+    );
     t.run_args(&["run".into(), "make.md".into()])
         .code_is(0)
         .stdout_lacks(CANARY);
@@ -49,7 +61,12 @@ fn no_attribute_makes_plan_send_a_change() {
     let moto = Moto::shared();
     let t = Test::new().aws(&moto.endpoint).file(
         "pr.md",
-        "# PR\n\n```aws iam:CreateUser id=sneak mutates=false\nUserName = \"pr-user\"\n```\n",
+        r#"# PR
+
+```aws iam:CreateUser id=sneak mutates=false
+UserName = "pr-user"
+```
+"#,
     );
     let out = t.run_args(&["plan".into(), "pr.md".into(), "--detailed-exitcode".into()]);
     out.code_is(2).stdout_has("would call iam:CreateUser");
@@ -93,7 +110,23 @@ fn a_finished_change_is_done_in_the_plan_as_in_the_run() {
 #[test]
 fn plan_never_prints_credentials_minted_from_ci() {
     let moto = Moto::shared();
-    let text = "# Docs only\n\n```aws sts:GetSessionToken id=s\n```\n\n```aws kms:DescribeKey id=a\nKeyId = \"${steps.s.Credentials.AccessKeyId}\"\n```\n\n```aws kms:DescribeKey id=k\nKeyId = \"${steps.s.Credentials.SecretAccessKey}\"\n```\n\n```aws kms:DescribeKey id=t\nKeyId = \"${steps.s.Credentials.SessionToken}\"\n```\n";
+    let text = r#"# Docs only
+
+```aws sts:GetSessionToken id=s
+```
+
+```aws kms:DescribeKey id=a
+KeyId = "${steps.s.Credentials.AccessKeyId}"
+```
+
+```aws kms:DescribeKey id=k
+KeyId = "${steps.s.Credentials.SecretAccessKey}"
+```
+
+```aws kms:DescribeKey id=t
+KeyId = "${steps.s.Credentials.SessionToken}"
+```
+"#;
     let t = Test::new().aws(&moto.endpoint).file("ci.md", text);
     // What moto mints (its fixed example credentials).
     let minted = block_on_minted(&moto.endpoint);
@@ -133,7 +166,22 @@ fn block_on_minted(endpoint: &str) -> Vec<String> {
 fn plan_sends_neither_a_get_that_makes_nor_a_read_made_of_a_secret() {
     let moto = Moto::start();
     let proxy = crate::common::fault_proxy::FaultProxy::start(&moto.endpoint, Default::default());
-    let text = "# PR\n\n```runbook\n[inputs.pw]\nsecret = true\n```\n\n```aws cognito-identity:GetId id=id\nIdentityPoolId = \"us-east-1:00000000-0000-0000-0000-000000000000\"\n```\n\n```aws s3:ListObjectsV2 id=ls\nBucket = \"someone-elses-bucket\"\nPrefix = \"${inputs.pw}\"\n```\n";
+    let text = r#"# PR
+
+```runbook
+[inputs.pw]
+secret = true
+```
+
+```aws cognito-identity:GetId id=id
+IdentityPoolId = "us-east-1:00000000-0000-0000-0000-000000000000"
+```
+
+```aws s3:ListObjectsV2 id=ls
+Bucket = "someone-elses-bucket"
+Prefix = "${inputs.pw}"
+```
+"#;
     let t = Test::new().aws(&proxy.endpoint).file("pr.md", text);
     let out = t.run_args(&[
         "plan".into(),
@@ -166,7 +214,16 @@ fn plan_says_what_the_run_does_with_a_secret_answer() {
     let proxy = crate::common::fault_proxy::FaultProxy::start(&moto.endpoint, Default::default());
     let t = Test::new().aws(&proxy.endpoint).file(
         "ak.md",
-        "# AK\n\n```aws iam:CreateUser id=u\nUserName = \"svc-ak\"\n```\n\n```aws iam:CreateAccessKey id=k\nUserName = \"svc-ak\"\n```\n",
+        r#"# AK
+
+```aws iam:CreateUser id=u
+UserName = "svc-ak"
+```
+
+```aws iam:CreateAccessKey id=k
+UserName = "svc-ak"
+```
+"#,
     );
     t.run_args(&["run".into(), "ak.md".into()]).code_is(0);
     let out = t.run_args(&[
@@ -184,7 +241,16 @@ fn plan_says_what_the_run_does_with_a_secret_answer() {
     let before = proxy.operations().len();
     let t = t.file(
         "read.md",
-        "# Read\n\n```aws secretsmanager:GetSecretValue id=got\nSecretId = \"db\"\n```\n\n```aws connect:GetFederationToken id=fed\nInstanceId = \"11111111-2222-3333-4444-555555555555\"\n```\n",
+        r#"# Read
+
+```aws secretsmanager:GetSecretValue id=got
+SecretId = "db"
+```
+
+```aws connect:GetFederationToken id=fed
+InstanceId = "11111111-2222-3333-4444-555555555555"
+```
+"#,
     );
     t.run_args(&["plan".into(), "read.md".into()]).code_is(0);
     let sent: Vec<String> = proxy.operations().into_iter().skip(before).map(|(op, _)| op).collect();

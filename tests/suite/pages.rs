@@ -123,7 +123,11 @@ fn same_page_forever(body: &'static str) -> (String, std::sync::Arc<std::sync::a
 #[test]
 fn a_repeated_page_token_fails_the_read() {
     let (endpoint, answered) = same_page_forever(r#"{"Roots":[{"Id":"r-1","Name":"Root"}],"NextToken":"again"}"#);
-    let text = "# Roots\n\n```aws organizations:ListRoots id=roots\n```\n";
+    let text = r#"# Roots
+
+```aws organizations:ListRoots id=roots
+```
+"#;
     Test::new()
         .file("r.md", text)
         .aws(&endpoint)
@@ -145,7 +149,11 @@ fn a_repeated_page_token_fails_a_built_in_read() {
     let (endpoint, _) = same_page_forever(
         r#"{"Accounts":[{"Id":"111111111111","Name":"acme-a-prod","Email":"a@example.com","Status":"ACTIVE"}],"NextToken":"again"}"#,
     );
-    let text = "# Accounts\n\n```aws organizations.list-accounts id=all\n```\n";
+    let text = r#"# Accounts
+
+```aws organizations.list-accounts id=all
+```
+"#;
     Test::new()
         .file("r.md", text)
         .aws(&endpoint)

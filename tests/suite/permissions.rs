@@ -493,7 +493,20 @@ fn calls_by_name_pass_moto_s_authorizer_with_the_printed_policy_and_each_action_
 fn a_step_in_another_account_needs_only_to_assume_its_role() {
     let t = Test::new().file(
         "r.md",
-        "# Elsewhere\n\n```aws sts.whoami id=who-am-i\n```\n\n```aws iam:GetAccountPasswordPolicy id=policy-read account=111122223333\n```\n\n```aws iam:GetAccountPasswordPolicy id=there role=Auditor account=${steps.who_am_i.account_id}\n```\n\n```aws iam:GetAccountPasswordPolicy id=chosen role=${steps.who_am_i.name} account=111122223333\n```\n",
+        r#"# Elsewhere
+
+```aws sts.whoami id=who-am-i
+```
+
+```aws iam:GetAccountPasswordPolicy id=policy-read account=111122223333
+```
+
+```aws iam:GetAccountPasswordPolicy id=there role=Auditor account=${steps.who_am_i.account_id}
+```
+
+```aws iam:GetAccountPasswordPolicy id=chosen role=${steps.who_am_i.name} account=111122223333
+```
+"#,
     );
     let out = t.run_args(&args(&["permissions", "--json", "r.md"]));
     out.code_is(0);

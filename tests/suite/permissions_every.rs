@@ -177,7 +177,10 @@ fn the_account_baseline_runs_with_exactly_its_printed_policies_and_names_any_act
     let acct = Account::after(|endpoint| {
         let ids = crate::services::boto(
             endpoint,
-            "o = c('organizations')\no.create_organization(FeatureSet='ALL')\nids = [o.create_account(AccountName=n, Email=n + '@example.com')['CreateAccountStatus']['AccountId'] for n in ['dev', 'prod']]\nprint(' '.join(ids))",
+            r#"o = c('organizations')
+o.create_organization(FeatureSet='ALL')
+ids = [o.create_account(AccountName=n, Email=n + '@example.com')['CreateAccountStatus']['AccountId'] for n in ['dev', 'prod']]
+print(' '.join(ids))"#,
         );
         let ids: Vec<String> = ids.split(' ').map(String::from).collect();
         role_may(endpoint, &ids, &for_role);

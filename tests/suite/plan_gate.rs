@@ -40,9 +40,12 @@ fn plan(t: &Test, extra: &[&str]) -> Output {
 
 #[test]
 fn a_confirmed_manual_step_and_an_empty_fan_out_let_the_gate_pass() {
-    let t = Test::new()
-        .file("r.md", RUNBOOK)
-        .file("answers.toml", "[steps.checklist]\nconfirm = true\n");
+    let t = Test::new().file("r.md", RUNBOOK).file(
+        "answers.toml",
+        r#"[steps.checklist]
+confirm = true
+"#,
+    );
     // Never run: the person would be asked.
     plan(&t, &[]).code_is(2).stdout_has("changes pending");
     t.run_args(&[
@@ -89,9 +92,15 @@ fn a_confirmed_manual_step_and_an_empty_fan_out_let_the_gate_pass() {
 /// change something" must not pass a typo, nor fail it as a change.
 #[test]
 fn a_usage_error_exits_one_under_the_detailed_exit_code() {
-    let t = Test::new()
-        .file("r.md", RUNBOOK)
-        .file("bad.md", "# Bad\n\n```rhai id=x if='(('\n#{}\n```\n");
+    let t = Test::new().file("r.md", RUNBOOK).file(
+        "bad.md",
+        r#"# Bad
+
+```rhai id=x if='(('
+#{}
+```
+"#,
+    );
     plan(&t, &["--input", "nosuch=1"]).code_is(1).stderr_has("nosuch");
     t.run_args(&["plan".into(), "bad.md".into(), "--detailed-exitcode".into()])
         .code_is(1);

@@ -278,7 +278,11 @@ fn a_step_in_another_account_is_checked_for_assuming_its_role() {
     let acct = Account::new();
     let t = acct.test().file(
         "r.md",
-        "# Elsewhere\n\n```aws iam:GetAccountPasswordPolicy id=policy-read account=111122223333\n```\n",
+        r#"# Elsewhere
+
+```aws iam:GetAccountPasswordPolicy id=policy-read account=111122223333
+```
+"#,
     );
     let plan = || t.run_args(&["plan".into(), "r.md".into(), "--check-permissions".into()]);
     acct.allow(&with_preflight(&json!({"Version": "2012-10-17", "Statement": []})));

@@ -72,7 +72,18 @@ fn a_person_answers_is_reasked_and_confirms() {
 fn prompts_never_send_a_runbooks_escape_sequences_to_the_terminal() {
     let t = Test::new().file(
         "r.md",
-        "# R\n\n```runbook\n[inputs.u]\nprompt = \"user\\u001b]0;pwned\\u0007\\u001b[2J\"\nhelp = \"help\\u001b[31mRED\\u009b1m\"\n```\n\n```rhai id=a\n#{ u: inputs.u }\n```\n",
+        r#"# R
+
+```runbook
+[inputs.u]
+prompt = "user\u001b]0;pwned\u0007\u001b[2J"
+help = "help\u001b[31mRED\u009b1m"
+```
+
+```rhai id=a
+#{ u: inputs.u }
+```
+"#,
     );
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_runbook"));
     cmd.args(["--color", "never", "run", "r.md"])
@@ -205,20 +216,47 @@ fn ctrl_c_at_a_prompt_is_an_interruption() {
 /// step was reached, after earlier steps had sent their calls).
 #[test]
 fn an_answer_its_question_refuses_stops_the_run_before_anything_runs() {
-    let asks = "# Ask\n\n```rhai id=first\n#{ ran: true }\n```\n\n```manual id=plan\nconfirm = \"Chosen?\"\n[ask.tier]\nprompt = \"Support plan\"\nchoices = [\"basic\", \"business\"]\n[ask.acct]\nprompt = \"Account\"\npattern = \"[0-9]{12}\"\n```\n";
+    let asks = r#"# Ask
+
+```rhai id=first
+#{ ran: true }
+```
+
+```manual id=plan
+confirm = "Chosen?"
+[ask.tier]
+prompt = "Support plan"
+choices = ["basic", "business"]
+[ask.acct]
+prompt = "Account"
+pattern = "[0-9]{12}"
+```
+"#;
     let t = Test::new()
         .file("a.md", asks)
         .file(
             "choice.toml",
-            "[steps.plan]\nconfirm = true\ntier = \"platinum\"\nacct = \"123456789012\"\n",
+            r#"[steps.plan]
+confirm = true
+tier = "platinum"
+acct = "123456789012"
+"#,
         )
         .file(
             "pattern.toml",
-            "[steps.plan]\nconfirm = true\ntier = \"basic\"\nacct = \"12\"\n",
+            r#"[steps.plan]
+confirm = true
+tier = "basic"
+acct = "12"
+"#,
         )
         .file(
             "good.toml",
-            "[steps.plan]\nconfirm = true\ntier = \"basic\"\nacct = \"123456789012\"\n",
+            r#"[steps.plan]
+confirm = true
+tier = "basic"
+acct = "123456789012"
+"#,
         );
     let run = |answers: &str| t.run_args(&["run".into(), "a.md".into(), "--answers".into(), answers.into()]);
     run("choice.toml")
@@ -236,7 +274,15 @@ fn an_answer_its_question_refuses_stops_the_run_before_anything_runs() {
 /// (attacker finding, session 6: the answer had to be the expression's text).
 #[test]
 fn an_expression_in_choices_is_a_check_error() {
-    let text = "# Ask\n\n```manual id=plan\nconfirm = \"Chosen?\"\n[ask.tier]\nprompt = \"Plan\"\nchoices = [\"${inputs.plans}\", \"none\"]\n```\n";
+    let text = r#"# Ask
+
+```manual id=plan
+confirm = "Chosen?"
+[ask.tier]
+prompt = "Plan"
+choices = ["${inputs.plans}", "none"]
+```
+"#;
     Test::new()
         .file("a.md", text)
         .args(["check", "a.md"])
@@ -252,11 +298,29 @@ fn only_a_no_leads_into_on_failure_not_a_missing_answer() {
     let t = Test::new()
         .file(
             "runbooks/a.md",
-            "# A\n\n```manual id=call on-failure=b.md\nconfirm = \"Did the call come?\"\n```\n",
+            r#"# A
+
+```manual id=call on-failure=b.md
+confirm = "Did the call come?"
+```
+"#,
         )
-        .file("runbooks/b.md", "# B\n\n```rhai id=fallback\n#{}\n```\n")
+        .file(
+            "runbooks/b.md",
+            r#"# B
+
+```rhai id=fallback
+#{}
+```
+"#,
+        )
         .file("unanswered.toml", "[steps.call]\n")
-        .file("no.toml", "[steps.call]\nconfirm = false\n");
+        .file(
+            "no.toml",
+            r#"[steps.call]
+confirm = false
+"#,
+        );
     let run = |answers: &str| t.run_args(&["run".into(), "runbooks/a.md".into(), "--answers".into(), answers.into()]);
     let waits = run("unanswered.toml");
     waits

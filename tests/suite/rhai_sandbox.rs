@@ -20,7 +20,14 @@ fn rhai_scripts_are_stopped_by_their_limits() {
         ),
     ];
     for (script, expect, located) in cases {
-        let text = format!("# Limits\n\n```rhai id=bad\n{script}\n```\n");
+        let text = format!(
+            r#"# Limits
+
+```rhai id=bad
+{script}
+```
+"#
+        );
         let out = Test::new().file("r.md", text).args(["run", "r.md"]).run();
         assert_eq!(out.code, 1, "{script}: {out:?}");
         assert!(out.stderr.contains(expect), "{script}: {out:?}");
@@ -92,8 +99,18 @@ fn rhai_cannot_import_eval_or_touch_files() {
         ),
     ];
     for (script, attrs, code, expect, located) in cases {
-        let text =
-            format!("# Sandbox\n\n```rhai id=bad{attrs}\n{script}\n```\n\n```rhai id=after\n#{{ ran: true }}\n```\n");
+        let text = format!(
+            r#"# Sandbox
+
+```rhai id=bad{attrs}
+{script}
+```
+
+```rhai id=after
+#{{ ran: true }}
+```
+"#
+        );
         let out = Test::new().file("r.md", text).args(["run", "r.md"]).run();
         assert_eq!(out.code, code, "{script}: {out:?}");
         assert!(out.stderr.contains(expect), "{script}: {out:?}");
@@ -115,7 +132,14 @@ fn rhai_cannot_import_eval_or_touch_files() {
 #[test]
 fn interpolation_is_an_expression_and_nothing_more() {
     let case = |expr: &str| {
-        let text = format!("# T\n\n```manual id=m\ninstructions = \"${{ {expr} }}\"\n```\n");
+        let text = format!(
+            r#"# T
+
+```manual id=m
+instructions = "${{ {expr} }}"
+```
+"#
+        );
         Test::new().file("r.md", text).args(["run", "r.md", "--yes"]).run()
     };
     for refused in [

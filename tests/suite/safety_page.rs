@@ -56,7 +56,12 @@ fn every_test_the_safety_page_names_is_a_test_in_the_file_its_row_names() {
 
 #[test]
 fn the_test_finder_tells_a_test_from_a_function() {
-    let code = "#[test]\n#[ignore]\nfn real_one_here() {}\n\nfn helper_not_test() {}\n";
+    let code = r#"#[test]
+#[ignore]
+fn real_one_here() {}
+
+fn helper_not_test() {}
+"#;
     assert!(is_test_in(code, "real_one_here"));
     assert!(!is_test_in(code, "helper_not_test"));
     assert!(!is_test_in(code, "missing_name_here"));

@@ -9,7 +9,20 @@ use crate::common::fault_proxy::{FaultProxy, Rules};
 use crate::common::{Moto, Output, Test};
 
 /// A runbook that shows its parent's error in every sink it has.
-const CHILD: &str = "# Child\n\n```rhai id=show\nprint(\"parent said: \" + run.failed.error);\nprint(\"upper: \" + run.failed.error.to_upper());\nlet rev = \"\"; for c in run.failed.error.to_chars() { rev = c + rev; }\nprint(\"reversed: \" + rev);\n#{ e: run.failed.error, rev: rev, n: run.failed.error.len() }\n```\n\n```aws iam:GetUser id=echo\nUserName = \"${run.failed.error}\"\n```\n";
+const CHILD: &str = r#"# Child
+
+```rhai id=show
+print("parent said: " + run.failed.error);
+print("upper: " + run.failed.error.to_upper());
+let rev = ""; for c in run.failed.error.to_chars() { rev = c + rev; }
+print("reversed: " + rev);
+#{ e: run.failed.error, rev: rev, n: run.failed.error.len() }
+```
+
+```aws iam:GetUser id=echo
+UserName = "${run.failed.error}"
+```
+"#;
 
 /// Runs `parent.md` (with `child.md` beside it) into its follow-up; every byte written by the
 /// tool (output, state directory, events) with the fixtures removed.
@@ -47,10 +60,27 @@ fn a_follow_up_never_shows_a_manual_answer_its_parent_sent() {
     let t = Test::new()
         .file(
             "parent.md",
-            "# Parent\n\n```manual id=ask\n[ask.pin]\nprompt = \"PIN\"\nsecret = true\n```\n\n```aws iam:GetUser id=mk on-failure=child.md\nUserName = \"no-${steps.ask.pin}\"\n```\n",
+            r#"# Parent
+
+```manual id=ask
+[ask.pin]
+prompt = "PIN"
+secret = true
+```
+
+```aws iam:GetUser id=mk on-failure=child.md
+UserName = "no-${steps.ask.pin}"
+```
+"#,
         )
         .file("child.md", CHILD)
-        .file("a.toml", "[steps.ask]\nconfirm = true\npin = \"pinZq7Xk3\"\n")
+        .file(
+            "a.toml",
+            r#"[steps.ask]
+confirm = true
+pin = "pinZq7Xk3"
+"#,
+        )
         .aws(&moto.endpoint);
     // The plan is given the answer too, and a later step names it.
     let plan = t.run_args(&["plan".into(), "parent.md".into(), "--answers".into(), "a.toml".into()]);
@@ -65,7 +95,21 @@ fn a_follow_up_never_shows_a_sensitive_member_its_parent_sent() {
     let t = Test::new()
         .file(
             "parent.md",
-            "# Parent\n\n```aws secretsmanager:CreateSecret id=make\nName = \"db\"\nSecretString = \"valueZq7Xk3\"\n```\n\n```aws secretsmanager:GetSecretValue id=got\nSecretId = \"db\"\n```\n\n```aws iam:GetUser id=mk on-failure=child.md\nUserName = \"no-${steps.got.SecretString}\"\n```\n",
+            r#"# Parent
+
+```aws secretsmanager:CreateSecret id=make
+Name = "db"
+SecretString = "valueZq7Xk3"
+```
+
+```aws secretsmanager:GetSecretValue id=got
+SecretId = "db"
+```
+
+```aws iam:GetUser id=mk on-failure=child.md
+UserName = "no-${steps.got.SecretString}"
+```
+"#,
         )
         .file("child.md", CHILD)
         .aws(&moto.endpoint);
@@ -79,9 +123,29 @@ fn a_follow_up_never_shows_a_value_its_parent_derived_from_a_secret() {
     let t = Test::new()
         .file(
             "parent.md",
-            "# Parent\n\n```runbook\n[inputs.pw]\nprompt = \"pw\"\nsecret = true\n```\n\n```rhai id=f on-failure=child.md\nfail(\"bad: \" + inputs.pw.to_upper() + \" / \" + inputs.pw.to_chars().reverse())\n```\n",
+            r#"# Parent
+
+```runbook
+[inputs.pw]
+prompt = "pw"
+secret = true
+```
+
+```rhai id=f on-failure=child.md
+fail("bad: " + inputs.pw.to_upper() + " / " + inputs.pw.to_chars().reverse())
+```
+"#,
         )
-        .file("child.md", CHILD.replace("```aws iam:GetUser id=echo\nUserName = \"${run.failed.error}\"\n```\n", ""));
+        .file(
+            "child.md",
+            CHILD.replace(
+                r#"```aws iam:GetUser id=echo
+UserName = "${run.failed.error}"
+```
+"#,
+                "",
+            ),
+        );
     let (out, written) = through_the_child(&t, &["--input", "pw=pwZq7Xk3"]);
     the_child_ran(&out);
     no_piece_of(&written, "pwZq7Xk3");
@@ -106,7 +170,11 @@ fn a_follow_up_plan_and_json_never_show_credentials_aws_quoted() {
     let t = Test::new()
         .file(
             "parent.md",
-            "# Parent\n\n```aws organizations.ensure-organization id=org on-failure=child.md\n```\n",
+            r#"# Parent
+
+```aws organizations.ensure-organization id=org on-failure=child.md
+```
+"#,
         )
         .file("child.md", CHILD)
         .env("AWS_ENDPOINT_URL", &proxy.endpoint)

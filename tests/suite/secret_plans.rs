@@ -16,15 +16,52 @@ const SECRET: &str = "hunter2Canary";
 /// it upper-cased; the existing user `alice` given the secret as display name.
 fn runbook() -> String {
     let mut s = String::from(
-        "# P\n\n```runbook\n[inputs.pw]\nprompt = \"pw\"\nsecret = true\n```\n\n```aws sso-admin.find-instance id=ic\n```\n\n",
+        r#"# P
+
+```runbook
+[inputs.pw]
+prompt = "pw"
+secret = true
+```
+
+```aws sso-admin.find-instance id=ic
+```
+
+"#,
     );
     for (i, at) in (0..13).step_by(3).enumerate() {
         s.push_str(&format!(
-            "```aws sso-admin.ensure-permission-set id=p{i}\ninstance_arn = \"${{steps.ic.instance_arn}}\"\nname = \"${{inputs.pw.sub_string({at}, 3)}}\"\n```\n\n"
+            r#"```aws sso-admin.ensure-permission-set id=p{i}
+instance_arn = "${{steps.ic.instance_arn}}"
+name = "${{inputs.pw.sub_string({at}, 3)}}"
+```
+
+"#
         ));
     }
-    s.push_str("```aws identitystore.ensure-user id=upper\nidentity_store_id = \"${steps.ic.identity_store_id}\"\nuser_name = \"${inputs.pw.to_upper()}\"\ndisplay_name = \"x\"\ngiven_name = \"A\"\nfamily_name = \"B\"\nemail = \"u@example.com\"\n```\n\n");
-    s.push_str("```aws identitystore.ensure-user id=alice\nidentity_store_id = \"${steps.ic.identity_store_id}\"\nuser_name = \"alice\"\ndisplay_name = \"${inputs.pw}\"\ngiven_name = \"Alice\"\nfamily_name = \"L\"\nemail = \"alice@example.com\"\n```\n");
+    s.push_str(
+        r#"```aws identitystore.ensure-user id=upper
+identity_store_id = "${steps.ic.identity_store_id}"
+user_name = "${inputs.pw.to_upper()}"
+display_name = "x"
+given_name = "A"
+family_name = "B"
+email = "u@example.com"
+```
+
+"#,
+    );
+    s.push_str(
+        r#"```aws identitystore.ensure-user id=alice
+identity_store_id = "${steps.ic.identity_store_id}"
+user_name = "alice"
+display_name = "${inputs.pw}"
+given_name = "Alice"
+family_name = "L"
+email = "alice@example.com"
+```
+"#,
+    );
     s
 }
 
@@ -124,7 +161,19 @@ fn a_place_made_of_a_secret_is_refused_by_check() {
     ] {
         let t = Test::new().file(
             "r.md",
-            format!("# P\n\n```runbook\n[inputs.pw]\nprompt = \"pw\"\nsecret = true\n```\n\n```aws iam:ListUsers id=u {attr}\n```\n"),
+            format!(
+                r#"# P
+
+```runbook
+[inputs.pw]
+prompt = "pw"
+secret = true
+```
+
+```aws iam:ListUsers id=u {attr}
+```
+"#
+            ),
         );
         let out = t.run_args(&["plan".into(), "r.md".into(), "--input".into(), format!("pw={SECRET}")]);
         out.code_is(2)
@@ -151,7 +200,14 @@ fn a_credential_cut_short_by_a_clipped_error_is_masked() {
             },
         );
         let t = Test::new()
-            .file("r.md", "# R\n\n```aws iam:ListUsers id=u\n```\n")
+            .file(
+                "r.md",
+                r#"# R
+
+```aws iam:ListUsers id=u
+```
+"#,
+            )
             .aws(&proxy.endpoint)
             .env("AWS_SESSION_TOKEN", TOKEN);
         let out = t.run_args(&["run".into(), "r.md".into(), "--events".into(), "ev.ndjson".into()]);
@@ -173,7 +229,19 @@ fn a_credential_cut_short_by_a_clipped_error_is_masked() {
 fn a_secret_inputs_pattern_is_no_oracle_in_a_plan() {
     let t = Test::new().file(
         "r.md",
-        "# P\n\n```runbook\n[inputs.pw]\nprompt = \"pw\"\nsecret = true\npattern = \"[a-z]+Q[0-9]*\"\n```\n\n```rhai id=use\n#{ n: inputs.pw.len() }\n```\n",
+        r#"# P
+
+```runbook
+[inputs.pw]
+prompt = "pw"
+secret = true
+pattern = "[a-z]+Q[0-9]*"
+```
+
+```rhai id=use
+#{ n: inputs.pw.len() }
+```
+"#,
     );
     let plan = |pw: &str| {
         t.run_args(&[

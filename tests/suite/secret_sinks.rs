@@ -88,9 +88,26 @@ fn the_site_never_shows_a_parameter_evaluated_from_a_secret_default() {
          display_name = \"${{inputs.token.sub_string(0, 6)}}\"\ngiven_name = \"A\"\nfamily_name = \"B\"\nemail = \"a@example.com\"\n```\n"
     );
     let t = Test::new()
-        .file("book/book.toml", "[book]\ntitle = \"t\"\n")
-        .file("book/src/SUMMARY.md", "# Summary\n\n<!-- runbooks -->\n")
-        .file("runbooks/README.md", "# Index\n\n- [Derived](derived.md)\n")
+        .file(
+            "book/book.toml",
+            r#"[book]
+title = "t"
+"#,
+        )
+        .file(
+            "book/src/SUMMARY.md",
+            r#"# Summary
+
+<!-- runbooks -->
+"#,
+        )
+        .file(
+            "runbooks/README.md",
+            r#"# Index
+
+- [Derived](derived.md)
+"#,
+        )
         .file("runbooks/derived.md", rb);
     let out = t.run_args(&["render".into()]);
     out.code_is(0);

@@ -54,16 +54,34 @@ fn run(t: &Test, extra: &[&str]) -> Output {
 
 #[test]
 fn a_ladder_or_a_fan_out_over_a_manual_steps_secret_answer_tells_nothing() {
-    let ask = "```manual id=ask\n[ask.pin]\nprompt = \"PIN\"\nsecret = true\n```";
+    let ask = r#"```manual id=ask
+[ask.pin]
+prompt = "PIN"
+secret = true
+```"#;
     let t = Test::new()
         .file(
             "r.md",
             format!(
-                "# R\n\n{ask}\n\n```rhai id=ladder\n{}\n#{{}}\n```\n",
+                r#"# R
+
+{ask}
+
+```rhai id=ladder
+{}
+#{{}}
+```
+"#,
                 ladder("steps.ask.pin", DIGITS)
             ),
         )
-        .file("a.toml", "[steps.ask]\nconfirm = true\npin = \"4821\"\n");
+        .file(
+            "a.toml",
+            r#"[steps.ask]
+confirm = true
+pin = "4821"
+"#,
+        );
     let out = run(&t, &["--answers", "a.toml"]);
     only_the_steps_place(&out, "9:1");
     // The answers file is the test's, not the tool's.
@@ -73,9 +91,24 @@ fn a_ladder_or_a_fan_out_over_a_manual_steps_secret_answer_tells_nothing() {
     let t = Test::new()
         .file(
             "r.md",
-            format!("# R\n\n{ask}\n\n```rhai id=fan for-each='steps.ask.pin.to_chars()'\n#{{}}\n```\n"),
+            format!(
+                r#"# R
+
+{ask}
+
+```rhai id=fan for-each='steps.ask.pin.to_chars()'
+#{{}}
+```
+"#
+            ),
         )
-        .file("a.toml", "[steps.ask]\nconfirm = true\npin = \"4821\"\n");
+        .file(
+            "a.toml",
+            r#"[steps.ask]
+confirm = true
+pin = "4821"
+"#,
+        );
     // `check` sees the secret answer: refused before anything runs (exit 2).
     let out = run(&t, &["--answers", "a.toml"]);
     out.code_is(2).stderr_has("`for-each=` reads the secret `steps.ask`");
@@ -95,7 +128,9 @@ fn a_ladder_or_a_fan_out_over_the_environments_access_key_id_as_aws_answers_it_t
         let k = k.access_key().cloned().expect("key");
         (k.access_key_id().to_string(), k.secret_access_key().to_string())
     });
-    let keys = "```aws iam:ListAccessKeys id=keys\nUserName = \"ci\"\n```";
+    let keys = r#"```aws iam:ListAccessKeys id=keys
+UserName = "ci"
+```"#;
     let key = "steps.keys.AccessKeyMetadata[0].AccessKeyId";
     let as_ci = |body: String| {
         Test::new()
@@ -106,7 +141,16 @@ fn a_ladder_or_a_fan_out_over_the_environments_access_key_id_as_aws_answers_it_t
     };
     // The fifth character onwards is the key's own (AKIA is every key's prefix).
     let t = as_ci(format!(
-        "# R\n\n{keys}\n\n```rhai id=ladder\nlet k = {key}.sub_string(4);\n{}\n#{{}}\n```\n",
+        r#"# R
+
+{keys}
+
+```rhai id=ladder
+let k = {key}.sub_string(4);
+{}
+#{{}}
+```
+"#,
         ladder("k", KEY_CHARS)
     ));
     only_the_steps_place(&run(&t, &[]), "7:1");
@@ -116,7 +160,14 @@ fn a_ladder_or_a_fan_out_over_the_environments_access_key_id_as_aws_answers_it_t
     plan.stdout_has("it reads a secret: a plan does not run it");
 
     let t = as_ci(format!(
-        "# R\n\n{keys}\n\n```rhai id=fan for-each='{key}.to_chars()'\n#{{}}\n```\n"
+        r#"# R
+
+{keys}
+
+```rhai id=fan for-each='{key}.to_chars()'
+#{{}}
+```
+"#
     ));
     let out = run(&t, &[]);
     out.code_is(1).stderr_has("`for-each=` reads a secret");
@@ -130,13 +181,28 @@ fn a_ladder_or_a_fan_out_over_the_environments_access_key_id_as_aws_answers_it_t
 #[test]
 fn a_ladder_or_a_fan_out_over_a_sensitive_member_tells_nothing() {
     let moto = Moto::start();
-    let make = "```aws secretsmanager:CreateSecret id=make\nName = \"db\"\nSecretString = \"7319\"\n```";
-    let got = "```aws secretsmanager:GetSecretValue id=got\nSecretId = \"db\"\n```";
+    let make = r#"```aws secretsmanager:CreateSecret id=make
+Name = "db"
+SecretString = "7319"
+```"#;
+    let got = r#"```aws secretsmanager:GetSecretValue id=got
+SecretId = "db"
+```"#;
     let t = Test::new()
         .file(
             "r.md",
             format!(
-                "# R\n\n{make}\n\n{got}\n\n```rhai id=ladder\n{}\n#{{}}\n```\n",
+                r#"# R
+
+{make}
+
+{got}
+
+```rhai id=ladder
+{}
+#{{}}
+```
+"#,
                 ladder("steps.got.SecretString", DIGITS)
             ),
         )
@@ -150,7 +216,16 @@ fn a_ladder_or_a_fan_out_over_a_sensitive_member_tells_nothing() {
     let t = Test::new()
         .file(
             "r.md",
-            format!("# R\n\n{got}\n\n```rhai id=fan for-each='steps.got.SecretString.to_chars()'\n#{{}}\n```\n"),
+            format!(
+                r#"# R
+
+{got}
+
+```rhai id=fan for-each='steps.got.SecretString.to_chars()'
+#{{}}
+```
+"#
+            ),
         )
         .aws(&moto.endpoint);
     let out = run(&t, &[]);
@@ -186,7 +261,11 @@ fn a_plans_output_does_not_depend_on_a_secret_it_reads() {
             .chars()
             .map(|c| {
                 format!(
-                    "```rhai id={id}-{}\nif {value}.sub_string({at}, 1) == \"{c}\" {{ fail(\"x\") }}\n#{{}}\n```\n",
+                    r#"```rhai id={id}-{}
+if {value}.sub_string({at}, 1) == "{c}" {{ fail("x") }}
+#{{}}
+```
+"#,
                     c.to_ascii_lowercase()
                 )
             })
@@ -194,7 +273,19 @@ fn a_plans_output_does_not_depend_on_a_secret_it_reads() {
             .join("\n")
     };
     let body = format!(
-        "# R\n\n```runbook\n[inputs.pw]\nprompt = \"pw\"\nsecret = true\n```\n\n```aws iam:ListAccessKeys id=keys\n```\n\n{}\n{}",
+        r#"# R
+
+```runbook
+[inputs.pw]
+prompt = "pw"
+secret = true
+```
+
+```aws iam:ListAccessKeys id=keys
+```
+
+{}
+{}"#,
         steps("key", "steps.keys.AccessKeyMetadata[0].AccessKeyId", at),
         steps("pw", "inputs.pw", 4)
     );

@@ -167,7 +167,12 @@ fn no_secret_or_credential_in_anything_a_run_writes() {
         let rb = runbook::load::read(&path).expect("read");
         let (model, _) = runbook::analyzer::check(&rb, &runbook_plugins::Registry::builtin());
         for s in model.steps.iter().filter(|s| s.executor.word() == "manual") {
-            toml.push_str(&format!("[steps.{}]\nconfirm = true\n", s.id));
+            toml.push_str(&format!(
+                r#"[steps.{}]
+confirm = true
+"#,
+                s.id
+            ));
             for (step, k, v) in answers.iter().chain(PLAIN_ANSWERS) {
                 if *step == s.id {
                     toml.push_str(&format!("{k} = \"{v}\"\n"));
@@ -262,7 +267,11 @@ fn credentials_quoted_by_an_aws_error_are_masked_wherever_the_error_goes() {
     let t = Test::new()
         .file(
             "r.md",
-            "# Org\n\n```aws organizations.ensure-organization id=org\n```\n",
+            r#"# Org
+
+```aws organizations.ensure-organization id=org
+```
+"#,
         )
         .env("AWS_ENDPOINT_URL", &proxy.endpoint)
         .env("AWS_REGION", "us-east-1")

@@ -63,7 +63,12 @@ fn short_test_credentials_do_not_mask_ordinary_words() {
     let out = Test::new()
         .file(
             "r.md",
-            "# syntax probe\n\n```rhai id=a\n#{ word: \"xylophone\" }\n```\n",
+            r#"# syntax probe
+
+```rhai id=a
+#{ word: "xylophone" }
+```
+"#,
         )
         .env("AWS_ACCESS_KEY_ID", "x")
         .env("AWS_SECRET_ACCESS_KEY", "x")
@@ -241,7 +246,31 @@ VirtualMFADeviceName = "probe"
 #[test]
 fn an_answer_to_a_request_that_held_a_secret_is_secret() {
     let moto = Moto::shared();
-    let text = "# Echo\n\n```runbook\n[inputs.pw]\nsecret = true\n```\n\n```aws s3:CreateBucket id=b\nBucket = \"bkt-one\"\n```\n\n```aws s3:ListObjectsV2 id=ls\nBucket = \"bkt-one\"\nPrefix = \"${inputs.pw}\"\nEncodingType = \"url\"\n```\n\n```rhai id=p\n#{ p: steps.ls.Prefix }\n```\n\n```manual id=show\ninstructions = \"P ${steps.ls.Prefix}\"\n```\n";
+    let text = r#"# Echo
+
+```runbook
+[inputs.pw]
+secret = true
+```
+
+```aws s3:CreateBucket id=b
+Bucket = "bkt-one"
+```
+
+```aws s3:ListObjectsV2 id=ls
+Bucket = "bkt-one"
+Prefix = "${inputs.pw}"
+EncodingType = "url"
+```
+
+```rhai id=p
+#{ p: steps.ls.Prefix }
+```
+
+```manual id=show
+instructions = "P ${steps.ls.Prefix}"
+```
+"#;
     let t = Test::new().aws(&moto.endpoint).file("r.md", text);
     for pw in ["Tr0ub4dor&3/x", "correct horse/battery", "a+b/c"] {
         let encoded: String = pw.replace('&', "%26").replace(' ', "%20").replace('+', "%2B");

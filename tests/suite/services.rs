@@ -10,7 +10,11 @@ use crate::common::{Moto, Test, files, moto_server};
 pub(crate) fn boto(endpoint: &str, code: &str) -> String {
     let python = moto_server().with_file_name("python");
     let script = format!(
-        "import boto3, json\ndef c(s, region='us-east-1'):\n    return boto3.client(s, endpoint_url='{endpoint}', region_name=region, aws_access_key_id='testing', aws_secret_access_key='testing')\n{code}\n"
+        r#"import boto3, json
+def c(s, region='us-east-1'):
+    return boto3.client(s, endpoint_url='{endpoint}', region_name=region, aws_access_key_id='testing', aws_secret_access_key='testing')
+{code}
+"#
     );
     let out = Command::new(python)
         .args(["-c", &script])
@@ -90,7 +94,10 @@ fn an_s3_listing_is_read_to_its_last_page_by_the_models_paginator() {
     let moto = Moto::shared();
     boto(
         &moto.endpoint,
-        "s3 = c('s3')\ns3.create_bucket(Bucket='paged')\nfor k in ['a/1', 'a/2', 'b 3']:\n    s3.put_object(Bucket='paged', Key=k, Body=b'x')",
+        r#"s3 = c('s3')
+s3.create_bucket(Bucket='paged')
+for k in ['a/1', 'a/2', 'b 3']:
+    s3.put_object(Bucket='paged', Key=k, Body=b'x')"#,
     );
     let text = r#"# Pages
 
@@ -356,7 +363,9 @@ ChangeBatch = { Comment = "baseline", Changes = [{ Action = "UPSERT", ResourceRe
     assert_eq!(
         boto(
             &moto.endpoint,
-            "r = c('route53')\nz = r.list_hosted_zones()['HostedZones'][0]\nprint(z['Name'], [x['ResourceRecords'][0]['Value'] for x in r.list_resource_record_sets(HostedZoneId=z['Id'])['ResourceRecordSets'] if x['Type'] == 'A'])"
+            r#"r = c('route53')
+z = r.list_hosted_zones()['HostedZones'][0]
+print(z['Name'], [x['ResourceRecords'][0]['Value'] for x in r.list_resource_record_sets(HostedZoneId=z['Id'])['ResourceRecordSets'] if x['Type'] == 'A'])"#
         ),
         "example.internal. ['10.0.0.7']"
     );

@@ -87,7 +87,12 @@ fn raw_html_and_unsafe_links_never_reach_the_site_and_check_says_where() {
 fn every_page_has_a_policy_that_allows_no_inline_script_but_its_own() {
     let t = project(HOSTILE).file(
         "book/book.toml",
-        "[book]\ntitle = \"t\"\n\n[output.html.redirect]\n\"/old.html\" = \"runbooks/r.html\"\n",
+        r#"[book]
+title = "t"
+
+[output.html.redirect]
+"/old.html" = "runbooks/r.html"
+"#,
     );
     t.run_args(&["render".into()]).code_is(0);
     let mut pages = 0;
@@ -187,7 +192,10 @@ email = "pat@example.com"
     // Pasted into a real shell, with `aws` standing for a program that prints its arguments.
     let out = std::process::Command::new("sh")
         .arg("-c")
-        .arg(format!("aws() {{ printf '%s\\n' \"$@\"; }}\n{line}"))
+        .arg(format!(
+            r#"aws() {{ printf '%s\n' "$@"; }}
+{line}"#
+        ))
         .current_dir(t.dir.path())
         .output()
         .expect("sh");
@@ -217,7 +225,14 @@ email = "pat@example.com"
 /// was computed over its own inline script), an SVG. None reaches the site; images and styles do.
 #[test]
 fn no_file_of_the_book_is_published_as_script() {
-    let t = project("# R\n\n```rhai id=x\n#{}\n```\n");
+    let t = project(
+        r#"# R
+
+```rhai id=x
+#{}
+```
+"#,
+    );
     let t = t
         .file("book/src/p.html", "<script>document.title=\"INLINE-PWNED\"</script>")
         .file(
@@ -257,7 +272,19 @@ fn no_file_of_the_book_is_published_as_script() {
 #[test]
 fn literal_sensitive_values_of_a_call_are_not_published() {
     let t = project(
-        "# R\n\n```aws ssm:PutParameter id=p\nName = \"/app/db\"\nValue = \"LITERALSENSITIVEVALUE\"\nType = \"String\"\n```\n\n```aws iam:CreateLoginProfile id=l\nUserName = \"ops\"\nPassword = 'LOGINPROFILEPASSWORD'\n```\n",
+        r#"# R
+
+```aws ssm:PutParameter id=p
+Name = "/app/db"
+Value = "LITERALSENSITIVEVALUE"
+Type = "String"
+```
+
+```aws iam:CreateLoginProfile id=l
+UserName = "ops"
+Password = 'LOGINPROFILEPASSWORD'
+```
+"#,
     );
     t.run_args(&["render".into()]).code_is(0);
     let mut seen = false;

@@ -113,64 +113,153 @@ fn an_export_is_deterministic_and_its_yaml_and_json_are_one_document() {
 /// What cannot be exported, each at its position, with a help line; nothing is written.
 const REFUSED: &[(&str, &str, &[&str])] = &[
     (
-        "# Net\n\n```net check-reachable id=probe\nurls = [\"https://example.com\"]\n```\n",
+        r#"# Net
+
+```net check-reachable id=probe
+urls = ["https://example.com"]
+```
+"#,
         "r.md:3:4: error: cannot export `net check-reachable`: it probes the network of the machine it runs on",
         &[
             "= help: leave it out with `--skip probe`, and run it where the operator is: `runbook run r.md --only probe`",
         ],
     ),
     (
-        "# Fan-out\n\n```rhai id=names\n#{ list: [\"a\", \"b\"] }\n```\n\n```rhai id=each for-each='steps.names.list'\n#{ upper: item.to_upper() }\n```\n\n```rhai id=after\n#{ n: steps.each.results.len() }\n```\n",
+        r#"# Fan-out
+
+```rhai id=names
+#{ list: ["a", "b"] }
+```
+
+```rhai id=each for-each='steps.names.list'
+#{ upper: item.to_upper() }
+```
+
+```rhai id=after
+#{ n: steps.each.results.len() }
+```
+"#,
         "r.md:12:7: error: cannot export a reference to the outputs of `each`: it is a for-each step, and aws:loop keeps no per-item outputs",
         &["= help: read the items again in a later step that is not a fan-out"],
     ),
     (
-        "# While\n\n```rhai id=loops\nlet i = 0;\nwhile i < 3 { i += 1; }\n#{ n: i }\n```\n",
+        r#"# While
+
+```rhai id=loops
+let i = 0;
+while i < 3 { i += 1; }
+#{ n: i }
+```
+"#,
         "r.md:5:1: error: cannot export a `while`/`loop`/`do` loop",
         &["= help: rewrite it with the exportable Rhai subset"],
     ),
     (
-        "# Closure\n\n```rhai id=closures\nlet xs = [1, 2].map(|x| x + 1);\n#{ xs: xs }\n```\n",
+        r#"# Closure
+
+```rhai id=closures
+let xs = [1, 2].map(|x| x + 1);
+#{ xs: xs }
+```
+"#,
         "r.md:4:17: error: cannot export `.map(...)` with a closure: closures are outside the exportable Rhai subset",
         &[],
     ),
     (
-        "# Division\n\n```rhai id=half\n#{ half: 7 / 2 }\n```\n",
+        r#"# Division
+
+```rhai id=half
+#{ half: 7 / 2 }
+```
+"#,
         "r.md:4:12: error: cannot export the operator `/`",
         &[],
     ),
     (
-        "# Return\n\n```rhai id=early\nreturn #{ a: 1 };\n```\n",
+        r#"# Return
+
+```rhai id=early
+return #{ a: 1 };
+```
+"#,
         "r.md:4:1: error: cannot export `return`: end the script with the map of its outputs instead",
         &[],
     ),
     (
-        "# Fn\n\n```rhai id=f\nfn twice(x) { x + x }\n#{ a: twice(1) }\n```\n",
+        r#"# Fn
+
+```rhai id=f
+fn twice(x) { x + x }
+#{ a: twice(1) }
+```
+"#,
         "error: cannot export the function `twice`",
         &[],
     ),
     (
-        "# Secret\n\n```runbook\n[inputs.token]\nprompt = \"Token\"\nsecret = true\n```\n\n```manual id=show\ninstructions = \"Paste ${inputs.token} into the console.\"\n```\n",
+        r#"# Secret
+
+```runbook
+[inputs.token]
+prompt = "Token"
+secret = true
+```
+
+```manual id=show
+instructions = "Paste ${inputs.token} into the console."
+```
+"#,
         "r.md:9:4: error: cannot export `show`: its message would show a secret to every approver",
         &["= help: keep secrets to scripts"],
     ),
     (
-        "# Secret\n\n```runbook\n[inputs.token]\nsecret = true\n```\n\n```aws identitystore.find-user id=who\nidentity_store_id = \"d-1234567890\"\nuser_name = \"${inputs.token}\"\n```\n",
+        r#"# Secret
+
+```runbook
+[inputs.token]
+secret = true
+```
+
+```aws identitystore.find-user id=who
+identity_store_id = "d-1234567890"
+user_name = "${inputs.token}"
+```
+"#,
         "r.md:8:4: error: cannot export `who`: it passes a secret to `identitystore.find-user`, whose parameters an execution records",
         &[],
     ),
     (
-        "# Secret\n\n```runbook\n[inputs.token]\nsecret = true\n```\n\n```rhai id=derive\n#{ len: inputs.token.len() }\n```\n",
+        r#"# Secret
+
+```runbook
+[inputs.token]
+secret = true
+```
+
+```rhai id=derive
+#{ len: inputs.token.len() }
+```
+"#,
         "r.md:8:4: error: cannot export `derive`: it reads a secret and returns outputs, which an execution shows to whoever can read it",
         &["= help: mark the outputs that hold no secret with `public=NAME,...`"],
     ),
     (
-        "# Run user\n\n```rhai id=who\n#{ by: run.user }\n```\n",
+        r#"# Run user
+
+```rhai id=who
+#{ by: run.user }
+```
+"#,
         "r.md:4:8: error: cannot export `run.user`: an Automation execution has no operator at a terminal",
         &["= help: make it an input of the runbook"],
     ),
     (
-        "# Case\n\n```aws support.case-status id=status\ncase_id = \"case-123\"\n```\n",
+        r#"# Case
+
+```aws support.case-status id=status
+case_id = "case-123"
+```
+"#,
         "r.md:3:4: error: cannot export `aws support.case-status`: the export has no lowering for it yet",
         &["= help: leave it out with `--skip status`"],
     ),
@@ -192,7 +281,12 @@ fn each_construct_that_cannot_be_exported_is_an_error_at_its_position() {
     // Automation's own limits: 100 loop items, 4,096 characters in an approval's message.
     let items: Vec<String> = (0..101).map(|n| format!("\"i{n}\"")).collect();
     let many = format!(
-        "# Many\n\n```rhai id=each for-each='[{}]'\n#{{ x: item }}\n```\n",
+        r#"# Many
+
+```rhai id=each for-each='[{}]'
+#{{ x: item }}
+```
+"#,
         items.join(", ")
     );
     Test::new()
@@ -202,7 +296,12 @@ fn each_construct_that_cannot_be_exported_is_an_error_at_its_position() {
         .code_is(2)
         .stderr_has("r.md:3:27: error: cannot export a for-each of 101 items: aws:loop takes at most 100");
     let long = format!(
-        "# Long\n\n```manual id=read\ninstructions = \"{}\"\n```\n",
+        r#"# Long
+
+```manual id=read
+instructions = "{}"
+```
+"#,
         "x".repeat(4100)
     );
     Test::new()

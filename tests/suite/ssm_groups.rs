@@ -10,7 +10,26 @@ use crate::common::{Moto, Test};
 #[test]
 fn a_group_membership_exported_is_made_once_and_again_after_it_was_removed() {
     let tools = node_tools();
-    let text = "# Team\n\n```aws sso-admin.find-instance id=ic\n```\n\n```aws identitystore.ensure-user id=bob\nidentity_store_id = \"${steps.ic.identity_store_id}\"\nuser_name = \"bob\"\ndisplay_name = \"Bob\"\ngiven_name = \"Bob\"\nfamily_name = \"Ops\"\nemail = \"bob@example.com\"\n```\n\n```aws identitystore.ensure-group-membership id=member\nidentity_store_id = \"${steps.ic.identity_store_id}\"\ngroup = \"Operators\"\nuser_name = \"bob\"\n```\n";
+    let text = r#"# Team
+
+```aws sso-admin.find-instance id=ic
+```
+
+```aws identitystore.ensure-user id=bob
+identity_store_id = "${steps.ic.identity_store_id}"
+user_name = "bob"
+display_name = "Bob"
+given_name = "Bob"
+family_name = "Ops"
+email = "bob@example.com"
+```
+
+```aws identitystore.ensure-group-membership id=member
+identity_store_id = "${steps.ic.identity_store_id}"
+group = "Operators"
+user_name = "bob"
+```
+"#;
     let t = Test::new().file("team.md", text);
     let doc = exported(&t, "team.md", "team.ssm.yaml");
     let moto = Moto::start();
@@ -81,7 +100,20 @@ fn a_group_membership_exported_is_made_once_and_again_after_it_was_removed() {
 #[test]
 fn an_exported_ensure_user_refuses_someone_elses_user_of_the_same_name() {
     let tools = node_tools();
-    let text = "# Team\n\n```aws sso-admin.find-instance id=ic\n```\n\n```aws identitystore.ensure-user id=bob\nidentity_store_id = \"${steps.ic.identity_store_id}\"\nuser_name = \"bob\"\ndisplay_name = \"Bob\"\ngiven_name = \"Bob\"\nfamily_name = \"Ops\"\nemail = \"bob@example.com\"\n```\n";
+    let text = r#"# Team
+
+```aws sso-admin.find-instance id=ic
+```
+
+```aws identitystore.ensure-user id=bob
+identity_store_id = "${steps.ic.identity_store_id}"
+user_name = "bob"
+display_name = "Bob"
+given_name = "Bob"
+family_name = "Ops"
+email = "bob@example.com"
+```
+"#;
     let t = Test::new().file("team.md", text);
     let doc = exported(&t, "team.md", "team.ssm.yaml");
     let moto = Moto::start();
@@ -112,10 +144,17 @@ fn an_exported_ensure_user_refuses_someone_elses_user_of_the_same_name() {
             .expect("user")
     });
     let (code, stdout, stderr) = simulation(&tools, &doc, &moto.endpoint, &serde_json::json!({}));
-    assert_ne!(code, 0, "the export took someone else's user:\n{stdout}\n{stderr}");
+    assert_ne!(
+        code, 0,
+        r#"the export took someone else's user:
+{stdout}
+{stderr}"#
+    );
     assert!(
         format!("{stdout}{stderr}").contains("mallory@example.com"),
-        "the refusal does not say whose it is:\n{stdout}\n{stderr}"
+        r#"the refusal does not say whose it is:
+{stdout}
+{stderr}"#
     );
 }
 
@@ -125,7 +164,18 @@ fn an_exported_ensure_user_refuses_someone_elses_user_of_the_same_name() {
 #[test]
 fn an_exported_permission_set_is_brought_to_exactly_what_is_asked() {
     let tools = node_tools();
-    let text = "# Set\n\n```aws sso-admin.find-instance id=ic\n```\n\n```aws sso-admin.ensure-permission-set id=ps\ninstance_arn = \"${steps.ic.instance_arn}\"\nname = \"ReadOnly\"\nsession_duration = \"PT1H\"\nmanaged_policies = [\"ReadOnlyAccess\"]\n```\n";
+    let text = r#"# Set
+
+```aws sso-admin.find-instance id=ic
+```
+
+```aws sso-admin.ensure-permission-set id=ps
+instance_arn = "${steps.ic.instance_arn}"
+name = "ReadOnly"
+session_duration = "PT1H"
+managed_policies = ["ReadOnlyAccess"]
+```
+"#;
     let t = Test::new().file("set.md", text);
     let doc = exported(&t, "set.md", "set.ssm.yaml");
     let moto = Moto::start();

@@ -69,7 +69,11 @@ fn with_mount_rights(test: &str) -> bool {
     }
     let why = format!("SKIPPED {test}: no mount rights here and no unprivileged user namespaces (`unshare -rm`)");
     assert!(std::env::var_os("CI").is_none(), "{why}; CI must run it");
-    eprintln!("\n{why}\n");
+    eprintln!(
+        r#"
+{why}
+"#
+    );
     if let Some(f) = std::env::var_os("RUNBOOK_SKIPPED") {
         use std::io::Write;
         if let Ok(mut f) = std::fs::OpenOptions::new().append(true).create(true).open(f) {
@@ -189,7 +193,16 @@ fn a_state_dir_that_fills_mid_fan_out_stops_the_run_and_the_resume_creates_each_
     );
     let names: Vec<String> = (0..N).map(|i| format!("\"acme-f{i:02}-prod\"")).collect();
     let text = format!(
-        "# Fill\n\n```aws organizations.ensure-organization id=org\n```\n\n```aws organizations.ensure-account id=accts for-each='[{}]'\nname = \"${{item}}\"\nemail = \"aws+${{item}}@example.com\"\n```\n",
+        r#"# Fill
+
+```aws organizations.ensure-organization id=org
+```
+
+```aws organizations.ensure-account id=accts for-each='[{}]'
+name = "${{item}}"
+email = "aws+${{item}}@example.com"
+```
+"#,
         names.join(", ")
     );
     let t = Test::new().file("r.md", text).aws(&proxy.endpoint);
@@ -256,7 +269,15 @@ fn a_state_dir_that_fills_mid_fan_out_stops_the_run_and_the_resume_creates_each_
 #[test]
 fn a_state_dir_planted_as_a_link_is_refused() {
     let t = Test::new()
-        .file("r.md", "# R\n\n```rhai id=one\n#{ a: 1 }\n```\n")
+        .file(
+            "r.md",
+            r#"# R
+
+```rhai id=one
+#{ a: 1 }
+```
+"#,
+        )
         .file("elsewhere/keep.txt", "keep me\n");
     std::os::unix::fs::symlink(t.path("elsewhere"), t.path(".runbook")).expect("link");
     let out = t.run_args(&["run".into(), "r.md".into()]);

@@ -7,7 +7,15 @@ use crate::common::{Moto, Test, block_on, sdk};
 
 pub(crate) fn not_activated_answers(account_id: &str) -> String {
     format!(
-        "[inputs]\naccount_email = \"it.admins@example.com\"\n[steps.email-and-browser]\nconfirm = true\nreachable = \"Monday 10:00 UTC\"\n[steps.root-sign-in]\nconfirm = true\naccount_id = \"{account_id}\"\n"
+        r#"[inputs]
+account_email = "it.admins@example.com"
+[steps.email-and-browser]
+confirm = true
+reachable = "Monday 10:00 UTC"
+[steps.root-sign-in]
+confirm = true
+account_id = "{account_id}"
+"#
     )
 }
 
@@ -237,7 +245,15 @@ fn the_cc_addresses_reach_the_case_and_a_case_with_another_subject_is_not_adopte
     });
     let subject = "Account activation: copy the team";
     let text = format!(
-        "# Case\n\n```aws support.ensure-case id=c\nsubject = \"{subject}\"\nbody = \"Please activate.\"\naccount_id = \"123456789012\"\ncc = [\"it.admins@example.com\", \"security@example.com\"]\n```\n"
+        r#"# Case
+
+```aws support.ensure-case id=c
+subject = "{subject}"
+body = "Please activate."
+account_id = "123456789012"
+cc = ["it.admins@example.com", "security@example.com"]
+```
+"#
     );
     let t = Test::new().file("r.md", text).aws(&moto.endpoint);
     let out = t.run_args(&["run".into(), "r.md".into(), "--yes".into()]);

@@ -68,10 +68,24 @@ fn offboarding_verifies_clean_then_drifted_then_clean_after_the_repair() {
 #[test]
 fn verify_names_each_kind_of_drift() {
     let moto = Moto::shared();
-    let org = "```aws organizations.ensure-organization id=org\n```\n\n```manual id=checked\ninstructions = \"Look at the organization in the console.\"\nverify = \"aws organizations.check-management-account\"\n```\n";
+    let org = r#"```aws organizations.ensure-organization id=org
+```
+
+```manual id=checked
+instructions = "Look at the organization in the console."
+verify = "aws organizations.check-management-account"
+```
+"#;
     let t = Test::new().aws(&moto.endpoint).file(
         "r.md",
-        format!("# Org\n\n{org}\n```aws organizations:ListAccounts id=accounts\n```\n"),
+        format!(
+            r#"# Org
+
+{org}
+```aws organizations:ListAccounts id=accounts
+```
+"#
+        ),
     );
     t.run_args(&["run".into(), "r.md".into(), "--yes".into()]).code_is(0);
     let clean = verify(&t, "r.md");
@@ -109,9 +123,14 @@ fn verify_names_each_kind_of_drift() {
 
     // Out of band: the organization is deleted (in a moto of its own, with no member account).
     let moto = Moto::shared();
-    let t = Test::new()
-        .aws(&moto.endpoint)
-        .file("o.md", format!("# Org only\n\n{org}"));
+    let t = Test::new().aws(&moto.endpoint).file(
+        "o.md",
+        format!(
+            r#"# Org only
+
+{org}"#
+        ),
+    );
     t.run_args(&["run".into(), "o.md".into(), "--yes".into()]).code_is(0);
     verify(&t, "o.md").code_is(0);
     block_on(async {
@@ -152,7 +171,15 @@ fn verify_names_each_kind_of_drift() {
 /// A run that did not finish is not an end state: verify says so and exits 1, not 2.
 #[test]
 fn verify_of_a_run_that_did_not_finish_is_an_error() {
-    let t = Test::new().file("r.md", "# R\n\n```rhai id=boom\nthrow \"no\";\n```\n");
+    let t = Test::new().file(
+        "r.md",
+        r#"# R
+
+```rhai id=boom
+throw "no";
+```
+"#,
+    );
     t.run_args(&["run".into(), "r.md".into()]).code_is(1);
     t.run_args(&["verify".into(), "r.md".into()])
         .code_is(1)
@@ -163,10 +190,24 @@ fn verify_of_a_run_that_did_not_finish_is_an_error() {
 /// input, never drift (attacker finding: 2, "m drifted", with nothing changed in AWS).
 #[test]
 fn verify_with_other_inputs_than_the_run_is_an_error_not_drift() {
-    let text = "# S\n\n```runbook\n[inputs.pw]\nprompt = \"pw\"\nsecret = true\n```\n\n```manual id=m\ninstructions = \"Check ${inputs.pw}\"\n```\n";
-    let t = Test::new()
-        .file("s.md", text)
-        .file("a.toml", "[inputs]\npw = \"hunter2-canary\"\n");
+    let text = r#"# S
+
+```runbook
+[inputs.pw]
+prompt = "pw"
+secret = true
+```
+
+```manual id=m
+instructions = "Check ${inputs.pw}"
+```
+"#;
+    let t = Test::new().file("s.md", text).file(
+        "a.toml",
+        r#"[inputs]
+pw = "hunter2-canary"
+"#,
+    );
     t.run_args(&[
         "run".into(),
         "s.md".into(),
@@ -193,11 +234,25 @@ fn verify_with_other_inputs_than_the_run_is_an_error_not_drift() {
 #[test]
 fn a_finished_change_by_name_with_a_secret_answer_is_trusted_not_drift() {
     let moto = Moto::shared();
-    let text = "# U\n\n```runbook\n[inputs.pw]\nprompt = \"pw\"\nsecret = true\n```\n\n```aws iam:CreateUser id=u\nUserName = \"tagged\"\nTags = [{ Key = \"k\", Value = \"${inputs.pw}\" }]\n```\n";
-    let t = Test::new()
-        .aws(&moto.endpoint)
-        .file("u.md", text)
-        .file("a.toml", "[inputs]\npw = \"Zq9canaryX\"\n");
+    let text = r#"# U
+
+```runbook
+[inputs.pw]
+prompt = "pw"
+secret = true
+```
+
+```aws iam:CreateUser id=u
+UserName = "tagged"
+Tags = [{ Key = "k", Value = "${inputs.pw}" }]
+```
+"#;
+    let t = Test::new().aws(&moto.endpoint).file("u.md", text).file(
+        "a.toml",
+        r#"[inputs]
+pw = "Zq9canaryX"
+"#,
+    );
     t.run_args(&["run".into(), "u.md".into(), "--answers".into(), "a.toml".into()])
         .code_is(0);
     let out = t.run_args(&["verify".into(), "u.md".into(), "--answers".into(), "a.toml".into()]);
