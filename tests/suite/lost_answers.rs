@@ -218,16 +218,7 @@ fn resets_and_answers_past_the_attempt_timeout_still_give_one_of_each() {
             ..Rules::default()
         },
     );
-    let text = r#"# Many
-
-```aws organizations.ensure-organization id=org
-```
-
-```aws organizations.ensure-account id=accts for-each='["acme-a-prod", "acme-b-prod", "acme-c-prod", "acme-d-prod", "acme-e-prod"]' timeout=60s
-name = "${item}"
-email = "aws+${item}@example.com"
-```
-"#;
+    let text = crate::common::fixtures::FIVE_ACCOUNTS;
     let started = std::time::Instant::now();
     let out = Test::new()
         .file("r.md", text)

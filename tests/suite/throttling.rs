@@ -20,16 +20,7 @@ fn throttling_and_server_errors_still_complete_without_duplicates() {
             ..Rules::default()
         },
     );
-    let text = r#"# Many
-
-```aws organizations.ensure-organization id=org
-```
-
-```aws organizations.ensure-account id=accts for-each='["acme-a-prod", "acme-b-prod", "acme-c-prod", "acme-d-prod", "acme-e-prod"]' timeout=60s
-name = "${item}"
-email = "aws+${item}@example.com"
-```
-"#;
+    let text = crate::common::fixtures::FIVE_ACCOUNTS;
     let out = Test::new()
         .file("r.md", text)
         .aws(&proxy.endpoint)

@@ -27,6 +27,18 @@ pub(crate) fn accounts(endpoint: &str) -> usize {
     })
 }
 
+/// An organization and five member accounts, made by one fan-out.
+pub(crate) const FIVE_ACCOUNTS: &str = r#"# Many
+
+```aws organizations.ensure-organization id=org
+```
+
+```aws organizations.ensure-account id=accts for-each='["acme-a-prod", "acme-b-prod", "acme-c-prod", "acme-d-prod", "acme-e-prod"]' timeout=60s
+name = "${item}"
+email = "aws+${item}@example.com"
+```
+"#;
+
 pub(crate) const ASSIGNMENT: &str = r#"# Assign
 
 ```aws sso-admin.find-instance id=ic
