@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use crate::common::site::{Served, project};
 use crate::common::{Test, repo};
 
 fn read(p: &Path) -> String {
@@ -207,14 +208,6 @@ fn a_runbook_with_errors_is_not_rendered() {
 
 // ---------------------------------------------------------------------------------------------
 // Hostile runbooks, book pages and command lines (issue 14). Each attack runs through the binary.
-
-/// A scratch project: a minimal book and one runbook `runbooks/r.md`.
-fn project(runbook: &str) -> Test {
-    Test::new()
-        .file("book/book.toml", "[book]\ntitle = \"t\"\n")
-        .file("book/src/SUMMARY.md", "# Summary\n\n<!-- runbooks -->\n")
-        .file("runbooks/r.md", runbook)
-}
 
 /// Names in `dir` that a render may have left behind (`.NAME.building-PID` and the like).
 fn leftovers(dir: &Path) -> Vec<String> {
@@ -478,42 +471,10 @@ fn every_page_forbids_loading_from_other_hosts() {
     assert!(pages >= 3, "{pages} pages");
 }
 
-/// The server's pid and port, from `render --serve 127.0.0.1:0`.
-struct Server {
-    child: std::process::Child,
-    port: u16,
-    _t: Test,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(timeout_ms: u64) -> Server {
-    use std::io::BufRead;
+/// `render --serve` on a scratch project, which lives as long as the server.
+fn serve(timeout_ms: u64) -> (Served, Test) {
     let t = project(RB);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_runbook"))
-        .args(["render", "--serve", "127.0.0.1:0"])
-        .current_dir(t.dir.path())
-        .env("RUNBOOK_SERVE_TIMEOUT_MS", timeout_ms.to_string())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("serve line");
-    let port = line
-        .split("127.0.0.1:")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"));
-    Server { child, port, _t: t }
+    (crate::common::site::serve(&t, timeout_ms), t)
 }
 
 fn status_field(pid: u32, field: &str) -> u64 {
@@ -540,7 +501,7 @@ fn get(port: u16, path: &str) -> String {
 fn serve_bounds_request_size_connections_and_time() {
     use std::io::{Read, Write};
     use std::time::{Duration, Instant};
-    let server = serve(1000);
+    let (server, _t) = serve(1000);
     let pid = server.child.id();
     assert!(get(server.port, "/").starts_with("HTTP/1.1 200"));
 

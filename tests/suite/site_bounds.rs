@@ -3,7 +3,7 @@
 //! links, any file name. What reaches a page is `site.rs`.
 
 use crate::common::Test;
-use crate::common::site::{files, project, read};
+use crate::common::site::{files, project, read, serve};
 
 #[test]
 fn book_toml_honours_only_documented_keys_and_paths_stay_inside() {
@@ -128,42 +128,6 @@ fn includes_cannot_amplify_a_small_book_into_a_large_site() {
     let out = t.run_args(&["check".into(), "runbooks/r0.md".into()]);
     out.code_is(2);
     out.stderr_has("than its budget");
-}
-
-/// `runbook render --serve` of `t` on a free port; killed when dropped.
-struct Served {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(t: &Test, idle_ms: u64) -> Served {
-    use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_runbook"))
-        .args(["render", "--serve", "127.0.0.1:0"])
-        .current_dir(t.dir.path())
-        .env("RUNBOOK_SERVE_TIMEOUT_MS", idle_ms.to_string())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("serve line");
-    let port = line
-        .split("127.0.0.1:")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"));
-    Served { child, port }
 }
 
 fn kib(pid: u32, field: &str) -> u64 {

@@ -35,3 +35,40 @@ pub fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     }
     out
 }
+
+/// A `render --serve` process and the port it printed; killed when dropped.
+pub struct Served {
+    pub child: std::process::Child,
+    pub port: u16,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `render --serve 127.0.0.1:0` in `t`'s directory, closing idle connections after `idle_ms`.
+pub fn serve(t: &Test, idle_ms: u64) -> Served {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_runbook"))
+        .args(["render", "--serve", "127.0.0.1:0"])
+        .current_dir(t.dir.path())
+        .env("RUNBOOK_SERVE_TIMEOUT_MS", idle_ms.to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("serve line");
+    let port = line
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    Served { child, port }
+}
